@@ -1,0 +1,41 @@
+# Inference Console — the two commands that matter are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,lint]"
+	@touch $(STAMP)
+
+## setup: create .venv and install the console with its test and lint extras
+setup: $(STAMP)
+
+## run: migrate, seed the demo and start web + worker + beat; Ctrl-C stops everything
+run: setup
+	$(PY) -m console.devstack
+
+## test: the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite)
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: static checks
+lint: setup
+	$(VENV)/bin/ruff check .
+
+## format: apply the code formatter
+format: setup
+	$(VENV)/bin/ruff format .
+
+## bench: the benchmarks in tests/benchmarks (not part of `make test`)
+bench: setup
+	$(PY) -m pytest tests/benchmarks -s -p no:cacheprovider $(PYTEST_ARGS)
+
+## clean: remove local state (database, broker queue, demo logins) but keep .venv
+clean:
+	rm -rf var test-output

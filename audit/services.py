@@ -1,0 +1,78 @@
+"""Writing the audit trail. Every service that changes something calls ``record`` inside its
+own transaction, so a change and its event commit together or not at all."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from console.middleware import current_request_context
+
+SUCCESS = AuditEvent.Outcome.SUCCESS
+FAILURE = AuditEvent.Outcome.FAILURE
+DENIED = AuditEvent.Outcome.DENIED
+ERROR = AuditEvent.Outcome.ERROR
+
+
+def _json_safe(details: dict | None) -> dict:
+    # Stored exactly as it will read back, so the digest computed now verifies later.
+    return json.loads(json.dumps(details or {}, default=str))
+
+
+def _target_fields(target: Any) -> tuple[str, str, str]:
+    if isinstance(target, models.Model):
+        return target._meta.model_name, str(target.pk), str(target)[:512]
+    return "", "", ""
+
+
+def record(
+    *,
+    action: str,
+    actor: Any = None,
+    actor_name: str | None = None,
+    target: Any = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    target_repr: str | None = None,
+    project: Any = None,
+    outcome: str = SUCCESS,
+    source: str = AuditEvent.Source.CONSOLE,
+    details: dict | None = None,
+    occurred_at: datetime | None = None,
+    external_id: str = "",
+    source_ip: str | None = None,
+    user_agent: str | None = None,
+    request_id: str | None = None,
+) -> AuditEvent:
+    """Append one event. ``actor``, ``target`` and ``project`` may be model instances; their
+    ids and names are copied so the row survives their deletion. Request id, client address
+    and user agent default to the current request's (``console.middleware``)."""
+    context = current_request_context()
+    default_type, default_id, default_repr = _target_fields(target)
+    if project is None and isinstance(target, models.Model) and hasattr(target, "project_id"):
+        project = target.project
+    event = AuditEvent(
+        occurred_at=occurred_at or timezone.now(),
+        source=source,
+        actor_id=str(actor.pk) if actor is not None and getattr(actor, "pk", None) is not None else "",
+        actor_name=(actor_name if actor_name is not None else (actor.get_username() if actor is not None else ""))[:256],
+        action=action,
+        target_type=target_type if target_type is not None else default_type,
+        target_id=target_id if target_id is not None else default_id,
+        target_repr=(target_repr if target_repr is not None else default_repr)[:512],
+        project_id=project.pk if project is not None else None,
+        project_name=str(getattr(project, "name", "")) if project is not None else "",
+        outcome=outcome,
+        source_ip=source_ip if source_ip is not None else context.client_ip,
+        user_agent=(user_agent if user_agent is not None else context.user_agent)[:512],
+        request_id=request_id if request_id is not None else context.request_id,
+        details=_json_safe(details),
+        external_id=external_id,
+    )
+    event.save()
+    return event

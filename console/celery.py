@@ -1,0 +1,28 @@
+"""The Celery application and the reliability policy every task follows.
+
+Policy (settings hold the numbers): JSON only; prefetch 1; soft time limit < hard time limit
+< broker visibility timeout. Idempotent tasks are declared with ``idempotent_task`` and get
+``acks_late`` + ``reject_on_worker_lost``: a task whose worker dies is delivered again, which
+is only safe because running it twice converges to the same state. Everything else keeps
+the default early ack. Enqueue after commit with ``task.delay_on_commit(...)`` (Celery's
+Django task class) so a worker never looks for a row that is not committed yet.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+app = Celery("console")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def idempotent_task(*args, **options):
+    """``app.task`` for tasks that are safe to run twice or concurrently."""
+    options.setdefault("acks_late", True)
+    options.setdefault("reject_on_worker_lost", True)
+    return app.task(*args, **options)

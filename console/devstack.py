@@ -1,0 +1,149 @@
+"""``make run``: set up and start the whole console locally on embedded defaults.
+
+Runs migrations, collects static files and seeds the demo, then starts the web server
+(gunicorn), a Celery worker and Celery beat (filesystem broker under var/ unless REDIS_URL is
+set), prints the URL and the demo logins, and on Ctrl-C stops every process it started.
+Plain Python on purpose: it prepares the environment Django's settings read, so it cannot
+itself depend on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STOP_GRACE_SECONDS = 10
+
+
+def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = var_dir / "secret_key"
+    if not secret.exists() or not secret.read_text().strip():
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    env.setdefault("SECRET_KEY_FILE", str(secret))
+    env.setdefault("DEBUG", "false")
+    env.setdefault("CONSOLE_TLS", "false")
+    env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
+    env.setdefault("CONSOLE_BASE_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("CONSOLE_VAR_DIR", str(var_dir))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _run_step(args: list[str], env: dict[str, str]) -> None:
+    print(f"==> {' '.join(args[1:])}", flush=True)
+    subprocess.run(args, cwd=BASE_DIR, env=env, check=True)
+
+
+def _wait_for(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+class Stack:
+    """The child processes, each in its own process group so stopping one stops its workers."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.children: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str]) -> None:
+        print(f"==> starting {name}", flush=True)
+        self.children[name] = subprocess.Popen(args, cwd=BASE_DIR, env=self.env, start_new_session=True)
+
+    def exited(self) -> list[tuple[str, int]]:
+        return [(name, proc.returncode) for name, proc in self.children.items() if proc.poll() is not None]
+
+    def stop(self) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    var_dir = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var")).resolve()
+    env = _prepare_environment(var_dir, port)
+    python = sys.executable
+    bindir = Path(python).parent
+    manage = [python, str(BASE_DIR / "manage.py")]
+
+    _run_step([*manage, "migrate", "--noinput"], env)
+    _run_step([*manage, "collectstatic", "--noinput", "--verbosity", "0"], env)
+    _run_step([*manage, "seed_demo"], env)
+
+    stack = Stack(env)
+    stopping = False
+
+    def _on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    stack.start("web", [str(bindir / "gunicorn"), "console.wsgi", "--bind", f"127.0.0.1:{port}",
+                        "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning"])
+    stack.start("worker", [str(bindir / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
+                           "--concurrency", "2", "--without-gossip", "--without-mingle"])
+    stack.start("beat", [str(bindir / "celery"), "-A", "console", "beat", "--loglevel", "INFO",
+                         "--schedule", str(var_dir / "celerybeat-schedule")])
+
+    url = f"http://127.0.0.1:{port}/"
+    if not _wait_for(f"{url}healthz", 60):
+        print("The web server did not answer /healthz within 60 s; stopping.", file=sys.stderr)
+        stack.stop()
+        return 1
+
+    logins = json.loads((var_dir / "demo-logins.json").read_text())
+    print("\n" + "=" * 64)
+    print(f"Inference Console is running at {url}")
+    print("Demo logins (kept in var/demo-logins.json):")
+    for username, entry in logins.items():
+        print(f"  {username:<8} {entry['password']:<20} {entry['persona']}")
+    print("Press Ctrl-C to stop every process.")
+    print("=" * 64 + "\n", flush=True)
+
+    code = 0
+    while not stopping:
+        dead = stack.exited()
+        if dead:
+            for name, returncode in dead:
+                print(f"{name} exited with status {returncode}; stopping the stack.", file=sys.stderr)
+            code = 1
+            break
+        time.sleep(0.5)
+    print("Stopping…", flush=True)
+    stack.stop()
+    print("Stopped.", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Authentication-related models owned by the console: the user (people and service accounts)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """A person who signs in to the console, or a service account used by automation.
+
+    Service accounts authenticate only with API tokens: the login form and every password
+    backend refuse them (see ``console.auth.ConsoleModelBackend``).
+    """
+
+    is_service_account = models.BooleanField(
+        default=False,
+        help_text="Automation identity: authenticates with API tokens only, never interactively.",
+    )
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+        permissions = [
+            ("administer_platform", "Administer the platform: users, teams, clusters, runtimes"),
+            ("ingest_logs", "Post Kubernetes audit and inference logs to the ingest receivers"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
