@@ -11,6 +11,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("console.api.urls")),
+    path("api/v1/", include("endpoints.api.urls")),
+    path("", include("endpoints.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", views.SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", views.RedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -1,0 +1,466 @@
+"""Domain model of self-service deployment: where endpoints run (clusters, projects), what
+they serve (registered models and their versions, runtimes, hardware profiles), what users
+asked for (endpoints and their immutable revisions) and what the cluster reports back
+(endpoint status)."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+
+def new_ingest_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Cluster(models.Model):
+    """A Kubernetes cluster with KServe, or the built-in sandbox (a simulated cluster)."""
+
+    class Kind(models.TextChoices):
+        KUBERNETES = "kubernetes", "Kubernetes"
+        SANDBOX = "sandbox", "Sandbox (simulated)"
+
+    class Connection(models.TextChoices):
+        KUBECONFIG = "kubeconfig", "Kubeconfig file"
+        IN_CLUSTER = "in_cluster", "In-cluster service account"
+        URL = "url", "API server URL and token"
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.KUBERNETES)
+    connection = models.CharField(max_length=16, choices=Connection.choices, default=Connection.KUBECONFIG)
+    kubeconfig_path = models.CharField(
+        max_length=500, blank=True, help_text="Path of a kubeconfig file readable by the console (e.g. a mounted Secret)."
+    )
+    kubeconfig_context = models.CharField(max_length=200, blank=True)
+    api_url = models.URLField(blank=True, help_text="API server URL (sandbox or token connections).")
+    # Write-only: forms and serializers never render it back.
+    api_token = models.CharField(max_length=2000, blank=True)
+    ingress_domain = models.CharField(max_length=253, default="example.com")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.kind == self.Kind.SANDBOX
+
+    def client(self):
+        """A ``ClusterClient`` for this cluster's credentials."""
+        from endpoints.cluster import ClusterClient
+
+        if self.connection == self.Connection.IN_CLUSTER:
+            return ClusterClient.in_cluster()
+        if self.connection == self.Connection.KUBECONFIG:
+            return ClusterClient.from_kubeconfig(self.kubeconfig_path, context=self.kubeconfig_context or None)
+        return ClusterClient.for_url(self.api_url, token=self.api_token or None)
+
+
+class HardwareProfile(models.Model):
+    """An admin-defined choice of accelerator (or CPU only) with its placement and bounds."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    accelerator_resource = models.CharField(
+        max_length=100, blank=True, help_text="Extended resource name, e.g. nvidia.com/gpu. Empty for CPU only."
+    )
+    accelerator_product = models.CharField(
+        max_length=100, blank=True, help_text="Product label value, e.g. NVIDIA-A100-SXM4-80GB."
+    )
+    node_selector = models.JSONField(default=dict, blank=True)
+    tolerations = models.JSONField(default=list, blank=True)
+    default_cpu = models.CharField(max_length=20, default="1")
+    default_memory = models.CharField(max_length=20, default="2Gi")
+    max_cpu = models.CharField(max_length=20, default="16")
+    max_memory = models.CharField(max_length=20, default="64Gi")
+    max_accelerators_per_replica = models.PositiveIntegerField(default=0)
+    capacity = models.PositiveIntegerField(default=0, help_text="Accelerators of this kind available in total.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    @property
+    def has_accelerator(self) -> bool:
+        return bool(self.accelerator_resource)
+
+
+class Project(models.Model):
+    """A tenant: one namespace on one cluster. Grants on a project cover everything in it."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="projects")
+    namespace = models.CharField(max_length=63)
+    # Carried in the payload logger URL (the logger cannot authenticate); rotatable.
+    ingest_key = models.CharField(max_length=64, default=new_ingest_key, unique=True)
+    keep_payload_bodies = models.BooleanField(default=False)
+    payload_body_limit = models.PositiveIntegerField(default=64 * 1024)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "namespace"], name="project_unique_namespace_per_cluster")
+        ]
+        permissions = [
+            ("deploy_project", "Create and change endpoints in the project"),
+            ("infer_project", "Call the project's endpoints"),
+            ("manage_project", "Manage the project's grants and settings"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+
+class ProjectQuota(models.Model):
+    """How many accelerators of one hardware profile a project may request in total."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quotas")
+    hardware_profile = models.ForeignKey(HardwareProfile, on_delete=models.CASCADE, related_name="quotas")
+    max_accelerators = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "hardware_profile"], name="quota_unique_profile_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.max_accelerators} × {self.hardware_profile}"
+
+
+class ServingRuntime(models.Model):
+    """A catalog entry mirroring a KServe (Cluster)ServingRuntime.
+
+    Built-in entries describe KServe's default ClusterServingRuntimes (endpoints/catalog.py).
+    Custom ones are added by admins; the console then applies the ServingRuntime object in
+    each project's namespace that uses it.
+    """
+
+    name = models.SlugField(max_length=63, unique=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    built_in = models.BooleanField(default=False)
+    # [{"name": "sklearn", "version": "1", "autoSelect": true, "priority": 1}, ...]
+    supported_formats = models.JSONField(default=list)
+    # ["v1", "v2"]; empty means the runtime accepts any protocol (as KServe treats it)
+    protocols = models.JSONField(default=list, blank=True)
+    openai_compatible = models.BooleanField(default=False)
+    openai_route_prefix = models.CharField(max_length=40, blank=True)
+    multi_model = models.BooleanField(default=False)
+    disabled = models.BooleanField(default=False)
+    container_image = models.CharField(max_length=300, blank=True)
+    container_args = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RegisteredModel(models.Model):
+    """A model a team registers once and versions over time."""
+
+    class Task(models.TextChoices):
+        CLASSIFICATION = "classification", "Classification"
+        REGRESSION = "regression", "Regression"
+        LLM_CHAT = "llm-chat", "LLM chat"
+        LLM_COMPLETION = "llm-completion", "LLM completion"
+        EMBEDDING = "embedding", "Embedding"
+        OTHER = "other", "Other"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="models")
+    name = models.SlugField(max_length=63)
+    task = models.CharField(max_length=20, choices=Task.choices, default=Task.CLASSIFICATION)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="model_unique_name_per_project")]
+        permissions = [
+            ("deploy_registeredmodel", "Deploy versions of the model"),
+            ("manage_registeredmodel", "Manage the model's grants"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_llm(self) -> bool:
+        return self.task in {self.Task.LLM_CHAT, self.Task.LLM_COMPLETION, self.Task.EMBEDDING}
+
+
+class ModelVersion(models.Model):
+    """One immutable version of a registered model: where its artifact lives, its format and
+    signature, and the reference profile drift is measured against."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    storage_uri = models.CharField(max_length=1000)
+    model_format = models.CharField(max_length=40)
+    format_version = models.CharField(max_length=20, blank=True)
+    # [{"name": "sepal_length", "type": "numeric"}, {"name": "region", "type": "categorical"}]
+    input_signature = models.JSONField(default=list, blank=True)
+    prediction_column = models.CharField(max_length=100, blank=True)
+    reference_profile = models.JSONField(null=True, blank=True)
+    reference_filename = models.CharField(max_length=255, blank=True)
+    reference_rows = models.PositiveIntegerField(default=0)
+    source_run_uri = models.CharField(max_length=1000, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["model_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["model", "version"], name="version_unique_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version}"
+
+
+class ModelAlias(models.Model):
+    """A movable name for one version of a model (champion, challenger, ...)."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    name = models.SlugField(max_length=40)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="alias_unique_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.name}"
+
+
+class Endpoint(models.Model):
+    """What a user asked for: one KServe InferenceService. The database is the source of
+    truth; workers converge the cluster to it. ``generation`` is bumped on every desired
+    change and each generation has an immutable ``Revision``."""
+
+    class Protocol(models.TextChoices):
+        V1 = "v1", "V1 (TensorFlow-Serving style)"
+        V2 = "v2", "Open Inference Protocol (v2)"
+        OPENAI = "openai", "OpenAI-compatible"
+
+    class DeploymentMode(models.TextChoices):
+        KNATIVE = "Knative", "Knative (scale-to-zero, canary)"
+        STANDARD = "Standard", "Standard (Deployment + HPA)"
+
+    class ScaleMetric(models.TextChoices):
+        CONCURRENCY = "concurrency", "Concurrency"
+        RPS = "rps", "Requests per second"
+        CPU = "cpu", "CPU utilisation"
+        MEMORY = "memory", "Memory utilisation"
+
+    class LoggingMode(models.TextChoices):
+        OFF = "off", "Off"
+        ALL = "all", "Requests and responses"
+        REQUEST = "request", "Requests only"
+        RESPONSE = "response", "Responses only"
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        STOPPED = "stopped", "Stopped"
+        DELETING = "deleting", "Deleting"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="endpoints")
+    name = models.CharField(max_length=45)
+    description = models.CharField(max_length=300, blank=True)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="endpoints")
+    runtime = models.ForeignKey(
+        ServingRuntime, null=True, blank=True, on_delete=models.PROTECT, related_name="endpoints",
+        help_text="Empty: KServe picks a runtime by its auto-selection rules.",
+    )
+    protocol = models.CharField(max_length=10, choices=Protocol.choices, default=Protocol.V1)
+    deployment_mode = models.CharField(max_length=10, choices=DeploymentMode.choices, default=DeploymentMode.KNATIVE)
+    min_replicas = models.PositiveIntegerField(default=1)
+    max_replicas = models.PositiveIntegerField(default=1)
+    scale_metric = models.CharField(max_length=12, choices=ScaleMetric.choices, blank=True)
+    scale_target = models.PositiveIntegerField(null=True, blank=True)
+    container_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    hardware_profile = models.ForeignKey(
+        HardwareProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="endpoints"
+    )
+    accelerator_count = models.PositiveIntegerField(default=0)
+    cpu_request = models.CharField(max_length=20, blank=True)
+    cpu_limit = models.CharField(max_length=20, blank=True)
+    memory_request = models.CharField(max_length=20, blank=True)
+    memory_limit = models.CharField(max_length=20, blank=True)
+    env = models.JSONField(default=list, blank=True)
+    args = models.JSONField(default=list, blank=True)
+    canary_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="canary_endpoints"
+    )
+    canary_traffic_percent = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    logging_mode = models.CharField(max_length=10, choices=LoggingMode.choices, default=LoggingMode.ALL)
+    generation = models.PositiveIntegerField(default=1)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["project__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="endpoint_unique_name_per_project")]
+        permissions = [
+            ("deploy_endpoint", "Change, stop and roll back the endpoint"),
+            ("infer_endpoint", "Call the endpoint"),
+            ("manage_endpoint", "Manage the endpoint's grants"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def namespace(self) -> str:
+        return self.project.namespace
+
+
+class EndpointStatus(models.Model):
+    """What the cluster last reported for an endpoint, written only by workers (a separate
+    row, so a worker's status write never races a user's edit of the desired state)."""
+
+    class Phase(models.TextChoices):
+        PENDING = "Pending", "Pending"
+        DEPLOYING = "Deploying", "Deploying"
+        READY = "Ready", "Ready"
+        DEGRADED = "Degraded", "Degraded"
+        FAILED = "Failed", "Failed"
+        STOPPED = "Stopped", "Stopped"
+        UNKNOWN = "Unknown", "Unknown"
+
+    endpoint = models.OneToOneField(Endpoint, on_delete=models.CASCADE, related_name="status", primary_key=True)
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.PENDING)
+    ready = models.BooleanField(default=False)
+    url = models.CharField(max_length=500, blank=True)
+    address_url = models.CharField(max_length=500, blank=True)
+    conditions = models.JSONField(default=list, blank=True)
+    traffic = models.JSONField(default=list, blank=True)
+    model_status = models.JSONField(default=dict, blank=True)
+    observed_runtime = models.CharField(max_length=100, blank=True)
+    applied_generation = models.PositiveIntegerField(default=0)
+    applied_spec_hash = models.CharField(max_length=64, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_reconcile_at = models.DateTimeField(null=True, blank=True)
+    last_reconcile_result = models.CharField(max_length=20, blank=True)
+    last_error = models.TextField(blank=True)
+    reconcile_claimed_generation = models.PositiveIntegerField(default=0)
+    reconcile_claimed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id}: {self.phase}"
+
+
+class Revision(models.Model):
+    """Immutable history of an endpoint: the desired spec and the rendered manifest of one
+    generation. Rollback creates a new generation from an old revision's spec."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Superseded"
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="revisions")
+    generation = models.PositiveIntegerField()
+    spec = models.JSONField()
+    manifest = models.JSONField()
+    change_summary = models.CharField(max_length=300, blank=True)
+    actor_name = models.CharField(max_length=150, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.PENDING)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["endpoint_id", "-generation"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "generation"], name="revision_unique_generation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint.name} generation {self.generation}"
+
+
+# --- guardian direct-FK object permission tables -------------------------------------------
+# Each row may expire: console.permissions filters on expires_at at query time, so access
+# ends the second a grant expires.
+
+
+class ProjectUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Project, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["user", "permission"], name="proj_uperm_user_perm_idx")]
+
+
+class ProjectGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Project, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["group", "permission"], name="proj_gperm_group_perm_idx")]
+
+
+class RegisteredModelUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["user", "permission"], name="model_uperm_user_perm_idx")]
+
+
+class RegisteredModelGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["group", "permission"], name="model_gperm_group_perm_idx")]
+
+
+class EndpointUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Endpoint, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["user", "permission"], name="ep_uperm_user_perm_idx")]
+
+
+class EndpointGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Endpoint, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        indexes = [models.Index(fields=["group", "permission"], name="ep_gperm_group_perm_idx")]

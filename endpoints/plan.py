@@ -1,0 +1,208 @@
+"""Plan before apply: what a change will do, computed before anything is stored.
+
+A plan shows the desired-field diff, the rendered manifest diff against the live object,
+the API server's dry-run verdict (both read through ``ClusterClient``), and the impact:
+whether pods restart, accelerators needed at max replicas including rollout surge against
+the profile's capacity and the project's quota, and traffic moved by a canary.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+
+from django.db.models import F, Sum
+
+from endpoints import reconcile
+from endpoints import spec as specs
+from endpoints.models import Endpoint, ProjectQuota
+
+# Annotations that change on every generation. The deployment guide adds them to KServe's
+# serviceAnnotationDisallowedList so they never reach pods; they are not pod changes.
+BOOKKEEPING_ANNOTATIONS = ("inference-console.io/generation", "inference-console.io/spec-hash")
+# Predictor fields that never touch the pod template.
+TRAFFIC_ONLY_FIELDS = {"canaryTrafficPercent"}
+# Fields that, in Standard mode, only reconfigure the HPA.
+STANDARD_SCALING_FIELDS = {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget"}
+STANDARD_MAX_SURGE = 0.25  # Kubernetes' default RollingUpdate maxSurge
+
+
+@dataclass
+class AcceleratorImpact:
+    profile: str
+    resource: str
+    per_replica: int
+    at_max: int
+    surge: int
+    peak: int
+    capacity: int
+    used_elsewhere: int
+    shortfall: int
+    quota: int | None
+    quota_used_elsewhere: int
+
+
+@dataclass
+class Plan:
+    endpoint_name: str
+    namespace: str
+    generation: int
+    is_new: bool
+    field_changes: list[tuple[str, object, object]]
+    manifest: dict
+    manifest_yaml: str
+    live_exists: bool | None = None
+    live_error: str = ""
+    manifest_diff: str = ""
+    dry_run_ok: bool | None = None
+    dry_run_message: str = ""
+    dry_run_causes: list[dict] = field(default_factory=list)
+    restart: bool = False
+    restart_reasons: list[str] = field(default_factory=list)
+    accelerators: AcceleratorImpact | None = None
+    traffic: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        return self.is_new or bool(self.field_changes)
+
+
+def _pod_template(manifest: dict, mode: str) -> dict:
+    """The parts of a manifest that end up in the pods (or the Knative revision)."""
+    predictor = dict(manifest.get("spec", {}).get("predictor", {}))
+    for name in TRAFFIC_ONLY_FIELDS:
+        predictor.pop(name, None)
+    if mode == "Standard":
+        for name in STANDARD_SCALING_FIELDS:
+            predictor.pop(name, None)
+    metadata = manifest.get("metadata", {})
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
+                   if k not in BOOKKEEPING_ANNOTATIONS}
+    return {"predictor": predictor, "annotations": annotations, "labels": metadata.get("labels") or {}}
+
+
+def restart_impact(old_manifest: dict | None, new_manifest: dict, mode: str) -> tuple[bool, list[str]]:
+    if old_manifest is None:
+        return False, []
+    old_stopped = (old_manifest["metadata"].get("annotations") or {}).get("serving.kserve.io/stop") == "true"
+    new_stopped = (new_manifest["metadata"].get("annotations") or {}).get("serving.kserve.io/stop") == "true"
+    if new_stopped and not old_stopped:
+        return True, ["the endpoint is stopped: every pod is terminated"]
+    if old_stopped and not new_stopped:
+        return True, ["the endpoint is started: pods are created"]
+    before = specs.flatten(_pod_template(old_manifest, mode))
+    after = specs.flatten(_pod_template(new_manifest, mode))
+    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    if not changed:
+        return False, []
+    how = ("a new Knative revision rolls out" if mode == "Knative" else "the Deployment rolls its pods")
+    return True, [f"{how}: {', '.join(changed[:6])}" + (" …" if len(changed) > 6 else "")]
+
+
+def accelerator_impact(endpoint: Endpoint, *, restart: bool, canary: bool) -> AcceleratorImpact | None:
+    profile = endpoint.hardware_profile
+    if profile is None or not profile.accelerator_resource or not endpoint.accelerator_count:
+        return None
+    per_replica = endpoint.accelerator_count
+    replicas = max(endpoint.max_replicas, endpoint.min_replicas)
+    at_max = per_replica * replicas
+    surge = 0
+    if restart or canary:
+        if endpoint.deployment_mode == "Knative":
+            # The new revision starts beside the old one; with a canary both keep running,
+            # so the new revision may grow to its own maximum.
+            surge = per_replica * (replicas if canary else max(endpoint.min_replicas, 1))
+        else:
+            surge = per_replica * math.ceil(replicas * STANDARD_MAX_SURGE)
+    others = Endpoint.objects.filter(hardware_profile=profile).exclude(state=Endpoint.State.DELETING)
+    if endpoint.pk:
+        others = others.exclude(pk=endpoint.pk)
+    used_elsewhere = others.aggregate(t=Sum(F("accelerator_count") * F("max_replicas")))["t"] or 0
+    peak = at_max + surge
+    quota = ProjectQuota.objects.filter(project_id=endpoint.project_id, hardware_profile=profile).first()
+    quota_used = (others.filter(project_id=endpoint.project_id)
+                  .aggregate(t=Sum(F("accelerator_count") * F("max_replicas")))["t"] or 0)
+    return AcceleratorImpact(
+        profile=str(profile), resource=profile.accelerator_resource, per_replica=per_replica, at_max=at_max,
+        surge=surge, peak=peak, capacity=profile.capacity, used_elsewhere=used_elsewhere,
+        shortfall=max(0, used_elsewhere + peak - profile.capacity),
+        quota=quota.max_accelerators if quota else None, quota_used_elsewhere=quota_used,
+    )
+
+
+def _traffic(old_spec: dict | None, new_spec: dict) -> dict | None:
+    old_canary = (old_spec or {}).get("canary") or {}
+    new_canary = new_spec.get("canary") or {}
+    before = old_canary.get("traffic_percent") or 0
+    after = new_canary.get("traffic_percent") or 0
+    if not old_canary and not new_canary:
+        return None
+    if old_canary and not new_canary:
+        promoted = (old_spec or {}).get("model", {}).get("version_id") != new_spec["model"]["version_id"]
+        return {"before": before, "after": 100 if promoted else 0, "promoted": promoted,
+                "description": ("the canary is promoted: it receives all traffic" if promoted
+                                else "the canary is removed: all traffic returns to the current version")}
+    return {"before": before, "after": after, "promoted": False,
+            "description": f"{after}% of requests go to v{new_canary['version']}, {100 - after}% to the "
+                           f"previously rolled-out revision (moving {abs(after - before)}%)"}
+
+
+def _describe_cluster_error(exc) -> tuple[str, list[dict]]:
+    message = getattr(exc, "message", "") or str(exc)
+    causes = [{"field": c.get("field", ""), "message": c.get("message", "")} for c in getattr(exc, "causes", []) or []]
+    return message, causes
+
+
+def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | None, client=None) -> Plan:
+    """The plan for ``endpoint`` as it would be after the change (an unsaved or modified
+    instance). ``client`` is the cluster client to read live state and dry-run with; None
+    skips both (e.g. when the cluster is disabled)."""
+    from endpoints.cluster import ClusterError, PermanentClusterError
+
+    new_spec = specs.desired_spec(endpoint)
+    new_spec["generation"] = (old_spec or {}).get("generation", 0) + 1
+    manifest = reconcile.render(new_spec)
+    plan = Plan(
+        endpoint_name=endpoint.name, namespace=endpoint.project.namespace, generation=new_spec["generation"],
+        is_new=old_spec is None, field_changes=specs.field_changes(old_spec, new_spec), manifest=manifest,
+        manifest_yaml=reconcile.canonical_yaml(manifest),
+    )
+    plan.restart, plan.restart_reasons = restart_impact(old_manifest, manifest, endpoint.deployment_mode)
+    if old_manifest is None:
+        plan.restart_reasons = ["pods are created for the first time"]
+    plan.traffic = _traffic(old_spec, new_spec)
+    plan.accelerators = accelerator_impact(endpoint, restart=plan.restart or plan.is_new,
+                                           canary=bool(new_spec.get("canary")))
+    if plan.accelerators and plan.accelerators.shortfall:
+        a = plan.accelerators
+        plan.warnings.append(
+            f"{a.profile} capacity is {a.capacity} {a.resource}; {a.used_elsewhere} are requested by other "
+            f"endpoints and this change needs up to {a.peak} (including rollout surge): short by {a.shortfall}. "
+            "Pods beyond capacity stay Pending until accelerators free up.")
+    if client is not None:
+        try:
+            live = client.get_isvc(endpoint.project.namespace, endpoint.name)
+        except ClusterError as exc:
+            plan.live_error = f"The live object could not be read: {_describe_cluster_error(exc)[0]}"
+        else:
+            plan.live_exists = live is not None
+            live_subset = reconcile.desired_subset(live, manifest) if live is not None else {}
+            plan.manifest_diff = "".join(difflib.unified_diff(
+                reconcile.canonical_yaml(live_subset).splitlines(keepends=True) if live is not None else [],
+                plan.manifest_yaml.splitlines(keepends=True),
+                fromfile="live" if live is not None else "live (not found)", tofile="desired",
+            ))
+        try:
+            client.dry_run_apply(manifest)
+        except PermanentClusterError as exc:
+            plan.dry_run_ok = False
+            plan.dry_run_message, plan.dry_run_causes = _describe_cluster_error(exc)
+        except ClusterError as exc:
+            plan.dry_run_ok = None
+            plan.dry_run_message = f"The cluster could not be reached for a dry run: {_describe_cluster_error(exc)[0]}"
+        else:
+            plan.dry_run_ok = True
+            plan.dry_run_message = "The API server accepts this manifest (server-side dry run)."
+    return plan

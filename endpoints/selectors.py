@@ -1,0 +1,99 @@
+"""Per-user reads of the endpoints app. Every query starts from the permission chokepoint."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q
+
+from console.permissions import get_visible_or_404, visible
+from endpoints.models import (
+    Cluster,
+    Endpoint,
+    HardwareProfile,
+    ModelAlias,
+    ModelVersion,
+    Project,
+    RegisteredModel,
+    Revision,
+    ServingRuntime,
+)
+
+
+def project_list_visible_to(*, user, action: str = "view"):
+    return visible(Project.objects.select_related("cluster"), user, action)
+
+
+def project_get(*, user, name: str, action: str = "view") -> Project:
+    return get_visible_or_404(Project.objects.select_related("cluster"), user, action, name=name)
+
+
+def model_list_visible_to(*, user, project: Project | None = None, search: str = ""):
+    qs = RegisteredModel.objects.select_related("project", "owner").annotate(version_count=Count("versions"))
+    if project is not None:
+        qs = qs.filter(project=project)
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    return visible(qs, user, "view")
+
+
+def model_get(*, user, pk: int, action: str = "view") -> RegisteredModel:
+    return get_visible_or_404(RegisteredModel.objects.select_related("project", "owner"), user, action, pk=pk)
+
+
+def model_versions(*, model: RegisteredModel):
+    """Versions of a model the caller may already see, with aliases and where each is deployed."""
+    return (
+        model.versions.all()
+        .prefetch_related(
+            Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
+            Prefetch("endpoints", queryset=Endpoint.objects.select_related("project").order_by("name")),
+            Prefetch("canary_endpoints", queryset=Endpoint.objects.select_related("project").order_by("name")),
+        )
+        .order_by("-version")
+    )
+
+
+def version_choices_for(*, user, action: str = "deploy"):
+    """Model versions a user may deploy (their model is visible to them with ``action``)."""
+    models = visible(RegisteredModel.objects.all(), user, action)
+    return ModelVersion.objects.filter(model__in=models).select_related("model", "model__project")
+
+
+def endpoint_list_visible_to(*, user, project: str = "", phase: str = "", search: str = "", state: str = ""):
+    qs = Endpoint.objects.select_related(
+        "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
+        "status", "canary_version",
+    )
+    if project:
+        qs = qs.filter(project__name=project)
+    if phase:
+        qs = qs.filter(status__phase=phase)
+    if state:
+        qs = qs.filter(state=state)
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(model_version__model__name__icontains=search))
+    return visible(qs, user, "view")
+
+
+def endpoint_get(*, user, project: str, name: str, action: str = "view") -> Endpoint:
+    qs = Endpoint.objects.select_related(
+        "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
+        "status", "canary_version", "canary_version__model",
+    )
+    return get_visible_or_404(qs, user, action, project__name=project, name=name)
+
+
+def endpoint_revisions(*, endpoint: Endpoint):
+    return Revision.objects.filter(endpoint=endpoint).order_by("-generation")
+
+
+def runtime_list():
+    return ServingRuntime.objects.all()
+
+
+def hardware_profile_list(*, enabled_only: bool = False):
+    qs = HardwareProfile.objects.all()
+    return qs.filter(enabled=True) if enabled_only else qs
+
+
+def cluster_list():
+    return Cluster.objects.annotate(project_count=Count("projects"))

@@ -1,0 +1,638 @@
+"""Writes of the endpoints app. Every service is atomic and records its audit event in the
+same transaction; endpoint changes bump ``generation``, write an immutable ``Revision`` and
+enqueue reconciliation after commit."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Sum
+from django.utils import timezone
+
+from audit import services as audit
+from endpoints import catalog, profiles, reconcile, spec as specs
+from endpoints.models import (
+    Cluster,
+    Endpoint,
+    EndpointStatus,
+    HardwareProfile,
+    ModelAlias,
+    ModelVersion,
+    Project,
+    ProjectQuota,
+    RegisteredModel,
+    Revision,
+    ServingRuntime,
+)
+
+logger = logging.getLogger(__name__)
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+CONSOLE_NAMESPACE_LABELS = {"app.kubernetes.io/managed-by": "inference-console"}
+
+# Endpoint fields a user may set (everything else is derived or owned by the console).
+ENDPOINT_FIELDS = (
+    "description", "model_version", "runtime", "protocol", "deployment_mode", "min_replicas", "max_replicas",
+    "scale_metric", "scale_target", "container_concurrency", "timeout_seconds", "hardware_profile",
+    "accelerator_count", "cpu_request", "cpu_limit", "memory_request", "memory_limit", "env", "args",
+    "canary_version", "canary_traffic_percent", "logging_mode",
+)
+
+
+# --- clusters, hardware profiles, runtimes ---------------------------------------------------
+
+def _snapshot(obj, fields) -> dict:
+    return {name: getattr(obj, name) for name in fields}
+
+
+@transaction.atomic
+def cluster_create(*, actor, **fields) -> Cluster:
+    cluster = Cluster(**fields)
+    cluster.full_clean()
+    cluster.save()
+    audit.record(action="cluster.create", actor=actor, target=cluster,
+                 details={"new": _snapshot(cluster, ("name", "kind", "connection", "kubeconfig_context",
+                                                     "api_url", "ingress_domain", "enabled"))})
+    return cluster
+
+
+@transaction.atomic
+def cluster_update(*, actor, cluster: Cluster, **changes) -> Cluster:
+    visible = ("description", "kind", "connection", "kubeconfig_path", "kubeconfig_context", "api_url",
+               "ingress_domain", "enabled")
+    before = _snapshot(cluster, visible)
+    token_changed = "api_token" in changes and changes["api_token"] != cluster.api_token
+    for name, value in changes.items():
+        setattr(cluster, name, value)
+    cluster.full_clean()
+    cluster.save()
+    after = _snapshot(cluster, visible)
+    details = {"old": {k: v for k, v in before.items() if after[k] != v},
+               "new": {k: v for k, v in after.items() if before[k] != v}}
+    if token_changed:
+        details["credentials"] = "replaced"  # never the token itself
+    audit.record(action="cluster.update", actor=actor, target=cluster, details=details)
+    return cluster
+
+
+HARDWARE_FIELDS = ("display_name", "description", "accelerator_resource", "accelerator_product", "node_selector",
+                   "tolerations", "default_cpu", "default_memory", "max_cpu", "max_memory",
+                   "max_accelerators_per_replica", "capacity", "enabled")
+
+
+def _validate_hardware(profile: HardwareProfile) -> None:
+    from endpoints import quantities
+
+    errors: dict[str, list[str]] = {}
+    for name in ("default_cpu", "default_memory", "max_cpu", "max_memory"):
+        try:
+            quantities.parse_quantity(getattr(profile, name))
+        except ValueError as exc:
+            errors.setdefault(name, []).append(str(exc))
+    if profile.accelerator_resource and "/" not in profile.accelerator_resource:
+        errors.setdefault("accelerator_resource", []).append(
+            "Use the extended resource name, e.g. nvidia.com/gpu.")
+    if not profile.accelerator_resource and profile.max_accelerators_per_replica:
+        errors.setdefault("max_accelerators_per_replica", []).append(
+            "A CPU-only profile (no accelerator resource) cannot allow accelerators.")
+    if not isinstance(profile.node_selector, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in (profile.node_selector or {}).items()
+    ):
+        errors.setdefault("node_selector", []).append("Node selector must map label names to string values.")
+    if not isinstance(profile.tolerations, list) or not all(isinstance(t, dict) for t in profile.tolerations):
+        errors.setdefault("tolerations", []).append("Tolerations must be a list of Kubernetes toleration objects.")
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def hardware_profile_create(*, actor, name: str, **fields) -> HardwareProfile:
+    profile = HardwareProfile(name=name, **fields)
+    profile.full_clean()
+    _validate_hardware(profile)
+    profile.save()
+    audit.record(action="hardwareprofile.create", actor=actor, target=profile,
+                 details={"new": _snapshot(profile, ("name", *HARDWARE_FIELDS))})
+    return profile
+
+
+@transaction.atomic
+def hardware_profile_update(*, actor, profile: HardwareProfile, **changes) -> HardwareProfile:
+    before = _snapshot(profile, HARDWARE_FIELDS)
+    for name, value in changes.items():
+        setattr(profile, name, value)
+    profile.full_clean()
+    _validate_hardware(profile)
+    profile.save()
+    after = _snapshot(profile, HARDWARE_FIELDS)
+    audit.record(action="hardwareprofile.update", actor=actor, target=profile,
+                 details={"old": {k: v for k, v in before.items() if after[k] != v},
+                          "new": {k: v for k, v in after.items() if before[k] != v}})
+    return profile
+
+
+RUNTIME_FIELDS = ("display_name", "description", "supported_formats", "protocols", "openai_compatible",
+                  "openai_route_prefix", "disabled", "container_image", "container_args")
+
+
+def _validate_runtime(runtime: ServingRuntime) -> None:
+    errors: dict[str, list[str]] = {}
+    formats = runtime.supported_formats
+    if not isinstance(formats, list) or not formats:
+        errors["supported_formats"] = ["List at least one supported model format."]
+    else:
+        for entry in formats:
+            if not isinstance(entry, dict) or not entry.get("name"):
+                errors["supported_formats"] = ["Each format needs a name (and optionally version, autoSelect, priority)."]
+                break
+            priority = entry.get("priority")
+            if priority is not None and (not isinstance(priority, int) or priority < 1):
+                errors["supported_formats"] = ["Priority must be a whole number of at least 1."]
+                break
+    allowed_protocols = {"v1", "v2", "grpc-v1", "grpc-v2"}
+    if not isinstance(runtime.protocols, list) or not set(runtime.protocols) <= allowed_protocols:
+        errors["protocols"] = [f"Protocols must be among {', '.join(sorted(allowed_protocols))}."]
+    if not runtime.built_in and not runtime.container_image:
+        errors["container_image"] = ["A custom runtime needs the image of its kserve-container."]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def runtime_create(*, actor, name: str, **fields) -> ServingRuntime:
+    runtime = ServingRuntime(name=name, built_in=False, **fields)
+    runtime.full_clean()
+    if catalog.by_name(name) is not None:
+        raise ValidationError({"name": [f"{name} is a built-in KServe runtime name; choose another."]})
+    _validate_runtime(runtime)
+    runtime.save()
+    audit.record(action="runtime.create", actor=actor, target=runtime,
+                 details={"new": _snapshot(runtime, ("name", *RUNTIME_FIELDS))})
+    return runtime
+
+
+@transaction.atomic
+def runtime_update(*, actor, runtime: ServingRuntime, **changes) -> ServingRuntime:
+    if runtime.built_in and set(changes) - {"disabled", "description"}:
+        raise ValidationError("Built-in runtimes mirror KServe's defaults; only disable them or edit the description.")
+    before = _snapshot(runtime, RUNTIME_FIELDS)
+    for name, value in changes.items():
+        setattr(runtime, name, value)
+    runtime.full_clean()
+    _validate_runtime(runtime)
+    runtime.save()
+    after = _snapshot(runtime, RUNTIME_FIELDS)
+    audit.record(action="runtime.update", actor=actor, target=runtime,
+                 details={"old": {k: v for k, v in before.items() if after[k] != v},
+                          "new": {k: v for k, v in after.items() if before[k] != v}})
+    return runtime
+
+
+def sync_builtin_runtimes() -> int:
+    """Make the catalog rows of KServe's default runtimes match endpoints/catalog.py
+    (idempotent; keeps an admin's ``disabled`` choice)."""
+    count = 0
+    for spec in catalog.BUILT_IN_RUNTIMES:
+        if spec.multinode:
+            continue  # multinode runtimes need workerSpec, which the console does not offer
+        data = catalog.as_model_fields(spec)
+        obj, created = ServingRuntime.objects.get_or_create(name=spec.name, defaults={**data, "built_in": True})
+        if not created:
+            changed = {k: v for k, v in data.items() if getattr(obj, k) != v}
+            if changed:
+                ServingRuntime.objects.filter(pk=obj.pk).update(**changed)
+        count += 1
+    return count
+
+
+# --- projects --------------------------------------------------------------------------------
+
+def _onboard_namespace(cluster: Cluster, namespace: str, project_name: str) -> None:
+    """The namespace must exist (or is created) and must not carry KServe's ``control-plane``
+    label: KServe's pod webhook skips such namespaces, so models there never get downloaded."""
+    from endpoints.cluster import ClusterError
+
+    try:
+        client = cluster.client()
+        existing = client.get_namespace(namespace)
+        if existing is None:
+            client.ensure_namespace(namespace, labels={**CONSOLE_NAMESPACE_LABELS,
+                                                       "inference-console.io/project": project_name})
+            return
+    except ClusterError as exc:
+        raise ValidationError({"namespace": [f"Cluster {cluster.name} could not be reached to check the "
+                                             f"namespace: {exc}"]}) from exc
+    labels = (existing.get("metadata") or {}).get("labels") or {}
+    if "control-plane" in labels:
+        raise ValidationError({"namespace": [
+            f"Namespace {namespace} carries the 'control-plane' label; KServe's pod webhook skips such "
+            "namespaces, so models deployed there would never be downloaded. Choose another namespace."]})
+
+
+@transaction.atomic
+def project_create(*, actor, name: str, cluster: Cluster, namespace: str = "", display_name: str = "",
+                   description: str = "", quotas: dict | None = None, onboard: bool = True) -> Project:
+    namespace = namespace or name
+    errors = {}
+    if not DNS_LABEL.match(name) or len(name) > 63:
+        errors["name"] = ["Use a DNS label: lowercase letters, digits and '-', starting with a letter."]
+    if not DNS_LABEL.match(namespace) or len(namespace) > 63:
+        errors["namespace"] = ["Use a DNS label: lowercase letters, digits and '-', starting with a letter."]
+    elif namespace.startswith("kube-") or namespace in {"default", "kserve", "knative-serving", "istio-system"}:
+        errors["namespace"] = [f"{namespace} is a system namespace; endpoints need a namespace of their own."]
+    if errors:
+        raise ValidationError(errors)
+    if Project.objects.filter(cluster=cluster, namespace=namespace).exists():
+        raise ValidationError({"namespace": [f"Namespace {namespace} on {cluster} already belongs to a project."]})
+    if Project.objects.filter(name=name).exists():
+        raise ValidationError({"name": [f"A project named {name} already exists."]})
+    if onboard:
+        _onboard_namespace(cluster, namespace, name)
+    project = Project.objects.create(name=name, cluster=cluster, namespace=namespace, display_name=display_name,
+                                     description=description, created_by=actor)
+    for profile, limit in (quotas or {}).items():
+        ProjectQuota.objects.create(project=project, hardware_profile=profile, max_accelerators=limit)
+    audit.record(action="project.create", actor=actor, target=project, project=project,
+                 details={"new": {"name": name, "cluster": cluster.name, "namespace": namespace,
+                                  "quotas": {p.name: q for p, q in (quotas or {}).items()}}})
+    return project
+
+
+@transaction.atomic
+def project_set_quota(*, actor, project: Project, profile: HardwareProfile, max_accelerators: int | None) -> None:
+    existing = ProjectQuota.objects.filter(project=project, hardware_profile=profile).first()
+    old = existing.max_accelerators if existing else None
+    if max_accelerators is None:
+        if existing:
+            existing.delete()
+    elif existing:
+        existing.max_accelerators = max_accelerators
+        existing.save(update_fields=["max_accelerators"])
+    else:
+        ProjectQuota.objects.create(project=project, hardware_profile=profile, max_accelerators=max_accelerators)
+    audit.record(action="project.quota", actor=actor, target=project, project=project,
+                 details={"profile": profile.name, "old": old, "new": max_accelerators})
+
+
+@transaction.atomic
+def project_rotate_ingest_key(*, actor, project: Project) -> Project:
+    """A new payload-logger key: the old URL stops working at once, and every endpoint of the
+    project gets a new generation so its logger is re-pointed."""
+    project.ingest_key = catalog_new_key()
+    project.save(update_fields=["ingest_key"])
+    audit.record(action="project.rotate_ingest_key", actor=actor, target=project, project=project)
+    for endpoint in project.endpoints.exclude(state=Endpoint.State.DELETING).filter(logging_mode__in=["all", "request", "response"]):
+        _new_generation(endpoint, actor=actor, summary="payload logger key rotated", action=None)
+    return project
+
+
+def catalog_new_key() -> str:
+    from endpoints.models import new_ingest_key
+
+    return new_ingest_key()
+
+
+# --- registry --------------------------------------------------------------------------------
+
+@transaction.atomic
+def model_register(*, actor, project: Project, name: str, task: str, description: str = "") -> RegisteredModel:
+    if not DNS_LABEL.match(name) or len(name) > 63:
+        raise ValidationError({"name": ["Use lowercase letters, digits and '-', starting with a letter."]})
+    if RegisteredModel.objects.filter(project=project, name=name).exists():
+        raise ValidationError({"name": [f"{project.name} already has a model named {name}."]})
+    model = RegisteredModel(project=project, name=name, task=task, description=description, owner=actor)
+    model.full_clean()
+    model.save()
+    audit.record(action="model.register", actor=actor, target=model, project=project,
+                 details={"new": {"name": name, "task": task}})
+    return model
+
+
+ALLOWED_STORAGE_SCHEMES = ("s3://", "gs://", "https://", "pvc://", "hf://", "oci://")
+
+
+def validate_storage_uri(uri: str, field: str = "storage_uri") -> None:
+    from endpoints import validation
+
+    errors = validation.storage_uri_errors(uri)
+    if errors:
+        raise ValidationError({field: errors})
+
+
+@transaction.atomic
+def model_version_create(*, actor, model: RegisteredModel, storage_uri: str, model_format: str,
+                         format_version: str = "", input_signature: list | None = None,
+                         prediction_column: str = "", reference_file=None, reference_filename: str = "",
+                         source_run_uri: str = "", description: str = "", aliases: list[str] | None = None
+                         ) -> ModelVersion:
+    """Register the next version of ``model``. A reference sample (CSV or Parquet) computes
+    the reference profile that drift is measured against; a bad file refuses the whole
+    registration with the reason, so nothing half-made is stored."""
+    validate_storage_uri(storage_uri)
+    if not model_format:
+        raise ValidationError({"model_format": ["Choose the model's format (e.g. sklearn, xgboost, huggingface)."]})
+    profile = None
+    rows = 0
+    if reference_file is not None:
+        try:
+            profile = profiles.profile_from_file(reference_file, reference_filename,
+                                                 prediction_column=prediction_column or None,
+                                                 signature=input_signature or None)
+        except profiles.ProfileError as exc:
+            raise ValidationError({"reference_file": [str(exc)]}) from exc
+        rows = profile["rows"]
+        if not input_signature:
+            input_signature = [{"name": f["name"], "type": f["type"]} for f in profile["features"]]
+    # Lock the model row so concurrent registrations get consecutive numbers.
+    RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
+    number = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
+    version = ModelVersion.objects.create(
+        model=model, version=number, storage_uri=storage_uri, model_format=model_format,
+        format_version=format_version, input_signature=input_signature or [], prediction_column=prediction_column,
+        reference_profile=profile, reference_filename=reference_filename[:255], reference_rows=rows,
+        source_run_uri=source_run_uri, description=description, created_by=actor,
+    )
+    for alias in aliases or []:
+        _alias_set(model, alias, version)
+    audit.record(action="modelversion.create", actor=actor, target=version, project=model.project,
+                 details={"new": {"model": model.name, "version": number, "storage_uri": storage_uri,
+                                  "format": model_format, "format_version": format_version,
+                                  "reference_rows": rows, "aliases": aliases or []}})
+    return version
+
+
+def _alias_set(model, name, version) -> None:
+    if not re.match(r"^[a-z][-a-z0-9]{0,39}$", name):
+        raise ValidationError({"aliases": [f"{name!r} is not a valid alias (lowercase letters, digits, '-')."]})
+    ModelAlias.objects.update_or_create(model=model, name=name, defaults={"version": version})
+
+
+@transaction.atomic
+def alias_set(*, actor, version: ModelVersion, name: str) -> None:
+    previous = ModelAlias.objects.filter(model=version.model, name=name).select_related("version").first()
+    _alias_set(version.model, name, version)
+    audit.record(action="model.alias", actor=actor, target=version.model, project=version.model.project,
+                 details={"alias": name, "old": previous.version.version if previous else None,
+                          "new": version.version})
+
+
+# --- endpoints -------------------------------------------------------------------------------
+
+def accelerators_at_max(endpoint) -> int:
+    if not endpoint.hardware_profile_id:
+        return 0
+    return endpoint.accelerator_count * max(endpoint.max_replicas, endpoint.min_replicas)
+
+
+def quota_remaining(endpoint) -> int | None:
+    """Accelerators of the endpoint's profile the project may still request, not counting the
+    endpoint itself; None when the project has no quota for the profile."""
+    if not endpoint.hardware_profile_id:
+        return None
+    quota = ProjectQuota.objects.filter(project_id=endpoint.project_id,
+                                        hardware_profile_id=endpoint.hardware_profile_id).first()
+    if quota is None:
+        return None
+    others = (Endpoint.objects.filter(project_id=endpoint.project_id, hardware_profile_id=endpoint.hardware_profile_id)
+              .exclude(pk=endpoint.pk).exclude(state=Endpoint.State.DELETING)
+              .aggregate(total=Sum(F("accelerator_count") * F("max_replicas")))["total"] or 0)
+    return max(quota.max_accelerators - others, 0)
+
+
+def available_runtime_specs() -> list:
+    return [specs.runtime_spec_for(r) for r in ServingRuntime.objects.all()]
+
+
+def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None) -> None:
+    """All field rules at once (endpoints/validation.py), raising ValidationError by field."""
+    from endpoints import validation
+
+    validation.validate_endpoint(
+        validation.draft_from_endpoint(endpoint, previous_mode=previous_mode,
+                                       available_runtimes=available_runtime_specs(),
+                                       quota_remaining=quota_remaining(endpoint),
+                                       accelerators_requested=accelerators_at_max(endpoint))
+    )
+
+
+def _write_revision(endpoint: Endpoint, *, actor, summary: str) -> Revision:
+    spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    manifest = reconcile.render(spec)
+    Revision.objects.filter(endpoint=endpoint, outcome=Revision.Outcome.PENDING).update(
+        outcome=Revision.Outcome.SUPERSEDED)
+    return Revision.objects.create(endpoint=endpoint, generation=endpoint.generation, spec=spec, manifest=manifest,
+                                   change_summary=summary[:300], created_by=actor,
+                                   actor_name=actor.get_username() if actor else "system")
+
+
+def _enqueue_reconcile(endpoint_id: int) -> None:
+    from endpoints.tasks import reconcile_endpoint_task
+
+    reconcile_endpoint_task.delay_on_commit(endpoint_id=endpoint_id)
+
+
+@transaction.atomic
+def endpoint_create(*, actor, project: Project, name: str, model_version: ModelVersion, **config) -> Endpoint:
+    unknown = set(config) - set(ENDPOINT_FIELDS)
+    if unknown:
+        raise ValidationError({"__all__": [f"Unknown endpoint fields: {', '.join(sorted(unknown))}."]})
+    endpoint = Endpoint(project=project, name=name, model_version=model_version, created_by=actor, **config)
+    validate_endpoint(endpoint, previous_mode=None)
+    if Endpoint.objects.filter(project=project, name=name).exists():
+        raise ValidationError({"name": [f"{project.name} already has an endpoint named {name}."]})
+    endpoint.generation = 1
+    try:
+        with transaction.atomic():
+            endpoint.save()
+    except IntegrityError as exc:
+        raise ValidationError({"name": [f"{project.name} already has an endpoint named {name}."]}) from exc
+    EndpointStatus.objects.create(endpoint=endpoint)
+    revision = _write_revision(endpoint, actor=actor, summary="created")
+    audit.record(action="endpoint.create", actor=actor, target=endpoint, project=project,
+                 details={"generation": 1, "new": specs.audit_view(revision.spec)})
+    _enqueue_reconcile(endpoint.pk)
+    return endpoint
+
+
+def _locked(endpoint: Endpoint) -> Endpoint:
+    return Endpoint.objects.select_for_update().select_related(
+        "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
+        "canary_version").get(pk=endpoint.pk)
+
+
+def _applied_mode(endpoint: Endpoint) -> str | None:
+    status = EndpointStatus.objects.filter(endpoint=endpoint).first()
+    if status is not None and status.applied_generation > 0:
+        first = endpoint.revisions.filter(outcome=Revision.Outcome.APPLIED).order_by("generation").first()
+        return (first.spec["deployment_mode"] if first else endpoint.deployment_mode)
+    return None
+
+
+def _new_generation(endpoint: Endpoint, *, actor, summary: str, action: str | None,
+                    old_spec: dict | None = None, extra: dict | None = None) -> Revision:
+    endpoint.generation += 1
+    endpoint.save()
+    revision = _write_revision(endpoint, actor=actor, summary=summary)
+    if action:
+        details = {"generation": endpoint.generation, **(extra or {})}
+        if old_spec is not None:
+            details.update(specs.audit_diff(old_spec, revision.spec))
+        audit.record(action=action, actor=actor, target=endpoint, project=endpoint.project, details=details)
+    _enqueue_reconcile(endpoint.pk)
+    return revision
+
+
+@transaction.atomic
+def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) -> Endpoint:
+    """Change the desired state. Nothing changes (no new generation) when the result would
+    render the same spec."""
+    unknown = set(changes) - set(ENDPOINT_FIELDS)
+    if unknown:
+        raise ValidationError({"__all__": [f"Unknown endpoint fields: {', '.join(sorted(unknown))}."]})
+    endpoint = _locked(endpoint)
+    if endpoint.state == Endpoint.State.DELETING:
+        raise ValidationError("The endpoint is being deleted.")
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    for name, value in changes.items():
+        setattr(endpoint, name, value)
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    if specs.without_generation(new_spec) == specs.without_generation(old_spec):
+        if "description" in changes:
+            endpoint.save(update_fields=["description", "updated_at"])
+        return endpoint
+    _new_generation(endpoint, actor=actor, summary=summary or specs.summarize(old_spec, new_spec),
+                    action="endpoint.update", old_spec=old_spec)
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpoint:
+    """A new generation whose desired state is an old revision's."""
+    if revision.endpoint_id != endpoint.pk:
+        raise ValidationError({"revision": ["That revision belongs to another endpoint."]})
+    endpoint = _locked(endpoint)
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    for name, value in specs.fields_from_spec(revision.spec).items():
+        setattr(endpoint, name, value)
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    _new_generation(endpoint, actor=actor, summary=f"rollback to generation {revision.generation}",
+                    action="endpoint.rollback", old_spec=old_spec, extra={"from_generation": revision.generation})
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_promote_canary(*, actor, endpoint: Endpoint) -> Endpoint:
+    endpoint = _locked(endpoint)
+    if not endpoint.canary_version_id:
+        raise ValidationError({"canary_version": ["The endpoint has no canary to promote."]})
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    endpoint.model_version = endpoint.canary_version
+    endpoint.canary_version = None
+    endpoint.canary_traffic_percent = None
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    _new_generation(endpoint, actor=actor, summary=f"promoted canary v{endpoint.model_version.version}",
+                    action="endpoint.promote", old_spec=old_spec)
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_set_state(*, actor, endpoint: Endpoint, stopped: bool) -> Endpoint:
+    """Stop (KServe tears the workload down, keeping the object) or start again."""
+    endpoint = _locked(endpoint)
+    target = Endpoint.State.STOPPED if stopped else Endpoint.State.ACTIVE
+    if endpoint.state == target:
+        return endpoint
+    if endpoint.state == Endpoint.State.DELETING:
+        raise ValidationError("The endpoint is being deleted.")
+    endpoint.state = target
+    _new_generation(endpoint, actor=actor, summary="stopped" if stopped else "started",
+                    action="endpoint.stop" if stopped else "endpoint.start")
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_delete(*, actor, endpoint: Endpoint) -> Endpoint:
+    """Mark for deletion; a worker deletes the InferenceService, then the row."""
+    endpoint = _locked(endpoint)
+    if endpoint.state == Endpoint.State.DELETING:
+        return endpoint
+    endpoint.state = Endpoint.State.DELETING
+    endpoint.save(update_fields=["state", "updated_at"])
+    audit.record(action="endpoint.delete", actor=actor, target=endpoint, project=endpoint.project,
+                 details={"generation": endpoint.generation})
+    from endpoints.tasks import delete_endpoint_task
+
+    delete_endpoint_task.delay_on_commit(endpoint_id=endpoint.pk)
+    return endpoint
+
+
+# --- applying to the cluster (run by workers) ---------------------------------------------------
+
+def endpoint_apply(*, endpoint_id: int) -> str:
+    """Apply the endpoint's current generation. Returns what happened ("applied", "failed",
+    "skipped"). Transient cluster errors propagate so the task retries."""
+    from endpoints.cluster import PermanentClusterError
+
+    endpoint = (Endpoint.objects.select_related("project", "project__cluster").filter(pk=endpoint_id).first())
+    if endpoint is None or endpoint.state == Endpoint.State.DELETING:
+        return "skipped"
+    revision = endpoint.revisions.filter(generation=endpoint.generation).first()
+    if revision is None:
+        return "skipped"
+    status, _ = EndpointStatus.objects.get_or_create(endpoint=endpoint)
+    if status.applied_generation >= endpoint.generation and status.last_reconcile_result == "applied":
+        return "skipped"
+    client = endpoint.project.cluster.client()
+    now = timezone.now()
+    try:
+        live = client.apply(revision.manifest)
+    except PermanentClusterError as exc:
+        with transaction.atomic():
+            EndpointStatus.objects.filter(pk=endpoint.pk).update(
+                phase=EndpointStatus.Phase.FAILED, ready=False, last_reconcile_at=now,
+                last_reconcile_result="failed", last_error=exc.describe())
+            Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.FAILED, message=exc.describe())
+            audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
+                         project=endpoint.project, outcome=audit.FAILURE,
+                         details={"generation": endpoint.generation, "error": exc.describe()})
+        return "failed"
+    with transaction.atomic():
+        EndpointStatus.objects.filter(pk=endpoint.pk).update(
+            applied_generation=endpoint.generation, applied_spec_hash=reconcile.spec_hash(revision.manifest),
+            last_reconcile_at=now, last_reconcile_result="applied", last_error="",
+            phase=(EndpointStatus.Phase.STOPPED if endpoint.state == Endpoint.State.STOPPED
+                   else EndpointStatus.Phase.DEPLOYING),
+            ready=False,
+        )
+        Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.APPLIED, message="")
+        Revision.objects.filter(endpoint=endpoint, generation__lt=endpoint.generation,
+                                outcome__in=[Revision.Outcome.APPLIED, Revision.Outcome.PENDING]).update(
+            outcome=Revision.Outcome.SUPERSEDED)
+        audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
+                     project=endpoint.project,
+                     details={"generation": endpoint.generation,
+                              "resource_version": ((live or {}).get("metadata") or {}).get("resourceVersion")})
+    return "applied"
+
+
+def endpoint_remove(*, endpoint_id: int) -> str:
+    """Delete the InferenceService (only one this console manages), then the endpoint row."""
+    endpoint = Endpoint.objects.select_related("project", "project__cluster").filter(pk=endpoint_id).first()
+    if endpoint is None:
+        return "gone"
+    if endpoint.state != Endpoint.State.DELETING:
+        return "skipped"
+    client = endpoint.project.cluster.client()
+    live = client.get_isvc(endpoint.project.namespace, endpoint.name)
+    labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+    if live is not None and reconcile.is_managed_by_this_console(labels):
+        client.delete_isvc(endpoint.project.namespace, endpoint.name)
+    with transaction.atomic():
+        audit.record(action="endpoint.deleted", actor=None, actor_name="reconciler", target=endpoint,
+                     project=endpoint.project, details={"isvc_deleted": live is not None})
+        endpoint.delete()
+    return "deleted"
