@@ -40,6 +40,8 @@ CSRF_TRUSTED_ORIGINS = env.string_list("CSRF_TRUSTED_ORIGINS", [])
 # Public base URL of the console, used in links that leave the browser (ingest URLs handed
 # to KServe's payload logger, the "how to call it" panel).
 CONSOLE_BASE_URL = env.string("CONSOLE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where KServe's payload logger (inside the cluster) reaches the console's ingest receiver.
+CONSOLE_INGEST_BASE_URL = env.string("CONSOLE_INGEST_BASE_URL", CONSOLE_BASE_URL).rstrip("/")
 # Distinguishes objects this console applied from those of another console on the same cluster.
 CONSOLE_INSTANCE = env.string("CONSOLE_INSTANCE", "default")
 
