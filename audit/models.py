@@ -86,12 +86,6 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action} {self.target_repr}"
 
-    def canonical(self) -> dict:
-        return digests.canonical_event(self)
-
-    def compute_digest(self) -> str:
-        return digests.event_digest(self)
-
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise AppendOnlyError("audit events are append-only: update refused")
@@ -100,3 +94,9 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit events are append-only: delete refused")
+
+    def canonical(self) -> dict:
+        return digests.canonical_event(self)
+
+    def compute_digest(self) -> str:
+        return digests.event_digest(self)

@@ -22,7 +22,7 @@ class RequestContext:
     user_agent: str = ""
 
 
-_current: ContextVar[RequestContext] = ContextVar("console_request_context", default=RequestContext())
+_current: ContextVar[RequestContext] = ContextVar("console_request_context", default=RequestContext())  # noqa: B039 (frozen)
 
 
 def current_request_context() -> RequestContext:

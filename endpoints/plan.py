@@ -150,9 +150,8 @@ def _traffic(old_spec: dict | None, new_spec: dict) -> dict | None:
 
 
 def _describe_cluster_error(exc) -> tuple[str, list[dict]]:
-    message = getattr(exc, "message", "") or str(exc)
-    causes = [{"field": c.get("field", ""), "message": c.get("message", "")} for c in getattr(exc, "causes", []) or []]
-    return message, causes
+    causes = [{"field": c.field, "message": c.message} for c in exc.causes]
+    return exc.message, causes
 
 
 def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | None, client=None) -> Plan:
@@ -183,7 +182,7 @@ def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | N
             "Pods beyond capacity stay Pending until accelerators free up.")
     if client is not None:
         try:
-            live = client.get_isvc(endpoint.project.namespace, endpoint.name)
+            live = client.get("InferenceService", endpoint.project.namespace, endpoint.name)
         except ClusterError as exc:
             plan.live_error = f"The live object could not be read: {_describe_cluster_error(exc)[0]}"
         else:

@@ -13,7 +13,8 @@ from django.db.models import F, Max, Sum
 from django.utils import timezone
 
 from audit import services as audit
-from endpoints import catalog, profiles, reconcile, spec as specs
+from endpoints import catalog, profiles, reconcile
+from endpoints import spec as specs
 from endpoints.models import (
     Cluster,
     Endpoint,
@@ -577,7 +578,8 @@ def endpoint_apply(*, endpoint_id: int) -> str:
     "skipped"). Transient cluster errors propagate so the task retries."""
     from endpoints.cluster import PermanentClusterError
 
-    endpoint = (Endpoint.objects.select_related("project", "project__cluster").filter(pk=endpoint_id).first())
+    endpoint = (Endpoint.objects.select_related("project", "project__cluster", "runtime")
+                .filter(pk=endpoint_id).first())
     if endpoint is None or endpoint.state == Endpoint.State.DELETING:
         return "skipped"
     revision = endpoint.revisions.filter(generation=endpoint.generation).first()
@@ -589,16 +591,19 @@ def endpoint_apply(*, endpoint_id: int) -> str:
     client = endpoint.project.cluster.client()
     now = timezone.now()
     try:
+        runtime = endpoint.runtime
+        if runtime is not None and not runtime.built_in:
+            client.apply_serving_runtime(serving_runtime_manifest(runtime, endpoint.project.namespace))
         live = client.apply(revision.manifest)
     except PermanentClusterError as exc:
         with transaction.atomic():
             EndpointStatus.objects.filter(pk=endpoint.pk).update(
                 phase=EndpointStatus.Phase.FAILED, ready=False, last_reconcile_at=now,
-                last_reconcile_result="failed", last_error=exc.describe())
-            Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.FAILED, message=exc.describe())
+                last_reconcile_result="failed", last_error=str(exc))
+            Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.FAILED, message=str(exc))
             audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
                          project=endpoint.project, outcome=audit.FAILURE,
-                         details={"generation": endpoint.generation, "error": exc.describe()})
+                         details={"generation": endpoint.generation, "error": str(exc)})
         return "failed"
     with transaction.atomic():
         EndpointStatus.objects.filter(pk=endpoint.pk).update(
@@ -619,6 +624,37 @@ def endpoint_apply(*, endpoint_id: int) -> str:
     return "applied"
 
 
+def serving_runtime_manifest(runtime: ServingRuntime, namespace: str) -> dict:
+    """The namespaced ServingRuntime object of a custom runtime."""
+    from django.conf import settings
+
+    spec: dict = {
+        "supportedModelFormats": runtime.supported_formats,
+        "containers": [{"name": "kserve-container", "image": runtime.container_image,
+                        "args": list(runtime.container_args or [])}],
+        "disabled": runtime.disabled,
+    }
+    if runtime.protocols:
+        spec["protocolVersions"] = list(runtime.protocols)
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": runtime.name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "inference-console",
+                                "inference-console.io/instance": settings.CONSOLE_INSTANCE}},
+        "spec": spec,
+    }
+
+
+def is_managed_by_this_console(labels: dict) -> bool:
+    """Only objects carrying this console instance's labels are ever deleted: a restored
+    database or a second console must not remove what it does not own."""
+    from django.conf import settings
+
+    return (labels.get("app.kubernetes.io/managed-by") == "inference-console"
+            and labels.get("inference-console.io/instance") == settings.CONSOLE_INSTANCE)
+
+
 def endpoint_remove(*, endpoint_id: int) -> str:
     """Delete the InferenceService (only one this console manages), then the endpoint row."""
     endpoint = Endpoint.objects.select_related("project", "project__cluster").filter(pk=endpoint_id).first()
@@ -627,10 +663,10 @@ def endpoint_remove(*, endpoint_id: int) -> str:
     if endpoint.state != Endpoint.State.DELETING:
         return "skipped"
     client = endpoint.project.cluster.client()
-    live = client.get_isvc(endpoint.project.namespace, endpoint.name)
+    live = client.get("InferenceService", endpoint.project.namespace, endpoint.name)
     labels = ((live or {}).get("metadata") or {}).get("labels") or {}
-    if live is not None and reconcile.is_managed_by_this_console(labels):
-        client.delete_isvc(endpoint.project.namespace, endpoint.name)
+    if live is not None and is_managed_by_this_console(labels):
+        client.delete("InferenceService", endpoint.project.namespace, endpoint.name)
     with transaction.atomic():
         audit.record(action="endpoint.deleted", actor=None, actor_name="reconciler", target=endpoint,
                      project=endpoint.project, details={"isvc_deleted": live is not None})

@@ -36,16 +36,22 @@ def runtime_spec_for(runtime) -> catalog.RuntimeSpec:
         disabled=runtime.disabled,
         multi_model=runtime.multi_model,
         namespaced=not runtime.built_in,
+        created_at=runtime.created_at,
     )
 
 
-def effective_runtime(endpoint, available) -> catalog.RuntimeSpec | None:
-    """The runtime that will serve the endpoint: the chosen one, or KServe's auto-selection."""
-    if endpoint.runtime_id:
-        return runtime_spec_for(endpoint.runtime)
+def serving_runtime_and_protocol(endpoint, available) -> tuple[catalog.RuntimeSpec | None, str | None]:
+    """The runtime that will serve the endpoint (the chosen one, or KServe's auto-selection)
+    and the ``protocolVersion`` to write for the endpoint's protocol."""
     version = endpoint.model_version
-    protocol = runtimes.kserve_protocol(endpoint.protocol, None)
-    return runtimes.select_runtime(version.model_format, version.format_version, protocol, available)
+    if endpoint.runtime_id:
+        serving = runtime_spec_for(endpoint.runtime)
+        return serving, runtimes.kserve_protocol(endpoint.protocol, serving, model_format=version.model_format)
+    return runtimes.resolve_auto_runtime(version.model_format, version.format_version, endpoint.protocol, available)
+
+
+def effective_runtime(endpoint, available) -> catalog.RuntimeSpec | None:
+    return serving_runtime_and_protocol(endpoint, available)[0]
 
 
 def desired_spec(endpoint, *, available_runtimes=None) -> dict:
@@ -57,7 +63,7 @@ def desired_spec(endpoint, *, available_runtimes=None) -> dict:
         from endpoints.models import ServingRuntime
 
         available_runtimes = [runtime_spec_for(r) for r in ServingRuntime.objects.all()]
-    serving = runtime_spec_for(runtime) if runtime is not None else effective_runtime(endpoint, available_runtimes)
+    _serving, kserve_protocol = serving_runtime_and_protocol(endpoint, available_runtimes)
     hardware = None
     if endpoint.hardware_profile_id:
         profile = endpoint.hardware_profile
@@ -101,7 +107,7 @@ def desired_spec(endpoint, *, available_runtimes=None) -> dict:
         "runtime": (
             {"id": runtime.pk, "name": runtime.name, "openai_compatible": runtime.openai_compatible} if runtime else None
         ),
-        "kserve_protocol": runtimes.kserve_protocol(endpoint.protocol, serving),
+        "kserve_protocol": kserve_protocol,
         "protocol": endpoint.protocol,
         "min_replicas": endpoint.min_replicas,
         "max_replicas": endpoint.max_replicas,
