@@ -171,8 +171,12 @@ def classify_api_exception(exc: ApiException, *, during_apply: bool = False) -> 
 
 
 def _network_error(exc: BaseException) -> TransientClusterError:
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
     text = str(exc)
-    timed_out = isinstance(exc, urllib3.exceptions.TimeoutError | socket.timeout | TimeoutError)
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3, but a refused connection is no timeout.
+    timed_out = not isinstance(exc, urllib3.exceptions.NewConnectionError) and isinstance(
+        exc, urllib3.exceptions.TimeoutError | socket.timeout | TimeoutError)
     reason = "Timeout" if timed_out else "ConnectionError"
     return TransientClusterError(message=f"{type(exc).__name__}: {text}", status=None, reason=reason)
 

@@ -155,8 +155,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _log(self, code: int) -> None:
+        """Record the request before the client can see the answer, so tests never race the log."""
+        if not self._logged:
+            self._logged = True
+            self._record.status = code
+            self.server.api.log_request(self._record)
+
     def _send_json(self, code: int, payload: Any, warnings: Iterable[str] = (), extra: dict[str, str] | None = None) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
+        self._log(code)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -169,7 +177,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._record.status = code
 
     def _send_error(self, err: ApiError) -> None:
         extra = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
@@ -198,6 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             user_agent=self.headers.get("User-Agent", ""), field_manager=query.get("fieldManager", ""),
             content_type=self.headers.get("Content-Type", ""), dry_run=bool(dry_run_values),
         )
+        self._logged = False
         try:
             if api.token and self.headers.get("Authorization", "") != f"Bearer {api.token}":
                 raise ApiError(401, "Unauthorized")
@@ -222,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("fake apiserver internal error")
             self._send_error(ApiError(500, f"Internal error occurred: {exc}"))
         finally:
-            api.log_request(self._record)
+            self._log(self._record.status)
 
     def _dispatch(self, route: _Route, verb: str, query: dict[str, str], dry_run: list[str], body: bytes) -> None:
         api = self.server.api
@@ -348,13 +356,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "the server could not find the requested resource")
 
     def _send_raw(self, code: int, payload: bytes, content_type: str = "application/json") -> None:
+        self._log(code)
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
-        self._record.status = code
 
     # --- watch ---------------------------------------------------------------------------
     def _watch(self, rtype: ResourceType, route: _Route, query: dict[str, str], accept: _Accept) -> None:
@@ -380,12 +388,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             return labels_match(labels, meta.get("labels")) and fields_match(fields, obj, rtype.field_value)
 
+        self._log(200)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
-        self._record.status = 200
         self.close_connection = True
 
         def emit(event_type: str, obj: dict) -> None:

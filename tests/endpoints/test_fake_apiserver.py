@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 
 from endpoints.sandbox import FakeApiServer
-from tests.fixtures.kube import KSERVE_EXAMPLES_DIR, REPO_ROOT, require_shared_crds
+from tests.fixtures.kube import KSERVE_EXAMPLES_DIR, REPO_ROOT
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 APPLY = "application/apply-patch+yaml"
