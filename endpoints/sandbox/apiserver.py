@@ -470,6 +470,10 @@ class _Accept:
 
 
 def _decode(body: bytes, content_type: str) -> Any:
+    if content_type and ("protobuf" in content_type or "cbor" in content_type):
+        # Only JSON (and YAML for apply) is spoken here; 415 tells client-go to fall back to JSON.
+        raise ApiError(415, f'the body of the request was in an unknown format - accepted media types include: '
+                       f'application/json, application/yaml (got "{content_type}")')
     if not body:
         raise bad_request("the body of the request was in an unknown format - empty body")
     try:
