@@ -607,16 +607,23 @@ def test_limit_and_continue_page_through_a_list(api):
 # --- watch -------------------------------------------------------------------------------------------
 
 
-def _watch_lines(server: FakeApiServer, query: str, timeout: float = 3.0) -> list[dict]:
+def _watch_lines(server: FakeApiServer, query: str, count: int, timeout: float = 3.0) -> list[dict]:
+    """Open a raw watch and read ``count`` events (or until the server ends the stream)."""
     api = Api(server)
     path = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}?watch=true&{query}"
-    status, _, _ = (0, None, None)
     resp = api.client.rest_client.pool_manager.request(
         "GET", server.url + path, headers={"Accept": "application/json"}, preload_content=False, timeout=timeout)
-    status = resp.status
-    assert status == 200
-    events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
-    resp.release_conn()
+    assert resp.status == 200
+    events, buffer = [], b""
+    for chunk in resp.stream(1024):
+        buffer += chunk
+        while b"\n" in buffer and len(events) < count:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                events.append(json.loads(line))
+        if len(events) >= count:
+            break
+    resp.close()
     return events
 
 
@@ -647,13 +654,13 @@ def test_watch_resumes_from_resource_version_replaying_later_events(api, fake_ap
     _, first, _ = api.create(isvc("a"))
     api.create(isvc("b"))
     api.merge_patch("a", {"metadata": {"labels": {"x": "y"}}})
-    events = _watch_lines(fake_apiserver, f"resourceVersion={first['metadata']['resourceVersion']}&timeoutSeconds=1")
+    events = _watch_lines(fake_apiserver, f"resourceVersion={first['metadata']['resourceVersion']}&timeoutSeconds=5", 2)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "b"), ("MODIFIED", "a")]
 
 
 def test_watch_without_resource_version_starts_with_synthetic_added_events(api, fake_apiserver):
     api.create(isvc("a"))
-    events = _watch_lines(fake_apiserver, "timeoutSeconds=1")
+    events = _watch_lines(fake_apiserver, "timeoutSeconds=1", 1)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "a")]
 
 
@@ -663,7 +670,7 @@ def test_watch_from_compacted_resource_version_gets_410_expired_error_event():
         api = Api(server)
         for i in range(6):
             api.create(isvc(f"m{i}"))
-        events = _watch_lines(server, "resourceVersion=2&timeoutSeconds=1")
+        events = _watch_lines(server, "resourceVersion=2&timeoutSeconds=5", 5)
         assert len(events) == 1 and events[0]["type"] == "ERROR"
         status = events[0]["object"]
         assert status["kind"] == "Status" and status["code"] == 410 and status["reason"] == "Expired"
@@ -680,7 +687,7 @@ def test_watch_from_compacted_resource_version_gets_410_expired_error_event():
 def test_watch_sends_bookmarks_when_allowed(api, fake_apiserver):
     api.create(isvc("a"))
     rv = api.list()[1]["metadata"]["resourceVersion"]
-    events = _watch_lines(fake_apiserver, f"resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=1")
+    events = _watch_lines(fake_apiserver, f"resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=5", 1)
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
     assert bookmarks and bookmarks[0]["object"]["metadata"]["resourceVersion"] == rv
     assert bookmarks[0]["object"]["kind"] == "InferenceService"
@@ -692,14 +699,14 @@ def test_watch_with_label_selector_reports_objects_leaving_the_selection_as_dele
     _, created, _ = api.create(body)
     api.merge_patch("a", {"metadata": {"labels": {"managed": None}}})
     events = _watch_lines(fake_apiserver, f"resourceVersion={int(created['metadata']['resourceVersion']) - 1}"
-                                          "&labelSelector=managed%3Dyes&timeoutSeconds=1")
+                                          "&labelSelector=managed%3Dyes&timeoutSeconds=5", 2)
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
 
 
 def test_send_initial_events_ends_with_initial_events_end_bookmark(api, fake_apiserver):
     api.create(isvc("a"))
     events = _watch_lines(fake_apiserver, "sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
-                                          "&allowWatchBookmarks=true&timeoutSeconds=1")
+                                          "&allowWatchBookmarks=true&timeoutSeconds=5", 2)
     assert events[0]["type"] == "ADDED"
     assert events[1]["type"] == "BOOKMARK"
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
