@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
