@@ -405,6 +405,20 @@ class ClusterClient:
         items, _ = self.list(namespace, f"{ISVC_LABEL}={isvc_name}", kind="Pod")
         return items
 
+    def pod_logs(self, namespace: str, pod: str, container: str | None = None, tail_lines: int = 50) -> str:
+        """The last ``tail_lines`` lines of a container's log (for the "why not ready" panel)."""
+        options: dict[str, Any] = {"tail_lines": tail_lines}
+        if container:
+            options["container"] = container
+        try:
+            response = self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False,
+                                                         _request_timeout=self.timeout, **options)
+            return response.data.decode("utf-8", errors="replace")
+        except ApiException as exc:
+            raise classify_api_exception(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _network_error(exc) from exc
+
     def get_namespace(self, name: str) -> dict[str, Any] | None:
         return self.get("Namespace", None, name)
 

@@ -278,6 +278,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"apiVersion": rtype.api_version(route.version), "kind": rtype.list_kind,
                                   "metadata": meta, "items": page})
             return
+        if verb == "get" and rtype.plural == "pods" and sub == "log":
+            tail = query.get("tailLines")
+            text = store.api_pod_log(ns, name, container=query.get("container") or None,
+                                     tail_lines=int(tail) if tail and tail.lstrip("-").isdigit() else None)
+            self._send_raw(200, text.encode(), "text/plain")
+            return
         if verb == "get":
             obj = store.api_get(rtype, ns, name, sub, route.version)
             if accept.table_version:

@@ -91,6 +91,9 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
                 "name": f"{t.plural}/status", "singularName": "", "namespaced": t.namespaced, "kind": t.kind,
                 "verbs": ["get", "patch", "update"],
             })
+        if t.key == "/pods":
+            resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                              "verbs": ["get"]})
     group_version = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 

@@ -135,6 +135,7 @@ class Store:
         self._pending: list[ChangeEvent] = []
         self._dispatch_lock = threading.RLock()
         self._closed = False
+        self._logs: dict[tuple[str, str, str], str] = {}
         for ns in namespaces:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, manager="sandbox")
 
@@ -876,6 +877,38 @@ class Store:
             "source": {"component": component},
             "reportingComponent": component,
         }, manager=component)
+
+    # --- pod logs (``pods/log``) -------------------------------------------------------------
+
+    def _log_container(self, pod: dict, container: str | None) -> str:
+        names = [c.get("name") for c in ((pod.get("spec") or {}).get("containers") or [])]
+        name = pod["metadata"]["name"]
+        if container:
+            if container not in names:
+                raise bad_request(f"container {container} is not valid for pod {name}")
+            return container
+        if len(names) != 1:
+            raise bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                              f"[{' '.join(str(n) for n in names)}]")
+        return str(names[0])
+
+    def set_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
+                    append: bool = False) -> None:
+        """Set (or append to) what ``GET pods/<pod>/log`` returns for a container."""
+        with self._lock:
+            stored = self._require(self._type("pods"), namespace, pod)
+            key = (namespace, pod, self._log_container(stored, container))
+            self._logs[key] = (self._logs.get(key, "") if append else "") + text
+
+    def api_pod_log(self, namespace: str, pod: str, *, container: str | None = None,
+                    tail_lines: int | None = None) -> str:
+        with self._lock:
+            stored = self._require(self._type("pods"), namespace, pod)
+            text = self._logs.get((namespace, pod, self._log_container(stored, container)), "")
+        if tail_lines is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail_lines:]) if tail_lines > 0 else ""
+        return text
 
     def dump(self) -> str:
         """All stored objects as JSON (debugging aid for failing tests)."""

@@ -330,3 +330,18 @@ def test_concurrent_applies_from_threads_all_succeed(cluster_client):
         t.join()
     assert errors == []
     assert len(cluster_client.list("default")[0]) == 8
+
+
+def test_pod_logs_returns_the_tail_of_a_containers_log(cluster_client, fake_apiserver):
+    store = fake_apiserver.store
+    store.set_pod({"metadata": {"name": "iris-predictor-0", "namespace": "default"},
+                   "spec": {"containers": [{"name": "kserve-container"}, {"name": "queue-proxy"}]}})
+    store.set_pod_log("default", "iris-predictor-0", "".join(f"line {i}\n" for i in range(100)),
+                      container="kserve-container")
+    text = cluster_client.pod_logs("default", "iris-predictor-0", "kserve-container", tail_lines=3)
+    assert text == "line 97\nline 98\nline 99\n"
+    with pytest.raises(PermanentClusterError) as info:
+        cluster_client.pod_logs("default", "iris-predictor-0")  # two containers: must name one
+    assert info.value.status == 400 and "choose one of" in info.value.message
+    log_reads = fake_apiserver.requests(resource="pods", subresource="log")
+    assert [r.verb for r in log_reads] == ["get", "get"]

@@ -86,6 +86,15 @@ def test_kubectl_describe_shows_spec_status_and_events(kubectl, examples_namespa
     assert "Storage Uri:  gs://kfserving-examples/models/sklearn/1.0/model" in out
     assert "http://sklearn-iris.examples.example.com" in out
     assert "InferenceServiceNotReady" in out and "MinimumReplicasUnavailable" in out
+    store.set_pod({"metadata": {"name": "sklearn-iris-predictor-0", "namespace": examples_namespace,
+                                "labels": {"serving.kserve.io/inferenceservice": "sklearn-iris"}},
+                   "spec": {"containers": [{"name": "kserve-container", "image": "kserve/sklearnserver"}]},
+                   "status": {"phase": "Running"}})
+    store.set_pod_log(examples_namespace, "sklearn-iris-predictor-0", "loading model\nmodel loaded\n")
+    pods = kubectl("get", "pods", "-n", examples_namespace, "-l", "serving.kserve.io/inferenceservice=sklearn-iris").stdout
+    assert "sklearn-iris-predictor-0" in pods and "Running" in pods
+    logs = kubectl("logs", "sklearn-iris-predictor-0", "-n", examples_namespace, "--tail=1").stdout
+    assert logs == "model loaded\n"
     events_query = kubectl.server.requests(resource="events")[-1].query["fieldSelector"]
     assert "involvedObject.name=sklearn-iris" in events_query
     row = kubectl("get", "isvc", "sklearn-iris", "-n", examples_namespace, "--no-headers").stdout.split()
