@@ -702,7 +702,8 @@ class FakeApiServer:
                 doc = discovery.openapi_v3_document(self.registry, group, version)
                 if doc is None:
                     return None
-                self._openapi_cache[key] = (json.dumps(doc).encode(), discovery.document_hash(doc))
+                serialized = json.dumps(doc, separators=(",", ":")).encode()
+                self._openapi_cache[key] = (serialized, discovery.document_hash(serialized))
             return self._openapi_cache[key]
 
     def openapi_index(self) -> dict[str, Any]:

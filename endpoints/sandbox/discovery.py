@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from typing import Any
 
 from .resources import Registry, ResourceType
@@ -156,9 +155,10 @@ def _op(action: str, rtype: ResourceType, version: str, ref: str, params: list[d
 
 def _strip_for_openapi(schema: Any) -> Any:
     """The CRD schema as an OpenAPI component, with ``metadata`` pointing at ObjectMeta."""
-    out = copy.deepcopy(schema) if isinstance(schema, dict) else {"type": "object"}
-    props = out.setdefault("properties", {})
-    props["metadata"] = {"$ref": f"#/components/schemas/{_OBJECT_META_REF}"}
+    # Shallow copies only: the document is serialized right away and never mutated below the root.
+    out = dict(schema) if isinstance(schema, dict) else {"type": "object"}
+    out["properties"] = dict(out.get("properties") or {})
+    out["properties"]["metadata"] = {"$ref": f"#/components/schemas/{_OBJECT_META_REF}"}
     return out
 
 
@@ -222,8 +222,8 @@ def openapi_v3_index(registry: Registry, hashes: dict[str, str]) -> dict[str, An
     return {"paths": paths}
 
 
-def document_hash(document: dict[str, Any]) -> str:
-    return hashlib.sha512(json.dumps(document, sort_keys=True).encode()).hexdigest()[:64].upper()
+def document_hash(serialized: bytes) -> str:
+    return hashlib.sha512(serialized).hexdigest()[:64].upper()
 
 
 # --- Table ------------------------------------------------------------------------------------
