@@ -845,3 +845,38 @@ def test_entry_point_serves_and_writes_a_kubeconfig(tmp_path):
 def test_server_refuses_non_loopback_addresses():
     with pytest.raises(ValueError):
         FakeApiServer(host="0.0.0.0")  # noqa: S104 - the point is that it is refused
+
+
+def test_apply_to_status_subresource_owns_status_fields_separately(api):
+    api.apply(isvc(), manager="console")
+    body = isvc()
+    body["status"] = {"url": "http://iris", "conditions": [{"type": "Ready", "status": "True"}]}
+    status, obj, _ = api._run(api.custom.patch_namespaced_custom_object_status, GROUP, VERSION, "default", PLURAL,
+                              "iris", body, field_manager="kserve-controller", force=True, _content_type=APPLY)
+    assert status == 200 and obj["status"]["url"] == "http://iris"
+    entry = next(m for m in obj["metadata"]["managedFields"] if m["manager"] == "kserve-controller")
+    assert entry["subresource"] == "status" and entry["operation"] == "Apply"
+    assert set(entry["fieldsV1"]) == {"f:status"}
+    assert obj["metadata"]["generation"] == 1
+    _, again, _ = api.apply(isvc(minReplicas=1), manager="console")  # the console's apply leaves status alone
+    assert again["status"]["url"] == "http://iris"
+
+
+def test_missing_field_validation_parameter_defaults_to_warn(api):
+    body = isvc()
+    body["spec"]["predictor"]["bogus"] = 1
+    status, obj, headers = api.create(body)
+    assert status == 201 and "bogus" not in obj["spec"]["predictor"]
+    assert 'unknown field \\"spec.predictor.bogus\\"' in headers["Warning"]
+
+
+def test_full_crd_schema_validates_serving_runtimes(fake_apiserver_with_crds):
+    api = Api(fake_apiserver_with_crds)
+    runtime = {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime",
+               "metadata": {"name": "rt", "namespace": "default"},
+               "spec": {"supportedModelFormats": [{"name": "sklearn", "priority": 0}]}}
+    status, err, _ = api._run(api.custom.create_namespaced_custom_object, GROUP, "v1alpha1", "default",
+                              "servingruntimes", runtime)
+    assert status == 422
+    fields = {c["field"] for c in err["details"]["causes"]}
+    assert {"spec.containers", "spec.supportedModelFormats[0].priority"} <= fields
