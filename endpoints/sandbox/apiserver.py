@@ -24,6 +24,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import select
 import signal
 import socket
 import threading
@@ -183,6 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_error(self, err: ApiError) -> None:
         extra = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
         self._send_json(err.code, err.to_status(), extra=extra)
+
+    def _client_gone(self) -> bool:
+        return _peer_closed(self.connection)
 
     def _drop(self) -> None:
         """Close the socket without a response, as a crashed proxy or a reset connection would."""
@@ -437,7 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
                 cursor = int(rv_param)
             deadline = time.monotonic() + timeout
             last_bookmark = time.monotonic()
-            while not api.stopping:
+            while not api.stopping and not self._client_gone():
                 try:
                     entries, current = store.events_after(cursor, rtype.key)
                 except ApiError as err:
@@ -463,6 +467,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    """True once the client has hung up (readable with nothing to read), so idle watches end."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 class _Accept:
