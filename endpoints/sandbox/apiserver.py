@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import discovery
+from . import discovery, protobuf
 from .errors import ApiError, bad_request
 from .faults import FaultInjector
 from .resources import Registry, ResourceType, builtin_types, types_from_crd
@@ -495,8 +495,9 @@ class _Accept:
 
 
 def _decode(body: bytes, content_type: str) -> Any:
+    if content_type == "application/vnd.kubernetes.protobuf":
+        return protobuf.decode(body)
     if content_type and ("protobuf" in content_type or "cbor" in content_type):
-        # Only JSON (and YAML for apply) is spoken here; 415 tells client-go to fall back to JSON.
         raise ApiError(415, f'the body of the request was in an unknown format - accepted media types include: '
                        f'application/json, application/yaml (got "{content_type}")')
     if not body:
@@ -678,6 +679,8 @@ class FakeApiServer:
             candidate = self.registry.by_url(group, version, rest[2])
             if candidate is not None and candidate.namespaced:
                 namespace, rest = rest[1], rest[2:]
+            elif rest[2] not in ("status", "finalize"):
+                return _Route("nonresource", "notfound", group=group, version=version)
         plural = rest[0]
         rtype = self.registry.by_url(group, version, plural)
         if rtype is None:

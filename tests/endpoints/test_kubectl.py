@@ -43,9 +43,7 @@ def _find_key(node: Any, key: str, path: str = "") -> str | None:
 
 @pytest.fixture
 def examples_namespace(kubectl) -> str:
-    # Not ``kubectl create namespace``: typed kubectl commands send protobuf bodies, which the fake
-    # server does not decode (see docs/fake-apiserver.md). Unstructured apply sends JSON.
-    kubectl("apply", "--server-side", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n")
+    kubectl("create", "namespace", NAMESPACE)
     return NAMESPACE
 
 
@@ -190,3 +188,18 @@ def test_kubectl_discovers_only_through_paths_the_fake_server_serves(kubectl, ex
     assert all(status == 200 for _, status in nonresource), nonresource
     patch = kubectl.server.requests(verb="patch")[-1]
     assert patch.query["fieldValidation"] == "Strict" and patch.query["fieldManager"] == "kubectl"
+
+
+def test_kubectl_typed_create_commands_for_core_kinds_work(kubectl, examples_namespace):
+    # These send protobuf bodies; the server decodes Namespace, Secret and ServiceAccount.
+    kubectl("create", "secret", "generic", "hf-token", "-n", examples_namespace, "--from-literal=HF_TOKEN=abc")
+    kubectl("create", "serviceaccount", "hf-sa", "-n", examples_namespace)
+    store = kubectl.server.store
+    assert store.get("secrets", examples_namespace, "hf-token")["data"] == {"HF_TOKEN": "YWJj"}
+    assert store.get("serviceaccounts", examples_namespace, "hf-sa")["metadata"]["uid"]
+    assert store.get("namespaces", None, examples_namespace)["status"]["phase"] == "Active"
+    listing = kubectl("get", "secrets,serviceaccounts", "-n", examples_namespace).stdout
+    assert "secret/hf-token" in listing and "serviceaccount/hf-sa" in listing
+    kubectl("delete", "namespace", examples_namespace)
+    assert store.get("secrets", examples_namespace, "hf-token") is None
+    assert store.get("namespaces", None, examples_namespace) is None
