@@ -164,8 +164,13 @@ CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
-# Apps add their periodic tasks here (console.celery merges each app's BEAT_SCHEDULE).
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic tasks (Celery beat).
+RECONCILE_INTERVAL_SECONDS = env.integer("RECONCILE_INTERVAL_SECONDS", 30, minimum=5)
+# A reconcile pass deletes at most this many orphaned InferenceServices; more raises an alert.
+RECONCILE_MAX_DELETIONS = env.integer("RECONCILE_MAX_DELETIONS", 10, minimum=0)
+CELERY_BEAT_SCHEDULE: dict = {
+    "reconcile-all": {"task": "endpoints.tasks.reconcile_all_task", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
+}
 
 # --- Authentication -----------------------------------------------------------------------
 AUTH_USER_MODEL = "console.User"
@@ -188,6 +193,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+if TESTING:
+    # Password hashing is deliberately slow; the suite hashes thousands of test passwords.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT failures for one username from one
 # address, that pair is locked out for the cool-off period.

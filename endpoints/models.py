@@ -373,8 +373,12 @@ class EndpointStatus(models.Model):
     last_reconcile_at = models.DateTimeField(null=True, blank=True)
     last_reconcile_result = models.CharField(max_length=20, blank=True)
     last_error = models.TextField(blank=True)
+    # Claim of the generation a worker is applying (a conditional UPDATE: two deliveries of
+    # the reconcile task never apply the same generation at once, also on SQLite).
     reconcile_claimed_generation = models.PositiveIntegerField(default=0)
     reconcile_claimed_at = models.DateTimeField(null=True, blank=True)
+    reconcile_claimed_by = models.CharField(max_length=64, blank=True)
+    drift_corrections = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.endpoint_id}: {self.phase}"
@@ -411,6 +415,29 @@ class Revision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint.name} generation {self.generation}"
+
+
+class ReconcileAlert(models.Model):
+    """Something the reconciler refused to do on its own and a person must look at, e.g. a
+    pass that would have deleted more managed objects than the safety cap allows."""
+
+    class Kind(models.TextChoices):
+        DELETION_CAP = "deletion_cap", "Deletion cap reached"
+        CLUSTER_UNREACHABLE = "cluster_unreachable", "Cluster unreachable"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}: {self.get_kind_display()}"
 
 
 # --- guardian direct-FK object permission tables -------------------------------------------

@@ -24,6 +24,7 @@ from endpoints.models import (
     ModelVersion,
     Project,
     ProjectQuota,
+    ReconcileAlert,
     RegisteredModel,
     Revision,
     ServingRuntime,
@@ -573,21 +574,50 @@ def endpoint_delete(*, actor, endpoint: Endpoint) -> Endpoint:
 
 # --- applying to the cluster (run by workers) ---------------------------------------------------
 
-def endpoint_apply(*, endpoint_id: int) -> str:
-    """Apply the endpoint's current generation. Returns what happened ("applied", "failed",
-    "skipped"). Transient cluster errors propagate so the task retries."""
+def _claim(endpoint: Endpoint, generation: int, claimant: str) -> bool:
+    """Claim ``generation`` for this worker with a conditional UPDATE (works on SQLite too,
+    where SELECT ... FOR UPDATE is ignored). A claim is free when it is for an older
+    generation, when it is this claimant's own (a redelivered task keeps its id), or when it
+    is older than the task time limit (its worker is gone)."""
+    from django.conf import settings
+    from django.db.models import Q
+
+    now = timezone.now()
+    stale = now - timezone.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimable = (Q(reconcile_claimed_generation__lt=generation) | Q(reconcile_claimed_by=claimant)
+                 | Q(reconcile_claimed_at__lt=stale) | Q(reconcile_claimed_at__isnull=True))
+    return bool(EndpointStatus.objects.filter(Q(pk=endpoint.pk) & claimable).update(
+        reconcile_claimed_generation=generation, reconcile_claimed_at=now, reconcile_claimed_by=claimant[:64]))
+
+
+def _release(endpoint: Endpoint, generation: int, claimant: str) -> None:
+    EndpointStatus.objects.filter(pk=endpoint.pk, reconcile_claimed_generation=generation,
+                                  reconcile_claimed_by=claimant[:64]).update(
+        reconcile_claimed_generation=generation - 1, reconcile_claimed_at=None, reconcile_claimed_by="")
+
+
+def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False, reason: str = "") -> str:
+    """Apply the endpoint's current generation (server-side apply of its revision's
+    manifest). Returns "applied", "failed" or "skipped". Transient cluster errors propagate
+    so the task retries; permanent ones mark the endpoint Failed with the API's message."""
+    import uuid
+
     from endpoints.cluster import PermanentClusterError
 
+    claimant = claimant or uuid.uuid4().hex
     endpoint = (Endpoint.objects.select_related("project", "project__cluster", "runtime")
                 .filter(pk=endpoint_id).first())
     if endpoint is None or endpoint.state == Endpoint.State.DELETING:
         return "skipped"
-    revision = endpoint.revisions.filter(generation=endpoint.generation).first()
+    generation = endpoint.generation
+    revision = endpoint.revisions.filter(generation=generation).first()
     if revision is None:
         return "skipped"
     status, _ = EndpointStatus.objects.get_or_create(endpoint=endpoint)
-    if status.applied_generation >= endpoint.generation and status.last_reconcile_result == "applied":
+    if not force and status.applied_generation >= generation and status.last_reconcile_result == "applied":
         return "skipped"
+    if not _claim(endpoint, generation, claimant):
+        return "skipped"  # another worker is applying this generation right now
     client = endpoint.project.cluster.client()
     now = timezone.now()
     try:
@@ -603,25 +633,50 @@ def endpoint_apply(*, endpoint_id: int) -> str:
             Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.FAILED, message=str(exc))
             audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
                          project=endpoint.project, outcome=audit.FAILURE,
-                         details={"generation": endpoint.generation, "error": str(exc)})
+                         details={"generation": generation, "error": str(exc)})
         return "failed"
-    with transaction.atomic():
+    except Exception as exc:
+        # Transient: let the next attempt (a retry, or the periodic pass) claim it again.
+        _release(endpoint, generation, claimant)
         EndpointStatus.objects.filter(pk=endpoint.pk).update(
-            applied_generation=endpoint.generation, applied_spec_hash=reconcile.spec_hash(revision.manifest),
+            last_reconcile_at=now, last_reconcile_result="retrying", last_error=str(exc)[:2000])
+        raise
+    observed = observe_live(live, stopped_desired=endpoint.state == Endpoint.State.STOPPED)
+    with transaction.atomic():
+        # Only record the generation this pass applied if nothing newer was applied meanwhile.
+        EndpointStatus.objects.filter(pk=endpoint.pk, applied_generation__lte=generation).update(
+            applied_generation=generation, applied_spec_hash=reconcile.spec_hash(revision.manifest),
             last_reconcile_at=now, last_reconcile_result="applied", last_error="",
-            phase=(EndpointStatus.Phase.STOPPED if endpoint.state == Endpoint.State.STOPPED
-                   else EndpointStatus.Phase.DEPLOYING),
-            ready=False,
+            last_synced_at=now, **_status_fields(observed, deploying=True),
         )
         Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.APPLIED, message="")
-        Revision.objects.filter(endpoint=endpoint, generation__lt=endpoint.generation,
+        Revision.objects.filter(endpoint=endpoint, generation__lt=generation,
                                 outcome__in=[Revision.Outcome.APPLIED, Revision.Outcome.PENDING]).update(
             outcome=Revision.Outcome.SUPERSEDED)
         audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
                      project=endpoint.project,
-                     details={"generation": endpoint.generation,
+                     details={"generation": generation, "reason": reason or "desired state changed",
                               "resource_version": ((live or {}).get("metadata") or {}).get("resourceVersion")})
     return "applied"
+
+
+def observe_live(live: dict | None, *, stopped_desired: bool):
+    from endpoints import status as status_reading
+
+    return status_reading.observe(live, stopped_desired=stopped_desired)
+
+
+def _status_fields(observed, *, deploying: bool = False) -> dict:
+    """EndpointStatus columns from an observation. Right after an apply the controller has
+    not reacted yet, so a Ready reading of the previous spec counts as Deploying."""
+    phase = observed.phase
+    if deploying and phase in (EndpointStatus.Phase.READY, EndpointStatus.Phase.PENDING):
+        phase = EndpointStatus.Phase.DEPLOYING
+    return {
+        "phase": phase, "ready": observed.ready, "url": observed.url, "address_url": observed.address_url,
+        "conditions": observed.conditions, "traffic": observed.traffic, "model_status": observed.model_status,
+        "observed_runtime": observed.runtime,
+    }
 
 
 def serving_runtime_manifest(runtime: ServingRuntime, namespace: str) -> dict:
@@ -672,3 +727,191 @@ def endpoint_remove(*, endpoint_id: int) -> str:
                      project=endpoint.project, details={"isvc_deleted": live is not None})
         endpoint.delete()
     return "deleted"
+
+
+# --- status sync and the periodic reconcile pass ---------------------------------------------
+
+def endpoint_sync_status(*, endpoint_id: int) -> str | None:
+    """Read one endpoint's InferenceService and record what it reports. Returns the phase."""
+    from endpoints.cluster import ClusterError
+
+    endpoint = Endpoint.objects.select_related("project", "project__cluster", "status").filter(pk=endpoint_id).first()
+    if endpoint is None or endpoint.state == Endpoint.State.DELETING:
+        return None
+    try:
+        live = endpoint.project.cluster.client().get("InferenceService", endpoint.project.namespace, endpoint.name)
+    except ClusterError as exc:
+        EndpointStatus.objects.filter(pk=endpoint.pk).update(phase=EndpointStatus.Phase.UNKNOWN, ready=False,
+                                                             last_error=f"cluster unreachable: {exc}"[:2000])
+        return EndpointStatus.Phase.UNKNOWN
+    return _record_observation(endpoint, live, timezone.now())
+
+
+def _observation_fields(endpoint: Endpoint, live: dict | None) -> dict:
+    status = endpoint.status
+    observed = observe_live(live, stopped_desired=endpoint.state == Endpoint.State.STOPPED)
+    fields = _status_fields(observed)
+    if status.last_reconcile_result == "failed" and status.applied_generation < endpoint.generation:
+        # The latest generation was refused by the API server: what runs is an older one.
+        fields["phase"] = EndpointStatus.Phase.FAILED
+    elif live is None and status.applied_generation == 0:
+        fields["phase"] = EndpointStatus.Phase.PENDING
+    return fields
+
+
+def _record_observation(endpoint: Endpoint, live: dict | None, now) -> str:
+    fields = _observation_fields(endpoint, live)
+    EndpointStatus.objects.filter(pk=endpoint.pk).update(last_synced_at=now, **fields)
+    return fields["phase"]
+
+
+def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> dict:
+    """One level-triggered pass over a cluster: ONE list call per project namespace, then
+    record every endpoint's observed status, re-apply what drifted (audited), apply what is
+    missing or was never applied, and delete managed objects that have no endpoint — unless
+    that would delete more than ``max_deletions`` objects, in which case nothing is deleted
+    and an alert is raised. An unchanged fleet costs one list call per namespace and no
+    writes to the cluster."""
+    from django.conf import settings
+
+    from endpoints.cluster import ClusterError
+
+    if max_deletions is None:
+        max_deletions = settings.RECONCILE_MAX_DELETIONS
+    report = {"listed": 0, "applied": 0, "drift_corrected": 0, "deleted": 0, "orphans": 0, "errors": []}
+    client = cluster.client()
+    selector = f"app.kubernetes.io/managed-by=inference-console,inference-console.io/instance={settings.CONSOLE_INSTANCE}"
+    orphans: list[tuple[str, str]] = []
+    to_apply: list[tuple[int, str]] = []
+    now = timezone.now()
+    for project in cluster.projects.all().order_by("pk"):
+        endpoints = list(project.endpoints.select_related("status").all())
+        try:
+            items, _rv = client.list(project.namespace, selector)
+        except ClusterError as exc:
+            report["errors"].append(f"{project.namespace}: {exc}")
+            EndpointStatus.objects.filter(endpoint__project=project).exclude(
+                endpoint__state=Endpoint.State.DELETING).update(
+                phase=EndpointStatus.Phase.UNKNOWN, ready=False, last_error=f"cluster unreachable: {exc}"[:2000])
+            continue
+        report["listed"] += 1
+        live_by_name = {item["metadata"]["name"]: item for item in items}
+        changed_statuses: list[EndpointStatus] = []
+        revisions = {r.endpoint_id: r for r in Revision.objects.filter(
+            endpoint__project=project).filter(generation=F("endpoint__generation"))}
+        for endpoint in endpoints:
+            live = live_by_name.pop(endpoint.name, None)
+            if endpoint.state == Endpoint.State.DELETING:
+                if live is not None:
+                    to_apply.append((endpoint.pk, "delete"))
+                continue
+            status = getattr(endpoint, "status", None)
+            if status is None:
+                status = EndpointStatus.objects.create(endpoint=endpoint)
+                endpoint.status = status
+            fields = _observation_fields(endpoint, live)
+            if any(getattr(status, name) != value for name, value in fields.items()):
+                for name, value in fields.items():
+                    setattr(status, name, value)
+                changed_statuses.append(status)
+            revision = revisions.get(endpoint.pk)
+            if revision is None:
+                continue
+            if live is None:
+                to_apply.append((endpoint.pk, "missing from the cluster"))
+            elif status.applied_generation < endpoint.generation and status.last_reconcile_result != "failed":
+                to_apply.append((endpoint.pk, "generation not applied yet"))
+            elif status.applied_generation == endpoint.generation:
+                drifted = reconcile.drifted_paths(live, revision.manifest)
+                if drifted:
+                    _audit_drift(endpoint, live, revision.manifest, drifted)
+                    to_apply.append((endpoint.pk, "drift"))
+        # Status rows are written only when what the cluster reports changed; the sync time
+        # of the whole namespace is one UPDATE.
+        if changed_statuses:
+            EndpointStatus.objects.bulk_update(changed_statuses, list(_STATUS_COLUMNS))
+        EndpointStatus.objects.filter(endpoint__project=project).update(last_synced_at=now)
+        for name, item in live_by_name.items():
+            if is_managed_by_this_console((item.get("metadata") or {}).get("labels") or {}):
+                orphans.append((project.namespace, name))
+    for endpoint_id, reason in to_apply:
+        try:
+            if reason == "delete":
+                endpoint_remove(endpoint_id=endpoint_id)
+                continue
+            result = endpoint_apply(endpoint_id=endpoint_id, force=True, reason=reason)
+        except ClusterError as exc:
+            report["errors"].append(f"endpoint {endpoint_id}: {exc}")
+            continue
+        if result == "applied":
+            report["drift_corrected" if reason == "drift" else "applied"] += 1
+    report["orphans"] = len(orphans)
+    if orphans:
+        if len(orphans) > max_deletions:
+            _raise_alert(cluster, ReconcileAlert.Kind.DELETION_CAP,
+                         f"The reconciler found {len(orphans)} InferenceServices labelled as managed by this console "
+                         f"with no endpoint in its database, more than the safety cap of {max_deletions}. Nothing "
+                         "was deleted: check whether the database was restored from an old backup or another "
+                         "console shares the instance label, then delete them by hand or raise the cap.",
+                         {"orphans": [f"{ns}/{name}" for ns, name in orphans[:100]], "cap": max_deletions})
+        else:
+            for namespace, name in orphans:
+                try:
+                    client.delete("InferenceService", namespace, name)
+                except ClusterError as exc:
+                    report["errors"].append(f"{namespace}/{name}: {exc}")
+                    continue
+                report["deleted"] += 1
+                audit.record(action="isvc.delete_orphan", actor=None, actor_name="reconciler",
+                             target_type="inferenceservice", target_id=f"{namespace}/{name}",
+                             target_repr=f"{namespace}/{name}",
+                             details={"reason": "managed by this console but no endpoint exists"})
+    return report
+
+
+_STATUS_COLUMNS = ("phase", "ready", "url", "address_url", "conditions", "traffic", "model_status",
+                   "observed_runtime")
+
+
+def _audit_drift(endpoint: Endpoint, live: dict, manifest: dict, paths: list[str]) -> None:
+    before = {path: _path_value(live, path) for path in paths}
+    after = {path: _path_value(manifest, path) for path in paths}
+    with transaction.atomic():
+        EndpointStatus.objects.filter(pk=endpoint.pk).update(drift_corrections=F("drift_corrections") + 1)
+        audit.record(action="endpoint.drift_corrected", actor=None, actor_name="reconciler", target=endpoint,
+                     project=endpoint.project,
+                     details={"old": before, "new": after,
+                              "reason": "the live InferenceService was changed outside the console"})
+
+
+def _path_value(obj: dict, path: str):
+    node = obj
+    for key in reconcile.split_path(path):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _raise_alert(cluster: Cluster, kind: str, message: str, details: dict) -> ReconcileAlert:
+    alert = ReconcileAlert.objects.filter(cluster=cluster, kind=kind, resolved_at__isnull=True).first()
+    if alert is None:
+        alert = ReconcileAlert.objects.create(cluster=cluster, kind=kind, message=message, details=details)
+        audit.record(action="reconcile.alert", actor=None, actor_name="reconciler", target=cluster,
+                     outcome=audit.DENIED, details={"kind": kind, "message": message, **details})
+    else:
+        alert.message, alert.details = message, details
+        alert.save(update_fields=["message", "details", "last_seen_at"])
+    return alert
+
+
+@transaction.atomic
+def alert_resolve(*, actor, alert: ReconcileAlert) -> None:
+    alert.resolved_at = timezone.now()
+    alert.save(update_fields=["resolved_at"])
+    audit.record(action="reconcile.alert_resolved", actor=actor, target=alert.cluster,
+                 details={"kind": alert.kind, "alert_id": alert.pk})
+
+
+def reconcile_all() -> dict[str, dict]:
+    return {cluster.name: reconcile_cluster(cluster=cluster) for cluster in Cluster.objects.filter(enabled=True)}

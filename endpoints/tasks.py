@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.celery import idempotent_task
+from console.celery import app, idempotent_task
 from endpoints import services
 from endpoints.cluster import TransientClusterError
 
@@ -15,13 +15,33 @@ _RETRY = {
     "retry_jitter": True,
     "max_retries": 10,
 }
+SYNC_INTERVAL_SECONDS = 3
+SYNC_ATTEMPTS = 100  # follow a rollout for about five minutes; the periodic pass takes over after
 
 
-@idempotent_task(**_RETRY)
-def reconcile_endpoint_task(*, endpoint_id: int) -> str:
-    return services.endpoint_apply(endpoint_id=endpoint_id)
+@idempotent_task(bind=True, **_RETRY)
+def reconcile_endpoint_task(self, *, endpoint_id: int) -> str:
+    result = services.endpoint_apply(endpoint_id=endpoint_id, claimant=self.request.id or "")
+    if result == "applied" and not app.conf.task_always_eager:
+        sync_endpoint_status_task.apply_async(kwargs={"endpoint_id": endpoint_id}, countdown=1)
+    return result
+
+
+@idempotent_task
+def sync_endpoint_status_task(*, endpoint_id: int, attempt: int = 0) -> str | None:
+    """Follow a rollout so the endpoint page shows live progress between periodic passes."""
+    phase = services.endpoint_sync_status(endpoint_id=endpoint_id)
+    if phase in ("Pending", "Deploying") and attempt < SYNC_ATTEMPTS and not app.conf.task_always_eager:
+        sync_endpoint_status_task.apply_async(kwargs={"endpoint_id": endpoint_id, "attempt": attempt + 1},
+                                              countdown=SYNC_INTERVAL_SECONDS)
+    return phase
 
 
 @idempotent_task(**_RETRY)
 def delete_endpoint_task(*, endpoint_id: int) -> str:
     return services.endpoint_remove(endpoint_id=endpoint_id)
+
+
+@idempotent_task
+def reconcile_all_task() -> dict:
+    return services.reconcile_all()

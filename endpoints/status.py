@@ -1,0 +1,136 @@
+"""Reading an InferenceService's status: the console's phase and a "why is it not ready"
+explanation (pure functions over the live object, its events and pods).
+
+Phases: Pending (nothing running yet), Deploying (a change is rolling out), Ready, Degraded
+(serving, but something is wrong — a new revision failing beside the old one, pods that
+cannot be scheduled), Failed (not serving and it will not fix itself without a change),
+Stopped, Unknown (the cluster could not be read).
+
+KServe's ``status.observedGeneration`` comes from the Knative Service or Deployment, not from
+the InferenceService, so it is never compared with ``metadata.generation``: progress is read
+from conditions, model status and revisions (kserve.md §2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PENDING, DEPLOYING, READY, DEGRADED, FAILED, STOPPED, UNKNOWN = (
+    "Pending", "Deploying", "Ready", "Degraded", "Failed", "Stopped", "Unknown")
+
+# Reasons on PredictorReady that will not resolve by waiting.
+FAILURE_REASONS = {"RevisionFailed", "ProgressDeadlineExceeded", "ContainerMissing", "ExitCode",
+                   "NoSupportingRuntime", "RuntimeNotRecognized", "RuntimeDisabled", "InvalidPredictorSpec",
+                   "FailedCreate", "ModelLoadFailed"}
+FAILED_TRANSITIONS = {"InvalidSpec", "BlockedByFailedLoad"}
+
+
+@dataclass
+class Observed:
+    phase: str
+    ready: bool = False
+    url: str = ""
+    address_url: str = ""
+    conditions: list = field(default_factory=list)
+    traffic: list = field(default_factory=list)
+    model_status: dict = field(default_factory=dict)
+    runtime: str = ""
+
+
+def _condition(status: dict, ctype: str) -> dict | None:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), None)
+
+
+def observe(live: dict | None, *, stopped_desired: bool = False) -> Observed:
+    """The console's view of a live InferenceService (None: it does not exist)."""
+    if live is None:
+        return Observed(phase=STOPPED if stopped_desired else PENDING)
+    status = live.get("status") or {}
+    ready_condition = _condition(status, "Ready") or {}
+    predictor = _condition(status, "PredictorReady") or {}
+    stopped = _condition(status, "Stopped") or {}
+    model_status = status.get("modelStatus") or {}
+    component = (status.get("components") or {}).get("predictor") or {}
+    ready = ready_condition.get("status") == "True"
+    observed = Observed(
+        phase=UNKNOWN, ready=ready, url=status.get("url") or "",
+        address_url=(status.get("address") or {}).get("url") or "",
+        conditions=status.get("conditions") or [], traffic=component.get("traffic") or [],
+        model_status=model_status,
+        runtime=status.get("servingRuntimeName") or status.get("clusterServingRuntimeName") or "",
+    )
+    transition = model_status.get("transitionStatus")
+    if stopped.get("status") == "True" or (stopped_desired and not ready):
+        observed.phase = STOPPED
+    elif not status or not status.get("conditions"):
+        observed.phase = PENDING
+    elif ready:
+        latest_created = component.get("latestCreatedRevision")
+        latest_ready = component.get("latestReadyRevision")
+        if transition in FAILED_TRANSITIONS:
+            observed.phase = DEGRADED
+        elif latest_created and latest_ready and latest_created != latest_ready:
+            # The new revision is failing or still starting while the old one serves.
+            observed.phase = DEGRADED if predictor.get("reason") in FAILURE_REASONS else DEPLOYING
+        else:
+            observed.phase = READY
+    elif transition in FAILED_TRANSITIONS or predictor.get("reason") in FAILURE_REASONS:
+        observed.phase = FAILED
+    elif predictor.get("reason") == "Unschedulable":
+        observed.phase = DEGRADED
+    else:
+        observed.phase = DEPLOYING
+    return observed
+
+
+def explain(live: dict | None, events: list[dict] | None = None, pods: list[dict] | None = None) -> list[str]:
+    """Why the endpoint is not ready, most useful first (kserve.md §2's suggested order)."""
+    if live is None:
+        return ["The InferenceService does not exist on the cluster yet."]
+    status = live.get("status") or {}
+    reasons: list[str] = []
+    ready = _condition(status, "Ready")
+    if ready is None:
+        reasons.append("KServe has not reported any status yet: the controller may still be starting.")
+    elif ready.get("status") != "True":
+        for ctype in ("PredictorReady", "IngressReady"):
+            cond = _condition(status, ctype)
+            if cond and cond.get("status") != "True":
+                detail = ": ".join(part for part in (cond.get("reason"), cond.get("message")) if part)
+                reasons.append(f"{ctype} is {cond.get('status')}" + (f" — {detail}" if detail else ""))
+                break
+    model_status = status.get("modelStatus") or {}
+    failure = model_status.get("lastFailureInfo") or {}
+    if model_status.get("transitionStatus") not in (None, "UpToDate"):
+        line = f"Model status: {model_status['transitionStatus']}"
+        if failure:
+            line += f" — {failure.get('reason', '')}: {failure.get('message', '')}".rstrip(": ")
+            if failure.get("exitCode") is not None:
+                line += f" (exit code {failure['exitCode']})"
+        reasons.append(line)
+    target = (model_status.get("states") or {}).get("targetModelState")
+    if target and target not in ("Loaded", ""):
+        reasons.append(f"Target model state: {target}")
+    component = (status.get("components") or {}).get("predictor") or {}
+    created, ready_rev = component.get("latestCreatedRevision"), component.get("latestReadyRevision")
+    if created and created != ready_rev:
+        reasons.append(f"Revision {created} is not ready yet" + (f"; {ready_rev} keeps serving" if ready_rev else ""))
+    for event in sorted(events or [], key=lambda e: e.get("lastTimestamp") or "", reverse=True)[:5]:
+        if event.get("type") == "Warning":
+            reasons.append(f"Event {event.get('reason')}: {event.get('message')}")
+    for pod in pods or []:
+        pod_status = pod.get("status") or {}
+        scheduled = next((c for c in pod_status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        name = pod["metadata"]["name"]
+        if scheduled and scheduled.get("status") == "False":
+            reasons.append(f"Pod {name} cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}")
+        for container in [*(pod_status.get("initContainerStatuses") or []), *(pod_status.get("containerStatuses") or [])]:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerError"):
+                last = ((container.get("lastState") or {}).get("terminated") or {})
+                detail = last.get("message") or waiting.get("message") or ""
+                reasons.append(f"Pod {name}: container {container['name']} is in {waiting['reason']}"
+                               + (f" — {detail}" if detail else ""))
+    if not reasons and ready is not None and ready.get("status") == "True":
+        return []
+    return reasons
