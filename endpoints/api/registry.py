@@ -1,0 +1,354 @@
+"""``/api/v1/`` for the model registry and the platform-admin objects:
+
+- ``clusters/`` (platform admins only; the API token is write-only),
+- ``projects/`` (everyone lists the projects they can see; platform admins create them, set
+  quotas and rotate the payload-logger key),
+- ``models/`` with ``models/{id}/versions/`` (list, and register a version with an optional
+  multipart reference upload) and ``models/{id}/aliases/``,
+- ``versions/`` (read),
+- ``runtimes/`` and ``hardware-profiles/`` (everyone reads them to configure endpoints; platform
+  admins write).
+
+Lists start from the permission chokepoint (``endpoints.selectors``/``console.permissions``)
+before pagination; invisible objects are 404, visible-but-forbidden ones 403. Writes go
+through ``endpoints.services``; their ``ValidationError`` becomes a 400 with the same field
+messages the forms show (console/api/errors.py).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Max, Prefetch
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.response import Response
+
+from console.permissions import can, is_platform_admin, visible
+from endpoints import selectors, services
+from endpoints.api.registry_serializers import (
+    AliasResultSerializer,
+    AliasSerializer,
+    ClusterSerializer,
+    HardwareProfileSerializer,
+    ModelVersionCreateSerializer,
+    ModelVersionDetailSerializer,
+    ModelVersionSerializer,
+    ProjectQuotaSerializer,
+    ProjectSerializer,
+    RegisteredModelSerializer,
+    ServingRuntimeSerializer,
+)
+from endpoints.models import Endpoint, ModelAlias, ModelVersion, ProjectQuota, RegisteredModel
+
+
+class IsPlatformAdmin(BasePermission):
+    message = "Only platform admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_platform_admin(request.user)
+
+
+class IsPlatformAdminOrReadOnly(BasePermission):
+    """Every signed-in user reads; only platform admins write."""
+
+    message = "Only platform admins may change this."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            return bool(request.user and request.user.is_authenticated)
+        return is_platform_admin(request.user)
+
+
+def changed_fields(instance, data: dict) -> dict:
+    """The submitted fields whose value differs from ``instance`` (a PUT repeating unchanged
+    values of a built-in runtime is then not a forbidden change)."""
+    return {name: value for name, value in data.items() if getattr(instance, name) != value}
+
+
+def refuse_rename(instance, data: dict) -> dict:
+    data = dict(data)
+    name = data.pop("name", instance.name)
+    if name != instance.name:
+        raise ValidationError({"name": [f"The name of a {instance._meta.verbose_name} cannot change."]})
+    return data
+
+
+class AdminWritableViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                           mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """Catalog objects written through ``create_service``/``update_service`` (no delete: they
+    are disabled instead, so endpoints that use them keep working)."""
+
+    permission_classes = [IsAuthenticated, IsPlatformAdminOrReadOnly]
+    instance_kwarg = ""
+
+    def create_service(self, data: dict):  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def update_service(self, instance, changes: dict):  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def _respond(self, obj, code=status.HTTP_200_OK) -> Response:
+        obj = self.get_queryset().get(pk=obj.pk)
+        return Response(self.get_serializer(obj).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._respond(self.create_service(dict(serializer.validated_data)), status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        instance = self.get_object()
+        serializer = self.get_serializer(instance, data=request.data, partial=kwargs.pop("partial", False))
+        serializer.is_valid(raise_exception=True)
+        changes = changed_fields(instance, refuse_rename(instance, serializer.validated_data))
+        if changes:
+            instance = self.update_service(instance, changes)
+        return self._respond(instance)
+
+
+# --- clusters, hardware profiles, runtimes ------------------------------------------------------------
+
+class ClusterViewSet(AdminWritableViewSet):
+    """Clusters where endpoints run (platform admins only). ``api_token`` is write-only."""
+
+    serializer_class = ClusterSerializer
+    permission_classes = [IsAuthenticated, IsPlatformAdmin]
+
+    def get_queryset(self):
+        return selectors.cluster_list().order_by("name")
+
+    def create_service(self, data):
+        return services.cluster_create(actor=self.request.user, **data)
+
+    def update_service(self, cluster, changes):
+        return services.cluster_update(actor=self.request.user, cluster=cluster, **changes)
+
+
+class HardwareProfileViewSet(AdminWritableViewSet):
+    """Hardware profiles endpoints may use (everyone reads; platform admins write)."""
+
+    serializer_class = HardwareProfileSerializer
+
+    def get_queryset(self):
+        return selectors.hardware_profile_list()
+
+    def create_service(self, data):
+        return services.hardware_profile_create(actor=self.request.user, **data)
+
+    def update_service(self, profile, changes):
+        return services.hardware_profile_update(actor=self.request.user, profile=profile, **changes)
+
+
+class ServingRuntimeViewSet(AdminWritableViewSet):
+    """The runtime catalog (everyone reads; platform admins add custom runtimes and may only
+    disable or describe built-in ones)."""
+
+    serializer_class = ServingRuntimeSerializer
+
+    def get_queryset(self):
+        return selectors.runtime_list()
+
+    def create_service(self, data):
+        return services.runtime_create(actor=self.request.user, **data)
+
+    def update_service(self, runtime, changes):
+        return services.runtime_update(actor=self.request.user, runtime=runtime, **changes)
+
+
+# --- projects ---------------------------------------------------------------------------------------
+
+@extend_schema_view(
+    create=extend_schema(description="Create a project (platform admins). The namespace is checked on the cluster "
+                                     "and created if missing; a namespace labelled 'control-plane' is refused."),
+)
+class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                     viewsets.GenericViewSet):
+    """Projects the caller can see. The ingest key is never returned."""
+
+    serializer_class = ProjectSerializer
+
+    def get_permissions(self):
+        if self.action in ("create", "quota", "rotate_ingest_key"):
+            return [IsAuthenticated(), IsPlatformAdmin()]
+        return [IsAuthenticated()]
+
+    def get_queryset(self):
+        return selectors.project_list_visible_to(user=self.request.user).prefetch_related(
+            Prefetch("quotas", queryset=ProjectQuota.objects.select_related("hardware_profile")
+                     .order_by("hardware_profile__name")))
+
+    def _respond(self, project, code=status.HTTP_200_OK) -> Response:
+        project = self.get_queryset().get(pk=project.pk)
+        return Response(ProjectSerializer(project, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        quotas = {q["hardware_profile"]: q["max_accelerators"] for q in data.get("quotas", [])
+                  if q["max_accelerators"] is not None}
+        project = services.project_create(
+            actor=request.user, name=data["name"], cluster=data["cluster"], namespace=data.get("namespace", ""),
+            display_name=data.get("display_name", ""), description=data.get("description", ""), quotas=quotas)
+        return self._respond(project, status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProjectQuotaSerializer, responses=ProjectSerializer,
+                   description="Set (or, with max_accelerators null, remove) the project's quota for one hardware "
+                               "profile (platform admins).")
+    @action(detail=True, methods=["post"], url_path="quota")
+    def quota(self, request, pk=None):
+        project = self.get_object()
+        serializer = ProjectQuotaSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.project_set_quota(actor=request.user, project=project,
+                                   profile=serializer.validated_data["hardware_profile"],
+                                   max_accelerators=serializer.validated_data["max_accelerators"])
+        return self._respond(project)
+
+    @extend_schema(request=None, responses=ProjectSerializer,
+                   description="Replace the payload-logger ingest key (platform admins): the old logger URL stops "
+                               "working at once and endpoints with payload logging get a new generation.")
+    @action(detail=True, methods=["post"], url_path="rotate-ingest-key")
+    def rotate_ingest_key(self, request, pk=None):
+        project = services.project_rotate_ingest_key(actor=request.user, project=self.get_object())
+        return self._respond(project)
+
+
+# --- registry ---------------------------------------------------------------------------------------
+
+def versions_queryset(*, user):
+    """Versions of models the user can see, with aliases and the endpoints (visible to the user)
+    serving each as primary or canary."""
+    models = visible(RegisteredModel.objects.all(), user, "view")
+    endpoints = visible(Endpoint.objects.select_related("project").order_by("project__name", "name"), user, "view")
+    return (
+        ModelVersion.objects.filter(model__in=models)
+        .select_related("model", "created_by")
+        .prefetch_related(
+            Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
+            Prefetch("endpoints", queryset=endpoints, to_attr="visible_endpoints"),
+            Prefetch("canary_endpoints", queryset=endpoints, to_attr="visible_canary_endpoints"),
+        )
+        .order_by("model_id", "-version")
+    )
+
+
+MODEL_FILTERS = [
+    OpenApiParameter("project", int, description="Only models of this project (id)."),
+    OpenApiParameter("search", str, description="Part of the name or description."),
+]
+
+
+@extend_schema_view(list=extend_schema(parameters=MODEL_FILTERS))
+class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                             viewsets.GenericViewSet):
+    """Registered models the caller can see. Registering needs the deploy permission in the
+    project; a project the caller cannot see is refused as nonexistent."""
+
+    serializer_class = RegisteredModelSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        project = params.get("project", "")
+        qs = selectors.model_list_visible_to(user=self.request.user, search=params.get("search", "").strip())
+        if self.action == "list" and project:
+            if not project.isdigit():
+                raise ValidationError({"project": ["Give the project's id."]})
+            qs = qs.filter(project_id=int(project))
+        # Aggregating queries ignore Meta.ordering: order explicitly for stable pages.
+        return qs.annotate(latest_version=Max("versions__version")).order_by("project__name", "name")
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if not can(request.user, data["project"], "deploy"):
+            raise PermissionDenied
+        model = services.model_register(actor=request.user, project=data["project"], name=data["name"],
+                                        task=data["task"], description=data.get("description", ""))
+        model = self.get_queryset().get(pk=model.pk)
+        return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["GET"], request=None, responses=ModelVersionSerializer(many=True),
+                   description="The model's versions, newest first.")
+    @extend_schema(methods=["POST"],
+                   request={"multipart/form-data": ModelVersionCreateSerializer,
+                            "application/json": ModelVersionCreateSerializer},
+                   responses={201: ModelVersionDetailSerializer},
+                   description="Register the next version (needs the deploy permission). Upload a CSV or Parquet "
+                               "reference sample as multipart/form-data to compute its reference profile; a bad "
+                               "file is refused with the reason and nothing is stored.")
+    @action(detail=True, methods=["get", "post"], url_path="versions",
+            parser_classes=[JSONParser, MultiPartParser, FormParser])
+    def versions(self, request, pk=None):
+        if request.method == "GET":
+            model = self.get_object()
+            page = self.paginate_queryset(versions_queryset(user=request.user).filter(model=model))
+            return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
+        model = selectors.model_get(user=request.user, pk=pk, action="deploy")
+        serializer = ModelVersionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        upload = data.pop("reference_file", None)
+        version = services.model_version_create(
+            actor=request.user, model=model, reference_file=upload,
+            reference_filename=upload.name if upload else "", **data)
+        version = versions_queryset(user=request.user).get(pk=version.pk)
+        return Response(ModelVersionDetailSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AliasSerializer, responses=AliasResultSerializer,
+                   description="Point an alias (champion, challenger, ...) at a version number; an existing alias "
+                               "moves (needs the deploy permission).")
+    @action(detail=True, methods=["post"], url_path="aliases")
+    def aliases(self, request, pk=None):
+        model = selectors.model_get(user=request.user, pk=pk, action="deploy")
+        serializer = AliasSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        number = serializer.validated_data["version"]
+        version = model.versions.filter(version=number).first()
+        if version is None:
+            raise ValidationError({"version": [f"{model.name} has no version {number}."]})
+        try:
+            services.alias_set(actor=request.user, version=version, name=serializer.validated_data["name"])
+        except DjangoValidationError as exc:
+            if hasattr(exc, "error_dict") and "aliases" in exc.message_dict:
+                raise ValidationError({"name": exc.message_dict["aliases"]}) from exc
+            raise
+        return Response({"name": serializer.validated_data["name"], "version": number})
+
+
+@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("model", int, description="Only this model's.")]))
+class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Model versions of models the caller can see; the detail carries the full reference
+    profile."""
+
+    serializer_class = ModelVersionSerializer
+
+    def get_serializer_class(self):
+        return ModelVersionDetailSerializer if self.action == "retrieve" else ModelVersionSerializer
+
+    def get_queryset(self):
+        qs = versions_queryset(user=self.request.user)
+        model = self.request.query_params.get("model", "")
+        if self.action == "list" and model:
+            if not model.isdigit():
+                raise ValidationError({"model": ["Give the model's id."]})
+            qs = qs.filter(model_id=int(model))
+        return qs
+
+
+def register(router) -> None:
+    router.register("clusters", ClusterViewSet, basename="api-cluster")
+    router.register("projects", ProjectViewSet, basename="api-project")
+    router.register("models", RegisteredModelViewSet, basename="api-model")
+    router.register("versions", ModelVersionViewSet, basename="api-version")
+    router.register("runtimes", ServingRuntimeViewSet, basename="api-runtime")
+    router.register("hardware-profiles", HardwareProfileViewSet, basename="api-hardware-profile")
+
+
+extra_urlpatterns: list = []

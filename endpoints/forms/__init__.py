@@ -1,0 +1,1 @@
+"""Forms of the endpoints app: registry and platform-admin forms, endpoint forms."""
