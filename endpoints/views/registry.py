@@ -56,6 +56,14 @@ def endpoint_url(endpoint: Endpoint) -> str | None:
     return None
 
 
+def endpoint_create_url() -> str | None:
+    """The endpoint wizard (owned by the endpoint views), or None when it is not installed."""
+    try:
+        return reverse("endpoints:endpoint-create")
+    except NoReverseMatch:
+        return None
+
+
 def mask_secret(url: str, secret: str, visible_chars: int = 4) -> str:
     """``url`` with ``secret`` replaced by bullets except its last characters."""
     if not secret:
@@ -251,7 +259,7 @@ class RegisteredModelDetailView(LoginRequiredMixin, TemplateView):
                    model.aliases.annotate(version_number=F("version__version")).order_by("name")]
         context.update(
             title=model.name, object=model, model=model, versions=versions, aliases=aliases,
-            can_deploy=checker.can(model, "deploy"),
+            can_deploy=checker.can(model, "deploy"), endpoint_create_url=endpoint_create_url(),
             breadcrumbs=crumbs(("Models", reverse("endpoints:model-list")), (model.name, None)),
         )
         return context

@@ -182,6 +182,7 @@ def test_viewer_sees_the_model_but_gets_403_on_register_version_and_alias(client
     detail = client.get(reverse("endpoints:model-detail", kwargs={"pk": model.pk}))
     assert detail.status_code == 200
     assert reverse("endpoints:version-create", kwargs={"pk": model.pk}) not in detail.text
+    assert "Deploy v1" not in detail.text
     assert client.get(reverse("endpoints:version-create", kwargs={"pk": model.pk})).status_code == 403
     assert client.post(reverse("endpoints:version-alias", kwargs={"pk": model.pk, "version": 1}),
                        {"name": "champion"}).status_code == 403
@@ -207,6 +208,10 @@ def test_model_detail_shows_versions_aliases_profile_and_deployments(client, ali
     assert "<code>champion</code> → v2" in text
     assert "40 rows, 2 features + prediction" in text
     assert "fraud/scorer-prod" in text and "canary on" in text
+    endpoint_url = reverse("endpoints:endpoint-detail", kwargs={"project": "fraud", "name": "scorer-prod"})
+    assert f'href="{endpoint_url}"' in text
+    deploy = f'?project={project.pk}&amp;model_version={v2.pk}">Deploy v2</a>'
+    assert deploy in text
     # reference profile per feature: type, bins or categories, missing share
     assert "amount" in text and "numeric" in text and "3 categories" in text and "0.0 %" in text
 
