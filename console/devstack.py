@@ -59,6 +59,19 @@ def _wait_for(url: str, timeout: float) -> bool:
     return False
 
 
+def _wait_for_port(host: str, port: int, timeout: float) -> bool:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 class Stack:
     """The child processes, each in its own process group so stopping one stops its workers."""
 
@@ -96,7 +109,6 @@ def main() -> int:
 
     _run_step([*manage, "migrate", "--noinput"], env)
     _run_step([*manage, "collectstatic", "--noinput", "--verbosity", "0"], env)
-    _run_step([*manage, "seed_demo"], env)
 
     stack = Stack(env)
     stopping = False
@@ -107,6 +119,24 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+
+    # The sandbox cluster: fake Kubernetes API server + simulated KServe controller. It listens
+    # on loopback only and asks for no token: kubectl never sends bearer tokens over plain
+    # HTTP, and a simulated cluster holds nothing worth protecting.
+    sandbox_port = int(os.environ.get("SANDBOX_PORT", "8001"))
+    kubeconfig = var_dir / "sandbox.kubeconfig"
+    stack.start("sandbox", [python, "-m", "endpoints.sandbox.run", "--port", str(sandbox_port),
+                            "--kubeconfig-out", str(kubeconfig)])
+    env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
+    if not _wait_for_port("127.0.0.1", sandbox_port, 30):
+        print("The sandbox cluster did not start within 30 s; stopping.", file=sys.stderr)
+        stack.stop()
+        return 1
+    try:
+        _run_step([*manage, "seed_demo"], env)
+    except subprocess.CalledProcessError:
+        stack.stop()
+        return 1
 
     stack.start("web", [str(bindir / "gunicorn"), "console.wsgi", "--bind", f"127.0.0.1:{port}",
                         "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning"])
@@ -127,6 +157,9 @@ def main() -> int:
     print("Demo logins (kept in var/demo-logins.json):")
     for username, entry in logins.items():
         print(f"  {username:<8} {entry['password']:<20} {entry['persona']}")
+    shown = kubeconfig.relative_to(BASE_DIR) if kubeconfig.is_relative_to(BASE_DIR) else kubeconfig
+    print("Sandbox cluster (simulated KServe) for kubectl:")
+    print(f"  .venv/bin/kubectl --kubeconfig {shown} get inferenceservices -A")
     print("Press Ctrl-C to stop every process.")
     print("=" * 64 + "\n", flush=True)
 

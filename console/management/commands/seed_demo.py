@@ -46,7 +46,10 @@ def _save_passwords(path: Path, passwords: dict[str, str]) -> None:
 
 
 class Command(BaseCommand):
-    help = "Create the demo personas and service account (safe to run again)."
+    help = "Create the demo personas, service account and demo content (safe to run again)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--users-only", action="store_true", help="only the personas, no sandbox content")
 
     def handle(self, *args, **options):
         roles.ensure_global_roles()
@@ -69,4 +72,8 @@ class Command(BaseCommand):
                     user_create(actor=None, username=username, is_service_account=True, description=description)
         _save_passwords(path, passwords)
         self.stdout.write(self.style.SUCCESS(f"Demo personas ready (logins in {path})."))
+        if not options["users_only"]:
+            from console import demo
+
+            demo.seed(stdout=self.stdout)
 
