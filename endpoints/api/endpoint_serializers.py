@@ -126,7 +126,7 @@ class _EndpointFieldsSerializer(serializers.Serializer):
         versions = selectors.version_choices_for(user=user)
         self.fields["model_version"].queryset = versions
         self.fields["canary_version"].queryset = versions
-        self.fields["runtime"].queryset = runtime_choices()
+        self.fields["runtime"].queryset = runtime_choices(endpoint)
         self.fields["hardware_profile"].queryset = hardware_choices(endpoint)
         if "project" in self.fields:
             self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")

@@ -230,7 +230,7 @@ class EndpointForm(forms.Form):
             "model__project__name", "model__name", "-version")
         self.fields["model_version"].queryset = versions
         self.fields["canary_version"].queryset = versions
-        self.fields["runtime"].queryset = runtime_choices()
+        self.fields["runtime"].queryset = runtime_choices(endpoint)
         self.fields["hardware_profile"].queryset = hardware_choices(endpoint)
         if endpoint is None:
             self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
@@ -307,8 +307,13 @@ def initial_from_endpoint(endpoint: Endpoint, *, parsed: bool = False) -> dict:
     return data
 
 
-def runtime_choices():
-    return ServingRuntime.objects.filter(disabled=False, multi_model=False).order_by("name")
+def runtime_choices(endpoint: Endpoint | None = None):
+    """Enabled single-model runtimes, plus the edited endpoint's own (a runtime an admin
+    disabled meanwhile then gets the validation rule's explanation, not "invalid choice")."""
+    qs = ServingRuntime.objects.filter(disabled=False, multi_model=False)
+    if endpoint is not None and endpoint.runtime_id:
+        qs = qs | ServingRuntime.objects.filter(pk=endpoint.runtime_id)
+    return qs.order_by("name")
 
 
 def hardware_choices(endpoint: Endpoint | None = None):
@@ -316,8 +321,7 @@ def hardware_choices(endpoint: Endpoint | None = None):
     profile an admin disabled meanwhile)."""
     qs = HardwareProfile.objects.filter(enabled=True)
     if endpoint is not None and endpoint.hardware_profile_id:
-        qs = HardwareProfile.objects.filter(enabled=True) | HardwareProfile.objects.filter(
-            pk=endpoint.hardware_profile_id)
+        qs = qs | HardwareProfile.objects.filter(pk=endpoint.hardware_profile_id)
     return qs.order_by("name")
 
 

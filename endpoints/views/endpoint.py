@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import secrets
 import shlex
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ def _decode(changes: dict, *, user, endpoint: Endpoint | None) -> dict:
     querysets = {
         "model_version": selectors.version_choices_for(user=user),
         "canary_version": selectors.version_choices_for(user=user),
-        "runtime": runtime_choices(),
+        "runtime": runtime_choices(endpoint),
         "hardware_profile": hardware_choices(endpoint),
     }
     decoded = {}
@@ -305,7 +306,7 @@ class EndpointListView(LoginRequiredMixin, ListView):
         return selectors.endpoint_list_visible_to(
             user=self.request.user, project=filters.get("project", ""), phase=filters.get("phase", ""),
             search=(filters.get("search") or "").strip(),
-        ).exclude(state=Endpoint.State.DELETING).order_by("project__name", "name")
+        ).order_by("project__name", "name")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -314,7 +315,7 @@ class EndpointListView(LoginRequiredMixin, ListView):
         checker.prefetch(rows, ["deploy"])
         can_create = selectors.project_list_visible_to(user=self.request.user, action="deploy").exists()
         for endpoint in rows:
-            endpoint.can_deploy = checker.can(endpoint, "deploy")
+            endpoint.can_deploy = endpoint.state != Endpoint.State.DELETING and checker.can(endpoint, "deploy")
             endpoint.current_status = _status(endpoint)
         context.update(
             title="Endpoints",
@@ -828,35 +829,57 @@ class RuntimePreviewView(LoginRequiredMixin, View):
 
 # --- "how to call it" -----------------------------------------------------------------------------
 
-def _example_value(feature: dict):
-    kind = str(feature.get("type") or feature.get("dtype") or "numeric").lower()
-    if kind in ("categorical", "string", "str", "object", "category", "bytes", "text", "bool", "boolean"):
-        return "example"
-    if kind in ("integer", "int", "int64", "int32"):
-        return 0
-    return 0.0
+_TEXT_TYPES = {"categorical", "string", "str", "object", "category", "bytes", "text", "bool", "boolean"}
 
 
 def _is_numeric(feature: dict) -> bool:
-    return not isinstance(_example_value(feature), str)
+    return str(feature.get("type") or feature.get("dtype") or "numeric").lower() not in _TEXT_TYPES
 
 
-def _v1_body(signature: list[dict]) -> dict:
-    row = [_example_value(f) for f in signature] if signature else [1.0, 2.0, 3.0, 4.0]
-    return {"instances": [row]}
+def _reference_examples(version) -> dict:
+    """Typical values from the version's reference profile (mean of a numeric feature, most
+    frequent category), so the example request looks like real traffic."""
+    examples = {}
+    for feature in (version.reference_profile or {}).get("features") or []:
+        if not isinstance(feature, dict) or "name" not in feature:
+            continue
+        if feature.get("type") == "numeric" and isinstance(feature.get("mean"), int | float):
+            examples[feature["name"]] = round(float(feature["mean"]), 3)
+        elif feature.get("type") == "categorical":
+            pairs = [(p, c) for c, p in zip(feature.get("categories") or [], feature.get("proportions") or [],
+                                            strict=False) if c != "__other__"]
+            if pairs:
+                examples[feature["name"]] = max(pairs)[1]
+    return examples
 
 
-def _v2_body(signature: list[dict]) -> dict:
+def _example_row(signature: list[dict], version) -> list:
+    examples = _reference_examples(version)
+    return [examples.get(f.get("name"), 0.0 if _is_numeric(f) else "example") for f in signature]
+
+
+def _v1_body(signature: list[dict], version) -> dict:
+    return {"instances": [_example_row(signature, version) if signature else [1.0, 2.0, 3.0, 4.0]]}
+
+
+def _v2_body(signature: list[dict], version) -> dict:
     if not signature:
         return {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 2.0, 3.0, 4.0]}]}
+    row = _example_row(signature, version)
     if all(_is_numeric(f) for f in signature):
-        return {"inputs": [{"name": "input-0", "shape": [1, len(signature)], "datatype": "FP32",
-                            "data": [_example_value(f) for f in signature]}]}
+        return {"inputs": [{"name": "input-0", "shape": [1, len(signature)], "datatype": "FP32", "data": row}]}
     return {"inputs": [
-        {"name": str(f.get("name", f"input-{i}")), "shape": [1],
-         "datatype": "FP32" if _is_numeric(f) else "BYTES", "data": [_example_value(f)]}
-        for i, f in enumerate(signature)
+        {"name": str(f.get("name", f"input-{i}")), "shape": [1], "datatype": "FP32" if _is_numeric(f) else "BYTES",
+         "data": [value]}
+        for i, (f, value) in enumerate(zip(signature, row, strict=True))
     ]}
+
+
+def _json_example(body: dict) -> str:
+    """Indented JSON whose innermost lists of plain values stay on one line."""
+    text = json.dumps(body, indent=2)
+    return re.sub(r"\[\s*\n\s*((?:[^\[\]{}\n]+,\s*\n\s*)*[^\[\]{}\n]+?)\s*\n\s*\]",
+                  lambda m: "[" + re.sub(r",\s*\n\s*", ", ", m.group(1)) + "]", text)
 
 
 def _openai_request(endpoint: Endpoint, prefix: str) -> tuple[str, dict]:
@@ -882,11 +905,11 @@ def how_to_call(endpoint: Endpoint, runtime) -> dict:
         protocol = "OpenAI-compatible API" + (f" (routes under {prefix})" if prefix else " (routes at the root)")
         notes = [f"The request's \"model\" field must be the endpoint name, {endpoint.name}."]
     elif endpoint.protocol == Endpoint.Protocol.V2:
-        route, body = f"/v2/models/{endpoint.name}/infer", _v2_body(signature)
+        route, body = f"/v2/models/{endpoint.name}/infer", _v2_body(signature, endpoint.model_version)
         protocol = "Open Inference Protocol (v2)"
         notes = [f"Model metadata (input names, shapes, datatypes): GET {base}/v2/models/{endpoint.name}"]
     else:
-        route, body = f"/v1/models/{endpoint.name}:predict", _v1_body(signature)
+        route, body = f"/v1/models/{endpoint.name}:predict", _v1_body(signature, endpoint.model_version)
         protocol = "KServe V1"
         notes = []
     if signature and endpoint.protocol != Endpoint.Protocol.OPENAI:
@@ -894,7 +917,7 @@ def how_to_call(endpoint: Endpoint, runtime) -> dict:
     elif endpoint.protocol != Endpoint.Protocol.OPENAI:
         notes.insert(0, "The model version has no input signature; replace the example values with your "
                         "model's features.")
-    payload = json.dumps(body, indent=2)
+    payload = _json_example(body)
     # A known URL is quoted literally; the placeholder stays in double quotes so the shell expands it.
     target = shlex.quote(url + route) if url else f'"{base}{route}"'
     curl = "\n".join([

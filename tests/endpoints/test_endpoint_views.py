@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from endpoints import services
-from endpoints.models import Endpoint, EndpointStatus, Revision, ServingRuntime
+from endpoints.models import Endpoint, EndpointStatus, ModelVersion, Revision, ServingRuntime
 from tests.endpoints.endpoint_factories import (
     EndpointFactory,
     ModelVersionFactory,
@@ -306,6 +306,10 @@ def test_runtime_preview_reveals_nothing_about_invisible_versions(client, alice,
 # --- detail ----------------------------------------------------------------------------------
 
 def test_overview_tells_how_to_call_a_v1_endpoint(client, alice, setup):
+    ModelVersion.objects.filter(pk=setup.v1.pk).update(reference_profile={"rows": 10, "features": [
+        {"name": "amount", "type": "numeric", "mean": 42.123456},
+        {"name": "country", "type": "categorical", "categories": ["de", "fr", "__other__"],
+         "proportions": [0.2, 0.7, 0.1]}]})
     endpoint = EndpointFactory(project=setup.project, name="v1-scorer", model_version=setup.v1,
                                status={"phase": "Ready", "ready": True,
                                        "url": "http://v1-scorer.fraud.example.com"})
@@ -315,7 +319,7 @@ def test_overview_tells_how_to_call_a_v1_endpoint(client, alice, setup):
 
     assert "How to call it" in html
     assert "curl -sS -X POST http://v1-scorer.fraud.example.com/v1/models/v1-scorer:predict" in html
-    assert "&quot;instances&quot;" in html
+    assert "[42.123, &quot;fr&quot;]" in html  # typical values from the reference profile
     assert "Feature order: amount, country." in html
     assert "Authorization: Bearer $TOKEN" in html
     assert "create an API token with the <strong>infer</strong> scope from your profile".lower() in html.lower()
