@@ -191,6 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Close the socket without a response, as a crashed proxy or a reset connection would."""
         self.close_connection = True
+        self._log(0)
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
         raise _Dropped

@@ -247,7 +247,7 @@ def test_dropped_connection_is_transient(cluster_client, fake_apiserver):
     with pytest.raises(TransientClusterError) as info:
         cluster_client.apply(isvc())
     assert info.value.status is None and info.value.reason == "ConnectionError"
-    assert fake_apiserver.requests(fault="drop")
+    assert fake_apiserver.requests(fault="drop")[0].verb == "patch"
 
 
 def test_paused_server_times_out_as_transient(fake_apiserver):
