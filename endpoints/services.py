@@ -460,7 +460,7 @@ def endpoint_create(*, actor, project: Project, name: str, model_version: ModelV
 
 
 def _locked(endpoint: Endpoint) -> Endpoint:
-    return Endpoint.objects.select_for_update().select_related(
+    return Endpoint.objects.select_for_update(of=("self",)).select_related(
         "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
         "canary_version").get(pk=endpoint.pk)
 
@@ -596,6 +596,12 @@ def _release(endpoint: Endpoint, generation: int, claimant: str) -> None:
         reconcile_claimed_generation=generation - 1, reconcile_claimed_at=None, reconcile_claimed_by="")
 
 
+def _finish_claim(endpoint: Endpoint, claimant: str) -> None:
+    """The work is done: later passes (drift repair) may claim the generation again."""
+    EndpointStatus.objects.filter(pk=endpoint.pk, reconcile_claimed_by=claimant[:64]).update(
+        reconcile_claimed_at=None, reconcile_claimed_by="")
+
+
 def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False, reason: str = "") -> str:
     """Apply the endpoint's current generation (server-side apply of its revision's
     manifest). Returns "applied", "failed" or "skipped". Transient cluster errors propagate
@@ -630,6 +636,7 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
             EndpointStatus.objects.filter(pk=endpoint.pk).update(
                 phase=EndpointStatus.Phase.FAILED, ready=False, last_reconcile_at=now,
                 last_reconcile_result="failed", last_error=str(exc))
+            _finish_claim(endpoint, claimant)
             Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.FAILED, message=str(exc))
             audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
                          project=endpoint.project, outcome=audit.FAILURE,
@@ -649,6 +656,7 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
             last_reconcile_at=now, last_reconcile_result="applied", last_error="",
             last_synced_at=now, **_status_fields(observed, deploying=True),
         )
+        _finish_claim(endpoint, claimant)
         Revision.objects.filter(pk=revision.pk).update(outcome=Revision.Outcome.APPLIED, message="")
         Revision.objects.filter(endpoint=endpoint, generation__lt=generation,
                                 outcome__in=[Revision.Outcome.APPLIED, Revision.Outcome.PENDING]).update(

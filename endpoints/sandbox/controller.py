@@ -139,7 +139,8 @@ class SandboxController:
     def start(self) -> SandboxController:
         self.store.seed(builtin_runtime_objects(), manager="kserve-installer")
         if hasattr(self.store, "add_admission"):
-            self.store.add_admission("inferenceservices", mutate=self.default_isvc, validate=self.validate_isvc)
+            self.store.add_admission("inferenceservices", mutate=self.default_isvc, validate=self.validate_isvc,
+                                     name="inferenceservice.kserve-webhook-server.validator")
         self._unsubscribe = self.store.on_change(self._on_change)
         self._thread = threading.Thread(target=self._run, name="sandbox-kserve-controller", daemon=True)
         self._thread.start()

@@ -136,6 +136,9 @@ class Store:
         self._dispatch_lock = threading.RLock()
         self._closed = False
         self._logs: dict[tuple[str, str, str], str] = {}
+        # plural -> [(mutate, validate, webhook name)]: admission webhooks (the simulated
+        # KServe controller registers its defaulting and validation here).
+        self._admission: dict[str, list[tuple[Callable | None, Callable | None, str]]] = {}
         for ns in namespaces:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, manager="sandbox")
 
@@ -297,6 +300,7 @@ class Store:
         drop_nulls(obj, schema)
         apply_defaults(obj, schema)
         self._mutate_kind(rtype, obj, old)
+        self._admit(rtype, obj, old)
         causes = validate_object_meta(obj.get("metadata") or {}, namespaced=rtype.namespaced,
                                       name_is_label=rtype.plural == "namespaces")
         causes += validate(_without(obj, "metadata"), schema)
@@ -306,6 +310,29 @@ class Store:
         obj["apiVersion"] = rtype.api_version(opts.version)
         obj["kind"] = rtype.kind
         return obj
+
+    def add_admission(self, resource: str, *, mutate: Callable[[dict, dict | None], None] | None = None,
+                      validate: Callable[[dict, dict | None], str | None] | None = None,
+                      name: str = "webhook.sandbox") -> None:
+        """Register an admission webhook for ``resource``: ``mutate(obj, old)`` edits the object
+        in place before validation (its changes are attributed to the writer, as with real
+        mutating webhooks); ``validate(obj, old)`` returns a denial message or None. A denial
+        answers 403 like a controller-runtime validating webhook."""
+        rtype = self._type(resource)
+        with self._lock:
+            self._admission.setdefault(rtype.plural, []).append((mutate, validate, name))
+
+    def _admit(self, rtype: ResourceType, obj: dict, old: dict | None) -> None:
+        hooks = self._admission.get(rtype.plural, ())
+        for mutate, _validate, _name in hooks:
+            if mutate is not None:
+                mutate(obj, old)
+        for _mutate, validate_hook, name in hooks:
+            message = validate_hook(obj, old) if validate_hook is not None else None
+            if message:
+                raise ApiError(403, f'admission webhook "{name}" denied the request: {message}',
+                               name=(obj.get("metadata") or {}).get("name", ""), group=rtype.group,
+                               kind=rtype.kind)
 
     def _mutate_kind(self, rtype: ResourceType, obj: dict, old: dict | None) -> None:
         if rtype.key == "/secrets":
