@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", views.SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", views.RedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("admin/", include(([path("", views.admin_overview, name="admin-overview")], "console"))),
     path("django-admin/", admin.site.urls),
 ]

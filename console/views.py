@@ -5,16 +5,41 @@ from __future__ import annotations
 from csp.decorators import csp_update
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
 from console.forms import LoginForm
+from console.permissions import is_platform_admin
 
 
 @login_required
 def home(request):
     return render(request, "console/home.html", {})
+
+
+def platform_admin_required(view):
+    """Signed-in platform admins only; anyone else signed in gets 403 (the page's existence
+    is not a secret), anonymous visitors go to the login page."""
+
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not is_platform_admin(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@platform_admin_required
+def admin_overview(request):
+    from endpoints import selectors as endpoint_selectors
+
+    return render(request, "console/admin_overview.html", {
+        "counts": endpoint_selectors.platform_counts(),
+        "alerts": list(endpoint_selectors.alerts_active()),
+    })
 
 
 class LoginView(auth_views.LoginView):

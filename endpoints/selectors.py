@@ -97,3 +97,19 @@ def hardware_profile_list(*, enabled_only: bool = False):
 
 def cluster_list():
     return Cluster.objects.annotate(project_count=Count("projects"))
+
+
+def alerts_active():
+    """Reconciler alerts no one has resolved yet (platform-admin pages only)."""
+    from endpoints.models import ReconcileAlert
+
+    return ReconcileAlert.objects.filter(resolved_at__isnull=True).select_related("cluster")
+
+
+def platform_counts() -> dict:
+    return {
+        "clusters": Cluster.objects.count(),
+        "projects": Project.objects.count(),
+        "hardware_profiles": HardwareProfile.objects.count(),
+        "runtimes": ServingRuntime.objects.count(),
+    }
