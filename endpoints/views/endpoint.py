@@ -45,6 +45,7 @@ from endpoints.forms.endpoint import (
 from endpoints.models import Endpoint, EndpointStatus, Project
 
 ACTIVE_PHASES = (EndpointStatus.Phase.PENDING, EndpointStatus.Phase.DEPLOYING)
+HTMX_STOP_POLLING = 286
 SESSION_KEY = "endpoint_plans"
 MAX_PENDING_PLANS = 20
 
@@ -754,7 +755,14 @@ class EndpointStatusView(LoginRequiredMixin, View):
     Pending or Deploying and stops once it settles."""
 
     def get(self, request, project, name):
-        endpoint = selectors.endpoint_get(user=request.user, project=project, name=name)
+        try:
+            endpoint = selectors.endpoint_get(user=request.user, project=project, name=name)
+        except Http404:
+            if not request.headers.get("HX-Request"):
+                raise
+            # 286 tells htmx to stop polling: the endpoint was deleted (or access withdrawn)
+            # while the page was open, and asking again every 3 s would only repeat the error.
+            return render(request, "endpoints/endpoint/_status_gone.html", status=HTMX_STOP_POLLING)
         return render(request, "endpoints/endpoint/_status.html", status_context(endpoint))
 
 

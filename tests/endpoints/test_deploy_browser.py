@@ -102,9 +102,22 @@ def test_data_scientist_registers_a_version_deploys_it_and_the_isvc_exists(
 
     page.get_by_role("link", name="Manifest").click()
     expect(page.locator("pre")).to_contain_text("storageUri: s3://models/card-fraud/1")
+
+    # 5. A change: its plan diffs against the live object before anything is applied.
+    page.get_by_role("link", name="Edit", exact=True).click()
+    page.get_by_label("Maximum replicas").fill("4")
+    page.get_by_role("button", name="Review the plan").click()
+    expect(page.get_by_role("heading", name="Change endpoint card-scorer", level=1)).to_be_visible()
+    expect(page.locator("pre").first).to_contain_text("-    maxReplicas: 3")
+    expect(page.locator("pre").first).to_contain_text("+    maxReplicas: 4")
+    screenshot(page, "deploy-05-edit-plan")
+    page.get_by_role("button", name="Apply generation 2").click()
+    expect(page.get_by_text("Endpoint card-scorer changed: generation 2 is being applied")).to_be_visible()
+    with _client(fake_apiserver) as kube:
+        assert kube.get("InferenceService", "fraud", "card-scorer")["spec"]["predictor"]["maxReplicas"] == 4
     page.get_by_role("link", name="Revisions").click()
-    expect(page.get_by_role("cell", name="created")).to_be_visible()
-    screenshot(page, "deploy-05-revisions")
+    expect(page.get_by_role("cell", name="changed max_replicas")).to_be_visible()
+    screenshot(page, "deploy-06-revisions")
 
 
 def _client(server):

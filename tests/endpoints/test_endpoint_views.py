@@ -369,6 +369,19 @@ def test_status_fragment_polls_only_while_the_endpoint_is_settling(client, alice
     assert "hx-trigger" not in settled and "badge-ready" in settled
 
 
+def test_status_polling_stops_when_the_endpoint_is_gone(client, alice, setup):
+    endpoint = EndpointFactory(project=setup.project, model_version=setup.v1, status={"phase": "Deploying"})
+    url = _url("endpoint-status", endpoint)
+    endpoint.delete()
+    client.force_login(alice)
+
+    polled = client.get(url, headers={"HX-Request": "true"})
+
+    assert polled.status_code == 286  # htmx stops polling on 286
+    assert "no longer exists" in polled.content.decode() and "hx-trigger" not in polled.content.decode()
+    assert client.get(url).status_code == 404
+
+
 def test_tabs_show_configuration_manifest_and_revisions(client, alice, setup):
     endpoint = services.endpoint_create(actor=alice, project=setup.project, name="tabbed", model_version=setup.v1)
     services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
