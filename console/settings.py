@@ -146,7 +146,12 @@ if not CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT < CELERY_VISIBILITY_
         "< CELERY_VISIBILITY_TIMEOUT"
     )
 if REDIS_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        # Sweep for messages of dead workers every 10 s (kombu otherwise scans only every
+        # tenth sweep, delaying redelivery by minutes beyond the visibility timeout).
+        "unacked_restore_throttle": 1,
+    }
 else:
     _broker_dir = VAR_DIR / "broker"
     # kombu's filesystem transport does not create its folders.
