@@ -51,7 +51,7 @@ class Api:
 
     def _run(self, fn, *args, **kwargs) -> tuple[int, dict, Any]:
         try:
-            resp = fn(*args, _preload_content=False, _request_timeout=(2, 5), **kwargs)
+            resp = fn(*args, _preload_content=False, _request_timeout=(5, 10), **kwargs)
             return resp.status, json.loads(resp.data or b"{}"), resp.headers
         except k8s.ApiException as exc:
             return exc.status, json.loads(exc.body or "{}"), exc.headers
@@ -63,7 +63,7 @@ class Api:
         if body is not None:
             hdrs.setdefault("Content-Type", "application/json")
         resp = self.client.call_api(method, self.server.url + path, header_params=hdrs, body=body,
-                                    _request_timeout=(2, 5))
+                                    _request_timeout=(5, 10))
         data = resp.read()
         try:
             parsed = json.loads(data) if data else None
@@ -367,6 +367,7 @@ def test_bad_object_names_and_label_values_are_rejected(api):
     assert status == 422 and err["details"]["causes"][0]["field"] == "metadata.labels"
 
 
+@pytest.mark.shared
 def test_full_crd_schema_rejects_typo_and_wrong_type_naming_the_field(fake_apiserver_with_crds):
     api = Api(fake_apiserver_with_crds)
     example = yaml.safe_load((KSERVE_EXAMPLES_DIR / "sklearn-v1-iris.yaml").read_text())
@@ -381,6 +382,7 @@ def test_full_crd_schema_rejects_typo_and_wrong_type_naming_the_field(fake_apise
     assert err["details"]["causes"][0]["reason"] == "FieldValueTypeInvalid"
 
 
+@pytest.mark.shared
 def test_full_crd_schema_applies_defaults_and_accepts_int_or_string_quantities(fake_apiserver_with_crds):
     api = Api(fake_apiserver_with_crds)
     body = isvc(containers=[{"name": "kserve-container", "image": "x", "ports": [{"containerPort": 8080}]}])
@@ -870,6 +872,7 @@ def test_missing_field_validation_parameter_defaults_to_warn(api):
     assert 'unknown field \\"spec.predictor.bogus\\"' in headers["Warning"]
 
 
+@pytest.mark.shared
 def test_full_crd_schema_validates_serving_runtimes(fake_apiserver_with_crds):
     api = Api(fake_apiserver_with_crds)
     runtime = {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime",

@@ -18,6 +18,8 @@ import yaml
 
 from tests.fixtures.kube import KSERVE_EXAMPLES_DIR, require_shared_crds
 
+pytestmark = pytest.mark.shared
+
 NAMESPACE = "examples"
 
 
