@@ -22,6 +22,7 @@ import binascii
 import copy
 import datetime as dt
 import json
+import logging
 import secrets
 import threading
 import uuid
@@ -36,6 +37,8 @@ from .patches import json_patch, merge_patch, strategic_merge_patch
 from .resources import Registry, ResourceType
 from .schema import apply_defaults, drop_nulls, prune, validate, validate_object_meta
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
+
+log = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
@@ -202,9 +205,7 @@ class Store:
                     try:
                         callback(event)
                     except Exception:  # noqa: BLE001 - a broken callback must not break the server
-                        import logging
-
-                        logging.getLogger(__name__).exception("on_change callback failed")
+                        log.exception("on_change callback failed")
 
     def on_change(self, callback: Callable[[ChangeEvent], None]) -> Callable[[], None]:
         """Register ``callback(ChangeEvent)`` for every committed write; returns an unsubscribe function.
