@@ -1,0 +1,26 @@
+"""Benchmarks print their figures; run with `make bench` (not part of `make test`)."""
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import pytest
+
+RESULTS = Path(os.environ.get("BENCH_RESULTS", Path(__file__).resolve().parents[2] / "test-output" / "bench"))
+
+
+@pytest.fixture
+def report(request):
+    """Collects figures and prints them (and writes test-output/bench/<name>.json)."""
+    figures: dict = {}
+    yield figures
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figures["_machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                           "database": os.environ.get("DATABASE_URL", "sqlite").split("@")[-1],
+                           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (RESULTS / f"{request.node.name}.json").write_text(json.dumps(figures, indent=2, default=str))
+    print(f"\n== {request.node.name}")
+    for key, value in figures.items():
+        print(f"   {key}: {value}")
