@@ -498,13 +498,17 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
     if endpoint.state == Endpoint.State.DELETING:
         raise ValidationError("The endpoint is being deleted.")
     old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    old_description = endpoint.description
     for name, value in changes.items():
         setattr(endpoint, name, value)
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
     new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
     if specs.without_generation(new_spec) == specs.without_generation(old_spec):
-        if "description" in changes:
+        if "description" in changes and changes["description"] != old_description:
             endpoint.save(update_fields=["description", "updated_at"])
+            audit.record(action="endpoint.update", actor=actor, target=endpoint, project=endpoint.project,
+                         details={"old": {"description": old_description},
+                                  "new": {"description": endpoint.description}})
         return endpoint
     _new_generation(endpoint, actor=actor, summary=summary or specs.summarize(old_spec, new_spec),
                     action="endpoint.update", old_spec=old_spec)
@@ -521,6 +525,9 @@ def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpo
     for name, value in specs.fields_from_spec(revision.spec).items():
         setattr(endpoint, name, value)
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    if specs.without_generation(new_spec) == specs.without_generation(old_spec):
+        return endpoint  # already the configuration of that revision: nothing to roll back
     _new_generation(endpoint, actor=actor, summary=f"rollback to generation {revision.generation}",
                     action="endpoint.rollback", old_spec=old_spec, extra={"from_generation": revision.generation})
     return endpoint

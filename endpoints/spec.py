@@ -85,7 +85,7 @@ def desired_spec(endpoint, *, available_runtimes=None) -> dict:
         }
     logging = None
     if endpoint.logging_mode and endpoint.logging_mode != "off":
-        logging = {"mode": endpoint.logging_mode, "url": ingest_url(project)}
+        logging = {"mode": str(endpoint.logging_mode), "url": ingest_url(project)}
     return {
         "name": endpoint.name,
         "namespace": project.namespace,
@@ -94,7 +94,7 @@ def desired_spec(endpoint, *, available_runtimes=None) -> dict:
         "endpoint_id": endpoint.pk,
         "console_instance": settings.CONSOLE_INSTANCE,
         "generation": endpoint.generation,
-        "deployment_mode": endpoint.deployment_mode,
+        "deployment_mode": str(endpoint.deployment_mode),
         "model": {
             "version_id": version.pk,
             "registered_model": version.model.name,
@@ -108,10 +108,10 @@ def desired_spec(endpoint, *, available_runtimes=None) -> dict:
             {"id": runtime.pk, "name": runtime.name, "openai_compatible": runtime.openai_compatible} if runtime else None
         ),
         "kserve_protocol": kserve_protocol,
-        "protocol": endpoint.protocol,
+        "protocol": str(endpoint.protocol),
         "min_replicas": endpoint.min_replicas,
         "max_replicas": endpoint.max_replicas,
-        "scale_metric": endpoint.scale_metric,
+        "scale_metric": str(endpoint.scale_metric),
         "scale_target": endpoint.scale_target,
         "container_concurrency": endpoint.container_concurrency,
         "timeout_seconds": endpoint.timeout_seconds,
@@ -172,7 +172,7 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
         for key in sorted(value):
             out.update(flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
         return out
-    return {prefix: value}
+    return {prefix: value} if prefix else {}
 
 
 # Paths that identify rather than configure; hidden from diffs and audit views.

@@ -342,3 +342,22 @@ def test_concurrent_deliveries_apply_a_generation_once(sandbox, alice):
     sandbox.server.faults.clear()
     assert sorted(results) == ["applied", "skipped", "skipped", "skipped"]
     assert _applies(sandbox, "scorer") == 1
+
+
+def test_description_only_edit_is_audited_without_a_new_generation(setup, alice,
+                                                                    django_capture_on_commit_callbacks):
+    endpoint = _create(setup, alice, django_capture_on_commit_callbacks)
+    services.endpoint_update(actor=alice, endpoint=endpoint, description="Scores card payments")
+    endpoint.refresh_from_db()
+    assert endpoint.generation == 1
+    event = AuditEvent.objects.filter(action="endpoint.update").latest("id")
+    assert event.details == {"old": {"description": ""}, "new": {"description": "Scores card payments"}}
+
+
+def test_rollback_to_the_current_configuration_adds_no_generation(setup, alice,
+                                                                   django_capture_on_commit_callbacks):
+    endpoint = _create(setup, alice, django_capture_on_commit_callbacks)
+    revision = Revision.objects.get(endpoint=endpoint, generation=1)
+    services.endpoint_rollback(actor=alice, endpoint=endpoint, revision=revision)
+    endpoint.refresh_from_db()
+    assert endpoint.generation == 1
