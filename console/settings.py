@@ -132,6 +132,17 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Inference authorization decisions (console/authz.py) have a cache of their own: Redis when
+# configured (shared by every web process), else a per-process LocMem big enough for the
+# working set (invalidation then goes through a version row in the database).
+AUTHZ_CACHE_ALIAS = "authz"
+AUTHZ_DECISION_TTL = env.integer("AUTHZ_DECISION_TTL", 5, minimum=0)
+CACHES[AUTHZ_CACHE_ALIAS] = (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "authz",
+          "OPTIONS": {"MAX_ENTRIES": env.integer("AUTHZ_CACHE_ENTRIES", 100_000, minimum=100)}}
+)
 
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 # Reliability policy in one place (console/celery.py encodes the per-task part):
@@ -287,7 +298,11 @@ WHITENOISE_USE_FINDERS = TESTING or DEBUG
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Bearer tokens first: an API call without credentials then gets 401 (WWW-Authenticate: Bearer).
+        "console.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "console.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
