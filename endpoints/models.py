@@ -379,6 +379,8 @@ class EndpointStatus(models.Model):
     reconcile_claimed_at = models.DateTimeField(null=True, blank=True)
     reconcile_claimed_by = models.CharField(max_length=64, blank=True)
     drift_corrections = models.PositiveIntegerField(default=0)
+    # "Why is it not ready", most useful first (endpoints/status.py), from the last status sync.
+    explanation = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return f"{self.endpoint_id}: {self.phase}"

@@ -753,19 +753,43 @@ def endpoint_sync_status(*, endpoint_id: int) -> str | None:
     endpoint = Endpoint.objects.select_related("project", "project__cluster", "status").filter(pk=endpoint_id).first()
     if endpoint is None or endpoint.state == Endpoint.State.DELETING:
         return None
+    from endpoints import status as status_reading
+
+    namespace = endpoint.project.namespace
     try:
-        live = endpoint.project.cluster.client().get("InferenceService", endpoint.project.namespace, endpoint.name)
+        client = endpoint.project.cluster.client()
+        live = client.get("InferenceService", namespace, endpoint.name)
+        explanation: list[str] = []
+        if live is None or not observe_live(live, stopped_desired=False).ready:
+            # Events and pods only for an endpoint that is not ready: the "why" of the page.
+            explanation = status_reading.explain(live, client.events_for(namespace, endpoint.name),
+                                                 client.pods_for(namespace, endpoint.name))
     except ClusterError as exc:
-        EndpointStatus.objects.filter(pk=endpoint.pk).update(phase=EndpointStatus.Phase.UNKNOWN, ready=False,
-                                                             last_error=f"cluster unreachable: {exc}"[:2000])
+        EndpointStatus.objects.filter(pk=endpoint.pk).update(
+            phase=EndpointStatus.Phase.UNKNOWN, ready=False, last_error=f"cluster unreachable: {exc}"[:2000],
+            explanation=[f"The cluster could not be read: {exc}"])
         return EndpointStatus.Phase.UNKNOWN
-    return _record_observation(endpoint, live, timezone.now())
+    phase = _record_observation(endpoint, live, timezone.now())
+    if phase == EndpointStatus.Phase.FAILED and endpoint.status.last_error and not explanation:
+        explanation = [endpoint.status.last_error]
+    EndpointStatus.objects.filter(pk=endpoint.pk).update(explanation=explanation)
+    return phase
 
 
 def _observation_fields(endpoint: Endpoint, live: dict | None) -> dict:
+    from endpoints import status as status_reading
+
     status = endpoint.status
     observed = observe_live(live, stopped_desired=endpoint.state == Endpoint.State.STOPPED)
     fields = _status_fields(observed)
+    if observed.ready or observed.phase == EndpointStatus.Phase.STOPPED:
+        fields["explanation"] = []
+    elif not status.explanation or live is None:
+        # The pass reads only the list: conditions and model status. The per-endpoint sync
+        # adds events and pods; keep its richer explanation while the object is unchanged.
+        fields["explanation"] = status_reading.explain(live)
+    else:
+        fields["explanation"] = status.explanation
     if status.last_reconcile_result == "failed" and status.applied_generation < endpoint.generation:
         # The latest generation was refused by the API server: what runs is an older one.
         fields["phase"] = EndpointStatus.Phase.FAILED
@@ -890,7 +914,7 @@ def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> 
 
 
 _STATUS_COLUMNS = ("phase", "ready", "url", "address_url", "conditions", "traffic", "model_status",
-                   "observed_runtime")
+                   "observed_runtime", "explanation")
 
 
 def _audit_drift(endpoint: Endpoint, live: dict, manifest: dict, paths: list[str]) -> None:

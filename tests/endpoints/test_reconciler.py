@@ -361,3 +361,34 @@ def test_rollback_to_the_current_configuration_adds_no_generation(setup, alice,
     services.endpoint_rollback(actor=alice, endpoint=endpoint, revision=revision)
     endpoint.refresh_from_db()
     assert endpoint.generation == 1
+
+
+def test_endpoint_page_explains_why_it_is_not_ready(sandbox, setup, alice, client,
+                                                    django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from tests.endpoints.endpoint_factories import grant
+
+    version = services.model_version_create(actor=alice, model=setup.model, storage_uri="gs://unreachable/m",
+                                            model_format="sklearn")
+    with django_capture_on_commit_callbacks(execute=True):
+        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="broken",
+                                            model_version=version, deployment_mode="Knative")
+    sandbox.wait_for(lambda: ((sandbox.isvc("fraud", "broken") or {}).get("status") or {})
+                     .get("modelStatus", {}).get("lastFailureInfo"), message="a load failure")
+    assert _sync(endpoint) == "Failed"
+    grant(alice, setup.project, "view")
+    client.force_login(alice)
+    page = client.get(reverse("endpoints:endpoint-detail", kwargs={"project": "fraud", "name": "broken"}))
+    body = page.content.decode()
+    assert "Why it is not ready" in body
+    assert "ModelLoadFailed" in body
+    assert "storage-initializer" in body
+    # Once healthy again, the explanation goes away.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.endpoint_update(actor=alice, endpoint=endpoint, model_version=setup.v1)
+    sandbox.wait_for(lambda: (o := sandbox.isvc("fraud", "broken")) and o["spec"]["predictor"]["model"]["storageUri"]
+                     == setup.v1.storage_uri, message="the fix to be applied")
+    sandbox.wait_ready("fraud", "broken")
+    assert _sync(endpoint) == "Ready"
+    assert EndpointStatus.objects.get(pk=endpoint.pk).explanation == []
