@@ -50,6 +50,12 @@ def _snapshot(obj, fields) -> dict:
     return {name: getattr(obj, name) for name in fields}
 
 
+def _diff(before: dict, after: dict) -> dict:
+    """Audit details of an edit: the old and new value of every field that changed."""
+    return {"old": {k: v for k, v in before.items() if after[k] != v},
+            "new": {k: v for k, v in after.items() if before[k] != v}}
+
+
 @transaction.atomic
 def cluster_create(*, actor, **fields) -> Cluster:
     cluster = Cluster(**fields)
@@ -71,9 +77,7 @@ def cluster_update(*, actor, cluster: Cluster, **changes) -> Cluster:
         setattr(cluster, name, value)
     cluster.full_clean()
     cluster.save()
-    after = _snapshot(cluster, visible)
-    details = {"old": {k: v for k, v in before.items() if after[k] != v},
-               "new": {k: v for k, v in after.items() if before[k] != v}}
+    details = _diff(before, _snapshot(cluster, visible))
     if token_changed:
         details["credentials"] = "replaced"  # never the token itself
     audit.record(action="cluster.update", actor=actor, target=cluster, details=details)
@@ -129,10 +133,8 @@ def hardware_profile_update(*, actor, profile: HardwareProfile, **changes) -> Ha
     profile.full_clean()
     _validate_hardware(profile)
     profile.save()
-    after = _snapshot(profile, HARDWARE_FIELDS)
     audit.record(action="hardwareprofile.update", actor=actor, target=profile,
-                 details={"old": {k: v for k, v in before.items() if after[k] != v},
-                          "new": {k: v for k, v in after.items() if before[k] != v}})
+                 details=_diff(before, _snapshot(profile, HARDWARE_FIELDS)))
     return profile
 
 
@@ -186,10 +188,8 @@ def runtime_update(*, actor, runtime: ServingRuntime, **changes) -> ServingRunti
     runtime.full_clean()
     _validate_runtime(runtime)
     runtime.save()
-    after = _snapshot(runtime, RUNTIME_FIELDS)
     audit.record(action="runtime.update", actor=actor, target=runtime,
-                 details={"old": {k: v for k, v in before.items() if after[k] != v},
-                          "new": {k: v for k, v in after.items() if before[k] != v}})
+                 details=_diff(before, _snapshot(runtime, RUNTIME_FIELDS)))
     return runtime
 
 
