@@ -28,7 +28,7 @@ TEARDOWN = "teardown"
 
 # table -> policy: "prunable" rows may be deleted under bypass("prune"); "permanent" rows
 # only under bypass("teardown").
-APPEND_ONLY_TABLES: dict[str, str] = {"audit_auditevent": "prunable"}
+APPEND_ONLY_TABLES: dict[str, str] = {"audit_auditevent": "prunable", "audit_auditseal": "permanent"}
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION console_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

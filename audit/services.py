@@ -76,3 +76,30 @@ def record(
     )
     event.save()
     return event
+
+
+def record_many(events: list[AuditEvent]) -> int:
+    """Bulk-append events built by ingest (unsaved ``AuditEvent`` instances), skipping those
+    whose (source, external_id) is already stored. Computes each digest first, exactly as
+    ``AuditEvent.save`` does. Returns how many were new."""
+    if not events:
+        return 0
+    for event in events:
+        event.details = _json_safe(event.details)
+        event.digest = event.compute_digest()
+    keyed = [e for e in events if e.external_id]
+    existing: set[tuple[str, str]] = set()
+    by_source: dict[str, list[str]] = {}
+    for event in keyed:
+        by_source.setdefault(event.source, []).append(event.external_id)
+    for source, ids in by_source.items():
+        for start in range(0, len(ids), 2000):
+            existing.update(
+                AuditEvent.objects.filter(source=source, external_id__in=ids[start:start + 2000])
+                .values_list("source", "external_id")
+            )
+    new = [e for e in events if not e.external_id or (e.source, e.external_id) not in existing]
+    # A concurrent worker may insert the same external id meanwhile: the unique constraint
+    # then skips it (ON CONFLICT DO NOTHING / INSERT OR IGNORE).
+    AuditEvent.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+    return len(new)

@@ -30,9 +30,16 @@ def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(50))
+    # The audit seals' signing key, also kept outside the database (docs/audit.md).
+    audit_key = var_dir / "audit_signing_key"
+    if not audit_key.exists() or not audit_key.read_text().strip():
+        fd = os.open(audit_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     env.setdefault("SECRET_KEY_FILE", str(secret))
+    env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key))
     env.setdefault("DEBUG", "false")
     env.setdefault("CONSOLE_TLS", "false")
     env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")

@@ -336,3 +336,55 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}, "kubernetes": {"level": "WARNING"}},
 }
+
+# --- Audit trail: seals, ingest, retention (audit app; see docs/audit.md) -------------------
+# Seals are HMAC-signed with a key kept outside the database. AUDIT_SIGNING_KEY (or _FILE) is the
+# current key, AUDIT_SIGNING_KEY_ID its id (stored in each seal); AUDIT_SIGNING_KEYS (or _FILE)
+# holds retired keys as "id=key,id=key" so seals signed before a rotation still verify.
+AUDIT_SIGNING_KEY_ID = env.string("AUDIT_SIGNING_KEY_ID", "k1")
+_audit_current_key = env.string("AUDIT_SIGNING_KEY")
+if not _audit_current_key:
+    if DEBUG or TESTING:
+        _audit_current_key = "insecure-local-audit-signing-key"  # noqa: S105 - local runs and tests only
+    else:
+        raise ImproperlyConfigured(
+            "AUDIT_SIGNING_KEY is required when DEBUG is off: set AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE "
+            "(keep it outside the database; see docs/audit.md)."
+        )
+AUDIT_SIGNING_KEYS: dict[str, str] = {}
+for _pair in env.string_list("AUDIT_SIGNING_KEYS", []):
+    _key_id, _sep, _key = _pair.partition("=")
+    if not _sep or not _key_id.strip() or not _key.strip():
+        raise ImproperlyConfigured("AUDIT_SIGNING_KEYS must look like 'id=key,id=key'")
+    AUDIT_SIGNING_KEYS[_key_id.strip()] = _key.strip()
+AUDIT_SIGNING_KEYS[AUDIT_SIGNING_KEY_ID] = _audit_current_key
+# Sealing: at most this many events per seal; an id gap younger than the grace period may still
+# be filled by a transaction that commits late, so the sealer waits that long before treating
+# the gap as permanent.
+AUDIT_SEAL_INTERVAL_SECONDS = env.integer("AUDIT_SEAL_INTERVAL_SECONDS", 60, minimum=1)
+AUDIT_SEAL_MAX_EVENTS = env.integer("AUDIT_SEAL_MAX_EVENTS", 1000, minimum=1)
+AUDIT_SEAL_GRACE_SECONDS = env.integer("AUDIT_SEAL_GRACE_SECONDS", 900, minimum=0)
+# Ingest receivers: bodies above these sizes get 413 before they are read.
+AUDIT_K8S_MAX_BODY_BYTES = env.integer("AUDIT_K8S_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+AUDIT_KSERVE_MAX_BODY_BYTES = env.integer("AUDIT_KSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+AUDIT_INGEST_MAX_ATTEMPTS = env.integer("AUDIT_INGEST_MAX_ATTEMPTS", 5, minimum=1)
+# A request event whose response has not arrived after this long is dispatched as "timeout".
+AUDIT_PAIRING_TIMEOUT_SECONDS = env.integer("AUDIT_PAIRING_TIMEOUT_SECONDS", 300, minimum=1)
+# Paired inference events go to these callables (dotted paths), each called with a list of
+# audit.inference.InferencePair inside the transaction that marks the events dispatched.
+INFERENCE_EVENT_CONSUMERS: list[str] = [
+    "audit.consumers.record_inference_io",
+]
+# Retention: events older than this many days are pruned once sealed and archived (0: keep).
+AUDIT_RETENTION_DAYS = env.integer("AUDIT_RETENTION_DAYS", 365, minimum=0)
+# Archive: Apache Iceberg tables (pyiceberg SQL catalog). Catalog URI "" = SQLite file under
+# var/, "database" = the console's own database; the warehouse is a local path or object-store URI.
+AUDIT_ARCHIVE_CATALOG_URI = env.string("AUDIT_ARCHIVE_CATALOG_URI", "")
+AUDIT_ARCHIVE_WAREHOUSE = env.string("AUDIT_ARCHIVE_WAREHOUSE", str(VAR_DIR / "audit-archive" / "warehouse"))
+AUDIT_ARCHIVE_NAMESPACE = env.string("AUDIT_ARCHIVE_NAMESPACE", "console_audit")
+CELERY_BEAT_SCHEDULE.update({
+    "audit-seal": {"task": "audit.tasks.seal_events_task", "schedule": float(AUDIT_SEAL_INTERVAL_SECONDS)},
+    "audit-ingest-retry": {"task": "audit.tasks.retry_ingest_batches_task", "schedule": 60.0},
+    "audit-pairing-timeout": {"task": "audit.tasks.sweep_inference_pairs_task", "schedule": 60.0},
+    "audit-retention": {"task": "audit.tasks.archive_and_prune_task", "schedule": 3600.0},
+})

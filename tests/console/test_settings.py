@@ -26,7 +26,7 @@ def test_start_up_fails_without_secret_key_when_debug_is_off():
 def test_secret_key_can_come_from_a_file(tmp_path):
     secret = tmp_path / "key"
     secret.write_text("from-file-secret-value\n")
-    result = _import_settings(DEBUG="false", SECRET_KEY_FILE=str(secret))
+    result = _import_settings(DEBUG="false", SECRET_KEY_FILE=str(secret), AUDIT_SIGNING_KEY="audit-key")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["from-f", "False"]
 

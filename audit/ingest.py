@@ -1,0 +1,382 @@
+"""Ingest of external logs through Celery: store the raw batch, then parse, normalise,
+de-duplicate and bulk-insert in a worker.
+
+Receivers (``audit.views.ingest``) validate a delivery's shape, call ``batch_receive`` (one
+row, committed before the 202) and leave the rest to ``process_ingest_batch_task``, which calls
+``batch_process``. Processing is one transaction: either every event of the batch is stored
+(and every pair it completes is dispatched) and the batch is marked done, or nothing is and
+the batch is marked failed with its error, to be retried by the sweep
+(``batch_retry_due``) or by hand (``batch_retry``). Nothing accepted is ever dropped.
+
+KServe payload-logger events wait as ``InferenceEventPart`` rows until their partner arrives
+(paired by project + CloudEvents id), then go to the consumers in
+``settings.INFERENCE_EVENT_CONSUMERS`` (``audit.inference``); ``pairs_sweep`` completes pairs
+whose halves were processed concurrently and dispatches requests whose response never came.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from audit import cloudevents, k8s
+from audit import services as audit
+from audit.inference import OK, RESPONSE_ONLY, TIMEOUT, InferencePair, dispatch
+from audit.models import AuditEvent, InferenceEventPart, IngestBatch
+
+logger = logging.getLogger(__name__)
+
+SWEEP_CHUNK = 500
+PENDING_REDELIVERY_AFTER = timedelta(minutes=2)
+
+
+# --- receiving ------------------------------------------------------------------------------
+
+def batch_receive(
+    *,
+    kind: str,
+    body: bytes,
+    content_type: str = "",
+    headers: dict | None = None,
+    project=None,
+    cluster_name: str = "",
+    submitted_by=None,
+    source_ip: str | None = None,
+    item_count: int = 0,
+) -> IngestBatch:
+    """Store one delivery durably and enqueue its processing after commit."""
+    from audit.tasks import process_ingest_batch_task
+
+    with transaction.atomic():
+        batch = IngestBatch.objects.create(
+            kind=kind,
+            project_id=project.pk if project is not None else None,
+            project_name=project.name if project is not None else "",
+            cluster_name=cluster_name[:128],
+            submitted_by_id=str(submitted_by.pk) if submitted_by is not None else "",
+            submitted_by_name=submitted_by.get_username() if submitted_by is not None else "",
+            source_ip=source_ip,
+            content_type=content_type[:200],
+            headers=headers or {},
+            body=body,
+            body_size=len(body),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            item_count=item_count,
+        )
+        process_ingest_batch_task.delay_on_commit(batch_id=batch.pk)
+    return batch
+
+
+# --- processing -----------------------------------------------------------------------------
+
+def _claim(batch_id: int) -> IngestBatch | None:
+    qs = IngestBatch.objects.filter(pk=batch_id, status__in=[IngestBatch.Status.PENDING, IngestBatch.Status.FAILED])
+    if connection.features.has_select_for_update_skip_locked:
+        qs = qs.select_for_update(skip_locked=True)
+    return qs.first()
+
+
+def batch_process(*, batch_id: int) -> IngestBatch | None:
+    """Process one batch (idempotent: a done batch, or one another worker holds, is left alone).
+    Returns the batch, or None when there was nothing to do. Failures are recorded on the
+    batch, never raised."""
+    try:
+        with transaction.atomic():
+            batch = _claim(batch_id)
+            if batch is None:
+                return None
+            if batch.kind == IngestBatch.Kind.KUBERNETES:
+                created, duplicates, keep_body = _process_kubernetes(batch)
+            else:
+                created, duplicates, keep_body = _process_kserve(batch)
+            batch.status = IngestBatch.Status.DONE
+            batch.processed_at = timezone.now()
+            batch.attempts += 1
+            batch.error = ""
+            batch.next_attempt_at = None
+            batch.created_count = created
+            batch.duplicate_count = duplicates
+            if not keep_body:
+                batch.body = None
+            batch.save()
+            return batch
+    except Exception as exc:
+        logger.exception("ingest batch %s failed", batch_id)
+        return _mark_failed(batch_id, exc)
+
+
+def _mark_failed(batch_id: int, exc: Exception) -> IngestBatch | None:
+    with transaction.atomic():
+        batch = IngestBatch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None or batch.status == IngestBatch.Status.DONE:
+            return batch
+        batch.status = IngestBatch.Status.FAILED
+        batch.attempts += 1
+        batch.error = f"{type(exc).__name__}: {exc}"[:4000]
+        # Exponential backoff for the sweep: 1, 2, 4, ... minutes, at most an hour.
+        batch.next_attempt_at = timezone.now() + timedelta(minutes=min(60, 2 ** max(0, batch.attempts - 1)))
+        batch.save(update_fields=["status", "attempts", "error", "next_attempt_at"])
+        return batch
+
+
+def _body(batch: IngestBatch) -> bytes:
+    if batch.body is None:
+        raise ValueError("the batch body is gone (it was processed before)")
+    return bytes(batch.body)
+
+
+def _project_lookup(project_ids) -> dict:
+    from endpoints.models import Project
+
+    return {p.pk: p for p in Project.objects.filter(pk__in=set(project_ids))}
+
+
+def _process_kubernetes(batch: IngestBatch) -> tuple[int, int, bool]:
+    from endpoints.models import Project
+
+    items = k8s.parse_event_list(_body(batch))
+    normalised = {}
+    for item in items:
+        event = k8s.normalise(item)
+        normalised.setdefault(event.external_id, event)  # a batch may repeat an event
+    namespaces = {e.namespace for e in normalised.values() if e.namespace}
+    projects = Project.objects.filter(namespace__in=namespaces).select_related("cluster")
+    if batch.cluster_name:
+        projects = projects.filter(cluster__name=batch.cluster_name)
+    by_namespace: dict[str, list] = defaultdict(list)
+    for project in projects:
+        by_namespace[project.namespace].append(project)
+    rows = []
+    for event in normalised.values():
+        candidates = by_namespace.get(event.namespace, [])
+        # Without a cluster name, a namespace used on several clusters is ambiguous.
+        project = candidates[0] if len(candidates) == 1 else None
+        rows.append(AuditEvent(
+            occurred_at=event.occurred_at,
+            source=AuditEvent.Source.KUBERNETES,
+            actor_id=event.actor_id,
+            actor_name=event.actor_name,
+            action=event.action,
+            target_type=event.target_type,
+            target_id=event.target_id,
+            target_repr=event.target_repr,
+            project_id=project.pk if project else None,
+            project_name=project.name if project else "",
+            outcome=event.outcome,
+            source_ip=event.source_ip,
+            user_agent=event.user_agent,
+            request_id=event.request_id,
+            details={**event.details, **({"cluster": batch.cluster_name} if batch.cluster_name else {})},
+            external_id=event.external_id,
+        ))
+    created = audit.record_many(rows)
+    return created, len(items) - created, False
+
+
+def _process_kserve(batch: IngestBatch) -> tuple[int, int, bool]:
+    project = _project_lookup([batch.project_id]).get(batch.project_id) if batch.project_id else None
+    keep_body = bool(project and project.keep_payload_bodies)
+    events = cloudevents.parse_delivery(batch.headers or {}, _body(batch), batch.content_type)
+    unique: dict[tuple[str, str], cloudevents.LoggerEvent] = {}
+    for event in events:
+        unique.setdefault((event.id, event.kind), event)
+    existing = set(
+        InferenceEventPart.objects.filter(project_id=batch.project_id, event_id__in={k[0] for k in unique})
+        .values_list("event_id", "event_type")
+    )
+    now = timezone.now()
+    parts = [
+        InferenceEventPart(
+            project_id=batch.project_id,
+            event_id=event.id,
+            event_type=event.kind,
+            time=event.time or batch.received_at,
+            received_at=now,
+            inference_service=event.inference_service,
+            namespace=event.namespace,
+            component=event.component,
+            content_type=event.content_type,
+            metadata=event.metadata,
+            annotations=event.annotations,
+            body=event.body,
+            body_size=len(event.body),
+            batch=batch,
+        )
+        for key, event in unique.items()
+        if key not in existing
+    ]
+    InferenceEventPart.objects.bulk_create(parts, ignore_conflicts=True)
+    new_ids = {part.event_id for part in parts}
+    if new_ids:
+        _pair_and_dispatch(batch.project_id, new_ids)
+    return len(parts), len(events) - len(parts), keep_body
+
+
+# --- pairing --------------------------------------------------------------------------------
+
+def _locked(qs):
+    if connection.features.has_select_for_update_skip_locked:
+        return qs.select_for_update(skip_locked=True)
+    return qs
+
+
+def _pair_and_dispatch(project_id: int, event_ids: set[str]) -> int:
+    """Dispatch the complete pairs among ``event_ids`` of a project (inside a transaction)."""
+    parts = list(_locked(InferenceEventPart.objects.filter(
+        project_id=project_id, event_id__in=event_ids, dispatched_at__isnull=True)))
+    by_id: dict[str, dict[str, InferenceEventPart]] = defaultdict(dict)
+    for part in parts:
+        by_id[part.event_id][part.event_type] = part
+    complete = [halves for halves in by_id.values() if len(halves) == 2]
+    return _dispatch_parts([(h["request"], h["response"], OK) for h in complete])
+
+
+def _endpoint_ids(keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    from endpoints.models import Endpoint
+
+    if not keys:
+        return {}
+    wanted = defaultdict(set)
+    for project_id, name in keys:
+        wanted[project_id].add(name)
+    found = {}
+    for project_id, names in wanted.items():
+        for pk, name in Endpoint.objects.filter(project_id=project_id, name__in=names).values_list("pk", "name"):
+            found[(project_id, name)] = pk
+    return found
+
+
+def _dispatch_parts(groups: list[tuple[InferenceEventPart | None, InferenceEventPart | None, str]]) -> int:
+    """Build pairs from (request, response, status) groups, hand them to the consumers and mark
+    the parts dispatched, all in the caller's transaction."""
+    if not groups:
+        return 0
+    names = set()
+    for request, response, _ in groups:
+        first = request or response
+        names.add((first.project_id, first.inference_service))
+    endpoints = _endpoint_ids(names)
+    pairs = []
+    for request, response, status in groups:
+        first = request or response
+        pairs.append(InferencePair(
+            project_id=first.project_id,
+            endpoint_id=endpoints.get((first.project_id, first.inference_service)),
+            namespace=first.namespace,
+            inference_service=first.inference_service,
+            component=first.component or (response.component if response else ""),
+            event_id=first.event_id,
+            request_time=request.time if request else None,
+            response_time=response.time if response else None,
+            request_body=bytes(request.body or b"") if request else b"",
+            response_body=bytes(response.body or b"") if response else None,
+            content_type=first.content_type,
+            metadata=(request.metadata if request else None) or (response.metadata if response else {}) or {},
+            annotations=(request.annotations if request else None) or (response.annotations if response else {}) or {},
+            status=status,
+        ))
+    dispatch(pairs)
+    ids = [p.pk for group in groups for p in group[:2] if p is not None]
+    InferenceEventPart.objects.filter(pk__in=ids).update(dispatched_at=timezone.now(), body=None)
+    return len(pairs)
+
+
+def pairs_sweep(*, now=None, limit: int = 10_000) -> dict:
+    """Complete pairs whose halves were processed by concurrent batches, and dispatch requests
+    (status "timeout") and responses ("response_only") whose partner has not come within the
+    pairing timeout. Returns counts."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.AUDIT_PAIRING_TIMEOUT_SECONDS)
+    counts = {"paired": 0, "timeout": 0, "response_only": 0}
+    pending = InferenceEventPart.objects.filter(dispatched_at__isnull=True)
+    partner = InferenceEventPart.objects.filter(
+        project_id=OuterRef("project_id"), event_id=OuterRef("event_id"), dispatched_at__isnull=True,
+        event_type=InferenceEventPart.Type.REQUEST,
+    )
+    done = 0
+    while done < limit:
+        with transaction.atomic():
+            rows = list(
+                pending.filter(event_type=InferenceEventPart.Type.RESPONSE).filter(Exists(partner))
+                .values_list("project_id", "event_id")[:SWEEP_CHUNK]
+            )
+            by_project = defaultdict(set)
+            for project_id, event_id in rows:
+                by_project[project_id].add(event_id)
+            for project_id, ids in by_project.items():
+                counts["paired"] += _pair_and_dispatch(project_id, ids)
+        done += len(rows)
+        if len(rows) < SWEEP_CHUNK:
+            break
+    for event_type in ("request", "response"):
+        while done < limit:
+            with transaction.atomic():
+                stale = list(_locked(pending.filter(event_type=event_type, received_at__lt=cutoff)
+                                     .order_by("received_at"))[:SWEEP_CHUNK])
+                # A partner processed meanwhile makes it a normal pair.
+                partners = {
+                    (p.project_id, p.event_id): p
+                    for p in InferenceEventPart.objects.filter(
+                        dispatched_at__isnull=True, event_id__in={s.event_id for s in stale},
+                    ).exclude(event_type=event_type)
+                }
+                groups = []
+                for part in stale:
+                    other = partners.get((part.project_id, part.event_id))
+                    if other is not None:
+                        request, response = (part, other) if event_type == "request" else (other, part)
+                        groups.append((request, response, OK))
+                    elif event_type == "request":
+                        groups.append((part, None, TIMEOUT))
+                    else:
+                        groups.append((None, part, RESPONSE_ONLY))
+                _dispatch_parts(groups)
+                for _, _, group_status in groups:
+                    counts["paired" if group_status == OK else group_status] += 1
+            done += len(stale)
+            if len(stale) < SWEEP_CHUNK:
+                break
+    return counts
+
+
+# --- retries --------------------------------------------------------------------------------
+
+def batch_retry(*, actor, batch: IngestBatch) -> IngestBatch:
+    """Queue a failed batch again now (by hand); audited."""
+    from audit.tasks import process_ingest_batch_task
+
+    with transaction.atomic():
+        batch = IngestBatch.objects.select_for_update().get(pk=batch.pk)
+        if batch.status != IngestBatch.Status.FAILED:
+            raise ValueError("only a failed batch can be retried")
+        batch.next_attempt_at = timezone.now()
+        batch.save(update_fields=["next_attempt_at"])
+        project = SimpleNamespace(pk=batch.project_id, name=batch.project_name) if batch.project_id else None
+        audit.record(action="ingest.retry", actor=actor, target_type="ingestbatch", target_id=str(batch.pk),
+                     target_repr=str(batch), project=project,
+                     details={"kind": batch.kind, "attempts": batch.attempts, "error": batch.error[:500]})
+        process_ingest_batch_task.delay_on_commit(batch_id=batch.pk)
+    return batch
+
+
+def batch_retry_due(*, now=None, limit: int = 1000) -> int:
+    """Enqueue failed batches whose backoff has passed (up to AUDIT_INGEST_MAX_ATTEMPTS) and
+    pending ones whose task was evidently lost. Returns how many were enqueued."""
+    from audit.tasks import process_ingest_batch_task
+
+    now = now or timezone.now()
+    failed = IngestBatch.objects.filter(
+        status=IngestBatch.Status.FAILED, attempts__lt=settings.AUDIT_INGEST_MAX_ATTEMPTS, next_attempt_at__lte=now)
+    lost = IngestBatch.objects.filter(status=IngestBatch.Status.PENDING, received_at__lt=now - PENDING_REDELIVERY_AFTER)
+    ids = list(failed.values_list("pk", flat=True)[:limit]) + list(lost.values_list("pk", flat=True)[:limit])
+    for batch_id in ids:
+        process_ingest_batch_task.delay(batch_id=batch_id)
+    return len(ids)
