@@ -1,0 +1,556 @@
+"""Writes of the monitoring app.
+
+- ``inference_records_ingest``: turns paired payload-logger events into ``InferenceRecord``s
+  and, in the same transaction, adds them to the minute and hour latency rollups and to the
+  live bin counts drift is computed from. Rollups and counts are atomic SQL increments
+  (``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``, the same statement on
+  PostgreSQL and SQLite), so concurrent workers never lose an update; a pair delivered
+  twice is recognised by its (endpoint, component, event id) and counted once.
+- ``drift_compute``: drift of the windows holding hours marked in the backlog.
+- ``monitoring_config_update``: per-endpoint thresholds, audited.
+- ``monitoring_prune``: retention.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from audit import services as audit
+from endpoints.models import Endpoint, ModelVersion
+from monitoring import drift, extract, metrics
+from monitoring.models import (
+    BinCount,
+    DriftBacklog,
+    DriftWindow,
+    FeatureDrift,
+    InferenceRecord,
+    LatencyRollup,
+    MonitoringConfig,
+)
+
+logger = logging.getLogger(__name__)
+
+ANNOTATION_MODEL_VERSION = "inference-console.io/model-version"
+PRINCIPAL_HEADER = "X-Console-Principal"
+PAIR_OK = "ok"
+PAIR_TIMEOUT = "timeout"
+PAIR_RESPONSE_ONLY = "response_only"
+
+
+# --- atomic increments ----------------------------------------------------------------------------
+
+def _adapt(field: models.Field, value):
+    if isinstance(field, models.DateTimeField):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
+def upsert_add(model: type[models.Model], keys: Sequence[str], adds: Sequence[str], rows: Iterable[tuple],
+               *, replace: Sequence[str] = ()) -> int:
+    """Insert rows of ``model`` or, where a row with the same ``keys`` exists, add the new
+    values of ``adds`` to it (and overwrite ``replace``). ``keys`` must be a unique constraint.
+    Rows are written in key order so concurrent writers lock rows in the same order."""
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in (*keys, *adds, *replace)]
+    table = quote(model._meta.db_table)
+    columns = [quote(f.column) for f in fields]
+    key_columns = columns[: len(keys)]
+    updates = [f"{c} = {table}.{c} + EXCLUDED.{c}" for c in columns[len(keys): len(keys) + len(adds)]]
+    updates += [f"{c} = EXCLUDED.{c}" for c in columns[len(keys) + len(adds):]]
+    # Identifiers come from model metadata (quoted), values are parameters.
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
+    sql = f"{insert} ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {', '.join(updates)}"
+    ordered = sorted(rows, key=lambda row: tuple(str(v) for v in row[: len(keys)]))
+    if not ordered:
+        return 0
+    params = [tuple(_adapt(f, v) for f, v in zip(fields, row, strict=True)) for row in ordered]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+    return len(params)
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+
+def _floor(moment: datetime, seconds: int) -> datetime:
+    stamp = int(moment.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % seconds, tz=UTC)
+
+
+def _metadata_value(metadata: dict, header: str) -> str:
+    for key, values in (metadata or {}).items():
+        if str(key).lower() == header.lower():
+            if isinstance(values, list | tuple):
+                return str(values[0]) if values else ""
+            return str(values)
+    return ""
+
+
+def _annotation(annotations: dict, key: str) -> str:
+    return str((annotations or {}).get(key, "") or "")
+
+
+def parse_version_label(label: str) -> tuple[str, int] | None:
+    """``"iris:2"`` -> ("iris", 2); None when the label is not ``<model>:<version>``."""
+    name, sep, number = (label or "").rpartition(":")
+    if not sep or not name or not number.isdigit():
+        return None
+    return name, int(number)
+
+
+@dataclass
+class _VersionInfo:
+    version: ModelVersion
+    feature_names: list[str]
+    prediction_name: str | None
+    profile: dict | None
+
+
+def _version_info(version: ModelVersion) -> _VersionInfo:
+    profile = version.reference_profile if isinstance(version.reference_profile, dict) else None
+    prediction = (profile or {}).get("prediction") or {}
+    return _VersionInfo(
+        version=version,
+        feature_names=extract.input_order(profile, version.input_signature),
+        prediction_name=version.prediction_column or prediction.get("name"),
+        profile=profile,
+    )
+
+
+class _Resolver:
+    """Endpoints and model versions of one batch of pairs, loaded with a bounded number of queries."""
+
+    def __init__(self, pairs: Sequence):
+        ids = {p.endpoint_id for p in pairs if p.endpoint_id}
+        names = {(p.project_id, p.inference_service) for p in pairs if not p.endpoint_id and p.inference_service}
+        query = Q(pk__in=ids)
+        for project_id, name in names:
+            query |= Q(project_id=project_id, name=name)
+        endpoints = Endpoint.objects.filter(query).select_related(
+            "project", "model_version__model", "canary_version__model")
+        self.by_id = {e.pk: e for e in endpoints}
+        self.by_name = {(e.project_id, e.name): e for e in endpoints}
+        self._versions: dict[tuple[int, str, int], ModelVersion | None] = {}
+        self._infos: dict[int, _VersionInfo] = {}
+        for endpoint in endpoints:
+            for version in (endpoint.model_version, endpoint.canary_version):
+                if version is not None:
+                    self._versions[(endpoint.project_id, version.model.name, version.version)] = version
+        wanted = set()
+        for pair in pairs:
+            endpoint = self.endpoint(pair)
+            parsed = parse_version_label(_annotation(pair.annotations, ANNOTATION_MODEL_VERSION))
+            if endpoint is not None and parsed is not None:
+                key = (endpoint.project_id, *parsed)
+                if key not in self._versions:
+                    wanted.add(key)
+        if wanted:
+            condition = Q(pk__in=[])
+            for project_id, model_name, number in wanted:
+                condition |= Q(model__project_id=project_id, model__name=model_name, version=number)
+            for version in ModelVersion.objects.filter(condition).select_related("model"):
+                self._versions[(version.model.project_id, version.model.name, version.version)] = version
+            for key in wanted:
+                self._versions.setdefault(key, None)
+
+    def endpoint(self, pair) -> Endpoint | None:
+        if pair.endpoint_id:
+            return self.by_id.get(pair.endpoint_id)
+        return self.by_name.get((pair.project_id, pair.inference_service))
+
+    def version(self, endpoint: Endpoint, label: str) -> tuple[ModelVersion | None, str]:
+        """The model version a logged annotation names, and its role on the endpoint now."""
+        parsed = parse_version_label(label)
+        if parsed is None:
+            # No annotation: with a single version served it can only be the primary one.
+            if endpoint.canary_version_id is None:
+                return endpoint.model_version, InferenceRecord.Role.PRIMARY
+            return None, InferenceRecord.Role.OTHER
+        version = self._versions.get((endpoint.project_id, *parsed))
+        if version is None:
+            return None, InferenceRecord.Role.OTHER
+        if version.pk == endpoint.model_version_id:
+            return version, InferenceRecord.Role.PRIMARY
+        if version.pk == endpoint.canary_version_id:
+            return version, InferenceRecord.Role.CANARY
+        return version, InferenceRecord.Role.OTHER
+
+    def info(self, version: ModelVersion) -> _VersionInfo:
+        if version.pk not in self._infos:
+            self._infos[version.pk] = _version_info(version)
+        return self._infos[version.pk]
+
+
+def _status(pair, endpoint: Endpoint) -> str:
+    if pair.status == PAIR_OK and pair.response_time is not None:
+        return InferenceRecord.Status.OK
+    if pair.status == PAIR_TIMEOUT and endpoint.logging_mode == Endpoint.LoggingMode.ALL:
+        # The logger logs a response only for HTTP 200 and the console asked for both events:
+        # a request left alone means the model failed, answered an error or never answered.
+        return InferenceRecord.Status.ERROR
+    return InferenceRecord.Status.UNPAIRED
+
+
+def _build_record(pair, endpoint: Endpoint, resolver: _Resolver) -> tuple[InferenceRecord, dict] | None:
+    request_time = pair.request_time or pair.response_time
+    if request_time is None:
+        return None
+    label = _annotation(pair.annotations, ANNOTATION_MODEL_VERSION)
+    version, role = resolver.version(endpoint, label)
+    status = _status(pair, endpoint)
+    latency = None
+    if status == InferenceRecord.Status.OK and pair.request_time is not None:
+        latency = max(0.0, (pair.response_time - pair.request_time).total_seconds() * 1000.0)
+    info = resolver.info(version) if version is not None else None
+    profile = (info.profile if info else None) or {}
+    bins: dict[str, np.ndarray] = {}
+    prediction_bins = np.empty(0, dtype=np.int64)
+    found = extract.Extracted()
+    try:
+        found = extract.extract(pair.request_body, pair.response_body,
+                                feature_names=info.feature_names if info else [],
+                                prediction_name=info.prediction_name if info else None)
+        for feature in profile.get("features", []):
+            values = found.columns.get(feature["name"])
+            if values is not None and found.rows:
+                bins[feature["name"]] = extract.bin_values(feature, values)
+        if profile.get("prediction") and found.predictions:
+            prediction_bins = extract.bin_values(profile["prediction"], found.predictions)
+    except Exception:  # noqa: BLE001 - a payload we cannot read must not fail the batch
+        logger.warning("could not extract features of event %s", pair.event_id, exc_info=True)
+        bins, prediction_bins = {}, np.empty(0, dtype=np.int64)
+    record = InferenceRecord(
+        endpoint=endpoint,
+        model_version=version,
+        version_label=label[:120],
+        role=role,
+        component=(pair.component or "predictor")[:20],
+        event_id=str(pair.event_id)[:200],
+        request_time=request_time,
+        response_time=pair.response_time,
+        latency_ms=latency,
+        status=status,
+        caller=_metadata_value(pair.metadata, PRINCIPAL_HEADER)[:150],
+        rows=found.rows or len(found.predictions),
+        feature_bins=[bins[f["name"]].tolist() if f["name"] in bins else [] for f in profile.get("features", [])]
+        if bins else [],
+        prediction_bins=prediction_bins.tolist(),
+        predictions=[extract.as_json_value(v) for v in found.predictions[:20]],
+        prompt_tokens=found.prompt_tokens,
+        completion_tokens=found.completion_tokens,
+    )
+    prediction_name = (profile.get("prediction") or {}).get("name", "")
+    return record, {"bins": bins, "prediction_bins": prediction_bins, "prediction_name": prediction_name}
+
+
+def _insert_new(records: list[InferenceRecord]) -> list[InferenceRecord]:
+    """Insert records; those whose event a concurrent delivery inserted first are skipped."""
+    if not records:
+        return []
+    try:
+        with transaction.atomic():
+            InferenceRecord.objects.bulk_create(records)
+        return records
+    except IntegrityError:
+        inserted = []
+        for record in records:
+            record.pk = None
+            try:
+                with transaction.atomic():
+                    record.save(force_insert=True)
+                inserted.append(record)
+            except IntegrityError:
+                continue
+        return inserted
+
+
+def _rollup_rows(records: list[InferenceRecord]) -> list[tuple]:
+    sums: dict[tuple, dict] = {}
+    for record in records:
+        for resolution in (LatencyRollup.MINUTE, LatencyRollup.HOUR):
+            key = (record.endpoint_id, resolution, _floor(record.request_time, resolution),
+                   record.model_version_id or 0)
+            entry = sums.setdefault(key, {"requests": 0, "errors": 0, "unpaired": 0, "latency_count": 0,
+                                          "latency_sum_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0,
+                                          "histogram": np.zeros(metrics.BUCKET_COUNT, dtype=np.int64)})
+            entry["requests"] += 1
+            entry["errors"] += record.status == InferenceRecord.Status.ERROR
+            entry["unpaired"] += record.status == InferenceRecord.Status.UNPAIRED
+            if record.latency_ms is not None:
+                entry["latency_count"] += 1
+                entry["latency_sum_ms"] += record.latency_ms
+                entry["histogram"][int(metrics.bucket_index(record.latency_ms))] += 1
+            entry["prompt_tokens"] += record.prompt_tokens or 0
+            entry["completion_tokens"] += record.completion_tokens or 0
+    return [
+        (*key, e["requests"], e["errors"], e["unpaired"], e["latency_count"], e["latency_sum_ms"],
+         e["prompt_tokens"], e["completion_tokens"], *(int(v) for v in e["histogram"]))
+        for key, e in sums.items()
+    ]
+
+
+ROLLUP_KEYS = ("endpoint", "resolution", "start", "version_key")
+ROLLUP_ADDS = ("requests", "errors", "unpaired", "latency_count", "latency_sum_ms", "prompt_tokens",
+               "completion_tokens", *metrics.BUCKET_FIELDS)
+BIN_KEYS = ("endpoint", "model_version", "hour", "is_prediction", "feature", "bin")
+
+
+def _bin_rows(records: list[InferenceRecord], binned: dict[int, dict]) -> list[tuple]:
+    counts: dict[tuple, int] = defaultdict(int)
+    for record in records:
+        if record.model_version_id is None:
+            continue
+        found = binned[id(record)]
+        hour = _floor(record.request_time, 3600)
+        for name, bins in found["bins"].items():
+            values, tally = np.unique(bins, return_counts=True)
+            for value, count in zip(values.tolist(), tally.tolist(), strict=True):
+                counts[(record.endpoint_id, record.model_version_id, hour, False, name, value)] += count
+        prediction_bins = found["prediction_bins"]
+        if len(prediction_bins):
+            values, tally = np.unique(prediction_bins, return_counts=True)
+            for value, count in zip(values.tolist(), tally.tolist(), strict=True):
+                counts[(record.endpoint_id, record.model_version_id, hour, True, found["prediction_name"], value)] += count
+    return [(*key, count) for key, count in counts.items()]
+
+
+def add_to_rollups(records: list[InferenceRecord], binned: dict[int, dict] | None = None) -> None:
+    """Add inserted records to the latency rollups, the live bin counts and the drift backlog."""
+    upsert_add(LatencyRollup, ROLLUP_KEYS, ROLLUP_ADDS, _rollup_rows(records))
+    if binned:
+        bin_rows = _bin_rows(records, binned)
+        upsert_add(BinCount, BIN_KEYS, ("count",), bin_rows)
+        now = timezone.now()
+        marks = {(row[0], row[1], row[2]) for row in bin_rows}
+        upsert_add(DriftBacklog, ("endpoint", "model_version", "hour"), (), [(*m, now) for m in marks],
+                   replace=("marked_at",))
+
+
+def inference_records_ingest(pairs: Sequence) -> list[InferenceRecord]:
+    """Record paired payload-logger events (``audit.inference.InferencePair`` or anything with
+    the same attributes) and add them to rollups and bin counts, atomically. Pairs of unknown
+    endpoints are skipped; a pair already recorded is not counted again. Returns the new records."""
+    if not pairs:
+        return []
+    resolver = _Resolver(pairs)
+    seen: dict[tuple, tuple[InferenceRecord, dict]] = {}
+    for pair in pairs:
+        endpoint = resolver.endpoint(pair)
+        if endpoint is None:
+            logger.info("inference event %s for unknown endpoint %s/%s skipped", pair.event_id,
+                        pair.namespace, pair.inference_service)
+            continue
+        built = _build_record(pair, endpoint, resolver)
+        if built is None:
+            continue
+        key = (endpoint.pk, built[0].component, built[0].event_id)
+        previous = seen.get(key)
+        # The same event twice in one batch: keep the answered one.
+        if previous is None or (previous[0].status != InferenceRecord.Status.OK
+                                and built[0].status == InferenceRecord.Status.OK):
+            seen[key] = built
+    if not seen:
+        return []
+    with transaction.atomic():
+        condition = Q(pk__in=[])
+        for endpoint_id, component, event_id in seen:
+            condition |= Q(endpoint_id=endpoint_id, component=component, event_id=event_id)
+        existing = set(InferenceRecord.objects.filter(condition).values_list("endpoint_id", "component", "event_id"))
+        fresh = [built for key, built in seen.items() if key not in existing]
+        inserted = _insert_new([record for record, _ in fresh])
+        binned = {id(record): found for record, found in fresh}
+        add_to_rollups(inserted, binned)
+    return inserted
+
+
+# --- drift ----------------------------------------------------------------------------------------
+
+def config_for(endpoint: Endpoint) -> MonitoringConfig:
+    """The endpoint's monitoring settings (an unsaved default row when none was stored)."""
+    try:
+        return endpoint.monitoring_config
+    except MonitoringConfig.DoesNotExist:
+        return MonitoringConfig(endpoint=endpoint)
+
+
+def window_bounds(moment: datetime, hours: int) -> tuple[datetime, datetime]:
+    """The window of ``hours`` holding ``moment``, aligned on multiples of ``hours`` since the epoch (UTC)."""
+    start = _floor(moment, hours * 3600)
+    return start, start + timedelta(hours=hours)
+
+
+def _feature_comparisons(profile: dict, counts: dict[tuple[bool, str], dict[int, int]]) -> list[tuple]:
+    """(profile feature, is_prediction, comparison) for every profiled feature with live rows."""
+    out = []
+    targets = [(f, False) for f in profile.get("features", [])]
+    if profile.get("prediction"):
+        targets.append((profile["prediction"], True))
+    for feature, is_prediction in targets:
+        bins = counts.get((is_prediction, feature["name"]))
+        if not bins:
+            continue
+        size = extract.bin_count(feature)
+        live = np.zeros(size, dtype=float)
+        for index, count in bins.items():
+            if 0 <= index < size:
+                live[index] += count
+        comparison = drift.compare(
+            feature.get("proportions", []), live, numeric=feature.get("type") != "categorical",
+            reference_missing=float(feature.get("missing") or 0.0), current_missing=int(bins.get(-1, 0)))
+        out.append((feature, is_prediction, comparison))
+    return out
+
+
+def drift_compute(*, endpoint: Endpoint, start: datetime, end: datetime,
+                  config: MonitoringConfig | None = None) -> list[DriftWindow]:
+    """Compute and store the drift of every model version of ``endpoint`` with live rows in
+    [start, end). Idempotent: a window computed again replaces its previous result."""
+    config = config or config_for(endpoint)
+    sums = (BinCount.objects.filter(endpoint=endpoint, hour__gte=start, hour__lt=end)
+            .values_list("model_version_id", "is_prediction", "feature", "bin").annotate(total=Sum("count")))
+    by_version: dict[int, dict[tuple[bool, str], dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for version_id, is_prediction, feature, index, total in sums:
+        by_version[version_id][(is_prediction, feature)][index] = int(total)
+    if not by_version:
+        return []
+    versions = ModelVersion.objects.in_bulk(list(by_version))
+    windows = []
+    now = timezone.now()
+    with transaction.atomic():
+        for version_id, counts in by_version.items():
+            version = versions.get(version_id)
+            profile = version.reference_profile if version is not None else None
+            if not isinstance(profile, dict):
+                continue
+            comparisons = _feature_comparisons(profile, counts)
+            if not comparisons:
+                continue
+            statuses = {}
+            for feature, is_prediction, comparison in comparisons:
+                statuses[(is_prediction, feature["name"])] = drift.status_for(
+                    comparison.psi, warning=config.psi_warning, alert=config.psi_alert)
+            features_only = [c for c in comparisons if not c[1]] or comparisons
+            rows = max(c[2].rows for c in features_only)
+            top = max(comparisons, key=lambda c: c[2].psi)
+            status = drift.worst(statuses.values()) if rows >= config.min_window_rows else drift.INSUFFICIENT
+            window, _ = DriftWindow.objects.update_or_create(
+                endpoint=endpoint, model_version=version, start=start, end=end,
+                defaults={"rows": rows, "status": status, "max_psi": top[2].psi,
+                          "top_feature": top[0]["name"], "psi_warning": config.psi_warning,
+                          "psi_alert": config.psi_alert, "computed_at": now},
+            )
+            FeatureDrift.objects.filter(window=window).delete()
+            FeatureDrift.objects.bulk_create([
+                FeatureDrift(window=window, feature=feature["name"], is_prediction=is_prediction,
+                             numeric=feature.get("type") != "categorical", psi=c.psi, js=c.js, ks=c.ks,
+                             rows=c.rows, status=statuses[(is_prediction, feature["name"])])
+                for feature, is_prediction, c in comparisons
+            ])
+            windows.append(window)
+    return windows
+
+
+def drift_compute_backlog(*, endpoint: Endpoint, limit_hours: int = 24 * 14) -> list[DriftWindow]:
+    """Recompute the windows of ``endpoint`` that hold hours marked in the drift backlog, then
+    clear the marks that were not refreshed while computing."""
+    snapshot = timezone.now()
+    config = config_for(endpoint)
+    marks = list(DriftBacklog.objects.filter(endpoint=endpoint, marked_at__lte=snapshot)
+                 .order_by("-hour").values_list("pk", "hour")[:limit_hours])
+    if not marks:
+        return []
+    windows = sorted({window_bounds(hour, config.drift_window_hours) for _, hour in marks})
+    results = []
+    for start, end in windows:
+        results += drift_compute(endpoint=endpoint, start=start, end=end, config=config)
+    DriftBacklog.objects.filter(pk__in=[pk for pk, _ in marks], marked_at__lte=snapshot).delete()
+    return results
+
+
+def endpoints_with_drift_backlog() -> list[int]:
+    return sorted(set(DriftBacklog.objects.values_list("endpoint_id", flat=True).distinct()))
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+CONFIG_FIELDS = ("psi_warning", "psi_alert", "drift_window_hours", "min_window_rows")
+
+
+@transaction.atomic
+def monitoring_config_update(*, actor, endpoint: Endpoint, **changes) -> MonitoringConfig:
+    """Change an endpoint's drift thresholds, window or minimum rows; audited. A window change
+    marks the retained hours for recomputation with the new window."""
+    unknown = set(changes) - set(CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown monitoring settings: {', '.join(sorted(unknown))}")
+    config, _ = MonitoringConfig.objects.select_for_update().get_or_create(endpoint=endpoint)
+    before = {name: getattr(config, name) for name in CONFIG_FIELDS}
+    for name, value in changes.items():
+        setattr(config, name, value)
+    config.full_clean(exclude=["endpoint"])
+    if config.psi_alert <= config.psi_warning:
+        raise ValidationError({"psi_alert": "The alert threshold must be above the warning threshold."})
+    after = {name: getattr(config, name) for name in CONFIG_FIELDS}
+    if after == before:
+        return config
+    config.save()
+    changed = {name for name in CONFIG_FIELDS if before[name] != after[name]}
+    if changed & {"drift_window_hours", "psi_warning", "psi_alert", "min_window_rows"}:
+        hours = (BinCount.objects.filter(endpoint=endpoint)
+                 .values_list("model_version_id", "hour").distinct())
+        now = timezone.now()
+        upsert_add(DriftBacklog, ("endpoint", "model_version", "hour"), (),
+                   [(endpoint.pk, version_id, hour, now) for version_id, hour in hours], replace=("marked_at",))
+    audit.record(
+        action="monitoring.config.update", actor=actor, target=endpoint, project=endpoint.project,
+        details={"old": {k: before[k] for k in changed}, "new": {k: after[k] for k in changed}},
+    )
+    return config
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+def _delete_in_chunks(queryset, chunk: int = 5000) -> int:
+    deleted = 0
+    while True:
+        pks = list(queryset.values_list("pk", flat=True)[:chunk])
+        if not pks:
+            return deleted
+        deleted += queryset.model.objects.filter(pk__in=pks).delete()[0]
+
+
+def monitoring_prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete records, rollups, bin counts and drift results past their retention
+    (``MONITORING_*_RETENTION_DAYS``; 0 keeps them). Chunked, so no long lock is held."""
+    now = now or timezone.now()
+
+    def cutoff(setting: str):
+        days = getattr(settings, setting)
+        return now - timedelta(days=days) if days else None
+
+    results = {}
+    records = cutoff("MONITORING_RECORD_RETENTION_DAYS")
+    if records:
+        results["records"] = _delete_in_chunks(InferenceRecord.objects.filter(request_time__lt=records))
+    minutes = cutoff("MONITORING_MINUTE_ROLLUP_RETENTION_DAYS")
+    if minutes:
+        results["minute_rollups"] = _delete_in_chunks(
+            LatencyRollup.objects.filter(resolution=LatencyRollup.MINUTE, start__lt=minutes))
+    long_term = cutoff("MONITORING_ROLLUP_RETENTION_DAYS")
+    if long_term:
+        results["hour_rollups"] = _delete_in_chunks(
+            LatencyRollup.objects.filter(resolution=LatencyRollup.HOUR, start__lt=long_term))
+        results["bin_counts"] = _delete_in_chunks(BinCount.objects.filter(hour__lt=long_term))
+        results["drift_windows"] = _delete_in_chunks(DriftWindow.objects.filter(end__lt=long_term))
+        results["backlog"] = _delete_in_chunks(DriftBacklog.objects.filter(hour__lt=long_term))
+    return results
