@@ -388,3 +388,29 @@ CELERY_BEAT_SCHEDULE.update({
     "audit-pairing-timeout": {"task": "audit.tasks.sweep_inference_pairs_task", "schedule": 60.0},
     "audit-retention": {"task": "audit.tasks.archive_and_prune_task", "schedule": 3600.0},
 })
+
+# --- Monitoring: inference records, rollups, drift, dashboards (monitoring app; docs/monitoring.md)
+# Paired payload-logger events also feed monitoring's inference records.
+INFERENCE_EVENT_CONSUMERS.append("monitoring.consumers.record_inference")
+# Retention in days (0 keeps forever): raw records, minute rollups (dashboards use them up to a
+# 24 h range), and hour rollups, live bin counts and drift results.
+MONITORING_RECORD_RETENTION_DAYS = env.integer("MONITORING_RECORD_RETENTION_DAYS", 7, minimum=0)
+MONITORING_MINUTE_ROLLUP_RETENTION_DAYS = env.integer("MONITORING_MINUTE_ROLLUP_RETENTION_DAYS", 3, minimum=0)
+MONITORING_ROLLUP_RETENTION_DAYS = env.integer("MONITORING_ROLLUP_RETENTION_DAYS", 90, minimum=0)
+MONITORING_DRIFT_INTERVAL_SECONDS = env.integer("MONITORING_DRIFT_INTERVAL_SECONDS", 60, minimum=5)
+# Dashboards poll their JSON this often (seconds) while auto-refresh is on.
+MONITORING_REFRESH_SECONDS = env.integer("MONITORING_REFRESH_SECONDS", 30, minimum=5)
+# Optional Prometheus (KServe / Knative metrics) shown beside the logger-derived figures.
+PROMETHEUS_URL = env.string("PROMETHEUS_URL", "").rstrip("/")
+PROMETHEUS_TIMEOUT_SECONDS = env.integer("PROMETHEUS_TIMEOUT_SECONDS", 5, minimum=1)
+CELERY_BEAT_SCHEDULE.update({
+    "monitoring-drift": {"task": "monitoring.tasks.compute_drift_all_task",
+                         "schedule": float(MONITORING_DRIFT_INTERVAL_SECONDS)},
+    "monitoring-prune": {"task": "monitoring.tasks.prune_monitoring_task", "schedule": 3600.0},
+})
+# plotly.js is served from the plotly Python package (no copy in static/, no CDN).
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "monitoring.staticfiles.PlotlyFinder",
+]
