@@ -121,18 +121,20 @@ def render(spec: dict) -> dict:
     }
     if spec.get("stopped"):
         annotations[ANNOTATION_STOP] = "true"
+    labels = {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_INSTANCE: spec["console_instance"],
+        LABEL_PROJECT: spec["project"],
+    }
+    if spec.get("endpoint_id") is not None:  # a plan for a new endpoint has no id yet
+        labels[LABEL_ENDPOINT_ID] = str(spec["endpoint_id"])
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
             "name": spec["name"],
             "namespace": spec["namespace"],
-            "labels": {
-                LABEL_MANAGED_BY: MANAGED_BY,
-                LABEL_INSTANCE: spec["console_instance"],
-                LABEL_PROJECT: spec["project"],
-                LABEL_ENDPOINT_ID: str(spec["endpoint_id"]),
-            },
+            "labels": labels,
             "annotations": annotations,
         },
         "spec": manifest_spec,
