@@ -103,3 +103,19 @@ def record_many(events: list[AuditEvent]) -> int:
     # then skips it (ON CONFLICT DO NOTHING / INSERT OR IGNORE).
     AuditEvent.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
     return len(new)
+
+
+def record_verification(*, actor, report, actor_name: str | None = None) -> AuditEvent:
+    """Audit one integrity verification and its result (who ran it, what it found)."""
+    summary = report.summary()
+    return record(
+        action="audit.verify",
+        actor=actor,
+        actor_name=actor_name,
+        target_type="audittrail",
+        target_id="",
+        target_repr="audit trail",
+        outcome=SUCCESS if report.ok else FAILURE,
+        details={key: summary[key] for key in
+                 ("ok", "seals", "events", "archived_events", "unsealed", "problem_count", "first_problem")},
+    )

@@ -1,0 +1,234 @@
+"""Verifying the audit trail against its seals (``python manage.py audit_verify`` and the
+integrity page).
+
+Everything is recomputed: each event's digest from its content, each seal's events digest
+and fingerprints from the events it covers (read back from the Iceberg archive for seals
+whose events retention pruned), each seal's hash, HMAC and link to the previous seal. It
+reports, in trail order, every
+
+- ``modified`` event: its content no longer matches the digest it was sealed with;
+- ``reordered`` events: two sealed events whose contents traded places (ids swapped);
+- ``deleted`` event: a sealed id that is gone (and was not pruned by retention);
+- ``inserted`` event: an event no seal covers, below the sealer's low-water mark;
+- broken seal (``seal``): missing from the sequence, altered, signed with an unknown key, or
+  a wrong signature or chain link.
+
+Events above the low-water mark that no seal covers yet are counted as ``unsealed``: they are
+waiting for the next sealer run, not a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from django.db.models import Q
+
+from audit import digests, sealing
+from audit.models import AuditEvent, AuditSeal, AuditSealArchive
+
+EVENT_FIELDS = ("id", "digest", *digests.CANONICAL_FIELDS)
+MAX_PROBLEMS = 1000
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # modified | reordered | deleted | inserted | seal
+    message: str
+    event_id: int | None = None
+    seal_sequence: int | None = None
+    position: int = 0  # for ordering: the event id (or the seal's first event id)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "event_id": self.event_id,
+                "seal": self.seal_sequence}
+
+
+@dataclass
+class Report:
+    seals: int = 0
+    events: int = 0
+    archived_events: int = 0
+    unsealed: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return min(self.problems, key=lambda p: (p.position, p.seal_sequence or 0)) if self.problems else None
+
+    def add(self, problem: Problem) -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.truncated = True
+            return
+        self.problems.append(problem)
+
+    def summary(self) -> dict:
+        first = self.first
+        return {
+            "ok": self.ok,
+            "seals": self.seals,
+            "events": self.events,
+            "archived_events": self.archived_events,
+            "unsealed": self.unsealed,
+            "problem_count": len(self.problems),
+            "first_problem": first.as_dict() if first else None,
+            "problems": [p.as_dict() for p in sorted(self.problems, key=lambda p: p.position)[:20]],
+        }
+
+
+def _content_digest(values: dict) -> str:
+    return digests.event_digest(SimpleNamespace(**values))
+
+
+def _range_filter(ranges: list[list[int]]) -> Q:
+    condition = Q(pk__in=[])
+    for first, last in ranges:
+        condition |= Q(id__gte=first, id__lte=last)
+    return condition
+
+
+def _check_events(report: Report, seal: AuditSeal, rows: dict[int, dict], *, source: str) -> None:
+    """Compare the rows found for ``seal`` (id -> field values) with what it sealed."""
+    expected_ids = sealing.expand(seal.ranges)
+    fps = seal.fingerprints
+    expected_fp = {event_id: fps[i * 16:(i + 1) * 16] for i, event_id in enumerate(expected_ids)}
+    if len(expected_ids) != seal.event_count or len(fps) != 16 * seal.event_count:
+        report.add(Problem("seal", f"seal {seal.sequence}: covered ids and fingerprints do not match its count",
+                           seal_sequence=seal.sequence, position=seal.first_event_id))
+        return
+    actual: dict[int, str] = {}
+    for event_id in expected_ids:
+        values = rows.get(event_id)
+        if values is None:
+            report.add(Problem("deleted", f"event {event_id} was deleted (sealed by seal {seal.sequence})",
+                               event_id=event_id, seal_sequence=seal.sequence, position=event_id))
+            continue
+        content = _content_digest({k: values[k] for k in digests.CANONICAL_FIELDS})
+        actual[event_id] = content
+        if source == "database" and content != values["digest"] and sealing.fingerprint(content) == expected_fp[event_id]:
+            # Only the stored digest column was changed: the content is the sealed one.
+            report.add(Problem("modified", f"event {event_id}: its digest column was altered",
+                               event_id=event_id, seal_sequence=seal.sequence, position=event_id))
+    mismatched = [i for i in expected_ids if i in actual and sealing.fingerprint(actual[i]) != expected_fp[i]]
+    by_fp = {expected_fp[i]: i for i in mismatched}
+    reported: set[int] = set()
+    for event_id in mismatched:
+        if event_id in reported:
+            continue
+        other = by_fp.get(sealing.fingerprint(actual[event_id]))
+        if other is not None and other != event_id and sealing.fingerprint(actual[other]) == expected_fp[event_id]:
+            report.add(Problem("reordered", f"events {min(event_id, other)} and {max(event_id, other)} were "
+                               f"swapped (each holds the other's sealed content; seal {seal.sequence})",
+                               event_id=min(event_id, other), seal_sequence=seal.sequence,
+                               position=min(event_id, other)))
+            reported.update({event_id, other})
+            continue
+        where = "in the archive" if source == "archive" else ""
+        report.add(Problem("modified", f"event {event_id} was modified {where}after it was sealed (seal "
+                           f"{seal.sequence})".replace("  ", " "),
+                           event_id=event_id, seal_sequence=seal.sequence, position=event_id))
+        reported.add(event_id)
+    if not mismatched and len(actual) == len(expected_ids):
+        recomputed = sealing.events_digest((i, actual[i]) for i in expected_ids)
+        if recomputed != seal.events_digest:
+            report.add(Problem("seal", f"seal {seal.sequence}: events digest does not match its events",
+                               seal_sequence=seal.sequence, position=seal.first_event_id))
+    if source == "archive":
+        report.archived_events += len(actual)
+    else:
+        report.events += len(actual)
+
+
+def _check_seal(report: Report, seal: AuditSeal, previous: AuditSeal | None, expected_sequence: int) -> None:
+    position = seal.first_event_id
+    if seal.sequence != expected_sequence:
+        report.add(Problem("seal", f"seal {expected_sequence} is missing (next is seal {seal.sequence})",
+                           seal_sequence=expected_sequence, position=position))
+    elif previous is not None and seal.previous_hash != previous.seal_hash:
+        report.add(Problem("seal", f"seal {seal.sequence}: its link to seal {previous.sequence} is broken",
+                           seal_sequence=seal.sequence, position=position))
+    elif previous is None and seal.previous_hash:
+        report.add(Problem("seal", f"seal {seal.sequence}: the first seal links to a predecessor",
+                           seal_sequence=seal.sequence, position=position))
+    recomputed = sealing.compute_seal_hash(seal)
+    if recomputed != seal.seal_hash:
+        report.add(Problem("seal", f"seal {seal.sequence} was altered (its hash does not match its content)",
+                           seal_sequence=seal.sequence, position=position))
+        return
+    valid = sealing.signature_valid(seal, recomputed)
+    if valid is None:
+        report.add(Problem("seal", f"seal {seal.sequence} is signed with key {seal.key_id!r}, which is not "
+                           "configured (AUDIT_SIGNING_KEYS)", seal_sequence=seal.sequence, position=position))
+    elif not valid:
+        report.add(Problem("seal", f"seal {seal.sequence}: wrong signature (forged or altered)",
+                           seal_sequence=seal.sequence, position=position))
+
+
+def _database_rows(seal: AuditSeal) -> dict[int, dict]:
+    return {
+        values["id"]: values
+        for values in AuditEvent.objects.filter(_range_filter(seal.ranges)).order_by().values(*EVENT_FIELDS)
+    }
+
+
+def verify(*, progress=None) -> Report:
+    """Verify the whole trail. ``progress(done_seals)`` is called now and then."""
+    from audit import retention
+
+    report = Report()
+    previous: AuditSeal | None = None
+    expected_sequence = 1
+    all_ranges: list[list[int]] = []
+    floor = 0
+    pruned = set(AuditSealArchive.objects.filter(pruned_at__isnull=False).values_list("seal_id", flat=True))
+    archive_queue: list[AuditSeal] = []
+
+    def flush_archive():
+        if not archive_queue:
+            return
+        rows_by_seal = retention.archived_rows([s.sequence for s in archive_queue])
+        for queued in archive_queue:
+            _check_events(report, queued, rows_by_seal.get(queued.sequence, {}), source="archive")
+        archive_queue.clear()
+
+    for seal in AuditSeal.objects.order_by("sequence").iterator(chunk_size=200):
+        report.seals += 1
+        _check_seal(report, seal, previous, expected_sequence)
+        if seal.pk in pruned:
+            archive_queue.append(seal)
+            if len(archive_queue) >= 100:
+                flush_archive()
+        else:
+            _check_events(report, seal, _database_rows(seal), source="database")
+        all_ranges.extend(seal.ranges)
+        floor = max(floor, seal.floor)
+        expected_sequence = seal.sequence + 1
+        previous = seal
+        if progress and report.seals % 100 == 0:
+            progress(report.seals)
+    flush_archive()
+    _check_uncovered(report, sealing.merge_ranges(all_ranges), floor)
+    return report
+
+
+def _check_uncovered(report: Report, covered: list[list[int]], floor: int) -> None:
+    coverage = sealing._Coverage(covered)
+    for event_id in AuditEvent.objects.order_by("id").values_list("id", flat=True).iterator(chunk_size=20000):
+        if coverage.covers(event_id):
+            continue
+        if event_id <= floor:
+            report.add(Problem("inserted", f"event {event_id} is covered by no seal although every event up to "
+                               f"{floor} was sealed: it was inserted", event_id=event_id, position=event_id))
+        else:
+            report.unsealed += 1
+
+
+def fingerprint_of_report(report: Report) -> str:
+    """A short digest of a verification result (shown with each recorded run)."""
+    return hashlib.sha256(digests.canonical_bytes(report.summary())).hexdigest()[:16]
