@@ -10,3 +10,8 @@ class ConsoleConfig(AppConfig):
         from console import roles, signals  # noqa: F401  (connects the auth audit receivers)
 
         post_migrate.connect(roles.ensure_global_roles_after_migrate, sender=self)
+        # Changes made outside the services (Django admin, guardian shortcuts) drop cached
+        # inference-authorization decisions too.
+        from console import authz
+
+        authz.connect_signals()

@@ -1,17 +1,71 @@
-"""Inference authorization for Envoy's HTTP ext_authz (filled in below) and the access
-version that invalidates cached decisions."""
+"""Inference authorization: the HTTP service Envoy's ext_authz filter asks before every
+inference request (kserve.md §8, architecture.md §4).
+
+Envoy (configured as in ``deploy/istio/``) sends the original method and path, prefixed by
+the provider's ``pathPrefix`` (``/authz/check``), with the original ``Host`` and only the
+headers listed in ``includeRequestHeadersInCheck`` (``authorization``). No body. We answer:
+
+- **200** with ``x-console-principal: <username>`` when the bearer token's user holds the
+  ``infer`` permission (the Caller role) on the endpoint — directly, through a team, through
+  the endpoint's project, or as a platform admin. Envoy copies the header upstream
+  (``headersToUpstreamOnAllow``), overriding anything the client sent, so the KServe payload
+  logger (``metadataHeaders: [X-Console-Principal]``) carries the real caller.
+- **401** without a token, or with an unknown, expired or revoked one, or one whose user is
+  deactivated;
+- **403** when the token lacks the ``infer`` scope, the endpoint is unknown, or the user may
+  not call it.
+
+A client-sent ``x-console-principal`` is never read.
+
+The endpoint is found by the request's host — the host of its observed status URL, the
+Knative form ``<name>.<namespace>.<domain>``, the Standard form ``<name>-<namespace>.<domain>``
+and the predictor hosts (``<name>-predictor.<namespace>.<domain>``,
+``<name>-predictor-<namespace>.<domain>``, in-cluster ``*.svc.cluster.local``) — or, for
+path-based routing, by the path prefix ``AUTHZ_PATH_TEMPLATE`` (``/serving/{namespace}/{name}``).
+
+Decisions are cached for ``AUTHZ_DECISION_TTL`` seconds (never beyond the expiry of the
+grant or token they rest on) under the current *access version*: a counter bumped in the
+same transaction as every grant, token, user or team change, so a revoked token or grant
+denies at once in every process. With Redis the counter is also kept in the shared cache
+(one round trip per decision); with the per-process LocMem cache it is read from its
+database row (one primary-key query).
+
+Every denial is audited (source ``authz``); allows are counted in memory and written as one
+``infer.allow`` event per principal, endpoint, minute and web process, with the count.
+"""
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.core.cache import caches
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.http import HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 
 from console.models import AccessVersion
 
-VERSION_KEY = "console:access-version"
+logger = logging.getLogger(__name__)
 
+VERSION_KEY = "console:access-version"
+PRINCIPAL_HEADER = "x-console-principal"
+INFER_SCOPE = "infer"
+CLUSTER_LOCAL = "svc.cluster.local"
+
+
+# --- access version (invalidation) -------------------------------------------------------------
 
 def decision_cache():
     return caches[getattr(settings, "AUTHZ_CACHE_ALIAS", "default")]
@@ -42,6 +96,443 @@ def _bump_cached_version() -> None:
     try:
         cache.incr(VERSION_KEY)
     except ValueError:
-        import time
-
         cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+
+
+def _db_version() -> int:
+    row = AccessVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    return row or 0
+
+
+def _invalidate_on_change(sender, **kwargs) -> None:
+    invalidate_decisions()
+
+
+def _invalidate_on_user_save(sender, instance, update_fields=None, **kwargs) -> None:
+    # Logins touch last_login and password changes the hash: neither alters a decision.
+    if update_fields is not None and set(update_fields) <= {"last_login", "password"}:
+        return
+    invalidate_decisions()
+
+
+def _invalidate_on_membership(sender, action, **kwargs) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        invalidate_decisions()
+
+
+def connect_signals() -> None:
+    """Changes made outside the console's services (the Django admin, a shell, guardian's
+    shortcuts) must drop cached decisions too; these receivers only invalidate, they audit
+    nothing (the services do that explicitly)."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+    from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+    from console.models import ApiToken, Grant
+
+    User = get_user_model()
+    post_save.connect(_invalidate_on_user_save, sender=User, dispatch_uid="authz-user-save")
+    post_delete.connect(_invalidate_on_change, sender=User, dispatch_uid="authz-user-delete")
+    m2m_changed.connect(_invalidate_on_membership, sender=User.groups.through, dispatch_uid="authz-membership")
+    for model in (ApiToken, Grant):
+        post_delete.connect(_invalidate_on_change, sender=model, dispatch_uid=f"authz-{model.__name__}-delete")
+    # Every object-permission table (guardian's direct-FK ones and its generic ones).
+    for table in apps.get_models():
+        if issubclass(table, UserObjectPermissionBase | GroupObjectPermissionBase):
+            post_save.connect(_invalidate_on_change, sender=table, dispatch_uid=f"authz-{table.__name__}-save")
+            post_delete.connect(_invalidate_on_change, sender=table, dispatch_uid=f"authz-{table.__name__}-del")
+
+
+# --- finding the endpoint ------------------------------------------------------------------------
+
+def normalise_host(host: str) -> str:
+    host = (host or "").strip().lower().rstrip(".")
+    if host.startswith("["):  # IPv6 literal: never an endpoint host
+        return host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _path_template_regex() -> re.Pattern:
+    template = getattr(settings, "AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{name}").rstrip("/")
+    pattern = re.escape(template).replace(r"\{namespace\}", r"(?P<namespace>[a-z0-9-]{1,63})").replace(
+        r"\{name\}", r"(?P<name>[a-z0-9-]{1,63})")
+    return re.compile(f"^{pattern}(?:/|$)")
+
+
+def path_route(path: str) -> tuple[str, str] | None:
+    """(namespace, name) when the original path starts with the path-routing prefix."""
+    match = _path_template_regex().match(path or "")
+    return (match["namespace"], match["name"]) if match else None
+
+
+def _host_candidates(host: str) -> list[tuple[str, str, str]]:
+    """(name, namespace, domain) readings of ``host`` in KServe's host forms."""
+    labels = host.split(".")
+    found: list[tuple[str, str, str]] = []
+    if len(labels) >= 3:
+        first, namespace, domain = labels[0], labels[1], ".".join(labels[2:])
+        found.append((first, namespace, domain))  # Knative <name>.<ns>.<domain>
+        if first.endswith("-predictor"):
+            found.append((first[: -len("-predictor")], namespace, domain))
+    if len(labels) >= 2:
+        first, domain = labels[0], ".".join(labels[1:])
+        for i, char in enumerate(first):  # Standard <name>-<ns>.<domain>
+            if char == "-" and 0 < i < len(first) - 1:
+                name, namespace = first[:i], first[i + 1:]
+                found.append((name, namespace, domain))
+                if name.endswith("-predictor"):
+                    found.append((name[: -len("-predictor")], namespace, domain))
+    return found
+
+
+def _status_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return normalise_host(urlsplit(url).netloc) if url else ""
+    except ValueError:
+        return ""
+
+
+def resolve_endpoint(host: str, path: str = ""):
+    """The endpoint an inference request to ``host`` + ``path`` is for, or None (unknown or
+    ambiguous)."""
+    from endpoints.models import Endpoint
+
+    host = normalise_host(host)
+    qs = Endpoint.objects.select_related("project", "project__cluster", "status")
+    routed = path_route(path)
+    if routed is not None:
+        namespace, name = routed
+        matches = list(qs.filter(name=name, project__namespace=namespace))
+        if len(matches) > 1:  # the same namespace on several clusters: the host's domain decides
+            matches = [e for e in matches if host == e.project.cluster.ingress_domain.lower()
+                       or host.endswith("." + e.project.cluster.ingress_domain.lower())]
+        if len(matches) == 1:
+            return matches[0]
+    if not host:
+        return None
+    candidates = _host_candidates(host)
+    condition = Q(status__url__in=[f"http://{host}", f"https://{host}"])
+    for name, namespace, _domain in candidates:
+        condition |= Q(name=name, project__namespace=namespace)
+    matches = []
+    for endpoint in qs.filter(condition):
+        if _served_host(endpoint, host):
+            matches.append(endpoint)
+    exact = [e for e in matches if _status_host(e.status.url if _has_status(e) else "") == host]
+    if len(exact) == 1:
+        return exact[0]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _has_status(endpoint) -> bool:
+    try:
+        endpoint.status  # noqa: B018 - a missing one-to-one raises
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def served_hosts(endpoint) -> set[str]:
+    """Every host under which KServe serves ``endpoint``."""
+    name, namespace = endpoint.name, endpoint.project.namespace
+    domain = endpoint.project.cluster.ingress_domain.lower()
+    hosts = {
+        f"{name}.{namespace}.{domain}", f"{name}-{namespace}.{domain}",
+        f"{name}-predictor.{namespace}.{domain}", f"{name}-predictor-{namespace}.{domain}",
+        f"{name}.{namespace}.{CLUSTER_LOCAL}", f"{name}-predictor.{namespace}.{CLUSTER_LOCAL}",
+    }
+    if _has_status(endpoint):
+        for url in (endpoint.status.url, endpoint.status.address_url):
+            if url:
+                hosts.add(_status_host(url))
+    hosts.discard("")
+    return hosts
+
+
+def _served_host(endpoint, host: str) -> bool:
+    return host in served_hosts(endpoint)
+
+
+# --- decisions --------------------------------------------------------------------------------------
+
+@dataclass
+class Decision:
+    """The answer to one authorization request."""
+
+    status: int
+    reason: str
+    principal: str = ""
+    user_id: int | None = None
+    endpoint_id: int | None = None
+    endpoint_repr: str = ""
+    project_id: int | None = None
+    project_name: str = ""
+    token_prefix: str = ""
+    cached: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class _Cached:
+    version: int
+    until: float
+    decision: Decision
+
+
+def _cache_key(plaintext: str, host: str, path: str) -> str:
+    routed = path_route(path)
+    route = f"{routed[0]}/{routed[1]}" if routed else ""
+    digest = hashlib.sha256(f"{plaintext}\n{host}\n{route}".encode()).hexdigest()
+    return f"authz:d:{digest}"
+
+
+def _ttl() -> float:
+    return float(getattr(settings, "AUTHZ_DECISION_TTL", 5))
+
+
+def decide(*, host: str, path: str, authorization: str | None, now: datetime | None = None) -> Decision:
+    """Authorize one inference request (method-independent: Caller may send any)."""
+    from console import tokens
+
+    now = now or timezone.now()
+    host = normalise_host(host)
+    plaintext = tokens.bearer_value(authorization)
+    if plaintext is None:
+        return Decision(401, "no bearer token")
+    if tokens.parse_token(plaintext) is None:
+        return Decision(401, "malformed token")
+    cache = decision_cache()
+    key = _cache_key(plaintext, host, path)
+    ttl = _ttl()
+    if ttl > 0:
+        if cache_is_shared():
+            values = cache.get_many([VERSION_KEY, key])
+            version = values.get(VERSION_KEY)
+            if version is None:
+                cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+                version = cache.get(VERSION_KEY)
+            entry = values.get(key)
+        else:
+            version = _db_version()
+            entry = cache.get(key)
+        if isinstance(entry, _Cached) and entry.version == version and entry.until > now.timestamp():
+            decision = Decision(**{**entry.decision.__dict__, "cached": True})
+            return decision
+    result = tokens.authenticate_token(plaintext)
+    if result is None:
+        return Decision(401, "unknown, expired or revoked token, or deactivated user")
+    user, token = result
+    until = now.timestamp() + ttl
+    if token.expires_at is not None:
+        until = min(until, token.expires_at.timestamp())
+    decision = Decision(403, "", principal=user.get_username(), user_id=user.pk,
+                        token_prefix=token.display_prefix)
+    if not token.has_scope(INFER_SCOPE):
+        decision.reason = "the token lacks the 'infer' scope"
+    else:
+        endpoint = resolve_endpoint(host, path)
+        if endpoint is None:
+            decision.reason = f"no endpoint is served at {host or '(no host)'}{path_hint(path)}"
+        else:
+            from console.selectors import access_check
+
+            check = access_check(user=user, obj=endpoint, action="infer", now=now)
+            decision.endpoint_id = endpoint.pk
+            decision.endpoint_repr = f"{endpoint.project.name}/{endpoint.name}"
+            decision.project_id = endpoint.project_id
+            decision.project_name = endpoint.project.name
+            decision.reason = check.reason
+            if check.allowed:
+                decision.status = 200
+                if check.valid_until is not None:
+                    until = min(until, check.valid_until.timestamp())
+    if ttl > 0:
+        cache.set(key, _Cached(version, until, decision), timeout=max(1, int(ttl) + 1))
+    return decision
+
+
+def path_hint(path: str) -> str:
+    routed = path_route(path)
+    return f" (path {routed[0]}/{routed[1]})" if routed else ""
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+def audit_denial(decision: Decision, *, method: str, host: str, path: str) -> None:
+    from audit import services as audit
+    from audit.models import AuditEvent
+
+    audit.record(
+        action="infer.authorize", source=AuditEvent.Source.AUTHZ, outcome=audit.DENIED,
+        actor_name=decision.principal or "(anonymous)",
+        target_type="endpoint" if decision.endpoint_id else "host",
+        target_id=str(decision.endpoint_id or ""),
+        target_repr=decision.endpoint_repr or normalise_host(host)[:512],
+        details={"status": decision.status, "reason": decision.reason, "method": method, "host": host,
+                 "path": path[:1000], "token": decision.token_prefix, "user_id": decision.user_id,
+                 "project_id": decision.project_id, "project": decision.project_name},
+    )
+
+
+@dataclass
+class _Tally:
+    count: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    decision: Decision | None = None
+    methods: set = field(default_factory=set)
+
+
+class AllowTally:
+    """In-memory counts of allowed requests per (principal, endpoint, minute), written to the
+    audit trail as one event each once the minute is over (by a daemon thread, and at exit)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[int, int, int], _Tally] = {}
+        self._thread: threading.Thread | None = None
+        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+    def add(self, decision: Decision, *, method: str, at: float) -> None:
+        minute = int(at // 60)
+        key = (decision.user_id or 0, decision.endpoint_id or 0, minute)
+        with self._lock:
+            entry = self._counts.get(key)
+            if entry is None:
+                entry = self._counts[key] = _Tally(first=at, decision=decision)
+            entry.count += 1
+            entry.last = at
+            entry.methods.add(method)
+        self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None or not getattr(settings, "AUTHZ_FLUSH_THREAD", True):
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="authz-allow-tally", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush, everything=True)
+
+    def _run(self) -> None:  # pragma: no cover - exercised by the benchmark, not unit tests
+        from django.db import connections
+
+        interval = float(getattr(settings, "AUTHZ_ALLOW_FLUSH_SECONDS", 10))
+        while True:
+            time.sleep(interval)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - keep counting; the next pass retries
+                logger.exception("writing aggregated authz allows failed")
+            finally:
+                connections.close_all()
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(t.count for t in self._counts.values())
+
+    def flush(self, *, now: float | None = None, everything: bool = False) -> int:
+        """Write the events of finished minutes (all minutes with ``everything``)."""
+        from audit import services as audit
+        from audit.models import AuditEvent
+
+        now = time.time() if now is None else now
+        current = int(now // 60)
+        with self._lock:
+            done = {k: v for k, v in self._counts.items() if everything or k[2] < current}
+            for key in done:
+                del self._counts[key]
+        written = 0
+        for (user_id, endpoint_id, minute), tally in sorted(done.items(), key=lambda item: item[0][2]):
+            decision = tally.decision
+            start = datetime.fromtimestamp(minute * 60, tz=UTC)
+            try:
+                with transaction.atomic():
+                    audit.record(
+                        action="infer.allow", source=AuditEvent.Source.AUTHZ, outcome=audit.SUCCESS,
+                        actor_name=decision.principal, target_type="endpoint", target_id=str(endpoint_id),
+                        target_repr=decision.endpoint_repr, occurred_at=start,
+                        external_id=f"allow:{user_id}:{endpoint_id}:{minute}:{self.process}",
+                        details={"count": tally.count, "minute": start.isoformat(),
+                                 "first": datetime.fromtimestamp(tally.first, tz=UTC).isoformat(),
+                                 "last": datetime.fromtimestamp(tally.last, tz=UTC).isoformat(),
+                                 "methods": sorted(tally.methods), "user_id": user_id,
+                                 "project_id": decision.project_id, "project": decision.project_name,
+                                 "token": decision.token_prefix, "process": self.process},
+                        request_id="", source_ip=None, user_agent="",
+                    )
+                    written += 1
+            except IntegrityError:  # pragma: no cover - the same minute flushed twice
+                logger.warning("allow tally for %s already written", (user_id, endpoint_id, minute))
+        return written
+
+
+allow_tally = AllowTally()
+
+
+# --- the HTTP view --------------------------------------------------------------------------------
+
+def authz_prefix() -> str:
+    return "/" + getattr(settings, "AUTHZ_PATH_PREFIX", "/authz/check").strip("/")
+
+
+def original_path(request_path: str) -> str:
+    prefix = authz_prefix()
+    rest = request_path[len(prefix):] if request_path.startswith(prefix) else request_path
+    return rest if rest.startswith("/") else "/" + rest
+
+
+def _respond(decision: Decision) -> HttpResponse:
+    if decision.status == 200:
+        response = HttpResponse(status=200)
+        response[PRINCIPAL_HEADER] = decision.principal
+        return response
+    body = "Unauthorized: send Authorization: Bearer <API token>.\n" if decision.status == 401 else \
+        "Forbidden: this principal may not call this endpoint.\n"
+    response = HttpResponse(body, status=decision.status, content_type="text/plain")
+    if decision.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="inference"'
+    return response
+
+
+def check_request(request) -> HttpResponse:
+    """Decide one ext_authz check request (any method; the body is ignored)."""
+    path = original_path(request.path)
+    query = request.META.get("QUERY_STRING", "")
+    host = request.META.get("HTTP_HOST", "")
+    decision = decide(host=host, path=path, authorization=request.META.get("HTTP_AUTHORIZATION"))
+    full_path = f"{path}?{query}" if query else path
+    if decision.allowed:
+        allow_tally.add(decision, method=request.method, at=time.time())
+    else:
+        audit_denial(decision, method=request.method, host=host, path=full_path)
+    return _respond(decision)
+
+
+@csrf_exempt
+def authz_view(request, path: str = ""):
+    """``/authz/check/<original path>``: the URL route (the middleware below answers the same
+    requests earlier, skipping sessions, CSRF and host validation)."""
+    return check_request(request)
+
+
+class AuthzMiddleware:
+    """Answers ext_authz checks before the rest of the middleware stack: they carry the
+    *inference* host (not one of ALLOWED_HOSTS, which Django would refuse with 400), no
+    session and no CSRF token, and they are the console's hottest path."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.prefix = authz_prefix()
+
+    def __call__(self, request):
+        path = request.path_info
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            return check_request(request)
+        return self.get_response(request)

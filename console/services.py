@@ -61,3 +61,178 @@ def user_set_password(*, actor, user, password: str) -> None:
     user.save(update_fields=["password"])
     audit.record(action="user.password_set", actor=actor, actor_name=None if actor is not None else "system",
                  target=user)
+
+
+# --- people, service accounts and teams (access control) -----------------------------------------
+
+def _invalidate_decisions() -> None:
+    from console.authz import invalidate_decisions
+
+    invalidate_decisions()
+
+
+def _require_admin(actor) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    from console.permissions import is_platform_admin
+
+    if actor is not None and not is_platform_admin(actor):
+        raise PermissionDenied("Only platform admins may manage users and teams.")
+
+
+def _end_sessions(user) -> int:
+    """Delete every session signed in as ``user`` (database sessions)."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()
+            ended += 1
+    return ended
+
+
+@transaction.atomic
+def user_deactivate(*, actor, user, reason: str = ""):
+    """Switch an account off: it can no longer sign in, its sessions end now and all its API
+    tokens are revoked (each revocation audited). Cached authorization decisions drop."""
+    from django.core.exceptions import ValidationError
+
+    from console.tokens import tokens_revoke_all_for
+
+    _require_admin(actor)
+    if actor is not None and actor.pk == user.pk:
+        raise ValidationError("You cannot deactivate your own account.")
+    if not user.is_active:
+        return user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    sessions = _end_sessions(user)
+    tokens = tokens_revoke_all_for(actor=actor, user=user, reason="account deactivated")
+    audit.record(action="user.deactivate", actor=actor, actor_name=None if actor is not None else "system",
+                 target=user, details={"reason": reason, "sessions_ended": sessions, "tokens_revoked": tokens})
+    _invalidate_decisions()
+    return user
+
+
+@transaction.atomic
+def user_reactivate(*, actor, user):
+    """Let a deactivated account sign in again (its old tokens stay revoked)."""
+    _require_admin(actor)
+    if user.is_active:
+        return user
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    audit.record(action="user.reactivate", actor=actor, actor_name=None if actor is not None else "system",
+                 target=user)
+    _invalidate_decisions()
+    return user
+
+
+@transaction.atomic
+def user_set_global_roles(*, actor, user, roles):
+    """Give ``user`` exactly the global roles named (Platform admin, Auditor, Ingester)."""
+    from django.core.exceptions import ValidationError
+
+    from console.roles import GLOBAL_ROLES
+
+    _require_admin(actor)
+    roles = sorted(set(roles))
+    unknown = [r for r in roles if r not in GLOBAL_ROLES]
+    if unknown:
+        raise ValidationError({"global_roles": [f"Unknown role: {', '.join(unknown)}."]})
+    if actor is not None and actor.pk == user.pk and "Platform admin" not in roles and not user.is_superuser:
+        raise ValidationError({"global_roles": ["You cannot remove your own Platform admin role."]})
+    old = sorted(g.name for g in user.groups.filter(name__in=list(GLOBAL_ROLES)))
+    if old == roles:
+        return user
+    user.groups.remove(*Group.objects.filter(name__in=[r for r in old if r not in roles]))
+    user.groups.add(*Group.objects.filter(name__in=[r for r in roles if r not in old]))
+    audit.record(action="user.roles_set", actor=actor, actor_name=None if actor is not None else "system",
+                 target=user, details={"old": old, "new": roles})
+    _invalidate_decisions()
+    return user
+
+
+def user_invite_link(*, user, base_url: str = "") -> str:
+    """A one-time link where an invited person sets their password (valid until they sign in
+    or for PASSWORD_RESET_TIMEOUT). The admin passes it on; the console sends no mail."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    path = reverse("console:invite-accept", kwargs={"uidb64": uid, "token": default_token_generator.make_token(user)})
+    return f"{base_url}{path}"
+
+
+def _check_team_name(name: str) -> str:
+    from django.core.exceptions import ValidationError
+
+    from console.roles import GLOBAL_ROLES
+
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": ["Give the team a name."]})
+    if len(name) > 150:
+        raise ValidationError({"name": ["At most 150 characters."]})
+    if name in GLOBAL_ROLES:
+        raise ValidationError({"name": ["That is the name of a global role."]})
+    if Group.objects.filter(name__iexact=name).exists():
+        raise ValidationError({"name": ["A team or role with this name exists."]})
+    return name
+
+
+@transaction.atomic
+def team_create(*, actor, name: str, members=()) -> Group:
+    """A team (a Django group): grant roles to it rather than to each member."""
+    _require_admin(actor)
+    group = Group.objects.create(name=_check_team_name(name))
+    members = list(members)
+    if members:
+        group.user_set.add(*members)
+    audit.record(action="team.create", actor=actor, actor_name=None if actor is not None else "system",
+                 target=group, target_type="team", details={"name": group.name,
+                                                            "members": sorted(m.username for m in members)})
+    if members:
+        _invalidate_decisions()
+    return group
+
+
+def _check_team(group) -> None:
+    from django.core.exceptions import ValidationError
+
+    from console.roles import GLOBAL_ROLES
+
+    if group.name in GLOBAL_ROLES:
+        raise ValidationError("Global roles are given on the user's page, not as team membership.")
+
+
+@transaction.atomic
+def team_add_member(*, actor, team: Group, user) -> None:
+    """Add ``user`` to ``team``: they gain its grants at once."""
+    _require_admin(actor)
+    _check_team(team)
+    if team.user_set.filter(pk=user.pk).exists():
+        return
+    team.user_set.add(user)
+    audit.record(action="team.member_add", actor=actor, actor_name=None if actor is not None else "system",
+                 target=team, target_type="team", details={"team": team.name, "user": user.username,
+                                                           "user_id": user.pk})
+    _invalidate_decisions()
+
+
+@transaction.atomic
+def team_remove_member(*, actor, team: Group, user) -> None:
+    """Remove ``user`` from ``team``: they lose its grants at once."""
+    _require_admin(actor)
+    _check_team(team)
+    if not team.user_set.filter(pk=user.pk).exists():
+        return
+    team.user_set.remove(user)
+    audit.record(action="team.member_remove", actor=actor, actor_name=None if actor is not None else "system",
+                 target=team, target_type="team", details={"team": team.name, "user": user.username,
+                                                           "user_id": user.pk})
+    _invalidate_decisions()

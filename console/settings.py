@@ -71,6 +71,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestContextMiddleware",
+    # Envoy ext_authz checks are answered here, before sessions, CSRF and host validation
+    # (they carry the inference host, not the console's): console/authz.py.
+    "console.authz.AuthzMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -137,6 +140,14 @@ else:
 # working set (invalidation then goes through a version row in the database).
 AUTHZ_CACHE_ALIAS = "authz"
 AUTHZ_DECISION_TTL = env.integer("AUTHZ_DECISION_TTL", 5, minimum=0)
+# Where Envoy sends checks (the extension provider's pathPrefix) and, for gateways that route
+# by path (KServe's ingress pathTemplate), the prefix naming an endpoint.
+AUTHZ_PATH_PREFIX = env.string("AUTHZ_PATH_PREFIX", "/authz/check")
+AUTHZ_PATH_TEMPLATE = env.string("AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{name}")
+# Allowed inference calls are audited as one event per principal, endpoint and minute, written
+# by a thread in each web process every AUTHZ_ALLOW_FLUSH_SECONDS (tests flush by hand).
+AUTHZ_ALLOW_FLUSH_SECONDS = env.integer("AUTHZ_ALLOW_FLUSH_SECONDS", 10, minimum=1)
+AUTHZ_FLUSH_THREAD = not TESTING
 CACHES[AUTHZ_CACHE_ALIAS] = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}
     if REDIS_URL
@@ -190,6 +201,8 @@ RECONCILE_INTERVAL_SECONDS = env.integer("RECONCILE_INTERVAL_SECONDS", 30, minim
 RECONCILE_MAX_DELETIONS = env.integer("RECONCILE_MAX_DELETIONS", 10, minimum=0)
 CELERY_BEAT_SCHEDULE: dict = {
     "reconcile-all": {"task": "endpoints.tasks.reconcile_all_task", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
+    # Access already ends at a grant's expiry; this removes the expired rows and audits it.
+    "grants-expire": {"task": "console.tasks.grants_expire_task", "schedule": 60.0},
 }
 
 # --- Authentication -----------------------------------------------------------------------
@@ -250,7 +263,7 @@ if TLS:
     SECURE_HSTS_SECONDS = env.integer("HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_SSL_REDIRECT = env.boolean("SECURE_SSL_REDIRECT", False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^authz/"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from audit import urls as audit_urls
-from console import health, views
+from console import authz, health, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", views.SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", views.RedocView.as_view(url_name="api-schema"), name="api-redoc"),
-    path("admin/", include(([path("", views.admin_overview, name="admin-overview")], "console"))),
+    path("", include("console.views.urls")),
+    # Envoy ext_authz checks (console/authz.py; normally answered by AuthzMiddleware first).
+    re_path(r"^authz/check(?P<path>/.*)?$", authz.authz_view, name="authz-check"),
     path("django-admin/", admin.site.urls),
 ]

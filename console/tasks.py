@@ -1,0 +1,13 @@
+"""Thin Celery tasks of the console app."""
+
+from __future__ import annotations
+
+from console import grants
+from console.celery import idempotent_task
+
+
+@idempotent_task
+def grants_expire_task() -> int:
+    """Periodic (beat): remove the permission rows of expired grants and audit each expiry.
+    Enforcement never waits for it: access already ended at the grant's expiry."""
+    return grants.grants_expire()

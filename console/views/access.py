@@ -1,0 +1,468 @@
+"""Access-control pages: users and service accounts, teams, grants on projects, models and
+endpoints, "who can access this and why", "what can this user reach", the access check and
+API tokens.
+
+Thin function views: reads through ``console.selectors`` and the chokepoint, writes through
+``console.grants``/``console.services``/``console.tokens`` (which audit). Users, teams and the
+access check are for platform admins (others get 403). The access page of a project, model
+or endpoint is also open to whoever may manage it (an Owner): invisible → 404, visible
+without the manage permission → 403.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse, reverse_lazy
+from django.views.decorators.http import require_POST
+
+from console import grants as grant_services
+from console import selectors, services, tokens
+from console.forms import (
+    CheckAccessForm,
+    DeactivateForm,
+    GrantForm,
+    GrantRevokeForm,
+    TeamForm,
+    TeamMemberForm,
+    TokenForm,
+    UserCreateForm,
+    UserRolesForm,
+)
+from console.models import ApiToken, Grant
+from console.permissions import get_visible_or_404, is_platform_admin
+from console.roles import GLOBAL_ROLES
+
+PAGE_SIZE = 50
+
+
+def platform_admin_required(view):
+    """Signed-in platform admins only; anyone else signed in gets 403."""
+    from console.views import platform_admin_required as required
+
+    return required(view)
+
+
+def add_service_errors(form, exc: ValidationError, field_map: dict | None = None) -> None:
+    """A service's ValidationError on the form: field errors on their field, the rest on top."""
+    field_map = field_map or {}
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for name, errors in exc.message_dict.items():
+        target = field_map.get(name, name)
+        if target in form.fields:
+            form.add_error(target, errors)
+        else:
+            form.add_error(None, errors)
+
+
+def _page(request, queryset, size: int = PAGE_SIZE):
+    return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+def _crumbs(*items):
+    return [{"label": label, "url": url} for label, url in items]
+
+
+# --- overview ---------------------------------------------------------------------------------------
+
+@platform_admin_required
+def access_overview(request):
+    return render(request, "console/access/overview.html", {
+        "title": "Access",
+        "counts": selectors.access_counts(),
+        "expiring": list(selectors.grants_expiring_soon()[:20]),
+        "recent": list(selectors.grants_visible_to(user=request.user, include_ended=True)[:10]),
+        "roles": selectors.ROLE_TABLE,
+        "role_descriptions": grant_services.ROLE_DESCRIPTIONS,
+        "global_roles": GLOBAL_ROLES,
+    })
+
+
+# --- users -----------------------------------------------------------------------------------------
+
+@platform_admin_required
+def user_list(request):
+    search = request.GET.get("q", "").strip()
+    kind = request.GET.get("kind", "")
+    page = _page(request, selectors.user_list(search=search, kind=kind))
+    return render(request, "console/access/user_list.html", {
+        "title": "Users and service accounts", "page_obj": page, "object_list": page.object_list,
+        "q": search, "kind": kind, "global_role_names": set(GLOBAL_ROLES),
+        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Users", None)),
+    })
+
+
+@platform_admin_required
+def user_create(request):
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        service = data["kind"] == "service"
+        try:
+            user = services.user_create(
+                actor=request.user, username=data["username"], email=data["email"],
+                first_name=data["first_name"], last_name=data["last_name"], is_service_account=service,
+                global_roles=data["global_roles"], description=data["description"])
+            for team in data["teams"]:
+                services.team_add_member(actor=request.user, team=team, user=user)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            if service:
+                messages.success(request, f"Service account {user.username} created. Create an API token for it "
+                                          "below; it can never sign in.")
+            else:
+                link = services.user_invite_link(user=user, base_url=request.build_absolute_uri("/").rstrip("/"))
+                messages.success(request, f"{user.username} created. Send them this one-time link to set a "
+                                          f"password: {link}")
+            return redirect("console:user-detail", pk=user.pk)
+    return render(request, "console/access/form.html", {
+        "title": "Create a user or service account", "form": form, "submit_label": "Create",
+        "cancel_url": reverse("console:user-list"),
+        "description": "People receive a one-time link to set their password. Service accounts never sign "
+                       "in; they use API tokens.",
+        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Users", reverse("console:user-list")),
+                          ("New", None)),
+    })
+
+
+def _user(pk):
+    return get_object_or_404(get_user_model().objects.prefetch_related("groups"), pk=pk)
+
+
+@platform_admin_required
+def user_detail(request, pk):
+    subject = _user(pk)
+    current_roles = [g.name for g in subject.groups.all() if g.name in GLOBAL_ROLES]
+    return render(request, "console/access/user_detail.html", {
+        "title": subject.username, "subject": subject,
+        "reach": selectors.what_user_can_reach(subject),
+        "roles_form": UserRolesForm(initial={"global_roles": current_roles}),
+        "tokens": list(selectors.tokens_of(user=subject)),
+        "is_self": subject.pk == request.user.pk,
+        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Users", reverse("console:user-list")),
+                          (subject.username, None)),
+    })
+
+
+@platform_admin_required
+@require_POST
+def user_roles(request, pk):
+    subject = _user(pk)
+    form = UserRolesForm(request.POST)
+    if form.is_valid():
+        try:
+            services.user_set_global_roles(actor=request.user, user=subject, roles=form.cleaned_data["global_roles"])
+            messages.success(request, f"Global roles of {subject.username} saved.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    return redirect("console:user-detail", pk=subject.pk)
+
+
+@platform_admin_required
+def user_deactivate(request, pk):
+    subject = _user(pk)
+    form = DeactivateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_deactivate(actor=request.user, user=subject, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{subject.username} is deactivated: signed out everywhere, API tokens "
+                                      "revoked.")
+            return redirect("console:user-detail", pk=subject.pk)
+    return render(request, "generic/confirm.html", {
+        "title": f"Deactivate {subject.username}", "object": subject, "form": form,
+        "summary": "The account can no longer sign in or use the API.",
+        "consequences": ["Every session of this account ends now.",
+                         "Every API token of this account is revoked (each revocation is audited).",
+                         "Inference calls with its tokens are refused at once.",
+                         "Its grants stay on record; reactivating the account restores them, not the tokens."],
+        "confirm_label": "Deactivate", "cancel_url": reverse("console:user-detail", args=[subject.pk]),
+    })
+
+
+@platform_admin_required
+@require_POST
+def user_reactivate(request, pk):
+    subject = _user(pk)
+    services.user_reactivate(actor=request.user, user=subject)
+    messages.success(request, f"{subject.username} may sign in again.")
+    return redirect("console:user-detail", pk=subject.pk)
+
+
+@platform_admin_required
+def service_token_create(request, pk):
+    """A platform admin creates an API token for a service account (shown once)."""
+    subject = _user(pk)
+    if not subject.is_service_account:
+        raise Http404("Only service accounts get tokens from an admin; people create their own.")
+    return _token_form(request, holder=subject, cancel_url=reverse("console:user-detail", args=[subject.pk]),
+                       title=f"New API token for {subject.username}")
+
+
+# --- teams -----------------------------------------------------------------------------------------
+
+@platform_admin_required
+def team_list(request):
+    page = _page(request, selectors.team_list())
+    return render(request, "console/access/team_list.html", {
+        "title": "Teams", "page_obj": page, "object_list": page.object_list,
+        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Teams", None)),
+    })
+
+
+@platform_admin_required
+def team_create(request):
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team = services.team_create(actor=request.user, name=form.cleaned_data["name"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Team {team.name} created.")
+            return redirect("console:team-detail", pk=team.pk)
+    return render(request, "console/access/form.html", {
+        "title": "Create a team", "form": form, "submit_label": "Create", "cancel_url": reverse("console:team-list"),
+        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Teams", reverse("console:team-list")),
+                          ("New", None)),
+    })
+
+
+def _team(pk) -> Group:
+    return get_object_or_404(Group.objects.exclude(name__in=list(GLOBAL_ROLES)), pk=pk)
+
+
+@platform_admin_required
+def team_detail(request, pk):
+    team = _team(pk)
+    return render(request, "console/access/team_detail.html", {
+        "title": f"Team {team.name}", "team": team,
+        "members": list(team.user_set.order_by("username")),
+        "grants": list(Grant.objects.filter(grant_services.live_q(), group=team).select_related(
+            "project", "registered_model__project", "endpoint__project", "granted_by")),
+        "member_form": TeamMemberForm(team=team),
+        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Teams", reverse("console:team-list")),
+                          (team.name, None)),
+    })
+
+
+@platform_admin_required
+@require_POST
+def team_member_add(request, pk):
+    team = _team(pk)
+    form = TeamMemberForm(request.POST, team=team)
+    if form.is_valid():
+        services.team_add_member(actor=request.user, team=team, user=form.cleaned_data["user"])
+        messages.success(request, f"{form.cleaned_data['user'].username} added to {team.name}.")
+    else:
+        messages.error(request, "Choose a user who is not yet a member.")
+    return redirect("console:team-detail", pk=team.pk)
+
+
+@platform_admin_required
+@require_POST
+def team_member_remove(request, pk, user_pk):
+    team = _team(pk)
+    member = get_object_or_404(team.user_set.all(), pk=user_pk)
+    services.team_remove_member(actor=request.user, team=team, user=member)
+    messages.success(request, f"{member.username} removed from {team.name}: the team's access ends for them now.")
+    return redirect("console:team-detail", pk=team.pk)
+
+
+# --- grants on objects -----------------------------------------------------------------------------
+
+def _object_access(request, *, target, title, crumbs, back_url):
+    """The access page of one object: live grants, the add form, and who can access it."""
+    form = GrantForm(request.POST or None, role_choices=grant_services.roles_for(type(target)))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            grant = grant_services.grant_create(
+                actor=request.user, role=data["role"], target=target, user=data["user"], group=data["team"],
+                expires_at=data["expires_at"], reason=data["reason"])
+        except ValidationError as exc:
+            add_service_errors(form, exc, {"principal": "user"})
+        else:
+            messages.success(request, f"Granted: {grant}.")
+            return redirect(request.path)
+    show_ended = request.GET.get("ended") == "1"
+    grants = grant_services.grants_on(target, include_ended=show_ended).select_related("granted_by", "revoked_by")
+    who = selectors.who_can_access(target)
+    return render(request, "console/access/object_access.html", {
+        "title": title, "target": target, "form": form, "grants": list(grants), "who": who,
+        "show_ended": show_ended, "crumbs": crumbs, "back_url": back_url,
+        "roles": [(value, label, grant_services.actions_for(value, type(target)),
+                   grant_services.ROLE_DESCRIPTIONS[value]) for value, label in grant_services.roles_for(type(target))],
+    })
+
+
+def _object_url(name: str, kwargs: dict) -> str | None:
+    from django.urls import NoReverseMatch
+
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:
+        return None
+
+
+@login_required
+def project_access(request, name):
+    from endpoints.models import Project
+
+    project = get_visible_or_404(Project.objects.select_related("cluster"), request.user, "manage", name=name)
+    back = _object_url("endpoints:project-detail", {"name": project.name})
+    return _object_access(request, target=project, title=f"Access to project {project.name}", back_url=back,
+                          crumbs=_crumbs(("Projects", _object_url("endpoints:project-list", {})),
+                                         (project.name, back), ("Access", None)))
+
+
+@login_required
+def model_access(request, pk):
+    from endpoints.models import RegisteredModel
+
+    model = get_visible_or_404(RegisteredModel.objects.select_related("project"), request.user, "manage", pk=pk)
+    back = _object_url("endpoints:model-detail", {"pk": model.pk})
+    return _object_access(request, target=model, title=f"Access to model {model.project.name}/{model.name}",
+                          back_url=back, crumbs=_crumbs(("Models", _object_url("endpoints:model-list", {})),
+                                                        (model.name, back), ("Access", None)))
+
+
+@login_required
+def endpoint_access(request, project, name):
+    from endpoints.models import Endpoint
+
+    endpoint = get_visible_or_404(Endpoint.objects.select_related("project", "project__cluster", "status"),
+                                  request.user, "manage", project__name=project, name=name)
+    back = _object_url("endpoints:endpoint-detail", {"project": project, "name": name})
+    return _object_access(request, target=endpoint, title=f"Access to endpoint {project}/{name}", back_url=back,
+                          crumbs=_crumbs(("Endpoints", _object_url("endpoints:endpoint-list", {})),
+                                         (f"{project}/{name}", back), ("Access", None)))
+
+
+def _access_url(target) -> str:
+    if target._meta.model_name == "project":
+        return reverse("console:project-access", kwargs={"name": target.name})
+    if target._meta.model_name == "endpoint":
+        return reverse("console:endpoint-access", kwargs={"project": target.project.name, "name": target.name})
+    return reverse("console:model-access", kwargs={"pk": target.pk})
+
+
+@login_required
+def grant_revoke(request, pk):
+    """Confirm, then revoke one grant. A grant on an object the user cannot see is a 404; on
+    one they see but may not manage, 403."""
+    grant = get_object_or_404(Grant.objects.select_related(
+        "user", "group", "project", "registered_model__project", "endpoint__project"), pk=pk)
+    target = grant.target
+    get_visible_or_404(type(target)._default_manager.all(), request.user, "manage", pk=target.pk)
+    form = GrantRevokeForm(request.POST or None)
+    back = _access_url(target)
+    if request.method == "POST" and form.is_valid():
+        grant_services.grant_revoke(actor=request.user, grant=grant, reason=form.cleaned_data["reason"])
+        messages.success(request, f"Revoked: {grant}. Access ends now.")
+        return redirect(back)
+    return render(request, "generic/confirm.html", {
+        "title": f"Revoke {grant}", "object": grant, "form": form,
+        "summary": "The principal loses this role at once, including cached inference authorizations.",
+        "consequences": [f"Granted by {grant.granted_by_name or 'system'} on {grant.created_at:%Y-%m-%d} "
+                         f"because: {grant.reason or '—'}"],
+        "confirm_label": "Revoke", "cancel_url": back,
+    })
+
+
+# --- check access ----------------------------------------------------------------------------------
+
+@platform_admin_required
+def check_access(request):
+    form = CheckAccessForm(request.GET or None)
+    result = None
+    if request.GET and form.is_valid():
+        result = selectors.access_check(user=form.cleaned_data["user"], obj=form.cleaned_data["endpoint"],
+                                        action=form.cleaned_data["action"])
+    return render(request, "console/access/check.html", {
+        "title": "Check access", "form": form, "result": result,
+        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Check access", None)),
+    })
+
+
+# --- API tokens --------------------------------------------------------------------------------------
+
+def _token_form(request, *, holder, cancel_url, title):
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, plaintext = tokens.token_create(actor=request.user, user=holder, name=form.cleaned_data["name"],
+                                                   scopes=form.cleaned_data["scopes"], expires_at=form.expires_at())
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            # Rendered, never redirected: the plaintext is not kept anywhere (not even the session).
+            response = render(request, "console/access/token_created.html", {
+                "title": "Copy your new token now", "token": token, "plaintext": plaintext, "holder": holder,
+                "back_url": cancel_url,
+            })
+            response["Cache-Control"] = "no-store"
+            return response
+    return render(request, "console/access/form.html", {
+        "title": title, "form": form, "submit_label": "Create token", "cancel_url": cancel_url,
+        "description": "The token is shown once. Store it in a secret manager; the console keeps only a hash.",
+    })
+
+
+@login_required
+def token_list(request):
+    """Self-service: your API tokens, and a new one."""
+    if request.method == "POST":
+        return _token_form(request, holder=request.user, cancel_url=reverse("console:token-list"),
+                           title="New API token")
+    return render(request, "console/access/token_list.html", {
+        "title": "API tokens", "tokens": list(selectors.tokens_of(user=request.user)), "form": TokenForm(),
+    })
+
+
+@login_required
+@require_POST
+def token_revoke(request, pk):
+    """Revoke one of your tokens (platform admins: anyone's). Someone else's token is a 404."""
+    qs = ApiToken.objects.select_related("user")
+    if not is_platform_admin(request.user):
+        qs = qs.filter(user=request.user)
+    token = get_object_or_404(qs, pk=pk)
+    try:
+        tokens.token_revoke(actor=request.user, token=token)
+    except PermissionDenied:  # pragma: no cover - filtered above
+        raise Http404 from None
+    messages.success(request, f"Token {token.display_prefix}… ({token.name}) revoked.")
+    if token.user_id != request.user.pk:
+        return redirect("console:user-detail", pk=token.user_id)
+    return redirect("console:token-list")
+
+
+class InviteAcceptView(auth_views.PasswordResetConfirmView):
+    """An invited person sets their password through the one-time link."""
+
+    template_name = "console/access/invite_accept.html"
+    success_url = reverse_lazy("login")
+    post_reset_login = False
+
+    def get_user(self, uidb64):
+        user = super().get_user(uidb64)
+        # Service accounts never get a password, whatever link someone crafts.
+        return None if user is None or user.is_service_account or not user.is_active else user
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Password set. Sign in with it now.")
+        return response

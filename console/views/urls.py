@@ -1,0 +1,35 @@
+"""The console's own pages (namespace ``console``): platform administration, access control
+and API tokens."""
+
+from django.urls import path
+
+from console import views
+from console.views import access
+
+app_name = "console"
+
+urlpatterns = [
+    path("admin/", views.admin_overview, name="admin-overview"),
+    path("access/", access.access_overview, name="access-overview"),
+    path("access/users/", access.user_list, name="user-list"),
+    path("access/users/new/", access.user_create, name="user-create"),
+    path("access/users/<int:pk>/", access.user_detail, name="user-detail"),
+    path("access/users/<int:pk>/roles/", access.user_roles, name="user-roles"),
+    path("access/users/<int:pk>/deactivate/", access.user_deactivate, name="user-deactivate"),
+    path("access/users/<int:pk>/reactivate/", access.user_reactivate, name="user-reactivate"),
+    path("access/users/<int:pk>/tokens/new/", access.service_token_create, name="service-token-create"),
+    path("access/teams/", access.team_list, name="team-list"),
+    path("access/teams/new/", access.team_create, name="team-create"),
+    path("access/teams/<int:pk>/", access.team_detail, name="team-detail"),
+    path("access/teams/<int:pk>/members/", access.team_member_add, name="team-member-add"),
+    path("access/teams/<int:pk>/members/<int:user_pk>/remove/", access.team_member_remove,
+         name="team-member-remove"),
+    path("access/projects/<slug:name>/", access.project_access, name="project-access"),
+    path("access/models/<int:pk>/", access.model_access, name="model-access"),
+    path("access/endpoints/<slug:project>/<slug:name>/", access.endpoint_access, name="endpoint-access"),
+    path("access/grants/<int:pk>/revoke/", access.grant_revoke, name="grant-revoke"),
+    path("access/check/", access.check_access, name="check-access"),
+    path("account/tokens/", access.token_list, name="token-list"),
+    path("account/tokens/<int:pk>/revoke/", access.token_revoke, name="token-revoke"),
+    path("accounts/invite/<uidb64>/<token>/", access.InviteAcceptView.as_view(), name="invite-accept"),
+]

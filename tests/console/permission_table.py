@@ -1,0 +1,165 @@
+"""Expected status per route and persona, for the permission matrix (test_permission_matrix.py).
+
+Format (shared by every app's ``tests/<app>/permission_table.py``; the matrix merges them):
+
+``ROUTES`` maps a route to one ``Req`` or a list of them.
+
+- The key is the URL name as ``reverse()`` knows it (``"console:access-overview"``,
+  ``"api-me"``, ``"endpoints:endpoint-detail"``). A pattern without a name is keyed by its
+  full route string (``"api/v1/^things/$"``). A whole third-party namespace may be covered by
+  ``"<namespace>:*"`` (e.g. the Django admin), with a ``path``.
+- ``Req.expect`` gives the status for EVERY persona, in this order (use ``expect(...)``):
+  anonymous, outsider, viewer, deployer, owner, caller, auditor, admin.
+  The viewer, deployer, owner and caller hold that role on project ``world.project`` through
+  a Grant; the outsider holds nothing; the auditor has the global Auditor role; the admin is
+  a superuser with the Platform admin role.
+- ``Req.kwargs`` are the URL kwargs, each a dotted reference into the world
+  (``"endpoint.pk"``, ``"project.name"``) or a literal prefixed with ``=`` (``"=missing"``).
+  ``Req.path`` is a literal path instead (wildcard rows).
+- ``Req.method`` (default GET), ``Req.data`` (a dict sent as JSON to ``/api/`` routes and as a
+  form elsewhere; a value written ``"@endpoint.pk"`` is looked up in the world),
+  ``Req.query`` (query string), ``Req.headers`` (extra request headers, ``@`` values looked up).
+- ``Req.idor``: the same kwargs naming another project's objects (``"other_endpoint.pk"``).
+  Every persona except the admin must then get 404 (or ``idor_status`` for the anonymous
+  visitor: a redirect to sign-in or 401).
+
+Each persona's request runs in its own rolled-back transaction, so writes allowed to one
+persona never change what the next one sees. The world (``tests/console/matrix_world.py``)
+may be extended by an app's table module with ``def extend_world(world): ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PERSONAS = ("anonymous", "outsider", "viewer", "deployer", "owner", "caller", "auditor", "admin")
+
+
+def expect(anonymous: int, outsider: int, viewer: int, deployer: int, owner: int, caller: int, auditor: int,
+           admin: int) -> dict[str, int]:
+    """Expected statuses, one per persona, in PERSONAS order."""
+    return dict(zip(PERSONAS, (anonymous, outsider, viewer, deployer, owner, caller, auditor, admin), strict=True))
+
+
+@dataclass(frozen=True)
+class Req:
+    expect: dict[str, int]
+    method: str = "GET"
+    kwargs: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+    data: dict | str | None = None
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    idor: dict[str, str] | None = None
+    idor_status: int | None = None
+
+
+# Common shapes (UI: anonymous → 302 to sign-in; API: anonymous → 401).
+#                       anon out  view dep  own  call aud  admin
+UI_EVERYONE = expect(302, 200, 200, 200, 200, 200, 200, 200)
+UI_ADMIN = expect(302, 403, 403, 403, 403, 403, 403, 200)
+UI_ADMIN_POST = expect(302, 403, 403, 403, 403, 403, 403, 302)
+API_EVERYONE = expect(401, 200, 200, 200, 200, 200, 200, 200)
+API_ADMIN = expect(401, 403, 403, 403, 403, 403, 403, 200)
+PUBLIC = expect(200, 200, 200, 200, 200, 200, 200, 200)
+
+ROUTES: dict[str, Req | list[Req]] = {
+    # --- console basics -------------------------------------------------------------------
+    "home": Req(UI_EVERYONE),
+    # Signed-in visitors are sent on (redirect_authenticated_user).
+    "login": Req(expect(200, 302, 302, 302, 302, 302, 302, 302)),
+    "logout": [
+        Req(expect(405, 405, 405, 405, 405, 405, 405, 405)),  # GET never signs anyone out
+        Req(expect(302, 302, 302, 302, 302, 302, 302, 302), method="POST"),
+    ],
+    "healthz": Req(PUBLIC),
+    "readyz": Req(PUBLIC),
+    # The OpenAPI document and its viewers are public (they describe routes, never data).
+    "api-schema": Req(PUBLIC),
+    "api-docs": Req(PUBLIC),
+    "api-redoc": Req(PUBLIC),
+    "api-me": Req(API_EVERYONE),
+    "console:admin-overview": Req(UI_ADMIN),
+    # The Django admin: staff only (the admin persona is a superuser); others are sent to its login.
+    "admin:*": Req(expect(302, 302, 302, 302, 302, 302, 302, 200), path="/django-admin/"),
+}
+
+# Access control pages. Object access pages: invisible → 404, visible without "manage" → 403.
+#                           anon out  view dep  own  call aud  admin
+OBJECT_MANAGERS = expect(302, 404, 403, 403, 200, 403, 404, 200)
+OBJECT_MANAGERS_POST = expect(302, 404, 403, 403, 302, 403, 404, 302)
+GRANT_FORM = {"user": "@subject.pk", "role": "viewer", "reason": "matrix", "expires_at": ""}
+
+ROUTES.update({
+    "console:access-overview": Req(UI_ADMIN),
+    "console:user-list": Req(UI_ADMIN, query="q=m-&kind=people"),
+    "console:user-create": [
+        Req(UI_ADMIN),
+        Req(UI_ADMIN_POST, method="POST", data={"kind": "person", "username": "newcomer", "email": "n@example.com"}),
+    ],
+    "console:user-detail": Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
+    "console:user-roles": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"},
+                              data={"global_roles": ["Auditor"]}),
+    "console:user-deactivate": [
+        Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}, data={"reason": "left"}),
+    ],
+    "console:user-reactivate": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}),
+    "console:service-token-create": [
+        Req(UI_ADMIN, kwargs={"pk": "service_account.pk"}),
+        # People create their own tokens: an admin cannot mint one for them.
+        Req(expect(302, 403, 403, 403, 403, 403, 403, 404), kwargs={"pk": "subject.pk"}),
+        Req(expect(302, 403, 403, 403, 403, 403, 403, 200), method="POST", kwargs={"pk": "service_account.pk"},
+            data={"name": "ci", "scopes": ["infer"], "expires": "30"}),
+    ],
+    "console:team-list": Req(UI_ADMIN),
+    "console:team-create": [
+        Req(UI_ADMIN),
+        Req(UI_ADMIN_POST, method="POST", data={"name": "new-team"}),
+    ],
+    "console:team-detail": Req(UI_ADMIN, kwargs={"pk": "team.pk"}),
+    "console:team-member-add": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "team.pk"},
+                                   data={"user": "@subject.pk"}),
+    "console:team-member-remove": Req(UI_ADMIN_POST, method="POST",
+                                      kwargs={"pk": "team.pk", "user_pk": "users.viewer.pk"}),
+    "console:project-access": [
+        Req(OBJECT_MANAGERS, kwargs={"name": "project.name"}, idor={"name": "other_project.name"}),
+        Req(OBJECT_MANAGERS_POST, method="POST", kwargs={"name": "project.name"}, data=GRANT_FORM,
+            idor={"name": "other_project.name"}),
+    ],
+    "console:model-access": Req(OBJECT_MANAGERS, kwargs={"pk": "model.pk"}, idor={"pk": "other_model.pk"}),
+    "console:endpoint-access": [
+        Req(OBJECT_MANAGERS, kwargs={"project": "project.name", "name": "endpoint.name"},
+            idor={"project": "other_project.name", "name": "other_endpoint.name"}),
+        Req(OBJECT_MANAGERS_POST, method="POST", kwargs={"project": "project.name", "name": "endpoint.name"},
+            data=GRANT_FORM | {"role": "caller"}),
+    ],
+    "console:grant-revoke": [
+        Req(OBJECT_MANAGERS, kwargs={"pk": "grant.pk"}, idor={"pk": "other_grant.pk"}),
+        Req(OBJECT_MANAGERS_POST, method="POST", kwargs={"pk": "grant.pk"}, data={"reason": "matrix"},
+            idor={"pk": "other_grant.pk"}),
+    ],
+    "console:check-access": [
+        Req(UI_ADMIN),
+        Req(UI_ADMIN, query="action=infer&endpoint=matrix/scorer&user=1"),
+    ],
+    "console:token-list": [
+        Req(UI_EVERYONE),
+        # The created token is rendered once (200), never redirected to.
+        Req(UI_EVERYONE, method="POST", data={"name": "script", "scopes": ["read"], "expires": "30"}),
+    ],
+    # Someone else's token is a 404; platform admins may revoke anyone's.
+    "console:token-revoke": Req(expect(302, 404, 404, 404, 302, 404, 404, 302), method="POST",
+                                kwargs={"pk": "token.pk"}),
+    # An invalid invitation link is a page saying so, for everyone.
+    "console:invite-accept": Req(PUBLIC, kwargs={"uidb64": "=MQ", "token": "=set-password"}),
+    # ext_authz: sessions are ignored, only the bearer token counts (same answer for every persona).
+    "authz-check": [
+        Req(expect(*[401] * 8), path="/authz/check/v1/models/scorer:predict",
+            headers={"host": "scorer.matrix.example.com"}),
+        Req(expect(*[200] * 8), method="POST", path="/authz/check/v1/models/scorer:predict",
+            headers={"host": "scorer.matrix.example.com", "authorization": "@caller_authorization"}),
+        Req(expect(*[403] * 8), method="POST", path="/authz/check/v1/models/scorer:predict",
+            headers={"host": "scorer.matrix.example.com", "authorization": "@outsider_authorization"}),
+    ],
+})
