@@ -44,10 +44,11 @@ def serving_runtime_and_protocol(endpoint, available) -> tuple[catalog.RuntimeSp
     """The runtime that will serve the endpoint (the chosen one, or KServe's auto-selection)
     and the ``protocolVersion`` to write for the endpoint's protocol."""
     version = endpoint.model_version
+    protocol = str(endpoint.protocol)  # plain text even for an unsaved row holding a choices member
     if endpoint.runtime_id:
         serving = runtime_spec_for(endpoint.runtime)
-        return serving, runtimes.kserve_protocol(endpoint.protocol, serving, model_format=version.model_format)
-    return runtimes.resolve_auto_runtime(version.model_format, version.format_version, endpoint.protocol, available)
+        return serving, runtimes.kserve_protocol(protocol, serving, model_format=version.model_format)
+    return runtimes.resolve_auto_runtime(version.model_format, version.format_version, protocol, available)
 
 
 def effective_runtime(endpoint, available) -> catalog.RuntimeSpec | None:

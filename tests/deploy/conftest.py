@@ -1,0 +1,1 @@
+from tests.endpoints.conftest import sandbox  # noqa: F401  (the sandbox cluster fixture)

@@ -1,0 +1,73 @@
+"""RBAC checked against behaviour: every request the console makes to a cluster, across the
+flows that talk to one (onboarding a project, deploying with a custom runtime, planning,
+following a rollout, the periodic pass with drift repair and orphan deletion, deleting an
+endpoint), must be granted by the ClusterRole — and the role grants nothing beyond them."""
+
+from __future__ import annotations
+
+import pytest
+
+from endpoints import plan, services
+from endpoints.cluster import USER_AGENT
+from tests.deploy.test_manifests import render
+from tests.endpoints.endpoint_factories import deploy_setup
+
+pytestmark = pytest.mark.django_db
+
+
+def _granted(docs) -> set[tuple[str, str, str]]:
+    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "inference-console")
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def _exercise_every_cluster_flow(sandbox, alice, capture) -> None:
+    setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")  # namespace onboarding
+    runtime = services.runtime_create(actor=alice, name="custom-sklearn", display_name="Custom sklearn",
+                                      supported_formats=[{"name": "sklearn", "autoSelect": True, "priority": 1}],
+                                      protocols=["v1", "v2"], container_image="registry.example.com/sk:1")
+    with capture(execute=True):
+        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer",
+                                            model_version=setup.v1, deployment_mode="Knative", runtime=runtime)
+    sandbox.wait_ready("fraud", "scorer")
+    with setup.client() as client:  # the plan page: live object + server dry run
+        plan.compute(endpoint, old_spec=None, old_manifest=None, client=client)
+    services.endpoint_sync_status(endpoint_id=endpoint.pk)  # status of a Ready endpoint
+    broken_version = services.model_version_create(actor=alice, model=setup.model,
+                                                   storage_uri="s3://missing-bucket/m", model_format="sklearn")
+    with capture(execute=True):
+        broken = services.endpoint_create(actor=alice, project=setup.project, name="broken",
+                                          model_version=broken_version, deployment_mode="Knative")
+    sandbox.wait_for(lambda: ((sandbox.isvc("fraud", "broken") or {}).get("status") or {})
+                     .get("modelStatus", {}).get("lastFailureInfo"), message="a load failure")
+    services.endpoint_sync_status(endpoint_id=broken.pk)  # why not ready: events and pods
+    sandbox.store.patch("inferenceservices", "fraud", "scorer", {"spec": {"predictor": {"maxReplicas": 5}}})
+    sandbox.store.create({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+                          "metadata": {"name": "orphan", "namespace": "fraud",
+                                       "labels": {"app.kubernetes.io/managed-by": "inference-console",
+                                                  "inference-console.io/instance": "default"}},
+                          "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                                           "storageUri": "s3://m/x"}}}})
+    report = services.reconcile_cluster(cluster=setup.cluster)  # list, drift re-apply, orphan delete
+    assert report["drift_corrected"] == 1 and report["deleted"] == 1, report
+    with capture(execute=True):
+        services.endpoint_delete(actor=alice, endpoint=endpoint)
+
+
+def test_cluster_role_grants_exactly_what_the_console_uses(sandbox, alice, django_capture_on_commit_callbacks):
+    _exercise_every_cluster_flow(sandbox, alice, django_capture_on_commit_callbacks)
+    used = set()
+    for r in sandbox.server.requests():
+        if not r.user_agent.startswith(USER_AGENT):
+            continue
+        resource = r.resource + (f"/{r.subresource}" if r.subresource else "")
+        used.add((r.group, resource, r.verb))
+        if r.verb == "patch" and r.status == 201:
+            # A server-side apply that creates is authorized as create as well as patch by
+            # the real API server (Kubernetes API concepts, "patch and apply").
+            used.add((r.group, resource, "create"))
+    assert used, "the console made no request"
+    for overlay in ("dev", "production"):
+        granted = _granted(render(overlay))
+        assert used - granted == set(), f"{overlay}: used but not granted"
+        assert granted - used == set(), f"{overlay}: granted but never used"
