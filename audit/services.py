@@ -119,3 +119,9 @@ def record_verification(*, actor, report, actor_name: str | None = None) -> Audi
         details={key: summary[key] for key in
                  ("ok", "seals", "events", "archived_events", "unsealed", "problem_count", "first_problem")},
     )
+
+
+def record_export(*, actor, fmt: str, filters: dict) -> AuditEvent:
+    """Audit an export of the trail (who exported what) before its rows are streamed."""
+    return record(action="audit.export", actor=actor, target_type="audittrail", target_id="",
+                  target_repr="audit trail", details={"format": fmt, "filters": filters})

@@ -1,0 +1,184 @@
+"""Per-user reads of the audit trail.
+
+Who sees what: auditors (``audit.view_auditevent``: the Auditor role; platform admins have
+it too) see every event; project owners (``manage`` on a project, through the permission
+chokepoint) see the events of their projects; everyone else sees none. Ingest batches and
+integrity checks are for auditors only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
+
+from audit.models import AuditEvent, AuditSeal, IngestBatch
+from console.permissions import is_platform_admin, visible
+
+VIEW_ALL_PERMISSION = "audit.view_auditevent"
+
+
+def can_view_all(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active
+                and (is_platform_admin(user) or user.has_perm(VIEW_ALL_PERMISSION)))
+
+
+def managed_projects(user):
+    """Projects whose audit events the user may read as their owner."""
+    from endpoints.models import Project
+
+    return visible(Project.objects.all(), user, "manage")
+
+
+def can_view_any(user) -> bool:
+    """May open the trail at all (auditor, or owner of at least one project)."""
+    return can_view_all(user) or (bool(user and user.is_authenticated) and managed_projects(user).exists())
+
+
+def event_list_visible_to(*, user):
+    if can_view_all(user):
+        return AuditEvent.objects.all()
+    if not user or not user.is_authenticated or not user.is_active:
+        return AuditEvent.objects.none()
+    return AuditEvent.objects.filter(project_id__in=managed_projects(user).values("pk"))
+
+
+def event_get(*, user, pk: int) -> AuditEvent:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(event_list_visible_to(user=user), pk=pk)
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    """Search criteria of the trail (all optional)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    actor: str = ""
+    action: str = ""
+    target: str = ""
+    target_type: str = ""
+    target_id: str = ""
+    project: str = ""
+    endpoint: object = None  # an endpoints.models.Endpoint
+    source: str = ""
+    outcome: str = ""
+    q: str = ""
+
+    def as_dict(self) -> dict:
+        out = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value in (None, ""):
+                continue
+            if name == "endpoint":
+                value = f"{value.project.name}/{value.name}"
+            out[name] = value.isoformat() if isinstance(value, datetime) else str(value)
+        return out
+
+
+def endpoint_condition(endpoint) -> Q:
+    """Events about an endpoint: console actions on it, its inference I/O, and Kubernetes API
+    calls on its InferenceService."""
+    isvc = f"{endpoint.project.namespace}/{endpoint.name}"
+    return (
+        Q(target_type="endpoint", target_id=str(endpoint.pk))
+        | Q(target_type="k8s:inferenceservices", target_id=isvc)
+        | Q(target_type="inferenceservice", target_id=isvc, project_id=endpoint.project_id)
+    )
+
+
+def event_search(*, user, filters: EventFilters):
+    """The events the user may see that match ``filters``, newest first."""
+    qs = event_list_visible_to(user=user)
+    if filters.start:
+        qs = qs.filter(occurred_at__gte=filters.start)
+    if filters.end:
+        qs = qs.filter(occurred_at__lt=filters.end)
+    if filters.actor:
+        qs = qs.filter(Q(actor_name__icontains=filters.actor) | Q(actor_id=filters.actor))
+    if filters.action:
+        qs = qs.filter(action__istartswith=filters.action)
+    if filters.target:
+        qs = qs.filter(Q(target_repr__icontains=filters.target) | Q(target_id=filters.target))
+    if filters.target_type:
+        qs = qs.filter(target_type=filters.target_type)
+    if filters.target_id:
+        qs = qs.filter(target_id=filters.target_id)
+    if filters.project:
+        condition = Q(project_name=filters.project)
+        if filters.project.isdigit():
+            condition |= Q(project_id=int(filters.project))
+        qs = qs.filter(condition)
+    if filters.endpoint is not None:
+        qs = qs.filter(endpoint_condition(filters.endpoint))
+    if filters.source:
+        qs = qs.filter(source=filters.source)
+    if filters.outcome:
+        qs = qs.filter(outcome=filters.outcome)
+    if filters.q:
+        term = filters.q
+        condition = (
+            Q(actor_name__icontains=term) | Q(action__icontains=term) | Q(target_repr__icontains=term)
+            | Q(project_name__icontains=term) | Q(request_id=term) | Q(external_id=term)
+            | Q(details_text__icontains=term)
+        )
+        if _looks_like_ip(term):
+            condition |= Q(source_ip=term)
+        qs = qs.annotate(details_text=Cast("details", TextField())).filter(condition)
+    return qs.order_by("-occurred_at", "-id")
+
+
+def _looks_like_ip(term: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(term)
+    except ValueError:
+        return False
+    return True
+
+
+def endpoint_choices(*, user):
+    """Endpoints offered in the trail's endpoint filter: every endpoint for auditors, the
+    endpoints of their projects for owners."""
+    from endpoints.models import Endpoint
+
+    qs = Endpoint.objects.select_related("project").order_by("project__name", "name")
+    if can_view_all(user):
+        return qs
+    return qs.filter(project__in=managed_projects(user))
+
+
+def project_choices(*, user) -> list[str]:
+    from endpoints.models import Project
+
+    qs = Project.objects.all() if can_view_all(user) else managed_projects(user)
+    return list(qs.order_by("name").values_list("name", flat=True))
+
+
+def seal_summary() -> dict:
+    last = AuditSeal.objects.order_by("-sequence").only("sequence", "created_at", "key_id", "last_event_id").first()
+    return {"last": last, "count": last.sequence if last else 0}
+
+
+def verification_history(*, limit: int = 10):
+    return AuditEvent.objects.filter(action="audit.verify").order_by("-occurred_at", "-id")[:limit]
+
+
+def batch_list(*, status: str = "", kind: str = ""):
+    qs = IngestBatch.objects.defer("body", "headers")
+    if status:
+        qs = qs.filter(status=status)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("-received_at", "-id")
+
+
+def batch_counts() -> dict[str, int]:
+    from django.db.models import Count
+
+    return dict(IngestBatch.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))

@@ -1,0 +1,254 @@
+"""Compliance pages: search the trail, an event with its old/new diff, everything that
+happened to one object, streamed exports, the integrity check and the ingest batches."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from audit import exports, ingest, sealing, selectors, services
+from audit.filters import EventFilterForm
+from audit.models import IngestBatch
+from audit.verify import verify
+from console.permissions import is_platform_admin
+
+PAGE_SIZE = 50
+
+
+def _require_trail_access(user) -> None:
+    if not selectors.can_view_any(user):
+        raise PermissionDenied
+
+
+def _require_auditor(user) -> None:
+    if not selectors.can_view_all(user):
+        raise PermissionDenied
+
+
+# --- keyset pagination (newest first; no COUNT over a large table) ------------------------------
+
+def _encode_cursor(event) -> str:
+    raw = f"{event.occurred_at.isoformat()}|{event.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _apply_cursor(qs, cursor: str):
+    if not cursor:
+        return qs
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when_text, _, pk_text = raw.partition("|")
+        when, pk = datetime.fromisoformat(when_text), int(pk_text)
+    except (ValueError, UnicodeDecodeError):
+        raise Http404("Invalid page cursor.") from None
+    return qs.filter(Q(occurred_at__lt=when) | Q(occurred_at=when, pk__lt=pk))
+
+
+def _page(qs, cursor: str):
+    rows = list(_apply_cursor(qs, cursor)[: PAGE_SIZE + 1])
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return rows, (_encode_cursor(rows[-1]) if more and rows else "")
+
+
+def _query_without(request, *names: str) -> str:
+    params = request.GET.copy()
+    for name in names:
+        params.pop(name, None)
+    return params.urlencode()
+
+
+# --- the trail ----------------------------------------------------------------------------------
+
+def _trail_page(request, *, title: str, description: str, form: EventFilterForm, extra: dict | None = None):
+    filters = form.filters()
+    if form.is_bound and not form.is_valid():
+        rows, next_cursor = [], ""  # show the form's errors, never "everything" by accident
+    else:
+        qs = selectors.event_search(user=request.user, filters=filters)
+        rows, next_cursor = _page(qs, request.GET.get("cursor", ""))
+    query = _query_without(request, "cursor")
+    context = {
+        "title": title,
+        "description": description,
+        "filter_form": form,
+        "events": rows,
+        "next_cursor": next_cursor,
+        "is_first_page": not request.GET.get("cursor"),
+        "query": query,
+        "export_csv_url": f"{reverse('audit:event-export', kwargs={'fmt': 'csv'})}?{query}",
+        "export_jsonl_url": f"{reverse('audit:event-export', kwargs={'fmt': 'jsonl'})}?{query}",
+        "is_auditor": selectors.can_view_all(request.user),
+        **(extra or {}),
+    }
+    return render(request, "audit/event_list.html", context)
+
+
+@login_required
+def event_list(request):
+    """Search the trail: auditors see everything, project owners their projects' events."""
+    _require_trail_access(request.user)
+    form = EventFilterForm(request.GET or None, user=request.user)
+    return _trail_page(request, title="Audit trail", form=form,
+                       description="Who did what, to what, when and from where: console actions, grants, "
+                                   "Kubernetes API calls, authorization decisions and inference I/O.")
+
+
+@login_required
+def object_history(request, target_type: str, target_id: str):
+    """Everything that happened to one object (for an endpoint also its InferenceService's
+    Kubernetes API calls and its inference I/O)."""
+    _require_trail_access(request.user)
+    data = request.GET.copy()
+    extra = {}
+    endpoint = None
+    if target_type == "endpoint" and target_id.isdigit():
+        endpoint = selectors.endpoint_choices(user=request.user).filter(pk=int(target_id)).first()
+    if endpoint is not None:
+        data["endpoint"] = str(endpoint.pk)
+        extra["subject"] = f"endpoint {endpoint.project.name}/{endpoint.name}"
+    else:
+        data["target_type"], data["target_id"] = target_type, target_id
+        extra["subject"] = f"{target_type} {target_id}"
+    form = EventFilterForm(data, user=request.user)
+    return _trail_page(request, title=f"History of {extra['subject']}", form=form,
+                       description="Every recorded event about this object, newest first.", extra=extra)
+
+
+def _diff(details: dict) -> list[dict]:
+    old, new = details.get("old"), details.get("new")
+    if not isinstance(old, dict) and not isinstance(new, dict):
+        if old is None and new is None:
+            return []
+        return [{"field": "value", "old": _show(old), "new": _show(new), "changed": old != new}]
+    old, new = old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}
+    return [
+        {"field": key, "old": _show(old.get(key)), "new": _show(new.get(key)), "changed": old.get(key) != new.get(key)}
+        for key in sorted(set(old) | set(new))
+    ]
+
+
+def _show(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+@login_required
+def event_detail(request, pk: int):
+    """One event with its old/new diff, its details and the seal covering it."""
+    event = selectors.event_get(user=request.user, pk=pk)
+    details = event.details or {}
+    rest = {k: v for k, v in details.items() if k not in ("old", "new")}
+    return render(request, "audit/event_detail.html", {
+        "title": f"{event.action} — event {event.pk}",
+        "event": event,
+        "diff": _diff(details),
+        "other_details": json.dumps(rest, indent=2, sort_keys=True, ensure_ascii=False) if rest else "",
+        "seal": sealing.seal_for_event(event.pk),
+        "digest_ok": event.compute_digest() == event.digest,
+        "history_url": reverse("audit:object-history", kwargs={"target_type": event.target_type,
+                                                               "target_id": event.target_id})
+        if event.target_type and event.target_id else "",
+    })
+
+
+@login_required
+def event_export(request, fmt: str):
+    """The filtered trail as CSV or JSON Lines, streamed; the export itself is audited."""
+    _require_trail_access(request.user)
+    if fmt not in exports.FORMATS:
+        raise Http404("Unknown export format.")
+    form = EventFilterForm(request.GET or None, user=request.user)
+    if form.is_bound and not form.is_valid():
+        raise Http404("Invalid filters.")
+    filters = form.filters()
+    services.record_export(actor=request.user, fmt=fmt, filters=filters.as_dict())
+    qs = selectors.event_search(user=request.user, filters=filters)
+    response = StreamingHttpResponse(exports.stream(qs, fmt), content_type=exports.FORMATS[fmt])
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- integrity ----------------------------------------------------------------------------------
+
+@login_required
+def integrity(request):
+    """Run the full verification (POST) and show its result and the previous runs (auditors)."""
+    _require_auditor(request.user)
+    report = None
+    if request.method == "POST":
+        report = verify()
+        services.record_verification(actor=request.user, report=report)
+        if report.ok:
+            messages.success(request, "The audit trail verifies: no event or seal was changed.")
+        else:
+            messages.error(request, f"Verification failed: {len(report.problems)} problem(s).")
+    return render(request, "audit/integrity.html", {
+        "title": "Integrity",
+        "description": "Recomputes every event digest, seal, signature and chain link, including ranges "
+                       "pruned to the archive.",
+        "report": report,
+        "summary": report.summary() if report else None,
+        "problems": sorted(report.problems, key=lambda p: p.position)[:50] if report else [],
+        "seals": selectors.seal_summary(),
+        "history": selectors.verification_history(),
+    })
+
+
+# --- ingest batches -----------------------------------------------------------------------------
+
+@login_required
+def batch_list(request):
+    """Ingest batches: failed ones with their error, for auditors (admins may retry)."""
+    _require_auditor(request.user)
+    status = request.GET.get("status", "")
+    status = status if status in IngestBatch.Status.values else ""
+    rows = list(selectors.batch_list(status=status)[:100])
+    return render(request, "audit/batch_list.html", {
+        "title": "Ingest batches",
+        "description": "Deliveries from the Kubernetes audit webhook and the KServe payload loggers.",
+        "batches": rows, "status": status, "statuses": IngestBatch.Status.choices,
+        "counts": selectors.batch_counts(), "can_retry": is_platform_admin(request.user),
+    })
+
+
+@login_required
+def batch_detail(request, pk: int):
+    _require_auditor(request.user)
+    batch = get_object_or_404(IngestBatch.objects.defer("body"), pk=pk)
+    return render(request, "audit/batch_detail.html", {
+        "title": str(batch), "batch": batch, "can_retry": is_platform_admin(request.user),
+    })
+
+
+@login_required
+@require_POST
+def batch_retry(request, pk: int):
+    """Queue a failed batch again (platform admins)."""
+    _require_auditor(request.user)
+    batch = get_object_or_404(IngestBatch.objects.defer("body"), pk=pk)
+    if not is_platform_admin(request.user):
+        raise PermissionDenied
+    try:
+        ingest.batch_retry(actor=request.user, batch=batch)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{batch} was queued again.")
+    return redirect("audit:batch-detail", pk=batch.pk)
