@@ -13,6 +13,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("console.api.urls")),
     path("api/v1/", include("endpoints.api.urls")),
+    path("api/v1/", include("audit.api.urls")),
     path("", include("endpoints.urls")),
     path("audit/", include("audit.urls")),
     path("ingest/", include((audit_urls.ingest_urlpatterns, "ingest"))),
