@@ -63,7 +63,9 @@ def test_routes_have_the_documented_names():
 
 
 def test_anonymous_caller_is_refused():
-    assert _api().get(LIST).status_code == 403
+    response = _api().get(LIST)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 # --- reads -----------------------------------------------------------------------------------

@@ -56,8 +56,10 @@ def project(alice):
 
 # --- models ---------------------------------------------------------------------------------------
 
-def test_anonymous_gets_403_from_the_registry_api(api):
-    assert api.get("/api/v1/models/").status_code == 403
+def test_anonymous_gets_401_from_the_registry_api(api):
+    response = api.get("/api/v1/models/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_model_list_holds_only_visible_models_and_counts_them_before_paginating(api, alice, project):
