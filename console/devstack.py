@@ -85,13 +85,18 @@ class Stack:
     def __init__(self, env: dict[str, str]):
         self.env = env
         self.children: dict[str, subprocess.Popen] = {}
+        # Children whose exit does not stop the stack (demo helpers such as simulated traffic).
+        self.optional: set[str] = set()
 
-    def start(self, name: str, args: list[str]) -> None:
+    def start(self, name: str, args: list[str], *, optional: bool = False) -> None:
         print(f"==> starting {name}", flush=True)
         self.children[name] = subprocess.Popen(args, cwd=BASE_DIR, env=self.env, start_new_session=True)
+        if optional:
+            self.optional.add(name)
 
     def exited(self) -> list[tuple[str, int]]:
-        return [(name, proc.returncode) for name, proc in self.children.items() if proc.poll() is not None]
+        return [(name, proc.returncode) for name, proc in self.children.items()
+                if name not in self.optional and proc.poll() is not None]
 
     def stop(self) -> None:
         for proc in self.children.values():
@@ -157,6 +162,15 @@ def main() -> int:
         print("The web server did not answer /healthz within 60 s; stopping.", file=sys.stderr)
         stack.stop()
         return 1
+
+    # Demo traffic for the dashboards (monitoring): simulated payload-logger events posted to the
+    # receiver above — three hours of history, then a low steady rate for the demo endpoints, with
+    # drift injected on fraud-detection/iris for the last hour. DEMO_TRAFFIC=0 turns it off.
+    if os.environ.get("DEMO_TRAFFIC", "1") != "0":
+        stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.5",
+                                "--duration", str(7 * 24 * 3600), "--rows", "4", "--backfill-minutes", "180",
+                                "--backfill-calls", "360", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
+                                "--principal", "alice", "--principal", "svc-scoring"], optional=True)
 
     logins = json.loads((var_dir / "demo-logins.json").read_text())
     print("\n" + "=" * 64)

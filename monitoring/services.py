@@ -497,9 +497,9 @@ def monitoring_config_update(*, actor, endpoint: Endpoint, **changes) -> Monitor
     before = {name: getattr(config, name) for name in CONFIG_FIELDS}
     for name, value in changes.items():
         setattr(config, name, value)
-    config.full_clean(exclude=["endpoint"])
     if config.psi_alert <= config.psi_warning:
         raise ValidationError({"psi_alert": "The alert threshold must be above the warning threshold."})
+    config.full_clean(exclude=["endpoint"])
     after = {name: getattr(config, name) for name in CONFIG_FIELDS}
     if after == before:
         return config

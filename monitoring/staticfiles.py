@@ -9,6 +9,8 @@ the figures, this finder exposes the bundle the package ships as
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 
 import plotly
@@ -44,3 +46,19 @@ class PlotlyFinder(BaseFinder):
     def list(self, ignore_patterns):
         if (_PACKAGE_DATA / _FILENAME).is_file():
             yield _FILENAME, self.storage
+
+
+# plotly.js injects the stylesheet of its map traces (maplibre) as a <style> element when it
+# loads, unless an element with that stylesheet's id is already in the page. The dashboards use
+# no map traces, so they declare the id (an empty <meta>) and the strict style-src holds.
+_STYLE_GUARD = re.compile(rb'document\.getElementById\("([0-9a-f]{16,128})"\)\)\{var \w+=document\.createElement\("style"\)')
+
+
+@cache
+def plotly_style_guard_ids() -> tuple[str, ...]:
+    """Ids whose presence stops plotly.js from injecting stylesheets the dashboards do not need."""
+    try:
+        bundle = (_PACKAGE_DATA / _FILENAME).read_bytes()
+    except OSError:
+        return ()
+    return tuple(dict.fromkeys(match.decode() for match in _STYLE_GUARD.findall(bundle)))
