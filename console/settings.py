@@ -337,6 +337,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI otherwise loads a badge from validator.swagger.io on any non-localhost host.
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several components have a "role" field; the grant roles get a stable name.
+    "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.models.Grant.Role"},
 }
 
 # --- Logging ------------------------------------------------------------------------------

@@ -1,9 +1,16 @@
 """``/api/v1/``: each app contributes its routes through its own ``api/urls.py``."""
 
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
+from console.api import access
 from console.api.views import CurrentUserView
+
+router = SimpleRouter(trailing_slash=True)
+access.register(router)
 
 urlpatterns = [
     path("me/", CurrentUserView.as_view(), name="api-me"),
+    path("access/check/", access.AccessCheckView.as_view(), name="api-access-check"),
+    *router.urls,
 ]

@@ -163,3 +163,50 @@ ROUTES.update({
             headers={"host": "scorer.matrix.example.com", "authorization": "@outsider_authorization"}),
     ],
 })
+
+# Access-control API.
+#                               anon out  view dep  own  call aud  admin
+API_OWN_TOKEN = expect(401, 404, 404, 404, 200, 404, 404, 200)
+API_GRANT_MANAGERS = expect(401, 404, 404, 404, 200, 404, 404, 200)
+API_OBJECT_MANAGERS = expect(401, 404, 403, 403, 200, 403, 404, 200)
+API_ADMIN_CREATED = expect(401, 403, 403, 403, 403, 403, 403, 201)
+
+ROUTES.update({
+    "api-token-list": [
+        Req(API_EVERYONE),
+        Req(expect(401, 201, 201, 201, 201, 201, 201, 201), method="POST", data={"name": "ci", "scopes": ["read"]}),
+    ],
+    "api-token-detail": [
+        Req(API_OWN_TOKEN, kwargs={"pk": "token.pk"}),
+        Req(API_OWN_TOKEN, method="DELETE", kwargs={"pk": "token.pk"}),
+    ],
+    "api-grant-list": [
+        Req(API_EVERYONE),
+        # A project you cannot see does not exist (400); one you see but may not manage: 403.
+        Req(expect(401, 400, 403, 403, 201, 403, 400, 201), method="POST",
+            data={"role": "viewer", "project": "@project.pk", "user": "@subject.pk", "reason": "matrix"}),
+    ],
+    "api-grant-detail": Req(API_GRANT_MANAGERS, kwargs={"pk": "grant.pk"}, idor={"pk": "other_grant.pk"}),
+    "api-grant-revoke": Req(API_GRANT_MANAGERS, method="POST", kwargs={"pk": "grant.pk"},
+                            data={"reason": "matrix"}, idor={"pk": "other_grant.pk"}),
+    "api-user-list": [
+        Req(API_ADMIN),
+        Req(API_ADMIN_CREATED, method="POST", data={"username": "api-newcomer"}),
+    ],
+    "api-user-detail": Req(API_ADMIN, kwargs={"pk": "subject.pk"}),
+    "api-user-deactivate": Req(API_ADMIN, method="POST", kwargs={"pk": "subject.pk"}, data={"reason": "left"}),
+    "api-user-reactivate": Req(API_ADMIN, method="POST", kwargs={"pk": "subject.pk"}),
+    "api-team-list": [
+        Req(API_ADMIN),
+        Req(API_ADMIN_CREATED, method="POST", data={"name": "api-team"}),
+    ],
+    "api-team-detail": Req(API_ADMIN, kwargs={"pk": "team.pk"}),
+    "api-team-members": Req(API_ADMIN, method="POST", kwargs={"pk": "team.pk"}, data={"user": "@subject.pk"}),
+    "api-team-remove-member": Req(API_ADMIN, method="DELETE", kwargs={"pk": "team.pk", "user_id": "users.viewer.pk"}),
+    "api-endpoint-access-detail": Req(API_OBJECT_MANAGERS, kwargs={"pk": "endpoint.pk"},
+                                      idor={"pk": "other_endpoint.pk"}),
+    "api-project-access-detail": Req(API_OBJECT_MANAGERS, kwargs={"pk": "project.pk"},
+                                     idor={"pk": "other_project.pk"}),
+    # Without its query parameters the check is a 400, for admins only.
+    "api-access-check": Req(expect(401, 403, 403, 403, 403, 403, 403, 400)),
+})

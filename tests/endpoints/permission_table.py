@@ -1,0 +1,174 @@
+"""Permission-matrix rows for the endpoints app (format: tests/console/permission_table.py).
+
+The personas hold their role on project ``matrix`` (world.project); ``elsewhere``
+(world.other_*) is the IDOR target. Registry and endpoint pages follow the chokepoint:
+invisible → 404, visible without the action → 403. Platform-admin pages (clusters, projects,
+hardware, runtimes) are 403 for everyone else, before any object is looked up (so they give
+no 404 oracle either). Writes with incomplete bodies still show the gate: 400/200 (form
+errors) means "allowed to try", 403/404 means refused.
+"""
+
+from __future__ import annotations
+
+from tests.console.permission_table import (
+    API_ADMIN,
+    API_EVERYONE,
+    UI_ADMIN,
+    UI_ADMIN_POST,
+    UI_EVERYONE,
+    Req,
+    expect,
+)
+
+E = {"project": "project.name", "name": "endpoint.name"}
+E_IDOR = {"project": "other_project.name", "name": "other_endpoint.name"}
+PK = {"pk": "endpoint.pk"}
+PK_IDOR = {"pk": "other_endpoint.pk"}
+MODEL = {"pk": "model.pk"}
+MODEL_IDOR = {"pk": "other_model.pk"}
+NEW_ENDPOINT = {"project": "@project.pk", "name": "fresh", "model_version": "@version.pk"}
+
+#                     anon out  view dep  own  call aud  admin
+UI_SEE = expect(302, 404, 200, 200, 200, 200, 404, 200)
+UI_DEPLOY = expect(302, 404, 403, 200, 200, 403, 404, 200)
+UI_DEPLOY_FORM_ERR = expect(302, 404, 403, 400, 400, 403, 404, 400)
+UI_DEPLOY_DONE = expect(302, 404, 403, 302, 302, 403, 404, 302)
+API_SEE = expect(401, 404, 200, 200, 200, 200, 404, 200)
+API_DEPLOY = expect(401, 404, 403, 200, 200, 403, 404, 200)
+API_DEPLOY_BAD_BODY = expect(401, 404, 403, 400, 400, 403, 404, 400)
+API_ADMIN_WRITE_BAD_BODY = expect(401, 403, 403, 403, 403, 403, 403, 400)
+UI_ADMIN_FORM = expect(302, 403, 403, 403, 403, 403, 403, 200)
+
+ROUTES = {
+    # --- endpoint pages --------------------------------------------------------------------
+    "endpoints:endpoint-list": Req(UI_EVERYONE),
+    "endpoints:endpoint-create": [
+        Req(UI_EVERYONE),  # the wizard offers only projects the user may deploy to
+        Req(expect(302, 400, 400, 400, 400, 400, 400, 400), method="POST", data=NEW_ENDPOINT),
+    ],
+    "endpoints:runtime-preview": Req(UI_EVERYONE),
+    "endpoints:endpoint-plan": Req(expect(302, 404, 404, 404, 404, 404, 404, 404), kwargs={"token": "=unknown"}),
+    "endpoints:endpoint-detail": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-configuration": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-manifest": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-revisions": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-status": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-edit": [
+        Req(UI_DEPLOY, kwargs=E, idor=E_IDOR),
+        Req(UI_DEPLOY_FORM_ERR, method="POST", kwargs=E, idor=E_IDOR),
+    ],
+    "endpoints:endpoint-canary": [
+        Req(UI_DEPLOY, kwargs=E, idor=E_IDOR),
+        Req(UI_DEPLOY_FORM_ERR, method="POST", kwargs=E, idor=E_IDOR),
+    ],
+    "endpoints:endpoint-promote": Req(UI_DEPLOY_DONE, method="POST", kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-rollback": Req(UI_DEPLOY_DONE, method="POST", kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-stop": Req(UI_DEPLOY_DONE, method="POST", kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-start": Req(UI_DEPLOY_DONE, method="POST", kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-delete": [
+        Req(UI_DEPLOY, kwargs=E, idor=E_IDOR),
+        Req(UI_DEPLOY_DONE, method="POST", kwargs=E, idor=E_IDOR),
+    ],
+    # --- registry pages --------------------------------------------------------------------
+    "endpoints:model-list": Req(UI_EVERYONE),
+    "endpoints:model-create": [
+        Req(UI_EVERYONE),
+        # Deployer on the project may register models there; others see the form again (the
+        # project is not among their choices).
+        Req(expect(302, 200, 200, 302, 302, 200, 200, 302), method="POST",
+            data={"project": "@project.pk", "name": "fresh", "task": "classification"}),
+    ],
+    "endpoints:model-detail": Req(UI_SEE, kwargs=MODEL, idor=MODEL_IDOR),
+    "endpoints:version-create": [
+        Req(UI_DEPLOY, kwargs=MODEL, idor=MODEL_IDOR),
+        Req(UI_DEPLOY, method="POST", kwargs=MODEL, idor=MODEL_IDOR),
+    ],
+    "endpoints:version-alias": [
+        Req(UI_DEPLOY, kwargs={"pk": "model.pk", "version": "version.version"},
+            idor={"pk": "other_model.pk", "version": "other_version.version"}),
+        Req(UI_DEPLOY, method="POST", kwargs={"pk": "model.pk", "version": "version.version"},
+            idor={"pk": "other_model.pk", "version": "other_version.version"}),
+    ],
+    # --- platform-admin pages ----------------------------------------------------------------
+    "endpoints:project-list": Req(UI_ADMIN),
+    "endpoints:project-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:project-detail": Req(UI_ADMIN, kwargs={"name": "project.name"}),
+    "endpoints:project-quota": [
+        Req(UI_ADMIN, kwargs={"name": "project.name"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"name": "project.name"}),
+    ],
+    "endpoints:project-rotate-key": [
+        Req(UI_ADMIN, kwargs={"name": "project.name"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"name": "project.name"}),
+    ],
+    "endpoints:cluster-list": Req(UI_ADMIN),
+    "endpoints:cluster-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:cluster-edit": [
+        Req(UI_ADMIN, kwargs={"pk": "cluster.pk"}),
+        Req(UI_ADMIN_FORM, method="POST", kwargs={"pk": "cluster.pk"}),
+    ],
+    "endpoints:hardware-list": Req(UI_ADMIN),
+    "endpoints:hardware-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:hardware-edit": [
+        Req(UI_ADMIN, kwargs={"pk": "hardware.pk"}),
+        Req(UI_ADMIN_FORM, method="POST", kwargs={"pk": "hardware.pk"}),
+    ],
+    "endpoints:runtime-list": Req(UI_ADMIN),
+    "endpoints:runtime-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:runtime-edit": [
+        Req(UI_ADMIN, kwargs={"pk": "runtime.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "runtime.pk"}),
+    ],
+    # --- API ---------------------------------------------------------------------------------
+    "api-root": Req(API_EVERYONE),
+    "endpoint-list": [
+        Req(API_EVERYONE),
+        # Only projects the caller may deploy to are valid choices (others: "does not exist").
+        Req(expect(401, 400, 400, 201, 201, 400, 400, 201), method="POST", data=NEW_ENDPOINT),
+    ],
+    "endpoint-detail": [
+        Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+        Req(API_DEPLOY, method="PATCH", kwargs=PK, data={"description": "changed"}, idor=PK_IDOR),
+        Req(expect(401, 404, 403, 202, 202, 403, 404, 202), method="DELETE", kwargs=PK, idor=PK_IDOR),
+    ],
+    "endpoint-plan": Req(API_DEPLOY, method="POST", kwargs=PK, idor=PK_IDOR),
+    "endpoint-plan-create": Req(expect(401, 400, 400, 200, 200, 400, 400, 200), method="POST", data=NEW_ENDPOINT),
+    "endpoint-promote": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=PK, idor=PK_IDOR),  # no canary: 400
+    "endpoint-revisions": Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+    "endpoint-rollback": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=PK, idor=PK_IDOR),
+    "endpoint-start": Req(API_DEPLOY, method="POST", kwargs=PK, idor=PK_IDOR),
+    "endpoint-stop": Req(API_DEPLOY, method="POST", kwargs=PK, idor=PK_IDOR),
+    "api-cluster-list": [Req(API_ADMIN), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
+    "api-cluster-detail": [
+        Req(API_ADMIN, kwargs={"pk": "cluster.pk"}),
+        Req(API_ADMIN, method="PATCH", kwargs={"pk": "cluster.pk"}, data={"description": "x"}),
+    ],
+    "api-hardware-profile-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
+    "api-hardware-profile-detail": [
+        Req(API_EVERYONE, kwargs={"pk": "hardware.pk"}),
+        Req(API_ADMIN, method="PATCH", kwargs={"pk": "hardware.pk"}, data={"description": "x"}),
+    ],
+    "api-runtime-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
+    "api-runtime-detail": [
+        Req(API_EVERYONE, kwargs={"pk": "runtime.pk"}),
+        Req(API_ADMIN, method="PATCH", kwargs={"pk": "runtime.pk"}, data={"description": "x"}),
+    ],
+    "api-project-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
+    "api-project-detail": Req(API_SEE, kwargs={"pk": "project.pk"}, idor={"pk": "other_project.pk"}),
+    "api-project-quota": Req(API_ADMIN_WRITE_BAD_BODY, method="POST", kwargs={"pk": "project.pk"}),
+    "api-project-rotate-ingest-key": Req(API_ADMIN, method="POST", kwargs={"pk": "project.pk"}),
+    "api-model-list": [
+        Req(API_EVERYONE),
+        # Deployer on the project registers models; a project you cannot see "does not exist".
+        Req(expect(401, 400, 403, 201, 201, 403, 400, 201), method="POST",
+            data={"project": "@project.pk", "name": "fresh", "task": "classification"}),
+    ],
+    "api-model-detail": Req(API_SEE, kwargs=MODEL, idor=MODEL_IDOR),
+    "api-model-versions": [
+        Req(API_SEE, kwargs=MODEL, idor=MODEL_IDOR),
+        Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=MODEL, idor=MODEL_IDOR),
+    ],
+    "api-model-aliases": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=MODEL, idor=MODEL_IDOR),
+    "api-version-list": Req(API_EVERYONE),
+    "api-version-detail": Req(API_SEE, kwargs={"pk": "version.pk"}, idor={"pk": "other_version.pk"}),
+}
