@@ -158,7 +158,7 @@ def latency_figures(dashboard: LatencyDashboard) -> dict:
 # --- drift --------------------------------------------------------------------------------------
 
 def _threshold_lines(fig: go.Figure, warning: float, alert: float, *, axis: str = "y") -> None:
-    lines = ((warning, "warning", STATUS_COLOURS["warning"], "top left", "bottom left"),
+    lines = ((warning, "warning", STATUS_COLOURS["warning"], "top left", "bottom right"),
              (alert, "alert", STATUS_COLOURS["alert"], "top left", "top right"))
     for value, label, colour, y_position, x_position in lines:
         line = {"color": colour, "dash": "dash", "width": 1}
@@ -194,12 +194,14 @@ def drift_figures(dashboard: DriftDashboard) -> dict:
                  [max(alert - 1e-6, warn), "#f6c46b"], [alert, "#f0a090"], [1.0, "#b42318"]]
         fig = go.Figure(go.Heatmap(
             z=[[None if v is None else v for v in row] for row in dashboard.heatmap_psi],
-            x=[_time(w.start) for w in dashboard.windows], y=dashboard.heatmap_features,
+            x=[w.start.strftime("%m-%d %H:%M") for w in dashboard.windows], y=dashboard.heatmap_features,
             zmin=0, zmax=zmax, colorscale=scale, xgap=1, ygap=1, hoverongaps=False,
             colorbar={"title": {"text": "PSI"}, "thickness": 12},
             hovertemplate="%{y}<br>window from %{x}<br>PSI %{z:.3f}<extra></extra>",
         ))
-        fig.update_xaxes(_axis("Window start (UTC)", showgrid=False))
+        # Windows as categories: one column each, however few (a date axis would zoom into
+        # milliseconds around a single window).
+        fig.update_xaxes(_axis("Window start (UTC)", showgrid=False, type="category"))
         fig.update_yaxes(_axis("Feature", autorange="reversed", showgrid=False, type="category"))
         figures["heatmap"] = _layout(fig, height=max(260, 90 + 26 * len(dashboard.heatmap_features)), show_legend=False)
     else:
@@ -240,7 +242,7 @@ def drift_figures(dashboard: DriftDashboard) -> dict:
                                  name="Jensen–Shannon distance", line={"color": "#6b5fb5", "width": 2, "dash": "dash"},
                                  hovertemplate="JS %{y:.3f}<extra></extra>"))
         _threshold_lines(fig, config.psi_warning, config.psi_alert)
-        fig.update_xaxes(_axis("Window start (UTC)"))
+        fig.update_xaxes(_axis("Window start (UTC)", range=[_time(dashboard.window.start), _time(dashboard.window.end)]))
         fig.update_yaxes(_axis("Drift of the prediction", rangemode="tozero"))
         figures["prediction_trend"] = _layout(fig, hovermode="x unified")
     else:

@@ -108,3 +108,26 @@ def test_injected_drift_raises_a_drift_alert(live_server):
     tasks.compute_drift_all_task()
     window = DriftWindow.objects.get(endpoint=endpoint)
     assert window.status == "alert" and window.rows == 150
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_without_a_response_age_out_as_errors_rather_than_vanish(live_server, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from audit.ingest import pairs_sweep
+    from monitoring.models import LatencyRollup
+
+    endpoint = monitored_endpoint()
+    call_command("simulate_traffic", endpoint=[f"{endpoint.project.name}/{endpoint.name}"], url=live_server.url,
+                 rate=200, duration=0, count=40, error_rate=0.5, seed=4)
+    answered = InferenceRecord.objects.filter(endpoint=endpoint).count()
+    assert 5 < answered < 40  # the unanswered requests wait for their response ...
+    pairs_sweep(now=timezone.now() + timedelta(seconds=settings.AUDIT_PAIRING_TIMEOUT_SECONDS + 1))
+    records = InferenceRecord.objects.filter(endpoint=endpoint)
+    assert records.count() == 40  # ... until the pairing timeout makes them errors
+    assert records.filter(status="error").count() == 40 - answered
+    assert records.filter(status="error", latency_ms__isnull=False).count() == 0
+    rollups = LatencyRollup.objects.filter(endpoint=endpoint, resolution=LatencyRollup.MINUTE)
+    assert sum(r.errors for r in rollups) == 40 - answered and sum(r.requests for r in rollups) == 40
