@@ -1,0 +1,324 @@
+"""The inference authorization endpoint, called as Envoy's ext_authz HTTP filter calls it: the
+original method and host, the path behind the provider's ``pathPrefix`` (``/authz/check``),
+only the forwarded ``authorization`` header, no body, no cookies."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.cache import caches
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from console import authz, grants, services, tokens
+from tests.console.access_factories import endpoint_in, project_with_model
+from tests.console.matrix_world import build_world
+from tests.console.permission_table import PERSONAS
+
+pytestmark = pytest.mark.django_db
+
+PREDICT = "/v1/models/scorer:predict"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_decision_cache():
+    caches["authz"].clear()
+    authz.allow_tally.flush(everything=True)
+    yield
+    caches["authz"].clear()
+    authz.allow_tally.flush(everything=True)
+
+
+def envoy_check(host: str, path: str = PREDICT, *, token: str | None = None, method: str = "POST",
+                extra: dict | None = None):
+    """One check request shaped as Envoy sends it (no cookies, no body)."""
+    headers = {"host": host, "content-length": "0", "x-request-id": "req-1"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    headers.update(extra or {})
+    return Client().generic(method, "/authz/check" + path, headers=headers)
+
+
+@pytest.fixture
+def fraud():
+    project, _ = project_with_model("fraud")
+    return project
+
+
+@pytest.fixture
+def scorer(fraud):
+    return endpoint_in(fraud, "scorer")
+
+
+def infer_token(user, scopes=("infer",)) -> str:
+    return tokens.token_create(actor=user, user=user, name="caller", scopes=list(scopes))[1]
+
+
+@pytest.fixture
+def caller(alice, fraud):
+    grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="test")
+    return alice
+
+
+# --- allow / deny ------------------------------------------------------------------------------------
+
+def test_a_caller_is_allowed_and_named_for_the_upstream(caller, scorer):
+    response = envoy_check("scorer.fraud.example.com", token=infer_token(caller))
+    assert response.status_code == 200
+    assert response["x-console-principal"] == "alice"
+
+
+def test_without_a_token_or_with_a_bad_one_the_answer_is_401(caller, scorer):
+    for token in (None, "nonsense", "icn_abcdefgh_" + "x" * 43):
+        response = envoy_check("scorer.fraud.example.com", token=token)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"].startswith("Bearer")
+        assert "x-console-principal" not in response
+
+
+def test_someone_without_the_caller_permission_gets_403(bob, fraud, scorer):
+    grants.grant_create(actor=None, role="deployer", target=fraud, user=bob, reason="deploys, does not call")
+    assert envoy_check("scorer.fraud.example.com", token=infer_token(bob)).status_code == 403
+
+
+def test_a_token_without_the_infer_scope_gets_403(caller, scorer):
+    assert envoy_check("scorer.fraud.example.com", token=infer_token(caller, ("read", "deploy"))).status_code == 403
+
+
+def test_an_unknown_endpoint_host_gets_403(caller, scorer):
+    assert envoy_check("nothing.fraud.example.com", token=infer_token(caller)).status_code == 403
+
+
+def test_a_forged_principal_header_is_ignored(caller, scorer, bob, admin_user):
+    forged = {"x-console-principal": "admin"}
+    assert envoy_check("scorer.fraud.example.com", extra=forged).status_code == 401
+    assert envoy_check("scorer.fraud.example.com", token=infer_token(bob), extra=forged).status_code == 403
+    allowed = envoy_check("scorer.fraud.example.com", token=infer_token(caller), extra=forged)
+    assert allowed.status_code == 200 and allowed["x-console-principal"] == "alice"
+
+
+def test_sessions_count_for_nothing(client, caller, scorer):
+    client.force_login(caller)
+    response = client.post("/authz/check" + PREDICT, headers={"host": "scorer.fraud.example.com"})
+    assert response.status_code == 401
+
+
+def test_any_method_and_query_is_checked_the_same_way(caller, scorer):
+    token = infer_token(caller)
+    for method in ("GET", "POST", "PUT", "DELETE", "OPTIONS"):
+        response = envoy_check("scorer.fraud.example.com", "/v2/models/scorer/infer?trace=1", token=token,
+                               method=method)
+        assert response.status_code == 200, method
+
+
+@pytest.mark.parametrize("host", [
+    "scorer.fraud.example.com",                 # Knative
+    "SCORER.fraud.example.com:443",             # case and port do not matter
+    "scorer-fraud.example.com",                 # Standard: <name>-<namespace>.<domain>
+    "scorer-predictor.fraud.example.com",       # Knative predictor component
+    "scorer-predictor-fraud.example.com",       # Standard predictor
+    "scorer.fraud.svc.cluster.local",           # in-cluster
+    "scorer-predictor.fraud.svc.cluster.local",
+])
+def test_every_host_kserve_serves_an_endpoint_under_identifies_it(caller, scorer, host):
+    assert envoy_check(host, token=infer_token(caller)).status_code == 200
+
+
+def test_a_custom_status_url_host_identifies_the_endpoint(caller, fraud):
+    endpoint_in(fraud, "custom", url="https://models.acme.io")
+    assert envoy_check("models.acme.io", "/v1/models/custom:predict", token=infer_token(caller)).status_code == 200
+
+
+def test_path_based_routing_identifies_the_endpoint_by_its_prefix(caller, scorer, bob):
+    path = "/serving/fraud/scorer/v1/models/scorer:predict"
+    assert envoy_check("gateway.example.com", path, token=infer_token(caller)).status_code == 200
+    assert envoy_check("gateway.example.com", path, token=infer_token(bob)).status_code == 403
+    assert envoy_check("gateway.example.com", "/serving/fraud/missing/x", token=infer_token(caller)).status_code == 403
+
+
+def test_the_other_projects_endpoint_is_denied_even_under_a_known_host_form(caller, scorer, bob):
+    elsewhere, _ = project_with_model("elsewhere")
+    endpoint_in(elsewhere, "scorer")
+    token = infer_token(caller)
+    assert envoy_check("scorer.elsewhere.example.com", token=token).status_code == 403
+    assert envoy_check("scorer-elsewhere.example.com", token=token).status_code == 403
+
+
+def test_an_ambiguous_standard_host_is_refused_rather_than_guessed(alice, admin_user):
+    b_c, _ = project_with_model("b-c")
+    b, _ = project_with_model("b")
+    # "a-b" in namespace "c"? "a" in namespace "b-c"? Both read as a-b-c.example.com.
+    c, _ = project_with_model("c")
+    endpoint_in(c, "a-b", url="")
+    endpoint_in(b_c, "a", url="")
+    token = infer_token(admin_user)
+    assert envoy_check("a-b-c.example.com", token=token).status_code == 403
+
+
+def test_platform_admins_may_call_every_endpoint(admin_user, scorer):
+    assert envoy_check("scorer.fraud.example.com", token=infer_token(admin_user)).status_code == 200
+
+
+# --- caching and invalidation -----------------------------------------------------------------------------
+
+def test_a_warm_decision_costs_one_query_on_the_per_process_cache(caller, scorer, django_assert_num_queries):
+    token = infer_token(caller)
+    envoy_check("scorer.fraud.example.com", token=token)
+    with django_assert_num_queries(1):  # the access version row
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+
+
+def test_a_cold_decision_costs_a_bounded_number_of_queries(caller, scorer, django_assert_max_num_queries):
+    token = infer_token(caller)
+    with django_assert_max_num_queries(14):
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+
+
+def _cached_then(action, caller, scorer, expected: int):
+    token = infer_token(caller)
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    decision = authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=f"Bearer {token}")
+    assert decision.cached
+    action(token)
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == expected
+
+
+def test_a_revoked_token_denies_at_once_even_when_cached(caller, scorer):
+    def revoke(plaintext):
+        _, token = tokens.authenticate_token(plaintext)
+        tokens.token_revoke(actor=caller, token=token)
+
+    _cached_then(revoke, caller, scorer, 401)
+
+
+def test_a_deactivated_user_is_denied_at_once_even_when_cached(caller, scorer, admin_user):
+    _cached_then(lambda _t: services.user_deactivate(actor=admin_user, user=caller), caller, scorer, 401)
+
+
+def test_a_revoked_grant_denies_at_once_even_when_cached(caller, scorer, fraud):
+    def revoke(_token):
+        grants.grant_revoke(actor=None, grant=grants.grants_on(fraud).get(user=caller))
+
+    _cached_then(revoke, caller, scorer, 403)
+
+
+def test_leaving_a_team_denies_at_once_and_joining_allows_at_once(alice, admin_user, fraud, scorer):
+    team = services.team_create(actor=admin_user, name="callers")
+    grants.grant_create(actor=admin_user, role="caller", target=fraud, group=team, reason="team")
+    token = infer_token(alice)
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 403
+    services.team_add_member(actor=admin_user, team=team, user=alice)
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    services.team_remove_member(actor=admin_user, team=team, user=alice)
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 403
+
+
+def test_a_membership_change_outside_the_services_also_drops_cached_decisions(alice, fraud, scorer):
+    from django.contrib.auth.models import Group
+
+    team = Group.objects.create(name="callers")
+    grants.grant_create(actor=None, role="caller", target=fraud, group=team, reason="team")
+    alice.groups.add(team)
+    token = infer_token(alice)
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    team.user_set.remove(alice)  # e.g. in the Django admin
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 403
+
+
+def test_a_cached_allow_ends_the_second_its_grant_expires(alice, fraud, scorer):
+    expiry = timezone.now() + timedelta(seconds=2)
+    grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="short", expires_at=expiry)
+    token = infer_token(alice)
+    with time_machine.travel(expiry - timedelta(seconds=1), tick=False):
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    with time_machine.travel(expiry, tick=False):
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 403
+
+
+def test_a_cached_allow_ends_the_second_its_token_expires(caller, scorer):
+    expiry = timezone.now() + timedelta(seconds=2)
+    _, token = tokens.token_create(actor=caller, user=caller, name="short", scopes=["infer"], expires_at=expiry)
+    with time_machine.travel(expiry - timedelta(seconds=1), tick=False):
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    with time_machine.travel(expiry, tick=False):
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 401
+
+
+def test_a_new_grant_turns_a_cached_denial_into_an_allow_at_once(alice, fraud, scorer):
+    token = infer_token(alice)
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 403
+    grants.grant_create(actor=None, role="caller", target=scorer, user=alice, reason="now")
+    assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+
+
+# --- audit -------------------------------------------------------------------------------------------------
+
+def test_every_denial_is_audited_with_its_reason(bob, scorer):
+    token = infer_token(bob)
+    for _ in range(2):  # the second answer comes from the cache and is audited too
+        envoy_check("scorer.fraud.example.com", token=token)
+    envoy_check("scorer.fraud.example.com")
+    events = list(AuditEvent.objects.filter(source="authz", action="infer.authorize").order_by("id"))
+    assert [e.outcome for e in events] == ["denied"] * 3
+    assert events[0].actor_name == "bob" and events[0].target_repr == "fraud/scorer"
+    assert "no live grant" in events[0].details["reason"] and events[0].details["status"] == 403
+    assert events[2].actor_name == "(anonymous)" and events[2].details["status"] == 401
+    assert events[0].request_id == "req-1"
+
+
+def test_allows_are_audited_once_per_principal_endpoint_and_minute(caller, scorer, fraud):
+    other = endpoint_in(fraud, "other")
+    token = infer_token(caller)
+    minute = timezone.now().replace(second=5, microsecond=0) + timedelta(minutes=1)
+    with time_machine.travel(minute, tick=False):
+        for _ in range(3):
+            envoy_check("scorer.fraud.example.com", token=token)
+        envoy_check("other.fraud.example.com", token=token)
+    with time_machine.travel(minute + timedelta(seconds=30), tick=False):
+        envoy_check("scorer.fraud.example.com", token=token)
+        assert authz.allow_tally.flush() == 0  # the minute is not over
+    assert not AuditEvent.objects.filter(action="infer.allow").exists()
+    with time_machine.travel(minute + timedelta(minutes=1), tick=False):
+        assert authz.allow_tally.flush() == 2
+    events = {e.target_repr: e for e in AuditEvent.objects.filter(source="authz", action="infer.allow")}
+    assert events["fraud/scorer"].details["count"] == 4 and events["fraud/other"].details["count"] == 1
+    assert events["fraud/scorer"].actor_name == "alice" and events["fraud/scorer"].outcome == "success"
+    assert events["fraud/scorer"].occurred_at == minute.replace(second=0)
+    assert other.pk == int(events["fraud/other"].target_id)
+
+
+# --- the check-access form and the authz endpoint agree -------------------------------------------------------
+
+def _form_says(admin_client, user, endpoint) -> str:
+    response = admin_client.get(reverse("console:check-access"), {
+        "user": user.pk, "endpoint": f"{endpoint.project.name}/{endpoint.name}", "action": "infer"})
+    assert response.status_code == 200
+    return re.search(r'data-check-result="(\w+)"', response.content.decode()).group(1)
+
+
+def test_the_check_form_and_the_authz_endpoint_agree_for_every_persona():
+    world = build_world()
+    admin_client = Client()
+    admin_client.force_login(world.users["admin"])
+    endpoints = [(world.endpoint, "scorer.matrix.example.com"), (world.other_endpoint, "secret-elsewhere.example.com")]
+    seen = set()
+    for persona in PERSONAS:
+        user = world.users[persona]
+        for endpoint, host in endpoints:
+            if user is None:  # no principal: the form cannot name one, Envoy gets 401
+                assert envoy_check(host).status_code == 401
+                continue
+            status = envoy_check(host, token=infer_token(user)).status_code
+            form = _form_says(admin_client, user, endpoint)
+            assert {200: "allowed", 403: "denied"}[status] == form, (persona, endpoint.name)
+            seen.add((persona, endpoint.name, form))
+    # the world is not trivial: callers, owners and the team of callers (the viewer is in it)
+    # are allowed in their project only; deployers and auditors are not
+    assert ("caller", "scorer", "allowed") in seen and ("viewer", "scorer", "allowed") in seen
+    assert ("deployer", "scorer", "denied") in seen and ("auditor", "scorer", "denied") in seen
+    assert ("caller", "secret", "denied") in seen and ("admin", "secret", "allowed") in seen
