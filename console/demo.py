@@ -11,7 +11,6 @@ import random
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from guardian.shortcuts import assign_perm
 
 from endpoints import services as endpoint_services
 from endpoints.models import Cluster, Endpoint, HardwareProfile, Project, RegisteredModel, ServingRuntime
@@ -45,6 +44,40 @@ def _sandbox_cluster() -> Cluster:
     return cluster
 
 
+def _ensure_grant(*, role: str, target, user=None, group=None, reason: str) -> None:
+    """A live grant of ``role`` on ``target`` (created once; reruns leave it alone)."""
+    from console import grants
+    from console.models import Grant
+
+    principal = {"user": user} if user is not None else {"group": group}
+    field = {"project": "project", "endpoint": "endpoint", "registeredmodel": "registered_model"}[
+        target._meta.model_name]
+    if not Grant.objects.filter(grants.live_q(), role=role, **principal, **{field: target}).exists():
+        grants.grant_create(actor=None, role=role, target=target, reason=reason, **principal)
+
+
+def _seed_access(*, alice, bob, projects) -> None:
+    """The demo's access: a data-science team (alice) deploys and calls in both projects,
+    bob views fraud detection, and a service account may call fraud detection's endpoints."""
+    from django.contrib.auth.models import Group
+
+    from console import services as console_services
+
+    team = Group.objects.filter(name="data-science").first() or console_services.team_create(
+        actor=None, name="data-science")
+    if not team.user_set.filter(pk=alice.pk).exists():
+        console_services.team_add_member(actor=None, team=team, user=alice)
+    for project in projects:
+        _ensure_grant(role="deployer", target=project, group=team, reason="Demo: the team ships its models")
+        _ensure_grant(role="caller", target=project, group=team, reason="Demo: the team tests its endpoints")
+    _ensure_grant(role="viewer", target=projects[0], user=bob, reason="Demo: read-only reviewer")
+    User = get_user_model()
+    robot = User.objects.filter(username="fraud-scorer-client").first() or console_services.user_create(
+        actor=None, username="fraud-scorer-client", is_service_account=True,
+        description="Demo: the payment service calling the fraud endpoints")
+    _ensure_grant(role="caller", target=projects[0], user=robot, reason="Demo: production caller")
+
+
 def seed(stdout=None) -> None:
     User = get_user_model()
     alice = User.objects.get(username="alice")
@@ -69,10 +102,7 @@ def seed(stdout=None) -> None:
     llm = Project.objects.filter(name="llm-apps").first() or endpoint_services.project_create(
         actor=None, name="llm-apps", cluster=cluster, display_name="LLM applications",
         description="Assistants served through OpenAI-compatible endpoints.", quotas={a100: 4})
-    for project in (fraud, llm):
-        for perm in ("view_project", "deploy_project", "infer_project"):
-            assign_perm(f"endpoints.{perm}", alice, project)
-    assign_perm("endpoints.view_project", bob, fraud)
+    _seed_access(alice=alice, bob=bob, projects=(fraud, llm))
 
     iris = RegisteredModel.objects.filter(project=fraud, name="iris-classifier").first()
     if iris is None:

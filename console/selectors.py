@@ -202,7 +202,7 @@ def who_can_access(obj, *, now=None) -> dict:
         Q(project__in=[o.pk for o in chain if o._meta.model_name == "project"])
         | Q(registered_model__in=[o.pk for o in chain if o._meta.model_name == "registeredmodel"])
         | Q(endpoint__in=[o.pk for o in chain if o._meta.model_name == "endpoint"])
-    ).select_related("user", "group", "granted_by"))
+    ).select_related("user", "group", "granted_by", "project", "registered_model__project", "endpoint__project"))
     users: dict[int, PrincipalAccess] = {}
     teams: dict[int, PrincipalAccess] = {}
     for target in chain:
