@@ -17,7 +17,6 @@ from datetime import datetime
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
 
 from monitoring import drift
 from monitoring.selectors import DriftDashboard, LatencyDashboard, Overview
@@ -47,15 +46,58 @@ def _axis(title: str, **extra) -> dict:
             "automargin": True, **extra}
 
 
-def _layout(fig: go.Figure, *, height: int = 320, show_legend: bool = True, **extra) -> go.Figure:
-    settings = {
+LEGEND_ON_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
+
+
+def _figure(traces: list, *, height: int = 320, show_legend: bool = True, **layout) -> go.Figure:
+    """One figure built in a single constructor call: plotly validates it once (incremental
+    ``update_*`` calls cost ten times more per request)."""
+    base = {
         "template": "none", "height": height, "font": {"family": FONT, "size": 13, "color": TEXT},
         "margin": {"l": 16, "r": 16, "t": 36, "b": 16}, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
-        "showlegend": show_legend, "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        "hoverlabel": {"font": {"family": FONT}},
+        "showlegend": show_legend, "legend": LEGEND_ON_TOP, "hoverlabel": {"font": {"family": FONT}},
     }
-    fig.update_layout({**settings, **extra})
-    return fig
+    return go.Figure(data=traces, layout={**base, **layout})
+
+
+def _columns(titles: list[str], x_axis: dict, y_axis: dict, *, share_y: bool = True, gap: float = 0.05) -> dict:
+    """Layout of side-by-side panels (one x/y axis pair each) with a title above each."""
+    count = len(titles)
+    width = (1.0 - gap * (count - 1)) / count
+    layout: dict = {"annotations": []}
+    for index, title in enumerate(titles):
+        suffix = "" if index == 0 else str(index + 1)
+        left = index * (width + gap)
+        layout[f"xaxis{suffix}"] = {**x_axis, "domain": [left, left + width], "anchor": f"y{suffix}"}
+        y_settings = {**y_axis, "anchor": f"x{suffix}"}
+        if index and share_y:
+            y_settings = {**y_settings, "matches": "y", "showticklabels": False, "title": {"text": ""}}
+        layout[f"yaxis{suffix}"] = y_settings
+        layout["annotations"].append({"text": title, "xref": "paper", "yref": "paper", "x": left + width / 2,
+                                      "y": 1.0, "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                                      "font": {"size": 14}})
+    return layout
+
+
+def _thresholds(warning: float, alert: float, *, axis: str = "y") -> dict:
+    """Dashed warning and alert lines (shapes) with their labels (annotations)."""
+    shapes, annotations = [], []
+    for value, label, colour, position in ((warning, "warning", STATUS_COLOURS["warning"], "bottom"),
+                                           (alert, "alert", STATUS_COLOURS["alert"], "top")):
+        line = {"color": colour, "dash": "dash", "width": 1}
+        text = f"{label} {value:g}"
+        if axis == "y":
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value, "y1": value,
+                           "line": line})
+            annotations.append({"text": text, "xref": "paper", "x": 0, "yref": "y", "y": value, "showarrow": False,
+                                "xanchor": "left", "yanchor": "bottom", "font": {"size": 11, "color": colour}})
+        else:
+            shapes.append({"type": "line", "yref": "paper", "y0": 0, "y1": 1, "xref": "x", "x0": value, "x1": value,
+                           "line": line})
+            annotations.append({"text": text, "yref": "paper", "y": 0 if position == "bottom" else 1, "xref": "x",
+                                "x": value, "showarrow": False, "xanchor": "left", "yanchor": position,
+                                "font": {"size": 11, "color": colour}})
+    return {"shapes": shapes, "annotations": annotations}
 
 
 def to_json(fig: go.Figure) -> dict:
@@ -69,6 +111,11 @@ def _result(figures: dict, empty: dict) -> dict:
 
 # --- latency ------------------------------------------------------------------------------------
 
+def _error_rate(version) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(version.requests > 0, version.errors / np.maximum(version.requests, 1) * 100, np.nan)
+
+
 def latency_figures(dashboard: LatencyDashboard) -> dict:
     times = [_time(t) for t in dashboard.window.times]
     span = [_time(dashboard.window.start), _time(dashboard.window.end)]
@@ -76,56 +123,48 @@ def latency_figures(dashboard: LatencyDashboard) -> dict:
     versions = dashboard.versions
     figures: dict[str, go.Figure | None] = {}
     empty: dict[str, str] = {}
+    time_axis = _axis(TIME_TITLE, range=span, type="date")
+    top_legend = {"margin": {"l": 16, "r": 16, "t": 76, "b": 16},
+                  "legend": {**LEGEND_ON_TOP, "y": 1.16}, "hovermode": "x unified"}
 
     shown = versions[:3]
     if dashboard.has_latency:
-        fig = make_subplots(rows=1, cols=len(shown), shared_yaxes=True, horizontal_spacing=0.04,
-                            subplot_titles=[v.label for v in shown])
+        traces = []
         for column, version in enumerate(shown, start=1):
+            suffix = "" if column == 1 else str(column)
             for index, name in enumerate(QUANTILE_NAMES):
-                fig.add_trace(go.Scatter(
+                traces.append(go.Scatter(
                     x=times, y=_clean(version.percentiles[:, index]), mode="lines", name=name,
-                    legendgroup=name, showlegend=column == 1, connectgaps=False,
+                    legendgroup=name, showlegend=column == 1, xaxis=f"x{suffix}", yaxis=f"y{suffix}",
                     line={"color": ROLE_COLOURS[version.role], "dash": QUANTILE_DASH[index], "width": 2},
                     hovertemplate=f"{name} %{{y:.1f}} ms<extra>{version.label}</extra>",
-                ), row=1, col=column)
-            fig.update_xaxes(_axis(TIME_TITLE), row=1, col=column)
-        fig.update_yaxes(_axis("Latency (ms)", rangemode="tozero"), row=1, col=1)
-        fig.update_xaxes(range=span)
-        figures["latency"] = _layout(fig, height=360, hovermode="x unified", margin={"l": 16, "r": 16, "t": 76, "b": 16},
-                                     legend={"orientation": "h", "yanchor": "bottom", "y": 1.16, "x": 0})
+                ))
+        layout = _columns([v.label for v in shown], time_axis, _axis("Latency (ms)", rangemode="tozero"))
+        figures["latency"] = _figure(traces, height=360, **top_legend, **layout)
     else:
         figures["latency"] = None
         empty["latency"] = dashboard.note or dashboard.empty_reason or "No answered requests in this range."
 
     if versions:
-        fig = go.Figure()
-        for version in versions:
-            fig.add_trace(go.Scatter(
-                x=times, y=_clean(version.requests / step), mode="lines", name=version.label,
-                line={"color": ROLE_COLOURS[version.role], "width": 2},
-                hovertemplate="%{y:.2f} requests/s<extra>" + version.label + "</extra>"))
-        fig.update_xaxes(_axis(TIME_TITLE, range=span))
-        fig.update_yaxes(_axis("Requests per second", rangemode="tozero"))
-        figures["throughput"] = _layout(fig, hovermode="x unified")
+        traces = [go.Scatter(x=times, y=_clean(version.requests / step), mode="lines", name=version.label,
+                             line={"color": ROLE_COLOURS[version.role], "width": 2},
+                             hovertemplate="%{y:.2f} requests/s<extra>" + version.label + "</extra>")
+                  for version in versions]
+        figures["throughput"] = _figure(traces, hovermode="x unified", xaxis=time_axis,
+                                        yaxis=_axis("Requests per second", rangemode="tozero"))
     else:
         figures["throughput"] = None
         empty["throughput"] = dashboard.empty_reason or "No requests in this range."
 
     if versions and dashboard.note is None:
-        fig = go.Figure()
-        for version in versions:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rate = np.where(version.requests > 0, version.errors / np.maximum(version.requests, 1) * 100, np.nan)
-            fig.add_trace(go.Scatter(
-                x=times, y=_clean(rate), mode="lines+markers", name=version.label, marker={"size": 4},
-                line={"color": ROLE_COLOURS[version.role], "width": 2},
-                hovertemplate="%{y:.2f} % errors<extra>" + version.label + "</extra>"))
-        peak = max((float(np.nanmax(np.where(v.requests > 0, v.errors / np.maximum(v.requests, 1) * 100, 0)))
-                    for v in versions), default=0.0)
-        fig.update_xaxes(_axis(TIME_TITLE, range=span))
-        fig.update_yaxes(_axis("Requests without a response (%)", range=[0, max(5.0, peak * 1.15)]))
-        figures["errors"] = _layout(fig, hovermode="x unified")
+        rates = [(version, _error_rate(version)) for version in versions]
+        traces = [go.Scatter(x=times, y=_clean(rate), mode="lines+markers", name=version.label, marker={"size": 4},
+                             line={"color": ROLE_COLOURS[version.role], "width": 2},
+                             hovertemplate="%{y:.2f} % errors<extra>" + version.label + "</extra>")
+                  for version, rate in rates]
+        peak = max((float(np.nanmax(np.nan_to_num(rate, nan=0.0))) for _, rate in rates), default=0.0)
+        figures["errors"] = _figure(traces, hovermode="x unified", xaxis=time_axis,
+                                    yaxis=_axis("Requests without a response (%)", range=[0, max(5.0, peak * 1.15)]))
     else:
         figures["errors"] = None
         empty["errors"] = dashboard.note or dashboard.empty_reason or "No requests in this range."
@@ -133,21 +172,16 @@ def latency_figures(dashboard: LatencyDashboard) -> dict:
     if dashboard.prometheus_configured:
         series = dashboard.prometheus
         if series is not None:
-            fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                                subplot_titles=[f"Latency ({series.family.label})", "Requests per second"])
-            for index, q in enumerate(series.percentiles):
-                fig.add_trace(go.Scatter(x=times, y=series.percentiles[q], mode="lines", name=QUANTILE_NAMES[index],
-                                         line={"color": "#0f766e", "dash": QUANTILE_DASH[index], "width": 2},
-                                         hovertemplate="%{y:.1f} ms"), row=1, col=1)
-            fig.add_trace(go.Scatter(x=times, y=series.rate, mode="lines", name="requests/s",
-                                     line={"color": "#0f766e", "width": 2}, hovertemplate="%{y:.2f} requests/s"),
-                          row=1, col=2)
-            fig.update_xaxes(_axis(TIME_TITLE, range=span))
-            fig.update_yaxes(_axis("Latency (ms)", rangemode="tozero"), row=1, col=1)
-            fig.update_yaxes(_axis("Requests per second", rangemode="tozero"), row=1, col=2)
-            figures["prometheus"] = _layout(fig, height=360, hovermode="x unified",
-                                            margin={"l": 16, "r": 16, "t": 76, "b": 16},
-                                            legend={"orientation": "h", "yanchor": "bottom", "y": 1.16, "x": 0})
+            traces = [go.Scatter(x=times, y=series.percentiles[q], mode="lines", name=QUANTILE_NAMES[index],
+                                 line={"color": "#0f766e", "dash": QUANTILE_DASH[index], "width": 2},
+                                 hovertemplate="%{y:.1f} ms")
+                      for index, q in enumerate(series.percentiles)]
+            traces.append(go.Scatter(x=times, y=series.rate, mode="lines", name="requests/s", xaxis="x2", yaxis="y2",
+                                     line={"color": "#0f766e", "width": 2}, hovertemplate="%{y:.2f} requests/s"))
+            layout = _columns([f"Latency ({series.family.label})", "Requests per second"], time_axis,
+                              _axis("Latency (ms)", rangemode="tozero"), share_y=False, gap=0.1)
+            layout["yaxis2"]["title"] = {"text": "Requests per second"}
+            figures["prometheus"] = _figure(traces, height=360, **top_legend, **layout)
         else:
             figures["prometheus"] = None
             empty["prometheus"] = dashboard.prometheus_error or (
@@ -157,26 +191,15 @@ def latency_figures(dashboard: LatencyDashboard) -> dict:
 
 # --- drift --------------------------------------------------------------------------------------
 
-def _threshold_lines(fig: go.Figure, warning: float, alert: float, *, axis: str = "y") -> None:
-    lines = ((warning, "warning", STATUS_COLOURS["warning"], "top left", "bottom right"),
-             (alert, "alert", STATUS_COLOURS["alert"], "top left", "top right"))
-    for value, label, colour, y_position, x_position in lines:
-        line = {"color": colour, "dash": "dash", "width": 1}
-        if axis == "y":
-            fig.add_hline(y=value, line=line, annotation_text=f"{label} {value:g}", annotation_position=y_position)
-        else:
-            fig.add_vline(x=value, line=line, annotation_text=f"{label} {value:g}", annotation_position=x_position)
-
-
 def _distribution_figure(distribution, title: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=distribution.labels, y=[v * 100 for v in distribution.reference], name="Reference",
-                         marker={"color": "#9aa4b2"}, hovertemplate="%{x}: %{y:.1f} %<extra>Reference</extra>"))
-    fig.add_trace(go.Bar(x=distribution.labels, y=[v * 100 for v in distribution.current], name="Live traffic",
-                         marker={"color": "#1f5fbf"}, hovertemplate="%{x}: %{y:.1f} %<extra>Live traffic</extra>"))
-    fig.update_xaxes(_axis(title, type="category"))
-    fig.update_yaxes(_axis("Share of rows (%)", rangemode="tozero"))
-    return _layout(fig, barmode="group", bargap=0.25)
+    traces = [
+        go.Bar(x=distribution.labels, y=[v * 100 for v in distribution.reference], name="Reference",
+               marker={"color": "#9aa4b2"}, hovertemplate="%{x}: %{y:.1f} %<extra>Reference</extra>"),
+        go.Bar(x=distribution.labels, y=[v * 100 for v in distribution.current], name="Live traffic",
+               marker={"color": "#1f5fbf"}, hovertemplate="%{x}: %{y:.1f} %<extra>Live traffic</extra>"),
+    ]
+    return _figure(traces, barmode="group", bargap=0.25, xaxis=_axis(title, type="category"),
+                   yaxis=_axis("Share of rows (%)", rangemode="tozero"))
 
 
 def drift_figures(dashboard: DriftDashboard) -> dict:
@@ -192,35 +215,36 @@ def drift_figures(dashboard: DriftDashboard) -> dict:
         warn, alert = min(config.psi_warning / zmax, 1.0), min(config.psi_alert / zmax, 1.0)
         scale = [[0.0, "#eef7f0"], [max(warn - 1e-6, 0.0), "#cfe8d6"], [warn, "#ffe9a8"],
                  [max(alert - 1e-6, warn), "#f6c46b"], [alert, "#f0a090"], [1.0, "#b42318"]]
-        fig = go.Figure(go.Heatmap(
-            z=[[None if v is None else v for v in row] for row in dashboard.heatmap_psi],
-            x=[w.start.strftime("%m-%d %H:%M") for w in dashboard.windows], y=dashboard.heatmap_features,
-            zmin=0, zmax=zmax, colorscale=scale, xgap=1, ygap=1, hoverongaps=False,
+        heatmap = go.Heatmap(
+            z=dashboard.heatmap_psi, x=[w.start.strftime("%m-%d %H:%M") for w in dashboard.windows],
+            y=dashboard.heatmap_features, zmin=0, zmax=zmax, colorscale=scale, xgap=1, ygap=1, hoverongaps=False,
             colorbar={"title": {"text": "PSI"}, "thickness": 12},
             hovertemplate="%{y}<br>window from %{x}<br>PSI %{z:.3f}<extra></extra>",
-        ))
+        )
         # Windows as categories: one column each, however few (a date axis would zoom into
         # milliseconds around a single window).
-        fig.update_xaxes(_axis("Window start (UTC)", showgrid=False, type="category"))
-        fig.update_yaxes(_axis("Feature", autorange="reversed", showgrid=False, type="category"))
-        figures["heatmap"] = _layout(fig, height=max(260, 90 + 26 * len(dashboard.heatmap_features)), show_legend=False)
+        figures["heatmap"] = _figure(
+            [heatmap], height=max(260, 90 + 26 * len(dashboard.heatmap_features)), show_legend=False,
+            xaxis=_axis("Window start (UTC)", showgrid=False, type="category"),
+            yaxis=_axis("Feature", autorange="reversed", showgrid=False, type="category"))
     else:
         figures["heatmap"] = None
         empty["heatmap"] = reason or "No drift windows in this range."
 
     if dashboard.top_features:
         features = dashboard.top_features
-        fig = go.Figure(go.Bar(
+        bars = go.Bar(
             x=[f.psi for f in features], y=[f.feature for f in features], orientation="h",
             marker={"color": [STATUS_COLOURS.get(f.status, "#7a8494") for f in features]},
             customdata=[[f.js, "—" if f.ks is None else f"{f.ks:.3f}", f.status] for f in features],
             hovertemplate="%{y}<br>PSI %{x:.3f} · JS %{customdata[0]:.3f} · KS %{customdata[1]}"
                           "<br>%{customdata[2]}<extra></extra>",
-        ))
-        _threshold_lines(fig, config.psi_warning, config.psi_alert, axis="x")
-        fig.update_xaxes(_axis("PSI (latest window)", rangemode="tozero"))
-        fig.update_yaxes(_axis("", autorange="reversed", type="category"))
-        figures["top_features"] = _layout(fig, height=max(240, 80 + 28 * len(features)), show_legend=False)
+        )
+        figures["top_features"] = _figure(
+            [bars], height=max(240, 80 + 28 * len(features)), show_legend=False,
+            xaxis=_axis("PSI (latest window)", rangemode="tozero"),
+            yaxis=_axis("", autorange="reversed", type="category"),
+            **_thresholds(config.psi_warning, config.psi_alert, axis="x"))
     else:
         figures["top_features"] = None
         empty["top_features"] = reason or "No drift results in this range."
@@ -233,18 +257,20 @@ def drift_figures(dashboard: DriftDashboard) -> dict:
                                            if dashboard.feature else "The reference profile has no features.")
 
     if dashboard.prediction_trend:
-        fig = go.Figure()
         starts = [_time(t) for t, *_ in dashboard.prediction_trend]
-        fig.add_trace(go.Scatter(x=starts, y=[p for _, p, _, _ in dashboard.prediction_trend], mode="lines+markers",
-                                 name="PSI", line={"color": "#1f5fbf", "width": 2},
-                                 hovertemplate="PSI %{y:.3f}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=starts, y=[j for _, _, j, _ in dashboard.prediction_trend], mode="lines+markers",
-                                 name="Jensen–Shannon distance", line={"color": "#6b5fb5", "width": 2, "dash": "dash"},
-                                 hovertemplate="JS %{y:.3f}<extra></extra>"))
-        _threshold_lines(fig, config.psi_warning, config.psi_alert)
-        fig.update_xaxes(_axis("Window start (UTC)", range=[_time(dashboard.window.start), _time(dashboard.window.end)]))
-        fig.update_yaxes(_axis("Drift of the prediction", rangemode="tozero"))
-        figures["prediction_trend"] = _layout(fig, hovermode="x unified")
+        traces = [
+            go.Scatter(x=starts, y=[p for _, p, _, _ in dashboard.prediction_trend], mode="lines+markers", name="PSI",
+                       line={"color": "#1f5fbf", "width": 2}, hovertemplate="PSI %{y:.3f}<extra></extra>"),
+            go.Scatter(x=starts, y=[j for _, _, j, _ in dashboard.prediction_trend], mode="lines+markers",
+                       name="Jensen–Shannon distance", line={"color": "#6b5fb5", "width": 2, "dash": "dash"},
+                       hovertemplate="JS %{y:.3f}<extra></extra>"),
+        ]
+        figures["prediction_trend"] = _figure(
+            traces, hovermode="x unified",
+            xaxis=_axis("Window start (UTC)", type="date",
+                        range=[_time(dashboard.window.start), _time(dashboard.window.end)]),
+            yaxis=_axis("Drift of the prediction", rangemode="tozero"),
+            **_thresholds(config.psi_warning, config.psi_alert))
     else:
         figures["prediction_trend"] = None
         empty["prediction_trend"] = reason or (
@@ -267,43 +293,43 @@ def overview_figures(overview: Overview) -> dict:
     empty: dict[str, str] = {}
     if overview.endpoint_count:
         phases = [(p, n) for p, n in overview.phases if n or p in ("Ready", "Failed")]
-        fig = go.Figure(go.Bar(x=[p for p, _ in phases], y=[n for _, n in phases],
-                               marker={"color": [PHASE_COLOURS.get(p, "#9aa4b2") for p, _ in phases]},
-                               text=[n for _, n in phases], textposition="outside",
-                               hovertemplate="%{x}: %{y} endpoints<extra></extra>"))
-        fig.update_xaxes(_axis("Phase", type="category"))
-        fig.update_yaxes(_axis("Endpoints", rangemode="tozero", dtick=1 if max(n for _, n in phases) < 10 else None))
-        figures["phases"] = _layout(fig, show_legend=False)
+        bars = go.Bar(x=[p for p, _ in phases], y=[n for _, n in phases],
+                      marker={"color": [PHASE_COLOURS.get(p, "#9aa4b2") for p, _ in phases]},
+                      text=[n for _, n in phases], textposition="outside",
+                      hovertemplate="%{x}: %{y} endpoints<extra></extra>")
+        few = max(n for _, n in phases) < 10
+        figures["phases"] = _figure([bars], show_legend=False, xaxis=_axis("Phase", type="category"),
+                                    yaxis=_axis("Endpoints", rangemode="tozero", **({"dtick": 1} if few else {})))
     else:
         figures["phases"] = None
         empty["phases"] = "You cannot see any endpoints yet."
 
     if overview.accelerators:
         names = [a["profile"] for a in overview.accelerators]
-        fig = go.Figure()
-        fig.add_trace(go.Bar(x=names, y=[a["at_min"] for a in overview.accelerators], name="Requested at min replicas",
-                             marker={"color": "#8fb3e8"}, hovertemplate="%{y} accelerators<extra>at min replicas</extra>"))
-        fig.add_trace(go.Bar(x=names, y=[a["at_max"] for a in overview.accelerators], name="Requested at max replicas",
-                             marker={"color": "#1f5fbf"}, hovertemplate="%{y} accelerators<extra>at max replicas</extra>"))
-        fig.add_trace(go.Bar(x=names, y=[a["capacity"] for a in overview.accelerators], name="Capacity",
-                             marker={"color": "#9aa4b2"}, hovertemplate="%{y} accelerators<extra>capacity</extra>"))
-        fig.update_xaxes(_axis("Hardware profile", type="category"))
-        fig.update_yaxes(_axis("Accelerators", rangemode="tozero"))
-        figures["accelerators"] = _layout(fig, barmode="group")
+        traces = [
+            go.Bar(x=names, y=[a["at_min"] for a in overview.accelerators], name="Requested at min replicas",
+                   marker={"color": "#8fb3e8"}, hovertemplate="%{y} accelerators<extra>at min replicas</extra>"),
+            go.Bar(x=names, y=[a["at_max"] for a in overview.accelerators], name="Requested at max replicas",
+                   marker={"color": "#1f5fbf"}, hovertemplate="%{y} accelerators<extra>at max replicas</extra>"),
+            go.Bar(x=names, y=[a["capacity"] for a in overview.accelerators], name="Capacity",
+                   marker={"color": "#9aa4b2"}, hovertemplate="%{y} accelerators<extra>capacity</extra>"),
+        ]
+        figures["accelerators"] = _figure(traces, barmode="group", xaxis=_axis("Hardware profile", type="category"),
+                                          yaxis=_axis("Accelerators", rangemode="tozero"))
     else:
         figures["accelerators"] = None
         empty["accelerators"] = "No hardware profile with accelerators is defined."
 
     if overview.busiest:
         rows = overview.busiest
-        fig = go.Figure(go.Bar(
+        bars = go.Bar(
             x=[r["requests"] for r in rows], y=[f"{r['project']}/{r['name']}" for r in rows], orientation="h",
             marker={"color": "#1f5fbf"}, customdata=[[r["errors"], r["error_rate"]] for r in rows],
             hovertemplate="%{y}<br>%{x} requests · %{customdata[0]} without response "
-                          "(%{customdata[1]:.1f} %)<extra></extra>"))
-        fig.update_xaxes(_axis("Requests in the range", rangemode="tozero"))
-        fig.update_yaxes(_axis("", autorange="reversed", type="category"))
-        figures["busiest"] = _layout(fig, height=max(220, 70 + 28 * len(rows)), show_legend=False)
+                          "(%{customdata[1]:.1f} %)<extra></extra>")
+        figures["busiest"] = _figure([bars], height=max(220, 70 + 28 * len(rows)), show_legend=False,
+                                     xaxis=_axis("Requests in the range", rangemode="tozero"),
+                                     yaxis=_axis("", autorange="reversed", type="category"))
     else:
         figures["busiest"] = None
         empty["busiest"] = f"No inference requests were logged in the {overview.window.option.label.lower()}."

@@ -71,10 +71,6 @@ def time_window(range_key: str | None, *, now: datetime | None = None) -> TimeWi
     return TimeWindow(option, start, end, [start + timedelta(seconds=option.step * i) for i in range(count)])
 
 
-def _step_index(window: TimeWindow, moment: datetime) -> int:
-    return int((moment - window.start).total_seconds() // window.step)
-
-
 # --- versions and roles -----------------------------------------------------------------------------
 
 ROLE_LABELS = {"primary": "Primary", "canary": "Canary", "other": "Earlier version", "unknown": "Unknown version"}
@@ -166,21 +162,18 @@ def _latency_versions(endpoint: Endpoint, window: TimeWindow) -> list[VersionLat
     if not rows:
         return []
     steps = len(window.times)
+    keys = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    starts = np.fromiter((row[1].timestamp() for row in rows), dtype=float, count=len(rows))
+    values = np.array([row[2:] for row in rows], dtype=float)  # requests, errors, count, sum, h00..h49
+    index = ((starts - window.start.timestamp()) // window.step).astype(np.int64)
+    inside = (index >= 0) & (index < steps)
     grouped: dict[int, dict[str, np.ndarray]] = {}
-    for row in rows:
-        key, start = row[0], row[1]
-        index = _step_index(window, start)
-        if not 0 <= index < steps:
-            continue
-        entry = grouped.setdefault(key, {
-            "requests": np.zeros(steps), "errors": np.zeros(steps), "latency_count": np.zeros(steps),
-            "latency_sum": np.zeros(steps), "histograms": np.zeros((steps, metrics.BUCKET_COUNT)),
-        })
-        entry["requests"][index] += row[2]
-        entry["errors"][index] += row[3]
-        entry["latency_count"][index] += row[4]
-        entry["latency_sum"][index] += row[5]
-        entry["histograms"][index] += row[6:]
+    for key in np.unique(keys[inside]).tolist():
+        mine = inside & (keys == key)
+        summed = np.zeros((steps, values.shape[1]))
+        np.add.at(summed, index[mine], values[mine])
+        grouped[key] = {"requests": summed[:, 0], "errors": summed[:, 1], "latency_count": summed[:, 2],
+                        "latency_sum": summed[:, 3], "histograms": summed[:, 4:]}
     versions = _known_versions(endpoint, grouped)
     out = []
     for key, entry in grouped.items():

@@ -275,28 +275,42 @@ def _insert_new(records: list[InferenceRecord]) -> list[InferenceRecord]:
 
 
 def _rollup_rows(records: list[InferenceRecord]) -> list[tuple]:
-    sums: dict[tuple, dict] = {}
-    for record in records:
-        for resolution in (LatencyRollup.MINUTE, LatencyRollup.HOUR):
-            key = (record.endpoint_id, resolution, _floor(record.request_time, resolution),
-                   record.model_version_id or 0)
-            entry = sums.setdefault(key, {"requests": 0, "errors": 0, "unpaired": 0, "latency_count": 0,
-                                          "latency_sum_ms": 0.0, "prompt_tokens": 0, "completion_tokens": 0,
-                                          "histogram": np.zeros(metrics.BUCKET_COUNT, dtype=np.int64)})
-            entry["requests"] += 1
-            entry["errors"] += record.status == InferenceRecord.Status.ERROR
-            entry["unpaired"] += record.status == InferenceRecord.Status.UNPAIRED
-            if record.latency_ms is not None:
-                entry["latency_count"] += 1
-                entry["latency_sum_ms"] += record.latency_ms
-                entry["histogram"][int(metrics.bucket_index(record.latency_ms))] += 1
-            entry["prompt_tokens"] += record.prompt_tokens or 0
-            entry["completion_tokens"] += record.completion_tokens or 0
-    return [
-        (*key, e["requests"], e["errors"], e["unpaired"], e["latency_count"], e["latency_sum_ms"],
-         e["prompt_tokens"], e["completion_tokens"], *(int(v) for v in e["histogram"]))
-        for key, e in sums.items()
-    ]
+    """Sums per (endpoint, resolution, start, version) of a batch of records, vectorised."""
+    if not records:
+        return []
+    size = len(records)
+    endpoint_ids = np.fromiter((r.endpoint_id for r in records), dtype=np.int64, count=size)
+    versions = np.fromiter((r.model_version_id or 0 for r in records), dtype=np.int64, count=size)
+    stamps = np.fromiter((int(r.request_time.timestamp()) for r in records), dtype=np.int64, count=size)
+    status = [r.status for r in records]
+    errors = np.fromiter((s == InferenceRecord.Status.ERROR for s in status), dtype=np.int64, count=size)
+    unpaired = np.fromiter((s == InferenceRecord.Status.UNPAIRED for s in status), dtype=np.int64, count=size)
+    latency = np.fromiter((np.nan if r.latency_ms is None else r.latency_ms for r in records), dtype=float,
+                          count=size)
+    measured = ~np.isnan(latency)
+    prompt = np.fromiter((r.prompt_tokens or 0 for r in records), dtype=np.int64, count=size)
+    completion = np.fromiter((r.completion_tokens or 0 for r in records), dtype=np.int64, count=size)
+    buckets = metrics.bucket_index(np.where(measured, latency, 0.0))
+    rows = []
+    for resolution in (LatencyRollup.MINUTE, LatencyRollup.HOUR):
+        keys = np.stack([endpoint_ids, stamps - stamps % resolution, versions], axis=1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        groups = len(unique)
+
+        def total(values, groups=groups, inverse=inverse):
+            return np.bincount(inverse, weights=values, minlength=groups)
+
+        histogram = np.zeros((groups, metrics.BUCKET_COUNT), dtype=np.int64)
+        np.add.at(histogram, (inverse[measured], buckets[measured]), 1)
+        sums = [np.bincount(inverse, minlength=groups), total(errors), total(unpaired), total(measured),
+                total(np.where(measured, latency, 0.0)), total(prompt), total(completion)]
+        for g in range(groups):
+            endpoint_id, start, version = (int(v) for v in unique[g])
+            rows.append((endpoint_id, resolution, datetime.fromtimestamp(start, tz=UTC), version,
+                         int(sums[0][g]), int(sums[1][g]), int(sums[2][g]), int(sums[3][g]), float(sums[4][g]),
+                         int(sums[5][g]), int(sums[6][g]), *histogram[g].tolist()))
+    return rows
 
 
 ROLLUP_KEYS = ("endpoint", "resolution", "start", "version_key")
@@ -336,6 +350,21 @@ def add_to_rollups(records: list[InferenceRecord], binned: dict[int, dict] | Non
                    replace=("marked_at",))
 
 
+def _already_recorded(keys, chunk: int = 500) -> set[tuple]:
+    """Which (endpoint, component, event id) keys have records: one IN query per endpoint,
+    component and chunk of ids (a batch usually holds one endpoint)."""
+    grouped: dict[tuple[int, str], list[str]] = defaultdict(list)
+    for endpoint_id, component, event_id in keys:
+        grouped[(endpoint_id, component)].append(event_id)
+    found = set()
+    for (endpoint_id, component), ids in grouped.items():
+        for start in range(0, len(ids), chunk):
+            found.update(InferenceRecord.objects.filter(
+                endpoint_id=endpoint_id, component=component, event_id__in=ids[start:start + chunk],
+            ).values_list("endpoint_id", "component", "event_id"))
+    return found
+
+
 def inference_records_ingest(pairs: Sequence) -> list[InferenceRecord]:
     """Record paired payload-logger events (``audit.inference.InferencePair`` or anything with
     the same attributes) and add them to rollups and bin counts, atomically. Pairs of unknown
@@ -362,10 +391,7 @@ def inference_records_ingest(pairs: Sequence) -> list[InferenceRecord]:
     if not seen:
         return []
     with transaction.atomic():
-        condition = Q(pk__in=[])
-        for endpoint_id, component, event_id in seen:
-            condition |= Q(endpoint_id=endpoint_id, component=component, event_id=event_id)
-        existing = set(InferenceRecord.objects.filter(condition).values_list("endpoint_id", "component", "event_id"))
+        existing = _already_recorded(seen)
         fresh = [built for key, built in seen.items() if key not in existing]
         inserted = _insert_new([record for record, _ in fresh])
         binned = {id(record): found for record, found in fresh}
