@@ -49,8 +49,8 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -100,8 +100,11 @@ def _bump_cached_version() -> None:
 
 
 def _db_version() -> int:
-    row = AccessVersion.objects.filter(pk=1).values_list("version", flat=True).first()
-    return row or 0
+    # A plain cursor: this runs on every cached decision (LocMem), the ORM would double its cost.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT version FROM {AccessVersion._meta.db_table} WHERE id = 1")  # noqa: S608
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def _invalidate_on_change(sender, **kwargs) -> None:
@@ -195,36 +198,77 @@ def _status_host(url: str) -> str:
         return ""
 
 
-def resolve_endpoint(host: str, path: str = ""):
+@dataclass(frozen=True)
+class EndpointRef:
+    """What a decision needs of an endpoint (read as plain values: the ORM's object building
+    would be most of a cold decision's cost)."""
+
+    pk: int
+    name: str
+    project_id: int
+    project_name: str
+    namespace: str
+    domain: str
+    urls: tuple[str, ...] = ()
+
+    def load(self):
+        from endpoints.models import Endpoint
+
+        return Endpoint.objects.select_related("project", "project__cluster").get(pk=self.pk)
+
+
+def _served(ref: EndpointRef, host: str) -> bool:
+    return host in _hosts(ref.name, ref.namespace, ref.domain, ref.urls)
+
+
+def resolve_endpoint(host: str, path: str = "") -> EndpointRef | None:
     """The endpoint an inference request to ``host`` + ``path`` is for, or None (unknown or
-    ambiguous)."""
-    from endpoints.models import Endpoint
+    ambiguous). Index lookups only: projects by namespace, then endpoints by (project, name);
+    the observed status URL is scanned only for hosts in none of KServe's forms (a custom
+    domain template)."""
+    from endpoints.models import Endpoint, EndpointStatus, Project
 
     host = normalise_host(host)
-    qs = Endpoint.objects.select_related("project", "project__cluster", "status")
     routed = path_route(path)
-    if routed is not None:
-        namespace, name = routed
-        matches = list(qs.filter(name=name, project__namespace=namespace))
-        if len(matches) > 1:  # the same namespace on several clusters: the host's domain decides
-            matches = [e for e in matches if host == e.project.cluster.ingress_domain.lower()
-                       or host.endswith("." + e.project.cluster.ingress_domain.lower())]
+    readings = [(routed[1], routed[0])] if routed is not None else []
+    if host:
+        readings += [(name, namespace) for name, namespace, _domain in _host_candidates(host)]
+    if readings:
+        projects = {row[0]: row[1:] for row in Project.objects.order_by().filter(
+            namespace__in={namespace for _, namespace in readings}).values_list(
+            "pk", "name", "namespace", "cluster__ingress_domain")}
+        found = []
+        if projects:
+            rows = Endpoint.objects.order_by().filter(
+                project_id__in=list(projects), name__in={name for name, _ in readings}).values_list(
+                "pk", "name", "project_id", "status__url", "status__address_url")
+            for pk, name, project_id, url, address_url in rows:
+                project_name, namespace, domain = projects[project_id]
+                if (name, namespace) in readings:
+                    found.append(EndpointRef(pk, name, project_id, project_name, namespace, domain.lower(),
+                                             tuple(u for u in (url, address_url) if u)))
+        if routed is not None:
+            by_path = [e for e in found if (e.name, e.namespace) == (routed[1], routed[0])]
+            if len(by_path) > 1:  # the same namespace on several clusters: the host's domain decides
+                by_path = [e for e in by_path if host == e.domain or host.endswith("." + e.domain)]
+            if len(by_path) == 1:
+                return by_path[0]
+        matches = [e for e in found if host and _served(e, host)]
         if len(matches) == 1:
             return matches[0]
+        exact = [e for e in matches if e.urls and _status_host(e.urls[0]) == host]
+        if len(exact) == 1:
+            return exact[0]
+        if matches:
+            return None  # ambiguous: refuse rather than guess
     if not host:
         return None
-    candidates = _host_candidates(host)
-    condition = Q(status__url__in=[f"http://{host}", f"https://{host}"])
-    for name, namespace, _domain in candidates:
-        condition |= Q(name=name, project__namespace=namespace)
-    matches = []
-    for endpoint in qs.filter(condition):
-        if _served_host(endpoint, host):
-            matches.append(endpoint)
-    exact = [e for e in matches if _status_host(e.status.url if _has_status(e) else "") == host]
-    if len(exact) == 1:
-        return exact[0]
-    return matches[0] if len(matches) == 1 else None
+    row = EndpointStatus.objects.order_by().filter(url__in=[f"http://{host}", f"https://{host}"]).values_list(
+        "endpoint_id", "endpoint__name", "endpoint__project_id", "endpoint__project__name",
+        "endpoint__project__namespace", "endpoint__project__cluster__ingress_domain", "url", "address_url").first()
+    if row is None:
+        return None
+    return EndpointRef(*row[:5], row[5].lower(), tuple(u for u in row[6:] if u))
 
 
 def _has_status(endpoint) -> bool:
@@ -235,25 +279,21 @@ def _has_status(endpoint) -> bool:
     return True
 
 
-def served_hosts(endpoint) -> set[str]:
-    """Every host under which KServe serves ``endpoint``."""
-    name, namespace = endpoint.name, endpoint.project.namespace
-    domain = endpoint.project.cluster.ingress_domain.lower()
+def _hosts(name: str, namespace: str, domain: str, urls) -> set[str]:
     hosts = {
         f"{name}.{namespace}.{domain}", f"{name}-{namespace}.{domain}",
         f"{name}-predictor.{namespace}.{domain}", f"{name}-predictor-{namespace}.{domain}",
         f"{name}.{namespace}.{CLUSTER_LOCAL}", f"{name}-predictor.{namespace}.{CLUSTER_LOCAL}",
     }
-    if _has_status(endpoint):
-        for url in (endpoint.status.url, endpoint.status.address_url):
-            if url:
-                hosts.add(_status_host(url))
+    hosts.update(_status_host(url) for url in urls if url)
     hosts.discard("")
     return hosts
 
 
-def _served_host(endpoint, host: str) -> bool:
-    return host in served_hosts(endpoint)
+def served_hosts(endpoint) -> set[str]:
+    """Every host under which KServe serves ``endpoint`` (a model instance)."""
+    urls = (endpoint.status.url, endpoint.status.address_url) if _has_status(endpoint) else ()
+    return _hosts(endpoint.name, endpoint.project.namespace, endpoint.project.cluster.ingress_domain.lower(), urls)
 
 
 # --- decisions --------------------------------------------------------------------------------------
@@ -340,21 +380,87 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
         if endpoint is None:
             decision.reason = f"no endpoint is served at {host or '(no host)'}{path_hint(path)}"
         else:
-            from console.selectors import access_check
-
-            check = access_check(user=user, obj=endpoint, action="infer", now=now)
             decision.endpoint_id = endpoint.pk
-            decision.endpoint_repr = f"{endpoint.project.name}/{endpoint.name}"
+            decision.endpoint_repr = f"{endpoint.project_name}/{endpoint.name}"
             decision.project_id = endpoint.project_id
-            decision.project_name = endpoint.project.name
-            decision.reason = check.reason
-            if check.allowed:
+            decision.project_name = endpoint.project_name
+            allowed, valid_until = caller_access(user, endpoint, now)
+            if allowed:
                 decision.status = 200
-                if check.valid_until is not None:
-                    until = min(until, check.valid_until.timestamp())
+                decision.reason = "allowed"
+                if valid_until is not None:
+                    until = min(until, valid_until.timestamp())
+            else:
+                # Denials are rare and audited: explain them in full.
+                from console.selectors import access_check
+
+                decision.reason = access_check(user=user, obj=endpoint.load(), action="infer", now=now).reason
     if ttl > 0:
         cache.set(key, _Cached(version, until, decision), timeout=max(1, int(ttl) + 1))
     return decision
+
+
+_caller_sql: str | None = None
+
+
+def _infer_rows_sql() -> str:
+    """One UNION ALL over the four direct-FK tables that can give ``infer`` on an endpoint
+    (the endpoint's user and group rows, its project's user and group rows), unexpired rows
+    only: exactly the rows ``console.permissions.visibility_filter`` reads, in one round trip
+    and without the ORM's query-building cost (this is the cold path of every decision)."""
+    global _caller_sql
+    if _caller_sql is None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Permission
+
+        from console.permissions import protection_for
+        from endpoints.models import Endpoint, Project
+
+        memberships = get_user_model().groups.through._meta.db_table
+        permission = Permission._meta.db_table
+        parts = []
+        for model in (Endpoint, Project):
+            protection = protection_for(model)
+            user_table, group_table = protection.user_perms._meta.db_table, protection.group_perms._meta.db_table
+            live = "(t.expires_at IS NULL OR t.expires_at > %s)"
+            # Table names come from model metadata; every value is a parameter.
+            parts.append(f"SELECT t.expires_at FROM {user_table} t JOIN {permission} p ON p.id = t.permission_id "  # noqa: S608
+                         f"WHERE t.content_object_id = %s AND t.user_id = %s AND p.codename = %s AND {live}")
+            parts.append(f"SELECT t.expires_at FROM {group_table} t JOIN {permission} p ON p.id = t.permission_id "  # noqa: S608
+                         f"JOIN {memberships} m ON m.group_id = t.group_id "
+                         f"WHERE t.content_object_id = %s AND m.user_id = %s AND p.codename = %s AND {live}")
+        _caller_sql = " UNION ALL ".join(parts)
+    return _caller_sql
+
+
+def _aware(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value if value is None or timezone.is_aware(value) else timezone.make_aware(value, UTC)
+    from django.utils.dateparse import parse_datetime
+
+    parsed = parse_datetime(str(value))
+    return parsed if parsed is None or timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+def caller_access(user, endpoint, now: datetime) -> tuple[bool, datetime | None]:
+    """(may ``user`` call ``endpoint``, until when): the Caller permission directly, through a
+    team, through the endpoint's project, or as a platform admin. Agrees with
+    ``console.permissions.can(user, endpoint, "infer")`` (tested); until is None when no
+    expiry bounds it."""
+    from console.permissions import is_platform_admin
+
+    at = connection.ops.adapt_datetimefield_value(now)
+    params = []
+    for object_id, codename in ((endpoint.pk, "infer_endpoint"), (endpoint.project_id, "infer_project")):
+        params += [object_id, user.pk, codename, at, object_id, user.pk, codename, at]
+    with connection.cursor() as cursor:
+        cursor.execute(_infer_rows_sql(), params)
+        expiries = [_aware(row[0]) for row in cursor.fetchall()]
+    if expiries:
+        return True, (None if None in expiries else max(expiries))
+    if is_platform_admin(user):
+        return True, None
+    return False, None
 
 
 def path_hint(path: str) -> str:

@@ -19,6 +19,7 @@ from console import authz, grants, services, tokens
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.console.matrix_world import build_world
 from tests.console.permission_table import PERSONAS
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -322,3 +323,22 @@ def test_the_check_form_and_the_authz_endpoint_agree_for_every_persona():
     assert ("caller", "scorer", "allowed") in seen and ("viewer", "scorer", "allowed") in seen
     assert ("deployer", "scorer", "denied") in seen and ("auditor", "scorer", "denied") in seen
     assert ("caller", "secret", "denied") in seen and ("admin", "secret", "allowed") in seen
+
+
+def test_the_fast_caller_check_agrees_with_the_chokepoint_for_every_persona_and_expiry():
+    from console.permissions import can
+
+    world = build_world()
+    expiry = timezone.now() + timedelta(hours=1)
+    late = UserFactory(username="late")
+    team = services.team_create(actor=None, name="late-team", members=[late])
+    grants.grant_create(actor=None, role="caller", target=world.project, group=team, reason="x", expires_at=expiry)
+    users = [u for u in world.users.values() if u is not None] + [late]
+    for moment in (timezone.now(), expiry):
+        with time_machine.travel(moment, tick=False):
+            for user in users:
+                for endpoint in (world.endpoint, world.other_endpoint):
+                    allowed, until = authz.caller_access(user, endpoint, timezone.now())
+                    assert allowed is can(user, endpoint, "infer"), (user.username, endpoint.name, moment)
+                    if user == late and allowed:
+                        assert until == expiry
