@@ -387,4 +387,18 @@ def grants_expiring_soon(*, days: int = 7):
             .order_by("expires_at"))
 
 
+def projects_with_grant_counts():
+    from endpoints.models import Project
+
+    return Project.objects.annotate(
+        grant_count=Count("grants", filter=live_q(prefix="grants__"), distinct=True),
+        endpoint_count=Count("endpoints", distinct=True)).order_by("name")
+
+
+def endpoints_of(project):
+    from endpoints.models import Endpoint
+
+    return Endpoint.objects.filter(project=project).order_by("name").only("pk", "name", "project_id")
+
+
 ROLE_TABLE = [(role, label, ROLE_ACTIONS[role]) for role, label in Grant.Role.choices]

@@ -41,6 +41,7 @@ from console.permissions import get_visible_or_404, is_platform_admin
 from console.roles import GLOBAL_ROLES
 
 PAGE_SIZE = 50
+ENDPOINT_LINKS = 100  # endpoint access pages linked from a project's access page
 
 
 def platform_admin_required(view):
@@ -81,6 +82,7 @@ def access_overview(request):
         "counts": selectors.access_counts(),
         "expiring": list(selectors.grants_expiring_soon()[:20]),
         "recent": list(selectors.grants_visible_to(user=request.user, include_ended=True)[:10]),
+        "projects": list(selectors.projects_with_grant_counts()[:100]),
         "roles": selectors.ROLE_TABLE,
         "role_descriptions": grant_services.ROLE_DESCRIPTIONS,
         "global_roles": GLOBAL_ROLES,
@@ -300,7 +302,9 @@ def _object_access(request, *, target, title, crumbs, back_url):
     show_ended = request.GET.get("ended") == "1"
     grants = grant_services.grants_on(target, include_ended=show_ended).select_related("granted_by", "revoked_by")
     who = selectors.who_can_access(target)
+    inside = selectors.endpoints_of(target)[:ENDPOINT_LINKS] if target._meta.model_name == "project" else []
     return render(request, "console/access/object_access.html", {
+        "endpoints": list(inside), "endpoint_links": ENDPOINT_LINKS,
         "title": title, "target": target, "form": form, "grants": list(grants), "who": who,
         "show_ended": show_ended, "crumbs": crumbs, "back_url": back_url,
         "roles": [(value, label, grant_services.actions_for(value, type(target)),
