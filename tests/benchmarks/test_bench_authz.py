@@ -166,13 +166,15 @@ def seed(folder: Path) -> None:
     client.force_login(lister)
     for label, url in (("api", "/api/v1/endpoints/"), ("ui", "/endpoints/")):
         client.get(url)  # warm the process (templates, permissions cache)
-        times = []
+        times, sql_times = [], []
         for _ in range(20):
             with CaptureQueriesContext(connection) as queries:
                 start = time.perf_counter()
                 response = client.get(url)
                 times.append((time.perf_counter() - start) * 1000)
+            sql_times.append(sum(float(q["time"]) for q in queries.captured_queries) * 1000)
             assert response.status_code == 200, (url, response.status_code)
+        figures[f"list_{label}_sql_median_ms"] = round(statistics.median(sql_times), 1)
         if label == "api":
             assert response.json()["count"] == LISTED_ENDPOINTS
         figures[f"list_{label}_queries"] = len(queries)
@@ -217,10 +219,12 @@ end
     return script
 
 
-def _wrk(port: int, script: Path, connections: int, duration: str = DURATION) -> dict:
+def _wrk(port: int, script: Path | None, connections: int, duration: str = DURATION, path: str = PATH) -> dict:
+    # gunicorn's sync workers close every connection: say so, or wrk waits on keep-alive.
+    options = ["-s", str(script)] if script is not None else ["-H", "Connection: close"]
     out = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", duration, "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, check=True).stdout
+        ["wrk", "-t", "2", "-c", str(connections), "-d", duration, "--latency", *options,
+         f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
@@ -268,9 +272,13 @@ def test_authz_decisions_over_http_and_endpoint_list(report):
         pairs = json.loads((folder / "pairs.json").read_text())
         report["distinct_checks"] = len(pairs)
         script = _lua(folder, pairs)
+        report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
         for label, ttl in (("warm", 300), ("cold", 0)):
             process, port = _serve(folder, ttl)
             try:
+                if not ttl:
+                    # The floor: a request that does nothing (no database), same server, same client.
+                    report["baseline_healthz_c2"] = _wrk(port, None, 2, path="/healthz")
                 if ttl:
                     _wrk(port, script, 2, duration=os.environ.get("BENCH_WARMUP", "15s"))  # fill both workers
                 for connections in (2, 16):
@@ -279,6 +287,7 @@ def test_authz_decisions_over_http_and_endpoint_list(report):
                     report[f"{label}_c{connections}"] = result
             finally:
                 _stop(process)
+        report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
