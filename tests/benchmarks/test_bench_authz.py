@@ -6,7 +6,9 @@ endpoint list of a user with grants on 200 of the 10,000 endpoints (queries and 
     make bench PYTEST_ARGS="-k authz"
 
 The database is a fresh SQLite file (WAL, as ``make run`` uses) in a temporary folder, or
-``BENCH_DATABASE_URL``; it is migrated and seeded by a subprocess (``python -m
+``BENCH_DATABASE_URL`` (an empty PostgreSQL database: production keeps connections open,
+SQLite opens one per request); ``BENCH_REDIS_URL`` switches the decision cache to Redis.
+The database is migrated and seeded by a subprocess (``python -m
 tests.benchmarks.test_bench_authz seed <folder>``) with bulk inserts of the same rows the
 grant and token services write, then served by gunicorn. Nothing leaves 127.0.0.1.
 """
@@ -55,6 +57,9 @@ def _env(folder: Path, ttl: int | None = None) -> dict:
     })
     if os.environ.get("BENCH_DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
+    env.pop("REDIS_URL", None)
+    if os.environ.get("BENCH_REDIS_URL"):  # shared decision cache (and broker)
+        env["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
     if ttl is not None:
         env["AUTHZ_DECISION_TTL"] = str(ttl)
     return env
@@ -136,9 +141,11 @@ def seed(folder: Path) -> None:
                               for c in ("view_endpoint", "infer_endpoint")]
             via_team = team_projects[teams[i % TEAMS].pk][0]
             team_endpoint = endpoints[projects.index(via_team) * per_project + rng.randrange(per_project)]
-            for endpoint in (chosen[0], team_endpoint):
-                namespace = namespaces[endpoint.project_id]
-                pairs.append([f"Bearer {plaintexts[user.pk]}", f"{endpoint.name}.{namespace}.example.com"])
+            # One check per principal: half through a direct endpoint grant, half through the
+            # team's project grant.
+            endpoint = chosen[0] if i % 2 else team_endpoint
+            pairs.append([f"Bearer {plaintexts[user.pk]}",
+                          f"{endpoint.name}.{namespaces[endpoint.project_id]}.example.com"])
         # The endpoint-list user: 200 endpoints, half directly, half through a team.
         lister = User.objects.create(username="lister")
         listed = rng.sample(endpoints, LISTED_ENDPOINTS)
@@ -180,7 +187,43 @@ def seed(folder: Path) -> None:
         figures[f"list_{label}_queries"] = len(queries)
         figures[f"list_{label}_median_ms"] = round(statistics.median(times), 1)
         figures[f"list_{label}_p90_ms"] = round(sorted(times)[int(len(times) * 0.9) - 1], 1)
+    figures.update(_decision_costs(pairs))
     (folder / "list.json").write_text(json.dumps(figures))
+
+
+def _decision_costs(pairs) -> dict:
+    """The decision alone, in process (no HTTP, no gunicorn): what Envoy's check adds on top
+    of a round trip to any Django view."""
+    from django.core.cache import caches
+    from django.db import connection
+
+    from console import authz
+
+    def run() -> tuple[list[float], int]:
+        times, executed = [], []
+
+        def count(execute, sql, params, many, context):
+            executed.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            for auth, host in pairs:
+                start = time.perf_counter()
+                decision = authz.decide(host=host, path="/v1/models/model:predict", authorization=auth)
+                times.append((time.perf_counter() - start) * 1000)
+                assert decision.status == 200, decision
+        return sorted(times), len(executed)
+
+    caches["authz"].clear()
+    run()  # first use of each token records last_used_at (a write per token and minute)
+    caches["authz"].clear()
+    cold, cold_queries = run()
+    warm, warm_queries = run()
+    pct = lambda values, q: round(values[min(len(values) - 1, int(len(values) * q))], 3)  # noqa: E731
+    return {"decision_cold_p50_ms": pct(cold, 0.5), "decision_cold_p99_ms": pct(cold, 0.99),
+            "decision_cold_queries_each": round(cold_queries / len(pairs), 1),
+            "decision_warm_p50_ms": pct(warm, 0.5), "decision_warm_p99_ms": pct(warm, 0.99),
+            "decision_warm_queries_each": round(warm_queries / len(pairs), 1)}
 
 
 # --- the HTTP benchmark ---------------------------------------------------------------------------------------
@@ -237,6 +280,16 @@ def _wrk(port: int, script: Path | None, connections: int, duration: str = DURAT
             "errors": re.search(r"Socket errors:.*", out).group(0) if "Socket errors" in out else ""}
 
 
+def _warm_up(port: int, script: Path, rounds: int = 12) -> list[int]:
+    """Until both workers hold every decision: rounds of 5 s until throughput stops rising."""
+    seen: list[int] = []
+    for _ in range(rounds):
+        seen.append(_wrk(port, script, 2, duration="5s")["rps"])
+        if len(seen) >= 3 and seen[-1] <= 1.05 * max(seen[:-1]):
+            break
+    return seen
+
+
 def _serve(folder: Path, ttl: int):
     port = _free_port()
     process = subprocess.Popen(
@@ -265,9 +318,11 @@ def test_authz_decisions_over_http_and_endpoint_list(report):
         subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=_env(folder),
                        check=True)
         subprocess.run([PYTHON, "-m", "tests.benchmarks.test_bench_authz", "seed", str(folder)], cwd=ROOT,
-                       env=_env(folder), check=True)
+                       env=_env(folder, ttl=300), check=True)
         report["setup_seconds"] = round(time.perf_counter() - start, 1)
         report["endpoints"], report["principals"] = ENDPOINTS, PRINCIPALS
+        report["database"] = "postgresql" if os.environ.get("BENCH_DATABASE_URL") else "sqlite"
+        report["decision_cache"] = "redis" if os.environ.get("BENCH_REDIS_URL") else "locmem (per worker)"
         report.update(json.loads((folder / "list.json").read_text()))
         pairs = json.loads((folder / "pairs.json").read_text())
         report["distinct_checks"] = len(pairs)
@@ -280,7 +335,7 @@ def test_authz_decisions_over_http_and_endpoint_list(report):
                     # The floor: a request that does nothing (no database), same server, same client.
                     report["baseline_healthz_c2"] = _wrk(port, None, 2, path="/healthz")
                 if ttl:
-                    _wrk(port, script, 2, duration=os.environ.get("BENCH_WARMUP", "15s"))  # fill both workers
+                    report["warmup_rps"] = _warm_up(port, script)
                 for connections in (2, 16):
                     result = _wrk(port, script, connections)
                     assert result["non_2xx"] == 0, result  # every check is an allowed caller
