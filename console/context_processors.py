@@ -26,6 +26,7 @@ NAVIGATION = [
     ("Audit", "audit:event-list", _auditor),
     ("Access", "console:access-overview", _admin),
     ("Admin", "console:admin-overview", _admin),
+    ("API tokens", "console:token-list", _everyone),
 ]
 
 
