@@ -75,7 +75,7 @@ ROUTES = {
         Req(expect(*[400] * EVERYONE), method="POST", headers={"authorization": "@ingest_authorization"}),
     ],
     # --- API ---------------------------------------------------------------------------------
-    "audit-event-list": [Req(API_TRAIL), Req(API_TRAIL, query="endpoint=1&outcome=success")],
+    "audit-event-list": [Req(API_TRAIL), Req(API_TRAIL, query="endpoint=@endpoint.pk&outcome=success")],
     "audit-event-detail": Req(API_TRAIL_EVENT, kwargs={"pk": "audit_event.pk"}),
     "audit-event-export": Req(API_TRAIL, kwargs={"fmt": "=jsonl"}),
     "audit-seal-list": Req(API_AUDITORS),

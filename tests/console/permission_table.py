@@ -141,7 +141,7 @@ ROUTES.update({
     ],
     "console:check-access": [
         Req(UI_ADMIN),
-        Req(UI_ADMIN, query="action=infer&endpoint=matrix/scorer&user=1"),
+        Req(UI_ADMIN, query="action=infer&endpoint=matrix/scorer&user=@subject.pk"),
     ],
     "console:token-list": [
         Req(UI_EVERYONE),

@@ -113,7 +113,17 @@ def _url(world, key: str, row: Req, kwargs: dict[str, str]) -> str:
         url = row.path
     else:
         url = reverse(key, kwargs={name: _resolve(world, ref) for name, ref in kwargs.items()})
-    return f"{url}?{row.query}" if row.query else url
+    if not row.query:
+        return url
+    # Query values written "@world.reference" are looked up, so ids never depend on the
+    # database's sequences (PostgreSQL does not reset them between tests).
+    parts = []
+    for part in row.query.split("&"):
+        name, _, value = part.partition("=")
+        if value.startswith("@"):
+            value = str(_resolve(world, value[1:]))
+        parts.append(f"{name}={value}")
+    return f"{url}?{'&'.join(parts)}"
 
 
 def _send(client: Client, world, url: str, row: Req):
