@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -56,11 +57,15 @@ def _adapt(field: models.Field, value):
     return value
 
 
+MAX_SQL_PARAMETERS = 30_000  # under PostgreSQL's 65,535 and SQLite's 32,766
+
+
 def upsert_add(model: type[models.Model], keys: Sequence[str], adds: Sequence[str], rows: Iterable[tuple],
                *, replace: Sequence[str] = ()) -> int:
     """Insert rows of ``model`` or, where a row with the same ``keys`` exists, add the new
-    values of ``adds`` to it (and overwrite ``replace``). ``keys`` must be a unique constraint.
-    Rows are written in key order so concurrent writers lock rows in the same order."""
+    values of ``adds`` to it (and overwrite ``replace``). ``keys`` must be a unique constraint
+    and each key may appear once in ``rows``. Rows go in multi-row statements, in key order,
+    so concurrent writers lock rows in the same order."""
     quote = connection.ops.quote_name
     fields = [model._meta.get_field(name) for name in (*keys, *adds, *replace)]
     table = quote(model._meta.db_table)
@@ -68,16 +73,20 @@ def upsert_add(model: type[models.Model], keys: Sequence[str], adds: Sequence[st
     key_columns = columns[: len(keys)]
     updates = [f"{c} = {table}.{c} + EXCLUDED.{c}" for c in columns[len(keys): len(keys) + len(adds)]]
     updates += [f"{c} = EXCLUDED.{c}" for c in columns[len(keys) + len(adds):]]
-    # Identifiers come from model metadata (quoted), values are parameters.
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
-    sql = f"{insert} ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {', '.join(updates)}"
     ordered = sorted(rows, key=lambda row: tuple(str(v) for v in row[: len(keys)]))
     if not ordered:
         return 0
-    params = [tuple(_adapt(f, v) for f, v in zip(fields, row, strict=True)) for row in ordered]
+    placeholder = f"({', '.join(['%s'] * len(columns))})"
+    per_statement = max(1, MAX_SQL_PARAMETERS // len(columns))
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-    return len(params)
+        for start in range(0, len(ordered), per_statement):
+            chunk = ordered[start:start + per_statement]
+            params = [_adapt(f, v) for row in chunk for f, v in zip(fields, row, strict=True)]
+            # Identifiers come from model metadata (quoted), values are parameters.
+            sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608
+                   f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {', '.join(updates)}")
+            cursor.execute(sql, params)
+    return len(ordered)
 
 
 # --- ingest ---------------------------------------------------------------------------------------
@@ -116,8 +125,30 @@ class _VersionInfo:
     profile: dict | None
 
 
+# Reference profiles are immutable (set when a version is registered), so each worker keeps
+# the parsed ones it used for a while instead of reading a large JSON document with every
+# batch. Keyed by id and creation time (an id reused after a rollback is another version).
+_PROFILE_CACHE: dict[tuple[int, datetime], tuple[float, dict | None]] = {}
+_PROFILE_CACHE_SIZE = 256
+_PROFILE_CACHE_SECONDS = 600.0
+
+
+def reference_profile(version: ModelVersion) -> dict | None:
+    """The version's reference profile (None without one), cached per worker."""
+    key = (version.pk, version.created_at)
+    now = time.monotonic()
+    cached = _PROFILE_CACHE.get(key)
+    if cached is not None and now - cached[0] < _PROFILE_CACHE_SECONDS:
+        return cached[1]
+    if len(_PROFILE_CACHE) >= _PROFILE_CACHE_SIZE:
+        _PROFILE_CACHE.pop(next(iter(_PROFILE_CACHE)))
+    profile = ModelVersion.objects.filter(pk=version.pk).values_list("reference_profile", flat=True).first()
+    _PROFILE_CACHE[key] = (now, profile if isinstance(profile, dict) else None)
+    return _PROFILE_CACHE[key][1]
+
+
 def _version_info(version: ModelVersion) -> _VersionInfo:
-    profile = version.reference_profile if isinstance(version.reference_profile, dict) else None
+    profile = reference_profile(version)
     prediction = (profile or {}).get("prediction") or {}
     return _VersionInfo(
         version=version,
@@ -136,8 +167,11 @@ class _Resolver:
         query = Q(pk__in=ids)
         for project_id, name in names:
             query |= Q(project_id=project_id, name=name)
-        endpoints = Endpoint.objects.filter(query).select_related(
-            "project", "model_version__model", "canary_version__model")
+        version_fields = ("version", "created_at", "input_signature", "prediction_column", "model__name")
+        endpoints = (Endpoint.objects.filter(query).select_related("model_version__model", "canary_version__model")
+                     .only("project_id", "name", "logging_mode", "model_version_id", "canary_version_id",
+                           *(f"{relation}__{name}" for relation in ("model_version", "canary_version")
+                             for name in version_fields)))
         self.by_id = {e.pk: e for e in endpoints}
         self.by_name = {(e.project_id, e.name): e for e in endpoints}
         self._versions: dict[tuple[int, str, int], ModelVersion | None] = {}
@@ -158,7 +192,7 @@ class _Resolver:
             condition = Q(pk__in=[])
             for project_id, model_name, number in wanted:
                 condition |= Q(model__project_id=project_id, model__name=model_name, version=number)
-            for version in ModelVersion.objects.filter(condition).select_related("model"):
+            for version in ModelVersion.objects.filter(condition).select_related("model").defer("reference_profile"):
                 self._versions[(version.model.project_id, version.model.name, version.version)] = version
             for key in wanted:
                 self._versions.setdefault(key, None)

@@ -60,7 +60,7 @@ def _setup_endpoint(rng, features: int = 4):
 
 
 def _insert_raw(records: list[InferenceRecord]) -> None:
-    """Plain executemany (bulk_create spends most of its time on per-object bookkeeping)."""
+    """Multi-row INSERTs (bulk_create spends most of its time on per-object bookkeeping)."""
     ops = connection.ops
     table = InferenceRecord._meta.db_table
     columns = ["endpoint_id", "model_version_id", "version_label", "role", "component", "event_id", "request_time",
@@ -71,9 +71,13 @@ def _insert_raw(records: list[InferenceRecord]) -> None:
                ops.adapt_datetimefield_value(r.request_time), r.latency_ms, r.status, "", 1, "[]", "[]", "[]", now)
               for r in records]
     quoted = ", ".join(ops.quote_name(c) for c in columns)
+    row = f"({', '.join(['%s'] * len(columns))})"
+    per_statement = 2000
     with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {ops.quote_name(table)} ({quoted}) "  # noqa: S608 - fixed identifiers
-                           f"VALUES ({', '.join(['%s'] * len(columns))})", params)
+        for start in range(0, len(params), per_statement):
+            chunk = params[start:start + per_statement]
+            cursor.execute(f"INSERT INTO {ops.quote_name(table)} ({quoted}) "  # noqa: S608 - fixed identifiers
+                           f"VALUES {', '.join([row] * len(chunk))}", [v for p in chunk for v in p])
 
 
 def _raw_dashboard(endpoint, window) -> dict:
@@ -180,17 +184,22 @@ def test_drift_for_50_features_and_a_million_rows_in_one_window(report):
     hour = datetime(2026, 3, 2, 10, tzinfo=UTC)
 
     # 1. Binning on arrival: each feature's values through its reference cuts (numpy), counted.
-    began = time.perf_counter()
+    #    (Only binning and counting are timed, not drawing the random values.)
+    binning = 0.0
     counts = {}
     for index, feature in enumerate(profile["features"]):
         spread = 1.0 + index / 50
         values = rng.normal(index + (spread if index % 5 == 0 else 0.0), spread, DRIFT_ROWS)  # every 5th drifts
+        began = time.perf_counter()
         counts[feature["name"]] = np.bincount(bin_numeric(feature["cuts"], values),
                                               minlength=extract.bin_count(feature))
+        binning += time.perf_counter() - began
     prediction = profile["prediction"]
-    counts_prediction = np.bincount(bin_numeric(prediction["cuts"], rng.integers(0, 3, DRIFT_ROWS)),
+    predictions = rng.integers(0, 3, DRIFT_ROWS)
+    began = time.perf_counter()
+    counts_prediction = np.bincount(bin_numeric(prediction["cuts"], predictions),
                                     minlength=extract.bin_count(prediction))
-    report["a_bin_rows_seconds"] = round(time.perf_counter() - began, 3)
+    report["a_bin_rows_seconds"] = round(binning + time.perf_counter() - began, 3)
 
     # 2. Drift from the counts (pure numpy): PSI, JS and KS per feature and the prediction.
     began = time.perf_counter()
@@ -236,14 +245,19 @@ def test_consumer_throughput_with_50_features(report):
             request_body=json.dumps(request).encode(), response_body=b'{"predictions": [1]}',
             content_type="application/json", metadata={"X-Console-Principal": ["bench"]},
             annotations={"inference-console.io/model-version": "scorer:1"}))
+    # One pair per call is what binary-mode delivery (one event per POST) produces; batches of
+    # 50 what a forwarder's cloudevents-batch delivery produces.
+    single = pairs_count // 5
+    began = time.perf_counter()
+    for pair in pairs[:single]:
+        services.inference_records_ingest([pair])
+    report["pairs_per_second_one_per_call"] = round(single / (time.perf_counter() - began))
     batch = 50
     began = time.perf_counter()
-    for index in range(0, pairs_count, batch):
+    for index in range(single, pairs_count, batch):
         services.inference_records_ingest(pairs[index:index + batch])
-    seconds = time.perf_counter() - began
+    report["pairs_per_second_50_per_call"] = round((pairs_count - single) / (time.perf_counter() - began))
     assert InferenceRecord.objects.count() == pairs_count
     report["pairs"] = pairs_count
-    report["batch"] = batch
     report["features"] = FEATURES
-    report["pairs_per_second"] = round(pairs_count / seconds)
     report["database"] = connection.vendor

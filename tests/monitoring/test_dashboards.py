@@ -335,3 +335,14 @@ def test_plotly_js_is_served_from_the_plotly_package(client):
     assert response.status_code == 200
     body = b"".join(response.streaming_content) if response.streaming else response.content
     assert body == (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+
+
+def test_collectstatic_picks_up_plotly_js_under_vendor():
+    from django.contrib.staticfiles import finders
+
+    from monitoring.staticfiles import PlotlyFinder, plotly_style_guard_ids
+
+    assert finders.find("vendor/plotly/plotly.min.js").endswith("package_data/plotly.min.js")
+    listed = [(path, storage.prefix) for path, storage in PlotlyFinder().list([])]
+    assert listed == [("plotly.min.js", "vendor/plotly")]
+    assert plotly_style_guard_ids()  # the bundle still has the id guard the dashboards rely on
