@@ -164,12 +164,13 @@ def main() -> int:
         return 1
 
     # Demo traffic for the dashboards (monitoring): simulated payload-logger events posted to the
-    # receiver above — three hours of history, then a low steady rate for the demo endpoints, with
-    # drift injected on fraud-detection/iris for the last hour. DEMO_TRAFFIC=0 turns it off.
+    # receiver above — two hours of history, then a low steady rate (3 calls of 10 rows a minute
+    # per demo endpoint: one Celery task per event, which the local filesystem broker absorbs),
+    # with drift injected on fraud-detection/iris for the last hour. DEMO_TRAFFIC=0 turns it off.
     if os.environ.get("DEMO_TRAFFIC", "1") != "0":
-        stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.5",
-                                "--duration", str(7 * 24 * 3600), "--rows", "4", "--backfill-minutes", "180",
-                                "--backfill-calls", "360", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
+        stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
+                                "--duration", str(7 * 24 * 3600), "--rows", "10", "--backfill-minutes", "120",
+                                "--backfill-calls", "150", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
                                 "--principal", "alice", "--principal", "svc-scoring"], optional=True)
 
     logins = json.loads((var_dir / "demo-logins.json").read_text())

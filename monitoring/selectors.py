@@ -148,6 +148,10 @@ class LatencyDashboard:
     def has_latency(self) -> bool:
         return any(v.latency_count.sum() > 0 for v in self.versions)
 
+    @property
+    def has_tokens(self) -> bool:
+        return any(v.totals.get("completion_tokens") or v.totals.get("prompt_tokens") for v in self.versions)
+
 
 LATENCY_QUANTILES = (0.5, 0.95, 0.99)
 
@@ -157,14 +161,15 @@ def _latency_versions(endpoint: Endpoint, window: TimeWindow) -> list[VersionLat
         LatencyRollup.objects.filter(endpoint=endpoint, resolution=window.option.resolution,
                                      start__gte=window.start, start__lt=window.end)
         .values_list("version_key", "start", "requests", "errors", "latency_count", "latency_sum_ms",
-                     *metrics.BUCKET_FIELDS)
+                     "prompt_tokens", "completion_tokens", *metrics.BUCKET_FIELDS)
     )
     if not rows:
         return []
     steps = len(window.times)
     keys = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     starts = np.fromiter((row[1].timestamp() for row in rows), dtype=float, count=len(rows))
-    values = np.array([row[2:] for row in rows], dtype=float)  # requests, errors, count, sum, h00..h49
+    # requests, errors, latency count, latency sum, prompt tokens, completion tokens, h00..h49
+    values = np.array([row[2:] for row in rows], dtype=float)
     index = ((starts - window.start.timestamp()) // window.step).astype(np.int64)
     inside = (index >= 0) & (index < steps)
     grouped: dict[int, dict[str, np.ndarray]] = {}
@@ -173,7 +178,8 @@ def _latency_versions(endpoint: Endpoint, window: TimeWindow) -> list[VersionLat
         summed = np.zeros((steps, values.shape[1]))
         np.add.at(summed, index[mine], values[mine])
         grouped[key] = {"requests": summed[:, 0], "errors": summed[:, 1], "latency_count": summed[:, 2],
-                        "latency_sum": summed[:, 3], "histograms": summed[:, 4:]}
+                        "latency_sum": summed[:, 3], "prompt_tokens": summed[:, 4], "completion_tokens": summed[:, 5],
+                        "histograms": summed[:, 6:]}
     versions = _known_versions(endpoint, grouped)
     out = []
     for key, entry in grouped.items():
@@ -196,6 +202,8 @@ def _latency_versions(endpoint: Endpoint, window: TimeWindow) -> list[VersionLat
                 "p95": None if np.isnan(p95) else float(p95),
                 "p99": None if np.isnan(p99) else float(p99),
                 "mean": float(entry["latency_sum"].sum() / measured) if measured else None,
+                "prompt_tokens": int(entry["prompt_tokens"].sum()),
+                "completion_tokens": int(entry["completion_tokens"].sum()),
             },
         ))
     return sorted(out, key=lambda v: (ROLE_ORDER[v.role], -v.key))

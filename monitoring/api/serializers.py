@@ -25,6 +25,8 @@ class LatencyTotalsSerializer(serializers.Serializer):
     p95_ms = serializers.FloatField(allow_null=True)
     p99_ms = serializers.FloatField(allow_null=True)
     mean_ms = serializers.FloatField(allow_null=True)
+    prompt_tokens = serializers.IntegerField(help_text="OpenAI-compatible endpoints: prompt tokens in the range.")
+    completion_tokens = serializers.IntegerField(help_text="OpenAI-compatible endpoints: completion tokens.")
 
 
 class VersionLatencySerializer(serializers.Serializer):

@@ -44,7 +44,8 @@ class EndpointLatencyView(APIView):
                 "totals": {"requests": totals["requests"], "errors": totals["errors"],
                            "error_rate_percent": totals["error_rate"], "requests_per_second": totals["rps"],
                            "p50_ms": totals["p50"], "p95_ms": totals["p95"], "p99_ms": totals["p99"],
-                           "mean_ms": totals["mean"]},
+                           "mean_ms": totals["mean"], "prompt_tokens": totals["prompt_tokens"],
+                           "completion_tokens": totals["completion_tokens"]},
                 "series": [
                     {"time": moment, "requests": int(version.requests[i]), "errors": int(version.errors[i]),
                      "p50_ms": _number(version.percentiles[i, 0]), "p95_ms": _number(version.percentiles[i, 1]),

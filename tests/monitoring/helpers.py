@@ -12,6 +12,7 @@ import numpy as np
 from audit.inference import InferencePair
 from endpoints.models import Endpoint
 from endpoints.profiles import profile_columns
+from monitoring.models import MonitoringConfig
 from tests.endpoints.endpoint_factories import EndpointFactory, ModelVersionFactory, ProjectFactory
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -26,8 +27,10 @@ def reference_profile(rows: int = 2000, seed: int = 3) -> dict:
 
 
 def monitored_endpoint(*, project=None, name: str = "iris", protocol: str = "v1", logging_mode: str = "all",
-                       canary: bool = False, **extra) -> Endpoint:
-    """An endpoint (model "iris") whose versions carry a reference profile."""
+                       canary: bool = False, min_window_rows: int | None = 50, **extra) -> Endpoint:
+    """An endpoint (model "iris") whose versions carry a reference profile. Its drift windows
+    need 50 rows for a verdict (tests send small windows; the default is 500), unless
+    ``min_window_rows`` is None (no monitoring settings row: the defaults)."""
     project = project or ProjectFactory(name="fraud")
     signature = [{"name": n, "type": "numeric"} for n in FEATURES]
     v1 = ModelVersionFactory(model__project=project, model__name=f"{name}-model", version=1,
@@ -41,6 +44,8 @@ def monitored_endpoint(*, project=None, name: str = "iris", protocol: str = "v1"
         endpoint.canary_version = v2
         endpoint.canary_traffic_percent = 20
         endpoint.save()
+    if min_window_rows is not None:
+        MonitoringConfig.objects.create(endpoint=endpoint, min_window_rows=min_window_rows)
     return endpoint
 
 

@@ -171,7 +171,8 @@ def test_drift_settings_refuse_an_alert_below_the_warning(client, bob, endpoint)
     client.force_login(bob)
     client.post(url("endpoint-drift-settings", endpoint), {"psi_warning": 0.5, "psi_alert": 0.4,
                                                            "drift_window_hours": 1, "min_window_rows": 10})
-    assert not MonitoringConfig.objects.exists()
+    config = MonitoringConfig.objects.get(endpoint=endpoint)
+    assert (config.psi_warning, config.psi_alert) == (0.1, 0.25)
 
 
 # --- access -----------------------------------------------------------------------------------------
@@ -346,3 +347,16 @@ def test_collectstatic_picks_up_plotly_js_under_vendor():
     listed = [(path, storage.prefix) for path, storage in PlotlyFinder().list([])]
     assert listed == [("plotly.min.js", "vendor/plotly")]
     assert plotly_style_guard_ids()  # the bundle still has the id guard the dashboards rely on
+
+
+def test_openai_endpoints_show_token_counts(client, alice):
+    endpoint = monitored_endpoint(protocol="openai", name="assistant")
+    grant(alice, endpoint.project, "view")
+    body = (json.dumps({"model": "assistant", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            json.dumps({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 300}}).encode())
+    record_inference([pair(endpoint, at=timezone.now() - timedelta(minutes=i), body=body) for i in range(3)])
+    client.force_login(alice)
+    html = client.get(url("endpoint-latency", endpoint)).content.decode()
+    assert "Tokens in / out" in html and "36 / 900" in html
+    api = client.get(reverse("api-endpoint-latency", kwargs={"pk": endpoint.pk})).json()
+    assert api["versions"][0]["totals"]["completion_tokens"] == 900

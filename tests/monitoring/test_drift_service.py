@@ -54,7 +54,8 @@ def test_the_endpoints_thresholds_decide_the_status():
     end = BASE_TIME + timedelta(hours=1)
     default = services.drift_compute(endpoint=endpoint, start=BASE_TIME, end=end)[0]
     assert 0.1 <= default.max_psi < 2.0
-    MonitoringConfig.objects.create(endpoint=endpoint, psi_warning=default.max_psi * 2, psi_alert=default.max_psi * 3)
+    MonitoringConfig.objects.filter(endpoint=endpoint).update(psi_warning=default.max_psi * 2,
+                                                               psi_alert=default.max_psi * 3)
     endpoint.refresh_from_db()
     assert services.drift_compute(endpoint=endpoint, start=BASE_TIME, end=end)[0].status == "ok"
     endpoint.monitoring_config.psi_warning, endpoint.monitoring_config.psi_alert = 0.01, default.max_psi * 0.9
@@ -154,3 +155,12 @@ def test_retention_prunes_old_records_and_rollups(settings):
     assert LatencyRollup.objects.filter(resolution=60).count() == 1
     assert LatencyRollup.objects.filter(resolution=3600).count() == 3
     assert not DriftWindow.objects.filter(end__lt=BASE_TIME - timedelta(days=30)).exists()
+
+
+def test_by_default_a_window_needs_500_rows_for_a_verdict():
+    endpoint = monitored_endpoint(min_window_rows=None)
+    traffic(endpoint, shift=3.0, rows=400)
+    end = BASE_TIME + timedelta(hours=1)
+    assert services.drift_compute(endpoint=endpoint, start=BASE_TIME, end=end)[0].status == "insufficient"
+    traffic(endpoint, shift=3.0, rows=100, seed=2, at=BASE_TIME + timedelta(minutes=5))
+    assert services.drift_compute(endpoint=endpoint, start=BASE_TIME, end=end)[0].status == "alert"
