@@ -11,6 +11,14 @@ import pytest
 RESULTS = Path(os.environ.get("BENCH_RESULTS", Path(__file__).resolve().parents[2] / "test-output" / "bench"))
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("benchmarks")
+    group.addoption("--records", type=int, default=int(os.environ.get("BENCH_RECORDS", "1000000")),
+                    help="monitoring benchmark: inference records behind the 24 h dashboard (default 1,000,000)")
+    group.addoption("--drift-rows", type=int, default=int(os.environ.get("BENCH_DRIFT_ROWS", "1000000")),
+                    help="monitoring benchmark: rows in the drift window (default 1,000,000)")
+
+
 @pytest.fixture
 def report(request):
     """Collects figures and prints them (and writes test-output/bench/<name>.json)."""

@@ -1,16 +1,16 @@
 """Monitoring at scale.
 
-1. Dashboard data for a 24 h range over BENCH_RECORDS inference records (default 1,000,000;
-   ``BENCH_RECORDS=10000000`` for the large run): the Latency tab's data from the minute
+1. Dashboard data for a 24 h range over ``--records`` inference records (default 1,000,000;
+   ``--records 10000000`` for the large run): the Latency tab's data from the minute
    rollups (selector + plotly figures, what the page does) against the same numbers computed
    from the raw rows, in the same run.
-2. Drift for 50 features × BENCH_DRIFT_ROWS rows (default 1,000,000) in one window: binning on
+2. Drift for 50 features × ``--drift-rows`` rows (default 1,000,000) in one window: binning on
    arrival (numpy), drift from the bin counts, and the stored-window computation the periodic
    task runs.
 3. The consumer end to end (extraction, binning, records, rollups) in pairs per second.
 
     make bench PYTEST_ARGS="-k monitoring"
-    BENCH_RECORDS=10000000 make bench PYTEST_ARGS="-k monitoring"
+    make bench PYTEST_ARGS="-k monitoring --records 10000000"
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from monitoring import drift, extract, figures, metrics, selectors, services
 from monitoring.models import BinCount, InferenceRecord, LatencyRollup
 from tests.endpoints.endpoint_factories import EndpointFactory, ModelVersionFactory, ProjectFactory
 
-RECORDS = int(os.environ.get("BENCH_RECORDS", "1000000"))
-DRIFT_ROWS = int(os.environ.get("BENCH_DRIFT_ROWS", "1000000"))
 FEATURES = int(os.environ.get("BENCH_FEATURES", "50"))
 CHUNK = 50_000
 
@@ -110,7 +108,8 @@ def _raw_dashboard(endpoint, window) -> dict:
     return out
 
 
-def test_dashboard_data_for_24_hours_rollups_vs_raw_rows(admin_user, report):
+def test_dashboard_data_for_24_hours_rollups_vs_raw_rows(admin_user, report, pytestconfig):
+    RECORDS = pytestconfig.getoption("records")
     rng = np.random.default_rng(1)
     endpoint, v1, v2 = _setup_endpoint(rng)
     now = timezone.now()
@@ -177,7 +176,8 @@ def test_dashboard_data_for_24_hours_rollups_vs_raw_rows(admin_user, report):
     report["database"] = connection.vendor
 
 
-def test_drift_for_50_features_and_a_million_rows_in_one_window(report):
+def test_drift_for_50_features_and_a_million_rows_in_one_window(report, pytestconfig):
+    DRIFT_ROWS = pytestconfig.getoption("drift_rows")
     rng = np.random.default_rng(2)
     endpoint, v1, _ = _setup_endpoint(rng, features=FEATURES)
     profile = v1.reference_profile

@@ -168,11 +168,21 @@ def _rows():
             yield pytest.param(key, row, id=f"{key}[{index}]{row.method}")
 
 
+@pytest.fixture(scope="module")
+def _module_world(django_db_setup, django_db_blocker):
+    """The world, built once for the module inside a transaction that is rolled back at the
+    end. Each test's own transaction is a savepoint inside it, and every request runs in an
+    atomic block that is rolled back, so no row leaks from one check into the next."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        world = build_world()
+        _extend(world)
+        yield world
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def world(db):
-    world = build_world()
-    _extend(world)
-    return world
+def world(_module_world, db):
+    return _module_world
 
 
 @pytest.mark.parametrize(("key", "row"), list(_rows()))
