@@ -1,21 +1,47 @@
 """Demo content for ``make run`` (idempotent): the sandbox cluster, hardware profiles, two
-projects, registered models with reference data and endpoints in the sandbox.
+projects, registered models with reference data, endpoints in the sandbox, a team and its
+grants, and a sealed audit trail.
 
-Everything is created through the apps' services, so the demo's audit trail is real.
+Once the sandbox controller and the worker have run, the endpoints show the states a console
+meets in real life:
+
+- ``fraud-detection/iris``: Ready, with a Knative canary sending 20 % to v2;
+- ``fraud-detection/iris-batch``: Ready but scaled to zero (minReplicas 0, no traffic);
+- ``fraud-detection/transaction-amount``: a Ready regressor;
+- ``fraud-detection/transaction-amount-next``: Failed — its version's artifact is in a bucket
+  that does not exist (``s3://missing-bucket/…``: ModelLoadFailed, see the sandbox controller's
+  failure rules);
+- ``llm-apps/assistant``: an LLM on the Hugging Face runtime (OpenAI protocol).
+
+bob's Caller grant on ``iris`` expires three days after it is first seeded. Everything is
+created through the apps' services, so the demo's audit trail is real; a re-run creates
+nothing and records nothing.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from endpoints import services as endpoint_services
+from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, HardwareProfile, Project, RegisteredModel, ServingRuntime
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+AMOUNT_FEATURES = ("merchant_category", "hour_of_day", "customer_tenure_days", "basket_items", "distance_km")
+MERCHANT_CATEGORIES = {"grocery": (35.0, 0.45), "electronics": (240.0, 0.12), "travel": (410.0, 0.08),
+                       "restaurants": (48.0, 0.25), "fuel": (60.0, 0.10)}
+CANARY_PERCENT = 20
+EXPIRING_GRANT_DAYS = 3
+# How long the seed waits for the sandbox to report iris v1 Ready before starting its canary
+# (the sandbox takes about 6 s: 2 s until the model loads, 4 s until it is Ready).
+ROLLOUT_WAIT_SECONDS = 20.0
 
 
 def _iris_sample(rows: int = 300, seed: int = 7) -> bytes:
@@ -26,6 +52,25 @@ def _iris_sample(rows: int = 300, seed: int = 7) -> bytes:
         label = rng.randrange(3)
         values = [max(0.1, rng.gauss(mu, 0.35)) for mu in centres[label]]
         lines.append(",".join([*(f"{v:.2f}" for v in values), str(label)]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _amount_sample(rows: int = 400, seed: int = 5) -> bytes:
+    """Card transactions with the amount the regressor predicted for each (prediction column
+    ``predicted_amount``): a mixed categorical/numeric reference sample."""
+    rng = random.Random(seed)
+    categories = list(MERCHANT_CATEGORIES)
+    weights = [share for _, share in MERCHANT_CATEGORIES.values()]
+    lines = [",".join((*AMOUNT_FEATURES, "predicted_amount"))]
+    for _ in range(rows):
+        category = rng.choices(categories, weights)[0]
+        base = MERCHANT_CATEGORIES[category][0]
+        hour = min(23, max(0, int(rng.gauss(14, 4.5))))
+        tenure = int(rng.expovariate(1 / 900))
+        items = 1 + int(rng.expovariate(1 / (4 if category == "grocery" else 1.2)))
+        distance = round(rng.lognormvariate(1.2, 0.9), 1)
+        amount = base * (0.6 + 0.15 * items) * (1.3 if distance > 50 else 1.0) * rng.lognormvariate(0, 0.25)
+        lines.append(f"{category},{hour},{tenure},{items},{distance},{amount:.2f}")
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -44,7 +89,7 @@ def _sandbox_cluster() -> Cluster:
     return cluster
 
 
-def _ensure_grant(*, role: str, target, user=None, group=None, reason: str) -> None:
+def _ensure_grant(*, role: str, target, user=None, group=None, reason: str, expires_at=None) -> None:
     """A live grant of ``role`` on ``target`` (created once; reruns leave it alone)."""
     from console import grants
     from console.models import Grant
@@ -53,7 +98,8 @@ def _ensure_grant(*, role: str, target, user=None, group=None, reason: str) -> N
     field = {"project": "project", "endpoint": "endpoint", "registeredmodel": "registered_model"}[
         target._meta.model_name]
     if not Grant.objects.filter(grants.live_q(), role=role, **principal, **{field: target}).exists():
-        grants.grant_create(actor=None, role=role, target=target, reason=reason, **principal)
+        grants.grant_create(actor=None, role=role, target=target, reason=reason, expires_at=expires_at,
+                            **principal)
 
 
 def _seed_access(*, alice, bob, projects) -> None:
@@ -76,6 +122,91 @@ def _seed_access(*, alice, bob, projects) -> None:
         actor=None, username="fraud-scorer-client", is_service_account=True,
         description="Demo: the payment service calling the fraud endpoints")
     _ensure_grant(role="caller", target=projects[0], user=robot, reason="Demo: production caller")
+
+
+def _seed_temporary_access(*, bob, iris) -> None:
+    """bob may call the production classifier for a few days while he reviews it: the grant
+    that shows up as "expiring soon" (created once; after it expires a re-run gives a new one)."""
+    _ensure_grant(role="caller", target=iris, user=bob,
+                  expires_at=timezone.now() + timedelta(days=EXPIRING_GRANT_DAYS),
+                  reason="Demo: trying the classifier during the model review")
+
+
+def _ensure_model(*, actor, project, name: str, task: str, description: str, versions: list[dict]):
+    """A registered model with its versions (registered once, in order)."""
+    model = RegisteredModel.objects.filter(project=project, name=name).first()
+    if model is None:
+        model = endpoint_services.model_register(actor=actor, project=project, name=name, task=task,
+                                                 description=description)
+        for version in versions:
+            endpoint_services.model_version_create(actor=actor, model=model, **version)
+    return model
+
+
+def _ensure_endpoint(*, actor, project, name: str, **config) -> tuple[Endpoint, bool]:
+    endpoint = Endpoint.objects.filter(project=project, name=name).first()
+    if endpoint is not None:
+        return endpoint, False
+    return endpoint_services.endpoint_create(actor=actor, project=project, name=name, **config), True
+
+
+def _apply_now(endpoint: Endpoint, stdout=None) -> bool:
+    """Apply an endpoint's first generation at once (the worker is not running yet during
+    ``make run``'s seed), so the sandbox starts rolling it out while the seed goes on."""
+    try:
+        return endpoint_services.endpoint_apply(endpoint_id=endpoint.pk, reason="demo seed") == "applied"
+    except ClusterError as exc:
+        if stdout is not None:
+            stdout.write(f"The sandbox cluster is not reachable ({exc}); the worker applies the endpoints later.")
+        return False
+
+
+def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> bool:
+    """Send ``CANARY_PERCENT`` of ``endpoint``'s traffic to ``canary_version``.
+
+    A Knative canary splits traffic between the new revision and the previously rolled-out
+    one, so the first generation must be Ready on the cluster before the canary generation
+    is applied (an InferenceService created with a canary sends everything to its only
+    revision). Only an endpoint still at its first generation gets the canary: a re-run never
+    undoes what someone did to the endpoint since (a promotion, a rollback)."""
+    endpoint.refresh_from_db()
+    if endpoint.generation != 1 or endpoint.canary_version_id is not None:
+        return False
+    if endpoint.status.applied_generation < 1 and not _apply_now(endpoint, stdout):
+        return False
+    deadline = time.monotonic() + ROLLOUT_WAIT_SECONDS
+    phase = None
+    while time.monotonic() < deadline:
+        try:
+            phase = endpoint_services.endpoint_sync_status(endpoint_id=endpoint.pk)
+        except ClusterError:
+            phase = None
+        if phase == "Ready":
+            break
+        time.sleep(0.25)
+    if phase != "Ready":
+        if stdout is not None:
+            stdout.write(f"{endpoint.project.name}/{endpoint.name} was not Ready within {ROLLOUT_WAIT_SECONDS:.0f} s "
+                         f"(last phase: {phase or 'unknown'}); its canary starts on the next seed_demo run.")
+        return False
+    endpoint_services.endpoint_update(actor=actor, endpoint=endpoint, canary_version=canary_version,
+                                      canary_traffic_percent=CANARY_PERCENT,
+                                      summary=f"canary: {CANARY_PERCENT}% to v{canary_version.version}")
+    return True
+
+
+def _seal_trail() -> None:
+    """Seal the demo's events and record one verification, so the integrity page has a
+    history: the verification is recorded once (a re-run records nothing) and sealed too."""
+    from audit import sealing
+    from audit import services as audit_services
+    from audit.models import AuditEvent
+    from audit.verify import verify
+
+    sealing.seal_pending()
+    if not AuditEvent.objects.filter(action="audit.verify").exists():
+        audit_services.record_verification(actor=None, actor_name="seed_demo", report=verify())
+        sealing.seal_pending()
 
 
 def seed(stdout=None) -> None:
@@ -104,45 +235,62 @@ def seed(stdout=None) -> None:
         description="Assistants served through OpenAI-compatible endpoints.", quotas={a100: 4})
     _seed_access(alice=alice, bob=bob, projects=(fraud, llm))
 
-    iris = RegisteredModel.objects.filter(project=fraud, name="iris-classifier").first()
-    if iris is None:
-        iris = endpoint_services.model_register(actor=alice, project=fraud, name="iris-classifier",
-                                                task="classification",
-                                                description="Species classifier (scikit-learn).")
-        endpoint_services.model_version_create(
-            actor=alice, model=iris, storage_uri="gs://kfserving-examples/models/sklearn/1.0/model",
-            model_format="sklearn", format_version="1", prediction_column="prediction",
-            reference_file=_iris_sample(), reference_filename="iris-reference.csv", aliases=["champion"])
-        endpoint_services.model_version_create(
-            actor=alice, model=iris, storage_uri="gs://kfserving-examples/models/sklearn/1.0/model-2",
-            model_format="sklearn", format_version="1", prediction_column="prediction",
-            reference_file=_iris_sample(seed=11), reference_filename="iris-reference-v2.csv",
-            aliases=["challenger"])
-    chat = RegisteredModel.objects.filter(project=llm, name="support-assistant").first()
-    if chat is None:
-        chat = endpoint_services.model_register(actor=alice, project=llm, name="support-assistant",
-                                                task="llm-chat", description="Llama 3.1 8B Instruct.")
-        endpoint_services.model_version_create(
-            actor=alice, model=chat, storage_uri="hf://meta-llama/Llama-3.1-8B-Instruct",
-            model_format="huggingface")
+    iris = _ensure_model(
+        actor=alice, project=fraud, name="iris-classifier", task="classification",
+        description="Species classifier (scikit-learn).",
+        versions=[
+            {"storage_uri": "gs://kfserving-examples/models/sklearn/1.0/model", "model_format": "sklearn",
+             "format_version": "1", "prediction_column": "prediction", "reference_file": _iris_sample(),
+             "reference_filename": "iris-reference.csv", "aliases": ["champion"]},
+            {"storage_uri": "gs://kfserving-examples/models/sklearn/1.0/model-2", "model_format": "sklearn",
+             "format_version": "1", "prediction_column": "prediction", "reference_file": _iris_sample(seed=11),
+             "reference_filename": "iris-reference-v2.csv", "aliases": ["challenger"]},
+        ])
+    amount = _ensure_model(
+        actor=alice, project=fraud, name="transaction-amount", task="regression",
+        description="Expected amount of a card transaction; large gaps to the real amount flag fraud.",
+        versions=[
+            {"storage_uri": "s3://fraud-models/transaction-amount/v1", "model_format": "sklearn", "format_version": "1",
+             "prediction_column": "predicted_amount", "reference_file": _amount_sample(),
+             "reference_filename": "transaction-amount-reference.csv", "aliases": ["champion"],
+             "description": "Gradient-boosted trees exported with scikit-learn."},
+            {"storage_uri": "s3://missing-bucket/transaction-amount/v2", "model_format": "xgboost",
+             "format_version": "2", "prediction_column": "predicted_amount", "reference_file": _amount_sample(seed=9),
+             "reference_filename": "transaction-amount-reference-v2.csv", "aliases": ["challenger"],
+             "description": "Retrained with XGBoost; registered before its artifact was uploaded."},
+        ])
+    chat = _ensure_model(
+        actor=alice, project=llm, name="support-assistant", task="llm-chat", description="Llama 3.1 8B Instruct.",
+        versions=[{"storage_uri": "hf://meta-llama/Llama-3.1-8B-Instruct", "model_format": "huggingface"}])
 
     v1, v2 = iris.versions.order_by("version")[:2]
-    if not Endpoint.objects.filter(project=fraud, name="iris").exists():
-        endpoint_services.endpoint_create(
-            actor=alice, project=fraud, name="iris", model_version=v1, protocol="v1", deployment_mode="Knative",
-            min_replicas=1, max_replicas=3, scale_metric="concurrency", scale_target=10, hardware_profile=cpu,
-            description="Production iris classifier")
-    if not Endpoint.objects.filter(project=fraud, name="iris-batch").exists():
-        endpoint_services.endpoint_create(
-            actor=alice, project=fraud, name="iris-batch", model_version=v2, protocol="v2",
-            deployment_mode="Knative", min_replicas=0, max_replicas=2, hardware_profile=cpu,
-            runtime=ServingRuntime.objects.get(name="kserve-sklearnserver"),
-            description="Scales to zero between nightly batches")
-    if not Endpoint.objects.filter(project=llm, name="assistant").exists():
-        endpoint_services.endpoint_create(
-            actor=alice, project=llm, name="assistant", model_version=chat.versions.get(version=1),
-            protocol="openai", deployment_mode="Knative", min_replicas=1, max_replicas=2,
-            hardware_profile=a100, accelerator_count=1, runtime=ServingRuntime.objects.get(name="kserve-huggingfaceserver"),
-            description="Support chat assistant")
+    iris_endpoint, created = _ensure_endpoint(
+        actor=alice, project=fraud, name="iris", model_version=v1, protocol="v1", deployment_mode="Knative",
+        min_replicas=1, max_replicas=3, scale_metric="concurrency", scale_target=10, hardware_profile=cpu,
+        description="Production iris classifier")
+    if created:
+        _apply_now(iris_endpoint, stdout)  # rolls out while the rest is seeded; the canary needs it Ready
+    _ensure_endpoint(
+        actor=alice, project=fraud, name="iris-batch", model_version=v2, protocol="v2",
+        deployment_mode="Knative", min_replicas=0, max_replicas=2, hardware_profile=cpu,
+        runtime=ServingRuntime.objects.get(name="kserve-sklearnserver"),
+        description="Scales to zero between nightly batches")
+    amount_v1, amount_v2 = amount.versions.order_by("version")[:2]
+    _ensure_endpoint(
+        actor=alice, project=fraud, name="transaction-amount", model_version=amount_v1, protocol="v1",
+        deployment_mode="Knative", min_replicas=1, max_replicas=4, scale_metric="rps", scale_target=50,
+        hardware_profile=cpu, description="Expected transaction amounts for the fraud rules")
+    _ensure_endpoint(
+        actor=alice, project=fraud, name="transaction-amount-next", model_version=amount_v2, protocol="v2",
+        deployment_mode="Knative", min_replicas=1, max_replicas=1, hardware_profile=cpu,
+        description="Staging for the retrained regressor")
+    _ensure_endpoint(
+        actor=alice, project=llm, name="assistant", model_version=chat.versions.get(version=1),
+        protocol="openai", deployment_mode="Knative", min_replicas=1, max_replicas=2,
+        hardware_profile=a100, accelerator_count=1, runtime=ServingRuntime.objects.get(name="kserve-huggingfaceserver"),
+        description="Support chat assistant")
+    _seed_temporary_access(bob=bob, iris=iris_endpoint)
+    _start_canary(actor=alice, endpoint=iris_endpoint, canary_version=v2, stdout=stdout)
+    _seal_trail()
     if stdout is not None:
-        stdout.write("Demo projects, models and endpoints ready.")
+        stdout.write("Demo projects, models, endpoints, grants and sealed audit trail ready.")

@@ -344,6 +344,17 @@ class Endpoint(models.Model):
     def namespace(self) -> str:
         return self.project.namespace
 
+    @property
+    def scaled_to_zero(self) -> bool:
+        """Ready with no pod running (minReplicas 0, no traffic): shown beside the phase."""
+        from endpoints.status import scaled_to_zero
+
+        try:
+            status = self.status
+        except EndpointStatus.DoesNotExist:
+            return False
+        return scaled_to_zero(phase=status.phase, min_replicas=self.min_replicas, model_status=status.model_status)
+
 
 class EndpointStatus(models.Model):
     """What the cluster last reported for an endpoint, written only by workers (a separate

@@ -83,6 +83,17 @@ def observe(live: dict | None, *, stopped_desired: bool = False) -> Observed:
     return observed
 
 
+def scaled_to_zero(*, phase: str, min_replicas: int | None, model_status: dict | None) -> bool:
+    """Ready with no copy running: a Knative endpoint allowed to scale to zero (minReplicas 0)
+    that has no traffic. KServe keeps such an InferenceService Ready and reports
+    ``modelStatus.copies.totalCopies: 0``; the first request starts a pod again. Without a
+    copy count nothing is claimed."""
+    if phase != READY or min_replicas != 0:
+        return False
+    copies = (model_status or {}).get("copies") or {}
+    return copies.get("totalCopies") == 0
+
+
 def explain(live: dict | None, events: list[dict] | None = None, pods: list[dict] | None = None) -> list[str]:
     """Why the endpoint is not ready, most useful first (kserve.md §2's suggested order)."""
     if live is None:
