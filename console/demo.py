@@ -195,6 +195,42 @@ def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> 
     return True
 
 
+def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
+    """The sandbox keeps its cluster in memory, so each ``make run`` starts with an empty one
+    and the worker re-creates every InferenceService. Re-created with its canary, iris would
+    send all traffic to its only revision (as KServe does), so replay the rollout instead:
+    the previous generation's manifest first and, once it is Ready, the canary generation
+    (an ``endpoint.apply`` by the reconciler, as after any cluster loss). Sandbox only, and
+    only when the object is missing: a running cluster is never touched."""
+    from endpoints.models import Revision
+
+    cluster = endpoint.project.cluster
+    if cluster.kind != Cluster.Kind.SANDBOX or endpoint.canary_version_id is None:
+        return
+    stable = (endpoint.revisions.filter(generation__lt=endpoint.generation)
+              .exclude(outcome=Revision.Outcome.FAILED).order_by("-generation").first())
+    try:
+        client = cluster.client()
+        if stable is None or client.get("InferenceService", endpoint.namespace, endpoint.name) is not None:
+            return
+        client.apply(stable.manifest)
+        deadline = time.monotonic() + ROLLOUT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            live = client.get("InferenceService", endpoint.namespace, endpoint.name)
+            if endpoint_services.observe_live(live, stopped_desired=False).ready:
+                endpoint_services.endpoint_apply(endpoint_id=endpoint.pk, force=True,
+                                                 reason="the sandbox cluster restarted empty")
+                return
+            time.sleep(0.25)
+    except ClusterError as exc:
+        if stdout is not None:
+            stdout.write(f"Could not replay the canary of {endpoint.name} on the sandbox: {exc}")
+        return
+    if stdout is not None:
+        stdout.write(f"{endpoint.name}'s stable revision was not Ready within {ROLLOUT_WAIT_SECONDS:.0f} s; "
+                     "the worker applies the canary generation directly.")
+
+
 def _seal_trail() -> None:
     """Seal the demo's events and record one verification, so the integrity page has a
     history: the verification is recorded once (a re-run records nothing) and sealed too."""
@@ -233,6 +269,9 @@ def seed(stdout=None) -> None:
     llm = Project.objects.filter(name="llm-apps").first() or endpoint_services.project_create(
         actor=None, name="llm-apps", cluster=cluster, display_name="LLM applications",
         description="Assistants served through OpenAI-compatible endpoints.", quotas={a100: 4})
+    for project in (fraud, llm):
+        # The in-memory sandbox starts empty on every run: its namespaces come back first.
+        endpoint_services.project_onboard(project=project)
     _seed_access(alice=alice, bob=bob, projects=(fraud, llm))
 
     iris = _ensure_model(
@@ -270,6 +309,8 @@ def seed(stdout=None) -> None:
         description="Production iris classifier")
     if created:
         _apply_now(iris_endpoint, stdout)  # rolls out while the rest is seeded; the canary needs it Ready
+    else:
+        _replay_canary_on_empty_sandbox(iris_endpoint, stdout)
     _ensure_endpoint(
         actor=alice, project=fraud, name="iris-batch", model_version=v2, protocol="v2",
         deployment_mode="Knative", min_replicas=0, max_replicas=2, hardware_profile=cpu,

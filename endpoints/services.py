@@ -234,6 +234,13 @@ def _onboard_namespace(cluster: Cluster, namespace: str, project_name: str) -> N
             "namespaces, so models deployed there would never be downloaded. Choose another namespace."]})
 
 
+def project_onboard(*, project: Project) -> None:
+    """Make sure the project's namespace exists on its cluster (created when missing, e.g. on a
+    cluster rebuilt empty such as the in-memory sandbox after a restart); refuses, like project
+    creation, a namespace KServe's pod webhook skips. Idempotent; changes nothing in the console."""
+    _onboard_namespace(project.cluster, project.namespace, project.name)
+
+
 @transaction.atomic
 def project_create(*, actor, name: str, cluster: Cluster, namespace: str = "", display_name: str = "",
                    description: str = "", quotas: dict | None = None, onboard: bool = True) -> Project:
@@ -784,9 +791,10 @@ def _observation_fields(endpoint: Endpoint, live: dict | None) -> dict:
     fields = _status_fields(observed)
     if observed.ready or observed.phase == EndpointStatus.Phase.STOPPED:
         fields["explanation"] = []
-    elif not status.explanation or live is None:
+    elif not status.explanation or live is None or fields["phase"] != status.phase:
         # The pass reads only the list: conditions and model status. The per-endpoint sync
-        # adds events and pods; keep its richer explanation while the object is unchanged.
+        # adds events and pods; keep its richer explanation while the phase is unchanged (a
+        # new phase, e.g. a re-created object that now fails, makes the old one stale).
         fields["explanation"] = status_reading.explain(live)
     else:
         fields["explanation"] = status.explanation

@@ -35,11 +35,10 @@ def demo_sandbox(monkeypatch):
 
 
 def _run_worker(sandbox: Sandbox) -> dict[str, EndpointStatus]:
-    """What the Celery worker does after the seed: apply every endpoint, then read its status
-    once the simulated controller has settled."""
+    """What the Celery worker does after the seed: a reconcile pass (applies what is missing or
+    not applied yet), then each endpoint's status once the simulated controller has settled."""
     endpoints = list(Endpoint.objects.select_related("project"))
-    for endpoint in endpoints:
-        endpoint_services.endpoint_apply(endpoint_id=endpoint.pk)
+    endpoint_services.reconcile_all()
 
     def settled():
         phases = {e.name: endpoint_services.endpoint_sync_status(endpoint_id=e.pk) for e in endpoints}
@@ -153,6 +152,27 @@ def test_a_slow_rollout_leaves_the_canary_to_the_next_run(monkeypatch, alice, bo
         demo.seed(stdout=Out())
         iris.refresh_from_db()
         assert iris.generation == 2 and iris.canary_traffic_percent == 20
+    finally:
+        controller.stop()
+        server.stop()
+
+
+def test_after_a_restart_on_an_empty_sandbox_the_demo_comes_back_with_its_canary(seeded):
+    from urllib.parse import urlparse
+
+    _run_worker(seeded)
+    port = urlparse(seeded.url).port
+    seeded.controller.stop()
+    seeded.server.stop()
+    server, controller = start_sandbox(port=port, settings=SandboxSettings())  # make run again: empty cluster
+    try:
+        console_events = AuditEvent.objects.exclude(action="endpoint.apply").count()
+        demo.seed()
+        assert AuditEvent.objects.exclude(action="endpoint.apply").count() == console_events
+        statuses = _run_worker(Sandbox(server, controller))
+        assert statuses["iris"].phase == "Ready" and statuses["transaction-amount-next"].phase == "Failed"
+        assert sorted(row["percent"] for row in statuses["iris"].traffic) == [20, 80]
+        assert Endpoint.objects.get(name="iris").generation == 2
     finally:
         controller.stop()
         server.stop()
