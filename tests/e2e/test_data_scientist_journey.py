@@ -92,6 +92,8 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     # --- 2. The wizard, then the plan (nothing applied yet), then confirm. -------------------
     page.goto(live_server.url + reverse("endpoints:endpoint-list"))
     page.get_by_role("link", name="Deploy a model").first.click()
+    # The runtime preview listens through htmx (a deferred script): choose only once it runs.
+    page.wait_for_load_state("load")
     page.get_by_label("Project").select_option(label=str(fraud_project))
     page.get_by_label("Name", exact=True).fill("card-scorer")
     page.get_by_label("Model version").select_option(label="fraud / card-fraud v1 (sklearn)")
