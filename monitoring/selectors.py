@@ -434,6 +434,15 @@ def platform_overview(*, user, range_key: str | None = None, now: datetime | Non
                                           "monitoring:endpoint-latency")}
                     for r in busiest]
 
+    drift_alerts = _drift_flagged(visible, [DriftWindow.Status.ALERT, DriftWindow.Status.WARNING], limit=25)
+    return Overview(window=window, all_endpoints=is_platform_admin(user),
+                    endpoint_count=sum(count for _, count in phases), phases=phases,
+                    accelerators=accelerators, busiest=busiest_rows, drift_alerts=drift_alerts)
+
+
+def _drift_flagged(visible, statuses: list[str], *, limit: int) -> list[dict]:
+    """Endpoints of ``visible`` whose latest drift verdict is one of ``statuses``, alerts first,
+    then by PSI (one query)."""
     latest = (DriftWindow.objects.filter(endpoint=OuterRef("pk"))
               .exclude(status=DriftWindow.Status.INSUFFICIENT).order_by("-end", "-max_psi"))
     flagged = (
@@ -441,18 +450,22 @@ def platform_overview(*, user, range_key: str | None = None, now: datetime | Non
                          drift_psi=Subquery(latest.values("max_psi")[:1]),
                          drift_feature=Subquery(latest.values("top_feature")[:1]),
                          drift_end=Subquery(latest.values("end")[:1]))
-        .filter(drift_status__in=[DriftWindow.Status.ALERT, DriftWindow.Status.WARNING])
+        .filter(drift_status__in=statuses)
         .values("project__name", "name", "drift_status", "drift_psi", "drift_feature", "drift_end")
-        .order_by("-drift_psi")[:25]
+        .order_by("-drift_psi")[:limit]
     )
-    drift_alerts = [{"project": r["project__name"], "name": r["name"], "status": r["drift_status"],
-                     "psi": r["drift_psi"], "feature": r["drift_feature"], "end": r["drift_end"],
-                     "url": _endpoint_url(r["project__name"], r["name"], "monitoring:endpoint-drift")}
-                    for r in flagged]
-    drift_alerts.sort(key=lambda r: (r["status"] != DriftWindow.Status.ALERT, -(r["psi"] or 0)))
-    return Overview(window=window, all_endpoints=is_platform_admin(user),
-                    endpoint_count=sum(count for _, count in phases), phases=phases,
-                    accelerators=accelerators, busiest=busiest_rows, drift_alerts=drift_alerts)
+    rows = [{"project": r["project__name"], "name": r["name"], "status": r["drift_status"],
+             "psi": r["drift_psi"], "feature": r["drift_feature"], "end": r["drift_end"],
+             "url": _endpoint_url(r["project__name"], r["name"], "monitoring:endpoint-drift")}
+            for r in flagged]
+    rows.sort(key=lambda r: (r["status"] != DriftWindow.Status.ALERT, -(r["psi"] or 0)))
+    return rows
+
+
+def endpoints_in_drift_alert(*, user, limit: int = 10) -> list[dict]:
+    """The user's visible endpoints whose latest drift window raised an alert (home page)."""
+    visible = endpoint_selectors.endpoint_list_visible_to(user=user).order_by()
+    return _drift_flagged(visible, [DriftWindow.Status.ALERT], limit=limit)
 
 
 def config_for_update(*, user, project: str | None = None, name: str | None = None,

@@ -16,7 +16,12 @@ from console.permissions import is_platform_admin
 
 @login_required
 def home(request):
-    return render(request, "console/home.html", {})
+    """What to look at first, by who is signed in (console/home.py): their endpoints and what
+    needs attention; for platform admins expiring grants, grant changes and reconciler alerts;
+    for auditors the health of the audit trail."""
+    from console.home import EXPIRY_WINDOW_DAYS, home_for
+
+    return render(request, "console/home.html", {**home_for(request.user), "expiry_days": EXPIRY_WINDOW_DAYS})
 
 
 def platform_admin_required(view):

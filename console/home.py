@@ -1,0 +1,162 @@
+"""Reads behind the home page: what each person should see first when they sign in.
+
+A user may be several personas at once; each section applies on its own:
+
+- **endpoints** — anyone who can see an endpoint, holds a grant, or has no global role (they
+  are told why the page is empty): their endpoints with phases, what needs attention (Failed
+  or Degraded endpoints, drift alerts) and their own grants that lapse within a week;
+- **platform** — platform admins: grants expiring within a week, the latest grant changes,
+  open reconciler alerts and a few counts;
+- **trail** — auditors (and platform admins): the newest seal, the events waiting for the
+  sealer, the last integrity verification and failed ingest batches.
+
+Endpoints come only through the permission chokepoint (``endpoint_list_visible_to``); the
+other sections are shown only to the roles whose pages already show the same rows. Every
+section costs a fixed number of queries, however many endpoints or grants there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import Max, Q, Sum
+from django.utils import timezone
+
+from console.grants import live_q
+from console.models import Grant
+from console.permissions import is_platform_admin
+
+EXPIRY_WINDOW_DAYS = 7
+ENDPOINT_ROWS = 10
+ATTENTION_ROWS = 10
+GRANT_ROWS = 8
+BATCH_ROWS = 3
+GRANT_ACTIONS = ("grant.create", "grant.revoke", "grant.expire")
+
+_GRANT_RELATED = ("user", "group", "project", "registered_model__project", "endpoint__project")
+
+
+@dataclass
+class EndpointSection:
+    endpoints: list
+    total: int
+    failing: list
+    drifting: list[dict]
+    expiring: list  # the user's own grants (direct or through a team) lapsing soon
+    has_grants: bool
+    can_deploy: bool
+    all_projects: bool  # platform admin: every endpoint, not only granted ones
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.failing or self.drifting or self.expiring)
+
+
+@dataclass
+class PlatformSection:
+    expiring: list
+    expiring_total: int
+    recent_changes: list
+    alerts: list
+    counts: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrailSection:
+    newest_seal: object | None
+    sealed_events: int
+    unsealed: int
+    last_verification: object | None
+    failed_batches: list
+    failed_batch_total: int
+
+
+def _own_grants(user):
+    return Grant.objects.filter(live_q()).filter(Q(user=user) | Q(group__user=user))
+
+
+def endpoint_section(user, *, now=None) -> EndpointSection:
+    from endpoints import selectors as endpoint_selectors
+    from endpoints.models import EndpointStatus
+    from monitoring import selectors as monitoring_selectors
+
+    now = now or timezone.now()
+    visible = endpoint_selectors.endpoint_list_visible_to(user=user)
+    endpoints = list(visible.order_by("project__name", "name")[:ENDPOINT_ROWS])
+    total = len(endpoints) if len(endpoints) < ENDPOINT_ROWS else visible.order_by().count()
+    failing = list(visible.filter(status__phase__in=[EndpointStatus.Phase.FAILED, EndpointStatus.Phase.DEGRADED])
+                   .order_by("project__name", "name")[:ATTENTION_ROWS])
+    expiring = list(_own_grants(user).filter(expires_at__isnull=False,
+                                             expires_at__lte=now + timedelta(days=EXPIRY_WINDOW_DAYS))
+                    .select_related(*_GRANT_RELATED).distinct().order_by("expires_at"))
+    admin = is_platform_admin(user)
+    return EndpointSection(
+        endpoints=endpoints, total=total, failing=failing,
+        drifting=monitoring_selectors.endpoints_in_drift_alert(user=user, limit=ATTENTION_ROWS),
+        expiring=expiring,
+        has_grants=admin or bool(expiring) or _own_grants(user).exists(),
+        can_deploy=endpoint_selectors.project_list_visible_to(user=user, action="deploy").exists(),
+        all_projects=admin,
+    )
+
+
+def platform_section(user, *, now=None) -> PlatformSection:
+    from audit import selectors as audit_selectors
+    from console import selectors as console_selectors
+    from endpoints import selectors as endpoint_selectors
+    from endpoints.models import Endpoint, Project
+
+    expiring = console_selectors.grants_expiring_soon(days=EXPIRY_WINDOW_DAYS)
+    rows = list(expiring[:GRANT_ROWS])
+    return PlatformSection(
+        expiring=rows,
+        expiring_total=len(rows) if len(rows) < GRANT_ROWS else expiring.count(),
+        recent_changes=list(audit_selectors.event_list_visible_to(user=user).filter(action__in=GRANT_ACTIONS)
+                            .order_by("-occurred_at", "-id")[:GRANT_ROWS]),
+        alerts=list(endpoint_selectors.alerts_active()),
+        counts={"projects": Project.objects.count(), "endpoints": Endpoint.objects.count(),
+                "grants": Grant.objects.filter(live_q(now)).count()},
+    )
+
+
+def trail_section() -> TrailSection:
+    from audit.models import AuditEvent, AuditSeal, IngestBatch
+
+    newest = AuditSeal.objects.order_by("-sequence").only(
+        "sequence", "created_at", "event_count", "last_event_id").first()
+    sealed = AuditSeal.objects.aggregate(events=Sum("event_count"), highest=Max("last_event_id")) if newest else {}
+    # Events newer than every seal: what the next sealer run picks up. (An older event that
+    # committed late is sealed by a later seal too; verification counts those exactly.)
+    unsealed = AuditEvent.objects.filter(id__gt=sealed.get("highest") or 0).count()
+    failed = IngestBatch.objects.filter(status=IngestBatch.Status.FAILED).defer("body", "headers")
+    batches = list(failed.order_by("-received_at", "-id")[:BATCH_ROWS])
+    return TrailSection(
+        newest_seal=newest, sealed_events=sealed.get("events") or 0, unsealed=unsealed,
+        last_verification=AuditEvent.objects.filter(action="audit.verify").order_by("-occurred_at", "-id").first(),
+        failed_batches=batches,
+        failed_batch_total=len(batches) if len(batches) < BATCH_ROWS else failed.count(),
+    )
+
+
+def shows_endpoints(user) -> bool:
+    """Everyone but a pure auditor or ingester (a global role, no grant, nothing visible)."""
+    from console.roles import GLOBAL_ROLES
+
+    if is_platform_admin(user):
+        return True
+    if not any(group.name in GLOBAL_ROLES for group in user.groups.all()):
+        return True
+    return _own_grants(user).exists()
+
+
+def home_for(user) -> dict:
+    """The sections of ``user``'s home page (absent ones are None)."""
+    from audit import selectors as audit_selectors
+
+    now = timezone.now()
+    return {
+        "endpoint_section": endpoint_section(user, now=now) if shows_endpoints(user) else None,
+        "platform_section": platform_section(user, now=now) if is_platform_admin(user) else None,
+        "trail_section": trail_section() if audit_selectors.can_view_all(user) else None,
+    }
