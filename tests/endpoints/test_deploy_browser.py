@@ -62,6 +62,8 @@ def test_data_scientist_registers_a_version_deploys_it_and_the_isvc_exists(
     page.goto(live_server.url + reverse("endpoints:endpoint-list"))
     page.get_by_role("link", name="Deploy a model").first.click()
     expect(page.get_by_role("heading", name="Deploy a model", level=1)).to_be_visible()
+    # The runtime preview listens through htmx (a deferred script): choose only once it runs.
+    page.wait_for_load_state("load")
     for legend in ("Model & runtime", "Scaling", "Hardware", "Rollout", "Logging"):
         expect(page.locator("legend", has_text=legend)).to_be_visible()
     page.get_by_label("Project").select_option(label=str(team))
