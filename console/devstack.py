@@ -171,7 +171,10 @@ def main() -> int:
         stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
                                 "--duration", str(7 * 24 * 3600), "--rows", "10", "--backfill-minutes", "120",
                                 "--backfill-calls", "150", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
-                                "--principal", "alice", "--principal", "svc-scoring"], optional=True)
+                                "--principal", "alice", "--principal", "svc-scoring",
+                                # Only the demo endpoints that serve: not the scaled-to-zero or Failed ones.
+                                "--endpoint", "fraud-detection/iris", "--endpoint", "fraud-detection/transaction-amount",
+                                "--endpoint", "llm-apps/assistant"], optional=True)
 
     logins = json.loads((var_dir / "demo-logins.json").read_text())
     print("\n" + "=" * 64)

@@ -763,7 +763,8 @@ class EndpointStatusView(LoginRequiredMixin, View):
             # 286 tells htmx to stop polling: the endpoint was deleted (or access withdrawn)
             # while the page was open, and asking again every 3 s would only repeat the error.
             return render(request, "endpoints/endpoint/_status_gone.html", status=HTMX_STOP_POLLING)
-        return render(request, "endpoints/endpoint/_status.html", status_context(endpoint))
+        # As a fragment it also refreshes the phase badge in the page heading (out of band).
+        return render(request, "endpoints/endpoint/_status.html", {**status_context(endpoint), "fragment": True})
 
 
 def status_context(endpoint: Endpoint) -> dict:

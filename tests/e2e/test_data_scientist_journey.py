@@ -120,6 +120,8 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
                              message="the controller to report card-scorer Ready")
     assert sync_status_as_the_worker_would("card-scorer") == "Ready"
     expect(status_card.get_by_text("Ready", exact=True).first).to_be_visible(timeout=10_000)
+    # The heading's badge follows the card (no page showing Deploying and Ready at once).
+    expect(page.locator("#endpoint-heading-phase")).to_have_text("Ready", timeout=10_000)
     expect(status_card).not_to_contain_text("refreshing every 3 seconds")
     expect(status_card).to_contain_text("http://card-scorer.fraud.example.com")
     assert page.evaluate("window.__samePage") is True, "the status changed by a reload, not by polling"

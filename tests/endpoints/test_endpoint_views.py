@@ -367,6 +367,9 @@ def test_status_fragment_polls_only_while_the_endpoint_is_settling(client, alice
     EndpointStatus.objects.filter(endpoint=endpoint).update(phase="Ready", ready=True, url="http://x.example.com")
     settled = client.get(_url("endpoint-status", endpoint)).content.decode()
     assert "hx-trigger" not in settled and "badge-ready" in settled
+    # The heading's badge follows (out of band), and only the fragment carries that swap.
+    assert '<span id="endpoint-heading-phase" hx-swap-oob="true"><span class="badge badge-ready">' in settled
+    assert 'hx-swap-oob' not in overview
 
 
 def test_status_polling_stops_when_the_endpoint_is_gone(client, alice, setup):
