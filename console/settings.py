@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from console import env
 
@@ -185,12 +186,22 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu polls the folder once a second by default: one task per second per free
+        # worker process, far too slow once the demo's payload logger posts events.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Two queues: "celery" for the console's own work (reconcile, status, grants, seals) and
+# "ingest" for log intake, which comes in bursts (a busy endpoint's payload logger). A worker
+# consumes both by default, in turn, so a backlog of logger events never delays a deploy;
+# large installations can run dedicated workers with `-Q ingest`.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("ingest"))
+CELERY_TASK_ROUTES = {"audit.tasks.process_ingest_batch_task": {"queue": "ingest"}}
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
