@@ -53,7 +53,7 @@ def test_user_signs_in_sees_home_and_signs_out(console_page, live_server, alice)
     if len(nav_labels) > 1:
         areas = page.get_by_role("region", name="Where to go")
         expect(areas.get_by_role("link")).to_have_text(nav_labels[1:])
-    expect(page.get_by_text("Signed in as")).to_contain_text("Alice Moreau")
+    expect(page.locator(".user-name")).to_have_text("Signed in as Alice Moreau")
     expect(page.get_by_role("heading", name="Your global roles")).to_be_visible()
     expect(page.get_by_text("You have no global role.")).to_be_visible()
     expect(page.get_by_role("contentinfo").get_by_role("link", name="API documentation")).to_have_attribute(
