@@ -17,7 +17,7 @@ from endpoints import services as endpoint_services
 from endpoints.models import Endpoint, EndpointStatus, Revision
 from endpoints.sandbox.controller import SandboxSettings
 from endpoints.sandbox.run import start_sandbox
-from tests.endpoints.conftest import Sandbox
+from tests.fixtures.kube import Sandbox
 
 pytestmark = pytest.mark.django_db
 

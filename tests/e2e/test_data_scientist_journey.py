@@ -38,10 +38,10 @@ REFERENCE_CSV = "amount,country,fraud\n" + "".join(
 
 
 @pytest.fixture
-def fraud_project(admin_user, alice, sandbox_cluster):
+def fraud_project(admin_user, alice, sandbox):
     """What a platform admin set up beforehand: the project on the cluster, alice a Deployer."""
     services.sync_builtin_runtimes()
-    cluster = ClusterFactory(name="sandbox", api_url=sandbox_cluster.url)
+    cluster = ClusterFactory(name="sandbox", api_url=sandbox.url)
     project = services.project_create(actor=admin_user, name="fraud", cluster=cluster)
     grants.grant_create(actor=admin_user, role="deployer", target=project, user=alice,
                         reason="Fraud model owner")
@@ -62,7 +62,7 @@ def sync_status_as_the_worker_would(endpoint_name: str) -> str:
 
 
 def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
-        console_page, journey, live_server, alice, fraud_project, sandbox_cluster, tmp_path):
+        console_page, journey, live_server, alice, fraud_project, sandbox, tmp_path):
     page = console_page
     steps = journey("data-scientist")
     sample = tmp_path / "reference.csv"
@@ -106,7 +106,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     expect(page.get_by_role("heading", name="Create endpoint card-scorer", level=1)).to_be_visible()
     expect(page.get_by_text("Dry run accepted.")).to_be_visible()
     assert not Endpoint.objects.filter(name="card-scorer").exists()
-    assert sandbox_cluster.isvc("fraud", "card-scorer") is None
+    assert sandbox.isvc("fraud", "card-scorer") is None
     steps.step("plan reviewed")
     page.get_by_role("button", name="Create endpoint").click()
     expect(page.get_by_text("Endpoint card-scorer created: generation 1 is being applied")).to_be_visible()
@@ -116,7 +116,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     expect(status_card).to_contain_text("refreshing every 3 seconds")
     steps.step("endpoint deploying")
     page.evaluate("window.__samePage = true")
-    sandbox_cluster.wait_for(lambda: _ready(sandbox_cluster.isvc("fraud", "card-scorer")),
+    sandbox.wait_for(lambda: _ready(sandbox.isvc("fraud", "card-scorer")),
                              message="the controller to report card-scorer Ready")
     assert sync_status_as_the_worker_would("card-scorer") == "Ready"
     expect(status_card.get_by_text("Ready", exact=True).first).to_be_visible(timeout=10_000)
@@ -179,7 +179,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     expect(page.get_by_text("Endpoint card-scorer changed: generation 2 is being applied")).to_be_visible()
     expect(page.get_by_text("canary v2 at 25%")).to_be_visible()
 
-    sandbox_cluster.wait_for(lambda: _canary_split(sandbox_cluster.isvc("fraud", "card-scorer")),
+    sandbox.wait_for(lambda: _canary_split(sandbox.isvc("fraud", "card-scorer")),
                              message="the controller to split traffic to the canary")
     sync_status_as_the_worker_would("card-scorer")
     page.reload()
@@ -197,7 +197,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     expect(page.locator(".page-description")).to_contain_text("card-fraud v2")
     expect(page.locator(".page-description")).not_to_contain_text("canary")
     expect(page.get_by_role("link", name="Promote canary")).to_have_count(0)
-    sandbox_cluster.wait_for(lambda: _serves(sandbox_cluster.isvc("fraud", "card-scorer"), "s3://models/card-fraud/2"),
+    sandbox.wait_for(lambda: _serves(sandbox.isvc("fraud", "card-scorer"), "s3://models/card-fraud/2"),
                              message="the cluster to serve v2 on all traffic")
     sync_status_as_the_worker_would("card-scorer")
     page.reload()
