@@ -41,3 +41,19 @@ def test_celery_limits_must_be_ordered():
     result = _import_settings(DEBUG="true", CELERY_TASK_TIME_LIMIT="10", CELERY_TASK_SOFT_TIME_LIMIT="20")
     assert result.returncode != 0
     assert "CELERY_TASK_SOFT_TIME_LIMIT < CELERY_TASK_TIME_LIMIT" in result.stderr
+
+
+def test_log_intake_has_its_own_queue_and_a_plain_worker_consumes_both():
+    """A burst of payload-logger batches must not sit in front of reconciles: intake goes to
+    the "ingest" queue, everything else to "celery", and a worker started without -Q (as
+    `make run` and the manifests start it) consumes both."""
+    from console.celery import app
+
+    def queue_of(task: str) -> str:
+        return app.amqp.router.route({}, task)["queue"].name
+
+    assert queue_of("audit.tasks.process_ingest_batch_task") == "ingest"
+    for task in ("endpoints.tasks.reconcile_endpoint_task", "endpoints.tasks.reconcile_all_task",
+                 "endpoints.tasks.sync_endpoint_status_task", "audit.tasks.seal_events_task"):
+        assert queue_of(task) == "celery"
+    assert {queue.name for queue in app.amqp.queues.values()} == {"celery", "ingest"}
