@@ -491,6 +491,11 @@ class SandboxController:
             component["url"] = f"http://{name}-predictor.{namespace}.{domain}"
             component["address"] = {"url": f"http://{name}-predictor.{namespace}.svc.cluster.local"}
         status["components"] = {"predictor": component}
+        rolled = track["rolled_out"]
+        if knative and not stopped and rolled and rolled != track["revision"]:
+            # Knative keeps the previously rolled-out revision serving while the new one
+            # loads (or fails), and beside it for the rest of the traffic during a canary.
+            pods += self._pods(obj, model, replicas, f"{name}-predictor-{rolled:05d}", phase="Running")
         self._sync_pods(namespace, name, pods)
         status["_next"] = next_check
         status["_events"] = events

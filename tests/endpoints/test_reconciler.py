@@ -80,12 +80,22 @@ def test_canary_splits_traffic_in_status(sandbox, setup, alice, django_capture_o
 
     traffic = sandbox.wait_for(split, message="a canary traffic split")
     assert sorted(t["percent"] for t in traffic) == [20, 80]
+
+    def serving_revisions():
+        pods = sandbox.store.list("pods", "fraud", label_selector="serving.kserve.io/inferenceservice=scorer")
+        return sorted(p["metadata"]["name"].rsplit("-deployment-", 1)[0] for p in pods
+                      if p["status"]["phase"] == "Running")
+
+    # Both revisions of the split have running pods (what `kubectl get pods` shows).
+    assert serving_revisions() == sorted(t["revisionName"] for t in traffic)
     _sync(endpoint)
     assert sorted(t["percent"] for t in _status(endpoint).traffic) == [20, 80]
     with django_capture_on_commit_callbacks(execute=True):
         services.endpoint_promote_canary(actor=alice, endpoint=endpoint)
     sandbox.wait_for(lambda: len(split() or []) == 0 and sandbox.isvc("fraud", "scorer")["status"]["components"]
                      ["predictor"]["traffic"][0]["percent"] == 100, message="promotion to 100%")
+    # After the promotion only the promoted revision keeps pods.
+    sandbox.wait_for(lambda: len(serving_revisions()) == 1, message="the old revision's pods to go")
 
 
 def test_delete_removes_the_inference_service_then_the_endpoint(sandbox, setup, alice,
