@@ -17,6 +17,7 @@ from django.db import connection
 from endpoints import services
 from endpoints.models import EndpointStatus
 from tests.endpoints.endpoint_factories import deploy_setup
+from tests.fixtures.kube import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,13 +106,7 @@ def worker_factory(tmp_path):
 
 
 def _wait_for(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {message}")
+    return wait_for(predicate, timeout, message, interval=0.25)
 
 
 def _applied(endpoint_id: int, generation: int) -> bool:
