@@ -168,14 +168,10 @@ def access_check(*, user, obj, action: str, now=None) -> AccessCheck:
 
 # --- who can access an object --------------------------------------------------------------------
 
-@dataclass
-class PrincipalAccess:
-    """One row of "who can access this and why"."""
+class _Actions:
+    """Shared by the access rows: ``actions`` maps an action to the sources that give it."""
 
-    principal: object  # a user or a group
-    is_team: bool
-    actions: dict[str, list[Source]] = field(default_factory=dict)
-    members: list = field(default_factory=list)
+    actions: dict[str, list[Source]]
 
     @property
     def action_list(self) -> list[str]:
@@ -183,6 +179,7 @@ class PrincipalAccess:
 
     @property
     def reasons(self) -> list[str]:
+        """Each distinct reason once, in action order."""
         seen, out = set(), []
         for action in self.action_list:
             for source in self.actions[action]:
@@ -191,6 +188,16 @@ class PrincipalAccess:
                     seen.add(text)
                     out.append(text)
         return out
+
+
+@dataclass
+class PrincipalAccess(_Actions):
+    """One row of "who can access this and why"."""
+
+    principal: object  # a user or a group
+    is_team: bool
+    actions: dict[str, list[Source]] = field(default_factory=dict)
+    members: list = field(default_factory=list)
 
 
 def who_can_access(obj, *, now=None) -> dict:
@@ -258,26 +265,11 @@ def platform_admins():
 # --- what a user can reach ----------------------------------------------------------------------
 
 @dataclass
-class Reach:
+class Reach(_Actions):
     obj: object
     kind: str
     actions: dict[str, list[Source]] = field(default_factory=dict)
     covers: str = ""
-
-    @property
-    def action_list(self) -> list[str]:
-        return [a for a in ACTIONS if a in self.actions]
-
-    @property
-    def reasons(self) -> list[str]:
-        seen, out = set(), []
-        for action in self.action_list:
-            for source in self.actions[action]:
-                text = source.describe()
-                if text not in seen:
-                    seen.add(text)
-                    out.append(text)
-        return out
 
 
 def what_user_can_reach(user, *, now=None) -> dict:
