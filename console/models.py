@@ -4,6 +4,23 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
+
+
+class RevocableExpiring:
+    """For rows that end when revoked or at ``expires_at`` (grants, API tokens)."""
+
+    revoked_at: object  # fields of the model using it
+    expires_at: object
+
+    def state(self, now=None) -> str:
+        """"revoked", "expired" or "active" at ``now`` (default: the present)."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
 
 
 class User(AbstractUser):
@@ -34,7 +51,7 @@ class User(AbstractUser):
         return self.get_full_name() or self.username
 
 
-class Grant(models.Model):
+class Grant(RevocableExpiring, models.Model):
     """A role given to one principal (a user or a group) on one object (a project, a registered
     model or an endpoint): the record the access pages show and the audit trail refers to.
 
@@ -143,23 +160,10 @@ class Grant(models.Model):
         return f"project {target.name}"
 
     def is_live(self, now=None) -> bool:
-        from django.utils import timezone
-
-        now = now or timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-    def state(self, now=None) -> str:
-        from django.utils import timezone
-
-        now = now or timezone.now()
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
+        return self.state(now) == "active"
 
 
-class ApiToken(models.Model):
+class ApiToken(RevocableExpiring, models.Model):
     """A bearer token for the API, the ingest receivers or inference calls.
 
     The plaintext is shown once, at creation; only a SHA-256 of it is stored (the secret is
@@ -205,20 +209,7 @@ class ApiToken(models.Model):
         return scope in (self.scopes or [])
 
     def is_usable(self, now=None) -> bool:
-        from django.utils import timezone
-
-        now = now or timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-    def state(self, now=None) -> str:
-        from django.utils import timezone
-
-        now = now or timezone.now()
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
+        return self.state(now) == "active"
 
 
 class AccessVersion(models.Model):
