@@ -117,7 +117,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     steps.step("endpoint deploying")
     page.evaluate("window.__samePage = true")
     sandbox.wait_for(lambda: _ready(sandbox.isvc("fraud", "card-scorer")),
-                             message="the controller to report card-scorer Ready")
+                     message="the controller to report card-scorer Ready")
     assert sync_status_as_the_worker_would("card-scorer") == "Ready"
     expect(status_card.get_by_text("Ready", exact=True).first).to_be_visible(timeout=10_000)
     # The heading's badge follows the card (no page showing Deploying and Ready at once).
@@ -180,7 +180,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     expect(page.get_by_text("canary v2 at 25%")).to_be_visible()
 
     sandbox.wait_for(lambda: _canary_split(sandbox.isvc("fraud", "card-scorer")),
-                             message="the controller to split traffic to the canary")
+                     message="the controller to split traffic to the canary")
     sync_status_as_the_worker_would("card-scorer")
     page.reload()
     split = page.get_by_role("table", name="Traffic split")
@@ -198,7 +198,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     expect(page.locator(".page-description")).not_to_contain_text("canary")
     expect(page.get_by_role("link", name="Promote canary")).to_have_count(0)
     sandbox.wait_for(lambda: _serves(sandbox.isvc("fraud", "card-scorer"), "s3://models/card-fraud/2"),
-                             message="the cluster to serve v2 on all traffic")
+                     message="the cluster to serve v2 on all traffic")
     sync_status_as_the_worker_would("card-scorer")
     page.reload()
     expect(page.get_by_role("table", name="Traffic split")).to_contain_text("100%")
