@@ -33,6 +33,8 @@ from endpoints.models import (
 logger = logging.getLogger(__name__)
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# Names a project cannot take because its page would sit on a console route (/projects/new/).
+RESERVED_PROJECT_NAMES = frozenset({"new"})
 CONSOLE_NAMESPACE_LABELS = {"app.kubernetes.io/managed-by": "inference-console"}
 
 # Endpoint fields a user may set (everything else is derived or owned by the console).
@@ -248,6 +250,8 @@ def project_create(*, actor, name: str, cluster: Cluster, namespace: str = "", d
     errors = {}
     if not DNS_LABEL.match(name) or len(name) > 63:
         errors["name"] = ["Use a DNS label: lowercase letters, digits and '-', starting with a letter."]
+    elif name in RESERVED_PROJECT_NAMES:
+        errors["name"] = [f"{name} is reserved: /projects/{name}/ is the console's own page. Choose another name."]
     if not DNS_LABEL.match(namespace) or len(namespace) > 63:
         errors["namespace"] = ["Use a DNS label: lowercase letters, digits and '-', starting with a letter."]
     elif namespace.startswith("kube-") or namespace in {"default", "kserve", "knative-serving", "istio-system"}:

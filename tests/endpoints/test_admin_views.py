@@ -447,3 +447,13 @@ def test_admin_adds_a_cluster_creates_a_project_and_rotates_its_key(console_page
     page.goto(live_server.url + reverse("endpoints:runtime-list"))
     expect(page.get_by_role("link", name="Disable or describe kserve-sklearnserver")).to_be_visible()
     screenshot(page, "admin-runtime-list")
+
+
+def test_a_project_cannot_take_the_name_of_the_create_page(admin_client):
+    cluster = ClusterFactory()
+    response = admin_client.post(reverse("endpoints:project-create"), {"name": "new", "cluster": cluster.pk})
+    assert response.status_code == 200
+    assert "reserved" in response.context["form"].errors["name"][0]
+    assert not Project.objects.exists()
+    # The create page stays the create page.
+    assert admin_client.get(reverse("endpoints:project-create")).context["form"] is not None
