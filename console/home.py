@@ -72,6 +72,13 @@ class TrailSection:
     failed_batch_total: int
 
 
+def _head(queryset, limit: int) -> tuple[list, int]:
+    """The first ``limit`` rows and how many there are in all (counted only when the head is
+    full, so a short list costs one query)."""
+    rows = list(queryset[:limit])
+    return rows, (len(rows) if len(rows) < limit else queryset.order_by().count())
+
+
 def _own_grants(user):
     return Grant.objects.filter(live_q()).filter(Q(user=user) | Q(group__user=user))
 
@@ -83,8 +90,7 @@ def endpoint_section(user, *, now=None) -> EndpointSection:
 
     now = now or timezone.now()
     visible = endpoint_selectors.endpoint_list_visible_to(user=user)
-    endpoints = list(visible.order_by("project__name", "name")[:ENDPOINT_ROWS])
-    total = len(endpoints) if len(endpoints) < ENDPOINT_ROWS else visible.order_by().count()
+    endpoints, total = _head(visible.order_by("project__name", "name"), ENDPOINT_ROWS)
     failing = list(visible.filter(status__phase__in=[EndpointStatus.Phase.FAILED, EndpointStatus.Phase.DEGRADED])
                    .order_by("project__name", "name")[:ATTENTION_ROWS])
     expiring = list(_own_grants(user).filter(expires_at__isnull=False,
@@ -107,11 +113,10 @@ def platform_section(user, *, now=None) -> PlatformSection:
     from endpoints import selectors as endpoint_selectors
     from endpoints.models import Endpoint, Project
 
-    expiring = console_selectors.grants_expiring_soon(days=EXPIRY_WINDOW_DAYS)
-    rows = list(expiring[:GRANT_ROWS])
+    expiring, expiring_total = _head(console_selectors.grants_expiring_soon(days=EXPIRY_WINDOW_DAYS), GRANT_ROWS)
     return PlatformSection(
-        expiring=rows,
-        expiring_total=len(rows) if len(rows) < GRANT_ROWS else expiring.count(),
+        expiring=expiring,
+        expiring_total=expiring_total,
         recent_changes=list(audit_selectors.event_list_visible_to(user=user).filter(action__in=GRANT_ACTIONS)
                             .order_by("-occurred_at", "-id")[:GRANT_ROWS]),
         alerts=list(endpoint_selectors.alerts_active()),
@@ -129,13 +134,13 @@ def trail_section() -> TrailSection:
     # Events newer than every seal: what the next sealer run picks up. (An older event that
     # committed late is sealed by a later seal too; verification counts those exactly.)
     unsealed = AuditEvent.objects.filter(id__gt=sealed.get("highest") or 0).count()
-    failed = IngestBatch.objects.filter(status=IngestBatch.Status.FAILED).defer("body", "headers")
-    batches = list(failed.order_by("-received_at", "-id")[:BATCH_ROWS])
+    batches, batch_total = _head(IngestBatch.objects.filter(status=IngestBatch.Status.FAILED)
+                                 .defer("body", "headers").order_by("-received_at", "-id"), BATCH_ROWS)
     return TrailSection(
         newest_seal=newest, sealed_events=sealed.get("events") or 0, unsealed=unsealed,
         last_verification=AuditEvent.objects.filter(action="audit.verify").order_by("-occurred_at", "-id").first(),
         failed_batches=batches,
-        failed_batch_total=len(batches) if len(batches) < BATCH_ROWS else failed.count(),
+        failed_batch_total=batch_total,
     )
 
 
