@@ -161,6 +161,17 @@ def _apply_now(endpoint: Endpoint, stdout=None) -> bool:
         return False
 
 
+def _wait_for_rollout(done) -> bool:
+    """Call ``done()`` every 0.25 s until it is true (True) or ROLLOUT_WAIT_SECONDS pass (False)."""
+    deadline = time.monotonic() + ROLLOUT_WAIT_SECONDS
+    while True:
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+
+
 def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> bool:
     """Send ``CANARY_PERCENT`` of ``endpoint``'s traffic to ``canary_version``.
 
@@ -174,17 +185,17 @@ def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> 
         return False
     if endpoint.status.applied_generation < 1 and not _apply_now(endpoint, stdout):
         return False
-    deadline = time.monotonic() + ROLLOUT_WAIT_SECONDS
     phase = None
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
+        nonlocal phase
         try:
             phase = endpoint_services.endpoint_sync_status(endpoint_id=endpoint.pk)
         except ClusterError:
             phase = None
-        if phase == "Ready":
-            break
-        time.sleep(0.25)
-    if phase != "Ready":
+        return phase == "Ready"
+
+    if not _wait_for_rollout(ready):
         if stdout is not None:
             stdout.write(f"{endpoint.project.name}/{endpoint.name} was not Ready within {ROLLOUT_WAIT_SECONDS:.0f} s "
                          f"(last phase: {phase or 'unknown'}); its canary starts on the next seed_demo run.")
@@ -214,14 +225,11 @@ def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
         if stable is None or client.get("InferenceService", endpoint.namespace, endpoint.name) is not None:
             return
         client.apply(stable.manifest)
-        deadline = time.monotonic() + ROLLOUT_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            live = client.get("InferenceService", endpoint.namespace, endpoint.name)
-            if endpoint_services.observe_live(live, stopped_desired=False).ready:
-                endpoint_services.endpoint_apply(endpoint_id=endpoint.pk, force=True,
-                                                 reason="the sandbox cluster restarted empty")
-                return
-            time.sleep(0.25)
+        if _wait_for_rollout(lambda: endpoint_services.observe_live(
+                client.get("InferenceService", endpoint.namespace, endpoint.name), stopped_desired=False).ready):
+            endpoint_services.endpoint_apply(endpoint_id=endpoint.pk, force=True,
+                                             reason="the sandbox cluster restarted empty")
+            return
     except ClusterError as exc:
         if stdout is not None:
             stdout.write(f"Could not replay the canary of {endpoint.name} on the sandbox: {exc}")
