@@ -60,8 +60,10 @@ def test_user_signs_in_sees_home_and_signs_out(console_page, live_server, alice)
         "href", reverse("api-docs")
     )
     # Styles and scripts loaded: the stylesheet applied, console.js ran (it reveals nothing
-    # here, but htmx is defined and the CSRF meta tag is present for it).
-    assert page.evaluate("typeof window.htmx") == "object"
+    # here, but htmx is defined and the CSRF meta tag is present for it). The scripts are
+    # deferred, so they run once the document is parsed -- which can be after the headings
+    # above are already visible: wait for them (a script that never loads times out here).
+    page.wait_for_function("typeof window.htmx === 'object'", timeout=10_000)
     assert page.locator('meta[name="csrf-token"]').get_attribute("content")
     assert page.evaluate("getComputedStyle(document.querySelector('.site-header')).display") == "block"
     screenshot(page, "home")
