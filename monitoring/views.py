@@ -29,24 +29,14 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from console.permissions import PermissionChecker
-from endpoints.models import Endpoint, EndpointStatus
+from endpoints.models import Endpoint
+from endpoints.views.endpoint import endpoint_frame
 from monitoring import figures, selectors, services
 from monitoring.forms import MonitoringConfigForm
 from monitoring.staticfiles import PLOTLY_JS, plotly_style_guard_ids
 
 EMPTY_INLINE_STYLE = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"  # SHA-256 of ""
 dashboard_csp = method_decorator(csp_update({"style-src": ["'unsafe-hashes'", EMPTY_INLINE_STYLE]}), name="get")
-
-# The endpoint page's own tabs (endpoints/views/endpoint.py), shown above the monitoring tabs
-# that endpoints/endpoint/detail_base.html appends.
-ENDPOINT_TABS = (
-    ("endpoints:endpoint-detail", "Overview"),
-    ("endpoints:endpoint-configuration", "Configuration"),
-    ("endpoints:endpoint-manifest", "Manifest"),
-    ("endpoints:endpoint-revisions", "Revisions"),
-)
-
 
 def _panel(name: str, title: str, data: dict, description: str = "", *, wide: bool = False) -> dict | None:
     if name not in data["figures"]:
@@ -68,21 +58,9 @@ def _dashboard_context(request, data: dict, data_url: str, range_key: str) -> di
 
 
 def _endpoint_frame(request, endpoint: Endpoint) -> dict:
-    """What endpoints/endpoint/detail_base.html needs: status, actions allowed, tabs."""
-    try:
-        status = endpoint.status
-    except EndpointStatus.DoesNotExist:
-        status = None
-    checker = PermissionChecker(request.user)
-    can_deploy = endpoint.state != Endpoint.State.DELETING and checker.can(endpoint, "deploy")
-    kwargs = {"project": endpoint.project.name, "name": endpoint.name}
-    return {
-        "title": endpoint.name,
-        "endpoint": endpoint,
-        "status": status,
-        "can_deploy": can_deploy,
-        "tabs": [{"label": label, "url": reverse(url, kwargs=kwargs), "active": False} for url, label in ENDPOINT_TABS],
-    }
+    """What endpoints/endpoint/detail_base.html needs (the endpoint app's frame, no own tab
+    active: the monitoring tabs mark themselves)."""
+    return endpoint_frame(request, endpoint)
 
 
 def _json(data: dict, fragments: dict[str, str]) -> JsonResponse:

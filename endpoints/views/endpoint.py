@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView
 
+from audit.selectors import can_view_all
 from console.permissions import PermissionChecker, get_visible_or_404, visible
 from endpoints import plan as plans
 from endpoints import reconcile, runtimes, selectors, services
@@ -662,6 +663,28 @@ TABS = (
 )
 
 
+def endpoint_frame(request, endpoint: Endpoint, tab: str = "") -> dict:
+    """What endpoints/endpoint/detail_base.html needs, for every page of an endpoint (its own
+    tabs here and the monitoring tabs): status, the actions the user may take, the tabs, and
+    the link to the endpoint's audit history for those who may read it (auditors and owners
+    of its project)."""
+    checker = PermissionChecker(request.user)
+    can_deploy = endpoint.state != Endpoint.State.DELETING and checker.can(endpoint, "deploy")
+    kwargs = {"project": endpoint.project.name, "name": endpoint.name}
+    can_read_trail = can_view_all(request.user) or checker.can(endpoint.project, "manage")
+    return {
+        "title": endpoint.name,
+        "endpoint": endpoint,
+        "status": _status(endpoint),
+        "can_deploy": can_deploy,
+        "audit_history_url": reverse("audit:object-history",
+                                     kwargs={"target_type": "endpoint", "target_id": endpoint.pk})
+        if can_read_trail else "",
+        "tabs": [{"label": label, "url": reverse(f"endpoints:{url}", kwargs=kwargs), "active": url == tab}
+                 for url, label in TABS],
+    }
+
+
 class EndpointTabView(LoginRequiredMixin, View):
     """One tab of the endpoint page; subclasses add their context."""
 
@@ -670,17 +693,7 @@ class EndpointTabView(LoginRequiredMixin, View):
 
     def get(self, request, project, name):
         endpoint = selectors.endpoint_get(user=request.user, project=project, name=name)
-        checker = PermissionChecker(request.user)
-        can_deploy = endpoint.state != Endpoint.State.DELETING and checker.can(endpoint, "deploy")
-        kwargs = {"project": project, "name": name}
-        context = {
-            "title": endpoint.name,
-            "endpoint": endpoint,
-            "status": _status(endpoint),
-            "can_deploy": can_deploy,
-            "tabs": [{"label": label, "url": reverse(f"endpoints:{url}", kwargs=kwargs), "active": url == self.tab}
-                     for url, label in TABS],
-        }
+        context = endpoint_frame(request, endpoint, self.tab)
         context.update(self.extra_context(request, endpoint))
         return render(request, self.template_name, context)
 

@@ -414,6 +414,27 @@ def test_actions_are_hidden_from_viewers(client, bob, alice, setup):
         assert _url(action, endpoint) in html
 
 
+def test_audit_history_link_only_for_those_who_may_read_it(client, bob, alice, admin_user, setup):
+    endpoint = EndpointFactory(project=setup.project, model_version=setup.v1)
+    history = reverse("audit:object-history", args=["endpoint", endpoint.pk])
+    grant(bob, setup.project, "view")
+    pages = [_url("endpoint-detail", endpoint), _url("endpoint-revisions", endpoint),
+             reverse("monitoring:endpoint-latency", kwargs={"project": setup.project.name, "name": endpoint.name})]
+    # A deployer or viewer cannot read the trail, so the page offers no link to it ...
+    for user in (alice, bob):
+        client.force_login(user)
+        for page in pages:
+            assert history not in client.get(page).content.decode()
+        assert client.get(history).status_code == 403
+    # ... the project's owner and a platform admin can, on every tab.
+    grant(alice, setup.project, "manage")
+    for user in (alice, admin_user):
+        client.force_login(user)
+        for page in pages:
+            assert f'href="{history}">Audit history</a>' in client.get(page).content.decode()
+        assert client.get(history).status_code == 200
+
+
 # --- lifecycle through the plan page -------------------------------------------------------------
 
 def test_rollback_goes_through_the_plan_and_reaches_the_cluster(
