@@ -46,6 +46,7 @@ def _axis(title: str, **extra) -> dict:
             "automargin": True, **extra}
 
 
+MARGIN = {"l": 16, "r": 16, "t": 36, "b": 16}
 LEGEND_ON_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
 
 
@@ -54,7 +55,7 @@ def _figure(traces: list, *, height: int = 320, show_legend: bool = True, **layo
     ``update_*`` calls cost ten times more per request)."""
     base = {
         "template": "none", "height": height, "font": {"family": FONT, "size": 13, "color": TEXT},
-        "margin": {"l": 16, "r": 16, "t": 36, "b": 16}, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "margin": MARGIN, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
         "showlegend": show_legend, "legend": LEGEND_ON_TOP, "hoverlabel": {"font": {"family": FONT}},
     }
     return go.Figure(data=traces, layout={**base, **layout})
@@ -80,24 +81,33 @@ def _columns(titles: list[str], x_axis: dict, y_axis: dict, *, share_y: bool = T
 
 
 def _thresholds(warning: float, alert: float, *, axis: str = "y") -> dict:
-    """Dashed warning and alert lines (shapes) with their labels (annotations)."""
+    """Dashed warning and alert lines (shapes) with their labels (annotations). Vertical lines
+    (``axis="x"``, over bars) get their labels above the plot, never over the bars: the
+    warning label ends at its line and the alert label starts at its own, so the two cannot
+    overlap each other however close the thresholds sit on a narrow chart. Horizontal lines
+    get their labels right of the plot, the warning label under its line and the alert label
+    over its own, for the same reason."""
     shapes, annotations = [], []
-    for value, label, colour, position in ((warning, "warning", STATUS_COLOURS["warning"], "bottom"),
-                                           (alert, "alert", STATUS_COLOURS["alert"], "top")):
+    for value, label, colour, side in ((warning, "warning", STATUS_COLOURS["warning"], "right"),
+                                       (alert, "alert", STATUS_COLOURS["alert"], "left")):
         line = {"color": colour, "dash": "dash", "width": 1}
         text = f"{label} {value:g}"
         if axis == "y":
             shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value, "y1": value,
                            "line": line})
-            annotations.append({"text": text, "xref": "paper", "x": 0, "yref": "y", "y": value, "showarrow": False,
-                                "xanchor": "left", "yanchor": "bottom", "font": {"size": 11, "color": colour}})
+            annotations.append({"text": text, "xref": "paper", "x": 1, "yref": "y", "y": value, "showarrow": False,
+                                "xanchor": "left", "yanchor": "top" if side == "right" else "bottom",
+                                "font": {"size": 11, "color": colour}})
         else:
             shapes.append({"type": "line", "yref": "paper", "y0": 0, "y1": 1, "xref": "x", "x0": value, "x1": value,
                            "line": line})
-            annotations.append({"text": text, "yref": "paper", "y": 0 if position == "bottom" else 1, "xref": "x",
-                                "x": value, "showarrow": False, "xanchor": "left", "yanchor": position,
+            annotations.append({"text": text, "yref": "paper", "y": 1, "xref": "x", "x": value,
+                                "showarrow": False, "xanchor": side, "yanchor": "bottom",
                                 "font": {"size": 11, "color": colour}})
-    return {"shapes": shapes, "annotations": annotations}
+    layout = {"shapes": shapes, "annotations": annotations}
+    if axis == "y":
+        layout["margin"] = {**MARGIN, "r": 84}  # room for the labels right of the plot
+    return layout
 
 
 def to_json(fig: go.Figure) -> dict:

@@ -132,6 +132,16 @@ def test_drift_tab_shows_heatmap_top_features_distributions_and_the_alert(client
     assert [t["name"] for t in distribution] == ["Reference", "Live traffic"]
     assert figures["distribution"]["layout"]["xaxis"]["title"]["text"] == "petal_length (reference bins)"
     assert figures["prediction_trend"] is not None and figures["prediction_distribution"] is not None
+    # The threshold labels sit outside the plot, never over the bars or the points: above the
+    # bar chart (warning ending at its line, alert starting at its own), right of the trend.
+    labels = {a["text"]: a for a in figures["top_features"]["layout"]["annotations"]}
+    assert labels["warning 0.1"]["y"] == labels["alert 0.25"]["y"] == 1
+    assert labels["warning 0.1"]["yanchor"] == labels["alert 0.25"]["yanchor"] == "bottom"
+    assert (labels["warning 0.1"]["xanchor"], labels["alert 0.25"]["xanchor"]) == ("right", "left")
+    labels = {a["text"]: a for a in figures["prediction_trend"]["layout"]["annotations"]}
+    assert labels["warning 0.1"]["x"] == labels["alert 0.25"]["x"] == 1
+    assert (labels["warning 0.1"]["yanchor"], labels["alert 0.25"]["yanchor"]) == ("top", "bottom")
+    assert figures["prediction_trend"]["layout"]["margin"]["r"] > 60
 
 
 def test_drift_of_the_canary_is_measured_against_its_own_reference(client, alice, endpoint):
