@@ -35,6 +35,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit import digests
@@ -219,6 +220,28 @@ def seal_pending(*, now=None) -> list[AuditSeal]:
             created.append(_make_seal(pending, sequence=sequence, previous_hash=previous_hash,
                                       floor=new_floor, now=now))
     return created
+
+
+def unsealed_count(newest: AuditSeal | None = None) -> int:
+    """Events no seal covers yet -- what the next sealer run picks up -- counted exactly: the
+    ids above the newest seal's floor outside the ranges of the seals above it (a late
+    committer with a lower id counts too). Pass the newest seal if already read (its ``floor``
+    is enough). Seals above the floor only exist within the sealer's grace period, so their
+    ranges are few."""
+    if newest is None:
+        newest = AuditSeal.objects.order_by("-sequence").only("floor").first()
+    floor = newest.floor if newest else 0
+    covered = merge_ranges(
+        r for ranges in AuditSeal.objects.filter(last_event_id__gt=floor).values_list("ranges", flat=True)
+        for r in ranges
+    ) if newest else []
+    events = AuditEvent.objects.filter(id__gt=floor)
+    if covered:
+        q = Q()
+        for first, last in covered:
+            q |= Q(id__gte=first, id__lte=last)
+        events = events.exclude(q)
+    return events.count()
 
 
 def seal_for_event(event_id: int) -> AuditSeal | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db.models import Max, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from console.grants import live_q
@@ -126,14 +126,13 @@ def platform_section(user, *, now=None) -> PlatformSection:
 
 
 def trail_section() -> TrailSection:
+    from audit import sealing
     from audit.models import AuditEvent, AuditSeal, IngestBatch
 
     newest = AuditSeal.objects.order_by("-sequence").only(
-        "sequence", "created_at", "event_count", "last_event_id").first()
-    sealed = AuditSeal.objects.aggregate(events=Sum("event_count"), highest=Max("last_event_id")) if newest else {}
-    # Events newer than every seal: what the next sealer run picks up. (An older event that
-    # committed late is sealed by a later seal too; verification counts those exactly.)
-    unsealed = AuditEvent.objects.filter(id__gt=sealed.get("highest") or 0).count()
+        "sequence", "created_at", "event_count", "last_event_id", "floor").first()
+    sealed = AuditSeal.objects.aggregate(events=Sum("event_count")) if newest else {}
+    unsealed = sealing.unsealed_count(newest)
     batches, batch_total = _head(IngestBatch.objects.filter(status=IngestBatch.Status.FAILED)
                                  .defer("body", "headers").order_by("-received_at", "-id"), BATCH_ROWS)
     return TrailSection(

@@ -212,13 +212,20 @@ def test_out_of_order_commit_is_sealed_later_and_verifies(settings):
     later.save(force_insert=True)
     first_run = sealing.seal_pending()
     assert first_run[-1].floor == base  # not past the gap: base+1 may still commit
+    assert sealing.unsealed_count() == 0
     late = AuditEvent(id=base + 1, occurred_at=timezone.now(), action="endpoint.update", actor_name="a")
     late.save(force_insert=True)
+    # The late committer has a lower id than the newest sealed event and still waits for the
+    # sealer: counted (the auditor's home page shows this number).
+    assert sealing.unsealed_count() == verify().unsealed == 1
+    AuditEvent(id=base + 3, occurred_at=timezone.now(), action="endpoint.update", actor_name="c").save(force_insert=True)
+    assert sealing.unsealed_count() == 2
     second_run = sealing.seal_pending()
-    assert sealing.expand(second_run[0].ranges) == [base + 1]
-    assert second_run[0].floor == base + 2
+    assert sealing.expand(second_run[0].ranges) == [base + 1, base + 3]
+    assert second_run[0].floor == base + 3
     report = verify()
-    assert report.ok and report.unsealed == 0 and report.events == 5
+    assert report.ok and report.unsealed == 0 and report.events == 6
+    assert sealing.unsealed_count() == 0
 
 
 def test_event_appearing_in_a_permanent_gap_is_reported_as_inserted(settings):
