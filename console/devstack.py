@@ -151,7 +151,8 @@ def main() -> int:
         return 1
 
     stack.start("web", [str(bindir / "gunicorn"), "console.wsgi", "--bind", f"127.0.0.1:{port}",
-                        "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning"])
+                        "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning",
+                        "--logger-class", "console.gunicorn_logging.RedactingLogger"])
     stack.start("worker", [str(bindir / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
                            "--concurrency", "2", "--without-gossip", "--without-mingle"])
     stack.start("beat", [str(bindir / "celery"), "-A", "console", "beat", "--loglevel", "INFO",

@@ -204,4 +204,9 @@ def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | N
         else:
             plan.dry_run_ok = True
             plan.dry_run_message = "The API server accepts this manifest (server-side dry run)."
+    # A plan is for reading (the apply renders again from the saved spec): the project's ingest
+    # key is shown masked, here and in the live object's side of the diff.
+    plan.manifest = specs.redact_ingest_keys(plan.manifest)
+    plan.manifest_yaml = specs.redact_ingest_keys(plan.manifest_yaml)
+    plan.manifest_diff = specs.redact_ingest_keys(plan.manifest_diff)
     return plan

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from console.redaction import MASK, redact_ingest_keys  # noqa: F401 - spec users mask through here
 from endpoints import catalog, runtimes
 
 
@@ -182,7 +183,8 @@ _IDENTITY_PATHS = {"generation", "endpoint_id", "project_id", "console_instance"
 
 
 def field_changes(old: dict | None, new: dict) -> list[tuple[str, object, object]]:
-    """(path, old value, new value) for every configured field that differs."""
+    """(path, old value, new value) for every configured field that differs (compared as
+    stored; the values returned are for showing and auditing, ingest keys masked)."""
     before = flatten(old or {})
     after = flatten(new)
     changes = []
@@ -190,12 +192,12 @@ def field_changes(old: dict | None, new: dict) -> list[tuple[str, object, object
         if path in _IDENTITY_PATHS:
             continue
         if before.get(path) != after.get(path):
-            changes.append((path, before.get(path), after.get(path)))
+            changes.append((path, redact_ingest_keys(before.get(path)), redact_ingest_keys(after.get(path))))
     return changes
 
 
 def audit_view(spec: dict) -> dict:
-    return {path: value for path, value in flatten(spec).items() if path not in _IDENTITY_PATHS}
+    return {path: value for path, value in flatten(redact_ingest_keys(spec)).items() if path not in _IDENTITY_PATHS}
 
 
 def audit_diff(old: dict, new: dict) -> dict:

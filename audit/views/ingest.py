@@ -61,7 +61,7 @@ def kserve_receiver(request, ingest_key: str):
     rotatable ingest key in the path identifies it; a wrong key is 404)."""
     from endpoints.models import Project
 
-    project = Project.objects.filter(ingest_key=ingest_key).only("pk", "name").first()
+    project = Project.objects.filter(ingest_key=ingest_key).only("pk", "name", "namespace").first()
     if project is None:
         return JsonResponse({"detail": "Unknown ingest key."}, status=404)
     try:
@@ -72,6 +72,12 @@ def kserve_receiver(request, ingest_key: str):
             events = cloudevents.parse_delivery(headers, body, content_type)
         except cloudevents.MalformedEvent as exc:
             raise _Refused(400, f"Not a KServe payload-logger event: {exc}") from None
+        # A project's key speaks for its own namespace only: the loggers of its endpoints send
+        # their namespace with every event (very old ones sent none).
+        foreign = next((e for e in events if e.namespace and e.namespace != project.namespace), None)
+        if foreign is not None:
+            raise _Refused(400, f"Event {foreign.id!r} comes from namespace {foreign.namespace!r}; this ingest "
+                                f"key belongs to the project in namespace {project.namespace!r}. Nothing was stored.")
     except _Refused as refused:
         return refused.response
     batch = ingest.batch_receive(

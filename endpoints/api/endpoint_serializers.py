@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from endpoints import selectors
+from endpoints import spec as specs
 from endpoints.forms.endpoint import hardware_choices, runtime_choices
 from endpoints.models import (
     Endpoint,
@@ -157,6 +158,12 @@ class RevisionSerializer(serializers.ModelSerializer):
         fields = ["id", "generation", "change_summary", "actor_name", "created_at", "outcome", "message", "spec",
                   "manifest"]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["spec"] = specs.redact_ingest_keys(data["spec"])
+        data["manifest"] = specs.redact_ingest_keys(data["manifest"])
+        return data
 
 
 class FieldChangeSerializer(serializers.Serializer):

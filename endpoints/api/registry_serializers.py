@@ -25,15 +25,9 @@ from endpoints.models import (
     RegisteredModel,
     ServingRuntime,
 )
-from endpoints.spec import ingest_url
+from endpoints.spec import ingest_url, redact_ingest_keys
 
 KSERVE_PROTOCOLS = ("v1", "v2", "grpc-v1", "grpc-v2")
-
-
-def masked_ingest_url(project: Project) -> str:
-    """The payload logger URL with the ingest key masked except its last 4 characters."""
-    key = project.ingest_key
-    return ingest_url(project).replace(key, "•" * 8 + key[-4:])
 
 
 @extend_schema_field({"type": "array", "items": {"type": "object", "additionalProperties": True}})
@@ -219,7 +213,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         validators: list = []
 
     def get_payload_logger_url(self, project) -> str:
-        return masked_ingest_url(project)
+        return redact_ingest_keys(ingest_url(project))
 
 
 # --- registry -----------------------------------------------------------------------------------------

@@ -734,7 +734,7 @@ class EndpointManifestView(EndpointTabView):
     def extra_context(self, request, endpoint):
         revision = endpoint.revisions.filter(generation=endpoint.generation).first()
         manifest = revision.manifest if revision is not None else reconcile.render(specs.desired_spec(endpoint))
-        return {"revision": revision, "manifest_yaml": reconcile.canonical_yaml(manifest)}
+        return {"revision": revision, "manifest_yaml": reconcile.canonical_yaml(specs.redact_ingest_keys(manifest))}
 
 
 class EndpointRevisionsView(EndpointTabView):

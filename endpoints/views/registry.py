@@ -36,7 +36,7 @@ from endpoints.forms.registry import (
     add_service_errors,
 )
 from endpoints.models import Endpoint, ModelAlias, ProjectQuota
-from endpoints.spec import ingest_url
+from endpoints.spec import ingest_url, redact_ingest_keys
 
 PAGE_SIZE = 25
 
@@ -62,13 +62,6 @@ def endpoint_create_url() -> str | None:
         return reverse("endpoints:endpoint-create")
     except NoReverseMatch:
         return None
-
-
-def mask_secret(url: str, secret: str, visible_chars: int = 4) -> str:
-    """``url`` with ``secret`` replaced by bullets except its last characters."""
-    if not secret:
-        return url
-    return url.replace(secret, "•" * 8 + secret[-visible_chars:])
 
 
 class PlatformAdminRequiredMixin(LoginRequiredMixin):
@@ -539,7 +532,7 @@ class ProjectDetailView(ProjectAdminMixin, TemplateView):
                 for p in selectors.hardware_profile_list() if p.has_accelerator or p.pk in quotas or p.pk in usage]
         context.update(
             title=f"Project {project.name}", project=project, quota_rows=rows,
-            logger_url=mask_secret(ingest_url(project), project.ingest_key),
+            logger_url=redact_ingest_keys(ingest_url(project)),
             model_count=selectors.model_list_visible_to(user=self.request.user, project=project).count(),
             endpoint_count=selectors.endpoint_list_visible_to(user=self.request.user, project=project.name).count(),
             models_url=reverse("endpoints:model-list") + f"?project={project.name}",
@@ -611,7 +604,7 @@ class ProjectRotateKeyView(ProjectAdminMixin, TemplateView):
                 "get a new generation pointing their logger at the new URL.",
                 "Inference events posted with the old key until then are refused.",
             ],
-            logger_url=mask_secret(ingest_url(project), project.ingest_key),
+            logger_url=redact_ingest_keys(ingest_url(project)),
             breadcrumbs=self.project_crumbs("Rotate ingest key"),
         )
         return context

@@ -71,7 +71,7 @@ def legacy_http_echo_deliveries() -> list[Delivery]:
     return deliveries
 
 
-def binary_event(*, event_id: str, kind: str, isvc: str = "scorer", namespace: str = "fraud",
+def binary_event(*, event_id: str, kind: str, isvc: str = "scorer", namespace: str = "default",
                  principal: str | None = "alice", model_version: str = "scorer:1", body: bytes = b'{"instances": [[1, 2]]}',
                  time: str = "2026-11-28T10:00:00.123456789Z", content_type: str = "application/json") -> Delivery:
     """A binary-mode event as the current KServe agent sends it."""
@@ -91,7 +91,7 @@ def binary_event(*, event_id: str, kind: str, isvc: str = "scorer", namespace: s
     return Delivery(headers=headers, body=body, content_type=content_type)
 
 
-def structured_event(*, event_id: str, kind: str, isvc: str = "scorer", namespace: str = "fraud",
+def structured_event(*, event_id: str, kind: str, isvc: str = "scorer", namespace: str = "default",
                      principal: str = "alice", data=None, time: str = "2026-11-28T10:00:00Z") -> dict:
     """A structured CloudEvent (an element of a cloudevents-batch+json array)."""
     return {

@@ -175,6 +175,28 @@ def test_wrong_ingest_key_is_404(client):
     assert not IngestBatch.objects.exists()
 
 
+def test_a_projects_key_cannot_post_events_of_another_namespace(project, post_kserve):
+    """Whoever learnt one project's key (it sits in that project's InferenceServices) must not
+    write inference events, with a principal of their choosing, into another project's trail."""
+    from tests.endpoints.endpoint_factories import ProjectFactory
+
+    ProjectFactory(name="llm-apps", namespace="llm-apps")
+    forged = samples.binary_event(event_id="forged-1", kind="request", namespace="llm-apps", isvc="assistant",
+                                  principal="admin")
+    response = post_kserve(project, forged)
+    assert response.status_code == 400
+    assert "namespace 'llm-apps'" in response.json()["detail"] and "'default'" in response.json()["detail"]
+    assert not IngestBatch.objects.exists() and not InferenceEventPart.objects.exists()
+    # One foreign event in a batch refuses the whole delivery.
+    events = [samples.structured_event(event_id="ok-1", kind="request"),
+              samples.structured_event(event_id="ok-2", kind="request", namespace="llm-apps")]
+    delivery = samples.Delivery({}, json.dumps(events).encode(), "application/cloudevents-batch+json")
+    assert post_kserve(project, delivery).status_code == 400
+    assert not IngestBatch.objects.exists()
+    # The project's own namespace is accepted.
+    assert post_kserve(project, samples.binary_event(event_id="own-1", kind="request")).status_code == 202
+
+
 @pytest.mark.parametrize("change, reason", [
     ({"HTTP_CE_TYPE": "com.example.other"}, "unsupported event type"),
     ({"HTTP_CE_ID": ""}, "missing event id"),

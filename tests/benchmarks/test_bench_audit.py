@@ -82,7 +82,7 @@ def test_audit_ingest_verify_and_copy_rates(ingest_setup, report, settings):
         for i in range(KSERVE_CALLS):
             event_id = str(uuid.uuid4())
             for kind in ("request", "response"):
-                deliveries.append(samples.binary_event(event_id=event_id, kind=kind,
+                deliveries.append(samples.binary_event(event_id=event_id, kind=kind, namespace="fraud",
                                                        body=b'{"instances": [[%d, 2.5, 3.1, 0.2]]}' % i))
         before = AuditEvent.objects.filter(source="inference").count()
         with override_settings(INFERENCE_EVENT_CONSUMERS=consumers):
@@ -106,8 +106,8 @@ def test_audit_ingest_verify_and_copy_rates(ingest_setup, report, settings):
         events = []
         for _ in range(200):
             event_id = str(uuid.uuid4())
-            events += [samples.structured_event(event_id=event_id, kind="request"),
-                       samples.structured_event(event_id=event_id, kind="response")]
+            events += [samples.structured_event(event_id=event_id, kind="request", namespace="fraud"),
+                       samples.structured_event(event_id=event_id, kind="response", namespace="fraud")]
         batch_bodies.append(json.dumps(events).encode())
     start = time.perf_counter()
     for body in batch_bodies:

@@ -244,6 +244,43 @@ def test_confirming_the_plan_creates_the_endpoint_on_the_cluster(
     assert "Endpoint card-scorer created: generation 1 is being applied" in detail
 
 
+def test_the_ingest_key_never_leaves_the_console_except_towards_the_cluster(
+        client, alice, bob, live_setup, django_capture_on_commit_callbacks):
+    """Whoever holds a project's ingest key can post inference events in its name: a viewer
+    must not be able to read it off the manifest, plan, revisions, audit trail or API."""
+    from rest_framework.test import APIClient
+
+    from endpoints.spec import MASK
+
+    key = live_setup.project.ingest_key
+    grant(bob, live_setup.project, "view")
+    client.force_login(alice)
+    plan_url = client.post(_url("endpoint-create"), _wizard_data(live_setup, logging_mode="all"))["Location"]
+    plan_page = client.get(plan_url).content.decode()
+    assert key not in plan_page and MASK + key[-4:] in plan_page
+    _confirm(client, plan_url, django_capture_on_commit_callbacks)
+    endpoint = Endpoint.objects.get(name="card-scorer")
+    # The cluster gets the real URL: the logger needs it.
+    assert key in live_setup.live_isvc("card-scorer")["spec"]["predictor"]["logger"]["url"]
+    # Rotating the key changes the URL: a new generation whose diff shows the change, masked.
+    new_key = services.project_rotate_ingest_key(actor=alice, project=live_setup.project).ingest_key
+    client.force_login(bob)
+    for tab in ("endpoint-detail", "endpoint-configuration", "endpoint-manifest", "endpoint-revisions"):
+        html = client.get(_url(tab, endpoint)).content.decode()
+        assert key not in html and new_key not in html, tab
+    revisions = client.get(_url("endpoint-revisions", endpoint)).content.decode()
+    assert MASK + key[-4:] in revisions and MASK + new_key[-4:] in revisions
+    api = APIClient()
+    api.force_authenticate(bob)
+    body = api.get(f"/api/v1/endpoints/{endpoint.pk}/revisions/").content.decode()
+    assert key not in body and new_key not in body and MASK + new_key[-4:] in body
+    client.force_login(alice)
+    plan_url = client.post(_url("endpoint-edit", endpoint), _wizard_data(live_setup, max_replicas=3))["Location"]
+    assert new_key not in client.get(plan_url).content.decode()
+    for details in AuditEvent.objects.values_list("details", flat=True):
+        assert key not in str(details) and new_key not in str(details)
+
+
 def test_another_users_plan_token_is_not_found(client, alice, bob, setup):
     client.force_login(alice)
     plan_url = client.post(_url("endpoint-create"), _wizard_data(setup))["Location"]

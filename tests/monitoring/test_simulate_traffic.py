@@ -97,6 +97,28 @@ def test_simulated_traffic_reaches_the_dashboards_through_the_receiver(live_serv
     assert all(r.latency_ms > 0 and r.rows == 4 and r.caller == "demo-client" for r in records)
 
 
+def test_a_rotated_ingest_key_is_followed_and_never_printed(live_server, monkeypatch, capsys):
+    from endpoints.models import Project, new_ingest_key
+
+    endpoint = monitored_endpoint()
+    old_key = endpoint.project.ingest_key
+    make_call, calls = simulate.make_call, []
+
+    def rotate_after_the_first_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # an admin rotates the key while the demo traffic runs
+            Project.objects.filter(pk=endpoint.project_id).update(ingest_key=new_ingest_key())
+        return make_call(*args, **kwargs)
+
+    monkeypatch.setattr(simulate, "make_call", rotate_after_the_first_call)
+    call_command("simulate_traffic", endpoint=[f"{endpoint.project.name}/{endpoint.name}"], url=live_server.url,
+                 rate=500, duration=0, count=6, error_rate=0.0, seed=1, rows=2)
+    # One call went to the old key (refused); the rest followed the new one.
+    assert InferenceRecord.objects.filter(endpoint=endpoint).count() == 5
+    output = capsys.readouterr()
+    assert old_key not in output.out + output.err and "HTTP 404" in output.out
+
+
 @pytest.mark.django_db(transaction=True)
 def test_injected_drift_raises_a_drift_alert(live_server):
     from monitoring import tasks

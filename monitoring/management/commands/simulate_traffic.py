@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from endpoints.models import Endpoint
-from endpoints.spec import ingest_url
+from endpoints.spec import ingest_url, redact_ingest_keys
 from monitoring import simulate
 
 MAX_DURATION_SECONDS = 7 * 24 * 3600
@@ -59,6 +59,7 @@ class _Sender:
         self.sent = 0
         self.failed = 0
         self.last_error = ""
+        self.last_status = 0
 
     def _connect(self):
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
@@ -75,11 +76,12 @@ class _Sender:
                 if response.will_close:
                     self.connection.close()
                     self.connection = None
+                self.last_status = response.status
                 if 200 <= response.status < 300:
                     self.sent += 1
                     return True
                 self.failed += 1
-                self.last_error = f"HTTP {response.status} from {path}"
+                self.last_error = f"HTTP {response.status} from {redact_ingest_keys(path)}"
                 return False
             except (OSError, http.client.HTTPException) as exc:
                 self.connection.close()
@@ -256,9 +258,12 @@ class Command(BaseCommand):
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            _, traffic, path = plans[order]
+            endpoint, traffic, path = plans[order]
             call = simulate.make_call(traffic, at=datetime.now(tz=UTC), rng=rng, drifted=traffic.drift_shift != 0)
             self._send(sender, path, call)
+            if sender.last_status == 404:  # the project's ingest key was rotated: follow it
+                endpoint.project.refresh_from_db(fields=["ingest_key"])
+                plans[order] = (endpoint, traffic, urlsplit(ingest_url(endpoint.project)).path)
             sent[order] += 1
             if sent[order] < limit:
                 heapq.heappush(heap, (due + rng.expovariate(options["rate"]), order))
