@@ -236,3 +236,102 @@ def team_remove_member(*, actor, team: Group, user) -> None:
                  target=team, target_type="team", details={"team": team.name, "user": user.username,
                                                            "user_id": user.pk})
     _invalidate_decisions()
+
+
+# --- sign-in help: reset and unlock (people only) --------------------------------------------------
+
+def sign_in_lockout(user) -> dict | None:
+    """The live django-axes lockout of ``user``'s username, or None.
+
+    Axes counts failures per (username, address) (``AXES_LOCKOUT_PARAMETERS``), within the
+    cool-off window: an address is locked once its failures reach ``AXES_FAILURE_LIMIT``, until
+    its latest failure plus ``AXES_COOLOFF_TIME`` (for ever when that is None). Returns the
+    worst address's failure count, how many addresses are locked and when the last lock lifts.
+    """
+    from axes.helpers import get_cool_off
+    from axes.models import AccessAttempt
+    from django.conf import settings
+    from django.db.models import Max, Sum
+    from django.utils import timezone
+
+    if not settings.AXES_ENABLED:
+        return None
+    cool_off = get_cool_off()
+    attempts = AccessAttempt.objects.filter(username=user.get_username())
+    if cool_off is not None:
+        attempts = attempts.filter(attempt_time__gte=timezone.now() - cool_off)
+    per_address = attempts.values("ip_address").annotate(failures=Sum("failures_since_start"),
+                                                         last=Max("attempt_time"))
+    locked = [row for row in per_address if row["failures"] >= settings.AXES_FAILURE_LIMIT]
+    if not locked:
+        return None
+    return {
+        "failures": max(row["failures"] for row in locked),
+        "addresses": len(locked),
+        "until": None if cool_off is None else max(row["last"] for row in locked) + cool_off,
+    }
+
+
+def _clear_sign_in_attempts(user) -> int:
+    """Delete every django-axes attempt record of ``user``'s username, from every address
+    (the permanent failure log stays)."""
+    from axes.utils import reset
+
+    username = user.get_username()
+    if not username:  # axes would read "no filter" as "every record"
+        return 0
+    return reset(username=username)
+
+
+def sign_in_reset_refusal(*, actor, user) -> str | None:
+    """Why ``actor`` may not reset ``user``'s sign-in, or None when they may."""
+    if user.is_service_account:
+        return "Service accounts never sign in; they use API tokens."
+    if not user.is_active:
+        return "This account is deactivated: reactivate it first, then reset its sign-in."
+    if actor is not None and actor.pk == user.pk:
+        return ("You cannot reset your own sign-in (you would lose your session and password); "
+                "ask another platform admin.")
+    if user.is_superuser and actor is not None and not actor.is_superuser:
+        return "Only a superuser may reset a superuser's sign-in."
+    return None
+
+
+@transaction.atomic
+def user_sign_in_reset(*, actor, user, reason: str = ""):
+    """Help a person who cannot sign in: their password becomes unusable, their sessions end,
+    every earlier invite link stops working (the links are bound to the password hash) and
+    their django-axes lockout is lifted. The caller then hands them a new one-time link
+    (``user_invite_link``). API tokens are left alone."""
+    from django.core.exceptions import ValidationError
+
+    _require_admin(actor)
+    refusal = sign_in_reset_refusal(actor=actor, user=user)
+    if refusal:
+        raise ValidationError(refusal)
+    lockout = sign_in_lockout(user)
+    had_password = user.has_usable_password()
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    sessions = _end_sessions(user)
+    attempts = _clear_sign_in_attempts(user)
+    audit.record(action="user.sign_in_reset", actor=actor, actor_name=None if actor is not None else "system",
+                 target=user, details={"reason": reason, "had_usable_password": had_password,
+                                       "sessions_ended": sessions, "lockout_attempts_cleared": attempts,
+                                       "was_locked_out": lockout is not None})
+    return user
+
+
+@transaction.atomic
+def user_unlock(*, actor, user) -> int:
+    """Lift ``user``'s django-axes lockout: their attempt records are deleted (from every
+    address) and they may sign in again with their password, which is untouched. Returns how
+    many records went; nothing to clear is not audited."""
+    _require_admin(actor)
+    lockout = sign_in_lockout(user)
+    cleared = _clear_sign_in_attempts(user)
+    if cleared:
+        audit.record(action="user.unlock", actor=actor, actor_name=None if actor is not None else "system",
+                     target=user, details={"attempts_cleared": cleared, "was_locked_out": lockout is not None,
+                                           "failures": lockout["failures"] if lockout else None})
+    return cleared

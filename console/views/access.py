@@ -11,6 +11,9 @@ without the manage permission → 403.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
@@ -21,6 +24,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console import grants as grant_services
@@ -151,6 +155,8 @@ def user_detail(request, pk):
         "roles_form": UserRolesForm(initial={"global_roles": current_roles}),
         "tokens": list(selectors.tokens_of(user=subject)),
         "is_self": subject.pk == request.user.pk,
+        "lockout": None if subject.is_service_account else services.sign_in_lockout(subject),
+        "reset_refusal": services.sign_in_reset_refusal(actor=request.user, user=subject),
         "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Users", reverse("console:user-list")),
                           (subject.username, None)),
     })
@@ -200,6 +206,56 @@ def user_reactivate(request, pk):
     subject = _user(pk)
     services.user_reactivate(actor=request.user, user=subject)
     messages.success(request, f"{subject.username} may sign in again.")
+    return redirect("console:user-detail", pk=subject.pk)
+
+
+@platform_admin_required
+def user_sign_in_reset(request, pk):
+    """Confirm, then reset a person's sign-in and show their new one-time link (once)."""
+    subject = _user(pk)
+    if subject.is_service_account:
+        raise Http404("Service accounts never sign in.")
+    form = DeactivateForm(request.POST or None)  # just an optional reason, for the audit trail
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_sign_in_reset(actor=request.user, user=subject, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            link = services.user_invite_link(user=subject, base_url=request.build_absolute_uri("/").rstrip("/"))
+            # Rendered, never redirected: the link is not kept anywhere (not even a message).
+            response = render(request, "console/access/sign_in_link.html", {
+                "title": f"New sign-in link for {subject.username}", "subject": subject, "link": link,
+                "valid_until": timezone.now() + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT),
+                "back_url": reverse("console:user-detail", args=[subject.pk]),
+            })
+            response["Cache-Control"] = "no-store"
+            return response
+    refusal = services.sign_in_reset_refusal(actor=request.user, user=subject)
+    if refusal and not form.errors:
+        form.add_error(None, refusal)
+    return render(request, "generic/confirm.html", {
+        "title": f"Reset the sign-in of {subject.username}", "object": subject, "form": form,
+        "summary": "For someone who forgot their password, lost or used up their invite link, or is locked out.",
+        "consequences": ["Their current password stops working now.",
+                         "Every session of this account ends now.",
+                         "Any earlier invite link stops working.",
+                         "Their sign-in lockout, if any, is lifted.",
+                         "You get a new one-time link to pass on; they set a new password with it.",
+                         "API tokens, roles, teams and grants are not touched."],
+        "confirm_label": "Reset sign-in", "cancel_url": reverse("console:user-detail", args=[subject.pk]),
+    })
+
+
+@platform_admin_required
+@require_POST
+def user_unlock(request, pk):
+    """Lift a sign-in lockout; the password stays as it is."""
+    subject = _user(pk)
+    if services.user_unlock(actor=request.user, user=subject):
+        messages.success(request, f"{subject.username} may sign in again with their password.")
+    else:
+        messages.info(request, f"{subject.username} was not locked out.")
     return redirect("console:user-detail", pk=subject.pk)
 
 

@@ -105,6 +105,18 @@ ROUTES.update({
         Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}, data={"reason": "left"}),
     ],
     "console:user-reactivate": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}),
+    # Reset sign-in: a confirmation page, then the new one-time link rendered once (200, no redirect).
+    # Service accounts never sign in: no such page for them.
+    "console:user-sign-in-reset": [
+        Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
+        Req(expect(302, 403, 403, 403, 403, 403, 403, 404), kwargs={"pk": "service_account.pk"}),
+        Req(UI_ADMIN, method="POST", kwargs={"pk": "subject.pk"}, data={"reason": "forgot password"}),
+    ],
+    # Unlock is POST only: a GET changes nothing (405 for the admin, who passes the role check first).
+    "console:user-unlock": [
+        Req(expect(302, 403, 403, 403, 403, 403, 403, 405), kwargs={"pk": "subject.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}),
+    ],
     "console:service-token-create": [
         Req(UI_ADMIN, kwargs={"pk": "service_account.pk"}),
         # People create their own tokens: an admin cannot mint one for them.
