@@ -97,7 +97,7 @@ class JSONLinesRenderer(_StreamRenderer):
 def _filters(request):
     form = EventFilterForm(request.query_params or None, user=request.user)
     if form.is_bound and not form.is_valid():
-        raise ValidationError(form.errors.get_json_data())
+        raise ValidationError({field: list(messages) for field, messages in form.errors.items()})
     return form.filters()
 
 

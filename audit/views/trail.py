@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -73,7 +73,8 @@ def _query_without(request, *names: str) -> str:
 
 def _trail_page(request, *, title: str, description: str, form: EventFilterForm, extra: dict | None = None):
     filters = form.filters()
-    if form.is_bound and not form.is_valid():
+    filters_valid = not (form.is_bound and not form.is_valid())
+    if not filters_valid:
         rows, next_cursor = [], ""  # show the form's errors, never "everything" by accident
     else:
         qs = selectors.event_search(user=request.user, filters=filters)
@@ -90,6 +91,7 @@ def _trail_page(request, *, title: str, description: str, form: EventFilterForm,
         "export_csv_url": f"{reverse('audit:event-export', kwargs={'fmt': 'csv'})}?{query}",
         "export_jsonl_url": f"{reverse('audit:event-export', kwargs={'fmt': 'jsonl'})}?{query}",
         "is_auditor": selectors.can_view_all(request.user),
+        "filters_valid": filters_valid,
         **(extra or {}),
     }
     return render(request, "audit/event_list.html", context)
@@ -174,7 +176,9 @@ def event_export(request, fmt: str):
         raise Http404("Unknown export format.")
     form = EventFilterForm(request.GET or None, user=request.user)
     if form.is_bound and not form.is_valid():
-        raise Http404("Invalid filters.")
+        problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in form.errors.items())
+        return HttpResponseBadRequest(f"Nothing exported: the filters are invalid ({problems}).",
+                                      content_type="text/plain; charset=utf-8")
     filters = form.filters()
     services.record_export(actor=request.user, fmt=fmt, filters=filters.as_dict())
     qs = selectors.event_search(user=request.user, filters=filters)

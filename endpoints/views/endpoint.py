@@ -447,6 +447,8 @@ class EndpointCanaryView(LoginRequiredMixin, View):
         return render(request, self.template_name, {
             "title": f"Start a canary on {endpoint.name}", "form": form, "endpoint": endpoint,
             "submit_label": "Review the plan", "cancel_url": _detail_url(endpoint),
+            "no_other_version": not form.fields["canary_version"].queryset.exists(),
+            "model_url": reverse("endpoints:model-detail", kwargs={"pk": endpoint.model_version.model_id}),
         }, status=status)
 
     def get(self, request, project, name):

@@ -203,6 +203,12 @@ class ModelCreateView(LoginRequiredMixin, ServiceFormView):
         kwargs["projects"] = selectors.project_list_visible_to(user=self.request.user, action="deploy")
         return kwargs
 
+    def get(self, request, *args, **kwargs):
+        if not selectors.project_list_visible_to(user=request.user, action="deploy").exists():
+            messages.info(request, "You may not register models in any project yet. Ask a project owner or a "
+                                   "platform admin for the Deployer role on a project.")
+        return super().get(request, *args, **kwargs)
+
     def get_initial(self):
         initial = super().get_initial()
         project = self.request.GET.get("project")

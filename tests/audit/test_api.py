@@ -65,6 +65,8 @@ def test_invalid_filter_is_400(api, auditor, trail):
     api.force_authenticate(auditor)
     response = api.get("/api/v1/audit/events/", {"start": "not-a-time"})
     assert response.status_code == 400
+    assert response.json() == {"detail": "start: Enter a valid date/time.",
+                               "errors": {"start": ["Enter a valid date/time."]}}
 
 
 def test_export_streams_and_is_audited(api, auditor, trail):

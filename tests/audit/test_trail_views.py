@@ -132,6 +132,13 @@ def test_invalid_filters_show_errors_and_no_events(client, auditor, world):
     response = client.get(reverse("audit:event-list"), {"start": "2026-01-02T00:00", "end": "2026-01-01T00:00"})
     assert response.status_code == 200 and response.context["events"] == []
     assert "Must be after the start." in response.content.decode()
+    # No export links for filters that cannot run; the export itself says what is wrong.
+    assert 'data-export="csv"' not in response.content.decode()
+    exported = client.get(reverse("audit:event-export", args=["csv"]), {"start": "notadate"})
+    assert exported.status_code == 400
+    assert "Nothing exported" in exported.content.decode() and "start: Enter a valid date/time." in \
+        exported.content.decode()
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
 
 
 def test_owner_cannot_widen_the_filter_to_another_project(client, world):

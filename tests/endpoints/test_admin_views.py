@@ -64,7 +64,10 @@ def test_non_admins_get_403_on_every_admin_page_and_change_nothing(client, alice
         client.force_login(user)
         for name, kwargs in urls:
             url = reverse(name, kwargs=kwargs)
-            assert client.get(url).status_code == 403, url
+            response = client.get(url)
+            assert response.status_code == 403, url
+            # The page tells why (not a generic "your roles let you see this").
+            assert "Only platform admins may open this page." in response.content.decode(), url
             assert client.post(url, {"name": "x"}).status_code == 403, url
     assert Project.objects.get().ingest_key == key
 

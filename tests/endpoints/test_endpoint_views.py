@@ -508,6 +508,20 @@ def test_stop_and_start_go_through_the_plan(client, alice, live_setup, applied, 
     assert applied.state == "active"
 
 
+def test_canary_form_explains_when_there_is_no_other_version(client, alice, setup):
+    lonely = ModelVersionFactory(model=RegisteredModelFactory(project=setup.project, name="lonely"))
+    endpoint = EndpointFactory(project=setup.project, model_version=lonely, deployment_mode="Knative")
+    client.force_login(alice)
+    html = client.get(_url("endpoint-canary", endpoint)).content.decode()
+    assert "A canary needs another version of" in html and "is the only one" in html
+    assert reverse("endpoints:model-detail", kwargs={"pk": lonely.model_id}) in html
+    assert "Review the plan" not in html
+    # With a second version the form is the usual one.
+    ModelVersionFactory(model=lonely.model, version=lonely.version + 1)
+    html = client.get(_url("endpoint-canary", endpoint)).content.decode()
+    assert "is the only one" not in html and "Review the plan" in html
+
+
 def test_canary_then_promote_through_the_plan(client, alice, live_setup, applied, django_capture_on_commit_callbacks):
     client.force_login(alice)
     plan_url = client.post(_url("endpoint-canary", applied),

@@ -126,6 +126,11 @@ def test_register_model_offers_only_projects_the_user_may_deploy_in(client, alic
     response = client.get(reverse("endpoints:model-create"))
     offered = [p.name for p in response.context["form"].fields["project"].queryset]
     assert offered == ["fraud"]
+    assert "You may not register models in any project yet" not in response.content.decode()
+    # Someone who may deploy nowhere is told why the project list is empty and whom to ask.
+    client.force_login(bob)
+    html = client.get(reverse("endpoints:model-create")).content.decode()
+    assert "You may not register models in any project yet" in html and "Deployer role" in html
 
 
 @pytest.mark.parametrize("which", ["invisible", "view-only"])
