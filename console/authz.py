@@ -12,8 +12,8 @@ headers listed in ``includeRequestHeadersInCheck`` (``authorization``). No body.
   logger (``metadataHeaders: [X-Console-Principal]``) carries the real caller.
 - **401** without a token, or with an unknown, expired or revoked one, or one whose user is
   deactivated;
-- **403** when the token lacks the ``infer`` scope, the endpoint is unknown, or the user may
-  not call it.
+- **403** when the token lacks the ``infer`` scope, the endpoint is unknown or ambiguous,
+  the path is not normalised, or the user may not call it.
 
 A client-sent ``x-console-principal`` is never read.
 
@@ -22,6 +22,12 @@ Knative form ``<name>.<namespace>.<domain>``, the Standard form ``<name>-<namesp
 and the predictor hosts (``<name>-predictor.<namespace>.<domain>``,
 ``<name>-predictor-<namespace>.<domain>``, in-cluster ``*.svc.cluster.local``) — or, for
 path-based routing, by the path prefix ``AUTHZ_PATH_TEMPLATE`` (``/serving/{namespace}/{name}``).
+When the host and the path prefix disagree (the host names another endpoint than the path, or
+the path names none), the request is refused rather than guessed (``resolve_target``).
+
+Paths that are not normalised — ``.``/``..`` segments, encoded dots, slashes or backslashes,
+backslashes, ``//`` — are refused (403) in the path as Envoy sent it (gunicorn's ``RAW_URI``)
+and as decoded, whatever the mesh's own normalisation (``path_refusal``).
 
 Decisions are cached for ``AUTHZ_DECISION_TTL`` seconds (never beyond the expiry of the
 grant or token they rest on) under the current *access version*: a counter bumped in the
@@ -169,6 +175,38 @@ def path_route(path: str) -> tuple[str, str] | None:
     return (match["namespace"], match["name"]) if match else None
 
 
+# Spellings that let a path mean one thing here and another to the gateway or the model server
+# (dot segments, encoded dots, slashes and backslashes, double slashes): Envoy normalises paths
+# before ext_authz when the mesh asks it to (deploy/istio/), and we refuse what it would have
+# changed anyway.
+_ENCODED_SEPARATORS = {"%2e": "an encoded dot", "%2f": "an encoded slash", "%5c": "an encoded backslash"}
+
+
+def path_refusal(path: str, raw_path: str | None = None) -> str:
+    """Why the checked path is refused as not normalised, or "" when it is fine.
+
+    ``path`` is the original path as Django decoded it, ``raw_path`` the same still
+    percent-encoded as Envoy sent it (without the query), when the server reports it. Both are
+    checked (a double-encoded ``%252e`` decodes to ``%2e``), and with the raw path, the
+    path-routing prefix must name the same endpoint undecoded as decoded."""
+    for candidate in (raw_path, path):
+        if candidate is None:
+            continue
+        lowered = candidate.lower()
+        for spelling, what in _ENCODED_SEPARATORS.items():
+            if spelling in lowered:
+                return f"the path is not normalised: it contains {what} ({spelling.upper()})"
+        if "\\" in candidate:
+            return "the path is not normalised: it contains a backslash"
+        if "//" in candidate:
+            return "the path is not normalised: it contains an empty segment (//)"
+        if any(segment in (".", "..") for segment in candidate.split("/")):
+            return "the path is not normalised: it contains a dot segment (. or ..)"
+    if raw_path is not None and path_route(original_path(raw_path)) != path_route(path):
+        return "the path is not normalised: its routing prefix is percent-encoded"
+    return ""
+
+
 def _host_candidates(host: str) -> list[tuple[str, str, str]]:
     """(name, namespace, domain) readings of ``host`` in KServe's host forms."""
     labels = host.split(".")
@@ -222,22 +260,35 @@ def _served(ref: EndpointRef, host: str) -> bool:
 
 
 def resolve_endpoint(host: str, path: str = "") -> EndpointRef | None:
-    """The endpoint an inference request to ``host`` + ``path`` is for, or None (unknown or
-    ambiguous). Index lookups only: projects by namespace, then endpoints by (project, name);
-    the observed status URL is scanned only for hosts in none of KServe's forms (a custom
-    domain template)."""
-    from endpoints.models import Endpoint, EndpointStatus, Project
+    """The endpoint an inference request to ``host`` + ``path`` is for, or None (unknown,
+    ambiguous, or host and path naming different endpoints): ``resolve_target`` without the
+    reason."""
+    return resolve_target(host, path)[0]
+
+
+def resolve_target(host: str, path: str = "") -> tuple[EndpointRef | None, str]:
+    """(the endpoint, "") or (None, why not) for an inference request to ``host`` + ``path``.
+
+    Without the path-routing prefix the host alone decides. With it the path names the
+    endpoint and the host must agree: a host the endpoint is served under, or one that names
+    no endpoint (the gateway's); a host that reads as another endpoint — one of KServe's host
+    forms in a project's namespace, or another endpoint's status URL host — is refused rather
+    than guessed (otherwise the gateway may route by the host while we decide by the path).
+
+    Index lookups only: projects by namespace, then endpoints by (project, name); the observed
+    status URL is scanned only for hosts in none of KServe's forms (a custom domain template)."""
+    from endpoints.models import Endpoint, Project
 
     host = normalise_host(host)
     routed = path_route(path)
-    readings = [(routed[1], routed[0])] if routed is not None else []
-    if host:
-        readings += [(name, namespace) for name, namespace, _domain in _host_candidates(host)]
+    host_readings = [(name, namespace) for name, namespace, _domain in _host_candidates(host)] if host else []
+    readings = host_readings + ([(routed[1], routed[0])] if routed is not None else [])
+    projects: dict[int, tuple[str, str, str]] = {}
+    found: list[EndpointRef] = []
     if readings:
         projects = {row[0]: row[1:] for row in Project.objects.order_by().filter(
             namespace__in={namespace for _, namespace in readings}).values_list(
             "pk", "name", "namespace", "cluster__ingress_domain")}
-        found = []
         if projects:
             rows = Endpoint.objects.order_by().filter(
                 project_id__in=list(projects), name__in={name for name, _ in readings}).values_list(
@@ -247,22 +298,51 @@ def resolve_endpoint(host: str, path: str = "") -> EndpointRef | None:
                 if (name, namespace) in readings:
                     found.append(EndpointRef(pk, name, project_id, project_name, namespace, domain.lower(),
                                              tuple(u for u in (url, address_url) if u)))
-        if routed is not None:
-            by_path = [e for e in found if (e.name, e.namespace) == (routed[1], routed[0])]
-            if len(by_path) > 1:  # the same namespace on several clusters: the host's domain decides
-                by_path = [e for e in by_path if host == e.domain or host.endswith("." + e.domain)]
-            if len(by_path) == 1:
-                return by_path[0]
-        matches = [e for e in found if host and _served(e, host)]
-        if len(matches) == 1:
-            return matches[0]
-        exact = [e for e in matches if e.urls and _status_host(e.urls[0]) == host]
-        if len(exact) == 1:
-            return exact[0]
-        if matches:
-            return None  # ambiguous: refuse rather than guess
-    if not host:
-        return None
+    if routed is None:
+        endpoint = _by_host(host, found)
+        return (endpoint, "") if endpoint is not None else (None, f"no endpoint is served at {host or '(no host)'}")
+    namespace, name = routed
+    by_path = [e for e in found if (e.name, e.namespace) == (name, namespace)]
+    if len(by_path) > 1:  # the same namespace on several clusters: the host's domain decides
+        by_path = [e for e in by_path if host == e.domain or host.endswith("." + e.domain)]
+    if len(by_path) != 1:
+        what = "several endpoints (one per cluster) are" if by_path else "no endpoint is"
+        return None, f"{what} served at {host or '(no host)'} (path {namespace}/{name})"
+    target = by_path[0]
+    if not host or _served(target, host) or (name, namespace) in host_readings:
+        return target, ""
+    # The host is not one the path's endpoint is served under: it may only be a host that
+    # names no endpoint at all (the gateway's, for path-based routing).
+    served_there = sorted(f"{e.namespace}/{e.name}" for e in found if _served(e, host))
+    project_namespaces = {ns for _name, ns, _domain in projects.values()}
+    named = served_there or sorted({f"{ns}/{n}" for n, ns in host_readings if ns in project_namespaces})
+    if not named:
+        other = _dedicated_status_host(host)
+        named = [f"{other.namespace}/{other.name}"] if other is not None else []
+    if named:
+        return None, (f"the host {host} names {' or '.join(named)} but the path names {namespace}/{name}: "
+                      "refused rather than guessed")
+    return target, ""
+
+
+def _by_host(host: str, found: list[EndpointRef]) -> EndpointRef | None:
+    """The endpoint ``host`` alone names (``found``: the endpoints its KServe readings name)."""
+    matches = [e for e in found if host and _served(e, host)]
+    if len(matches) == 1:
+        return matches[0]
+    exact = [e for e in matches if e.urls and _status_host(e.urls[0]) == host]
+    if len(exact) == 1:
+        return exact[0]
+    if matches:
+        return None  # ambiguous: refuse rather than guess
+    return _dedicated_status_host(host) if host else None
+
+
+def _dedicated_status_host(host: str) -> EndpointRef | None:
+    """The endpoint whose observed status URL is exactly ``http(s)://<host>`` (a custom domain
+    template), if any."""
+    from endpoints.models import EndpointStatus
+
     row = EndpointStatus.objects.order_by().filter(url__in=[f"http://{host}", f"https://{host}"]).values_list(
         "endpoint_id", "endpoint__name", "endpoint__project_id", "endpoint__project__name",
         "endpoint__project__namespace", "endpoint__project__cluster__ingress_domain", "url", "address_url").first()
@@ -336,8 +416,12 @@ def _ttl() -> float:
     return float(getattr(settings, "AUTHZ_DECISION_TTL", 5))
 
 
-def decide(*, host: str, path: str, authorization: str | None, now: datetime | None = None) -> Decision:
-    """Authorize one inference request (method-independent: Caller may send any)."""
+def decide(*, host: str, path: str, authorization: str | None, now: datetime | None = None,
+           raw_path: str | None = None) -> Decision:
+    """Authorize one inference request (method-independent: Caller may send any).
+
+    ``path`` is the original path decoded, ``raw_path`` the same as sent (percent-encoded,
+    no query) when known; a path that is not normalised is refused (``path_refusal``)."""
     from console import tokens
 
     now = now or timezone.now()
@@ -347,6 +431,16 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
         return Decision(401, "no bearer token")
     if tokens.parse_token(plaintext) is None:
         return Decision(401, "malformed token")
+    refusal = path_refusal(path, raw_path)
+    if refusal:
+        # Before the cache: its key holds only the endpoint the path names, which is exactly
+        # what a dot segment would lie about. Rare and audited: name the principal.
+        result = tokens.authenticate_token(plaintext)
+        if result is None:
+            return Decision(401, "unknown, expired or revoked token, or deactivated user")
+        user, token = result
+        return Decision(403, refusal, principal=user.get_username(), user_id=user.pk,
+                        token_prefix=token.display_prefix)
     cache = decision_cache()
     key = _cache_key(plaintext, host, path)
     ttl = _ttl()
@@ -376,9 +470,9 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
     if not token.has_scope(INFER_SCOPE):
         decision.reason = "the token lacks the 'infer' scope"
     else:
-        endpoint = resolve_endpoint(host, path)
+        endpoint, why_not = resolve_target(host, path)
         if endpoint is None:
-            decision.reason = f"no endpoint is served at {host or '(no host)'}{path_hint(path)}"
+            decision.reason = why_not
         else:
             decision.endpoint_id = endpoint.pk
             decision.endpoint_repr = f"{endpoint.project_name}/{endpoint.name}"
@@ -463,14 +557,9 @@ def caller_access(user, endpoint, now: datetime) -> tuple[bool, datetime | None]
     return False, None
 
 
-def path_hint(path: str) -> str:
-    routed = path_route(path)
-    return f" (path {routed[0]}/{routed[1]})" if routed else ""
-
-
 # --- audit ---------------------------------------------------------------------------------------
 
-def audit_denial(decision: Decision, *, method: str, host: str, path: str) -> None:
+def audit_denial(decision: Decision, *, method: str, host: str, path: str, raw_path: str | None = None) -> None:
     from audit import services as audit
     from audit.models import AuditEvent
 
@@ -482,7 +571,8 @@ def audit_denial(decision: Decision, *, method: str, host: str, path: str) -> No
         target_repr=decision.endpoint_repr or normalise_host(host)[:512],
         details={"status": decision.status, "reason": decision.reason, "method": method, "host": host,
                  "path": path[:1000], "token": decision.token_prefix, "user_id": decision.user_id,
-                 "project_id": decision.project_id, "project": decision.project_name},
+                 "project_id": decision.project_id, "project": decision.project_name,
+                 **({"raw_path": raw_path[:1000]} if raw_path is not None else {})},
     )
 
 
@@ -594,6 +684,24 @@ def original_path(request_path: str) -> str:
     return rest if rest.startswith("/") else "/" + rest
 
 
+def raw_request_path(request) -> str | None:
+    """The request's path exactly as sent (still percent-encoded, without the query), when the
+    server reports it: gunicorn's ``RAW_URI``, uWSGI's and mod_wsgi's ``REQUEST_URI``, ASGI's
+    ``raw_path``. None otherwise (Django's ``request.path`` is decoded: ``%2F`` reads as ``/``)."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if not raw:
+        scope = getattr(request, "scope", None)
+        raw_bytes = scope.get("raw_path") if isinstance(scope, dict) else None
+        raw = raw_bytes.decode("latin-1") if raw_bytes else None
+    if not raw:
+        return None
+    raw = raw.split("?", 1)[0]
+    if not raw.startswith("/") and "://" in raw:  # absolute form: http://host/path
+        rest = raw.split("://", 1)[1]
+        raw = rest[rest.index("/"):] if "/" in rest else "/"
+    return raw
+
+
 def _respond(decision: Decision) -> HttpResponse:
     if decision.status == 200:
         response = HttpResponse(status=200)
@@ -610,14 +718,17 @@ def _respond(decision: Decision) -> HttpResponse:
 def check_request(request) -> HttpResponse:
     """Decide one ext_authz check request (any method; the body is ignored)."""
     path = original_path(request.path)
+    raw = raw_request_path(request)
     query = request.META.get("QUERY_STRING", "")
     host = request.META.get("HTTP_HOST", "")
-    decision = decide(host=host, path=path, authorization=request.META.get("HTTP_AUTHORIZATION"))
+    decision = decide(host=host, path=path, authorization=request.META.get("HTTP_AUTHORIZATION"),
+                      raw_path=raw)
     full_path = f"{path}?{query}" if query else path
     if decision.allowed:
         allow_tally.add(decision, method=request.method, at=time.time())
     else:
-        audit_denial(decision, method=request.method, host=host, path=full_path)
+        audit_denial(decision, method=request.method, host=host, path=full_path,
+                     raw_path=raw if raw is not None and raw != request.path else None)
     return _respond(decision)
 
 

@@ -36,13 +36,16 @@ def _fresh_decision_cache():
 
 
 def envoy_check(host: str, path: str = PREDICT, *, token: str | None = None, method: str = "POST",
-                extra: dict | None = None):
-    """One check request shaped as Envoy sends it (no cookies, no body)."""
+                extra: dict | None = None, raw: bool = True):
+    """One check request shaped as Envoy sends it (no cookies, no body), served as gunicorn
+    serves it: the request target as sent in ``RAW_URI`` (``raw=False``: a server that reports
+    only the decoded path, e.g. runserver)."""
     headers = {"host": host, "content-length": "0", "x-request-id": "req-1"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     headers.update(extra or {})
-    return Client().generic(method, "/authz/check" + path, headers=headers)
+    environ = {"RAW_URI": "/authz/check" + path} if raw else {}
+    return Client().generic(method, "/authz/check" + path, headers=headers, **environ)
 
 
 @pytest.fixture
@@ -163,6 +166,190 @@ def test_an_ambiguous_standard_host_is_refused_rather_than_guessed(alice, admin_
 
 def test_platform_admins_may_call_every_endpoint(admin_user, scorer):
     assert envoy_check("scorer.fraud.example.com", token=infer_token(admin_user)).status_code == 200
+
+
+# --- the review's bypasses: host and path disagreeing, un-normalised paths ---------------------------------
+# bob may call fraud-detection/iris, not fraud-detection/transaction-amount.
+
+IRIS_HOST = "iris.fraud-detection.example.com"
+AMOUNT_HOST = "transaction-amount.fraud-detection.example.com"
+AMOUNT_PREDICT = "/v1/models/transaction-amount:predict"
+
+
+@pytest.fixture
+def fraud_detection():
+    project, _ = project_with_model("fraud-detection")
+    return project, endpoint_in(project, "iris"), endpoint_in(project, "transaction-amount")
+
+
+@pytest.fixture
+def bob_calls_iris(bob, fraud_detection):
+    _project, iris, _amount = fraud_detection
+    grants.grant_create(actor=None, role="caller", target=iris, user=bob, reason="iris only")
+    return infer_token(bob)
+
+
+def _denials() -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(source="authz", action="infer.authorize", outcome="denied").order_by("id"))
+
+
+def _assert_denied_and_audited(response, *, reason: str, actor: str = "bob") -> AuditEvent:
+    assert response.status_code == 403
+    assert "x-console-principal" not in response
+    event = _denials()[-1]
+    assert event.actor_name == actor and event.details["status"] == 403
+    assert reason in event.details["reason"], event.details["reason"]
+    return event
+
+
+def test_the_legitimate_host_only_and_path_only_calls_still_pass(bob_calls_iris):
+    token = bob_calls_iris
+    for host, path in [
+        (IRIS_HOST, "/v1/models/iris:predict"),                                    # host only
+        ("iris-fraud-detection.example.com", "/v2/models/iris/infer"),             # Standard host
+        ("iris-predictor.fraud-detection.svc.cluster.local", "/v1/models/iris:predict"),
+        ("example.com", "/serving/fraud-detection/iris/v1/models/iris:predict"),   # path only
+        ("gateway.example.com", "/serving/fraud-detection/iris/v2/models/iris/infer"),
+        (IRIS_HOST, "/serving/fraud-detection/iris/v1/models/iris:predict"),       # both, agreeing
+        ("iris-predictor-fraud-detection.example.com", "/serving/fraud-detection/iris/v1/models/iris:predict"),
+        (IRIS_HOST, "/v1/models/iris.v2:predict"),                                  # a dot inside a segment
+        (IRIS_HOST, "/v2/models/iris/"),                                            # a trailing slash
+        (IRIS_HOST, "/v1/models/iris:predict?next=%2F..%2Fx"),                      # the query is not the path
+    ]:
+        for raw in (True, False):
+            response = envoy_check(host, path, token=token, raw=raw)
+            assert response.status_code == 200, (host, path, raw)
+            assert response["x-console-principal"] == "bob"
+    assert not _denials()
+
+
+def test_host_naming_one_endpoint_and_path_another_is_refused_and_audited(bob_calls_iris):
+    # The review's request: it used to be allowed as iris (the path won) while the gateway
+    # may route it by its host to transaction-amount.
+    response = envoy_check(AMOUNT_HOST, "/serving/fraud-detection/iris/v1/models/x:predict", token=bob_calls_iris)
+    event = _assert_denied_and_audited(
+        response, reason=f"the host {AMOUNT_HOST} names fraud-detection/transaction-amount but the path names "
+                         "fraud-detection/iris")
+    assert event.details["host"] == AMOUNT_HOST
+    assert event.details["path"] == "/serving/fraud-detection/iris/v1/models/x:predict"
+
+
+def test_a_disagreement_is_refused_whichever_way_round_and_whoever_asks(bob_calls_iris, admin_user):
+    response = envoy_check(IRIS_HOST, "/serving/fraud-detection/transaction-amount" + AMOUNT_PREDICT,
+                           token=bob_calls_iris)
+    _assert_denied_and_audited(response, reason="refused rather than guessed")
+    # Not a permission question: a platform admin, who may call both, is refused too.
+    response = envoy_check(AMOUNT_HOST, "/serving/fraud-detection/iris/v1/models/x:predict",
+                           token=infer_token(admin_user))
+    _assert_denied_and_audited(response, reason="refused rather than guessed", actor="admin")
+
+
+def test_a_host_or_path_naming_something_that_does_not_match_the_other_is_refused(bob_calls_iris, fraud_detection):
+    project, _iris, _amount = fraud_detection
+    endpoint_in(project, "custom", url="https://models.acme.io")
+    token = bob_calls_iris
+    iris_path = "/serving/fraud-detection/iris/v1/models/iris:predict"
+    # A host in KServe's form for an endpoint that does not exist (yet) in the project.
+    _assert_denied_and_audited(envoy_check("ghost.fraud-detection.example.com", iris_path, token=token),
+                               reason="names fraud-detection/ghost but the path names fraud-detection/iris")
+    _assert_denied_and_audited(envoy_check("ghost-fraud-detection.example.com", iris_path, token=token),
+                               reason="refused rather than guessed")
+    # Another endpoint's predictor host and its custom status URL host.
+    _assert_denied_and_audited(envoy_check("transaction-amount-predictor.fraud-detection.svc.cluster.local",
+                                           iris_path, token=token), reason="refused rather than guessed")
+    _assert_denied_and_audited(envoy_check("models.acme.io", iris_path, token=token),
+                               reason="names fraud-detection/custom but the path names fraud-detection/iris")
+    # A path naming no endpoint no longer falls back to the host (it used to: allowed as iris).
+    _assert_denied_and_audited(envoy_check(IRIS_HOST, "/serving/fraud-detection/ghost/v1/models/x:predict",
+                                           token=token), reason="no endpoint is served")
+
+
+UNNORMALISED = {
+    # the review's three
+    "dot-dot": "/serving/fraud-detection/iris/../transaction-amount" + AMOUNT_PREDICT,
+    "encoded-dot-dot": "/serving/fraud-detection/iris/%2e%2e/transaction-amount" + AMOUNT_PREDICT,
+    "encoded-slashes": "/serving/fraud-detection/iris%2F..%2Ftransaction-amount/v1",
+    # their spellings
+    "encoded-dot-dot-upper": "/serving/fraud-detection/iris/%2E%2E/transaction-amount" + AMOUNT_PREDICT,
+    "half-encoded-dot-dot": "/serving/fraud-detection/iris/.%2e/transaction-amount" + AMOUNT_PREDICT,
+    "encoded-slashes-lower": "/serving/fraud-detection/iris%2f..%2ftransaction-amount/v1",
+    "encoded-slash-alone": "/serving/fraud-detection/iris%2Ftransaction-amount" + AMOUNT_PREDICT,
+    "encoded-backslashes": "/serving/fraud-detection/iris%5C..%5Ctransaction-amount/v1",
+    "encoded-backslashes-lower": "/serving/fraud-detection/iris%5c..%5ctransaction-amount/v1",
+    "backslashes": "/serving/fraud-detection/iris\\..\\transaction-amount/v1",
+    "dot": "/serving/fraud-detection/iris/./../transaction-amount" + AMOUNT_PREDICT,
+    "trailing-dot-dot": "/serving/fraud-detection/iris/v1/models/..",
+    "double-encoded-dot-dot": "/serving/fraud-detection/iris/%252e%252e/transaction-amount" + AMOUNT_PREDICT,
+    "double-slash-in-front": "//serving/fraud-detection/transaction-amount" + AMOUNT_PREDICT,
+    "double-slash-inside": "/serving/fraud-detection//iris/v1/models/iris:predict",
+    "encoded-routing-prefix": "/serving/fraud-detection/%69ris/v1/models/iris:predict",
+}
+
+
+@pytest.mark.parametrize("path", UNNORMALISED.values(), ids=UNNORMALISED.keys())
+@pytest.mark.parametrize("host", ["example.com", IRIS_HOST])
+def test_an_unnormalised_path_is_refused_and_audited(bob_calls_iris, host, path):
+    response = envoy_check(host, path, token=bob_calls_iris)
+    event = _assert_denied_and_audited(response, reason="the path is not normalised")
+    # What Envoy sent, when Django's decoded path differs from it.
+    assert event.details.get("raw_path") == ("/authz/check" + path if "%" in path else None)
+
+
+@pytest.mark.parametrize("path", [
+    p for name, p in UNNORMALISED.items() if name not in ("encoded-slash-alone", "encoded-routing-prefix")])
+def test_without_the_raw_path_the_decoded_one_is_still_refused(bob_calls_iris, path):
+    # Servers that report only the decoded path (runserver): %2F reads as "/" there, so
+    # iris%2Ftransaction-amount is indistinguishable from iris/transaction-amount (which names
+    # iris upstream too once Envoy decodes slashes), and %69ris from iris; every other
+    # spelling still shows.
+    response = envoy_check("example.com", path, token=bob_calls_iris, raw=False)
+    _assert_denied_and_audited(response, reason="the path is not normalised")
+
+
+def test_a_cached_allow_for_iris_is_not_reused_for_a_path_that_only_starts_with_it(bob_calls_iris):
+    token = bob_calls_iris
+    assert envoy_check("example.com", "/serving/fraud-detection/iris/v1/models/iris:predict",
+                       token=token).status_code == 200
+    # Same token, host and routing prefix: the cache key would match.
+    response = envoy_check("example.com", UNNORMALISED["dot-dot"], token=token)
+    _assert_denied_and_audited(response, reason="dot segment")
+
+
+def test_an_unnormalised_path_without_a_valid_token_is_still_401(fraud_detection):
+    for token in (None, "icn_abcdefgh_" + "x" * 43):
+        response = envoy_check("example.com", UNNORMALISED["dot-dot"], token=token)
+        assert response.status_code == 401
+    assert [e.details["status"] for e in _denials()] == [401, 401]
+
+
+@pytest.mark.parametrize(("path", "raw", "refused"), [
+    ("/v1/models/iris:predict", None, False),
+    ("/", "/authz/check/", False),
+    ("/openai/v1/chat/completions", "/authz/check/openai/v1/chat/completions", False),
+    ("/v1/models/iris:predict", "/authz/check/v1/models/iris%3Apredict", False),  # encoded, but not a separator
+    ("/serving/fraud-detection/iris/x", "/authz/check/serving/fraud-detection/iris/x", False),
+    ("/serving/fraud-detection/iris/x", "/authz/check/serving/fraud-detection/iri%73/x", True),
+    ("/a/../b", None, True),
+    ("/a/b", "/authz/check/a/%2E./b", True),
+    ("/a/b", "/authz/check//a/b", True),
+    ("/a\\b", None, True),
+])
+def test_path_refusal(path, raw, refused):
+    assert bool(authz.path_refusal(path, raw)) is refused
+
+
+def test_the_raw_path_is_read_from_gunicorn_uwsgi_and_asgi():
+    from django.test import RequestFactory
+
+    factory = RequestFactory()
+    gunicorn = factory.get("/authz/check/a/../b", RAW_URI="/authz/check/a/%2e%2e/b?x=%2F")
+    assert authz.raw_request_path(gunicorn) == "/authz/check/a/%2e%2e/b"
+    uwsgi = factory.get("/authz/check/a", REQUEST_URI="http://h.example.com/authz/check/a%2Fb?q")
+    assert authz.raw_request_path(uwsgi) == "/authz/check/a%2Fb"
+    assert authz.raw_request_path(factory.get("/authz/check/a")) is None
+    asgi = factory.get("/authz/check/a")
+    asgi.scope = {"raw_path": b"/authz/check/a%2fb"}
+    assert authz.raw_request_path(asgi) == "/authz/check/a%2fb"
 
 
 # --- caching and invalidation -----------------------------------------------------------------------------

@@ -10,11 +10,20 @@ from console.authz import PRINCIPAL_HEADER
 ISTIO = Path(__file__).resolve().parents[2] / "deploy" / "istio"
 
 
-def _provider() -> dict:
+def _mesh() -> dict:
     configmap = yaml.safe_load((ISTIO / "mesh-extension-provider.yaml").read_text())
-    mesh = yaml.safe_load(configmap["data"]["mesh"])
-    (provider,) = mesh["extensionProviders"]
+    return yaml.safe_load(configmap["data"]["mesh"])
+
+
+def _provider() -> dict:
+    (provider,) = _mesh()["extensionProviders"]
     return provider
+
+
+def test_the_mesh_normalises_paths_before_the_check():
+    # %2F and %5C decoded, dot segments resolved, slashes merged, before ext_authz, routing
+    # and the upstream see the path (the console refuses un-normalised paths as well).
+    assert _mesh()["pathNormalization"] == {"normalization": "DECODE_AND_MERGE_SLASHES"}
 
 
 def test_the_provider_forwards_only_authorization_fails_closed_and_has_a_timeout():
