@@ -128,7 +128,7 @@ class TeamMemberForm(forms.Form):
         self.fields["user"].queryset = qs
 
 
-EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("7", "7 days"), ("1", "1 day"),
+EXPIRY_CHOICES = [("1", "1 day"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"),
                   ("never", "Never (not recommended)")]
 
 

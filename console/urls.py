@@ -22,6 +22,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", views.SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", views.RedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    re_path(r"^api/(?P<rest>.*)$", views.api_not_found, name="api-not-found"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the Django admin's).
+    path("favicon.ico", views.favicon, name="favicon"),
     path("", include("console.views.urls")),
     # Envoy ext_authz checks (console/authz.py; normally answered by AuthzMiddleware first).
     re_path(r"^authz/check(?P<path>/.*)?$", authz.authz_view, name="authz-check"),

@@ -335,6 +335,9 @@ def validate_storage_uri(uri: str, field: str = "storage_uri") -> None:
         raise ValidationError({field: errors})
 
 
+SCRIPT_SCHEMES = frozenset({"javascript", "vbscript", "data"})
+
+
 @transaction.atomic
 def model_version_create(*, actor, model: RegisteredModel, storage_uri: str, model_format: str,
                          format_version: str = "", input_signature: list | None = None,
@@ -345,6 +348,9 @@ def model_version_create(*, actor, model: RegisteredModel, storage_uri: str, mod
     the reference profile that drift is measured against; a bad file refuses the whole
     registration with the reason, so nothing half-made is stored."""
     validate_storage_uri(storage_uri)
+    if source_run_uri.strip().split(":", 1)[0].strip().lower() in SCRIPT_SCHEMES:
+        raise ValidationError({"source_run_uri": ["Give the training run's address (e.g. https://… or runs:/…), "
+                                                  "not a script."]})
     if not model_format:
         raise ValidationError({"model_format": ["Choose the model's format (e.g. sklearn, xgboost, huggingface)."]})
     profile = None

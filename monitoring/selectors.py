@@ -449,13 +449,16 @@ def _drift_flagged(visible, statuses: list[str], *, limit: int) -> list[dict]:
         visible.annotate(drift_status=Subquery(latest.values("status")[:1]),
                          drift_psi=Subquery(latest.values("max_psi")[:1]),
                          drift_feature=Subquery(latest.values("top_feature")[:1]),
+                         drift_start=Subquery(latest.values("start")[:1]),
                          drift_end=Subquery(latest.values("end")[:1]))
         .filter(drift_status__in=statuses)
-        .values("project__name", "name", "drift_status", "drift_psi", "drift_feature", "drift_end")
+        .values("project__name", "name", "drift_status", "drift_psi", "drift_feature", "drift_start", "drift_end")
         .order_by("-drift_psi")[:limit]
     )
+    now = timezone.now()
     rows = [{"project": r["project__name"], "name": r["name"], "status": r["drift_status"],
-             "psi": r["drift_psi"], "feature": r["drift_feature"], "end": r["drift_end"],
+             "psi": r["drift_psi"], "feature": r["drift_feature"], "start": r["drift_start"], "end": r["drift_end"],
+             "in_progress": r["drift_end"] is not None and r["drift_end"] > now,
              "url": _endpoint_url(r["project__name"], r["name"], "monitoring:endpoint-drift")}
             for r in flagged]
     rows.sort(key=lambda r: (r["status"] != DriftWindow.Status.ALERT, -(r["psi"] or 0)))

@@ -6,7 +6,9 @@ from csp.decorators import csp_update
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
@@ -70,3 +72,15 @@ class SwaggerView(SpectacularSwaggerSplitView):
 @method_decorator(_docs_csp, name="dispatch")
 class RedocView(SpectacularRedocView):
     template_name = "api/redoc.html"
+
+
+def api_not_found(request, rest: str = ""):
+    """Any /api/… path no API route matched: the API's JSON error body, not the HTML 404
+    page (clients parse the body)."""
+    return JsonResponse({"detail": f"No API route matches /api/{rest}. See /api/docs/ for the routes.",
+                         "errors": {}}, status=404)
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages that name no icon (the Django admin's)."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))

@@ -91,7 +91,8 @@
     }, this);
     if (this.updated) {
       var stamp = data && data.updated ? new Date(data.updated) : new Date();
-      this.updated.textContent = "Updated " + stamp.toLocaleTimeString();
+      // UTC and 24-hour, like every other time the console shows.
+      this.updated.textContent = "Updated " + stamp.toISOString().slice(11, 19) + " UTC";
     }
   };
 

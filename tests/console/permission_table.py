@@ -78,6 +78,9 @@ ROUTES: dict[str, Req | list[Req]] = {
     "api-schema": Req(PUBLIC),
     "api-docs": Req(PUBLIC),
     "api-redoc": Req(PUBLIC),
+    # An /api/ path no route matches: the API's JSON 404 for everyone.
+    "api-not-found": Req(expect(404, 404, 404, 404, 404, 404, 404, 404), kwargs={"rest": "=no-such-thing/"}),
+    "favicon": Req(expect(301, 301, 301, 301, 301, 301, 301, 301)),
     "api-me": Req(API_EVERYONE),
     "console:admin-overview": Req(UI_ADMIN),
     # The Django admin: staff only (the admin persona is a superuser); others are sent to its login.

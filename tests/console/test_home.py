@@ -73,6 +73,8 @@ def test_data_scientist_sees_their_endpoints_and_what_needs_attention(client, wo
     assert "Your endpoints" in body
     assert "fraud/broken" in body and "BlockedByFailedLoad" in body  # failed, with its reason
     assert reverse("monitoring:endpoint-drift", kwargs={"project": "fraud", "name": "iris"}) in body
+    window = DriftWindow.objects.get(endpoint__name="iris")
+    assert f"(window {window.start:%Y-%m-%d %H:%M}–{window.end:%H:%M} UTC)" in body
     assert reverse("endpoints:endpoint-detail", kwargs={"project": "fraud", "name": "iris"}) in body
     assert "Deploy a model" in body  # alice's team may deploy in fraud
     assert "Your access that ends soon" not in body  # her team's grant never expires
@@ -101,6 +103,15 @@ def test_outsider_is_told_why_the_page_is_empty_and_sees_nothing_of_others(clien
     for other in ("fraud/", "iris", "broken", "hidden-scorer", "hidden-broken", "trial", "Caller on", "Owner on", "trent", "bob"):
         assert other not in body, other
     assert "Nothing needs attention" in body
+
+
+def test_a_drift_window_still_open_is_not_shown_as_ending_in_the_future(client, world, alice):
+    window = DriftWindow.objects.get(endpoint__name="iris")
+    DriftWindow.objects.filter(pk=window.pk).update(start=window.end - timedelta(minutes=20),
+                                                    end=window.end + timedelta(minutes=40))
+    window.refresh_from_db()
+    body = _home(client, alice)
+    assert f"(window in progress since {window.start:%Y-%m-%d %H:%M} UTC)" in body
 
 
 def test_platform_admin_sees_expiries_grant_changes_alerts_and_every_endpoint(client, world, admin_user):

@@ -349,6 +349,19 @@ def test_invalid_alias_on_a_new_version_stores_nothing(client, alice, project):
     assert not ModelVersion.objects.exists()
 
 
+@pytest.mark.parametrize("uri", ["javascript:alert(document.domain)", " JavaScript:alert(1)", "data:text/html,<b>x"])
+def test_a_script_as_source_run_is_a_field_error(client, alice, project, uri):
+    model = RegisteredModelFactory(project=project)
+    client.force_login(alice)
+    response = client.post(reverse("endpoints:version-create", kwargs={"pk": model.pk}),
+                           version_form(source_run_uri=uri))
+    assert "not a script" in response.context["form"].errors["source_run_uri"][0]
+    assert not ModelVersion.objects.exists()
+    ok = client.post(reverse("endpoints:version-create", kwargs={"pk": model.pk}),
+                     version_form(source_run_uri="runs:/4f2a9c/model"))
+    assert ok.status_code == 302 and ModelVersion.objects.get().source_run_uri == "runs:/4f2a9c/model"
+
+
 # --- aliases -----------------------------------------------------------------------------------
 
 def test_set_alias_moves_it_to_the_chosen_version(client, alice, project):
