@@ -114,6 +114,10 @@ class EndpointDriftView(LoginRequiredMixin, View):
     json = False
 
     def get(self, request, project, name):
+        return self.page(request, project, name)
+
+    def page(self, request, project, name, *, config_form=None, status=200):
+        """The tab; ``config_form``: the drift settings as just submitted, with their errors."""
         range_key = _range_key(request)
         dashboard = selectors.drift_dashboard(user=request.user, project=project, name=name, range_key=range_key,
                                               version_id=request.GET.get("version"),
@@ -135,8 +139,8 @@ class EndpointDriftView(LoginRequiredMixin, View):
             _panel("prediction_distribution", "Prediction distribution", data,
                    "Share of predictions per reference bin, over the chosen range."),
         ]
-        form = None
-        if frame["can_deploy"]:
+        form = config_form
+        if form is None and frame["can_deploy"]:
             form = MonitoringConfigForm(instance=dashboard.config)
         context = {
             **frame,
@@ -144,26 +148,27 @@ class EndpointDriftView(LoginRequiredMixin, View):
             "dashboard": dashboard, "summary": summary, "panels": [p for p in panels if p], "config_form": form,
             "dashboard_kind": "drift",
         }
-        return render(request, "monitoring/endpoint_drift.html", context)
+        return render(request, "monitoring/endpoint_drift.html", context, status=status)
 
 
+@method_decorator(csp_update({"style-src": ["'unsafe-hashes'", EMPTY_INLINE_STYLE]}), name="post")
 class EndpointDriftSettingsView(LoginRequiredMixin, View):
-    """Change an endpoint's drift thresholds and window (needs deploy on the endpoint)."""
+    """Change an endpoint's drift thresholds and window (needs deploy on the endpoint). A
+    refused change shows the tab again with the values as typed and the errors beside them."""
 
     def post(self, request, project, name):
         endpoint, _ = selectors.config_for_update(user=request.user, project=project, name=name)
         form = MonitoringConfigForm(request.POST, instance=services.config_for(endpoint))
         target = reverse("monitoring:endpoint-drift", kwargs={"project": project, "name": name})
-        if not form.is_valid():
-            errors = "; ".join(str(e) for field in form.errors.values() for e in field)
-            messages.error(request, f"The drift settings were not saved: {errors}")
-            return redirect(target)
-        try:
-            services.monitoring_config_update(actor=request.user, endpoint=endpoint, **{
-                field: form.cleaned_data[field] for field in services.CONFIG_FIELDS})
-        except ValidationError as exc:
-            messages.error(request, f"The drift settings were not saved: {'; '.join(exc.messages)}")
-            return redirect(target)
+        if form.is_valid():
+            try:
+                services.monitoring_config_update(actor=request.user, endpoint=endpoint, **{
+                    field: form.cleaned_data[field] for field in services.CONFIG_FIELDS})
+            except ValidationError as exc:
+                form.add_error(None, exc)
+        if form.errors:
+            messages.error(request, "The drift settings were not saved: see the errors below.")
+            return EndpointDriftView().page(request, project, name, config_form=form, status=400)
         messages.success(request, "Drift settings saved; stored windows are recomputed within a minute.")
         return redirect(target)
 

@@ -179,10 +179,16 @@ def test_only_deployers_change_drift_settings(client, alice, bob, endpoint):
 def test_drift_settings_refuse_an_alert_below_the_warning(client, bob, endpoint):
     grant(bob, endpoint.project, "view", "deploy")
     client.force_login(bob)
-    client.post(url("endpoint-drift-settings", endpoint), {"psi_warning": 0.5, "psi_alert": 0.4,
-                                                           "drift_window_hours": 1, "min_window_rows": 10})
+    response = client.post(url("endpoint-drift-settings", endpoint), {"psi_warning": 0.5, "psi_alert": 0.4,
+                                                                      "drift_window_hours": 1, "min_window_rows": 10})
     config = MonitoringConfig.objects.get(endpoint=endpoint)
     assert (config.psi_warning, config.psi_alert) == (0.1, 0.25)
+    # The tab comes back with the values as typed and the reason beside the field.
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "The alert threshold must be above the warning threshold." in html
+    assert 'name="psi_warning" value="0.5"' in html and 'name="psi_alert" value="0.4"' in html
+    assert response.context["panels"]  # the charts are still there
 
 
 # --- access -----------------------------------------------------------------------------------------
