@@ -9,6 +9,7 @@ computed without storing anything.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -43,7 +44,7 @@ def _endpoint_queryset():
     list=extend_schema(
         summary="Endpoints you may see",
         parameters=[
-            OpenApiParameter("project", OpenApiTypes.STR, description="Project name."),
+            OpenApiParameter("project", OpenApiTypes.STR, description="Project name or id."),
             OpenApiParameter("phase", OpenApiTypes.STR, description="Observed phase (Pending, Deploying, Ready, "
                                                                     "Degraded, Failed, Stopped, Unknown)."),
             OpenApiParameter("state", OpenApiTypes.STR, description="active, stopped or deleting."),
@@ -61,10 +62,14 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         params = self.request.query_params
-        return selectors.endpoint_list_visible_to(
-            user=self.request.user, project=params.get("project", ""), phase=params.get("phase", ""),
+        qs = selectors.endpoint_list_visible_to(
+            user=self.request.user, phase=params.get("phase", ""),
             search=params.get("search", "").strip(), state=params.get("state", ""),
-        ).select_related("canary_version__model").order_by("project__name", "name")
+        )
+        project = params.get("project", "").strip()
+        if project:  # the name, or the id every endpoint object reports as "project"
+            qs = qs.filter(Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
+        return qs.select_related("canary_version__model").order_by("project__name", "name")
 
     def _endpoint(self, action: str = "view") -> Endpoint:
         return get_visible_or_404(_endpoint_queryset(), self.request.user, action, pk=self.kwargs["pk"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Max, Prefetch
+from django.db.models import Max, Prefetch, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -239,7 +239,7 @@ def versions_queryset(*, user):
 
 
 MODEL_FILTERS = [
-    OpenApiParameter("project", int, description="Only models of this project (id)."),
+    OpenApiParameter("project", str, description="Only models of this project (id or name)."),
     OpenApiParameter("search", str, description="Part of the name or description."),
 ]
 
@@ -257,9 +257,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         project = params.get("project", "")
         qs = selectors.model_list_visible_to(user=self.request.user, search=params.get("search", "").strip())
         if self.action == "list" and project:
-            if not project.isdigit():
-                raise ValidationError({"project": ["Give the project's id."]})
-            qs = qs.filter(project_id=int(project))
+            qs = qs.filter(Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
         # Aggregating queries ignore Meta.ordering: order explicitly for stable pages.
         return qs.annotate(latest_version=Max("versions__version")).order_by("project__name", "name")
 

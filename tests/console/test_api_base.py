@@ -29,8 +29,11 @@ def test_me_returns_the_signed_in_principal(alice):
     assert "password" not in body
 
 
-def test_unknown_api_route_is_a_404():
-    assert APIClient().get("/api/v1/no-such-thing/").status_code == 404
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing/", "/api/v1/endpoints/abc/", "/api/v2/"])
+def test_unknown_api_route_is_a_json_404(db, path):
+    response = APIClient().get(path)
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json()["detail"].startswith(f"No API route matches {path}")
 
 
 def test_validation_errors_carry_field_messages():

@@ -89,6 +89,8 @@ def test_list_filters_before_paginating(alice, setup):
     page = api.get(LIST, {"phase": "Ready", "page_size": 2}).json()
     assert page["count"] == 3 and len(page["results"]) == 2
     assert {e["name"] for e in api.get(LIST, {"project": "ops"}).json()["results"]} == {"ops-1"}
+    # The id every endpoint reports as "project" filters too.
+    assert {e["name"] for e in api.get(LIST, {"project": other.pk}).json()["results"]} == {"ops-1"}
     assert {e["name"] for e in api.get(LIST, {"search": "fraud-2"}).json()["results"]} == {"fraud-2"}
 
 
