@@ -426,15 +426,29 @@ def available_runtime_specs() -> list:
 
 
 def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None) -> None:
-    """All field rules at once (endpoints/validation.py), raising ValidationError by field."""
+    """All field rules at once (endpoints/validation.py), raising ValidationError by field.
+    A project is a tenant: an endpoint serves models registered in its own project only (its
+    viewers would otherwise read another tenant's model and storage URI off its pages)."""
     from endpoints import validation
 
-    validation.validate_endpoint(
-        validation.draft_from_endpoint(endpoint, previous_mode=previous_mode,
-                                       available_runtimes=available_runtime_specs(),
-                                       quota_remaining=quota_remaining(endpoint),
-                                       accelerators_requested=accelerators_at_max(endpoint))
-    )
+    errors: dict[str, list[str]] = {}
+    try:
+        validation.validate_endpoint(
+            validation.draft_from_endpoint(endpoint, previous_mode=previous_mode,
+                                           available_runtimes=available_runtime_specs(),
+                                           quota_remaining=quota_remaining(endpoint),
+                                           accelerators_requested=accelerators_at_max(endpoint))
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict
+    for field, version in (("model_version", endpoint.model_version),
+                           ("canary_version", endpoint.canary_version if endpoint.canary_version_id else None)):
+        if version is not None and version.model.project_id != endpoint.project_id:
+            errors.setdefault(field, []).append(
+                f"{version.model.name} v{version.version} is registered in project {version.model.project.name}; "
+                f"an endpoint of {endpoint.project.name} serves models registered in {endpoint.project.name}.")
+    if errors:
+        raise ValidationError(errors)
 
 
 def _write_revision(endpoint: Endpoint, *, actor, summary: str) -> Revision:

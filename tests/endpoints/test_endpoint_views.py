@@ -197,6 +197,29 @@ def test_attaching_a_version_the_user_cannot_deploy_is_a_form_error(client, alic
     assert _counts() == before
 
 
+def test_a_model_of_another_project_is_refused_even_to_someone_who_may_deploy_both(client, alice, setup):
+    """A project is a tenant: its endpoints' viewers must not read another tenant's model."""
+    other = ProjectFactory(name="churn", cluster=setup.cluster)
+    foreign = ModelVersionFactory(model=RegisteredModelFactory(project=other, name="churn-model"),
+                                  model_format="sklearn")
+    grant(alice, other, "view", "deploy")
+    client.force_login(alice)
+    before = _counts()
+    response = client.post(_url("endpoint-create"), _wizard_data(setup, model_version=foreign.pk))
+    assert response.status_code == 400
+    assert ("churn-model v1 is registered in project churn; an endpoint of fraud serves models registered in fraud."
+            in response.context["form"].errors["model_version"])
+    assert _counts() == before
+    # Through the API as well, on an existing endpoint.
+    from rest_framework.test import APIClient
+
+    endpoint = EndpointFactory(project=setup.project, model_version=setup.v1)
+    api = APIClient()
+    api.force_authenticate(alice)
+    answer = api.post(f"/api/v1/endpoints/{endpoint.pk}/plan/", {"model_version": foreign.pk}, format="json")
+    assert answer.status_code == 400 and "registered in project churn" in answer.json()["errors"]["model_version"][0]
+
+
 def test_service_rule_errors_show_next_to_their_fields(client, alice, setup):
     client.force_login(alice)
     before = _counts()
