@@ -297,6 +297,12 @@ def sign_in_reset_refusal(*, actor, user) -> str | None:
     return None
 
 
+def user_password_set_recorded(*, user, via: str) -> None:
+    """Audit that ``user`` chose a password (through an invite or sign-in reset link); the
+    caller commits it together with the password."""
+    audit.record(action="user.password_set", actor=user, target=user, details={"via": via})
+
+
 @transaction.atomic
 def user_sign_in_reset(*, actor, user, reason: str = ""):
     """Help a person who cannot sign in: their password becomes unusable, their sessions end,

@@ -21,6 +21,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -523,6 +524,9 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
         return None if user is None or user.is_service_account or not user.is_active else user
 
     def form_valid(self, form):
-        response = super().form_valid(form)
+        # The password and its audit event commit together (the link is spent either way).
+        with transaction.atomic():
+            response = super().form_valid(form)
+            services.user_password_set_recorded(user=self.user, via="one-time link")
         messages.success(self.request, "Password set. Sign in with it now.")
         return response

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from console import grants, selectors, services, tokens
 from console.models import ApiToken, Grant
 from tests.console.access_factories import endpoint_in, project_with_model
@@ -56,6 +57,8 @@ def test_an_invited_person_sets_a_password_through_the_one_time_link(admin_clien
     done = visitor.post(form_page.redirect_chain[-1][0] if form_page.redirect_chain else link,
                         {"new_password1": "a fine long passphrase 42", "new_password2": "a fine long passphrase 42"})
     assert done.status_code == 302
+    event = AuditEvent.objects.get(action="user.password_set")
+    assert event.actor_name == "dora" and event.details == {"via": "one-time link"}
     signed_in = Client()
     signed_in.post(reverse("login"), {"username": "dora", "password": "a fine long passphrase 42"})
     assert signed_in.get(reverse("home")).status_code == 200
