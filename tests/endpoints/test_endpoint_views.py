@@ -207,8 +207,8 @@ def test_a_model_of_another_project_is_refused_even_to_someone_who_may_deploy_bo
     before = _counts()
     response = client.post(_url("endpoint-create"), _wizard_data(setup, model_version=foreign.pk))
     assert response.status_code == 400
-    assert ("churn-model v1 is registered in project churn; an endpoint of fraud serves models registered in fraud."
-            in response.context["form"].errors["model_version"])
+    assert (f"churn-model v{foreign.version} is registered in project churn; an endpoint of fraud serves models "
+            "registered in fraud." in response.context["form"].errors["model_version"])
     assert _counts() == before
     # Through the API as well, on an existing endpoint.
     from rest_framework.test import APIClient
