@@ -17,6 +17,8 @@ def pytest_addoption(parser):
                     help="monitoring benchmark: inference records behind the 24 h dashboard (default 1,000,000)")
     group.addoption("--drift-rows", type=int, default=int(os.environ.get("BENCH_DRIFT_ROWS", "1000000")),
                     help="monitoring benchmark: rows in the drift window (default 1,000,000)")
+    group.addoption("--export-events", type=int, default=int(os.environ.get("BENCH_EXPORT_EVENTS", "100000")),
+                    help="audit export benchmark: events in the exported trail (default 100,000)")
 
 
 @pytest.fixture
