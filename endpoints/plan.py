@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import F, Sum
 
+from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints import spec as specs
 from endpoints.models import Endpoint, ProjectQuota
@@ -206,7 +207,7 @@ def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | N
             plan.dry_run_message = "The API server accepts this manifest (server-side dry run)."
     # A plan is for reading (the apply renders again from the saved spec): the project's ingest
     # key is shown masked, here and in the live object's side of the diff.
-    plan.manifest = specs.redact_ingest_keys(plan.manifest)
-    plan.manifest_yaml = specs.redact_ingest_keys(plan.manifest_yaml)
-    plan.manifest_diff = specs.redact_ingest_keys(plan.manifest_diff)
+    plan.manifest = redact_ingest_keys(plan.manifest)
+    plan.manifest_yaml = redact_ingest_keys(plan.manifest_yaml)
+    plan.manifest_diff = redact_ingest_keys(plan.manifest_diff)
     return plan

@@ -13,6 +13,7 @@ from django.db.models import F, Max, Sum
 from django.utils import timezone
 
 from audit import services as audit
+from console.redaction import redact_ingest_keys
 from endpoints import catalog, profiles, reconcile
 from endpoints import spec as specs
 from endpoints.models import (
@@ -950,8 +951,8 @@ _STATUS_COLUMNS = ("phase", "ready", "url", "address_url", "conditions", "traffi
 
 
 def _audit_drift(endpoint: Endpoint, live: dict, manifest: dict, paths: list[str]) -> None:
-    before = specs.redact_ingest_keys({path: _path_value(live, path) for path in paths})
-    after = specs.redact_ingest_keys({path: _path_value(manifest, path) for path in paths})
+    before = redact_ingest_keys({path: _path_value(live, path) for path in paths})
+    after = redact_ingest_keys({path: _path_value(manifest, path) for path in paths})
     with transaction.atomic():
         EndpointStatus.objects.filter(pk=endpoint.pk).update(drift_corrections=F("drift_corrections") + 1)
         audit.record(action="endpoint.drift_corrected", actor=None, actor_name="reconciler", target=endpoint,

@@ -29,7 +29,6 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from endpoints.models import Endpoint
 from endpoints.views.endpoint import endpoint_frame
 from monitoring import figures, selectors, services
 from monitoring.forms import MonitoringConfigForm
@@ -55,12 +54,6 @@ def _dashboard_context(request, data: dict, data_url: str, range_key: str) -> di
         "plotly_js": PLOTLY_JS,
         "plotly_style_guard_ids": plotly_style_guard_ids(),
     }
-
-
-def _endpoint_frame(request, endpoint: Endpoint) -> dict:
-    """What endpoints/endpoint/detail_base.html needs (the endpoint app's frame, no own tab
-    active: the monitoring tabs mark themselves)."""
-    return endpoint_frame(request, endpoint)
 
 
 def _json(data: dict, fragments: dict[str, str]) -> JsonResponse:
@@ -98,7 +91,7 @@ class EndpointLatencyView(LoginRequiredMixin, View):
                    "The same measures from KServe / Knative metrics, for comparison.", wide=True),
         ]
         context = {
-            **_endpoint_frame(request, dashboard.endpoint),
+            **endpoint_frame(request, dashboard.endpoint),
             **_dashboard_context(request, data, reverse("monitoring:endpoint-latency-data", kwargs=kwargs), range_key),
             "dashboard": dashboard, "summary": summary, "panels": [p for p in panels if p],
             "dashboard_kind": "latency",
@@ -127,7 +120,7 @@ class EndpointDriftView(LoginRequiredMixin, View):
         summary = render_to_string("monitoring/_drift_summary.html", {"dashboard": dashboard}, request=request)
         if self.json:
             return _json(data, {"summary": summary})
-        frame = _endpoint_frame(request, dashboard.endpoint)
+        frame = endpoint_frame(request, dashboard.endpoint)
         panels = [
             _panel("heatmap", "PSI per feature and window", data,
                    "Population stability index of each feature against the reference, one column per window.",

@@ -11,8 +11,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from console.redaction import redact_ingest_keys
 from endpoints import selectors
-from endpoints import spec as specs
 from endpoints.forms.endpoint import hardware_choices, runtime_choices
 from endpoints.models import (
     Endpoint,
@@ -161,8 +161,8 @@ class RevisionSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        data["spec"] = specs.redact_ingest_keys(data["spec"])
-        data["manifest"] = specs.redact_ingest_keys(data["manifest"])
+        data["spec"] = redact_ingest_keys(data["spec"])
+        data["manifest"] = redact_ingest_keys(data["manifest"])
         return data
 
 

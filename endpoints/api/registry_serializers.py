@@ -16,6 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from console.permissions import visible
+from console.redaction import redact_ingest_keys
 from endpoints.forms.registry import REFERENCE_FILE_LIMIT, cluster_connection_errors, format_megabytes
 from endpoints.models import (
     Cluster,
@@ -25,7 +26,7 @@ from endpoints.models import (
     RegisteredModel,
     ServingRuntime,
 )
-from endpoints.spec import ingest_url, redact_ingest_keys
+from endpoints.spec import ingest_url
 
 KSERVE_PROTOCOLS = ("v1", "v2", "grpc-v1", "grpc-v2")
 

@@ -31,6 +31,7 @@ from django.views.generic import ListView
 
 from audit.selectors import can_view_all
 from console.permissions import PermissionChecker, get_visible_or_404, visible
+from console.redaction import redact_ingest_keys
 from endpoints import plan as plans
 from endpoints import reconcile, runtimes, selectors, services
 from endpoints import spec as specs
@@ -736,7 +737,7 @@ class EndpointManifestView(EndpointTabView):
     def extra_context(self, request, endpoint):
         revision = endpoint.revisions.filter(generation=endpoint.generation).first()
         manifest = revision.manifest if revision is not None else reconcile.render(specs.desired_spec(endpoint))
-        return {"revision": revision, "manifest_yaml": reconcile.canonical_yaml(specs.redact_ingest_keys(manifest))}
+        return {"revision": revision, "manifest_yaml": reconcile.canonical_yaml(redact_ingest_keys(manifest))}
 
 
 class EndpointRevisionsView(EndpointTabView):

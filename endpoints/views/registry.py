@@ -21,6 +21,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.views.generic import FormView, ListView, TemplateView
 
 from console.permissions import PermissionChecker, is_platform_admin, visible
+from console.redaction import redact_ingest_keys
 from endpoints import selectors, services
 from endpoints.forms.registry import (
     AliasForm,
@@ -36,7 +37,7 @@ from endpoints.forms.registry import (
     add_service_errors,
 )
 from endpoints.models import Endpoint, ModelAlias, ProjectQuota
-from endpoints.spec import ingest_url, redact_ingest_keys
+from endpoints.spec import ingest_url
 
 PAGE_SIZE = 25
 

@@ -273,7 +273,7 @@ def test_the_ingest_key_never_leaves_the_console_except_towards_the_cluster(
     must not be able to read it off the manifest, plan, revisions, audit trail or API."""
     from rest_framework.test import APIClient
 
-    from endpoints.spec import MASK
+    from console.redaction import MASK
 
     key = live_setup.project.ingest_key
     grant(bob, live_setup.project, "view")

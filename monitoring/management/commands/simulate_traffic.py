@@ -29,8 +29,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from console.redaction import redact_ingest_keys
 from endpoints.models import Endpoint
-from endpoints.spec import ingest_url, redact_ingest_keys
+from endpoints.spec import ingest_url
 from monitoring import simulate
 
 MAX_DURATION_SECONDS = 7 * 24 * 3600
