@@ -14,3 +14,22 @@ class ConsoleModelBackend(ModelBackend):
 
     def user_can_authenticate(self, user) -> bool:
         return super().user_can_authenticate(user) and not getattr(user, "is_service_account", False)
+
+
+# Bearer tokens are issued and checked by the access app; framework code and lower layers
+# (the audit trail's ingest receivers) authenticate through this hook without importing it.
+_bearer_authenticator = None
+
+
+def register_bearer_authenticator(authenticator) -> None:
+    """``authenticator(authorization_header) -> (user, token) | None``; ``token.has_scope(name)``
+    tells what the token may do. Called once by the access app at startup."""
+    global _bearer_authenticator
+    _bearer_authenticator = authenticator
+
+
+def authenticate_bearer(authorization_header: str | None):
+    """The (user, token) an ``Authorization: Bearer …`` header stands for, or None."""
+    if _bearer_authenticator is None or not authorization_header:
+        return None
+    return _bearer_authenticator(authorization_header)

@@ -62,8 +62,11 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "csp",
+    # Layers, lowest first (docs/architecture.md): framework, audit trail, access control,
+    # domain, portal.
     "console",
     "audit",
+    "console.access",
     "endpoints",
     "monitoring",
 ]

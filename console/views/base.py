@@ -1,0 +1,98 @@
+"""Base views that apply the permission chokepoint themselves.
+
+A list or detail page over a model is written by subclassing ``ProtectedListView`` or
+``ProtectedDetailView`` and naming the rows with ``queryset``/``model`` or
+``get_base_queryset()``: the base class passes them through ``console.permissions.restrict``
+for the signed-in user before any view code sees them. Overriding ``get_queryset`` itself is
+refused when the class is defined (it would bypass the chokepoint); a view that really must
+see rows unscoped says so with ``chokepoint_exempt = "<why>"``, which a reviewer can grep for.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.views.generic import DetailView, ListView
+
+from console.permissions import can, is_platform_admin, restrict
+
+ADMIN_ONLY_MESSAGE = "Only platform admins may open this page."
+
+
+class ChokepointMixin:
+    """Scopes ``get_queryset()`` through ``restrict(…, permission_action)``.
+
+    ``permission_action`` is what a row must allow to be listed or opened (``view`` unless the
+    page acts on it); ``chokepoint_exempt`` (a reason string) turns the scoping off.
+    """
+
+    permission_action = "view"
+    chokepoint_exempt: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__ and not cls.__dict__.get("chokepoint_exempt"):
+            raise TypeError(
+                f"{cls.__qualname__} overrides get_queryset(), which would bypass the permission "
+                "chokepoint: override get_base_queryset() instead, or set chokepoint_exempt = '<why>'."
+            )
+
+    def get_base_queryset(self):
+        """The rows before scoping (``queryset`` or the model's default manager)."""
+        return super().get_queryset()
+
+    def get_queryset(self):
+        rows = self.get_base_queryset()
+        if self.chokepoint_exempt:
+            return rows
+        return restrict(rows, self.request.user, self.permission_action)
+
+
+class ProtectedListView(LoginRequiredMixin, ChokepointMixin, ListView):
+    """A list of the rows the signed-in user may ``permission_action``."""
+
+
+class ProtectedDetailView(LoginRequiredMixin, ChokepointMixin, DetailView):
+    """One object the user can see (else 404); if ``permission_action`` is more than
+    ``view`` and the user may see but not do it, 403."""
+
+    def get_queryset(self):
+        rows = self.get_base_queryset()
+        if self.chokepoint_exempt:
+            return rows
+        return restrict(rows, self.request.user, "view")
+
+    def get_object(self, queryset=None):
+        obj = super().get_object(queryset)
+        if not self.chokepoint_exempt and self.permission_action != "view" and not can(
+            self.request.user, obj, self.permission_action
+        ):
+            raise PermissionDenied
+        return obj
+
+
+def platform_admin_required(view):
+    """The one page gate for platform admins: anonymous visitors go to sign-in, anyone else
+    signed in gets 403 with the reason."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not is_platform_admin(request.user):
+            raise PermissionDenied(ADMIN_ONLY_MESSAGE)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+class PlatformAdminRequiredMixin(LoginRequiredMixin):
+    """``platform_admin_required`` for class-based views."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not is_platform_admin(request.user):
+            raise PermissionDenied(ADMIN_ONLY_MESSAGE)
+        return super().dispatch(request, *args, **kwargs)
