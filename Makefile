@@ -18,7 +18,7 @@ setup: $(STAMP)
 
 ## run: migrate, seed the demo and start web + worker + beat; Ctrl-C stops everything
 run: setup
-	$(PY) -m console.devstack
+	$(PY) -m console.portal.devstack
 
 ## test: the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite)
 test: setup

@@ -1,17 +1,10 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class ConsoleConfig(AppConfig):
+    """The framework: settings, middleware, the permission chokepoint's interface, base views
+    and viewsets, the API's error shape, Celery, health checks and the user model. It imports
+    no other app of the project (docs/architecture.md, tests/test_layers.py)."""
+
     name = "console"
     verbose_name = "Console"
-
-    def ready(self) -> None:
-        from console import roles, signals  # noqa: F401  (connects the auth audit receivers)
-
-        post_migrate.connect(roles.ensure_global_roles_after_migrate, sender=self)
-        # Changes made outside the services (Django admin, guardian shortcuts) drop cached
-        # inference-authorization decisions too.
-        from console import authz
-
-        authz.connect_signals()

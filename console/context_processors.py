@@ -24,9 +24,9 @@ NAVIGATION = [
     ("Models", "endpoints:model-list", _everyone),
     ("Dashboards", "monitoring:overview", _everyone),
     ("Audit", "audit:event-list", _auditor),
-    ("Access", "console:access-overview", _admin),
-    ("Admin", "console:admin-overview", _admin),
-    ("API tokens", "console:token-list", _everyone),
+    ("Access", "access:access-overview", _admin),
+    ("Admin", "portal:admin-overview", _admin),
+    ("API tokens", "access:token-list", _everyone),
 ]
 
 

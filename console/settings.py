@@ -62,13 +62,14 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "csp",
-    # Layers, lowest first (docs/architecture.md): framework, audit trail, access control,
-    # domain, portal.
+    # Layers, lowest first (docs/architecture.md): framework, audit trail, domain, access
+    # control, portal. A module imports only from its own layer and those listed before it.
     "console",
     "audit",
-    "console.access",
     "endpoints",
     "monitoring",
+    "console.access",
+    "console.portal",
 ]
 
 MIDDLEWARE = [
@@ -76,8 +77,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestContextMiddleware",
     # Envoy ext_authz checks are answered here, before sessions, CSRF and host validation
-    # (they carry the inference host, not the console's): console/authz.py.
-    "console.authz.AuthzMiddleware",
+    # (they carry the inference host, not the console's): console/access/authz.py.
+    "console.access.authz.AuthzMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,7 +90,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "console.urls"
+ROOT_URLCONF = "console.portal.urls"
 WSGI_APPLICATION = "console.wsgi.application"
 ASGI_APPLICATION = "console.asgi.application"
 
@@ -139,7 +140,7 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Inference authorization decisions (console/authz.py) have a cache of their own: Redis when
+# Inference authorization decisions (console/access/authz.py) have a cache of their own: Redis when
 # configured (shared by every web process), else a per-process LocMem big enough for the
 # working set (invalidation then goes through a version row in the database).
 AUTHZ_CACHE_ALIAS = "authz"
@@ -216,7 +217,7 @@ RECONCILE_MAX_DELETIONS = env.integer("RECONCILE_MAX_DELETIONS", 10, minimum=0)
 CELERY_BEAT_SCHEDULE: dict = {
     "reconcile-all": {"task": "endpoints.tasks.reconcile_all_task", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
-    "grants-expire": {"task": "console.tasks.grants_expire_task", "schedule": 60.0},
+    "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
 }
 
 # --- Authentication -----------------------------------------------------------------------
@@ -224,8 +225,12 @@ AUTH_USER_MODEL = "console.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "console.auth.ConsoleModelBackend",
-    "guardian.backends.ObjectPermissionBackend",
+    # Object permissions answer through the chokepoint (grant expiry and project inheritance
+    # included). Guardian's own backend is not installed: it would ignore both.
+    "console.access.backends.GrantPermissionBackend",
 ]
+# Guardian's tables are the grant index; its backend is deliberately not installed (see above).
+SILENCED_SYSTEM_CHECKS = ["guardian.W001"]
 # Guardian: no anonymous user row. Anonymous visitors are refused before any object check.
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
@@ -327,7 +332,7 @@ WHITENOISE_USE_FINDERS = TESTING or DEBUG
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Bearer tokens first: an API call without credentials then gets 401 (WWW-Authenticate: Bearer).
-        "console.api.authentication.ApiTokenAuthentication",
+        "console.access.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -352,7 +357,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Several components have a "role" field; the grant roles get a stable name.
-    "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.models.Grant.Role"},
+    "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.access.models.Grant.Role"},
 }
 
 # --- Logging ------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def admin_user(db):
-    from console import roles
+    from console.access import roles
 
     roles.ensure_global_roles()
     return UserFactory(username="admin", is_superuser=True, is_staff=True, roles=[roles.PLATFORM_ADMIN])
@@ -113,7 +113,7 @@ def bob(db):
 
 @pytest.fixture
 def auditor(db):
-    from console import roles
+    from console.access import roles
 
     roles.ensure_global_roles()
     return UserFactory(username="carol", roles=[roles.AUDITOR])

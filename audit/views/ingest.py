@@ -94,7 +94,7 @@ def kubernetes_receiver(request):
     """The Kubernetes API server's audit webhook backend (an ``audit.k8s.io/v1`` EventList),
     authenticated with a bearer token of scope ``ingest`` whose user holds the Ingester role.
     ``?cluster=<name>`` tells which cluster's namespaces the events refer to."""
-    from console import tokens
+    from console.access import tokens
 
     auth = tokens.authenticate_bearer(request.META.get("HTTP_AUTHORIZATION"))
     if auth is None:

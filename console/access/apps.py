@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AccessConfig(AppConfig):
@@ -7,11 +8,14 @@ class AccessConfig(AppConfig):
     verbose_name = "Access control"
 
     def ready(self) -> None:
-        from console import permissions
+        from console import auth, permissions
+        from console.access import authz, roles, signals, tokens  # noqa: F401  (signals: sign-in audit receivers)
         from console.access.evaluation import GuardianGrantEvaluator
 
+        # The framework's chokepoint and bearer hook answer through access control.
         permissions.register_grant_evaluator(GuardianGrantEvaluator())
-
-        from console import auth, tokens
-
         auth.register_bearer_authenticator(tokens.authenticate_bearer)
+        post_migrate.connect(roles.ensure_global_roles_after_migrate, sender=self)
+        # Changes made outside the services (Django admin, guardian shortcuts) drop cached
+        # inference-authorization decisions too.
+        authz.connect_signals()

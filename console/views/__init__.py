@@ -1,52 +1,16 @@
-"""Console-wide pages: home, sign-in, API documentation."""
+"""The framework's pages: sign-in and sign-out, API documentation, API 404s, the favicon.
+The home page and the admin overview belong to the portal (``console.portal.views``)."""
 
 from __future__ import annotations
 
 from csp.decorators import csp_update
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponsePermanentRedirect, JsonResponse
-from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
 from console.forms import LoginForm
-from console.permissions import is_platform_admin
-
-
-@login_required
-def home(request):
-    """What to look at first, by who is signed in (console/home.py): their endpoints and what
-    needs attention; for platform admins expiring grants, grant changes and reconciler alerts;
-    for auditors the health of the audit trail."""
-    from console.home import EXPIRY_WINDOW_DAYS, home_for
-
-    return render(request, "console/home.html", {**home_for(request.user), "expiry_days": EXPIRY_WINDOW_DAYS})
-
-
-def platform_admin_required(view):
-    """Signed-in platform admins only; anyone else signed in gets 403 (the page's existence
-    is not a secret), anonymous visitors go to the login page."""
-
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not is_platform_admin(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-@platform_admin_required
-def admin_overview(request):
-    from endpoints import selectors as endpoint_selectors
-
-    return render(request, "console/admin_overview.html", {
-        "counts": endpoint_selectors.platform_counts(),
-        "alerts": list(endpoint_selectors.alerts_active()),
-    })
 
 
 class LoginView(auth_views.LoginView):

@@ -44,11 +44,15 @@ class ChokepointMixin:
         """The rows before scoping (``queryset`` or the model's default manager)."""
         return super().get_queryset()
 
+    def scoping_action(self) -> str:
+        """The action rows are scoped by: ``permission_action`` for lists."""
+        return self.permission_action
+
     def get_queryset(self):
         rows = self.get_base_queryset()
         if self.chokepoint_exempt:
             return rows
-        return restrict(rows, self.request.user, self.permission_action)
+        return restrict(rows, self.request.user, self.scoping_action())
 
 
 class ProtectedListView(LoginRequiredMixin, ChokepointMixin, ListView):
@@ -59,11 +63,9 @@ class ProtectedDetailView(LoginRequiredMixin, ChokepointMixin, DetailView):
     """One object the user can see (else 404); if ``permission_action`` is more than
     ``view`` and the user may see but not do it, 403."""
 
-    def get_queryset(self):
-        rows = self.get_base_queryset()
-        if self.chokepoint_exempt:
-            return rows
-        return restrict(rows, self.request.user, "view")
+    def scoping_action(self) -> str:
+        # Find the object among those the user can see (404 otherwise), then check the action.
+        return "view"
 
     def get_object(self, queryset=None):
         obj = super().get_object(queryset)

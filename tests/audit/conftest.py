@@ -35,7 +35,7 @@ def post_kserve(client, django_capture_on_commit_callbacks):
 
 @pytest.fixture
 def ingester(db):
-    from console import roles
+    from console.access import roles
     from tests.factories import UserFactory
 
     roles.ensure_global_roles()
@@ -44,7 +44,7 @@ def ingester(db):
 
 @pytest.fixture
 def ingest_token(ingester):
-    from console import tokens
+    from console.access import tokens
 
     _, plaintext = tokens.token_create(actor=ingester, user=ingester, name="apiserver", scopes=["ingest"])
     return plaintext

@@ -106,7 +106,7 @@ def test_ingest_batches_visible_to_auditors_and_retryable_by_admins(api, auditor
 
 
 def test_token_with_read_scope_can_search_and_verify(api, auditor, trail):
-    from console import tokens
+    from console.access import tokens
 
     _, plaintext = tokens.token_create(actor=auditor, user=auditor, name="siem", scopes=["read"])
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")

@@ -81,7 +81,7 @@ def test_unauthenticated_sender_gets_401(post_k8s):
 
 
 def test_token_without_ingest_scope_gets_403(post_k8s, ingester):
-    from console import tokens
+    from console.access import tokens
 
     _, plaintext = tokens.token_create(actor=ingester, user=ingester, name="read-only", scopes=["read"])
     assert post_k8s(samples.event_list([samples.k8s_event()]), plaintext).status_code == 403
@@ -89,7 +89,7 @@ def test_token_without_ingest_scope_gets_403(post_k8s, ingester):
 
 
 def test_user_without_the_ingester_role_gets_403_even_with_an_ingest_token(post_k8s):
-    from console import tokens
+    from console.access import tokens
 
     someone = UserFactory(username="someone")
     _, plaintext = tokens.token_create(actor=someone, user=someone, name="sneaky", scopes=["ingest"])

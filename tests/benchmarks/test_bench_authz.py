@@ -76,8 +76,9 @@ def seed(folder: Path) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from console import tokens
-    from console.models import ApiToken, Grant, User
+    from console.access import tokens
+    from console.models import User
+    from console.access.models import ApiToken, Grant
     from endpoints.models import (
         Cluster,
         Endpoint,
@@ -197,7 +198,7 @@ def _decision_costs(pairs) -> dict:
     from django.core.cache import caches
     from django.db import connection
 
-    from console import authz
+    from console.access import authz
 
     def run() -> tuple[list[float], int]:
         times, executed = [], []

@@ -4,7 +4,7 @@ Format (shared by every app's ``tests/<app>/permission_table.py``; the matrix me
 
 ``ROUTES`` maps a route to one ``Req`` or a list of them.
 
-- The key is the URL name as ``reverse()`` knows it (``"console:access-overview"``,
+- The key is the URL name as ``reverse()`` knows it (``"access:access-overview"``,
   ``"api-me"``, ``"endpoints:endpoint-detail"``). A pattern without a name is keyed by its
   full route string (``"api/v1/^things/$"``). A whole third-party namespace may be covered by
   ``"<namespace>:*"`` (e.g. the Django admin), with a ``path``.
@@ -82,7 +82,7 @@ ROUTES: dict[str, Req | list[Req]] = {
     "api-not-found": Req(expect(404, 404, 404, 404, 404, 404, 404, 404), kwargs={"rest": "=no-such-thing/"}),
     "favicon": Req(expect(301, 301, 301, 301, 301, 301, 301, 301)),
     "api-me": Req(API_EVERYONE),
-    "console:admin-overview": Req(UI_ADMIN),
+    "portal:admin-overview": Req(UI_ADMIN),
     # The Django admin: staff only (the admin persona is a superuser); others are sent to its login.
     "admin:*": Req(expect(302, 302, 302, 302, 302, 302, 302, 200), path="/django-admin/"),
 }
@@ -94,80 +94,80 @@ OBJECT_MANAGERS_POST = expect(302, 404, 403, 403, 302, 403, 404, 302)
 GRANT_FORM = {"user": "@subject.pk", "role": "viewer", "reason": "matrix", "expires_at": ""}
 
 ROUTES.update({
-    "console:access-overview": Req(UI_ADMIN),
-    "console:user-list": Req(UI_ADMIN, query="q=m-&kind=people"),
-    "console:user-create": [
+    "access:access-overview": Req(UI_ADMIN),
+    "access:user-list": Req(UI_ADMIN, query="q=m-&kind=people"),
+    "access:user-create": [
         Req(UI_ADMIN),
         Req(UI_ADMIN_POST, method="POST", data={"kind": "person", "username": "newcomer", "email": "n@example.com"}),
     ],
-    "console:user-detail": Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
-    "console:user-roles": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"},
+    "access:user-detail": Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
+    "access:user-roles": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"},
                               data={"global_roles": ["Auditor"]}),
-    "console:user-deactivate": [
+    "access:user-deactivate": [
         Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
         Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}, data={"reason": "left"}),
     ],
-    "console:user-reactivate": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}),
+    "access:user-reactivate": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}),
     # Reset sign-in: a confirmation page, then the new one-time link rendered once (200, no redirect).
     # Service accounts never sign in: no such page for them.
-    "console:user-sign-in-reset": [
+    "access:user-sign-in-reset": [
         Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
         Req(expect(302, 403, 403, 403, 403, 403, 403, 404), kwargs={"pk": "service_account.pk"}),
         Req(UI_ADMIN, method="POST", kwargs={"pk": "subject.pk"}, data={"reason": "forgot password"}),
     ],
     # Unlock is POST only: a GET changes nothing (405 for the admin, who passes the role check first).
-    "console:user-unlock": [
+    "access:user-unlock": [
         Req(expect(302, 403, 403, 403, 403, 403, 403, 405), kwargs={"pk": "subject.pk"}),
         Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"}),
     ],
-    "console:service-token-create": [
+    "access:service-token-create": [
         Req(UI_ADMIN, kwargs={"pk": "service_account.pk"}),
         # People create their own tokens: an admin cannot mint one for them.
         Req(expect(302, 403, 403, 403, 403, 403, 403, 404), kwargs={"pk": "subject.pk"}),
         Req(expect(302, 403, 403, 403, 403, 403, 403, 200), method="POST", kwargs={"pk": "service_account.pk"},
             data={"name": "ci", "scopes": ["infer"], "expires": "30"}),
     ],
-    "console:team-list": Req(UI_ADMIN),
-    "console:team-create": [
+    "access:team-list": Req(UI_ADMIN),
+    "access:team-create": [
         Req(UI_ADMIN),
         Req(UI_ADMIN_POST, method="POST", data={"name": "new-team"}),
     ],
-    "console:team-detail": Req(UI_ADMIN, kwargs={"pk": "team.pk"}),
-    "console:team-member-add": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "team.pk"},
+    "access:team-detail": Req(UI_ADMIN, kwargs={"pk": "team.pk"}),
+    "access:team-member-add": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "team.pk"},
                                    data={"user": "@subject.pk"}),
-    "console:team-member-remove": Req(UI_ADMIN_POST, method="POST",
+    "access:team-member-remove": Req(UI_ADMIN_POST, method="POST",
                                       kwargs={"pk": "team.pk", "user_pk": "users.viewer.pk"}),
-    "console:project-access": [
+    "access:project-access": [
         Req(OBJECT_MANAGERS, kwargs={"name": "project.name"}, idor={"name": "other_project.name"}),
         Req(OBJECT_MANAGERS_POST, method="POST", kwargs={"name": "project.name"}, data=GRANT_FORM,
             idor={"name": "other_project.name"}),
     ],
-    "console:model-access": Req(OBJECT_MANAGERS, kwargs={"pk": "model.pk"}, idor={"pk": "other_model.pk"}),
-    "console:endpoint-access": [
+    "access:model-access": Req(OBJECT_MANAGERS, kwargs={"pk": "model.pk"}, idor={"pk": "other_model.pk"}),
+    "access:endpoint-access": [
         Req(OBJECT_MANAGERS, kwargs={"project": "project.name", "name": "endpoint.name"},
             idor={"project": "other_project.name", "name": "other_endpoint.name"}),
         Req(OBJECT_MANAGERS_POST, method="POST", kwargs={"project": "project.name", "name": "endpoint.name"},
             data=GRANT_FORM | {"role": "caller"}),
     ],
-    "console:grant-revoke": [
+    "access:grant-revoke": [
         Req(OBJECT_MANAGERS, kwargs={"pk": "grant.pk"}, idor={"pk": "other_grant.pk"}),
         Req(OBJECT_MANAGERS_POST, method="POST", kwargs={"pk": "grant.pk"}, data={"reason": "matrix"},
             idor={"pk": "other_grant.pk"}),
     ],
-    "console:check-access": [
+    "access:check-access": [
         Req(UI_ADMIN),
         Req(UI_ADMIN, query="action=infer&endpoint=matrix/scorer&user=@subject.pk"),
     ],
-    "console:token-list": [
+    "access:token-list": [
         Req(UI_EVERYONE),
         # The created token is rendered once (200), never redirected to.
         Req(UI_EVERYONE, method="POST", data={"name": "script", "scopes": ["read"], "expires": "30"}),
     ],
     # Someone else's token is a 404; platform admins may revoke anyone's.
-    "console:token-revoke": Req(expect(302, 404, 404, 404, 302, 404, 404, 302), method="POST",
+    "access:token-revoke": Req(expect(302, 404, 404, 404, 302, 404, 404, 302), method="POST",
                                 kwargs={"pk": "token.pk"}),
     # An invalid invitation link is a page saying so, for everyone.
-    "console:invite-accept": Req(PUBLIC, kwargs={"uidb64": "=MQ", "token": "=set-password"}),
+    "access:invite-accept": Req(PUBLIC, kwargs={"uidb64": "=MQ", "token": "=set-password"}),
     # ext_authz: sessions are ignored, only the bearer token counts (same answer for every persona).
     "authz-check": [
         Req(expect(*[401] * 8), path="/authz/check/v1/models/scorer:predict",

@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from console import services
-from console.models import Grant
+from console.access import services
+from console.access.models import Grant
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.factories import DEFAULT_PASSWORD
 from tests.fixtures.browser import login, screenshot
@@ -34,7 +34,7 @@ def test_admin_grants_a_team_deployer_then_revokes_and_the_member_loses_the_endp
     login(page, live_server, "admin", DEFAULT_PASSWORD)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Access").click()
     expect(page.get_by_role("heading", name="Access", exact=True)).to_be_visible()
-    page.goto(live_server.url + reverse("console:project-access", args=["fraud"]))
+    page.goto(live_server.url + reverse("access:project-access", args=["fraud"]))
     page.get_by_label("Team").select_option(label="risk-team")
     page.get_by_label("Role").select_option(label="Deployer")
     page.get_by_label("Expires at (UTC)").fill("2031-06-30T18:00")
@@ -63,7 +63,7 @@ def test_admin_grants_a_team_deployer_then_revokes_and_the_member_loses_the_endp
 
     # 3. The admin revokes the grant.
     login(page, live_server, "admin", DEFAULT_PASSWORD)
-    page.goto(live_server.url + reverse("console:project-access", args=["fraud"]))
+    page.goto(live_server.url + reverse("access:project-access", args=["fraud"]))
     page.locator("table[data-grants]").get_by_role("link", name="Revoke").click()
     page.get_by_label("Reason").fill("Launch done")
     page.get_by_role("button", name="Revoke").click()

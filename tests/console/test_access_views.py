@@ -13,8 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from console import grants, selectors, services, tokens
-from console.models import ApiToken, Grant
+from console.access import grants
+from console.access import selectors
+from console.access import services
+from console.access import tokens
+from console.access.models import ApiToken, Grant
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.factories import UserFactory
 
@@ -34,21 +37,21 @@ def fraud():
 
 
 def test_access_appears_in_the_navigation_of_platform_admins_only(admin_client, alice):
-    assert reverse("console:access-overview") in admin_client.get(reverse("home")).content.decode()
+    assert reverse("access:access-overview") in admin_client.get(reverse("home")).content.decode()
     other = Client()
     other.force_login(alice)
-    assert reverse("console:access-overview") not in other.get(reverse("home")).content.decode()
+    assert reverse("access:access-overview") not in other.get(reverse("home")).content.decode()
 
 
 def test_the_overview_lists_roles_and_grants_expiring_soon(admin_client, alice, fraud):
     grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="audit week",
                         expires_at=timezone.now() + timedelta(days=2))
-    body = admin_client.get(reverse("console:access-overview")).content.decode()
+    body = admin_client.get(reverse("access:access-overview")).content.decode()
     assert "view, deploy, infer, manage" in body and "audit week" in body
 
 
 def test_an_invited_person_sets_a_password_through_the_one_time_link(admin_client):
-    response = admin_client.post(reverse("console:user-create"), {
+    response = admin_client.post(reverse("access:user-create"), {
         "kind": "person", "username": "dora", "email": "dora@example.com", "global_roles": ["Auditor"]}, follow=True)
     link = re.search(r"(http://testserver/accounts/invite/[^ <]+/)", response.content.decode()).group(1)
     visitor = Client()
@@ -66,15 +69,15 @@ def test_an_invited_person_sets_a_password_through_the_one_time_link(admin_clien
 
 
 def test_a_service_account_gets_a_token_shown_once(admin_client):
-    response = admin_client.post(reverse("console:user-create"), {"kind": "service", "username": "scorer-client"})
+    response = admin_client.post(reverse("access:user-create"), {"kind": "service", "username": "scorer-client"})
     robot = selectors.user_list(search="scorer-client").get()
     assert response.status_code == 302 and robot.is_service_account and not robot.has_usable_password()
-    page = admin_client.post(reverse("console:service-token-create", args=[robot.pk]),
+    page = admin_client.post(reverse("access:service-token-create", args=[robot.pk]),
                              {"name": "prod", "scopes": ["infer"], "expires": "30"})
     plaintext = re.search(r'value="(icn_[^"]+)"', page.content.decode()).group(1)
     assert page["Cache-Control"] == "no-store"
     assert tokens.authenticate_bearer(f"Bearer {plaintext}")[0] == robot
-    detail = admin_client.get(reverse("console:user-detail", args=[robot.pk])).content.decode()
+    detail = admin_client.get(reverse("access:user-detail", args=[robot.pk])).content.decode()
     assert plaintext not in detail and ApiToken.objects.get(user=robot).display_prefix in detail
 
 
@@ -83,7 +86,7 @@ def test_deactivating_ends_sessions_and_revokes_tokens(admin_client, alice):
     session.force_login(alice)
     assert session.get(reverse("home")).status_code == 200
     _, plaintext = tokens.token_create(actor=alice, user=alice, name="ci", scopes=["read"])
-    response = admin_client.post(reverse("console:user-deactivate", args=[alice.pk]), {"reason": "left"})
+    response = admin_client.post(reverse("access:user-deactivate", args=[alice.pk]), {"reason": "left"})
     assert response.status_code == 302
     assert session.get(reverse("home")).status_code == 302  # signed out
     assert tokens.authenticate_bearer(f"Bearer {plaintext}") is None
@@ -91,12 +94,12 @@ def test_deactivating_ends_sessions_and_revokes_tokens(admin_client, alice):
 
 
 def test_admins_cannot_deactivate_themselves(admin_client, admin_user):
-    response = admin_client.post(reverse("console:user-deactivate", args=[admin_user.pk]), {"reason": ""})
+    response = admin_client.post(reverse("access:user-deactivate", args=[admin_user.pk]), {"reason": ""})
     assert response.status_code == 200 and "cannot deactivate your own" in response.content.decode()
 
 
 def test_global_roles_are_set_on_the_user_page(admin_client, alice):
-    admin_client.post(reverse("console:user-roles", args=[alice.pk]), {"global_roles": ["Auditor", "Ingester"]})
+    admin_client.post(reverse("access:user-roles", args=[alice.pk]), {"global_roles": ["Auditor", "Ingester"]})
     assert sorted(g.name for g in alice.groups.all()) == ["Auditor", "Ingester"]
 
 
@@ -104,7 +107,7 @@ def test_granting_a_team_on_the_project_page_with_expiry_and_reason(admin_client
     endpoint = endpoint_in(fraud, "scorer")
     team = services.team_create(actor=None, name="risk", members=[alice])
     expiry = (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
-    url = reverse("console:project-access", args=["fraud"])
+    url = reverse("access:project-access", args=["fraud"])
     response = admin_client.post(url, {"team": team.pk, "role": "deployer", "expires_at": expiry,
                                        "reason": "Q3 launch"})
     assert response.status_code == 302
@@ -116,12 +119,12 @@ def test_granting_a_team_on_the_project_page_with_expiry_and_reason(admin_client
     member.force_login(alice)
     detail = reverse("endpoints:endpoint-detail", args=["fraud", endpoint.name])
     assert member.get(detail).status_code == 200
-    admin_client.post(reverse("console:grant-revoke", args=[grant.pk]), {"reason": "done"})
+    admin_client.post(reverse("access:grant-revoke", args=[grant.pk]), {"reason": "done"})
     assert member.get(detail).status_code == 404
 
 
 def test_a_grant_form_without_reason_or_principal_shows_errors(admin_client, alice, fraud):
-    url = reverse("console:project-access", args=["fraud"])
+    url = reverse("access:project-access", args=["fraud"])
     response = admin_client.post(url, {"role": "viewer", "reason": ""})
     assert response.status_code == 200
     assert not Grant.objects.exists()
@@ -132,7 +135,7 @@ def test_a_project_owner_manages_access_without_being_an_admin(alice, bob, fraud
     grants.grant_create(actor=None, role="owner", target=fraud, user=alice, reason="lead")
     owner = Client()
     owner.force_login(alice)
-    response = owner.post(reverse("console:project-access", args=["fraud"]),
+    response = owner.post(reverse("access:project-access", args=["fraud"]),
                           {"user": bob.pk, "role": "viewer", "reason": "reviews models"})
     assert response.status_code == 302 and Grant.objects.filter(user=bob, role="viewer").exists()
 
@@ -142,7 +145,7 @@ def test_who_can_access_traces_each_permission_to_its_grant_or_team(admin_client
     team = services.team_create(actor=None, name="callers", members=[bob])
     grants.grant_create(actor=None, role="viewer", target=fraud, user=alice, reason="x")
     grants.grant_create(actor=None, role="caller", target=endpoint, group=team, reason="x")
-    body = admin_client.get(reverse("console:endpoint-access", args=["fraud", "scorer"])).content.decode()
+    body = admin_client.get(reverse("access:endpoint-access", args=["fraud", "scorer"])).content.decode()
     assert "Viewer on project fraud" in body
     assert "Caller on endpoint fraud/scorer, through team callers" in body
     assert "Platform admin (global role)" in body or "superuser" in body
@@ -152,7 +155,7 @@ def test_what_a_user_can_reach_names_objects_and_reasons(admin_client, alice, fr
     endpoint_in(fraud, "a")
     endpoint_in(fraud, "b")
     grants.grant_create(actor=None, role="deployer", target=fraud, user=alice, reason="x")
-    body = admin_client.get(reverse("console:user-detail", args=[alice.pk])).content.decode()
+    body = admin_client.get(reverse("access:user-detail", args=[alice.pk])).content.decode()
     assert "covers its 2 endpoint(s)" in body and "Deployer on project fraud" in body
 
 
@@ -160,7 +163,7 @@ def test_the_check_form_explains_allow_and_deny(admin_client, alice, bob, fraud)
     endpoint_in(fraud, "scorer")
     grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="x",
                         expires_at=timezone.now() + timedelta(days=1))
-    url = reverse("console:check-access")
+    url = reverse("access:check-access")
     allowed = admin_client.get(url, {"user": alice.pk, "endpoint": "fraud/scorer", "action": "infer"})
     assert 'data-check-result="allowed"' in allowed.content.decode() and "Caller on project fraud" in allowed.content.decode()
     denied = admin_client.get(url, {"user": bob.pk, "endpoint": "fraud/scorer", "action": "infer"})
@@ -171,20 +174,20 @@ def test_the_check_form_explains_allow_and_deny(admin_client, alice, bob, fraud)
 
 def test_self_service_tokens_are_shown_once_then_listed_by_prefix_and_revocable(client, alice):
     client.force_login(alice)
-    created = client.post(reverse("console:token-list"), {"name": "notebook", "scopes": ["read", "deploy"],
+    created = client.post(reverse("access:token-list"), {"name": "notebook", "scopes": ["read", "deploy"],
                                                           "expires": "7"})
     plaintext = re.search(r'value="(icn_[^"]+)"', created.content.decode()).group(1)
-    listing = client.get(reverse("console:token-list")).content.decode()
+    listing = client.get(reverse("access:token-list")).content.decode()
     token = ApiToken.objects.get(user=alice)
     assert plaintext not in listing and token.display_prefix in listing and "deploy, read" in listing
-    client.post(reverse("console:token-revoke", args=[token.pk]))
+    client.post(reverse("access:token-revoke", args=[token.pk]))
     assert tokens.authenticate_bearer(f"Bearer {plaintext}") is None
 
 
 def test_someone_elses_token_cannot_be_revoked(client, alice, bob):
     token, _ = tokens.token_create(actor=bob, user=bob, name="mine", scopes=["read"])
     client.force_login(alice)
-    assert client.post(reverse("console:token-revoke", args=[token.pk])).status_code == 404
+    assert client.post(reverse("access:token-revoke", args=[token.pk])).status_code == 404
     assert ApiToken.objects.get(pk=token.pk).revoked_at is None
 
 
@@ -210,14 +213,14 @@ def test_list_pages_cost_a_fixed_number_of_queries(admin_client, django_assert_m
     subject = UserFactory(username=f"subject-{rows}")
     services.team_add_member(actor=None, team=team, user=subject)
     grants.grant_create(actor=None, role="deployer", target=fraud, group=team, reason="x")
-    _queries(django_assert_max_num_queries, admin_client, reverse("console:user-list"), 12)
-    _queries(django_assert_max_num_queries, admin_client, reverse("console:team-list"), 12)
-    _queries(django_assert_max_num_queries, admin_client, reverse("console:access-overview"), 20)
-    _queries(django_assert_max_num_queries, admin_client, reverse("console:project-access", args=["fraud"]), 30)
+    _queries(django_assert_max_num_queries, admin_client, reverse("access:user-list"), 12)
+    _queries(django_assert_max_num_queries, admin_client, reverse("access:team-list"), 12)
+    _queries(django_assert_max_num_queries, admin_client, reverse("access:access-overview"), 20)
+    _queries(django_assert_max_num_queries, admin_client, reverse("access:project-access", args=["fraud"]), 30)
     _queries(django_assert_max_num_queries, admin_client,
-             reverse("console:endpoint-access", args=["fraud", "scorer"]), 30)
-    _queries(django_assert_max_num_queries, admin_client, reverse("console:user-detail", args=[subject.pk]), 30)
-    _queries(django_assert_max_num_queries, admin_client, reverse("console:team-detail", args=[team.pk]), 20)
+             reverse("access:endpoint-access", args=["fraud", "scorer"]), 30)
+    _queries(django_assert_max_num_queries, admin_client, reverse("access:user-detail", args=[subject.pk]), 30)
+    _queries(django_assert_max_num_queries, admin_client, reverse("access:team-detail", args=[team.pk]), 20)
     _queries(django_assert_max_num_queries, admin_client, reverse("api-grant-list"), 12)
     _queries(django_assert_max_num_queries, admin_client, reverse("api-user-list"), 12)
     _queries(django_assert_max_num_queries, admin_client, reverse("api-endpoint-access-detail", args=[endpoint.pk]), 30)

@@ -15,7 +15,7 @@ def test_admin_sees_counts_links_and_open_reconciler_alerts(client, admin_user, 
                                   resolved_at="2026-01-01T00:00:00Z")
     client.force_login(admin_user)
     with django_assert_max_num_queries(12):
-        response = client.get(reverse("console:admin-overview"))
+        response = client.get(reverse("portal:admin-overview"))
     assert response.status_code == 200
     body = response.content.decode()
     assert "12 orphans found" in body
@@ -26,11 +26,11 @@ def test_admin_sees_counts_links_and_open_reconciler_alerts(client, admin_user, 
 
 def test_admin_overview_is_forbidden_to_other_users_and_hidden_from_their_navigation(client, alice):
     client.force_login(alice)
-    assert client.get(reverse("console:admin-overview")).status_code == 403
-    assert reverse("console:admin-overview") not in client.get(reverse("home")).content.decode()
+    assert client.get(reverse("portal:admin-overview")).status_code == 403
+    assert reverse("portal:admin-overview") not in client.get(reverse("home")).content.decode()
 
 
 def test_anonymous_visitor_is_sent_to_login(client, db):
-    response = client.get(reverse("console:admin-overview"))
+    response = client.get(reverse("portal:admin-overview"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))

@@ -15,7 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from console import authz, grants, services, tokens
+from console.access import authz
+from console.access import grants
+from console.access import services
+from console.access import tokens
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.console.matrix_world import build_world
 from tests.console.permission_table import PERSONAS
@@ -486,7 +489,7 @@ def test_allows_are_audited_once_per_principal_endpoint_and_minute(caller, score
 # --- the check-access form and the authz endpoint agree -------------------------------------------------------
 
 def _form_says(admin_client, user, endpoint) -> str:
-    response = admin_client.get(reverse("console:check-access"), {
+    response = admin_client.get(reverse("access:check-access"), {
         "user": user.pk, "endpoint": f"{endpoint.project.name}/{endpoint.name}", "action": "infer"})
     assert response.status_code == 200
     return re.search(r'data-check-result="(\w+)"', response.content.decode()).group(1)

@@ -4,8 +4,8 @@ changes nothing."""
 import pytest
 
 from audit.models import AuditEvent
-from console.demo import _seed_access
-from console.models import Grant
+from console.portal.demo import _seed_access
+from console.access.models import Grant
 from console.permissions import can
 from tests.console.access_factories import endpoint_in, project_with_model
 

@@ -16,7 +16,7 @@ from audit import sealing
 from audit import services as audit_services
 from audit.models import AuditEvent, AuditSeal, IngestBatch
 from audit.verify import verify
-from console import grants
+from console.access import grants
 from endpoints.models import Cluster, ReconcileAlert
 from monitoring.models import DriftWindow
 from tests.console.access_factories import endpoint_in, project_with_model

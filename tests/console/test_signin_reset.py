@@ -13,7 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from console import grants, roles, services
+from console.access import grants
+from console.access import roles
+from console.access import services
 from tests.console.access_factories import project_with_model
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -56,7 +58,7 @@ def _link_works(link, password=NEW_PASSWORD) -> bool:
 
 
 def _reset(admin_client, user, reason="forgot their password"):
-    return admin_client.post(reverse("console:user-sign-in-reset", args=[user.pk]), {"reason": reason})
+    return admin_client.post(reverse("access:user-sign-in-reset", args=[user.pk]), {"reason": reason})
 
 
 # --- reset sign-in ------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ def test_reset_kills_password_sessions_and_old_links_and_the_new_link_works_once
 
 def test_the_reset_link_is_shown_only_on_the_response_never_on_the_user_page(admin_client, alice):
     link = LINK.search(_reset(admin_client, alice).content.decode()).group(1)
-    detail = admin_client.get(reverse("console:user-detail", args=[alice.pk])).content.decode()
+    detail = admin_client.get(reverse("access:user-detail", args=[alice.pk])).content.decode()
     assert link not in detail and "/accounts/invite/" not in detail
 
 
@@ -110,7 +112,7 @@ def test_reset_also_lifts_the_lockout(admin_client, alice, settings):
 def test_the_confirmation_page_changes_nothing(admin_client, alice):
     session, _ = _login("alice", DEFAULT_PASSWORD)
     password = alice.password
-    page = admin_client.get(reverse("console:user-sign-in-reset", args=[alice.pk]))
+    page = admin_client.get(reverse("access:user-sign-in-reset", args=[alice.pk]))
     assert page.status_code == 200 and "Their current password stops working now." in page.content.decode()
     assert "/accounts/invite/" not in page.content.decode()
     alice.refresh_from_db()
@@ -119,14 +121,14 @@ def test_the_confirmation_page_changes_nothing(admin_client, alice):
 
 
 def test_the_user_page_offers_reset_sign_in(admin_client, alice):
-    body = admin_client.get(reverse("console:user-detail", args=[alice.pk])).content.decode()
-    assert reverse("console:user-sign-in-reset", args=[alice.pk]) in body and "Reset sign-in" in body
+    body = admin_client.get(reverse("access:user-detail", args=[alice.pk])).content.decode()
+    assert reverse("access:user-sign-in-reset", args=[alice.pk]) in body and "Reset sign-in" in body
 
 
 def test_service_accounts_get_no_reset(admin_client, service_account):
-    body = admin_client.get(reverse("console:user-detail", args=[service_account.pk])).content.decode()
+    body = admin_client.get(reverse("access:user-detail", args=[service_account.pk])).content.decode()
     assert "Reset sign-in" not in body
-    url = reverse("console:user-sign-in-reset", args=[service_account.pk])
+    url = reverse("access:user-sign-in-reset", args=[service_account.pk])
     assert admin_client.get(url).status_code == 404
     assert admin_client.post(url, {"reason": "x"}).status_code == 404
     with pytest.raises(ValidationError, match="never sign in"):
@@ -135,8 +137,8 @@ def test_service_accounts_get_no_reset(admin_client, service_account):
 
 def test_deactivated_accounts_are_not_reset_and_the_page_says_why(admin_client, admin_user, alice):
     services.user_deactivate(actor=admin_user, user=alice)
-    body = admin_client.get(reverse("console:user-detail", args=[alice.pk])).content.decode()
-    assert reverse("console:user-sign-in-reset", args=[alice.pk]) not in body
+    body = admin_client.get(reverse("access:user-detail", args=[alice.pk])).content.decode()
+    assert reverse("access:user-sign-in-reset", args=[alice.pk]) not in body
     assert "deactivated: reactivate it first" in body
     password = alice.password
     response = _reset(admin_client, alice)
@@ -148,8 +150,8 @@ def test_deactivated_accounts_are_not_reset_and_the_page_says_why(admin_client, 
 
 
 def test_admins_cannot_reset_their_own_sign_in(admin_client, admin_user):
-    body = admin_client.get(reverse("console:user-detail", args=[admin_user.pk])).content.decode()
-    assert reverse("console:user-sign-in-reset", args=[admin_user.pk]) not in body
+    body = admin_client.get(reverse("access:user-detail", args=[admin_user.pk])).content.decode()
+    assert reverse("access:user-sign-in-reset", args=[admin_user.pk]) not in body
     assert "cannot reset your own sign-in" in body
     response = _reset(admin_client, admin_user)
     assert response.status_code == 200 and "cannot reset your own sign-in" in response.content.decode()
@@ -187,14 +189,14 @@ def test_reset_and_its_audit_event_commit_together(admin_user, alice, monkeypatc
 # --- lockout and unlock -------------------------------------------------------------------------
 
 def test_the_user_page_says_when_someone_is_locked_out_and_until_when(admin_client, alice, settings):
-    assert "Locked out" not in admin_client.get(reverse("console:user-detail", args=[alice.pk])).content.decode()
+    assert "Locked out" not in admin_client.get(reverse("access:user-detail", args=[alice.pk])).content.decode()
     _lock_out("alice", settings)
-    body = admin_client.get(reverse("console:user-detail", args=[alice.pk])).content.decode()
+    body = admin_client.get(reverse("access:user-detail", args=[alice.pk])).content.decode()
     attempt = AccessAttempt.objects.get(username="alice")
     until = (attempt.attempt_time + settings.AXES_COOLOFF_TIME).strftime("%H:%M")
     # The correct password tried during the lock counts as one more failure.
     assert f"Locked out after {attempt.failures_since_start} failed sign-ins until {until} UTC" in body
-    assert reverse("console:user-unlock", args=[alice.pk]) in body
+    assert reverse("access:user-unlock", args=[alice.pk]) in body
 
 
 def test_failures_spread_over_addresses_below_the_limit_are_no_lockout(admin_client, alice, settings):
@@ -203,7 +205,7 @@ def test_failures_spread_over_addresses_below_the_limit_are_no_lockout(admin_cli
         for _ in range(settings.AXES_FAILURE_LIMIT - 1):
             _login("alice", "wrong guess", address)
     assert services.sign_in_lockout(alice) is None
-    assert "Locked out" not in admin_client.get(reverse("console:user-detail", args=[alice.pk])).content.decode()
+    assert "Locked out" not in admin_client.get(reverse("access:user-detail", args=[alice.pk])).content.decode()
     assert _login("alice", DEFAULT_PASSWORD, "10.9.0.1")[1].status_code == 302
 
 
@@ -211,7 +213,7 @@ def test_unlock_lets_a_locked_out_user_sign_in_with_their_password(admin_client,
     _lock_out("alice", settings)
     _lock_out("alice", settings, address="10.9.0.2")
     password = alice.password
-    response = admin_client.post(reverse("console:user-unlock", args=[alice.pk]))
+    response = admin_client.post(reverse("access:user-unlock", args=[alice.pk]))
     assert response.status_code == 302
     alice.refresh_from_db()
     assert alice.password == password  # untouched
@@ -224,7 +226,7 @@ def test_unlock_lets_a_locked_out_user_sign_in_with_their_password(admin_client,
 
 
 def test_unlock_with_nothing_to_clear_says_so_and_records_nothing(admin_client, alice):
-    response = admin_client.post(reverse("console:user-unlock", args=[alice.pk]), follow=True)
+    response = admin_client.post(reverse("access:user-unlock", args=[alice.pk]), follow=True)
     assert "was not locked out" in response.content.decode()
     assert not AuditEvent.objects.filter(action="user.unlock").exists()
 
@@ -232,14 +234,14 @@ def test_unlock_with_nothing_to_clear_says_so_and_records_nothing(admin_client, 
 def test_unlock_clears_only_that_username(admin_client, alice, bob, settings):
     _lock_out("alice", settings)
     _lock_out("bob", settings)
-    admin_client.post(reverse("console:user-unlock", args=[alice.pk]))
+    admin_client.post(reverse("access:user-unlock", args=[alice.pk]))
     assert _login("alice", DEFAULT_PASSWORD)[1].status_code == 302
     assert _login("bob", DEFAULT_PASSWORD)[1].status_code == 429
 
 
 def test_get_on_unlock_changes_nothing(admin_client, alice, settings):
     _lock_out("alice", settings)
-    assert admin_client.get(reverse("console:user-unlock", args=[alice.pk])).status_code == 405
+    assert admin_client.get(reverse("access:user-unlock", args=[alice.pk])).status_code == 405
     assert AccessAttempt.objects.filter(username="alice").exists()
     assert _login("alice", DEFAULT_PASSWORD)[1].status_code == 429
 
@@ -261,12 +263,12 @@ def test_nobody_but_a_platform_admin_may_reset_or_unlock(request, who, alice, se
     session, _ = _login("alice", DEFAULT_PASSWORD, address="10.9.0.7")
     attacker = Client()
     attacker.force_login(request.getfixturevalue(who))
-    reset_url = reverse("console:user-sign-in-reset", args=[alice.pk])
-    unlock_url = reverse("console:user-unlock", args=[alice.pk])
+    reset_url = reverse("access:user-sign-in-reset", args=[alice.pk])
+    unlock_url = reverse("access:user-unlock", args=[alice.pk])
     assert attacker.get(reset_url).status_code == 403
     assert attacker.post(reset_url, {"reason": "let me in"}).status_code == 403
     assert attacker.post(unlock_url).status_code == 403
-    assert attacker.get(reverse("console:user-detail", args=[alice.pk])).status_code == 403
+    assert attacker.get(reverse("access:user-detail", args=[alice.pk])).status_code == 403
     alice.refresh_from_db()
     assert alice.check_password(DEFAULT_PASSWORD) and _signed_in(session)
     assert _login("alice", DEFAULT_PASSWORD)[1].status_code == 429  # still locked
@@ -274,7 +276,7 @@ def test_nobody_but_a_platform_admin_may_reset_or_unlock(request, who, alice, se
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, alice):
-    for url in (reverse("console:user-sign-in-reset", args=[alice.pk]), reverse("console:user-unlock", args=[alice.pk])):
+    for url in (reverse("access:user-sign-in-reset", args=[alice.pk]), reverse("access:user-unlock", args=[alice.pk])):
         response = client.post(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
     alice.refresh_from_db()
@@ -284,8 +286,8 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, alice):
 def test_reset_without_the_csrf_token_is_refused(admin_user, alice):
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
-    assert client.post(reverse("console:user-sign-in-reset", args=[alice.pk]), {"reason": "x"}).status_code == 403
-    assert client.post(reverse("console:user-unlock", args=[alice.pk])).status_code == 403
+    assert client.post(reverse("access:user-sign-in-reset", args=[alice.pk]), {"reason": "x"}).status_code == 403
+    assert client.post(reverse("access:user-unlock", args=[alice.pk])).status_code == 403
     alice.refresh_from_db()
     assert alice.check_password(DEFAULT_PASSWORD)
 

@@ -32,7 +32,7 @@ def test_admin_resets_a_locked_out_persons_sign_in_and_they_set_a_new_password(
 
     # Axes locks (username, address) pairs: the admin still signs in from the same browser.
     login(page, live_server, "admin", "correct horse battery staple")
-    page.goto(live_server.url + reverse("console:user-detail", args=[alice.pk]))
+    page.goto(live_server.url + reverse("access:user-detail", args=[alice.pk]))
     expect(page.get_by_text("Locked out after")).to_contain_text(f"{settings.AXES_FAILURE_LIMIT} failed sign-ins")
     expect(page.get_by_role("button", name="Unlock")).to_be_visible()
     screenshot(page, "user-locked-out")

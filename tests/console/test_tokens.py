@@ -14,9 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from console import tokens
-from console.models import ApiToken
-from console.services import user_deactivate
+from console.access import tokens
+from console.access.models import ApiToken
+from console.access.services import user_deactivate
 from tests.console.access_factories import project_with_model
 from tests.endpoints.endpoint_factories import grant
 

@@ -19,7 +19,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from console.models import ApiToken, Grant
+from console.access.models import ApiToken, Grant
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.factories import DEFAULT_PASSWORD
 from tests.fixtures.browser import login
@@ -60,7 +60,7 @@ def test_admin_sets_up_a_team_grant_a_service_account_token_and_revokes(
     account_url = page.url
 
     # --- 2. A team, with the service account as its member. --------------------------------------
-    page.goto(live_server.url + reverse("console:team-list"))
+    page.goto(live_server.url + reverse("access:team-list"))
     page.get_by_role("link", name="Create a team").click()
     page.get_by_label("Name").fill("risk-team")
     page.get_by_role("button", name="Create").click()
@@ -72,7 +72,7 @@ def test_admin_sets_up_a_team_grant_a_service_account_token_and_revokes(
     steps.step("team with member")
 
     # --- 3. Grant the team Viewer on the project, with an expiry and a reason. --------------------
-    page.goto(live_server.url + reverse("console:access-overview"))
+    page.goto(live_server.url + reverse("access:access-overview"))
     page.get_by_role("link", name="fraud", exact=True).click()
     expect(page.get_by_role("heading", name="Access to project fraud")).to_be_visible()
     page.get_by_label("Team").select_option(label="risk-team")

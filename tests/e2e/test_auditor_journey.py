@@ -25,7 +25,7 @@ from audit import sealing
 from audit.db import PRUNE, bypass
 from audit.exports import COLUMNS
 from audit.models import AuditEvent
-from console import grants
+from console.access import grants
 from endpoints import services
 from tests.endpoints.endpoint_factories import ClusterFactory
 from tests.factories import DEFAULT_PASSWORD

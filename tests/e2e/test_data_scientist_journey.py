@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from console import grants
+from console.access import grants
 from endpoints import services
 from endpoints.models import Endpoint
 from monitoring import tasks

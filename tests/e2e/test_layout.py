@@ -14,7 +14,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from audit import sealing
-from console import grants
+from console.access import grants
 from endpoints import services
 from tests.e2e.conftest import E2E_OUTPUT
 from tests.endpoints.endpoint_factories import ClusterFactory
@@ -66,9 +66,9 @@ def _pages(project) -> list[tuple[str, str]]:
         ("wizard", reverse("endpoints:endpoint-create")),
         ("models", reverse("endpoints:model-list")),
         ("audit", reverse("audit:event-list")),
-        ("access", reverse("console:access-overview")),
+        ("access", reverse("access:access-overview")),
         ("dashboards", reverse("monitoring:overview")),
-        ("tokens", reverse("console:token-list")),
+        ("tokens", reverse("access:token-list")),
     ]
 
 

@@ -25,7 +25,7 @@ TOKEN = "eyJhbGciOiJSUzI1NiJ9.very-secret-service-account-token"
 @pytest.fixture
 def role_admin(db):
     """A platform admin by role (not a superuser)."""
-    from console import roles
+    from console.access import roles
 
     roles.ensure_global_roles()
     return UserFactory(username="platform-ops", roles=[roles.PLATFORM_ADMIN])

@@ -383,7 +383,7 @@ def test_overview_tells_how_to_call_a_v1_endpoint(client, alice, setup):
     assert "Feature order: amount, country." in html
     assert "Authorization: Bearer $TOKEN" in html
     assert "create an API token with the <strong>infer</strong> scope under <a href=\"{}\">API tokens</a>".format(
-        reverse("console:token-list")).lower() in html.lower()
+        reverse("access:token-list")).lower() in html.lower()
 
 
 def test_overview_shows_a_v2_infer_call_before_the_url_is_known(client, alice, setup):

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from console import roles
-from console.services import user_create, user_set_password
+from console.access import roles
+from console.access.services import user_create, user_set_password
 
 PERSONAS = [
     # username, full name, global roles, superuser, what the persona is for
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         _save_passwords(path, passwords)
         self.stdout.write(self.style.SUCCESS(f"Demo personas ready (logins in {path})."))
         if not options["users_only"]:
-            from console import demo
+            from console.portal import demo
 
             demo.seed(stdout=self.stdout)
 

@@ -61,11 +61,11 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from console.models import AccessVersion
+from console.access.models import AccessVersion
 
 logger = logging.getLogger(__name__)
 
-VERSION_KEY = "console:access-version"
+VERSION_KEY = "access:access-version"
 PRINCIPAL_HEADER = "x-console-principal"
 INFER_SCOPE = "infer"
 CLUSTER_LOCAL = "svc.cluster.local"
@@ -138,7 +138,7 @@ def connect_signals() -> None:
     from django.db.models.signals import m2m_changed, post_delete, post_save
     from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-    from console.models import ApiToken, Grant
+    from console.access.models import ApiToken, Grant
 
     User = get_user_model()
     post_save.connect(_invalidate_on_user_save, sender=User, dispatch_uid="authz-user-save")
@@ -422,7 +422,7 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
 
     ``path`` is the original path decoded, ``raw_path`` the same as sent (percent-encoded,
     no query) when known; a path that is not normalised is refused (``path_refusal``)."""
-    from console import tokens
+    from console.access import tokens
 
     now = now or timezone.now()
     host = normalise_host(host)
@@ -486,7 +486,7 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
                     until = min(until, valid_until.timestamp())
             else:
                 # Denials are rare and audited: explain them in full.
-                from console.selectors import access_check
+                from console.access.selectors import access_check
 
                 decision.reason = access_check(user=user, obj=endpoint.load(), action="infer", now=now).reason
     if ttl > 0:

@@ -3,8 +3,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from console.api import access
-from console.api.views import CurrentUserView
+from console.access.api import views as access
+from console.access.api.me import CurrentUserView
 
 router = SimpleRouter(trailing_slash=True)
 access.register(router)

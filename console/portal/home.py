@@ -23,8 +23,8 @@ from datetime import timedelta
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from console.grants import live_q
-from console.models import Grant
+from console.access.grants import live_q
+from console.access.models import Grant
 from console.permissions import is_platform_admin
 
 EXPIRY_WINDOW_DAYS = 7
@@ -109,7 +109,7 @@ def endpoint_section(user, *, now=None) -> EndpointSection:
 
 def platform_section(user, *, now=None) -> PlatformSection:
     from audit import selectors as audit_selectors
-    from console import selectors as console_selectors
+    from console.access import selectors as console_selectors
     from endpoints import selectors as endpoint_selectors
     from endpoints.models import Endpoint, Project
 
@@ -145,7 +145,7 @@ def trail_section() -> TrailSection:
 
 def shows_endpoints(user) -> bool:
     """Everyone but a pure auditor or ingester (a global role, no grant, nothing visible)."""
-    from console.roles import GLOBAL_ROLES
+    from console.access.roles import GLOBAL_ROLES
 
     if is_platform_admin(user):
         return True

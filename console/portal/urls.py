@@ -1,17 +1,22 @@
+"""The root URLconf. It lives in the portal, the top layer, because it is the one module that
+puts every app's routes together (the framework's own views included)."""
+
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from audit import urls as audit_urls
-from console import authz, health, views
+from console import health, views
+from console.access import authz
+from console.portal import views as portal_views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", portal_views.home, name="home"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("api/v1/", include("console.api.urls")),
+    path("api/v1/", include("console.access.api.urls")),
     path("api/v1/", include("endpoints.api.urls")),
     path("api/v1/", include("monitoring.api.urls")),
     path("api/v1/", include("audit.api.urls")),
@@ -25,8 +30,9 @@ urlpatterns = [
     re_path(r"^api/(?P<rest>.*)$", views.api_not_found, name="api-not-found"),
     # Browsers ask for /favicon.ico on pages that name no icon (the Django admin's).
     path("favicon.ico", views.favicon, name="favicon"),
-    path("", include("console.views.urls")),
-    # Envoy ext_authz checks (console/authz.py; normally answered by AuthzMiddleware first).
+    path("admin/", include(([path("", portal_views.admin_overview, name="admin-overview")], "portal"))),
+    path("", include("console.access.urls")),
+    # Envoy ext_authz checks (console/access/authz.py; normally answered by AuthzMiddleware first).
     re_path(r"^authz/check(?P<path>/.*)?$", authz.authz_view, name="authz-check"),
     path("django-admin/", admin.site.urls),
 ]

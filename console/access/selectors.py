@@ -17,10 +17,10 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from console.grants import ROLE_ACTIONS, actions_for, live_q
-from console.models import ApiToken, Grant
+from console.access.grants import ROLE_ACTIONS, actions_for, live_q
+from console.access.models import ApiToken, Grant
 from console.permissions import ADMIN_PERMISSION, can, is_platform_admin, protection_for, visible
-from console.roles import GLOBAL_ROLES
+from console.access.roles import GLOBAL_ROLES
 
 ACTIONS = ("view", "deploy", "infer", "manage")
 ACTION_LABELS = {

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console.api.serializers import CurrentUserSerializer
+from console.access.api.serializers import CurrentUserSerializer
 
 
 class CurrentUserView(APIView):

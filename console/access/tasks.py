@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console import grants
+from console.access import grants
 from console.celery import idempotent_task
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from console.models import ApiToken, Grant
+from console.access.models import ApiToken, Grant
 
 
 class CurrentUserSerializer(serializers.ModelSerializer):
@@ -108,12 +108,12 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_global_roles(self, user) -> list[str]:
-        from console.roles import GLOBAL_ROLES
+        from console.access.roles import GLOBAL_ROLES
 
         return sorted(g.name for g in user.groups.all() if g.name in GLOBAL_ROLES)
 
     def get_teams(self, user) -> list[str]:
-        from console.roles import GLOBAL_ROLES
+        from console.access.roles import GLOBAL_ROLES
 
         return sorted(g.name for g in user.groups.all() if g.name not in GLOBAL_ROLES)
 

@@ -8,7 +8,7 @@
 - ``access/endpoints/{id}/``, ``access/projects/{id}/``: who can access the object and why
   (its managers), through the chokepoint filter backend and permission class.
 
-Writes go through ``console.grants``, ``console.services`` and ``console.tokens`` (audited).
+Writes go through ``console.access.grants``, ``console.access.services`` and ``console.access.tokens`` (audited).
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from console import grants as grant_services
-from console import selectors, services, tokens
+from console.access import grants as grant_services
+from console.access import selectors
+from console.access import services
+from console.access import tokens
 from console.api.permissions import ChokepointFilterBackend, ChokepointPermission, IsPlatformAdmin
-from console.api.serializers import (
+from console.access.api.serializers import (
     AccessCheckSerializer,
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
@@ -45,9 +47,9 @@ from console.api.serializers import (
     WhoCanAccessSerializer,
     source_data,
 )
-from console.models import ApiToken, Grant
+from console.access.models import ApiToken, Grant
 from console.permissions import is_platform_admin, visible
-from console.roles import GLOBAL_ROLES
+from console.access.roles import GLOBAL_ROLES
 
 # --- tokens -----------------------------------------------------------------------------------------
 

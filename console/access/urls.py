@@ -1,15 +1,13 @@
-"""The console's own pages (namespace ``console``): platform administration, access control
-and API tokens."""
+"""Access control's pages (namespace ``access``): users, teams, grants, the access check and
+API tokens."""
 
 from django.urls import path
 
-from console import views
-from console.views import access
+from console.access import views as access
 
-app_name = "console"
+app_name = "access"
 
 urlpatterns = [
-    path("admin/", views.admin_overview, name="admin-overview"),
     path("access/", access.access_overview, name="access-overview"),
     path("access/users/", access.user_list, name="user-list"),
     path("access/users/new/", access.user_create, name="user-create"),

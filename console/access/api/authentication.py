@@ -5,7 +5,7 @@ A token is the user's identity limited by its scopes:
 - ``read``: safe methods (GET, HEAD, OPTIONS);
 - ``deploy``: writes (endpoints, the model registry, everything the user may change);
 - ``ingest``: the ingest receivers (views that declare ``required_token_scope = "ingest"``);
-- ``infer``: only the inference authorization endpoint (``console.authz``), never the API.
+- ``infer``: only the inference authorization endpoint (``console.access.authz``), never the API.
 
 A view may name the one scope it needs with ``required_token_scope``, or refuse token
 authentication for writes with ``token_writes_allowed = False`` (the token routes: a token
@@ -19,7 +19,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import SAFE_METHODS
 
-from console import tokens
+from console.access import tokens
 
 
 def required_scope(request, view) -> str:
@@ -63,7 +63,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     """How the OpenAPI document describes the token authentication."""
 
-    target_class = "console.api.authentication.ApiTokenAuthentication"
+    target_class = "console.access.api.authentication.ApiTokenAuthentication"
     name = "apiToken"
 
     def get_security_definition(self, auto_schema):

@@ -9,7 +9,7 @@ Who may create a token: any active person for themselves, or a platform admin fo
 account (automation and inference callers). A token never mints tokens (the API refuses
 token-authenticated writes to the token routes). Every token event is audited; revoking a
 token, like any change that can alter an access decision, drops cached authorization
-decisions at once (``console.authz.invalidate_decisions``).
+decisions at once (``console.access.authz.invalidate_decisions``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from console.models import ApiToken, User
+from console.models import User
+from console.access.models import ApiToken
 from console.permissions import is_platform_admin
 
 TOKEN_MARK = "icn_"  # noqa: S105 - the marker tokens start with, not a secret
@@ -156,7 +157,7 @@ def _audit_revoke(*, actor, token: ApiToken, reason: str) -> None:
 
 
 def _invalidate() -> None:
-    from console.authz import invalidate_decisions
+    from console.access.authz import invalidate_decisions
 
     invalidate_decisions()
 

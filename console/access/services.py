@@ -66,7 +66,7 @@ def user_set_password(*, actor, user, password: str) -> None:
 # --- people, service accounts and teams (access control) -----------------------------------------
 
 def _invalidate_decisions() -> None:
-    from console.authz import invalidate_decisions
+    from console.access.authz import invalidate_decisions
 
     invalidate_decisions()
 
@@ -99,7 +99,7 @@ def user_deactivate(*, actor, user, reason: str = ""):
     tokens are revoked (each revocation audited). Cached authorization decisions drop."""
     from django.core.exceptions import ValidationError
 
-    from console.tokens import tokens_revoke_all_for
+    from console.access.tokens import tokens_revoke_all_for
 
     _require_admin(actor)
     if actor is not None and actor.pk == user.pk:
@@ -135,7 +135,7 @@ def user_set_global_roles(*, actor, user, roles):
     """Give ``user`` exactly the global roles named (Platform admin, Auditor, Ingester)."""
     from django.core.exceptions import ValidationError
 
-    from console.roles import GLOBAL_ROLES
+    from console.access.roles import GLOBAL_ROLES
 
     _require_admin(actor)
     roles = sorted(set(roles))
@@ -164,14 +164,14 @@ def user_invite_link(*, user, base_url: str = "") -> str:
     from django.utils.http import urlsafe_base64_encode
 
     uid = urlsafe_base64_encode(force_bytes(user.pk))
-    path = reverse("console:invite-accept", kwargs={"uidb64": uid, "token": default_token_generator.make_token(user)})
+    path = reverse("access:invite-accept", kwargs={"uidb64": uid, "token": default_token_generator.make_token(user)})
     return f"{base_url}{path}"
 
 
 def _check_team_name(name: str) -> str:
     from django.core.exceptions import ValidationError
 
-    from console.roles import GLOBAL_ROLES
+    from console.access.roles import GLOBAL_ROLES
 
     name = (name or "").strip()
     if not name:
@@ -204,7 +204,7 @@ def team_create(*, actor, name: str, members=()) -> Group:
 def _check_team(group) -> None:
     from django.core.exceptions import ValidationError
 
-    from console.roles import GLOBAL_ROLES
+    from console.access.roles import GLOBAL_ROLES
 
     if group.name in GLOBAL_ROLES:
         raise ValidationError("Global roles are given on the user's page, not as team membership.")

@@ -91,8 +91,8 @@ def _sandbox_cluster() -> Cluster:
 
 def _ensure_grant(*, role: str, target, user=None, group=None, reason: str, expires_at=None) -> None:
     """A live grant of ``role`` on ``target`` (created once; reruns leave it alone)."""
-    from console import grants
-    from console.models import Grant
+    from console.access import grants
+    from console.access.models import Grant
 
     principal = {"user": user} if user is not None else {"group": group}
     field = {"project": "project", "endpoint": "endpoint", "registeredmodel": "registered_model"}[
@@ -107,7 +107,7 @@ def _seed_access(*, alice, bob, projects) -> None:
     bob views fraud detection, and a service account may call fraud detection's endpoints."""
     from django.contrib.auth.models import Group
 
-    from console import services as console_services
+    from console.access import services as console_services
 
     team = Group.objects.filter(name="data-science").first() or console_services.team_create(
         actor=None, name="data-science")

@@ -2,8 +2,8 @@
 endpoints, "who can access this and why", "what can this user reach", the access check and
 API tokens.
 
-Thin function views: reads through ``console.selectors`` and the chokepoint, writes through
-``console.grants``/``console.services``/``console.tokens`` (which audit). Users, teams and the
+Thin function views: reads through ``console.access.selectors`` and the chokepoint, writes through
+``console.access.grants``/``console.access.services``/``console.access.tokens`` (which audit). Users, teams and the
 access check are for platform admins (others get 403). The access page of a project, model
 or endpoint is also open to whoever may manage it (an Owner): invisible → 404, visible
 without the manage permission → 403.
@@ -28,9 +28,11 @@ from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from console import grants as grant_services
-from console import selectors, services, tokens
-from console.forms import (
+from console.access import grants as grant_services
+from console.access import selectors
+from console.access import services
+from console.access import tokens
+from console.access.forms import (
     CheckAccessForm,
     DeactivateForm,
     GrantForm,
@@ -41,19 +43,13 @@ from console.forms import (
     UserCreateForm,
     UserRolesForm,
 )
-from console.models import ApiToken, Grant
+from console.access.models import ApiToken, Grant
 from console.permissions import get_visible_or_404, is_platform_admin
-from console.roles import GLOBAL_ROLES
+from console.views.base import platform_admin_required
+from console.access.roles import GLOBAL_ROLES
 
 PAGE_SIZE = 50
 ENDPOINT_LINKS = 100  # endpoint access pages linked from a project's access page
-
-
-def platform_admin_required(view):
-    """Signed-in platform admins only; anyone else signed in gets 403."""
-    from console.views import platform_admin_required as required
-
-    return required(view)
 
 
 def add_service_errors(form, exc: ValidationError, field_map: dict | None = None) -> None:
@@ -104,7 +100,7 @@ def user_list(request):
     return render(request, "console/access/user_list.html", {
         "title": "Users and service accounts", "page_obj": page, "object_list": page.object_list,
         "q": search, "kind": kind, "global_role_names": set(GLOBAL_ROLES),
-        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Users", None)),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Users", None)),
     })
 
 
@@ -131,13 +127,13 @@ def user_create(request):
                 link = services.user_invite_link(user=user, base_url=request.build_absolute_uri("/").rstrip("/"))
                 messages.success(request, f"{user.username} created. Send them this one-time link to set a "
                                           f"password: {link}")
-            return redirect("console:user-detail", pk=user.pk)
+            return redirect("access:user-detail", pk=user.pk)
     return render(request, "console/access/form.html", {
         "title": "Create a user or service account", "form": form, "submit_label": "Create",
-        "cancel_url": reverse("console:user-list"),
+        "cancel_url": reverse("access:user-list"),
         "description": "People receive a one-time link to set their password. Service accounts never sign "
                        "in; they use API tokens.",
-        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Users", reverse("console:user-list")),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Users", reverse("access:user-list")),
                           ("New", None)),
     })
 
@@ -158,7 +154,7 @@ def user_detail(request, pk):
         "is_self": subject.pk == request.user.pk,
         "lockout": None if subject.is_service_account else services.sign_in_lockout(subject),
         "reset_refusal": services.sign_in_reset_refusal(actor=request.user, user=subject),
-        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Users", reverse("console:user-list")),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Users", reverse("access:user-list")),
                           (subject.username, None)),
     })
 
@@ -174,7 +170,7 @@ def user_roles(request, pk):
             messages.success(request, f"Global roles of {subject.username} saved.")
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-    return redirect("console:user-detail", pk=subject.pk)
+    return redirect("access:user-detail", pk=subject.pk)
 
 
 @platform_admin_required
@@ -189,7 +185,7 @@ def user_deactivate(request, pk):
         else:
             messages.success(request, f"{subject.username} is deactivated: signed out everywhere, API tokens "
                                       "revoked.")
-            return redirect("console:user-detail", pk=subject.pk)
+            return redirect("access:user-detail", pk=subject.pk)
     return render(request, "generic/confirm.html", {
         "title": f"Deactivate {subject.username}", "object": subject, "form": form,
         "summary": "The account can no longer sign in or use the API.",
@@ -197,7 +193,7 @@ def user_deactivate(request, pk):
                          "Every API token of this account is revoked (each revocation is audited).",
                          "Inference calls with its tokens are refused at once.",
                          "Its grants stay on record; reactivating the account restores them, not the tokens."],
-        "confirm_label": "Deactivate", "cancel_url": reverse("console:user-detail", args=[subject.pk]),
+        "confirm_label": "Deactivate", "cancel_url": reverse("access:user-detail", args=[subject.pk]),
     })
 
 
@@ -207,7 +203,7 @@ def user_reactivate(request, pk):
     subject = _user(pk)
     services.user_reactivate(actor=request.user, user=subject)
     messages.success(request, f"{subject.username} may sign in again.")
-    return redirect("console:user-detail", pk=subject.pk)
+    return redirect("access:user-detail", pk=subject.pk)
 
 
 @platform_admin_required
@@ -228,7 +224,7 @@ def user_sign_in_reset(request, pk):
             response = render(request, "console/access/sign_in_link.html", {
                 "title": f"New sign-in link for {subject.username}", "subject": subject, "link": link,
                 "valid_until": timezone.now() + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT),
-                "back_url": reverse("console:user-detail", args=[subject.pk]),
+                "back_url": reverse("access:user-detail", args=[subject.pk]),
             })
             response["Cache-Control"] = "no-store"
             return response
@@ -244,7 +240,7 @@ def user_sign_in_reset(request, pk):
                          "Their sign-in lockout, if any, is lifted.",
                          "You get a new one-time link to pass on; they set a new password with it.",
                          "API tokens, roles, teams and grants are not touched."],
-        "confirm_label": "Reset sign-in", "cancel_url": reverse("console:user-detail", args=[subject.pk]),
+        "confirm_label": "Reset sign-in", "cancel_url": reverse("access:user-detail", args=[subject.pk]),
     })
 
 
@@ -257,7 +253,7 @@ def user_unlock(request, pk):
         messages.success(request, f"{subject.username} may sign in again with their password.")
     else:
         messages.info(request, f"{subject.username} was not locked out.")
-    return redirect("console:user-detail", pk=subject.pk)
+    return redirect("access:user-detail", pk=subject.pk)
 
 
 @platform_admin_required
@@ -266,7 +262,7 @@ def service_token_create(request, pk):
     subject = _user(pk)
     if not subject.is_service_account:
         raise Http404("Only service accounts get tokens from an admin; people create their own.")
-    return _token_form(request, holder=subject, cancel_url=reverse("console:user-detail", args=[subject.pk]),
+    return _token_form(request, holder=subject, cancel_url=reverse("access:user-detail", args=[subject.pk]),
                        title=f"New API token for {subject.username}")
 
 
@@ -277,7 +273,7 @@ def team_list(request):
     page = _page(request, selectors.team_list())
     return render(request, "console/access/team_list.html", {
         "title": "Teams", "page_obj": page, "object_list": page.object_list,
-        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Teams", None)),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Teams", None)),
     })
 
 
@@ -291,10 +287,10 @@ def team_create(request):
             add_service_errors(form, exc)
         else:
             messages.success(request, f"Team {team.name} created.")
-            return redirect("console:team-detail", pk=team.pk)
+            return redirect("access:team-detail", pk=team.pk)
     return render(request, "console/access/form.html", {
-        "title": "Create a team", "form": form, "submit_label": "Create", "cancel_url": reverse("console:team-list"),
-        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Teams", reverse("console:team-list")),
+        "title": "Create a team", "form": form, "submit_label": "Create", "cancel_url": reverse("access:team-list"),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Teams", reverse("access:team-list")),
                           ("New", None)),
     })
 
@@ -312,7 +308,7 @@ def team_detail(request, pk):
         "grants": list(Grant.objects.filter(grant_services.live_q(), group=team).select_related(
             "project", "registered_model__project", "endpoint__project", "granted_by")),
         "member_form": TeamMemberForm(team=team),
-        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Teams", reverse("console:team-list")),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Teams", reverse("access:team-list")),
                           (team.name, None)),
     })
 
@@ -327,7 +323,7 @@ def team_member_add(request, pk):
         messages.success(request, f"{form.cleaned_data['user'].username} added to {team.name}.")
     else:
         messages.error(request, "Choose a user who is not yet a member.")
-    return redirect("console:team-detail", pk=team.pk)
+    return redirect("access:team-detail", pk=team.pk)
 
 
 @platform_admin_required
@@ -337,7 +333,7 @@ def team_member_remove(request, pk, user_pk):
     member = get_object_or_404(team.user_set.all(), pk=user_pk)
     services.team_remove_member(actor=request.user, team=team, user=member)
     messages.success(request, f"{member.username} removed from {team.name}: the team's access ends for them now.")
-    return redirect("console:team-detail", pk=team.pk)
+    return redirect("access:team-detail", pk=team.pk)
 
 
 # --- grants on objects -----------------------------------------------------------------------------
@@ -414,10 +410,10 @@ def endpoint_access(request, project, name):
 
 def _access_url(target) -> str:
     if target._meta.model_name == "project":
-        return reverse("console:project-access", kwargs={"name": target.name})
+        return reverse("access:project-access", kwargs={"name": target.name})
     if target._meta.model_name == "endpoint":
-        return reverse("console:endpoint-access", kwargs={"project": target.project.name, "name": target.name})
-    return reverse("console:model-access", kwargs={"pk": target.pk})
+        return reverse("access:endpoint-access", kwargs={"project": target.project.name, "name": target.name})
+    return reverse("access:model-access", kwargs={"pk": target.pk})
 
 
 @login_required
@@ -454,7 +450,7 @@ def check_access(request):
                                         action=form.cleaned_data["action"])
     return render(request, "console/access/check.html", {
         "title": "Check access", "form": form, "result": result,
-        "crumbs": _crumbs(("Access", reverse("console:access-overview")), ("Check access", None)),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Check access", None)),
     })
 
 
@@ -486,7 +482,7 @@ def _token_form(request, *, holder, cancel_url, title):
 def token_list(request):
     """Self-service: your API tokens, and a new one."""
     if request.method == "POST":
-        return _token_form(request, holder=request.user, cancel_url=reverse("console:token-list"),
+        return _token_form(request, holder=request.user, cancel_url=reverse("access:token-list"),
                            title="New API token")
     return render(request, "console/access/token_list.html", {
         "title": "API tokens", "tokens": list(selectors.tokens_of(user=request.user)), "form": TokenForm(),
@@ -507,8 +503,8 @@ def token_revoke(request, pk):
         raise Http404 from None
     messages.success(request, f"Token {token.display_prefix}… ({token.name}) revoked.")
     if token.user_id != request.user.pk:
-        return redirect("console:user-detail", pk=token.user_id)
-    return redirect("console:token-list")
+        return redirect("access:user-detail", pk=token.user_id)
+    return redirect("access:token-list")
 
 
 class InviteAcceptView(auth_views.PasswordResetConfirmView):

@@ -1,0 +1,203 @@
+"""Access control's records: grants (who holds which role on which project, model or
+endpoint), API tokens and the access version that invalidates cached decisions.
+
+The tables were created by the ``console`` app in round 1 as ``console_grant``,
+``console_apitoken`` and ``console_accessversion``; migration ``access.0002`` renames them
+in place (data, ids and permissions kept) or creates them on a new database.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class RevocableExpiring:
+    """For rows that end when revoked or at ``expires_at`` (grants, API tokens)."""
+
+    revoked_at: object  # fields of the model using it
+    expires_at: object
+
+    def state(self, now=None) -> str:
+        """"revoked", "expired" or "active" at ``now`` (default: the present)."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+class Grant(RevocableExpiring, models.Model):
+    """A role given to one principal (a user or a group) on one object (a project, a registered
+    model or an endpoint): the record the access pages show and the audit trail refers to.
+
+    Enforcement reads guardian's direct-FK permission tables, which ``console.access.grants`` keeps
+    in step with the live grants in the same transaction (a permission row's ``expires_at``
+    is the latest expiry among the live grants that give it). Grants are never deleted:
+    revoking sets ``revoked_at``, expiry is a timestamp, and both end access at once.
+    """
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        DEPLOYER = "deployer", "Deployer"
+        OWNER = "owner", "Owner"
+        CALLER = "caller", "Caller"
+
+    user = models.ForeignKey(
+        "console.User", null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    group = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    project = models.ForeignKey(
+        "endpoints.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    registered_model = models.ForeignKey(
+        "endpoints.RegisteredModel", null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    endpoint = models.ForeignKey(
+        "endpoints.Endpoint", null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    granted_by = models.ForeignKey(
+        "console.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    granted_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_by = models.ForeignKey(
+        "console.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_by_name = models.CharField(max_length=150, blank=True)
+    revoke_reason = models.CharField(max_length=300, blank=True)
+    # Set by the cleanup task once it has removed the expired permission rows and audited
+    # the expiry (access itself already ended at ``expires_at``).
+    expiry_recorded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="grant_exactly_one_principal",
+                condition=(
+                    models.Q(user__isnull=False, group__isnull=True)
+                    | models.Q(user__isnull=True, group__isnull=False)
+                ),
+            ),
+            models.CheckConstraint(
+                name="grant_exactly_one_object",
+                condition=(
+                    models.Q(project__isnull=False, registered_model__isnull=True, endpoint__isnull=True)
+                    | models.Q(project__isnull=True, registered_model__isnull=False, endpoint__isnull=True)
+                    | models.Q(project__isnull=True, registered_model__isnull=True, endpoint__isnull=False)
+                ),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "revoked_at"], name="grant_user_live_idx"),
+            models.Index(fields=["group", "revoked_at"], name="grant_group_live_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} on {self.object_label} to {self.principal_label}"
+
+    @property
+    def principal(self):
+        return self.user if self.user_id else self.group
+
+    @property
+    def principal_label(self) -> str:
+        if self.user_id:
+            return f"user {self.user.username}"
+        return f"team {self.group.name}"
+
+    @property
+    def target(self):
+        """The project, registered model or endpoint the grant is on."""
+        return self.project or self.registered_model or self.endpoint
+
+    @property
+    def object_kind(self) -> str:
+        if self.project_id:
+            return "project"
+        if self.registered_model_id:
+            return "model"
+        return "endpoint"
+
+    @property
+    def object_label(self) -> str:
+        target = self.target
+        if self.endpoint_id:
+            return f"endpoint {target.project.name}/{target.name}"
+        if self.registered_model_id:
+            return f"model {target.project.name}/{target.name}"
+        return f"project {target.name}"
+
+    def is_live(self, now=None) -> bool:
+        return self.state(now) == "active"
+
+
+class ApiToken(RevocableExpiring, models.Model):
+    """A bearer token for the API, the ingest receivers or inference calls.
+
+    The plaintext is shown once, at creation; only a SHA-256 of it is stored (the secret is
+    256 random bits, so a fast hash is enough: there is nothing to brute-force). ``prefix`` is
+    the visible, indexed part used to find the row before the constant-time comparison.
+    ``scopes`` limits what the token can do on top of its user's own permissions.
+    """
+
+    SCOPES = ("read", "deploy", "infer", "ingest")
+    SCOPE_CHOICES = [
+        ("read", "read — GET the API"),
+        ("deploy", "deploy — change endpoints and the model registry"),
+        ("infer", "infer — call endpoints you may call"),
+        ("ingest", "ingest — post logs to the ingest receivers"),
+    ]
+
+    user = models.ForeignKey("console.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        "console.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…)"
+
+    @property
+    def display_prefix(self) -> str:
+        from console.access.tokens import TOKEN_MARK
+
+        return f"{TOKEN_MARK}{self.prefix}"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or [])
+
+    def is_usable(self, now=None) -> bool:
+        return self.state(now) == "active"
+
+
+class AccessVersion(models.Model):
+    """A single counter bumped in the same transaction as every change that can alter an
+    access decision (grants, tokens, users, team membership). Cached authorization decisions
+    carry the version they were computed under, so every web process drops them at once.
+    Used when the cache is per-process (LocMem); with a shared cache (Redis) the counter lives
+    in the cache as well."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"access version {self.version}"
