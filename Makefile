@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test lint layers format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ run: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: static checks
-lint: setup
+## lint: static checks, the import contract included
+lint: setup layers
 	$(VENV)/bin/ruff check .
+
+## layers: the import contract and the migration graph follow the layers (docs/architecture.md)
+layers: setup
+	$(PY) -m pytest -q tests/test_layers.py
 
 ## format: apply the code formatter
 format: setup
