@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Q
 
 from console.permissions import get_visible_or_404, visible
 from endpoints.models import (
     Cluster,
     Endpoint,
     HardwareProfile,
-    ModelAlias,
     ModelVersion,
     Project,
     RegisteredModel,
@@ -37,19 +36,6 @@ def model_list_visible_to(*, user, project: Project | None = None, search: str =
 
 def model_get(*, user, pk: int, action: str = "view") -> RegisteredModel:
     return get_visible_or_404(RegisteredModel.objects.select_related("project", "owner"), user, action, pk=pk)
-
-
-def model_versions(*, model: RegisteredModel):
-    """Versions of a model the caller may already see, with aliases and where each is deployed."""
-    return (
-        model.versions.all()
-        .prefetch_related(
-            Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
-            Prefetch("endpoints", queryset=Endpoint.objects.select_related("project").order_by("name")),
-            Prefetch("canary_endpoints", queryset=Endpoint.objects.select_related("project").order_by("name")),
-        )
-        .order_by("-version")
-    )
 
 
 def version_choices_for(*, user, action: str = "deploy"):

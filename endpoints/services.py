@@ -325,9 +325,6 @@ def model_register(*, actor, project: Project, name: str, task: str, description
     return model
 
 
-ALLOWED_STORAGE_SCHEMES = ("s3://", "gs://", "https://", "pvc://", "hf://", "oci://")
-
-
 def validate_storage_uri(uri: str, field: str = "storage_uri") -> None:
     from endpoints import validation
 
@@ -983,11 +980,19 @@ def _raise_alert(cluster: Cluster, kind: str, message: str, details: dict) -> Re
 
 
 @transaction.atomic
-def alert_resolve(*, actor, alert: ReconcileAlert) -> None:
-    alert.resolved_at = timezone.now()
-    alert.save(update_fields=["resolved_at"])
+def alert_resolve(*, actor, alert: ReconcileAlert) -> bool:
+    """A person looked at a reconciler alert and dealt with it: it leaves the admin pages, and
+    the next pass that meets the same problem raises a new one. Resolving an alert someone
+    already resolved changes nothing and records nothing (two admins clicking at once, or a
+    stale page); returns whether this call resolved it."""
+    now = timezone.now()
+    # A conditional UPDATE, not save(): the reconciler may be refreshing the same row's message.
+    if not ReconcileAlert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=now):
+        return False
+    alert.resolved_at = now
     audit.record(action="reconcile.alert_resolved", actor=actor, target=alert.cluster,
-                 details={"kind": alert.kind, "alert_id": alert.pk})
+                 details={"kind": alert.kind, "alert_id": alert.pk, "message": alert.message})
+    return True
 
 
 def reconcile_all() -> dict[str, dict]:

@@ -130,9 +130,6 @@ class _Errors:
     def add(self, field_name: str, message: str) -> None:
         self.by_field.setdefault(field_name, []).append(message)
 
-    def has(self, field_name: str) -> bool:
-        return field_name in self.by_field
-
 
 # --- public entry points -------------------------------------------------------------------
 

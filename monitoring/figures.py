@@ -18,7 +18,6 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from monitoring import drift
 from monitoring.selectors import DriftDashboard, LatencyDashboard, Overview
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
@@ -345,7 +344,3 @@ def overview_figures(overview: Overview) -> dict:
         empty["busiest"] = f"No inference requests were logged in the {overview.window.option.label.lower()}."
     return _result(figures, empty)
 
-
-def status_label(status: str | None) -> str:
-    return {drift.OK: "OK", drift.WARNING: "Warning", drift.ALERT: "Alert",
-            drift.INSUFFICIENT: "Not enough data"}.get(status or "", "No data")

@@ -46,7 +46,6 @@ ANNOTATION_MODEL_VERSION = "inference-console.io/model-version"
 PRINCIPAL_HEADER = "X-Console-Principal"
 PAIR_OK = "ok"
 PAIR_TIMEOUT = "timeout"
-PAIR_RESPONSE_ONLY = "response_only"
 
 
 # --- atomic increments ----------------------------------------------------------------------------

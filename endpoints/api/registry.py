@@ -28,6 +28,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
+from console.api.permissions import IsPlatformAdmin
 from console.permissions import can, is_platform_admin, visible
 from endpoints import selectors, services
 from endpoints.api.registry_serializers import (
@@ -44,13 +45,6 @@ from endpoints.api.registry_serializers import (
     ServingRuntimeSerializer,
 )
 from endpoints.models import Endpoint, ModelAlias, ModelVersion, ProjectQuota, RegisteredModel
-
-
-class IsPlatformAdmin(BasePermission):
-    message = "Only platform admins may do this."
-
-    def has_permission(self, request, view) -> bool:
-        return is_platform_admin(request.user)
 
 
 class IsPlatformAdminOrReadOnly(BasePermission):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Max, Prefetch, Sum
 from django.http import HttpResponseRedirect
@@ -20,8 +20,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import NoReverseMatch, path, reverse
 from django.views.generic import FormView, ListView, TemplateView
 
-from console.permissions import PermissionChecker, is_platform_admin, visible
+from console.permissions import PermissionChecker, visible
 from console.redaction import redact_ingest_keys
+from console.views.base import PlatformAdminRequiredMixin
 from endpoints import selectors, services
 from endpoints.forms.registry import (
     AliasForm,
@@ -65,16 +66,12 @@ def endpoint_create_url() -> str | None:
         return None
 
 
-class PlatformAdminRequiredMixin(LoginRequiredMixin):
-    """Anonymous → sign-in page; signed in but not a platform admin → 403. Objects named in
-    the URL are loaded (``load_objects``) only after that check, so a non-admin learns
-    nothing from a 404."""
+class LoadObjectsMixin:
+    """Loads the objects the URL names (``load_objects``) just before the handler runs. Placed
+    after ``PlatformAdminRequiredMixin`` it runs only once the gate let the request through,
+    so a non-admin learns nothing from a 404."""
 
     def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
-        if not is_platform_admin(request.user):
-            raise PermissionDenied("Only platform admins may open this page.")
         self.load_objects()
         return super().dispatch(request, *args, **kwargs)
 
@@ -356,7 +353,7 @@ ADMIN_SECTIONS = (
 )
 
 
-class AdminPageMixin(PlatformAdminRequiredMixin):
+class AdminPageMixin(PlatformAdminRequiredMixin, LoadObjectsMixin):
     """Platform-admin page with the admin section tabs."""
 
     admin_section = ""

@@ -281,6 +281,27 @@ def test_a_pass_that_would_delete_more_than_the_cap_deletes_nothing_and_alerts(s
     assert ReconcileAlert.objects.filter(cluster=setup.cluster).count() == 1
 
 
+def test_resolving_an_alert_records_it_once_and_the_next_pass_over_the_cap_raises_a_new_one(sandbox, setup,
+                                                                                            admin_user):
+    for i in range(12):
+        _orphan(sandbox, f"orphan-{i}")
+    services.reconcile_cluster(cluster=setup.cluster, max_deletions=10)
+    alert = ReconcileAlert.objects.get(cluster=setup.cluster)
+    stale = ReconcileAlert.objects.get(pk=alert.pk)  # the same alert as another admin's page holds it
+
+    assert services.alert_resolve(actor=admin_user, alert=alert) is True
+    assert services.alert_resolve(actor=admin_user, alert=stale) is False
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+    resolved = AuditEvent.objects.filter(action="reconcile.alert_resolved")
+    assert resolved.count() == 1
+    assert resolved.get().actor_name == "admin" and resolved.get().details["alert_id"] == alert.pk
+
+    services.reconcile_cluster(cluster=setup.cluster, max_deletions=10)
+    assert ReconcileAlert.objects.filter(cluster=setup.cluster, resolved_at__isnull=True).exclude(
+        pk=alert.pk).count() == 1
+
+
 def test_changing_the_deployment_mode_out_of_band_is_denied_by_the_webhook(sandbox, setup, alice,
                                                                             django_capture_on_commit_callbacks):
     _create(setup, alice, django_capture_on_commit_callbacks)
