@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from console.celery import app, idempotent_task
-from endpoints import services
 from endpoints.cluster import TransientClusterError
+from endpoints.services.apply import endpoint_apply, endpoint_remove
+from endpoints.services.observation import endpoint_sync_status
+from endpoints.services.reconciler import reconcile_all
 
 # Transient cluster errors (connection failures, timeouts, 429, 5xx) retry with exponential
 # backoff and jitter; permanent ones are recorded by the service as a Failed endpoint.
@@ -21,7 +23,7 @@ SYNC_ATTEMPTS = 100  # follow a rollout for about five minutes; the periodic pas
 
 @idempotent_task(bind=True, **_RETRY)
 def reconcile_endpoint_task(self, *, endpoint_id: int) -> str:
-    result = services.endpoint_apply(endpoint_id=endpoint_id, claimant=self.request.id or "")
+    result = endpoint_apply(endpoint_id=endpoint_id, claimant=self.request.id or "")
     if result == "applied" and not app.conf.task_always_eager:
         sync_endpoint_status_task.apply_async(kwargs={"endpoint_id": endpoint_id}, countdown=1)
     return result
@@ -30,7 +32,7 @@ def reconcile_endpoint_task(self, *, endpoint_id: int) -> str:
 @idempotent_task
 def sync_endpoint_status_task(*, endpoint_id: int, attempt: int = 0) -> str | None:
     """Follow a rollout so the endpoint page shows live progress between periodic passes."""
-    phase = services.endpoint_sync_status(endpoint_id=endpoint_id)
+    phase = endpoint_sync_status(endpoint_id=endpoint_id)
     if phase in ("Pending", "Deploying") and attempt < SYNC_ATTEMPTS and not app.conf.task_always_eager:
         sync_endpoint_status_task.apply_async(kwargs={"endpoint_id": endpoint_id, "attempt": attempt + 1},
                                               countdown=SYNC_INTERVAL_SECONDS)
@@ -39,9 +41,9 @@ def sync_endpoint_status_task(*, endpoint_id: int, attempt: int = 0) -> str | No
 
 @idempotent_task(**_RETRY)
 def delete_endpoint_task(*, endpoint_id: int) -> str:
-    return services.endpoint_remove(endpoint_id=endpoint_id)
+    return endpoint_remove(endpoint_id=endpoint_id)
 
 
 @idempotent_task
 def reconcile_all_task() -> dict:
-    return services.reconcile_all()
+    return reconcile_all()

@@ -29,9 +29,19 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from endpoints import services as endpoint_services
 from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, HardwareProfile, Project, RegisteredModel, ServingRuntime
+from endpoints.services.apply import endpoint_apply
+from endpoints.services.endpoints import endpoint_create, endpoint_update
+from endpoints.services.observation import endpoint_sync_status, observe_live
+from endpoints.services.platform import (
+    cluster_create,
+    cluster_update,
+    hardware_profile_create,
+    sync_builtin_runtimes,
+)
+from endpoints.services.projects import project_create, project_onboard
+from endpoints.services.registry import model_register, model_version_create
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 AMOUNT_FEATURES = ("merchant_category", "hour_of_day", "customer_tenure_days", "basket_items", "distance_km")
@@ -80,12 +90,12 @@ def _sandbox_cluster() -> Cluster:
     token = Path(token_file).read_text().strip() if token_file else ""
     cluster = Cluster.objects.filter(name="sandbox").first()
     if cluster is None:
-        return endpoint_services.cluster_create(
+        return cluster_create(
             actor=None, name="sandbox", description="Simulated cluster with KServe (make run)",
             kind=Cluster.Kind.SANDBOX, connection=Cluster.Connection.URL, api_url=url, api_token=token,
             ingress_domain="example.com")
     if cluster.api_url != url or cluster.api_token != token:
-        endpoint_services.cluster_update(actor=None, cluster=cluster, api_url=url, api_token=token)
+        cluster_update(actor=None, cluster=cluster, api_url=url, api_token=token)
     return cluster
 
 
@@ -136,10 +146,10 @@ def _ensure_model(*, actor, project, name: str, task: str, description: str, ver
     """A registered model with its versions (registered once, in order)."""
     model = RegisteredModel.objects.filter(project=project, name=name).first()
     if model is None:
-        model = endpoint_services.model_register(actor=actor, project=project, name=name, task=task,
-                                                 description=description)
+        model = model_register(actor=actor, project=project, name=name, task=task,
+                               description=description)
         for version in versions:
-            endpoint_services.model_version_create(actor=actor, model=model, **version)
+            model_version_create(actor=actor, model=model, **version)
     return model
 
 
@@ -147,14 +157,14 @@ def _ensure_endpoint(*, actor, project, name: str, **config) -> tuple[Endpoint, 
     endpoint = Endpoint.objects.filter(project=project, name=name).first()
     if endpoint is not None:
         return endpoint, False
-    return endpoint_services.endpoint_create(actor=actor, project=project, name=name, **config), True
+    return endpoint_create(actor=actor, project=project, name=name, **config), True
 
 
 def _apply_now(endpoint: Endpoint, stdout=None) -> bool:
     """Apply an endpoint's first generation at once (the worker is not running yet during
     ``make run``'s seed), so the sandbox starts rolling it out while the seed goes on."""
     try:
-        return endpoint_services.endpoint_apply(endpoint_id=endpoint.pk, reason="demo seed") == "applied"
+        return endpoint_apply(endpoint_id=endpoint.pk, reason="demo seed") == "applied"
     except ClusterError as exc:
         if stdout is not None:
             stdout.write(f"The sandbox cluster is not reachable ({exc}); the worker applies the endpoints later.")
@@ -190,7 +200,7 @@ def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> 
     def ready() -> bool:
         nonlocal phase
         try:
-            phase = endpoint_services.endpoint_sync_status(endpoint_id=endpoint.pk)
+            phase = endpoint_sync_status(endpoint_id=endpoint.pk)
         except ClusterError:
             phase = None
         return phase == "Ready"
@@ -200,9 +210,9 @@ def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> 
             stdout.write(f"{endpoint.project.name}/{endpoint.name} was not Ready within {ROLLOUT_WAIT_SECONDS:.0f} s "
                          f"(last phase: {phase or 'unknown'}); its canary starts on the next seed_demo run.")
         return False
-    endpoint_services.endpoint_update(actor=actor, endpoint=endpoint, canary_version=canary_version,
-                                      canary_traffic_percent=CANARY_PERCENT,
-                                      summary=f"canary: {CANARY_PERCENT}% to v{canary_version.version}")
+    endpoint_update(actor=actor, endpoint=endpoint, canary_version=canary_version,
+                    canary_traffic_percent=CANARY_PERCENT,
+                    summary=f"canary: {CANARY_PERCENT}% to v{canary_version.version}")
     return True
 
 
@@ -225,10 +235,10 @@ def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
         if stable is None or client.get("InferenceService", endpoint.namespace, endpoint.name) is not None:
             return
         client.apply(stable.manifest)
-        if _wait_for_rollout(lambda: endpoint_services.observe_live(
+        if _wait_for_rollout(lambda: observe_live(
                 client.get("InferenceService", endpoint.namespace, endpoint.name), stopped_desired=False).ready):
-            endpoint_services.endpoint_apply(endpoint_id=endpoint.pk, force=True,
-                                             reason="the sandbox cluster restarted empty")
+            endpoint_apply(endpoint_id=endpoint.pk, force=True,
+                           reason="the sandbox cluster restarted empty")
             return
     except ClusterError as exc:
         if stdout is not None:
@@ -257,13 +267,13 @@ def seed(stdout=None) -> None:
     User = get_user_model()
     alice = User.objects.get(username="alice")
     bob = User.objects.get(username="bob")
-    endpoint_services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     cluster = _sandbox_cluster()
 
-    cpu = HardwareProfile.objects.filter(name="cpu-small").first() or endpoint_services.hardware_profile_create(
+    cpu = HardwareProfile.objects.filter(name="cpu-small").first() or hardware_profile_create(
         actor=None, name="cpu-small", display_name="CPU small", description="2 vCPU / 4 GiB, no accelerator",
         default_cpu="1", default_memory="2Gi", max_cpu="2", max_memory="4Gi")
-    a100 = HardwareProfile.objects.filter(name="a100").first() or endpoint_services.hardware_profile_create(
+    a100 = HardwareProfile.objects.filter(name="a100").first() or hardware_profile_create(
         actor=None, name="a100", display_name="NVIDIA A100 80GB", description="For LLM serving",
         accelerator_resource="nvidia.com/gpu", accelerator_product="NVIDIA-A100-SXM4-80GB",
         node_selector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
@@ -271,15 +281,15 @@ def seed(stdout=None) -> None:
         default_cpu="4", default_memory="32Gi", max_cpu="16", max_memory="128Gi",
         max_accelerators_per_replica=4, capacity=8)
 
-    fraud = Project.objects.filter(name="fraud-detection").first() or endpoint_services.project_create(
+    fraud = Project.objects.filter(name="fraud-detection").first() or project_create(
         actor=None, name="fraud-detection", cluster=cluster, display_name="Fraud detection",
         description="Tabular models scoring card transactions.")
-    llm = Project.objects.filter(name="llm-apps").first() or endpoint_services.project_create(
+    llm = Project.objects.filter(name="llm-apps").first() or project_create(
         actor=None, name="llm-apps", cluster=cluster, display_name="LLM applications",
         description="Assistants served through OpenAI-compatible endpoints.", quotas={a100: 4})
     for project in (fraud, llm):
         # The in-memory sandbox starts empty on every run: its namespaces come back first.
-        endpoint_services.project_onboard(project=project)
+        project_onboard(project=project)
     _seed_access(alice=alice, bob=bob, projects=(fraud, llm))
 
     iris = _ensure_model(

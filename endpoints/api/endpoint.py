@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from console.permissions import get_visible_or_404
-from endpoints import selectors, services
+from endpoints import selectors
 from endpoints.api.endpoint_serializers import (
     EndpointCreateSerializer,
     EndpointSerializer,
@@ -28,6 +28,14 @@ from endpoints.api.endpoint_serializers import (
     plan_data,
 )
 from endpoints.models import Endpoint
+from endpoints.services.endpoints import (
+    endpoint_create,
+    endpoint_delete,
+    endpoint_promote_canary,
+    endpoint_rollback,
+    endpoint_set_state,
+    endpoint_update,
+)
 from endpoints.views.endpoint import new_endpoint, plan_for, validate_proposed
 
 ENDPOINT_RELATED = (
@@ -85,8 +93,8 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = EndpointCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        endpoint = services.endpoint_create(actor=request.user, project=data.pop("project"), name=data.pop("name"),
-                                            model_version=data.pop("model_version"), **data)
+        endpoint = endpoint_create(actor=request.user, project=data.pop("project"), name=data.pop("name"),
+                                   model_version=data.pop("model_version"), **data)
         return self._respond(endpoint, status.HTTP_201_CREATED)
 
     @extend_schema(summary="Change an endpoint", request=EndpointUpdateSerializer,
@@ -96,14 +104,14 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = EndpointUpdateSerializer(data=request.data, endpoint=endpoint,
                                               context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        endpoint = services.endpoint_update(actor=request.user, endpoint=endpoint, **serializer.validated_data)
+        endpoint = endpoint_update(actor=request.user, endpoint=endpoint, **serializer.validated_data)
         return self._respond(endpoint)
 
     @extend_schema(summary="Delete an endpoint", request=None, responses={202: EndpointSerializer},
                    description="Marks the endpoint for deletion; a worker deletes the InferenceService, then "
                                "the endpoint.")
     def destroy(self, request, pk=None):
-        endpoint = services.endpoint_delete(actor=request.user, endpoint=self._endpoint("deploy"))
+        endpoint = endpoint_delete(actor=request.user, endpoint=self._endpoint("deploy"))
         return self._respond(endpoint, status.HTTP_202_ACCEPTED)
 
     # --- plans ---------------------------------------------------------------------------------
@@ -159,26 +167,26 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         revision = selectors.endpoint_revisions(endpoint=endpoint).filter(generation=generation).first()
         if revision is None:
             raise ValidationError({"generation": [f"The endpoint has no revision with generation {generation}."]})
-        return self._respond(services.endpoint_rollback(actor=request.user, endpoint=endpoint, revision=revision))
+        return self._respond(endpoint_rollback(actor=request.user, endpoint=endpoint, revision=revision))
 
     @extend_schema(summary="Stop an endpoint", request=None, responses={200: EndpointSerializer},
                    description="KServe deletes the pods and keeps the InferenceService.")
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
-        return self._respond(services.endpoint_set_state(actor=request.user, endpoint=self._endpoint("deploy"),
+        return self._respond(endpoint_set_state(actor=request.user, endpoint=self._endpoint("deploy"),
                                                          stopped=True))
 
     @extend_schema(summary="Start a stopped endpoint", request=None, responses={200: EndpointSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
-        return self._respond(services.endpoint_set_state(actor=request.user, endpoint=self._endpoint("deploy"),
+        return self._respond(endpoint_set_state(actor=request.user, endpoint=self._endpoint("deploy"),
                                                          stopped=False))
 
     @extend_schema(summary="Promote the canary", request=None, responses={200: EndpointSerializer},
                    description="The canary version becomes the endpoint's model version with all traffic.")
     @action(detail=True, methods=["post"])
     def promote(self, request, pk=None):
-        return self._respond(services.endpoint_promote_canary(actor=request.user, endpoint=self._endpoint("deploy")))
+        return self._respond(endpoint_promote_canary(actor=request.user, endpoint=self._endpoint("deploy")))
 
 
 def register(router) -> None:

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from console.api.permissions import IsPlatformAdmin
 from console.permissions import can, is_platform_admin, visible
-from endpoints import selectors, services
+from endpoints import selectors
 from endpoints.api.registry_serializers import (
     AliasResultSerializer,
     AliasSerializer,
@@ -45,6 +45,16 @@ from endpoints.api.registry_serializers import (
     ServingRuntimeSerializer,
 )
 from endpoints.models import Endpoint, ModelAlias, ModelVersion, ProjectQuota, RegisteredModel
+from endpoints.services.platform import (
+    cluster_create,
+    cluster_update,
+    hardware_profile_create,
+    hardware_profile_update,
+    runtime_create,
+    runtime_update,
+)
+from endpoints.services.projects import project_create, project_rotate_ingest_key, project_set_quota
+from endpoints.services.registry import alias_set, model_register, model_version_create
 
 
 class IsPlatformAdminOrReadOnly(BasePermission):
@@ -117,10 +127,10 @@ class ClusterViewSet(AdminWritableViewSet):
         return selectors.cluster_list().order_by("name")
 
     def create_service(self, data):
-        return services.cluster_create(actor=self.request.user, **data)
+        return cluster_create(actor=self.request.user, **data)
 
     def update_service(self, cluster, changes):
-        return services.cluster_update(actor=self.request.user, cluster=cluster, **changes)
+        return cluster_update(actor=self.request.user, cluster=cluster, **changes)
 
 
 class HardwareProfileViewSet(AdminWritableViewSet):
@@ -132,10 +142,10 @@ class HardwareProfileViewSet(AdminWritableViewSet):
         return selectors.hardware_profile_list()
 
     def create_service(self, data):
-        return services.hardware_profile_create(actor=self.request.user, **data)
+        return hardware_profile_create(actor=self.request.user, **data)
 
     def update_service(self, profile, changes):
-        return services.hardware_profile_update(actor=self.request.user, profile=profile, **changes)
+        return hardware_profile_update(actor=self.request.user, profile=profile, **changes)
 
 
 class ServingRuntimeViewSet(AdminWritableViewSet):
@@ -148,10 +158,10 @@ class ServingRuntimeViewSet(AdminWritableViewSet):
         return selectors.runtime_list()
 
     def create_service(self, data):
-        return services.runtime_create(actor=self.request.user, **data)
+        return runtime_create(actor=self.request.user, **data)
 
     def update_service(self, runtime, changes):
-        return services.runtime_update(actor=self.request.user, runtime=runtime, **changes)
+        return runtime_update(actor=self.request.user, runtime=runtime, **changes)
 
 
 # --- projects ---------------------------------------------------------------------------------------
@@ -186,7 +196,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         data = serializer.validated_data
         quotas = {q["hardware_profile"]: q["max_accelerators"] for q in data.get("quotas", [])
                   if q["max_accelerators"] is not None}
-        project = services.project_create(
+        project = project_create(
             actor=request.user, name=data["name"], cluster=data["cluster"], namespace=data.get("namespace", ""),
             display_name=data.get("display_name", ""), description=data.get("description", ""), quotas=quotas)
         return self._respond(project, status.HTTP_201_CREATED)
@@ -199,9 +209,9 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         project = self.get_object()
         serializer = ProjectQuotaSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.project_set_quota(actor=request.user, project=project,
-                                   profile=serializer.validated_data["hardware_profile"],
-                                   max_accelerators=serializer.validated_data["max_accelerators"])
+        project_set_quota(actor=request.user, project=project,
+                          profile=serializer.validated_data["hardware_profile"],
+                          max_accelerators=serializer.validated_data["max_accelerators"])
         return self._respond(project)
 
     @extend_schema(request=None, responses=ProjectSerializer,
@@ -209,7 +219,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                                "working at once and endpoints with payload logging get a new generation.")
     @action(detail=True, methods=["post"], url_path="rotate-ingest-key")
     def rotate_ingest_key(self, request, pk=None):
-        project = services.project_rotate_ingest_key(actor=request.user, project=self.get_object())
+        project = project_rotate_ingest_key(actor=request.user, project=self.get_object())
         return self._respond(project)
 
 
@@ -261,8 +271,8 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         data = serializer.validated_data
         if not can(request.user, data["project"], "deploy"):
             raise PermissionDenied
-        model = services.model_register(actor=request.user, project=data["project"], name=data["name"],
-                                        task=data["task"], description=data.get("description", ""))
+        model = model_register(actor=request.user, project=data["project"], name=data["name"],
+                               task=data["task"], description=data.get("description", ""))
         model = self.get_queryset().get(pk=model.pk)
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
@@ -287,7 +297,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         upload = data.pop("reference_file", None)
-        version = services.model_version_create(
+        version = model_version_create(
             actor=request.user, model=model, reference_file=upload,
             reference_filename=upload.name if upload else "", **data)
         version = versions_queryset(user=request.user).get(pk=version.pk)
@@ -306,7 +316,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         if version is None:
             raise ValidationError({"version": [f"{model.name} has no version {number}."]})
         try:
-            services.alias_set(actor=request.user, version=version, name=serializer.validated_data["name"])
+            alias_set(actor=request.user, version=version, name=serializer.validated_data["name"])
         except DjangoValidationError as exc:
             if hasattr(exc, "error_dict") and "aliases" in exc.message_dict:
                 raise ValidationError({"name": exc.message_dict["aliases"]}) from exc

@@ -33,7 +33,7 @@ from audit.selectors import can_view_all
 from console.permissions import PermissionChecker, get_visible_or_404, visible
 from console.redaction import redact_ingest_keys
 from endpoints import plan as plans
-from endpoints import reconcile, runtimes, selectors, services
+from endpoints import reconcile, runtimes, selectors
 from endpoints import spec as specs
 from endpoints.forms.endpoint import (
     RELATED_FIELDS,
@@ -45,6 +45,16 @@ from endpoints.forms.endpoint import (
     runtime_choices,
 )
 from endpoints.models import Endpoint, EndpointStatus, Project
+from endpoints.services.endpoints import (
+    available_runtime_specs,
+    endpoint_create,
+    endpoint_delete,
+    endpoint_promote_canary,
+    endpoint_rollback,
+    endpoint_set_state,
+    endpoint_update,
+    validate_endpoint,
+)
 
 ACTIVE_PHASES = (EndpointStatus.Phase.PENDING, EndpointStatus.Phase.DEPLOYING)
 HTMX_STOP_POLLING = 286
@@ -236,7 +246,7 @@ def validate_proposed(proposed: Endpoint, *, current: Endpoint | None, user) -> 
     """The services' rules on a proposed endpoint (``current`` None: a new one), without
     storing anything; None when it passes."""
     try:
-        services.validate_endpoint(proposed, previous_mode=_applied_mode(current) if current is not None else None)
+        validate_endpoint(proposed, previous_mode=_applied_mode(current) if current is not None else None)
         if current is None:
             clash = visible(Endpoint.objects.filter(project=proposed.project, name=proposed.name), user, "deploy")
             if clash.exists():
@@ -575,21 +585,21 @@ class EndpointPlanView(LoginRequiredMixin, View):
             model_version = config.pop("model_version", None)
             if model_version is None:
                 raise ValidationError({"model_version": ["Choose a model version."]})
-            return services.endpoint_create(actor=user, project=project, name=entry["name"],
-                                            model_version=model_version, **config)
+            return endpoint_create(actor=user, project=project, name=entry["name"],
+                                   model_version=model_version, **config)
         endpoint = _endpoint_by_id(user, entry["endpoint_id"], "deploy")
         if kind == "update":
             changes = _decode(entry["changes"], user=user, endpoint=endpoint)
-            return services.endpoint_update(actor=user, endpoint=endpoint, **changes)
+            return endpoint_update(actor=user, endpoint=endpoint, **changes)
         if kind == "rollback":
             revision = endpoint.revisions.filter(generation=entry["revision"]).first()
             if revision is None:
                 raise ValidationError("That revision no longer exists.")
-            return services.endpoint_rollback(actor=user, endpoint=endpoint, revision=revision)
+            return endpoint_rollback(actor=user, endpoint=endpoint, revision=revision)
         if kind == "promote":
-            return services.endpoint_promote_canary(actor=user, endpoint=endpoint)
+            return endpoint_promote_canary(actor=user, endpoint=endpoint)
         if kind in ("stop", "start"):
-            return services.endpoint_set_state(actor=user, endpoint=endpoint, stopped=kind == "stop")
+            return endpoint_set_state(actor=user, endpoint=endpoint, stopped=kind == "stop")
         raise Http404("Unknown change.")
 
 
@@ -639,7 +649,7 @@ class EndpointDeleteView(LoginRequiredMixin, View):
 
     def post(self, request, project, name):
         endpoint = self._endpoint(request, project, name)
-        services.endpoint_delete(actor=request.user, endpoint=endpoint)
+        endpoint_delete(actor=request.user, endpoint=endpoint)
         messages.success(request, f"Endpoint {endpoint.name} is being deleted.")
         return redirect("endpoints:endpoint-list")
 
@@ -711,7 +721,7 @@ class EndpointDetailView(EndpointTabView):
     template_name = "endpoints/endpoint/overview.html"
 
     def extra_context(self, request, endpoint):
-        runtime = specs.effective_runtime(endpoint, services.available_runtime_specs())
+        runtime = specs.effective_runtime(endpoint, available_runtime_specs())
         return {"how_to_call": how_to_call(endpoint, runtime), **status_context(endpoint)}
 
 
@@ -821,7 +831,7 @@ def runtime_preview_context(user, version_id: str, protocol: str, runtime_id: st
         return context
     protocol = protocol if protocol in runtimes.CONSOLE_PROTOCOLS else "v1"
     runtime = runtime_choices().filter(pk=runtime_id).first() if str(runtime_id).isdigit() else None
-    available = services.available_runtime_specs()
+    available = available_runtime_specs()
     probe = Endpoint(model_version=version, protocol=protocol, runtime=runtime)
     chosen, protocol_version = specs.serving_runtime_and_protocol(probe, available)
     fmt, fmt_version = version.model_format, version.format_version or None

@@ -23,7 +23,7 @@ from django.views.generic import FormView, ListView, TemplateView
 from console.permissions import PermissionChecker, visible
 from console.redaction import redact_ingest_keys
 from console.views.base import PlatformAdminRequiredMixin
-from endpoints import selectors, services
+from endpoints import selectors
 from endpoints.forms.registry import (
     AliasForm,
     BuiltinRuntimeForm,
@@ -38,6 +38,16 @@ from endpoints.forms.registry import (
     add_service_errors,
 )
 from endpoints.models import Endpoint, ModelAlias, ProjectQuota
+from endpoints.services.platform import (
+    cluster_create,
+    cluster_update,
+    hardware_profile_create,
+    hardware_profile_update,
+    runtime_create,
+    runtime_update,
+)
+from endpoints.services.projects import project_create, project_rotate_ingest_key, project_set_quota
+from endpoints.services.registry import alias_set, model_register, model_version_create
 from endpoints.spec import ingest_url
 
 PAGE_SIZE = 25
@@ -217,8 +227,8 @@ class ModelCreateView(LoginRequiredMixin, ServiceFormView):
 
     def call_service(self, form):
         data = form.cleaned_data
-        return services.model_register(actor=self.request.user, project=data["project"], name=data["name"],
-                                       task=data["task"], description=data["description"])
+        return model_register(actor=self.request.user, project=data["project"], name=data["name"],
+                              task=data["task"], description=data["description"])
 
     def success_message(self, model):
         return f"Model {model.name} registered in {model.project.name}. Register its first version next."
@@ -277,7 +287,7 @@ class ModelVersionCreateView(LoginRequiredMixin, ServiceFormView):
     def call_service(self, form):
         data = form.cleaned_data
         upload = data.get("reference_file")
-        return services.model_version_create(
+        return model_version_create(
             actor=self.request.user, model=self.model, storage_uri=data["storage_uri"].strip(),
             model_format=data["model_format"].strip(), format_version=data["format_version"].strip(),
             input_signature=data["input_signature"] or None, prediction_column=data["prediction_column"].strip(),
@@ -322,7 +332,7 @@ class ModelAliasView(LoginRequiredMixin, ServiceFormView):
         return super().dispatch(request, *args, **kwargs)
 
     def call_service(self, form):
-        services.alias_set(actor=self.request.user, version=self.version, name=form.cleaned_data["name"])
+        alias_set(actor=self.request.user, version=self.version, name=form.cleaned_data["name"])
         return form.cleaned_data["name"]
 
     def success_message(self, name):
@@ -403,7 +413,7 @@ class ClusterCreateView(AdminFormView):
     list_url_name = "endpoints:cluster-list"
 
     def call_service(self, form):
-        return services.cluster_create(actor=self.request.user, **form.service_fields())
+        return cluster_create(actor=self.request.user, **form.service_fields())
 
     def success_message(self, cluster):
         return f"Cluster {cluster.name} added."
@@ -432,7 +442,7 @@ class ClusterEditView(AdminFormView):
         return {name: getattr(self.cluster, name) for name in fields}  # never the token
 
     def call_service(self, form):
-        return services.cluster_update(actor=self.request.user, cluster=self.cluster, **form.service_fields())
+        return cluster_update(actor=self.request.user, cluster=self.cluster, **form.service_fields())
 
     def success_message(self, cluster):
         return f"Cluster {cluster.name} saved."
@@ -481,7 +491,7 @@ class ProjectCreateView(AdminFormView):
     def call_service(self, form):
         data = form.cleaned_data
         quotas = {profile: limit for profile, limit in form.quotas().items() if limit is not None}
-        return services.project_create(
+        return project_create(
             actor=self.request.user, name=data["name"], cluster=data["cluster"], namespace=data["namespace"],
             display_name=data["display_name"], description=data["description"], quotas=quotas,
         )
@@ -564,8 +574,8 @@ class ProjectQuotaView(ProjectAdminMixin, ServiceFormView):
         changed = 0
         for profile, limit in form.quotas().items():
             if self.current.get(profile.pk) != limit:
-                services.project_set_quota(actor=self.request.user, project=self.project, profile=profile,
-                                           max_accelerators=limit)
+                project_set_quota(actor=self.request.user, project=self.project, profile=profile,
+                                  max_accelerators=limit)
                 changed += 1
         return changed
 
@@ -614,7 +624,7 @@ class ProjectRotateKeyView(ProjectAdminMixin, TemplateView):
         return context
 
     def post(self, request, *args, **kwargs):
-        project = services.project_rotate_ingest_key(actor=request.user, project=self.project)
+        project = project_rotate_ingest_key(actor=request.user, project=self.project)
         messages.success(request, f"Ingest key rotated; the new key ends in {project.ingest_key[-4:]}.")
         return redirect("endpoints:project-detail", name=project.name)
 
@@ -650,7 +660,7 @@ class HardwareProfileCreateView(AdminFormView):
     list_url_name = "endpoints:hardware-list"
 
     def call_service(self, form):
-        return services.hardware_profile_create(actor=self.request.user, **form.cleaned_data)
+        return hardware_profile_create(actor=self.request.user, **form.cleaned_data)
 
     def success_message(self, profile):
         return f"Hardware profile {profile.name} added."
@@ -677,7 +687,7 @@ class HardwareProfileEditView(AdminFormView):
         return {name: getattr(self.profile, name) for name in HARDWARE_EDITABLE}
 
     def call_service(self, form):
-        return services.hardware_profile_update(actor=self.request.user, profile=self.profile, **form.cleaned_data)
+        return hardware_profile_update(actor=self.request.user, profile=self.profile, **form.cleaned_data)
 
     def success_message(self, profile):
         return f"Hardware profile {profile.name} saved."
@@ -721,7 +731,7 @@ class ServingRuntimeCreateView(AdminFormView):
     list_url_name = "endpoints:runtime-list"
 
     def call_service(self, form):
-        return services.runtime_create(actor=self.request.user, **form.cleaned_data)
+        return runtime_create(actor=self.request.user, **form.cleaned_data)
 
     def success_message(self, runtime):
         return f"Runtime {runtime.name} added."
@@ -751,7 +761,7 @@ class ServingRuntimeEditView(AdminFormView):
         return {name: getattr(self.runtime, name) for name in RUNTIME_EDITABLE}
 
     def call_service(self, form):
-        return services.runtime_update(actor=self.request.user, runtime=self.runtime, **form.cleaned_data)
+        return runtime_update(actor=self.request.user, runtime=self.runtime, **form.cleaned_data)
 
     def success_message(self, runtime):
         return f"Runtime {runtime.name} saved."

@@ -12,10 +12,7 @@ from types import SimpleNamespace
 
 from django.utils import timezone
 
-from console.access import grants
-from console.access import roles
-from console.access import services
-from console.access import tokens
+from console.access import grants, roles, services, tokens
 from tests.endpoints.endpoint_factories import (
     ClusterFactory,
     EndpointFactory,
@@ -34,7 +31,7 @@ def build_world() -> SimpleNamespace:
     w = SimpleNamespace()
     w.cluster = ClusterFactory(name="matrix-cluster", ingress_domain="example.com")
     w.hardware = HardwareProfileFactory()
-    from endpoints import services as endpoint_services
+    from endpoints.services import platform as endpoint_services
 
     endpoint_services.sync_builtin_runtimes()
     from endpoints.models import ServingRuntime

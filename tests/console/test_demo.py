@@ -11,12 +11,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSeal
-from console.portal import demo
 from console.access.models import Grant
-from endpoints import services as endpoint_services
+from console.portal import demo
 from endpoints.models import Endpoint, EndpointStatus, Revision
 from endpoints.sandbox.controller import SandboxSettings
 from endpoints.sandbox.run import start_sandbox
+from endpoints.services.endpoints import endpoint_promote_canary
+from endpoints.services.observation import endpoint_sync_status
+from endpoints.services.reconciler import reconcile_all
 from tests.fixtures.kube import Sandbox
 
 pytestmark = pytest.mark.django_db
@@ -38,10 +40,10 @@ def _run_worker(sandbox: Sandbox) -> dict[str, EndpointStatus]:
     """What the Celery worker does after the seed: a reconcile pass (applies what is missing or
     not applied yet), then each endpoint's status once the simulated controller has settled."""
     endpoints = list(Endpoint.objects.select_related("project"))
-    endpoint_services.reconcile_all()
+    reconcile_all()
 
     def settled():
-        phases = {e.name: endpoint_services.endpoint_sync_status(endpoint_id=e.pk) for e in endpoints}
+        phases = {e.name: endpoint_sync_status(endpoint_id=e.pk) for e in endpoints}
         iris_traffic = EndpointStatus.objects.get(endpoint__name="iris").traffic
         done = all(p in ("Ready", "Failed") for p in phases.values()) and len(iris_traffic) == 2
         return phases if done else None
@@ -125,7 +127,7 @@ def test_seeding_again_changes_nothing_and_records_nothing(seeded):
 
 def test_canary_is_not_started_again_after_someone_promoted_it(seeded, alice):
     iris = Endpoint.objects.get(name="iris")
-    endpoint_services.endpoint_promote_canary(actor=alice, endpoint=iris)
+    endpoint_promote_canary(actor=alice, endpoint=iris)
     events = AuditEvent.objects.count()
     demo.seed()
     iris.refresh_from_db()

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from endpoints import plan, services
+from endpoints import plan
 from endpoints.cluster import USER_AGENT
+from endpoints.services.endpoints import endpoint_create, endpoint_delete
+from endpoints.services.observation import endpoint_sync_status
+from endpoints.services.platform import runtime_create
+from endpoints.services.reconciler import reconcile_cluster
+from endpoints.services.registry import model_version_create
 from tests.deploy.test_manifests import render
 from tests.endpoints.endpoint_factories import deploy_setup
 
@@ -23,24 +28,24 @@ def _granted(docs) -> set[tuple[str, str, str]]:
 
 def _exercise_every_cluster_flow(sandbox, alice, capture) -> None:
     setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")  # namespace onboarding
-    runtime = services.runtime_create(actor=alice, name="custom-sklearn", display_name="Custom sklearn",
-                                      supported_formats=[{"name": "sklearn", "autoSelect": True, "priority": 1}],
-                                      protocols=["v1", "v2"], container_image="registry.example.com/sk:1")
+    runtime = runtime_create(actor=alice, name="custom-sklearn", display_name="Custom sklearn",
+                             supported_formats=[{"name": "sklearn", "autoSelect": True, "priority": 1}],
+                             protocols=["v1", "v2"], container_image="registry.example.com/sk:1")
     with capture(execute=True):
-        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer",
-                                            model_version=setup.v1, deployment_mode="Knative", runtime=runtime)
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer",
+                                   model_version=setup.v1, deployment_mode="Knative", runtime=runtime)
     sandbox.wait_ready("fraud", "scorer")
     with setup.client() as client:  # the plan page: live object + server dry run
         plan.compute(endpoint, old_spec=None, old_manifest=None, client=client)
-    services.endpoint_sync_status(endpoint_id=endpoint.pk)  # status of a Ready endpoint
-    broken_version = services.model_version_create(actor=alice, model=setup.model,
-                                                   storage_uri="s3://missing-bucket/m", model_format="sklearn")
+    endpoint_sync_status(endpoint_id=endpoint.pk)  # status of a Ready endpoint
+    broken_version = model_version_create(actor=alice, model=setup.model,
+                                          storage_uri="s3://missing-bucket/m", model_format="sklearn")
     with capture(execute=True):
-        broken = services.endpoint_create(actor=alice, project=setup.project, name="broken",
-                                          model_version=broken_version, deployment_mode="Knative")
+        broken = endpoint_create(actor=alice, project=setup.project, name="broken",
+                                 model_version=broken_version, deployment_mode="Knative")
     sandbox.wait_for(lambda: ((sandbox.isvc("fraud", "broken") or {}).get("status") or {})
                      .get("modelStatus", {}).get("lastFailureInfo"), message="a load failure")
-    services.endpoint_sync_status(endpoint_id=broken.pk)  # why not ready: events and pods
+    endpoint_sync_status(endpoint_id=broken.pk)  # why not ready: events and pods
     sandbox.store.patch("inferenceservices", "fraud", "scorer", {"spec": {"predictor": {"maxReplicas": 5}}})
     sandbox.store.create({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
                           "metadata": {"name": "orphan", "namespace": "fraud",
@@ -48,10 +53,10 @@ def _exercise_every_cluster_flow(sandbox, alice, capture) -> None:
                                                   "inference-console.io/instance": "default"}},
                           "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
                                                            "storageUri": "s3://m/x"}}}})
-    report = services.reconcile_cluster(cluster=setup.cluster)  # list, drift re-apply, orphan delete
+    report = reconcile_cluster(cluster=setup.cluster)  # list, drift re-apply, orphan delete
     assert report["drift_corrected"] == 1 and report["deleted"] == 1, report
     with capture(execute=True):
-        services.endpoint_delete(actor=alice, endpoint=endpoint)
+        endpoint_delete(actor=alice, endpoint=endpoint)
 
 
 def test_cluster_role_grants_exactly_what_the_console_uses(sandbox, alice, django_capture_on_commit_callbacks):

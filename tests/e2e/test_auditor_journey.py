@@ -26,7 +26,10 @@ from audit.db import PRUNE, bypass
 from audit.exports import COLUMNS
 from audit.models import AuditEvent
 from console.access import grants
-from endpoints import services
+from endpoints.services.endpoints import endpoint_create, endpoint_update
+from endpoints.services.platform import sync_builtin_runtimes
+from endpoints.services.projects import project_create
+from endpoints.services.registry import model_register, model_version_create
 from tests.endpoints.endpoint_factories import ClusterFactory
 from tests.factories import DEFAULT_PASSWORD
 from tests.fixtures.browser import login
@@ -38,19 +41,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def activity(settings, admin_user, alice, bob, fake_apiserver):
     """Audited activity made through the services, then sealed (the sealer's periodic run)."""
     settings.AUDIT_SEAL_GRACE_SECONDS = 0
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     cluster = ClusterFactory(name="sandbox", api_url=fake_apiserver.url)
-    project = services.project_create(actor=admin_user, name="fraud", cluster=cluster)
+    project = project_create(actor=admin_user, name="fraud", cluster=cluster)
     for user in (alice, bob):
         grants.grant_create(actor=admin_user, role="deployer", target=project, user=user, reason="fraud launch")
-    model = services.model_register(actor=alice, project=project, name="card-fraud", task="classification")
-    version = services.model_version_create(actor=alice, model=model, storage_uri="s3://models/card-fraud/1",
-                                            model_format="sklearn")
-    scorer = services.endpoint_create(actor=alice, project=project, name="scorer", model_version=version,
-                                      max_replicas=2)
-    ranker = services.endpoint_create(actor=bob, project=project, name="ranker", model_version=version)
-    services.endpoint_update(actor=alice, endpoint=scorer, max_replicas=4)
-    services.endpoint_update(actor=bob, endpoint=ranker, min_replicas=2, max_replicas=3)
+    model = model_register(actor=alice, project=project, name="card-fraud", task="classification")
+    version = model_version_create(actor=alice, model=model, storage_uri="s3://models/card-fraud/1",
+                                   model_format="sklearn")
+    scorer = endpoint_create(actor=alice, project=project, name="scorer", model_version=version,
+                             max_replicas=2)
+    ranker = endpoint_create(actor=bob, project=project, name="ranker", model_version=version)
+    endpoint_update(actor=alice, endpoint=scorer, max_replicas=4)
+    endpoint_update(actor=bob, endpoint=ranker, min_replicas=2, max_replicas=3)
     sealing.seal_pending()
     return {"scorer": scorer, "ranker": ranker}
 

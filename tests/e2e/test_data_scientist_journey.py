@@ -23,8 +23,10 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from console.access import grants
-from endpoints import services
 from endpoints.models import Endpoint
+from endpoints.services.observation import endpoint_sync_status
+from endpoints.services.platform import sync_builtin_runtimes
+from endpoints.services.projects import project_create
 from monitoring import tasks
 from monitoring.models import InferenceRecord
 from tests.endpoints.endpoint_factories import ClusterFactory
@@ -40,9 +42,9 @@ REFERENCE_CSV = "amount,country,fraud\n" + "".join(
 @pytest.fixture
 def fraud_project(admin_user, alice, sandbox):
     """What a platform admin set up beforehand: the project on the cluster, alice a Deployer."""
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     cluster = ClusterFactory(name="sandbox", api_url=sandbox.url)
-    project = services.project_create(actor=admin_user, name="fraud", cluster=cluster)
+    project = project_create(actor=admin_user, name="fraud", cluster=cluster)
     grants.grant_create(actor=admin_user, role="deployer", target=project, user=alice,
                         reason="Fraud model owner")
     return project
@@ -58,7 +60,7 @@ def plotted_traces(page, figure: str) -> int:
 
 def sync_status_as_the_worker_would(endpoint_name: str) -> str:
     endpoint = Endpoint.objects.get(name=endpoint_name)
-    return services.endpoint_sync_status(endpoint_id=endpoint.pk)
+    return endpoint_sync_status(endpoint_id=endpoint.pk)
 
 
 def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(

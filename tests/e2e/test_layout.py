@@ -15,7 +15,10 @@ from playwright.sync_api import expect
 
 from audit import sealing
 from console.access import grants
-from endpoints import services
+from endpoints.services.endpoints import endpoint_create
+from endpoints.services.platform import sync_builtin_runtimes
+from endpoints.services.projects import project_create
+from endpoints.services.registry import model_register, model_version_create
 from tests.e2e.conftest import E2E_OUTPUT
 from tests.endpoints.endpoint_factories import ClusterFactory
 from tests.factories import DEFAULT_PASSWORD
@@ -42,17 +45,17 @@ _CHECK = """() => {
 
 @pytest.fixture
 def workspace(admin_user, alice, fake_apiserver):
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     cluster = ClusterFactory(name="sandbox", api_url=fake_apiserver.url)
-    project = services.project_create(actor=admin_user, name="fraud-chargebacks", cluster=cluster)
+    project = project_create(actor=admin_user, name="fraud-chargebacks", cluster=cluster)
     grants.grant_create(actor=admin_user, role="deployer", target=project, user=alice, reason="layout check")
-    model = services.model_register(actor=alice, project=project, name="card-fraud-gradient-boosted-trees",
-                                    task="classification")
-    version = services.model_version_create(actor=alice, model=model, storage_uri="s3://models/card-fraud/1",
-                                            model_format="sklearn")
+    model = model_register(actor=alice, project=project, name="card-fraud-gradient-boosted-trees",
+                           task="classification")
+    version = model_version_create(actor=alice, model=model, storage_uri="s3://models/card-fraud/1",
+                                   model_format="sklearn")
     for index in range(3):
-        services.endpoint_create(actor=alice, project=project, name=f"card-fraud-scorer-{index}",
-                                 model_version=version, max_replicas=2)
+        endpoint_create(actor=alice, project=project, name=f"card-fraud-scorer-{index}",
+                        model_version=version, max_replicas=2)
     sealing.seal_pending()
     return project
 

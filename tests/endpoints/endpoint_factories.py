@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import factory
 from guardian.shortcuts import assign_perm
 
-from endpoints import services
 from endpoints.cluster import ClusterClient
 from endpoints.models import (
     Cluster,
@@ -24,6 +23,9 @@ from endpoints.models import (
     ProjectQuota,
     RegisteredModel,
 )
+from endpoints.services.platform import sync_builtin_runtimes
+from endpoints.services.projects import project_create
+from endpoints.services.registry import model_register, model_version_create
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # discard port: nothing listens, connections fail at once
 
@@ -134,19 +136,19 @@ class DeploySetup:
 def deploy_setup(*, actor, api_url: str = UNREACHABLE_API, quota: int | None = 8, capacity: int = 8,
                  project_name: str = "fraud", onboard: bool | None = None) -> DeploySetup:
     """Everything a deploy needs, created through the services where they exist."""
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     cluster = ClusterFactory(name=f"c-{project_name}", api_url=api_url)
     profile = HardwareProfileFactory(capacity=capacity)
     if onboard is None:
         onboard = api_url != UNREACHABLE_API
-    project = services.project_create(actor=actor, name=project_name, cluster=cluster, onboard=onboard,
-                                      quotas={profile: quota} if quota is not None else None)
-    model = services.model_register(actor=actor, project=project, name="scorer", task="classification")
+    project = project_create(actor=actor, name=project_name, cluster=cluster, onboard=onboard,
+                             quotas={profile: quota} if quota is not None else None)
+    model = model_register(actor=actor, project=project, name="scorer", task="classification")
     signature = [{"name": "amount", "type": "numeric"}, {"name": "country", "type": "categorical"}]
-    v1 = services.model_version_create(actor=actor, model=model, storage_uri="s3://models/scorer/1",
-                                       model_format="sklearn", input_signature=signature)
-    v2 = services.model_version_create(actor=actor, model=model, storage_uri="s3://models/scorer/2",
-                                       model_format="sklearn", input_signature=signature)
+    v1 = model_version_create(actor=actor, model=model, storage_uri="s3://models/scorer/1",
+                              model_format="sklearn", input_signature=signature)
+    v2 = model_version_create(actor=actor, model=model, storage_uri="s3://models/scorer/2",
+                              model_format="sklearn", input_signature=signature)
     return DeploySetup(cluster, project, profile, model, v1, v2)
 
 

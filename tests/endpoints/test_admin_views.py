@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from endpoints import services
 from endpoints.models import Cluster, HardwareProfile, Project, ProjectQuota, ServingRuntime
+from endpoints.services.platform import sync_builtin_runtimes
 from tests.endpoints.registry_factories import (
     ClusterFactory,
     HardwareProfileFactory,
@@ -340,7 +340,7 @@ def runtime_form(**overrides) -> dict:
 
 
 def test_built_in_runtimes_are_listed_and_only_disable_or_describe_can_change(admin_client):
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     listing = admin_client.get(reverse("endpoints:runtime-list"))
     assert "kserve-sklearnserver" in listing.text and "Built-in" in listing.text
     runtime = ServingRuntime.objects.get(name="kserve-sklearnserver")
@@ -378,7 +378,7 @@ def test_admin_adds_and_edits_a_custom_runtime(admin_client):
     ({"container_args": '"--flag"'}, "container_args", "Enter a list"),
 ])
 def test_bad_custom_runtime_is_a_field_error_and_nothing_stored(admin_client, overrides, field, message):
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     before = ServingRuntime.objects.count()
     response = admin_client.post(reverse("endpoints:runtime-create"), runtime_form(**overrides))
     assert response.status_code == 200
@@ -387,7 +387,7 @@ def test_bad_custom_runtime_is_a_field_error_and_nothing_stored(admin_client, ov
 
 
 def test_runtime_list_query_count_is_bounded(admin_client, django_assert_max_num_queries):
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     for _ in range(20):
         ServingRuntimeFactory()
     with django_assert_max_num_queries(7):
@@ -406,7 +406,7 @@ def test_admin_adds_a_cluster_creates_a_project_and_rotates_its_key(console_page
     from tests.fixtures.browser import login, screenshot
 
     HardwareProfileFactory(name="a100", display_name="NVIDIA A100")
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     page = console_page
     login(page, live_server, "admin", DEFAULT_PASSWORD)
 

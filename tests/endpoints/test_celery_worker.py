@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from endpoints import services
 from endpoints.models import EndpointStatus
+from endpoints.services.endpoints import endpoint_create
 from tests.endpoints.endpoint_factories import deploy_setup
 from tests.fixtures.kube import wait_for
 
@@ -117,8 +117,8 @@ def _applied(endpoint_id: int, generation: int) -> bool:
 def test_endpoint_is_applied_end_to_end_by_a_worker(sandbox, alice, worker_factory):
     worker_factory()
     setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
-    endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer",
-                                        model_version=setup.v1, deployment_mode="Knative")
+    endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer",
+                               model_version=setup.v1, deployment_mode="Knative")
     _wait_for(lambda: _applied(endpoint.pk, 1), 60, "the worker to apply generation 1")
     sandbox.wait_ready("fraud", "scorer")
     _wait_for(lambda: EndpointStatus.objects.get(pk=endpoint.pk).phase == "Ready", 30,
@@ -130,8 +130,8 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_redelivered_task_converges
     setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
     # Every apply hangs for a while: the worker will be in the middle of it when killed.
     sandbox.server.faults.latency(30)
-    endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer",
-                                        model_version=setup.v1, deployment_mode="Knative")
+    endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer",
+                               model_version=setup.v1, deployment_mode="Knative")
     _wait_for(lambda: any(r.resource == "inferenceservices" and r.verb == "patch"
                           for r in sandbox.server.requests()) or b"received" in first.log.read_bytes(),
               30, "the worker to start the task")

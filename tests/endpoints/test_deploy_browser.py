@@ -11,8 +11,9 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from endpoints import services
 from endpoints.models import Endpoint, ModelVersion
+from endpoints.services.platform import sync_builtin_runtimes
+from endpoints.services.projects import project_create
 from tests.endpoints.endpoint_factories import ClusterFactory, grant
 from tests.factories import DEFAULT_PASSWORD
 from tests.fixtures.browser import login, screenshot
@@ -26,9 +27,9 @@ REFERENCE_CSV = "amount,country,fraud\n" + "".join(
 @pytest.fixture
 def team(admin_user, alice, fake_apiserver):
     """A project on the fake cluster where alice may deploy (an admin set it up)."""
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     cluster = ClusterFactory(name="sandbox", api_url=fake_apiserver.url)
-    project = services.project_create(actor=admin_user, name="fraud", cluster=cluster)
+    project = project_create(actor=admin_user, name="fraud", cluster=cluster)
     grant(alice, project, "view", "deploy")
     return project
 

@@ -8,8 +8,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from endpoints import services
 from endpoints.models import Endpoint, HardwareProfile, Revision, ServingRuntime
+from endpoints.services.endpoints import endpoint_create, endpoint_update
 from tests.endpoints.endpoint_factories import (
     EndpointFactory,
     HardwareProfileFactory,
@@ -48,8 +48,8 @@ def setup(alice):
 
 @pytest.fixture
 def endpoint(setup, alice):
-    return services.endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1,
-                                    max_replicas=2)
+    return endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1,
+                           max_replicas=2)
 
 
 def _create_body(setup, **overrides) -> dict:
@@ -115,7 +115,7 @@ def test_retrieve_shows_desired_state_and_status(alice, outsider, endpoint):
 
 
 def test_revisions_are_listed_newest_first(alice, endpoint):
-    services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
+    endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
     data = _api(alice).get(_detail(endpoint, "revisions/")).json()
     assert [r["generation"] for r in data["results"]] == [2, 1]
     assert data["results"][0]["manifest"]["spec"]["predictor"]["maxReplicas"] == 3
@@ -251,8 +251,8 @@ def test_rollback_stop_start_and_promote(alice, setup, endpoint):
 
 
 def test_disabled_profile_of_the_endpoint_stays_usable_on_patch(alice, setup):
-    endpoint = services.endpoint_create(actor=alice, project=setup.project, name="gpu", model_version=setup.v1,
-                                        hardware_profile=setup.profile, accelerator_count=1)
+    endpoint = endpoint_create(actor=alice, project=setup.project, name="gpu", model_version=setup.v1,
+                               hardware_profile=setup.profile, accelerator_count=1)
     HardwareProfile.objects.filter(pk=setup.profile.pk).update(enabled=False)
     response = _api(alice).patch(_detail(endpoint), {"hardware_profile": setup.profile.pk, "max_replicas": 2},
                                  format="json")

@@ -10,8 +10,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from endpoints import services
 from endpoints.models import Endpoint, EndpointStatus, Revision
+from endpoints.services import endpoints as services
 from tests.endpoints.endpoint_factories import deploy_setup, grant, set_quota
 
 pytestmark = pytest.mark.django_db
@@ -125,7 +125,7 @@ def test_a_failing_audit_write_rolls_the_whole_change_back(setup, alice, monkeyp
     def broken_record(**kwargs):
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr("endpoints.services.audit.record", broken_record)
+    monkeypatch.setattr("endpoints.services.endpoints.audit.record", broken_record)
     with pytest.raises(RuntimeError):
         services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=5)
 

@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from endpoints import services
 from endpoints.models import Endpoint, EndpointStatus, ModelVersion, Revision, ServingRuntime
+from endpoints.services.endpoints import endpoint_create, endpoint_update
+from endpoints.services.projects import project_rotate_ingest_key
 from tests.endpoints.endpoint_factories import (
     EndpointFactory,
     ModelVersionFactory,
@@ -62,8 +63,8 @@ def live_setup(alice, fake_apiserver):
 @pytest.fixture
 def applied(live_setup, alice, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        return services.endpoint_create(actor=alice, project=live_setup.project, name="scorer",
-                                        model_version=live_setup.v1, max_replicas=2)
+        return endpoint_create(actor=alice, project=live_setup.project, name="scorer",
+                               model_version=live_setup.v1, max_replicas=2)
 
 
 def _confirm(client, plan_url: str, capture) -> object:
@@ -286,7 +287,7 @@ def test_the_ingest_key_never_leaves_the_console_except_towards_the_cluster(
     # The cluster gets the real URL: the logger needs it.
     assert key in live_setup.live_isvc("card-scorer")["spec"]["predictor"]["logger"]["url"]
     # Rotating the key changes the URL: a new generation whose diff shows the change, masked.
-    new_key = services.project_rotate_ingest_key(actor=alice, project=live_setup.project).ingest_key
+    new_key = project_rotate_ingest_key(actor=alice, project=live_setup.project).ingest_key
     client.force_login(bob)
     for tab in ("endpoint-detail", "endpoint-configuration", "endpoint-manifest", "endpoint-revisions"):
         html = client.get(_url(tab, endpoint)).content.decode()
@@ -447,8 +448,8 @@ def test_status_polling_stops_when_the_endpoint_is_gone(client, alice, setup):
 
 
 def test_tabs_show_configuration_manifest_and_revisions(client, alice, setup):
-    endpoint = services.endpoint_create(actor=alice, project=setup.project, name="tabbed", model_version=setup.v1)
-    services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
+    endpoint = endpoint_create(actor=alice, project=setup.project, name="tabbed", model_version=setup.v1)
+    endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
     client.force_login(alice)
 
     configuration = client.get(_url("endpoint-configuration", endpoint)).content.decode()
@@ -501,7 +502,7 @@ def test_audit_history_link_only_for_those_who_may_read_it(client, bob, alice, a
 def test_rollback_goes_through_the_plan_and_reaches_the_cluster(
         client, alice, live_setup, applied, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        services.endpoint_update(actor=alice, endpoint=applied, model_version=live_setup.v2)
+        endpoint_update(actor=alice, endpoint=applied, model_version=live_setup.v2)
     assert live_setup.live_isvc("scorer")["spec"]["predictor"]["model"]["storageUri"] == "s3://models/scorer/2"
     client.force_login(alice)
 

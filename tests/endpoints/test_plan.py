@@ -9,8 +9,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from endpoints import services
 from endpoints.models import Endpoint, HardwareProfile, Revision
+from endpoints.services.endpoints import endpoint_create, endpoint_update
 from tests.endpoints.endpoint_factories import deploy_setup, grant
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +27,8 @@ def setup(alice, fake_apiserver):
 def applied(setup, alice, django_capture_on_commit_callbacks):
     """An endpoint applied to the fake server (generation 1, Knative, 1–2 replicas)."""
     with django_capture_on_commit_callbacks(execute=True):
-        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1,
-                                            max_replicas=2)
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1,
+                                   max_replicas=2)
     assert setup.live_isvc("scorer") is not None
     return endpoint
 
@@ -105,7 +105,7 @@ def test_dry_run_rejection_is_shown_with_its_causes_and_blocks_the_apply(client,
 def test_plan_says_when_the_cluster_is_unreachable(client, alice):
     setup = deploy_setup(actor=alice, project_name="offline")  # a cluster nothing listens for
     grant(alice, setup.project, "view", "deploy")
-    endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1)
+    endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1)
     client.force_login(alice)
 
     _, page = _plan_for_edit(client, endpoint, max_replicas=3)
@@ -116,8 +116,8 @@ def test_plan_says_when_the_cluster_is_unreachable(client, alice):
 
 
 def test_plan_warns_about_the_accelerator_shortfall(client, alice, setup, applied):
-    services.endpoint_create(actor=alice, project=setup.project, name="other-gpu", model_version=setup.v1,
-                             hardware_profile=setup.profile, accelerator_count=2, max_replicas=1)
+    endpoint_create(actor=alice, project=setup.project, name="other-gpu", model_version=setup.v1,
+                    hardware_profile=setup.profile, accelerator_count=2, max_replicas=1)
     client.force_login(alice)
 
     # 1 GPU × 2 replicas + 1 GPU of rollout surge, beside the 2 other endpoints hold, on 4.
@@ -130,8 +130,8 @@ def test_plan_warns_about_the_accelerator_shortfall(client, alice, setup, applie
 
 
 def test_api_plan_reports_the_shortfall_live_diff_and_verdict_and_stores_nothing(alice, setup, applied):
-    services.endpoint_create(actor=alice, project=setup.project, name="other-gpu", model_version=setup.v1,
-                             hardware_profile=setup.profile, accelerator_count=2, max_replicas=1)
+    endpoint_create(actor=alice, project=setup.project, name="other-gpu", model_version=setup.v1,
+                    hardware_profile=setup.profile, accelerator_count=2, max_replicas=1)
     api = APIClient()
     api.force_authenticate(alice)
     before = _counts()
@@ -199,7 +199,7 @@ def test_confirm_is_refused_when_the_endpoint_changed_since_the_review(
     plan_url, page = _plan_for_edit(client, applied, max_replicas=4)
     assert "Apply generation 2" in page.content.decode()
     # Someone else changes the endpoint while the plan is open.
-    services.endpoint_update(actor=alice, endpoint=applied, timeout_seconds=120)
+    endpoint_update(actor=alice, endpoint=applied, timeout_seconds=120)
 
     refused = client.post(plan_url, {"generation": "1"}, follow=True)
 

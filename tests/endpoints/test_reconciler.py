@@ -9,8 +9,19 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
-from endpoints import services
 from endpoints.models import Endpoint, EndpointStatus, ReconcileAlert, Revision
+from endpoints.services.alerts import alert_resolve
+from endpoints.services.apply import endpoint_apply
+from endpoints.services.endpoints import (
+    endpoint_create,
+    endpoint_delete,
+    endpoint_promote_canary,
+    endpoint_rollback,
+    endpoint_update,
+)
+from endpoints.services.observation import endpoint_sync_status
+from endpoints.services.reconciler import reconcile_cluster
+from endpoints.services.registry import model_version_create
 from tests.endpoints.endpoint_factories import deploy_setup
 
 pytestmark = pytest.mark.django_db
@@ -24,8 +35,8 @@ def setup(sandbox, alice):
 def _create(setup, alice, capture, name="scorer", **config):
     config.setdefault("deployment_mode", "Knative")
     with capture(execute=True):
-        return services.endpoint_create(actor=alice, project=setup.project, name=name, model_version=setup.v1,
-                                        **config)
+        return endpoint_create(actor=alice, project=setup.project, name=name, model_version=setup.v1,
+                               **config)
 
 
 def _status(endpoint) -> EndpointStatus:
@@ -33,7 +44,7 @@ def _status(endpoint) -> EndpointStatus:
 
 
 def _sync(endpoint) -> str:
-    return services.endpoint_sync_status(endpoint_id=endpoint.pk)
+    return endpoint_sync_status(endpoint_id=endpoint.pk)
 
 
 def _applies(sandbox, name: str) -> int:
@@ -58,7 +69,7 @@ def test_edit_reapplies_with_the_new_generation(sandbox, setup, alice, django_ca
     endpoint = _create(setup, alice, django_capture_on_commit_callbacks)
     sandbox.wait_ready("fraud", "scorer")
     with django_capture_on_commit_callbacks(execute=True):
-        services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=4)
+        endpoint_update(actor=alice, endpoint=endpoint, max_replicas=4)
     live = sandbox.wait_for(lambda: (o := sandbox.isvc("fraud", "scorer"))
                             and o["spec"]["predictor"]["maxReplicas"] == 4 and o)
     assert live["metadata"]["annotations"]["inference-console.io/generation"] == "2"
@@ -71,7 +82,7 @@ def test_canary_splits_traffic_in_status(sandbox, setup, alice, django_capture_o
     endpoint = _create(setup, alice, django_capture_on_commit_callbacks)
     sandbox.wait_ready("fraud", "scorer")
     with django_capture_on_commit_callbacks(execute=True):
-        services.endpoint_update(actor=alice, endpoint=endpoint, canary_version=setup.v2, canary_traffic_percent=20)
+        endpoint_update(actor=alice, endpoint=endpoint, canary_version=setup.v2, canary_traffic_percent=20)
 
     def split():
         obj = sandbox.isvc("fraud", "scorer")
@@ -91,7 +102,7 @@ def test_canary_splits_traffic_in_status(sandbox, setup, alice, django_capture_o
     _sync(endpoint)
     assert sorted(t["percent"] for t in _status(endpoint).traffic) == [20, 80]
     with django_capture_on_commit_callbacks(execute=True):
-        services.endpoint_promote_canary(actor=alice, endpoint=endpoint)
+        endpoint_promote_canary(actor=alice, endpoint=endpoint)
     sandbox.wait_for(lambda: len(split() or []) == 0 and sandbox.isvc("fraud", "scorer")["status"]["components"]
                      ["predictor"]["traffic"][0]["percent"] == 100, message="promotion to 100%")
     # After the promotion only the promoted revision keeps pods.
@@ -103,7 +114,7 @@ def test_delete_removes_the_inference_service_then_the_endpoint(sandbox, setup, 
     endpoint = _create(setup, alice, django_capture_on_commit_callbacks)
     sandbox.wait_ready("fraud", "scorer")
     with django_capture_on_commit_callbacks(execute=True):
-        services.endpoint_delete(actor=alice, endpoint=endpoint)
+        endpoint_delete(actor=alice, endpoint=endpoint)
     sandbox.wait_for(lambda: sandbox.isvc("fraud", "scorer") is None, message="the finalizer to be removed")
     assert not Endpoint.objects.filter(pk=endpoint.pk).exists()
     assert AuditEvent.objects.filter(action="endpoint.deleted", target_id=str(endpoint.pk)).exists()
@@ -115,18 +126,18 @@ def test_api_rejection_marks_the_endpoint_failed_with_the_apis_message(sandbox, 
     sandbox.wait_ready("fraud", "scorer")
     # A generation whose stored manifest the API server refuses (422 from schema validation).
     with django_capture_on_commit_callbacks(execute=False):
-        services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=5)
+        endpoint_update(actor=alice, endpoint=endpoint, max_replicas=5)
     revision = Revision.objects.get(endpoint=endpoint, generation=2)
     manifest = revision.manifest
     manifest["spec"]["predictor"]["logger"] = {"mode": "everything", "url": "http://x/"}
     Revision.objects.filter(pk=revision.pk).update(manifest=manifest)
-    assert services.endpoint_apply(endpoint_id=endpoint.pk) == "failed"
+    assert endpoint_apply(endpoint_id=endpoint.pk) == "failed"
     status = _status(endpoint)
     assert status.phase == "Failed"
     assert "422" in status.last_error and "spec.predictor.logger.mode" in status.last_error
     assert Revision.objects.get(pk=revision.pk).outcome == Revision.Outcome.FAILED
     # The periodic pass keeps reporting Failed: what runs is the older generation.
-    services.reconcile_cluster(cluster=setup.cluster)
+    reconcile_cluster(cluster=setup.cluster)
     assert _status(endpoint).phase == "Failed"
 
 
@@ -135,15 +146,15 @@ def test_server_errors_are_retried_until_the_apply_succeeds(sandbox, setup, alic
     from endpoints.cluster import TransientClusterError
 
     with django_capture_on_commit_callbacks(execute=False):
-        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer",
-                                            model_version=setup.v1, deployment_mode="Knative")
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer",
+                                   model_version=setup.v1, deployment_mode="Knative")
     sandbox.server.faults.fail_next(3, status=503, verb="patch")
     attempts = 0
     while True:
         attempts += 1
         try:
             # Each delivery of the task is one attempt; the same task id retries.
-            result = services.endpoint_apply(endpoint_id=endpoint.pk, claimant="task-1")
+            result = endpoint_apply(endpoint_id=endpoint.pk, claimant="task-1")
         except TransientClusterError:
             status = _status(endpoint)
             assert status.last_reconcile_result == "retrying"
@@ -168,12 +179,12 @@ def test_timeouts_count_as_transient(sandbox, setup, alice, django_capture_on_co
     from endpoints.cluster import ClusterClient, TransientClusterError
 
     with django_capture_on_commit_callbacks(execute=False):
-        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer",
-                                            model_version=setup.v1, deployment_mode="Knative")
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer",
+                                   model_version=setup.v1, deployment_mode="Knative")
     sandbox.server.faults.drop_next(1, verb="patch")
     with pytest.raises(TransientClusterError):
-        services.endpoint_apply(endpoint_id=endpoint.pk, claimant="task-1")
-    assert services.endpoint_apply(endpoint_id=endpoint.pk, claimant="task-1") == "applied"
+        endpoint_apply(endpoint_id=endpoint.pk, claimant="task-1")
+    assert endpoint_apply(endpoint_id=endpoint.pk, claimant="task-1") == "applied"
     assert isinstance(ClusterClient, type)
 
 
@@ -183,20 +194,20 @@ def test_unreachable_cluster_gives_unknown_and_keeps_desired_state(sandbox, setu
     sandbox.wait_ready("fraud", "scorer")
     setup.cluster.api_url = "http://127.0.0.1:9"
     setup.cluster.save()
-    report = services.reconcile_cluster(cluster=setup.cluster)
+    report = reconcile_cluster(cluster=setup.cluster)
     assert report["errors"]
     assert _status(endpoint).phase == "Unknown"
     # The user can still change what they want; it converges once the cluster is back.
     with django_capture_on_commit_callbacks(execute=False):
-        services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
+        endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
     setup.cluster.api_url = sandbox.url
     setup.cluster.save()
-    services.reconcile_cluster(cluster=setup.cluster)
+    reconcile_cluster(cluster=setup.cluster)
     live = sandbox.wait_for(lambda: (o := sandbox.isvc("fraud", "scorer")) and
                             o["spec"]["predictor"]["maxReplicas"] == 3 and o)
     assert live["metadata"]["annotations"]["inference-console.io/generation"] == "2"
     sandbox.wait_ready("fraud", "scorer")
-    services.reconcile_cluster(cluster=setup.cluster)
+    reconcile_cluster(cluster=setup.cluster)
     assert _status(endpoint).phase == "Ready"
 
 
@@ -206,12 +217,12 @@ def test_out_of_band_edit_is_corrected_and_audited_but_webhook_defaulting_is_not
     live = sandbox.wait_ready("fraud", "scorer")
     # The simulated webhook added its defaulting annotation: not drift.
     assert live["metadata"]["annotations"]["modelFormat"] == "sklearn"
-    report = services.reconcile_cluster(cluster=setup.cluster)
+    report = reconcile_cluster(cluster=setup.cluster)
     assert report["drift_corrected"] == 0 and report["applied"] == 0
     # Someone scales the endpoint by hand.
     sandbox.store.patch("inferenceservices", "fraud", "scorer", {"spec": {"predictor": {"maxReplicas": 9}}},
                         manager="kubectl-edit")
-    report = services.reconcile_cluster(cluster=setup.cluster)
+    report = reconcile_cluster(cluster=setup.cluster)
     assert report["drift_corrected"] == 1
     assert sandbox.isvc("fraud", "scorer")["spec"]["predictor"]["maxReplicas"] == 1
     event = AuditEvent.objects.get(action="endpoint.drift_corrected")
@@ -226,9 +237,9 @@ def test_unchanged_fleet_costs_one_list_per_namespace_and_no_writes(sandbox, set
     _create(setup, alice, django_capture_on_commit_callbacks, name="b")
     sandbox.wait_ready("fraud", "a")
     sandbox.wait_ready("fraud", "b")
-    services.reconcile_cluster(cluster=setup.cluster)  # settle statuses
+    reconcile_cluster(cluster=setup.cluster)  # settle statuses
     sandbox.server.clear_requests()
-    services.reconcile_cluster(cluster=setup.cluster)
+    reconcile_cluster(cluster=setup.cluster)
     verbs = [(r.verb, r.resource) for r in sandbox.server.requests()]
     assert verbs == [("list", "inferenceservices")]
 
@@ -239,7 +250,7 @@ def test_missing_object_is_applied_again(sandbox, setup, alice, django_capture_o
     sandbox.store.remove_finalizer("inferenceservices", "fraud", "scorer", "inferenceservice.finalizers")
     sandbox.store.delete("inferenceservices", "fraud", "scorer")
     sandbox.wait_for(lambda: sandbox.isvc("fraud", "scorer") is None, message="deletion")
-    report = services.reconcile_cluster(cluster=setup.cluster)
+    report = reconcile_cluster(cluster=setup.cluster)
     assert report["applied"] == 1
     sandbox.wait_ready("fraud", "scorer")
     assert _status(endpoint).applied_generation == 1
@@ -259,7 +270,7 @@ def test_orphans_within_the_cap_are_deleted(sandbox, setup):
     for i in range(3):
         _orphan(sandbox, f"orphan-{i}")
     _orphan(sandbox, "other-console", instance="staging")
-    report = services.reconcile_cluster(cluster=setup.cluster)
+    report = reconcile_cluster(cluster=setup.cluster)
     assert report["deleted"] == 3
     sandbox.wait_for(lambda: all(sandbox.isvc("fraud", f"orphan-{i}") is None for i in range(3)),
                      message="orphans removed")
@@ -270,14 +281,14 @@ def test_orphans_within_the_cap_are_deleted(sandbox, setup):
 def test_a_pass_that_would_delete_more_than_the_cap_deletes_nothing_and_alerts(sandbox, setup):
     for i in range(12):
         _orphan(sandbox, f"orphan-{i}")
-    report = services.reconcile_cluster(cluster=setup.cluster, max_deletions=10)
+    report = reconcile_cluster(cluster=setup.cluster, max_deletions=10)
     assert report["deleted"] == 0
     assert len(sandbox.store.list("inferenceservices", "fraud")) == 12
     alert = ReconcileAlert.objects.get(cluster=setup.cluster, resolved_at__isnull=True)
     assert alert.kind == "deletion_cap"
     assert "12" in alert.message
     # A second pass keeps one alert, not a new one each time.
-    services.reconcile_cluster(cluster=setup.cluster, max_deletions=10)
+    reconcile_cluster(cluster=setup.cluster, max_deletions=10)
     assert ReconcileAlert.objects.filter(cluster=setup.cluster).count() == 1
 
 
@@ -285,19 +296,19 @@ def test_resolving_an_alert_records_it_once_and_the_next_pass_over_the_cap_raise
                                                                                             admin_user):
     for i in range(12):
         _orphan(sandbox, f"orphan-{i}")
-    services.reconcile_cluster(cluster=setup.cluster, max_deletions=10)
+    reconcile_cluster(cluster=setup.cluster, max_deletions=10)
     alert = ReconcileAlert.objects.get(cluster=setup.cluster)
     stale = ReconcileAlert.objects.get(pk=alert.pk)  # the same alert as another admin's page holds it
 
-    assert services.alert_resolve(actor=admin_user, alert=alert) is True
-    assert services.alert_resolve(actor=admin_user, alert=stale) is False
+    assert alert_resolve(actor=admin_user, alert=alert) is True
+    assert alert_resolve(actor=admin_user, alert=stale) is False
     alert.refresh_from_db()
     assert alert.resolved_at is not None
     resolved = AuditEvent.objects.filter(action="reconcile.alert_resolved")
     assert resolved.count() == 1
     assert resolved.get().actor_name == "admin" and resolved.get().details["alert_id"] == alert.pk
 
-    services.reconcile_cluster(cluster=setup.cluster, max_deletions=10)
+    reconcile_cluster(cluster=setup.cluster, max_deletions=10)
     assert ReconcileAlert.objects.filter(cluster=setup.cluster, resolved_at__isnull=True).exclude(
         pk=alert.pk).count() == 1
 
@@ -321,11 +332,11 @@ def test_changing_the_deployment_mode_out_of_band_is_denied_by_the_webhook(sandb
 )
 def test_unreachable_storage_fails_with_the_controllers_reason(sandbox, setup, alice, storage_uri, reason,
                                                                django_capture_on_commit_callbacks):
-    version = services.model_version_create(actor=alice, model=setup.model, storage_uri=storage_uri,
-                                            model_format="sklearn")
+    version = model_version_create(actor=alice, model=setup.model, storage_uri=storage_uri,
+                                   model_format="sklearn")
     with django_capture_on_commit_callbacks(execute=True):
-        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="broken",
-                                            model_version=version, deployment_mode="Knative")
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="broken",
+                                   model_version=version, deployment_mode="Knative")
     sandbox.wait_for(lambda: ((sandbox.isvc("fraud", "broken") or {}).get("status") or {})
                      .get("modelStatus", {}).get("lastFailureInfo"), message="a load failure")
     assert _sync(endpoint) == "Failed"
@@ -346,11 +357,11 @@ def test_concurrent_deliveries_apply_a_generation_once(sandbox, alice):
     from django.test.utils import CaptureQueriesContext  # noqa: F401  (keeps the import local)
 
     setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
-    endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1,
-                                        deployment_mode="Knative")
+    endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1,
+                               deployment_mode="Knative")
     # endpoint_create enqueued a task after commit (eager): it applied generation 1 already.
     sandbox.wait_ready("fraud", "scorer")
-    with_changes = services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=2)
+    with_changes = endpoint_update(actor=alice, endpoint=endpoint, max_replicas=2)
     sandbox.server.clear_requests()
     # The eager task above applied generation 2; now simulate duplicate deliveries of a
     # redelivered message racing each other on generation 2 again after a claim reset.
@@ -361,7 +372,7 @@ def test_concurrent_deliveries_apply_a_generation_once(sandbox, alice):
 
     def deliver(claimant):
         try:
-            results.append(services.endpoint_apply(endpoint_id=with_changes.pk, claimant=claimant))
+            results.append(endpoint_apply(endpoint_id=with_changes.pk, claimant=claimant))
         finally:
             connection.close()
 
@@ -378,7 +389,7 @@ def test_concurrent_deliveries_apply_a_generation_once(sandbox, alice):
 def test_description_only_edit_is_audited_without_a_new_generation(setup, alice,
                                                                     django_capture_on_commit_callbacks):
     endpoint = _create(setup, alice, django_capture_on_commit_callbacks)
-    services.endpoint_update(actor=alice, endpoint=endpoint, description="Scores card payments")
+    endpoint_update(actor=alice, endpoint=endpoint, description="Scores card payments")
     endpoint.refresh_from_db()
     assert endpoint.generation == 1
     event = AuditEvent.objects.filter(action="endpoint.update").latest("id")
@@ -389,7 +400,7 @@ def test_rollback_to_the_current_configuration_adds_no_generation(setup, alice,
                                                                    django_capture_on_commit_callbacks):
     endpoint = _create(setup, alice, django_capture_on_commit_callbacks)
     revision = Revision.objects.get(endpoint=endpoint, generation=1)
-    services.endpoint_rollback(actor=alice, endpoint=endpoint, revision=revision)
+    endpoint_rollback(actor=alice, endpoint=endpoint, revision=revision)
     endpoint.refresh_from_db()
     assert endpoint.generation == 1
 
@@ -400,11 +411,11 @@ def test_endpoint_page_explains_why_it_is_not_ready(sandbox, setup, alice, clien
 
     from tests.endpoints.endpoint_factories import grant
 
-    version = services.model_version_create(actor=alice, model=setup.model, storage_uri="gs://unreachable/m",
-                                            model_format="sklearn")
+    version = model_version_create(actor=alice, model=setup.model, storage_uri="gs://unreachable/m",
+                                   model_format="sklearn")
     with django_capture_on_commit_callbacks(execute=True):
-        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="broken",
-                                            model_version=version, deployment_mode="Knative")
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="broken",
+                                   model_version=version, deployment_mode="Knative")
     sandbox.wait_for(lambda: ((sandbox.isvc("fraud", "broken") or {}).get("status") or {})
                      .get("modelStatus", {}).get("lastFailureInfo"), message="a load failure")
     assert _sync(endpoint) == "Failed"
@@ -417,7 +428,7 @@ def test_endpoint_page_explains_why_it_is_not_ready(sandbox, setup, alice, clien
     assert "storage-initializer" in body
     # Once healthy again, the explanation goes away.
     with django_capture_on_commit_callbacks(execute=True):
-        services.endpoint_update(actor=alice, endpoint=endpoint, model_version=setup.v1)
+        endpoint_update(actor=alice, endpoint=endpoint, model_version=setup.v1)
     sandbox.wait_for(lambda: (o := sandbox.isvc("fraud", "broken")) and o["spec"]["predictor"]["model"]["storageUri"]
                      == setup.v1.storage_uri, message="the fix to be applied")
     sandbox.wait_ready("fraud", "broken")

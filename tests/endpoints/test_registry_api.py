@@ -8,7 +8,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from endpoints import services
 from endpoints.models import (
     Cluster,
     HardwareProfile,
@@ -18,6 +17,7 @@ from endpoints.models import (
     RegisteredModel,
     ServingRuntime,
 )
+from endpoints.services.platform import sync_builtin_runtimes
 from tests.endpoints.registry_factories import (
     CSV_SAMPLE,
     ClusterFactory,
@@ -413,7 +413,7 @@ def test_project_list_query_count_is_bounded(api, admin_user, django_assert_max_
 # --- runtimes and hardware profiles -----------------------------------------------------------------------
 
 def test_everyone_reads_runtimes_and_profiles_but_only_admins_write(api, alice):
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     HardwareProfileFactory()
     as_user(api, alice)
     assert api.get("/api/v1/runtimes/").json()["count"] > 5
@@ -423,7 +423,7 @@ def test_everyone_reads_runtimes_and_profiles_but_only_admins_write(api, alice):
 
 
 def test_built_in_runtime_may_be_disabled_but_not_redefined(api, admin_user):
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     runtime = ServingRuntime.objects.get(name="kserve-sklearnserver")
     as_user(api, admin_user)
     assert api.patch(f"/api/v1/runtimes/{runtime.pk}/", {"disabled": True}).json()["disabled"] is True

@@ -268,9 +268,9 @@ def test_register_version_with_a_reference_csv_stores_its_profile(client, alice,
 
 
 def test_register_version_form_suggests_runtime_formats(client, alice, project):
-    from endpoints import services
+    from endpoints.services.platform import sync_builtin_runtimes
 
-    services.sync_builtin_runtimes()
+    sync_builtin_runtimes()
     model = RegisteredModelFactory(project=project)
     client.force_login(alice)
     response = client.get(reverse("endpoints:version-create", kwargs={"pk": model.pk}))

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from audit.models import AuditEvent
-from endpoints import services
 from endpoints.models import EndpointStatus
+from endpoints.services.endpoints import endpoint_create
+from endpoints.services.reconciler import reconcile_cluster
 from tests.endpoints.endpoint_factories import deploy_setup
 from tests.fixtures.kube import make_kubectl
 
@@ -18,8 +19,8 @@ def test_kubectl_edit_of_a_managed_field_is_corrected_by_the_next_pass(sandbox, 
                                                                        django_capture_on_commit_callbacks):
     setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
     with django_capture_on_commit_callbacks(execute=True):
-        endpoint = services.endpoint_create(actor=alice, project=setup.project, name="scorer",
-                                            model_version=setup.v1, deployment_mode="Knative", max_replicas=2)
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer",
+                                   model_version=setup.v1, deployment_mode="Knative", max_replicas=2)
     sandbox.wait_ready("fraud", "scorer")
     kubectl = make_kubectl(sandbox.server, tmp_path / "home")
 
@@ -35,7 +36,7 @@ def test_kubectl_edit_of_a_managed_field_is_corrected_by_the_next_pass(sandbox, 
     edited = json.loads(kubectl("get", "isvc", "scorer", "-n", "fraud", "-o", "json").stdout)
     assert edited["spec"]["predictor"]["maxReplicas"] == 7
 
-    report = services.reconcile_cluster(cluster=setup.cluster)
+    report = reconcile_cluster(cluster=setup.cluster)
     assert report["drift_corrected"] == 1
     corrected = json.loads(kubectl("get", "isvc", "scorer", "-n", "fraud", "-o", "json").stdout)
     assert corrected["spec"]["predictor"]["maxReplicas"] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from endpoints import services
+from endpoints.services.observation import observation_fields
 from endpoints.status import scaled_to_zero
 from tests.endpoints.endpoint_factories import EndpointFactory
 
@@ -46,7 +46,7 @@ def test_endpoint_without_status_row_is_not_scaled_to_zero():
 def test_pass_replaces_a_stale_explanation_when_the_phase_changes():
     endpoint = EndpointFactory(name="amount", status={
         "phase": "Deploying", "explanation": ["The InferenceService does not exist on the cluster yet."]})
-    fields = services._observation_fields(endpoint, FAILED_LIVE)
+    fields = observation_fields(endpoint, FAILED_LIVE)
     assert fields["phase"] == "Failed"
     assert any("failed to download s3://missing-bucket/m" in line for line in fields["explanation"])
 
@@ -55,4 +55,4 @@ def test_pass_replaces_a_stale_explanation_when_the_phase_changes():
 def test_pass_keeps_the_richer_explanation_while_the_phase_is_unchanged():
     richer = ["PredictorReady is False", "Pod amount-0: container storage-initializer is in CrashLoopBackOff"]
     endpoint = EndpointFactory(name="amount", status={"phase": "Failed", "explanation": richer})
-    assert services._observation_fields(endpoint, FAILED_LIVE)["explanation"] == richer
+    assert observation_fields(endpoint, FAILED_LIVE)["explanation"] == richer

@@ -1,0 +1,242 @@
+"""An endpoint's desired state. Every change is validated with the rules of
+``endpoints.validation`` (the wizard and the API report the same messages), bumps
+``generation``, writes an immutable ``Revision`` (desired-spec snapshot and rendered manifest)
+and its audit event in one transaction, and enqueues reconciliation after commit."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+
+from audit import services as audit
+from endpoints import reconcile, validation
+from endpoints import spec as specs
+from endpoints.models import (
+    Endpoint,
+    EndpointStatus,
+    ModelVersion,
+    Project,
+    ProjectQuota,
+    Revision,
+    ServingRuntime,
+)
+
+# Endpoint fields a user may set (everything else is derived or owned by the console).
+ENDPOINT_FIELDS = (
+    "description", "model_version", "runtime", "protocol", "deployment_mode", "min_replicas", "max_replicas",
+    "scale_metric", "scale_target", "container_concurrency", "timeout_seconds", "hardware_profile",
+    "accelerator_count", "cpu_request", "cpu_limit", "memory_request", "memory_limit", "env", "args",
+    "canary_version", "canary_traffic_percent", "logging_mode",
+)
+
+
+def accelerators_at_max(endpoint) -> int:
+    if not endpoint.hardware_profile_id:
+        return 0
+    return endpoint.accelerator_count * max(endpoint.max_replicas, endpoint.min_replicas)
+
+
+def quota_remaining(endpoint) -> int | None:
+    """Accelerators of the endpoint's profile the project may still request, not counting the
+    endpoint itself; None when the project has no quota for the profile."""
+    if not endpoint.hardware_profile_id:
+        return None
+    quota = ProjectQuota.objects.filter(project_id=endpoint.project_id,
+                                        hardware_profile_id=endpoint.hardware_profile_id).first()
+    if quota is None:
+        return None
+    others = (Endpoint.objects.filter(project_id=endpoint.project_id, hardware_profile_id=endpoint.hardware_profile_id)
+              .exclude(pk=endpoint.pk).exclude(state=Endpoint.State.DELETING)
+              .aggregate(total=Sum(F("accelerator_count") * F("max_replicas")))["total"] or 0)
+    return max(quota.max_accelerators - others, 0)
+
+
+def available_runtime_specs() -> list:
+    return [specs.runtime_spec_for(r) for r in ServingRuntime.objects.all()]
+
+
+def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None) -> None:
+    """All field rules at once (endpoints/validation.py), raising ValidationError by field.
+    A project is a tenant: an endpoint serves models registered in its own project only (its
+    viewers would otherwise read another tenant's model and storage URI off its pages)."""
+    errors: dict[str, list[str]] = {}
+    try:
+        validation.validate_endpoint(
+            validation.draft_from_endpoint(endpoint, previous_mode=previous_mode,
+                                           available_runtimes=available_runtime_specs(),
+                                           quota_remaining=quota_remaining(endpoint),
+                                           accelerators_requested=accelerators_at_max(endpoint))
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict
+    for field, version in (("model_version", endpoint.model_version),
+                           ("canary_version", endpoint.canary_version if endpoint.canary_version_id else None)):
+        if version is not None and version.model.project_id != endpoint.project_id:
+            errors.setdefault(field, []).append(
+                f"{version.model.name} v{version.version} is registered in project {version.model.project.name}; "
+                f"an endpoint of {endpoint.project.name} serves models registered in {endpoint.project.name}.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _write_revision(endpoint: Endpoint, *, actor, summary: str) -> Revision:
+    spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    manifest = reconcile.render(spec)
+    Revision.objects.filter(endpoint=endpoint, outcome=Revision.Outcome.PENDING).update(
+        outcome=Revision.Outcome.SUPERSEDED)
+    return Revision.objects.create(endpoint=endpoint, generation=endpoint.generation, spec=spec, manifest=manifest,
+                                   change_summary=summary[:300], created_by=actor,
+                                   actor_name=actor.get_username() if actor else "system")
+
+
+def _enqueue_reconcile(endpoint_id: int) -> None:
+    from endpoints.tasks import reconcile_endpoint_task
+
+    reconcile_endpoint_task.delay_on_commit(endpoint_id=endpoint_id)
+
+
+@transaction.atomic
+def endpoint_create(*, actor, project: Project, name: str, model_version: ModelVersion, **config) -> Endpoint:
+    unknown = set(config) - set(ENDPOINT_FIELDS)
+    if unknown:
+        raise ValidationError({"__all__": [f"Unknown endpoint fields: {', '.join(sorted(unknown))}."]})
+    endpoint = Endpoint(project=project, name=name, model_version=model_version, created_by=actor, **config)
+    validate_endpoint(endpoint, previous_mode=None)
+    if Endpoint.objects.filter(project=project, name=name).exists():
+        raise ValidationError({"name": [f"{project.name} already has an endpoint named {name}."]})
+    endpoint.generation = 1
+    try:
+        with transaction.atomic():
+            endpoint.save()
+    except IntegrityError as exc:
+        raise ValidationError({"name": [f"{project.name} already has an endpoint named {name}."]}) from exc
+    EndpointStatus.objects.create(endpoint=endpoint)
+    revision = _write_revision(endpoint, actor=actor, summary="created")
+    audit.record(action="endpoint.create", actor=actor, target=endpoint, project=project,
+                 details={"generation": 1, "new": specs.audit_view(revision.spec)})
+    _enqueue_reconcile(endpoint.pk)
+    return endpoint
+
+
+def _locked(endpoint: Endpoint) -> Endpoint:
+    return Endpoint.objects.select_for_update(of=("self",)).select_related(
+        "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
+        "canary_version").get(pk=endpoint.pk)
+
+
+def _applied_mode(endpoint: Endpoint) -> str | None:
+    status = EndpointStatus.objects.filter(endpoint=endpoint).first()
+    if status is not None and status.applied_generation > 0:
+        first = endpoint.revisions.filter(outcome=Revision.Outcome.APPLIED).order_by("generation").first()
+        return (first.spec["deployment_mode"] if first else endpoint.deployment_mode)
+    return None
+
+
+def new_generation(endpoint: Endpoint, *, actor, summary: str, action: str | None,
+                   old_spec: dict | None = None, extra: dict | None = None) -> Revision:
+    """Bump the endpoint's generation, write its revision, audit ``action`` (with the spec
+    diff from ``old_spec``; None: the caller audits its own event) and enqueue the apply.
+    Runs inside the caller's transaction, with the endpoint row locked."""
+    endpoint.generation += 1
+    endpoint.save()
+    revision = _write_revision(endpoint, actor=actor, summary=summary)
+    if action:
+        details = {"generation": endpoint.generation, **(extra or {})}
+        if old_spec is not None:
+            details.update(specs.audit_diff(old_spec, revision.spec))
+        audit.record(action=action, actor=actor, target=endpoint, project=endpoint.project, details=details)
+    _enqueue_reconcile(endpoint.pk)
+    return revision
+
+
+@transaction.atomic
+def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) -> Endpoint:
+    """Change the desired state. Nothing changes (no new generation) when the result would
+    render the same spec."""
+    unknown = set(changes) - set(ENDPOINT_FIELDS)
+    if unknown:
+        raise ValidationError({"__all__": [f"Unknown endpoint fields: {', '.join(sorted(unknown))}."]})
+    endpoint = _locked(endpoint)
+    if endpoint.state == Endpoint.State.DELETING:
+        raise ValidationError("The endpoint is being deleted.")
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    old_description = endpoint.description
+    for name, value in changes.items():
+        setattr(endpoint, name, value)
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    if specs.without_generation(new_spec) == specs.without_generation(old_spec):
+        if "description" in changes and changes["description"] != old_description:
+            endpoint.save(update_fields=["description", "updated_at"])
+            audit.record(action="endpoint.update", actor=actor, target=endpoint, project=endpoint.project,
+                         details={"old": {"description": old_description},
+                                  "new": {"description": endpoint.description}})
+        return endpoint
+    new_generation(endpoint, actor=actor, summary=summary or specs.summarize(old_spec, new_spec),
+                    action="endpoint.update", old_spec=old_spec)
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpoint:
+    """A new generation whose desired state is an old revision's."""
+    if revision.endpoint_id != endpoint.pk:
+        raise ValidationError({"revision": ["That revision belongs to another endpoint."]})
+    endpoint = _locked(endpoint)
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    for name, value in specs.fields_from_spec(revision.spec).items():
+        setattr(endpoint, name, value)
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    if specs.without_generation(new_spec) == specs.without_generation(old_spec):
+        return endpoint  # already the configuration of that revision: nothing to roll back
+    new_generation(endpoint, actor=actor, summary=f"rollback to generation {revision.generation}",
+                    action="endpoint.rollback", old_spec=old_spec, extra={"from_generation": revision.generation})
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_promote_canary(*, actor, endpoint: Endpoint) -> Endpoint:
+    endpoint = _locked(endpoint)
+    if not endpoint.canary_version_id:
+        raise ValidationError({"canary_version": ["The endpoint has no canary to promote."]})
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    endpoint.model_version = endpoint.canary_version
+    endpoint.canary_version = None
+    endpoint.canary_traffic_percent = None
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    new_generation(endpoint, actor=actor, summary=f"promoted canary v{endpoint.model_version.version}",
+                    action="endpoint.promote", old_spec=old_spec)
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_set_state(*, actor, endpoint: Endpoint, stopped: bool) -> Endpoint:
+    """Stop (KServe tears the workload down, keeping the object) or start again."""
+    endpoint = _locked(endpoint)
+    target = Endpoint.State.STOPPED if stopped else Endpoint.State.ACTIVE
+    if endpoint.state == target:
+        return endpoint
+    if endpoint.state == Endpoint.State.DELETING:
+        raise ValidationError("The endpoint is being deleted.")
+    endpoint.state = target
+    new_generation(endpoint, actor=actor, summary="stopped" if stopped else "started",
+                    action="endpoint.stop" if stopped else "endpoint.start")
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_delete(*, actor, endpoint: Endpoint) -> Endpoint:
+    """Mark for deletion; a worker deletes the InferenceService, then the row."""
+    endpoint = _locked(endpoint)
+    if endpoint.state == Endpoint.State.DELETING:
+        return endpoint
+    endpoint.state = Endpoint.State.DELETING
+    endpoint.save(update_fields=["state", "updated_at"])
+    audit.record(action="endpoint.delete", actor=actor, target=endpoint, project=endpoint.project,
+                 details={"generation": endpoint.generation})
+    from endpoints.tasks import delete_endpoint_task
+
+    delete_endpoint_task.delay_on_commit(endpoint_id=endpoint.pk)
+    return endpoint

@@ -1,0 +1,182 @@
+"""Platform objects every project uses: clusters, hardware profiles and the runtime catalog.
+Platform admins write them; each write is audited with the fields it changed."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from audit import services as audit
+from endpoints import catalog, quantities
+from endpoints.models import Cluster, HardwareProfile, ServingRuntime
+
+
+def _snapshot(obj, fields) -> dict:
+    return {name: getattr(obj, name) for name in fields}
+
+
+def _diff(before: dict, after: dict) -> dict:
+    """Audit details of an edit: the old and new value of every field that changed."""
+    return {"old": {k: v for k, v in before.items() if after[k] != v},
+            "new": {k: v for k, v in after.items() if before[k] != v}}
+
+
+# --- clusters -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def cluster_create(*, actor, **fields) -> Cluster:
+    cluster = Cluster(**fields)
+    cluster.full_clean()
+    cluster.save()
+    audit.record(action="cluster.create", actor=actor, target=cluster,
+                 details={"new": _snapshot(cluster, ("name", "kind", "connection", "kubeconfig_context",
+                                                     "api_url", "ingress_domain", "enabled"))})
+    return cluster
+
+
+@transaction.atomic
+def cluster_update(*, actor, cluster: Cluster, **changes) -> Cluster:
+    visible = ("description", "kind", "connection", "kubeconfig_path", "kubeconfig_context", "api_url",
+               "ingress_domain", "enabled")
+    before = _snapshot(cluster, visible)
+    token_changed = "api_token" in changes and changes["api_token"] != cluster.api_token
+    for name, value in changes.items():
+        setattr(cluster, name, value)
+    cluster.full_clean()
+    cluster.save()
+    details = _diff(before, _snapshot(cluster, visible))
+    if token_changed:
+        details["credentials"] = "replaced"  # never the token itself
+    audit.record(action="cluster.update", actor=actor, target=cluster, details=details)
+    return cluster
+
+
+# --- hardware profiles --------------------------------------------------------------------
+
+
+HARDWARE_FIELDS = ("display_name", "description", "accelerator_resource", "accelerator_product", "node_selector",
+                   "tolerations", "default_cpu", "default_memory", "max_cpu", "max_memory",
+                   "max_accelerators_per_replica", "capacity", "enabled")
+
+
+def _validate_hardware(profile: HardwareProfile) -> None:
+    errors: dict[str, list[str]] = {}
+    for name in ("default_cpu", "default_memory", "max_cpu", "max_memory"):
+        try:
+            quantities.parse_quantity(getattr(profile, name))
+        except ValueError as exc:
+            errors.setdefault(name, []).append(str(exc))
+    if profile.accelerator_resource and "/" not in profile.accelerator_resource:
+        errors.setdefault("accelerator_resource", []).append(
+            "Use the extended resource name, e.g. nvidia.com/gpu.")
+    if not profile.accelerator_resource and profile.max_accelerators_per_replica:
+        errors.setdefault("max_accelerators_per_replica", []).append(
+            "A CPU-only profile (no accelerator resource) cannot allow accelerators.")
+    if not isinstance(profile.node_selector, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in (profile.node_selector or {}).items()
+    ):
+        errors.setdefault("node_selector", []).append("Node selector must map label names to string values.")
+    if not isinstance(profile.tolerations, list) or not all(isinstance(t, dict) for t in profile.tolerations):
+        errors.setdefault("tolerations", []).append("Tolerations must be a list of Kubernetes toleration objects.")
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def hardware_profile_create(*, actor, name: str, **fields) -> HardwareProfile:
+    profile = HardwareProfile(name=name, **fields)
+    profile.full_clean()
+    _validate_hardware(profile)
+    profile.save()
+    audit.record(action="hardwareprofile.create", actor=actor, target=profile,
+                 details={"new": _snapshot(profile, ("name", *HARDWARE_FIELDS))})
+    return profile
+
+
+@transaction.atomic
+def hardware_profile_update(*, actor, profile: HardwareProfile, **changes) -> HardwareProfile:
+    before = _snapshot(profile, HARDWARE_FIELDS)
+    for name, value in changes.items():
+        setattr(profile, name, value)
+    profile.full_clean()
+    _validate_hardware(profile)
+    profile.save()
+    audit.record(action="hardwareprofile.update", actor=actor, target=profile,
+                 details=_diff(before, _snapshot(profile, HARDWARE_FIELDS)))
+    return profile
+
+
+# --- runtimes -----------------------------------------------------------------------------
+
+
+RUNTIME_FIELDS = ("display_name", "description", "supported_formats", "protocols", "openai_compatible",
+                  "openai_route_prefix", "disabled", "container_image", "container_args")
+
+
+def _validate_runtime(runtime: ServingRuntime) -> None:
+    errors: dict[str, list[str]] = {}
+    formats = runtime.supported_formats
+    if not isinstance(formats, list) or not formats:
+        errors["supported_formats"] = ["List at least one supported model format."]
+    else:
+        for entry in formats:
+            if not isinstance(entry, dict) or not entry.get("name"):
+                errors["supported_formats"] = ["Each format needs a name (and optionally version, autoSelect, priority)."]
+                break
+            priority = entry.get("priority")
+            if priority is not None and (not isinstance(priority, int) or priority < 1):
+                errors["supported_formats"] = ["Priority must be a whole number of at least 1."]
+                break
+    allowed_protocols = {"v1", "v2", "grpc-v1", "grpc-v2"}
+    if not isinstance(runtime.protocols, list) or not set(runtime.protocols) <= allowed_protocols:
+        errors["protocols"] = [f"Protocols must be among {', '.join(sorted(allowed_protocols))}."]
+    if not runtime.built_in and not runtime.container_image:
+        errors["container_image"] = ["A custom runtime needs the image of its kserve-container."]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def runtime_create(*, actor, name: str, **fields) -> ServingRuntime:
+    runtime = ServingRuntime(name=name, built_in=False, **fields)
+    runtime.full_clean()
+    if catalog.by_name(name) is not None:
+        raise ValidationError({"name": [f"{name} is a built-in KServe runtime name; choose another."]})
+    _validate_runtime(runtime)
+    runtime.save()
+    audit.record(action="runtime.create", actor=actor, target=runtime,
+                 details={"new": _snapshot(runtime, ("name", *RUNTIME_FIELDS))})
+    return runtime
+
+
+@transaction.atomic
+def runtime_update(*, actor, runtime: ServingRuntime, **changes) -> ServingRuntime:
+    if runtime.built_in and set(changes) - {"disabled", "description"}:
+        raise ValidationError("Built-in runtimes mirror KServe's defaults; only disable them or edit the description.")
+    before = _snapshot(runtime, RUNTIME_FIELDS)
+    for name, value in changes.items():
+        setattr(runtime, name, value)
+    runtime.full_clean()
+    _validate_runtime(runtime)
+    runtime.save()
+    audit.record(action="runtime.update", actor=actor, target=runtime,
+                 details=_diff(before, _snapshot(runtime, RUNTIME_FIELDS)))
+    return runtime
+
+
+def sync_builtin_runtimes() -> int:
+    """Make the catalog rows of KServe's default runtimes match endpoints/catalog.py
+    (idempotent; keeps an admin's ``disabled`` choice)."""
+    count = 0
+    for spec in catalog.BUILT_IN_RUNTIMES:
+        if spec.multinode:
+            continue  # multinode runtimes need workerSpec, which the console does not offer
+        data = catalog.as_model_fields(spec)
+        obj, created = ServingRuntime.objects.get_or_create(name=spec.name, defaults={**data, "built_in": True})
+        if not created:
+            changed = {k: v for k, v in data.items() if getattr(obj, k) != v}
+            if changed:
+                ServingRuntime.objects.filter(pk=obj.pk).update(**changed)
+        count += 1
+    return count

@@ -1,0 +1,198 @@
+"""The periodic reconcile pass: one list call per project namespace, then every endpoint's
+observed status, re-applies of what is missing, unapplied or drifted (drift audited), and the
+deletion of managed objects without an endpoint — within a safety cap (``docs/reconciler.md``)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit import services as audit
+from console.redaction import redact_ingest_keys
+from endpoints import reconcile
+from endpoints.cluster import ClusterError
+from endpoints.models import Cluster, Endpoint, EndpointStatus, ReconcileAlert, Revision
+from endpoints.services.alerts import alert_raise
+from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
+from endpoints.services.observation import STATUS_COLUMNS, observation_fields
+
+
+def managed_selector() -> str:
+    """The label selector of the InferenceServices this console instance manages."""
+    return ("app.kubernetes.io/managed-by=inference-console,"
+            f"inference-console.io/instance={settings.CONSOLE_INSTANCE}")
+
+
+def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> dict:
+    """One level-triggered pass over a cluster: ONE list call per project namespace, then
+    record every endpoint's observed status, re-apply what drifted (audited), apply what is
+    missing or was never applied, and delete managed objects that have no endpoint — unless
+    that would delete more than ``max_deletions`` objects, in which case nothing is deleted
+    and an alert is raised. An unchanged fleet costs one list call per namespace and no
+    writes to the cluster.
+
+    Returns the pass's report: namespaces listed, endpoints applied and drift-corrected,
+    orphans found and deleted, and the errors met (the pass goes on after each)."""
+    if max_deletions is None:
+        max_deletions = settings.RECONCILE_MAX_DELETIONS
+    report = {"listed": 0, "applied": 0, "drift_corrected": 0, "deleted": 0, "orphans": 0, "errors": []}
+    client = cluster.client()
+    orphans: list[tuple[str, str]] = []
+    to_apply: list[tuple[int, str]] = []
+    now = timezone.now()
+    for project in cluster.projects.all().order_by("pk"):
+        project_work, project_orphans = _reconcile_namespace(client, project, now=now, report=report)
+        to_apply += project_work
+        orphans += project_orphans
+    _apply_pending(to_apply, report=report)
+    report["orphans"] = len(orphans)
+    if orphans:
+        _delete_orphans(client, cluster, orphans, max_deletions=max_deletions, report=report)
+    return report
+
+
+def _reconcile_namespace(client, project, *, now, report: dict) -> tuple[list[tuple[int, str]], list[tuple[str, str]]]:
+    """One project's namespace: record what the list says of each endpoint; returns the work
+    for later in the pass — (endpoint id, reason) pairs — and the orphans (namespace, name)."""
+    endpoints = list(project.endpoints.select_related("status").all())
+    try:
+        items, _rv = client.list(project.namespace, managed_selector())
+    except ClusterError as exc:
+        report["errors"].append(f"{project.namespace}: {exc}")
+        EndpointStatus.objects.filter(endpoint__project=project).exclude(
+            endpoint__state=Endpoint.State.DELETING).update(
+            phase=EndpointStatus.Phase.UNKNOWN, ready=False, last_error=f"cluster unreachable: {exc}"[:2000])
+        return [], []
+    report["listed"] += 1
+    live_by_name = {item["metadata"]["name"]: item for item in items}
+    changed_statuses: list[EndpointStatus] = []
+    revisions = {r.endpoint_id: r for r in Revision.objects.filter(
+        endpoint__project=project).filter(generation=F("endpoint__generation"))}
+    to_apply = []
+    for endpoint in endpoints:
+        live = live_by_name.pop(endpoint.name, None)
+        if endpoint.state == Endpoint.State.DELETING:
+            if live is not None:
+                to_apply.append((endpoint.pk, "delete"))
+            continue
+        if _observe(endpoint, live):
+            changed_statuses.append(endpoint.status)
+        reason = _work_needed(endpoint, live, revisions.get(endpoint.pk))
+        if reason:
+            to_apply.append((endpoint.pk, reason))
+    _save_statuses(project, changed_statuses, now=now)
+    orphans = [(project.namespace, name) for name, item in live_by_name.items()
+               if is_managed_by_this_console((item.get("metadata") or {}).get("labels") or {})]
+    return to_apply, orphans
+
+
+def _observe(endpoint: Endpoint, live: dict | None) -> bool:
+    """Set the endpoint's status row (created when missing) to what ``live`` says; returns
+    whether the reading changed (only then is the row written back)."""
+    status = getattr(endpoint, "status", None)
+    if status is None:
+        status = EndpointStatus.objects.create(endpoint=endpoint)
+        endpoint.status = status
+    fields = observation_fields(endpoint, live)
+    if not any(getattr(status, name) != value for name, value in fields.items()):
+        return False
+    for name, value in fields.items():
+        setattr(status, name, value)
+    return True
+
+
+def _work_needed(endpoint: Endpoint, live: dict | None, revision: Revision | None) -> str | None:
+    """Why the endpoint's current generation must be applied again (None: it need not)."""
+    if revision is None:
+        return None
+    status = endpoint.status
+    if live is None:
+        return "missing from the cluster"
+    if status.applied_generation < endpoint.generation and status.last_reconcile_result != "failed":
+        return "generation not applied yet"
+    if status.applied_generation == endpoint.generation:
+        drifted = reconcile.drifted_paths(live, revision.manifest)
+        if drifted:
+            _audit_drift(endpoint, live, revision.manifest, drifted)
+            return "drift"
+    return None
+
+
+def _save_statuses(project, changed: list[EndpointStatus], *, now) -> None:
+    """Status rows are written only when what the cluster reports changed; the sync time of
+    the whole namespace is one UPDATE."""
+    if changed:
+        # One plain UPDATE per changed row: bulk_update's CASE expressions over JSON
+        # columns cost far more to build than the statements themselves.
+        with transaction.atomic():
+            for status in changed:
+                EndpointStatus.objects.filter(pk=status.pk).update(
+                    **{name: getattr(status, name) for name in STATUS_COLUMNS})
+    EndpointStatus.objects.filter(endpoint__project=project).update(last_synced_at=now)
+
+
+def _apply_pending(to_apply: list[tuple[int, str]], *, report: dict) -> None:
+    for endpoint_id, reason in to_apply:
+        try:
+            if reason == "delete":
+                endpoint_remove(endpoint_id=endpoint_id)
+                continue
+            result = endpoint_apply(endpoint_id=endpoint_id, force=True, reason=reason)
+        except ClusterError as exc:
+            report["errors"].append(f"endpoint {endpoint_id}: {exc}")
+            continue
+        if result == "applied":
+            report["drift_corrected" if reason == "drift" else "applied"] += 1
+
+
+def _delete_orphans(client, cluster: Cluster, orphans: list[tuple[str, str]], *, max_deletions: int,
+                    report: dict) -> None:
+    """Delete managed InferenceServices without an endpoint (audited), or none at all and an
+    alert when there are more than ``max_deletions``: a restored database or a second console
+    sharing the instance label must not wipe a cluster."""
+    if len(orphans) > max_deletions:
+        alert_raise(
+            cluster=cluster, kind=ReconcileAlert.Kind.DELETION_CAP,
+            message=f"The reconciler found {len(orphans)} InferenceServices labelled as managed by this console "
+                    f"with no endpoint in its database, more than the safety cap of {max_deletions}. Nothing "
+                    "was deleted: check whether the database was restored from an old backup or another "
+                    "console shares the instance label, then delete them by hand or raise the cap.",
+            details={"orphans": [f"{ns}/{name}" for ns, name in orphans[:100]], "cap": max_deletions})
+        return
+    for namespace, name in orphans:
+        try:
+            client.delete("InferenceService", namespace, name)
+        except ClusterError as exc:
+            report["errors"].append(f"{namespace}/{name}: {exc}")
+            continue
+        report["deleted"] += 1
+        audit.record(action="isvc.delete_orphan", actor=None, actor_name="reconciler",
+                     target_type="inferenceservice", target_id=f"{namespace}/{name}",
+                     target_repr=f"{namespace}/{name}",
+                     details={"reason": "managed by this console but no endpoint exists"})
+
+
+def _audit_drift(endpoint: Endpoint, live: dict, manifest: dict, paths: list[str]) -> None:
+    before = redact_ingest_keys({path: _path_value(live, path) for path in paths})
+    after = redact_ingest_keys({path: _path_value(manifest, path) for path in paths})
+    with transaction.atomic():
+        EndpointStatus.objects.filter(pk=endpoint.pk).update(drift_corrections=F("drift_corrections") + 1)
+        audit.record(action="endpoint.drift_corrected", actor=None, actor_name="reconciler", target=endpoint,
+                     project=endpoint.project,
+                     details={"old": before, "new": after,
+                              "reason": "the live InferenceService was changed outside the console"})
+
+
+def _path_value(obj: dict, path: str):
+    node = obj
+    for key in reconcile.split_path(path):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def reconcile_all() -> dict[str, dict]:
+    return {cluster.name: reconcile_cluster(cluster=cluster) for cluster in Cluster.objects.filter(enabled=True)}
