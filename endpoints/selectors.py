@@ -8,6 +8,7 @@ from console.permissions import get_visible_or_404, visible
 from endpoints.models import (
     Cluster,
     Endpoint,
+    EndpointStatus,
     HardwareProfile,
     ModelVersion,
     Project,
@@ -68,8 +69,35 @@ def endpoint_get(*, user, project: str, name: str, action: str = "view") -> Endp
     return get_visible_or_404(qs, user, action, project__name=project, name=name)
 
 
+def endpoint_status(endpoint: Endpoint) -> EndpointStatus | None:
+    """The endpoint's observed status row, or None when it has none yet (loaded with the
+    endpoint by ``select_related("status")``: no query then)."""
+    try:
+        return endpoint.status
+    except EndpointStatus.DoesNotExist:
+        return None
+
+
 def endpoint_revisions(*, endpoint: Endpoint):
     return Revision.objects.filter(endpoint=endpoint).order_by("-generation")
+
+
+def runtime_choices(endpoint: Endpoint | None = None):
+    """Runtimes an endpoint may choose: enabled single-model runtimes, plus the edited endpoint's own (a runtime an admin
+    disabled meanwhile then gets the validation rule's explanation, not "invalid choice")."""
+    qs = ServingRuntime.objects.filter(disabled=False, multi_model=False)
+    if endpoint is not None and endpoint.runtime_id:
+        qs = qs | ServingRuntime.objects.filter(pk=endpoint.runtime_id)
+    return qs.order_by("name")
+
+
+def hardware_choices(endpoint: Endpoint | None = None):
+    """Hardware profiles an endpoint may choose: enabled ones, plus the edited endpoint's own (so an edit does not silently drop a
+    profile an admin disabled meanwhile)."""
+    qs = HardwareProfile.objects.filter(enabled=True)
+    if endpoint is not None and endpoint.hardware_profile_id:
+        qs = qs | HardwareProfile.objects.filter(pk=endpoint.hardware_profile_id)
+    return qs.order_by("name")
 
 
 def runtime_list():

@@ -1,7 +1,8 @@
 """UI routes of the endpoints app (namespace ``endpoints``)."""
 
-from endpoints.views import endpoint, registry
+from endpoints.views import admin, changes, endpoint, registry
 
 app_name = "endpoints"
 
-urlpatterns = [*registry.urlpatterns, *endpoint.urlpatterns]
+# The change routes come first: "endpoints/-/…/" must win over an endpoint's own pages.
+urlpatterns = [*registry.urlpatterns, *admin.urlpatterns, *changes.urlpatterns, *endpoint.urlpatterns]

@@ -28,6 +28,7 @@ from endpoints.api.endpoint_serializers import (
     plan_data,
 )
 from endpoints.models import Endpoint
+from endpoints.planning import new_endpoint, plan_for, validate_proposed
 from endpoints.services.endpoints import (
     endpoint_create,
     endpoint_delete,
@@ -36,7 +37,6 @@ from endpoints.services.endpoints import (
     endpoint_set_state,
     endpoint_update,
 )
-from endpoints.views.endpoint import new_endpoint, plan_for, validate_proposed
 
 ENDPOINT_RELATED = (
     "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",

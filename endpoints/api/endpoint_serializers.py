@@ -13,7 +13,6 @@ from rest_framework import serializers
 
 from console.redaction import redact_ingest_keys
 from endpoints import selectors
-from endpoints.forms.endpoint import hardware_choices, runtime_choices
 from endpoints.models import (
     Endpoint,
     EndpointStatus,
@@ -127,8 +126,8 @@ class _EndpointFieldsSerializer(serializers.Serializer):
         versions = selectors.version_choices_for(user=user)
         self.fields["model_version"].queryset = versions
         self.fields["canary_version"].queryset = versions
-        self.fields["runtime"].queryset = runtime_choices(endpoint)
-        self.fields["hardware_profile"].queryset = hardware_choices(endpoint)
+        self.fields["runtime"].queryset = selectors.runtime_choices(endpoint)
+        self.fields["hardware_profile"].queryset = selectors.hardware_choices(endpoint)
         if "project" in self.fields:
             self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
 

@@ -12,11 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from endpoints import selectors
-from endpoints.models import Endpoint, HardwareProfile, ServingRuntime
-
-# Fields holding a related object: stored in the session (plan tokens) as primary keys and
-# resolved again through the same restricted querysets when the plan is confirmed.
-RELATED_FIELDS = ("model_version", "runtime", "hardware_profile", "canary_version")
+from endpoints.models import Endpoint
 
 
 class VersionChoiceField(forms.ModelChoiceField):
@@ -230,8 +226,8 @@ class EndpointForm(forms.Form):
             "model__project__name", "model__name", "-version")
         self.fields["model_version"].queryset = versions
         self.fields["canary_version"].queryset = versions
-        self.fields["runtime"].queryset = runtime_choices(endpoint)
-        self.fields["hardware_profile"].queryset = hardware_choices(endpoint)
+        self.fields["runtime"].queryset = selectors.runtime_choices(endpoint)
+        self.fields["hardware_profile"].queryset = selectors.hardware_choices(endpoint)
         if endpoint is None:
             self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
         else:
@@ -305,24 +301,6 @@ def initial_from_endpoint(endpoint: Endpoint, *, parsed: bool = False) -> dict:
         data["env"] = _format_env(endpoint.env)
         data["args"] = "\n".join(str(a) for a in endpoint.args or [])
     return data
-
-
-def runtime_choices(endpoint: Endpoint | None = None):
-    """Enabled single-model runtimes, plus the edited endpoint's own (a runtime an admin
-    disabled meanwhile then gets the validation rule's explanation, not "invalid choice")."""
-    qs = ServingRuntime.objects.filter(disabled=False, multi_model=False)
-    if endpoint is not None and endpoint.runtime_id:
-        qs = qs | ServingRuntime.objects.filter(pk=endpoint.runtime_id)
-    return qs.order_by("name")
-
-
-def hardware_choices(endpoint: Endpoint | None = None):
-    """Enabled profiles, plus the edited endpoint's own (so an edit does not silently drop a
-    profile an admin disabled meanwhile)."""
-    qs = HardwareProfile.objects.filter(enabled=True)
-    if endpoint is not None and endpoint.hardware_profile_id:
-        qs = qs | HardwareProfile.objects.filter(pk=endpoint.hardware_profile_id)
-    return qs.order_by("name")
 
 
 class CanaryForm(forms.Form):
