@@ -3,11 +3,47 @@
 Projects, registered models and endpoints are granted per object; a model and an endpoint
 also inherit their project's grants. Actions shared by all three: view, deploy, infer, manage
 (``console/permissions.py``).
+
+Every other model a page or an API lists has a rule of its own (``register_scope``), so
+``restrict()`` — and with it the base views and viewsets — scopes it too:
+
+- rows that belong to a protected object follow it (``through``): a model's versions and
+  aliases follow the model, an endpoint's revisions and status its endpoint, a project's quotas
+  its project — whoever may ``view`` the parent may view them, and so on for every action;
+- the platform catalog (clusters, hardware profiles, runtimes) is read by every signed-in user
+  (endpoint pages and the wizard name them), and only platform admins may do anything else;
+- reconciler alerts are for platform admins only.
 """
 
 from __future__ import annotations
 
-from console.permissions import protect
+from collections.abc import Callable
+
+from console.permissions import is_platform_admin, protect, register_scope, restrict
+
+
+def through(field: str, parent) -> Callable:
+    """An access rule for rows that belong to a ``parent`` row (``field``: the lookup from the
+    row to it, e.g. ``"model"`` or ``"window__endpoint"``): the user may ``action`` the rows of
+    the parents they may ``action``."""
+
+    def scope(queryset, user, action):
+        if is_platform_admin(user):
+            return queryset  # spares the subquery: admins see every parent
+        return queryset.filter(**{f"{field}__in": restrict(parent._default_manager.all(), user, action)})
+
+    return scope
+
+
+def catalog(queryset, user, action):
+    """Readable by every signed-in user; any other action is for platform admins."""
+    if action == "view" or is_platform_admin(user):
+        return queryset
+    return queryset.none()
+
+
+def platform_admins_only(queryset, user, action):
+    return queryset if is_platform_admin(user) else queryset.none()
 
 
 def register() -> None:
@@ -26,3 +62,11 @@ def register() -> None:
         group_perms=m.EndpointGroupObjectPermission,
         parent_field="project",
     )
+    register_scope(m.ModelVersion, through("model", m.RegisteredModel))
+    register_scope(m.ModelAlias, through("model", m.RegisteredModel))
+    register_scope(m.Revision, through("endpoint", m.Endpoint))
+    register_scope(m.EndpointStatus, through("endpoint", m.Endpoint))
+    register_scope(m.ProjectQuota, through("project", m.Project))
+    for model in (m.Cluster, m.HardwareProfile, m.ServingRuntime):
+        register_scope(model, catalog)
+    register_scope(m.ReconcileAlert, platform_admins_only)

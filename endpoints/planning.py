@@ -41,20 +41,9 @@ KIND_TITLES = {
     "start": "Start endpoint {name}",
 }
 
-ENDPOINT_RELATED = (
-    "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
-    "status", "canary_version", "canary_version__model",
-)
-
-
-def endpoint_queryset():
-    """Endpoints with everything a plan, a page or an API answer reads of them."""
-    return Endpoint.objects.select_related(*ENDPOINT_RELATED)
-
-
 def endpoint_by_id(*, user, pk: int, action: str = "view") -> Endpoint:
     """One endpoint through the chokepoint: 404 when invisible, 403 without ``action``."""
-    return get_visible_or_404(endpoint_queryset(), user, action, pk=pk)
+    return get_visible_or_404(selectors.endpoint_queryset(), user, action, pk=pk)
 
 
 def applied_mode(endpoint: Endpoint) -> str | None:

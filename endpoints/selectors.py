@@ -1,15 +1,18 @@
-"""Per-user reads of the endpoints app. Every query starts from the permission chokepoint."""
+"""Reads of the endpoints app. Those that take the viewing user start from the permission
+chokepoint; the unscoped bases (``endpoint_queryset``, ``versions_with_deployments``' versions)
+are for views whose base class scopes them."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Prefetch, Q, Sum
 
-from console.permissions import get_visible_or_404, visible
+from console.permissions import get_visible_or_404, restrict, visible
 from endpoints.models import (
     Cluster,
     Endpoint,
     EndpointStatus,
     HardwareProfile,
+    ModelAlias,
     ModelVersion,
     Project,
     RegisteredModel,
@@ -26,6 +29,15 @@ def project_get(*, user, name: str, action: str = "view") -> Project:
     return get_visible_or_404(Project.objects.select_related("cluster"), user, action, name=name)
 
 
+def project_accelerator_usage(*, user, project: Project) -> dict[int, int]:
+    """Accelerators requested at max replicas per hardware profile by the project's endpoints
+    the user may see (every one, for the platform admins who read it)."""
+    endpoints = restrict(Endpoint.objects.filter(project=project, hardware_profile__isnull=False), user, "view")
+    rows = (endpoints.exclude(state=Endpoint.State.DELETING).values("hardware_profile_id")
+            .annotate(total=Sum(F("accelerator_count") * F("max_replicas"))))
+    return {row["hardware_profile_id"]: row["total"] or 0 for row in rows}
+
+
 def model_list_visible_to(*, user, project: Project | None = None, search: str = ""):
     qs = RegisteredModel.objects.select_related("project", "owner").annotate(version_count=Count("versions"))
     if project is not None:
@@ -39,10 +51,37 @@ def model_get(*, user, pk: int, action: str = "view") -> RegisteredModel:
     return get_visible_or_404(RegisteredModel.objects.select_related("project", "owner"), user, action, pk=pk)
 
 
+def versions_with_deployments(*, user):
+    """Model versions with their aliases and the endpoints visible to ``user`` that serve each
+    one as primary or canary, in a fixed number of queries whatever the counts. The versions
+    themselves are not scoped: the caller's base view (or an already visible model) does it."""
+    endpoints = restrict(Endpoint.objects.select_related("project").order_by("project__name", "name"), user, "view")
+    return (
+        ModelVersion.objects.select_related("model", "created_by")
+        .prefetch_related(
+            Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
+            Prefetch("endpoints", queryset=endpoints, to_attr="visible_endpoints"),
+            Prefetch("canary_endpoints", queryset=endpoints, to_attr="visible_canary_endpoints"),
+        )
+    )
+
+
 def version_choices_for(*, user, action: str = "deploy"):
     """Model versions a user may deploy (their model is visible to them with ``action``)."""
     models = visible(RegisteredModel.objects.all(), user, action)
     return ModelVersion.objects.filter(model__in=models).select_related("model", "model__project")
+
+
+ENDPOINT_RELATED = (
+    "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
+    "status", "canary_version", "canary_version__model",
+)
+
+
+def endpoint_queryset():
+    """Endpoints with everything their pages, plans and API answers read of them, before any
+    scoping: views pass it through the chokepoint (the base views, ``get_visible_or_404``)."""
+    return Endpoint.objects.select_related(*ENDPOINT_RELATED)
 
 
 def endpoint_list_visible_to(*, user, project: str = "", phase: str = "", search: str = "", state: str = ""):
@@ -59,14 +98,6 @@ def endpoint_list_visible_to(*, user, project: str = "", phase: str = "", search
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(model_version__model__name__icontains=search))
     return visible(qs, user, "view")
-
-
-def endpoint_get(*, user, project: str, name: str, action: str = "view") -> Endpoint:
-    qs = Endpoint.objects.select_related(
-        "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
-        "status", "canary_version", "canary_version__model",
-    )
-    return get_visible_or_404(qs, user, action, project__name=project, name=name)
 
 
 def endpoint_status(endpoint: Endpoint) -> EndpointStatus | None:

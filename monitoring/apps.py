@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class MonitoringConfig(AppConfig):
     name = "monitoring"
+
+    def ready(self) -> None:
+        from monitoring import access_rules
+
+        access_rules.register()

@@ -1,8 +1,9 @@
-"""Per-user reads behind the dashboards. Every entry point resolves what the user may see
-through the endpoints app's selectors, which start from the permission chokepoint
-(``console.permissions``): an endpoint the user cannot see is a 404 here too, for pages and
-for their JSON alike. Dashboards read rollups, bin counts and stored drift results, never raw
-inference records, with a fixed number of queries whatever the traffic.
+"""Reads behind the dashboards. An endpoint's dashboards take the endpoint their view found
+through the permission chokepoint (the base views and viewsets of ``console``: an endpoint the
+user cannot see is a 404 for pages, their JSON and the API alike); the platform overview and
+the home page's drift list start from the endpoints the user may see. Dashboards read rollups,
+bin counts and stored drift results, never raw inference records, with a fixed number of
+queries whatever the traffic.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from console.permissions import get_visible_or_404, is_platform_admin
+from console.permissions import is_platform_admin
 from endpoints import selectors as endpoint_selectors
 from endpoints.models import Endpoint, EndpointStatus, HardwareProfile, ModelVersion
-from monitoring import drift, metrics, prometheus, services
+from monitoring import drift, metrics, prometheus
 from monitoring.models import BinCount, DriftWindow, FeatureDrift, LatencyRollup, MonitoringConfig
 
 # --- time ranges ----------------------------------------------------------------------------------
@@ -209,23 +210,10 @@ def _latency_versions(endpoint: Endpoint, window: TimeWindow) -> list[VersionLat
     return sorted(out, key=lambda v: (ROLE_ORDER[v.role], -v.key))
 
 
-ENDPOINT_RELATED = ("project", "project__cluster", "model_version", "model_version__model", "runtime",
-                    "hardware_profile", "status", "canary_version", "canary_version__model")
-
-
-def endpoint_visible(*, user, project: str | None = None, name: str | None = None, endpoint_id=None,
-                     action: str = "view") -> Endpoint:
-    """The endpoint by project and name (UI) or id (API), through the chokepoint: 404 when the
-    user cannot see it, 403 when they see it but may not ``action``."""
-    if endpoint_id is not None:
-        return get_visible_or_404(Endpoint.objects.select_related(*ENDPOINT_RELATED), user, action, pk=endpoint_id)
-    return endpoint_selectors.endpoint_get(user=user, project=project, name=name, action=action)
-
-
-def latency_dashboard(*, user, project: str | None = None, name: str | None = None, endpoint_id=None,
-                      range_key: str | None = None, now: datetime | None = None) -> LatencyDashboard:
-    """Requests, errors and latency percentiles of one endpoint (404 unless the user may see it)."""
-    endpoint = endpoint_visible(user=user, project=project, name=name, endpoint_id=endpoint_id)
+def latency_dashboard(*, endpoint: Endpoint, range_key: str | None = None,
+                      now: datetime | None = None) -> LatencyDashboard:
+    """Requests, errors and latency percentiles of one endpoint, which the caller's view found
+    through the chokepoint (``endpoints.selectors.endpoint_queryset``'s related rows loaded)."""
     window = time_window(range_key, now=now)
     versions = _latency_versions(endpoint, window)
     note = logger_note(endpoint)
@@ -304,11 +292,10 @@ def _distribution(feature: dict, counts: dict[int, int]) -> Distribution | None:
                         reference=list(comparison.reference), current=list(comparison.current), rows=comparison.rows)
 
 
-def drift_dashboard(*, user, project: str | None = None, name: str | None = None, endpoint_id=None,
-                    range_key: str | None = None, version_id: str | None = None, feature: str | None = None,
-                    now: datetime | None = None) -> DriftDashboard:
-    """Drift of one endpoint's primary (or chosen canary) version over a range (404 unless visible)."""
-    endpoint = endpoint_visible(user=user, project=project, name=name, endpoint_id=endpoint_id)
+def drift_dashboard(*, endpoint: Endpoint, range_key: str | None = None, version_id: str | None = None,
+                    feature: str | None = None, now: datetime | None = None) -> DriftDashboard:
+    """Drift of one endpoint's primary (or chosen canary) version over a range; the caller's
+    view found the endpoint through the chokepoint."""
     window = time_window(range_key, now=now)
     config = MonitoringConfig.objects.filter(endpoint=endpoint).first() or MonitoringConfig(endpoint=endpoint)
     versions = [(endpoint.model_version, "primary")]
@@ -469,17 +456,3 @@ def endpoints_in_drift_alert(*, user, limit: int = 10) -> list[dict]:
     """The user's visible endpoints whose latest drift window raised an alert (home page)."""
     visible = endpoint_selectors.endpoint_list_visible_to(user=user).order_by()
     return _drift_flagged(visible, [DriftWindow.Status.ALERT], limit=limit)
-
-
-def config_for_update(*, user, project: str | None = None, name: str | None = None,
-                      endpoint_id=None) -> tuple[Endpoint, MonitoringConfig]:
-    """The endpoint and its monitoring settings for a user who may change them (deploy): 404 when
-    invisible, 403 when only visible."""
-    endpoint = endpoint_visible(user=user, project=project, name=name, endpoint_id=endpoint_id, action="deploy")
-    return endpoint, services.config_for(endpoint)
-
-
-def config_visible(*, user, endpoint_id) -> tuple[Endpoint, MonitoringConfig]:
-    """An endpoint's monitoring settings for anyone who may see the endpoint."""
-    endpoint = endpoint_visible(user=user, endpoint_id=endpoint_id)
-    return endpoint, services.config_for(endpoint)

@@ -29,7 +29,8 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from endpoints.views.endpoint import endpoint_frame
+from console.views.base import ProtectedDetailView
+from endpoints.views.endpoint import EndpointPageMixin, endpoint_frame
 from monitoring import figures, selectors, services
 from monitoring.forms import MonitoringConfigForm
 from monitoring.staticfiles import PLOTLY_JS, plotly_style_guard_ids
@@ -66,15 +67,20 @@ def _range_key(request) -> str:
     return key if key in selectors.RANGES else selectors.DEFAULT_RANGE
 
 
-@dashboard_csp
-class EndpointLatencyView(LoginRequiredMixin, View):
-    """Latency tab: p50/p95/p99, requests per second and error rate per model version."""
+class EndpointDashboardView(EndpointPageMixin, ProtectedDetailView):
+    """A monitoring tab of the endpoint the URL names, found among those the user may see
+    (404 otherwise, for the page and its JSON alike); ``json``: the JSON twin."""
 
     json = False
 
+
+@dashboard_csp
+class EndpointLatencyView(EndpointDashboardView):
+    """Latency tab: p50/p95/p99, requests per second and error rate per model version."""
+
     def get(self, request, project, name):
         range_key = _range_key(request)
-        dashboard = selectors.latency_dashboard(user=request.user, project=project, name=name, range_key=range_key)
+        dashboard = selectors.latency_dashboard(endpoint=self.get_object(), range_key=range_key)
         data = figures.latency_figures(dashboard)
         summary = render_to_string("monitoring/_latency_summary.html", {"dashboard": dashboard}, request=request)
         if self.json:
@@ -99,58 +105,60 @@ class EndpointLatencyView(LoginRequiredMixin, View):
         return render(request, "monitoring/endpoint_latency.html", context)
 
 
+def drift_page(request, endpoint, *, json: bool = False, config_form=None, status=200):
+    """The Drift tab (or its JSON); ``config_form``: the drift settings as just submitted, with
+    their errors."""
+    range_key = _range_key(request)
+    dashboard = selectors.drift_dashboard(endpoint=endpoint, range_key=range_key,
+                                          version_id=request.GET.get("version"), feature=request.GET.get("feature"))
+    data = figures.drift_figures(dashboard)
+    kwargs = {"project": endpoint.project.name, "name": endpoint.name}
+    summary = render_to_string("monitoring/_drift_summary.html", {"dashboard": dashboard}, request=request)
+    if json:
+        return _json(data, {"summary": summary})
+    frame = endpoint_frame(request, dashboard.endpoint)
+    panels = [
+        _panel("heatmap", "PSI per feature and window", data,
+               "Population stability index of each feature against the reference, one column per window.",
+               wide=True),
+        _panel("top_features", "Top drifting features", data, "Latest window with enough rows, highest PSI first."),
+        _panel("distribution", "Reference vs live distribution", data,
+               "Share of rows per reference bin, over the chosen range."),
+        _panel("prediction_trend", "Prediction drift", data, "PSI and Jensen–Shannon distance of the prediction."),
+        _panel("prediction_distribution", "Prediction distribution", data,
+               "Share of predictions per reference bin, over the chosen range."),
+    ]
+    form = config_form
+    if form is None and frame["can_deploy"]:
+        form = MonitoringConfigForm(instance=dashboard.config)
+    context = {
+        **frame,
+        **_dashboard_context(request, data, reverse("monitoring:endpoint-drift-data", kwargs=kwargs), range_key),
+        "dashboard": dashboard, "summary": summary, "panels": [p for p in panels if p], "config_form": form,
+        "dashboard_kind": "drift",
+    }
+    return render(request, "monitoring/endpoint_drift.html", context, status=status)
+
+
 @dashboard_csp
-class EndpointDriftView(LoginRequiredMixin, View):
+class EndpointDriftView(EndpointDashboardView):
     """Drift tab: feature × window heatmap of PSI, top drifting features, reference vs live
     distribution of a chosen feature, and drift of the prediction."""
 
-    json = False
-
     def get(self, request, project, name):
-        return self.page(request, project, name)
-
-    def page(self, request, project, name, *, config_form=None, status=200):
-        """The tab; ``config_form``: the drift settings as just submitted, with their errors."""
-        range_key = _range_key(request)
-        dashboard = selectors.drift_dashboard(user=request.user, project=project, name=name, range_key=range_key,
-                                              version_id=request.GET.get("version"),
-                                              feature=request.GET.get("feature"))
-        data = figures.drift_figures(dashboard)
-        kwargs = {"project": project, "name": name}
-        summary = render_to_string("monitoring/_drift_summary.html", {"dashboard": dashboard}, request=request)
-        if self.json:
-            return _json(data, {"summary": summary})
-        frame = endpoint_frame(request, dashboard.endpoint)
-        panels = [
-            _panel("heatmap", "PSI per feature and window", data,
-                   "Population stability index of each feature against the reference, one column per window.",
-                   wide=True),
-            _panel("top_features", "Top drifting features", data, "Latest window with enough rows, highest PSI first."),
-            _panel("distribution", "Reference vs live distribution", data,
-                   "Share of rows per reference bin, over the chosen range."),
-            _panel("prediction_trend", "Prediction drift", data, "PSI and Jensen–Shannon distance of the prediction."),
-            _panel("prediction_distribution", "Prediction distribution", data,
-                   "Share of predictions per reference bin, over the chosen range."),
-        ]
-        form = config_form
-        if form is None and frame["can_deploy"]:
-            form = MonitoringConfigForm(instance=dashboard.config)
-        context = {
-            **frame,
-            **_dashboard_context(request, data, reverse("monitoring:endpoint-drift-data", kwargs=kwargs), range_key),
-            "dashboard": dashboard, "summary": summary, "panels": [p for p in panels if p], "config_form": form,
-            "dashboard_kind": "drift",
-        }
-        return render(request, "monitoring/endpoint_drift.html", context, status=status)
+        return drift_page(request, self.get_object(), json=self.json)
 
 
 @method_decorator(csp_update({"style-src": ["'unsafe-hashes'", EMPTY_INLINE_STYLE]}), name="post")
-class EndpointDriftSettingsView(LoginRequiredMixin, View):
+class EndpointDriftSettingsView(EndpointPageMixin, ProtectedDetailView):
     """Change an endpoint's drift thresholds and window (needs deploy on the endpoint). A
     refused change shows the tab again with the values as typed and the errors beside them."""
 
+    permission_action = "deploy"
+    http_method_names = ["post"]
+
     def post(self, request, project, name):
-        endpoint, _ = selectors.config_for_update(user=request.user, project=project, name=name)
+        endpoint = self.get_object()
         form = MonitoringConfigForm(request.POST, instance=services.config_for(endpoint))
         target = reverse("monitoring:endpoint-drift", kwargs={"project": project, "name": name})
         if form.is_valid():
@@ -161,7 +169,7 @@ class EndpointDriftSettingsView(LoginRequiredMixin, View):
                 form.add_error(None, exc)
         if form.errors:
             messages.error(request, "The drift settings were not saved: see the errors below.")
-            return EndpointDriftView().page(request, project, name, config_form=form, status=400)
+            return drift_page(request, endpoint, config_form=form, status=400)
         messages.success(request, "Drift settings saved; stored windows are recomputed within a minute.")
         return redirect(target)
 

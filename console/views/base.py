@@ -50,9 +50,15 @@ class ChokepointMixin:
 
     def get_queryset(self):
         rows = self.get_base_queryset()
-        if self.chokepoint_exempt:
-            return rows
-        return restrict(rows, self.request.user, self.scoping_action())
+        if not self.chokepoint_exempt:
+            rows = restrict(rows, self.request.user, self.scoping_action())
+        return self.filter_queryset(rows)
+
+    def filter_queryset(self, queryset):
+        """Narrow the scoped rows by the request (list filters, a search box): the identity
+        here. It runs after the chokepoint, so it can only narrow what the user may see — the
+        place for what would otherwise tempt a subclass to override ``get_queryset``."""
+        return queryset
 
 
 class ProtectedListView(LoginRequiredMixin, ChokepointMixin, ListView):

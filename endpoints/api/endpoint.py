@@ -12,11 +12,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from console.permissions import get_visible_or_404
+from console.api.viewsets import ProtectedGenericViewSet
 from endpoints import selectors
 from endpoints.api.endpoint_serializers import (
     EndpointCreateSerializer,
@@ -38,15 +38,6 @@ from endpoints.services.endpoints import (
     endpoint_update,
 )
 
-ENDPOINT_RELATED = (
-    "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
-    "status", "canary_version", "canary_version__model",
-)
-
-
-def _endpoint_queryset():
-    return Endpoint.objects.select_related(*ENDPOINT_RELATED)
-
 
 @extend_schema_view(
     list=extend_schema(
@@ -61,29 +52,36 @@ def _endpoint_queryset():
     ),
     retrieve=extend_schema(summary="One endpoint"),
 )
-class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Endpoints: each one KServe InferenceService, changed only through the services."""
+class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProtectedGenericViewSet):
+    """Endpoints: each one KServe InferenceService, changed only through the services. The
+    base viewset finds an endpoint among those the caller may see (404 otherwise) and checks
+    ``deploy`` for every write and action (403 without it)."""
 
     serializer_class = EndpointSerializer
     lookup_value_regex = r"\d+"
-    queryset = Endpoint.objects.none()  # for the schema; get_queryset filters per user
+    queryset = selectors.endpoint_queryset().order_by("project__name", "name")
 
-    def get_queryset(self):
+    def filter_queryset(self, queryset):
+        if self.action != "list":
+            return queryset  # list filters never hide the object a detail URL names
         params = self.request.query_params
-        qs = selectors.endpoint_list_visible_to(
-            user=self.request.user, phase=params.get("phase", ""),
-            search=params.get("search", "").strip(), state=params.get("state", ""),
-        )
         project = params.get("project", "").strip()
         if project:  # the name, or the id every endpoint object reports as "project"
-            qs = qs.filter(Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
-        return qs.select_related("canary_version__model").order_by("project__name", "name")
-
-    def _endpoint(self, action: str = "view") -> Endpoint:
-        return get_visible_or_404(_endpoint_queryset(), self.request.user, action, pk=self.kwargs["pk"])
+            queryset = queryset.filter(
+                Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
+        if params.get("phase", ""):
+            queryset = queryset.filter(status__phase=params["phase"])
+        if params.get("state", ""):
+            queryset = queryset.filter(state=params["state"])
+        search = params.get("search", "").strip()
+        if search:
+            queryset = queryset.filter(Q(name__icontains=search) | Q(model_version__model__name__icontains=search))
+        return queryset
 
     def _respond(self, endpoint: Endpoint, code: int = status.HTTP_200_OK) -> Response:
-        fresh = _endpoint_queryset().get(pk=endpoint.pk)
+        # The endpoint was just found through the chokepoint (or created by the caller): read
+        # it back fresh, after the service's writes.
+        fresh = selectors.endpoint_queryset().get(pk=endpoint.pk)
         return Response(EndpointSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
     # --- writes ------------------------------------------------------------------------------
@@ -100,7 +98,7 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(summary="Change an endpoint", request=EndpointUpdateSerializer,
                    responses={200: EndpointSerializer})
     def partial_update(self, request, pk=None):
-        endpoint = self._endpoint("deploy")
+        endpoint = self.get_object()
         serializer = EndpointUpdateSerializer(data=request.data, endpoint=endpoint,
                                               context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
@@ -111,7 +109,7 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                    description="Marks the endpoint for deletion; a worker deletes the InferenceService, then "
                                "the endpoint.")
     def destroy(self, request, pk=None):
-        endpoint = endpoint_delete(actor=request.user, endpoint=self._endpoint("deploy"))
+        endpoint = endpoint_delete(actor=request.user, endpoint=self.get_object())
         return self._respond(endpoint, status.HTTP_202_ACCEPTED)
 
     # --- plans ---------------------------------------------------------------------------------
@@ -121,11 +119,11 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                                "live object, the API server's dry-run verdict, impact). Nothing is stored.")
     @action(detail=True, methods=["post"], url_path="plan")
     def plan(self, request, pk=None):
-        current = self._endpoint("deploy")
+        current = self.get_object()
         serializer = EndpointUpdateSerializer(data=request.data, endpoint=current,
                                               context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        proposed = _endpoint_queryset().get(pk=current.pk)
+        proposed = selectors.endpoint_queryset().get(pk=current.pk)
         for name, value in serializer.validated_data.items():
             setattr(proposed, name, value)
         return self._plan_response(proposed, current)
@@ -151,7 +149,7 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(summary="Revisions of an endpoint", responses={200: RevisionSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def revisions(self, request, pk=None):
-        endpoint = self._endpoint()
+        endpoint = self.get_object()
         page = self.paginate_queryset(selectors.endpoint_revisions(endpoint=endpoint))
         return self.get_paginated_response(RevisionSerializer(page, many=True).data)
 
@@ -160,7 +158,7 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                    description="A new generation with the desired state of an earlier revision.")
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
-        endpoint = self._endpoint("deploy")
+        endpoint = self.get_object()
         serializer = RollbackSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         generation = serializer.validated_data["generation"]
@@ -173,20 +171,20 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                    description="KServe deletes the pods and keeps the InferenceService.")
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
-        return self._respond(endpoint_set_state(actor=request.user, endpoint=self._endpoint("deploy"),
+        return self._respond(endpoint_set_state(actor=request.user, endpoint=self.get_object(),
                                                          stopped=True))
 
     @extend_schema(summary="Start a stopped endpoint", request=None, responses={200: EndpointSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
-        return self._respond(endpoint_set_state(actor=request.user, endpoint=self._endpoint("deploy"),
+        return self._respond(endpoint_set_state(actor=request.user, endpoint=self.get_object(),
                                                          stopped=False))
 
     @extend_schema(summary="Promote the canary", request=None, responses={200: EndpointSerializer},
                    description="The canary version becomes the endpoint's model version with all traffic.")
     @action(detail=True, methods=["post"])
     def promote(self, request, pk=None):
-        return self._respond(endpoint_promote_canary(actor=request.user, endpoint=self._endpoint("deploy")))
+        return self._respond(endpoint_promote_canary(actor=request.user, endpoint=self.get_object()))
 
 
 def register(router) -> None:

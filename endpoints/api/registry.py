@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Max, Prefetch, Q
+from django.db.models import Count, Max, Prefetch, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
-from console.api.permissions import IsPlatformAdmin
-from console.permissions import can, is_platform_admin, visible
+from console.api.permissions import ChokepointPermission, IsPlatformAdmin
+from console.api.viewsets import ProtectedGenericViewSet, ProtectedReadOnlyViewSet
+from console.permissions import can, is_platform_admin
 from endpoints import selectors
 from endpoints.api.registry_serializers import (
     AliasResultSerializer,
@@ -44,7 +45,7 @@ from endpoints.api.registry_serializers import (
     RegisteredModelSerializer,
     ServingRuntimeSerializer,
 )
-from endpoints.models import Endpoint, ModelAlias, ModelVersion, ProjectQuota, RegisteredModel
+from endpoints.models import HardwareProfile, Project, ProjectQuota, RegisteredModel, ServingRuntime
 from endpoints.services.platform import (
     cluster_create,
     cluster_update,
@@ -83,12 +84,14 @@ def refuse_rename(instance, data: dict) -> dict:
 
 
 class AdminWritableViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                           mixins.UpdateModelMixin, viewsets.GenericViewSet):
+                           mixins.UpdateModelMixin, ProtectedGenericViewSet):
     """Catalog objects written through ``create_service``/``update_service`` (no delete: they
-    are disabled instead, so endpoints that use them keep working)."""
+    are disabled instead, so endpoints that use them keep working). Their access rule
+    (``endpoints.access_rules.catalog``) lets every signed-in user read and only platform
+    admins ``change``."""
 
-    permission_classes = [IsAuthenticated, IsPlatformAdminOrReadOnly]
-    instance_kwarg = ""
+    permission_classes = [ChokepointPermission, IsPlatformAdminOrReadOnly]
+    write_action = "change"
 
     def create_service(self, data: dict):  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
@@ -121,9 +124,9 @@ class ClusterViewSet(AdminWritableViewSet):
     """Clusters where endpoints run (platform admins only). ``api_token`` is write-only."""
 
     serializer_class = ClusterSerializer
-    permission_classes = [IsAuthenticated, IsPlatformAdmin]
+    permission_classes = [ChokepointPermission, IsPlatformAdmin]
 
-    def get_queryset(self):
+    def get_base_queryset(self):
         return selectors.cluster_list().order_by("name")
 
     def create_service(self, data):
@@ -137,9 +140,7 @@ class HardwareProfileViewSet(AdminWritableViewSet):
     """Hardware profiles endpoints may use (everyone reads; platform admins write)."""
 
     serializer_class = HardwareProfileSerializer
-
-    def get_queryset(self):
-        return selectors.hardware_profile_list()
+    queryset = HardwareProfile.objects.all()
 
     def create_service(self, data):
         return hardware_profile_create(actor=self.request.user, **data)
@@ -153,9 +154,7 @@ class ServingRuntimeViewSet(AdminWritableViewSet):
     disable or describe built-in ones)."""
 
     serializer_class = ServingRuntimeSerializer
-
-    def get_queryset(self):
-        return selectors.runtime_list()
+    queryset = ServingRuntime.objects.all()
 
     def create_service(self, data):
         return runtime_create(actor=self.request.user, **data)
@@ -171,20 +170,18 @@ class ServingRuntimeViewSet(AdminWritableViewSet):
                                      "and created if missing; a namespace labelled 'control-plane' is refused."),
 )
 class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     viewsets.GenericViewSet):
+                     ProtectedGenericViewSet):
     """Projects the caller can see. The ingest key is never returned."""
 
     serializer_class = ProjectSerializer
+    queryset = Project.objects.select_related("cluster").prefetch_related(
+        Prefetch("quotas", queryset=ProjectQuota.objects.select_related("hardware_profile")
+                 .order_by("hardware_profile__name")))
 
     def get_permissions(self):
         if self.action in ("create", "quota", "rotate_ingest_key"):
-            return [IsAuthenticated(), IsPlatformAdmin()]
-        return [IsAuthenticated()]
-
-    def get_queryset(self):
-        return selectors.project_list_visible_to(user=self.request.user).prefetch_related(
-            Prefetch("quotas", queryset=ProjectQuota.objects.select_related("hardware_profile")
-                     .order_by("hardware_profile__name")))
+            return [ChokepointPermission(), IsPlatformAdmin()]
+        return [ChokepointPermission()]
 
     def _respond(self, project, code=status.HTTP_200_OK) -> Response:
         project = self.get_queryset().get(pk=project.pk)
@@ -225,23 +222,6 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
 # --- registry ---------------------------------------------------------------------------------------
 
-def versions_queryset(*, user):
-    """Versions of models the user can see, with aliases and the endpoints (visible to the user)
-    serving each as primary or canary."""
-    models = visible(RegisteredModel.objects.all(), user, "view")
-    endpoints = visible(Endpoint.objects.select_related("project").order_by("project__name", "name"), user, "view")
-    return (
-        ModelVersion.objects.filter(model__in=models)
-        .select_related("model", "created_by")
-        .prefetch_related(
-            Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
-            Prefetch("endpoints", queryset=endpoints, to_attr="visible_endpoints"),
-            Prefetch("canary_endpoints", queryset=endpoints, to_attr="visible_canary_endpoints"),
-        )
-        .order_by("model_id", "-version")
-    )
-
-
 MODEL_FILTERS = [
     OpenApiParameter("project", str, description="Only models of this project (id or name)."),
     OpenApiParameter("search", str, description="Part of the name or description."),
@@ -250,20 +230,29 @@ MODEL_FILTERS = [
 
 @extend_schema_view(list=extend_schema(parameters=MODEL_FILTERS))
 class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                             viewsets.GenericViewSet):
+                             ProtectedGenericViewSet):
     """Registered models the caller can see. Registering needs the deploy permission in the
-    project; a project the caller cannot see is refused as nonexistent."""
+    project; a project the caller cannot see is refused as nonexistent. Registering a version
+    or setting an alias needs deploy on the model (403 without it)."""
 
     serializer_class = RegisteredModelSerializer
+    # Aggregating queries ignore Meta.ordering: order explicitly for stable pages.
+    queryset = (RegisteredModel.objects.select_related("project", "owner")
+                .annotate(version_count=Count("versions"), latest_version=Max("versions__version"))
+                .order_by("project__name", "name"))
 
-    def get_queryset(self):
+    def filter_queryset(self, queryset):
+        if self.action != "list":
+            return queryset  # list filters never hide the object a detail URL names
         params = self.request.query_params
         project = params.get("project", "")
-        qs = selectors.model_list_visible_to(user=self.request.user, search=params.get("search", "").strip())
-        if self.action == "list" and project:
-            qs = qs.filter(Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
-        # Aggregating queries ignore Meta.ordering: order explicitly for stable pages.
-        return qs.annotate(latest_version=Max("versions__version")).order_by("project__name", "name")
+        if project:
+            queryset = queryset.filter(
+                Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
+        search = params.get("search", "").strip()
+        if search:
+            queryset = queryset.filter(Q(name__icontains=search) | Q(description__icontains=search))
+        return queryset
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -288,11 +277,11 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
     @action(detail=True, methods=["get", "post"], url_path="versions",
             parser_classes=[JSONParser, MultiPartParser, FormParser])
     def versions(self, request, pk=None):
+        model = self.get_object()
         if request.method == "GET":
-            model = self.get_object()
-            page = self.paginate_queryset(versions_queryset(user=request.user).filter(model=model))
+            versions = selectors.versions_with_deployments(user=request.user).filter(model=model)
+            page = self.paginate_queryset(versions.order_by("-version"))
             return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
-        model = selectors.model_get(user=request.user, pk=pk, action="deploy")
         serializer = ModelVersionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -300,7 +289,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         version = model_version_create(
             actor=request.user, model=model, reference_file=upload,
             reference_filename=upload.name if upload else "", **data)
-        version = versions_queryset(user=request.user).get(pk=version.pk)
+        version = selectors.versions_with_deployments(user=request.user).get(pk=version.pk)
         return Response(ModelVersionDetailSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=AliasSerializer, responses=AliasResultSerializer,
@@ -308,7 +297,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
                                "moves (needs the deploy permission).")
     @action(detail=True, methods=["post"], url_path="aliases")
     def aliases(self, request, pk=None):
-        model = selectors.model_get(user=request.user, pk=pk, action="deploy")
+        model = self.get_object()
         serializer = AliasSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         number = serializer.validated_data["version"]
@@ -325,23 +314,25 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
 
 
 @extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("model", int, description="Only this model's.")]))
-class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Model versions of models the caller can see; the detail carries the full reference
-    profile."""
+class ModelVersionViewSet(ProtectedReadOnlyViewSet):
+    """Model versions of models the caller can see (a version follows its model's access);
+    the detail carries the full reference profile."""
 
     serializer_class = ModelVersionSerializer
 
     def get_serializer_class(self):
         return ModelVersionDetailSerializer if self.action == "retrieve" else ModelVersionSerializer
 
-    def get_queryset(self):
-        qs = versions_queryset(user=self.request.user)
+    def get_base_queryset(self):
+        return selectors.versions_with_deployments(user=self.request.user).order_by("model_id", "-version")
+
+    def filter_queryset(self, queryset):
         model = self.request.query_params.get("model", "")
         if self.action == "list" and model:
             if not model.isdigit():
                 raise ValidationError({"model": ["Give the model's id."]})
-            qs = qs.filter(model_id=int(model))
-        return qs
+            queryset = queryset.filter(model_id=int(model))
+        return queryset
 
 
 def register(router) -> None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.views.generic import ListView, TemplateView
+from django.views.generic import TemplateView
 
-from console.permissions import visible
 from console.redaction import redact_ingest_keys
-from console.views.base import PlatformAdminRequiredMixin
+from console.views.base import PlatformAdminRequiredMixin, ProtectedDetailView, ProtectedListView
 from endpoints import selectors
 from endpoints.forms.registry import (
     BuiltinRuntimeForm,
@@ -25,7 +24,7 @@ from endpoints.forms.registry import (
     ProjectQuotaForm,
     RuntimeForm,
 )
-from endpoints.models import Endpoint, ProjectQuota
+from endpoints.models import Endpoint, HardwareProfile, Project, ProjectQuota, ServingRuntime
 from endpoints.services.platform import (
     cluster_create,
     cluster_update,
@@ -88,12 +87,12 @@ class AdminFormView(AdminPageMixin, ServiceFormView):
 
 # --- platform admin: clusters ----------------------------------------------------------------------
 
-class ClusterListView(AdminPageMixin, ListView):
+class ClusterListView(AdminPageMixin, ProtectedListView):
     template_name = "endpoints/admin/cluster_list.html"
     paginate_by = PAGE_SIZE
     admin_section = "Clusters"
 
-    def get_queryset(self):
+    def get_base_queryset(self):
         return selectors.cluster_list().order_by("name")
 
     def get_context_data(self, **kwargs):
@@ -156,15 +155,14 @@ class ClusterEditView(AdminFormView):
 
 # --- platform admin: projects ----------------------------------------------------------------------
 
-class ProjectListView(AdminPageMixin, ListView):
+class ProjectListView(AdminPageMixin, ProtectedListView):
     template_name = "endpoints/admin/project_list.html"
     paginate_by = PAGE_SIZE
     admin_section = "Projects"
 
-    def get_queryset(self):
-        return selectors.project_list_visible_to(user=self.request.user).annotate(
-            model_count=Count("models", distinct=True), endpoint_count=Count("endpoints", distinct=True)
-        ).order_by("name")
+    queryset = Project.objects.select_related("cluster").annotate(
+        model_count=Count("models", distinct=True), endpoint_count=Count("endpoints", distinct=True)
+    ).order_by("name")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -207,49 +205,50 @@ class ProjectCreateView(AdminFormView):
         return super().get_context_data(**kwargs)
 
 
-def quota_usage(*, project, user) -> dict[int, int]:
-    """Accelerators requested at max replicas per hardware profile by the project's endpoints."""
-    endpoints = visible(Endpoint.objects.filter(project=project, hardware_profile__isnull=False), user, "view")
-    rows = (endpoints.exclude(state=Endpoint.State.DELETING).values("hardware_profile_id")
-            .annotate(total=Sum(F("accelerator_count") * F("max_replicas"))))
-    return {row["hardware_profile_id"]: row["total"] or 0 for row in rows}
+def project_crumbs(project, last: str | None = None) -> list[dict]:
+    items = [("Projects", reverse("endpoints:project-list"))]
+    if last:
+        items += [(project.name, reverse("endpoints:project-detail", kwargs={"name": project.name})), (last, None)]
+    else:
+        items.append((project.name, None))
+    return crumbs(*items)
 
 
 class ProjectAdminMixin(AdminPageMixin):
+    """A page acting on the project the URL names (after the gate)."""
+
     admin_section = "Projects"
 
     def load_objects(self):
         self.project = selectors.project_get(user=self.request.user, name=self.kwargs["name"])
 
     def project_crumbs(self, last: str | None = None) -> list[dict]:
-        items = [("Projects", reverse("endpoints:project-list"))]
-        if last:
-            items += [(self.project.name, reverse("endpoints:project-detail", kwargs={"name": self.project.name})),
-                      (last, None)]
-        else:
-            items.append((self.project.name, None))
-        return crumbs(*items)
+        return project_crumbs(self.project, last)
 
 
-class ProjectDetailView(ProjectAdminMixin, TemplateView):
+class ProjectDetailView(AdminPageMixin, ProtectedDetailView):
     """A project's namespace, cluster, accelerator quotas and payload-logger key."""
 
     template_name = "endpoints/admin/project_detail.html"
+    admin_section = "Projects"
+    queryset = Project.objects.select_related("cluster")
+    slug_field = slug_url_kwarg = "name"
+    context_object_name = "project"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        project = self.project
+        project = self.object
         quotas = {q.hardware_profile_id: q.max_accelerators for q in ProjectQuota.objects.filter(project=project)}
-        usage = quota_usage(project=project, user=self.request.user)
+        usage = selectors.project_accelerator_usage(user=self.request.user, project=project)
         rows = [{"profile": p, "quota": quotas.get(p.pk), "used": usage.get(p.pk, 0)}
                 for p in selectors.hardware_profile_list() if p.has_accelerator or p.pk in quotas or p.pk in usage]
         context.update(
-            title=f"Project {project.name}", project=project, quota_rows=rows,
+            title=f"Project {project.name}", quota_rows=rows,
             logger_url=redact_ingest_keys(ingest_url(project)),
             model_count=selectors.model_list_visible_to(user=self.request.user, project=project).count(),
             endpoint_count=selectors.endpoint_list_visible_to(user=self.request.user, project=project.name).count(),
             models_url=reverse("endpoints:model-list") + f"?project={project.name}",
-            breadcrumbs=self.project_crumbs(),
+            breadcrumbs=project_crumbs(project),
         )
         return context
 
@@ -335,13 +334,12 @@ HARDWARE_EDITABLE = ("display_name", "description", "accelerator_resource", "acc
                      "max_accelerators_per_replica", "capacity", "enabled")
 
 
-class HardwareProfileListView(AdminPageMixin, ListView):
+class HardwareProfileListView(AdminPageMixin, ProtectedListView):
     template_name = "endpoints/admin/hardware_list.html"
     paginate_by = PAGE_SIZE
     admin_section = "Hardware profiles"
 
-    def get_queryset(self):
-        return selectors.hardware_profile_list()
+    queryset = HardwareProfile.objects.all()
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -405,13 +403,12 @@ RUNTIME_EDITABLE = ("display_name", "description", "supported_formats", "protoco
                     "openai_route_prefix", "container_image", "container_args", "disabled")
 
 
-class ServingRuntimeListView(AdminPageMixin, ListView):
+class ServingRuntimeListView(AdminPageMixin, ProtectedListView):
     template_name = "endpoints/admin/runtime_list.html"
     paginate_by = PAGE_SIZE
     admin_section = "Runtimes"
 
-    def get_queryset(self):
-        return selectors.runtime_list().order_by("-built_in", "name")
+    queryset = ServingRuntime.objects.order_by("-built_in", "name")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.views import View
 
 from console.permissions import get_visible_or_404
+from console.views.base import ProtectedDetailView
 from endpoints import planning, runtimes, selectors
 from endpoints import spec as specs
 from endpoints.forms.endpoint import CanaryForm, EndpointForm, apply_service_errors
@@ -38,7 +39,7 @@ from endpoints.services.endpoints import (
     endpoint_set_state,
     endpoint_update,
 )
-from endpoints.views.endpoint import ENDPOINT_ROUTE, detail_url
+from endpoints.views.endpoint import ENDPOINT_ROUTE, EndpointPageMixin, detail_url
 
 SESSION_KEY = "endpoint_plans"
 MAX_PENDING_PLANS = 20
@@ -136,7 +137,21 @@ class EndpointCreateView(LoginRequiredMixin, View):
         return self._page(request, form, status=400)
 
 
-class EndpointUpdateView(LoginRequiredMixin, View):
+class EndpointChangeMixin(EndpointPageMixin):
+    """A change to the endpoint the URL names: the base view finds it among those the user may
+    see (404 otherwise) and requires deploy on it (403); an endpoint being deleted takes no
+    other change (404)."""
+
+    permission_action = "deploy"
+
+    def get_endpoint(self) -> Endpoint:
+        endpoint = self.get_object()
+        if endpoint.state == Endpoint.State.DELETING:
+            raise Http404("The endpoint is being deleted.")
+        return endpoint
+
+
+class EndpointUpdateView(EndpointChangeMixin, ProtectedDetailView):
     """The wizard for an existing endpoint; only changed fields go to the plan."""
 
     template_name = "endpoints/endpoint/form.html"
@@ -150,19 +165,14 @@ class EndpointUpdateView(LoginRequiredMixin, View):
                                                _form_value(form, "protocol"), _form_value(form, "runtime")),
         }
 
-    def _endpoint(self, request, project, name):
-        endpoint = selectors.endpoint_get(user=request.user, project=project, name=name, action="deploy")
-        if endpoint.state == Endpoint.State.DELETING:
-            raise Http404("The endpoint is being deleted.")
-        return endpoint
-
     def get(self, request, project, name):
-        endpoint = self._endpoint(request, project, name)
-        form = EndpointForm(user=request.user, endpoint=endpoint, mode_locked=planning.applied_mode(endpoint) is not None)
+        endpoint = self.get_endpoint()
+        form = EndpointForm(user=request.user, endpoint=endpoint,
+                            mode_locked=planning.applied_mode(endpoint) is not None)
         return render(request, self.template_name, self._context(request, endpoint, form))
 
     def post(self, request, project, name):
-        endpoint = self._endpoint(request, project, name)
+        endpoint = self.get_endpoint()
         form = EndpointForm(request.POST, user=request.user, endpoint=endpoint,
                             mode_locked=planning.applied_mode(endpoint) is not None)
         if form.is_valid():
@@ -173,7 +183,8 @@ class EndpointUpdateView(LoginRequiredMixin, View):
                 entry = {"kind": "update", "endpoint_id": endpoint.pk, "generation": endpoint.generation,
                          "changes": planning.encode_changes(changes)}
                 try:
-                    error = planning.validate_proposal(planning.proposal_from_entry(entry, user=request.user), user=request.user)
+                    proposal = planning.proposal_from_entry(entry, user=request.user)
+                    error = planning.validate_proposal(proposal, user=request.user)
                 except ValidationError as exc:
                     error = exc
                 if error is None:
@@ -191,16 +202,10 @@ def _form_value(form, name: str) -> str:
     return "" if value is None else str(value)
 
 
-class EndpointCanaryView(LoginRequiredMixin, View):
+class EndpointCanaryView(EndpointChangeMixin, ProtectedDetailView):
     """Start (or adjust) a canary: a short form, then the plan."""
 
     template_name = "endpoints/endpoint/canary_form.html"
-
-    def _endpoint(self, request, project, name):
-        endpoint = selectors.endpoint_get(user=request.user, project=project, name=name, action="deploy")
-        if endpoint.state == Endpoint.State.DELETING:
-            raise Http404("The endpoint is being deleted.")
-        return endpoint
 
     def _page(self, request, endpoint, form, status=200):
         return render(request, self.template_name, {
@@ -211,7 +216,7 @@ class EndpointCanaryView(LoginRequiredMixin, View):
         }, status=status)
 
     def get(self, request, project, name):
-        endpoint = self._endpoint(request, project, name)
+        endpoint = self.get_endpoint()
         initial = {}
         if endpoint.canary_version_id:
             initial = {"canary_version": endpoint.canary_version_id,
@@ -219,7 +224,7 @@ class EndpointCanaryView(LoginRequiredMixin, View):
         return self._page(request, endpoint, CanaryForm(user=request.user, endpoint=endpoint, initial=initial))
 
     def post(self, request, project, name):
-        endpoint = self._endpoint(request, project, name)
+        endpoint = self.get_endpoint()
         form = CanaryForm(request.POST, user=request.user, endpoint=endpoint)
         if form.is_valid():
             entry = {"kind": "update", "endpoint_id": endpoint.pk, "generation": endpoint.generation,
@@ -233,16 +238,14 @@ class EndpointCanaryView(LoginRequiredMixin, View):
         return self._page(request, endpoint, form, status=400)
 
 
-class EndpointActionView(LoginRequiredMixin, View):
+class EndpointActionView(EndpointChangeMixin, ProtectedDetailView):
     """POST-only actions that go through the plan page: rollback, promote, stop, start."""
 
     kind = ""
     http_method_names = ["post"]
 
     def post(self, request, project, name):
-        endpoint = selectors.endpoint_get(user=request.user, project=project, name=name, action="deploy")
-        if endpoint.state == Endpoint.State.DELETING:
-            raise Http404("The endpoint is being deleted.")
+        endpoint = self.get_endpoint()
         entry = {"kind": self.kind, "endpoint_id": endpoint.pk, "generation": endpoint.generation}
         if self.kind == "rollback":
             generation = request.POST.get("generation", "")
@@ -373,14 +376,14 @@ def _success_message(kind: str, endpoint: Endpoint) -> str:
 
 # --- delete -------------------------------------------------------------------------------------
 
-class EndpointDeleteView(LoginRequiredMixin, View):
-    """Confirm, then mark for deletion (a worker deletes the InferenceService, then the row)."""
+class EndpointDeleteView(EndpointPageMixin, ProtectedDetailView):
+    """Confirm, then mark for deletion (a worker deletes the InferenceService, then the row).
+    Needs deploy on the endpoint; deleting one already being deleted changes nothing."""
 
-    def _endpoint(self, request, project, name):
-        return selectors.endpoint_get(user=request.user, project=project, name=name, action="deploy")
+    permission_action = "deploy"
 
     def get(self, request, project, name):
-        endpoint = self._endpoint(request, project, name)
+        endpoint = self.get_object()
         return render(request, "generic/confirm.html", {
             "title": f"Delete endpoint {endpoint.name}",
             "object": f"{endpoint.project.name} / {endpoint.name}",
@@ -396,7 +399,7 @@ class EndpointDeleteView(LoginRequiredMixin, View):
         })
 
     def post(self, request, project, name):
-        endpoint = self._endpoint(request, project, name)
+        endpoint = self.get_object()
         endpoint_delete(actor=request.user, endpoint=endpoint)
         messages.success(request, f"Endpoint {endpoint.name} is being deleted.")
         return redirect("endpoints:endpoint-list")

@@ -6,17 +6,16 @@ monitoring tabs (``monitoring.views``) share the frame of these pages (``endpoin
 
 from __future__ import annotations
 
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
-from django.views import View
-from django.views.generic import ListView
 
 from audit.selectors import can_view_all
 from console.permissions import PermissionChecker
 from console.redaction import redact_ingest_keys
+from console.views.base import ProtectedDetailView, ProtectedListView
 from endpoints import reconcile, selectors
 from endpoints import spec as specs
 from endpoints.calling import how_to_call
@@ -32,20 +31,27 @@ ENDPOINT_ROUTE = "endpoints/<slug:project>/<slug:name>/"
 
 # --- list -------------------------------------------------------------------------------------------
 
-class EndpointListView(LoginRequiredMixin, ListView):
+class EndpointListView(ProtectedListView):
     """Endpoints the user may see, filtered by project, status and a search term."""
 
     template_name = "endpoints/endpoint/list.html"
     paginate_by = 25
     context_object_name = "endpoints"
 
-    def get_queryset(self):
+    def get_base_queryset(self):
+        return selectors.endpoint_queryset().order_by("project__name", "name")
+
+    def filter_queryset(self, queryset):
         self.filter_form = EndpointFilterForm(self.request.GET or None, user=self.request.user)
         filters = self.filter_form.cleaned_data if self.filter_form.is_valid() else {}
-        return selectors.endpoint_list_visible_to(
-            user=self.request.user, project=filters.get("project", ""), phase=filters.get("phase", ""),
-            search=(filters.get("search") or "").strip(),
-        ).order_by("project__name", "name")
+        if filters.get("project"):
+            queryset = queryset.filter(project__name=filters["project"])
+        if filters.get("phase"):
+            queryset = queryset.filter(status__phase=filters["phase"])
+        search = (filters.get("search") or "").strip()
+        if search:
+            queryset = queryset.filter(Q(name__icontains=search) | Q(model_version__model__name__icontains=search))
+        return queryset
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -114,19 +120,30 @@ def endpoint_frame(request, endpoint: Endpoint, tab: str = "") -> dict:
     }
 
 
-class EndpointTabView(LoginRequiredMixin, View):
-    """One tab of the endpoint page; subclasses add their context."""
+class EndpointPageMixin:
+    """A page of one endpoint, named in the URL by its project's name and its own; the base
+    view finds it among the endpoints the user may see (404 otherwise)."""
+
+    slug_field = "name"
+    slug_url_kwarg = "name"
+
+    def get_base_queryset(self):
+        return selectors.endpoint_queryset().filter(project__name=self.kwargs["project"])
+
+
+class EndpointTabView(EndpointPageMixin, ProtectedDetailView):
+    """One tab of the endpoint page; subclasses add their context (``tab_context``)."""
 
     tab = "endpoint-detail"
     template_name = ""
 
-    def get(self, request, project, name):
-        endpoint = selectors.endpoint_get(user=request.user, project=project, name=name)
-        context = endpoint_frame(request, endpoint, self.tab)
-        context.update(self.extra_context(request, endpoint))
-        return render(request, self.template_name, context)
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(endpoint_frame(self.request, self.object, self.tab))
+        context.update(self.tab_context(self.object))
+        return context
 
-    def extra_context(self, request, endpoint) -> dict:
+    def tab_context(self, endpoint) -> dict:
         return {}
 
 
@@ -136,7 +153,7 @@ class EndpointDetailView(EndpointTabView):
     tab = "endpoint-detail"
     template_name = "endpoints/endpoint/overview.html"
 
-    def extra_context(self, request, endpoint):
+    def tab_context(self, endpoint):
         runtime = specs.effective_runtime(endpoint, available_runtime_specs())
         return {"how_to_call": how_to_call(endpoint, runtime), **status_context(endpoint)}
 
@@ -147,7 +164,7 @@ class EndpointConfigurationView(EndpointTabView):
     tab = "endpoint-configuration"
     template_name = "endpoints/endpoint/configuration.html"
 
-    def extra_context(self, request, endpoint):
+    def tab_context(self, endpoint):
         revision = endpoint.revisions.filter(generation=endpoint.generation).first()
         spec = revision.spec if revision is not None else specs.desired_spec(endpoint)
         return {"sections": configuration_sections(endpoint),
@@ -160,7 +177,7 @@ class EndpointManifestView(EndpointTabView):
     tab = "endpoint-manifest"
     template_name = "endpoints/endpoint/manifest.html"
 
-    def extra_context(self, request, endpoint):
+    def tab_context(self, endpoint):
         revision = endpoint.revisions.filter(generation=endpoint.generation).first()
         manifest = revision.manifest if revision is not None else reconcile.render(specs.desired_spec(endpoint))
         return {"revision": revision, "manifest_yaml": reconcile.canonical_yaml(redact_ingest_keys(manifest))}
@@ -173,10 +190,10 @@ class EndpointRevisionsView(EndpointTabView):
     template_name = "endpoints/endpoint/revisions.html"
     per_page = 20
 
-    def extra_context(self, request, endpoint):
+    def tab_context(self, endpoint):
         revisions = selectors.endpoint_revisions(endpoint=endpoint)
         paginator = Paginator(revisions, self.per_page)
-        page = paginator.get_page(request.GET.get("page"))
+        page = paginator.get_page(self.request.GET.get("page"))
         start = (page.number - 1) * self.per_page
         # One extra row: the previous revision of the page's last one, for its diff.
         rows = list(revisions[start:start + self.per_page + 1])
@@ -192,13 +209,13 @@ class EndpointRevisionsView(EndpointTabView):
         return {"entries": entries, "page_obj": page}
 
 
-class EndpointStatusView(LoginRequiredMixin, View):
+class EndpointStatusView(EndpointPageMixin, ProtectedDetailView):
     """The overview's status card as an htmx fragment; it polls itself while the endpoint is
     Pending or Deploying and stops once it settles."""
 
-    def get(self, request, project, name):
+    def get(self, request, *args, **kwargs):
         try:
-            endpoint = selectors.endpoint_get(user=request.user, project=project, name=name)
+            endpoint = self.get_object()
         except Http404:
             if not request.headers.get("HX-Request"):
                 raise

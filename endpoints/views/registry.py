@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db.models import F, Max, Prefetch
+from django.db.models import Count, F, Max, Q
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
-from django.views.generic import ListView, TemplateView
 
-from console.permissions import PermissionChecker, visible
+from console.permissions import PermissionChecker
+from console.views.base import ProtectedDetailView, ProtectedListView
 from endpoints import selectors
 from endpoints.forms.registry import (
     AliasForm,
@@ -24,7 +24,7 @@ from endpoints.forms.registry import (
     ModelVersionForm,
     RegisteredModelForm,
 )
-from endpoints.models import Endpoint, ModelAlias
+from endpoints.models import Endpoint, RegisteredModel
 from endpoints.services.registry import alias_set, model_register, model_version_create
 from endpoints.views.common import PAGE_SIZE, ServiceFormView, crumbs
 
@@ -73,26 +73,15 @@ def profile_summary(profile: dict | None) -> dict | None:
             "has_prediction": bool(profile.get("prediction")), "features": features}
 
 
-def versions_with_deployments(*, model, user):
-    """The model's versions with aliases and the endpoints (visible to ``user``) that serve
-    each one as primary or canary: a fixed number of queries whatever the counts."""
-    endpoints = visible(Endpoint.objects.select_related("project").order_by("project__name", "name"), user, "view")
-    return (
-        model.versions.select_related("created_by")
-        .prefetch_related(
-            Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
-            Prefetch("endpoints", queryset=endpoints, to_attr="visible_endpoints"),
-            Prefetch("canary_endpoints", queryset=endpoints, to_attr="visible_canary_endpoints"),
-        )
-        .order_by("-version")
-    )
-
-
-class ModelListView(LoginRequiredMixin, ListView):
+class ModelListView(ProtectedListView):
     """Registered models the user may see, filtered by project and a search term."""
 
     template_name = "endpoints/registry/model_list.html"
     paginate_by = PAGE_SIZE
+    # Aggregating queries ignore Meta.ordering: order explicitly for stable pages.
+    queryset = (RegisteredModel.objects.select_related("project", "owner")
+                .annotate(version_count=Count("versions"), latest_version=Max("versions__version"))
+                .order_by("project__name", "name"))
 
     def get_filter_form(self) -> ModelFilterForm:
         if not hasattr(self, "_filter_form"):
@@ -102,12 +91,13 @@ class ModelListView(LoginRequiredMixin, ListView):
             self._filter_form = form
         return self._filter_form
 
-    def get_queryset(self):
+    def filter_queryset(self, queryset):
         data = getattr(self.get_filter_form(), "cleaned_data", {})
-        qs = selectors.model_list_visible_to(user=self.request.user, project=data.get("project"),
-                                             search=data.get("q", ""))
-        # Aggregating queries ignore Meta.ordering: order explicitly for stable pages.
-        return qs.annotate(latest_version=Max("versions__version")).order_by("project__name", "name")
+        if data.get("project") is not None:
+            queryset = queryset.filter(project=data["project"])
+        if data.get("q"):
+            queryset = queryset.filter(Q(name__icontains=data["q"]) | Q(description__icontains=data["q"]))
+        return queryset
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -168,18 +158,20 @@ class ModelCreateView(LoginRequiredMixin, ServiceFormView):
         return context
 
 
-class RegisteredModelDetailView(LoginRequiredMixin, TemplateView):
+class RegisteredModelDetailView(ProtectedDetailView):
     """One model: its versions with aliases, reference profiles and where each is deployed."""
 
     template_name = "endpoints/registry/model_detail.html"
+    queryset = RegisteredModel.objects.select_related("project", "owner")
+    context_object_name = "model"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         user = self.request.user
-        model = selectors.model_get(user=user, pk=self.kwargs["pk"])
+        model = self.object
         checker = PermissionChecker(user)
         checker.prefetch([model], ["deploy"])
-        versions = list(versions_with_deployments(model=model, user=user))
+        versions = list(selectors.versions_with_deployments(user=user).filter(model=model).order_by("-version"))
         for version in versions:
             version.profile = profile_summary(version.reference_profile)
             version.deployments = [(e, endpoint_url(e)) for e in version.visible_endpoints]
@@ -187,7 +179,7 @@ class RegisteredModelDetailView(LoginRequiredMixin, TemplateView):
         aliases = [(alias.name, alias.version_number) for alias in
                    model.aliases.annotate(version_number=F("version__version")).order_by("name")]
         context.update(
-            title=model.name, object=model, model=model, versions=versions, aliases=aliases,
+            title=model.name, versions=versions, aliases=aliases,
             can_deploy=checker.can(model, "deploy"), endpoint_create_url=endpoint_create_url(),
             breadcrumbs=crumbs(("Models", reverse("endpoints:model-list")), (model.name, None)),
         )

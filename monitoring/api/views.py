@@ -1,6 +1,7 @@
 """``/api/v1/endpoints/<id>/latency/``, ``.../drift/`` and ``.../monitoring/``: what the
-dashboards show, as data. Reads go through the same selectors as the dashboards (404 for an
-endpoint the caller cannot see); changing the drift settings needs deploy on the endpoint."""
+dashboards show, as data, through the same selectors. Each view finds the endpoint with the
+framework's scoped base (``ProtectedViewSetMixin``): 404 for an endpoint the caller cannot
+see; changing the drift settings needs deploy on it (403 otherwise)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import math
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from console.api.viewsets import ProtectedViewSetMixin
+from endpoints.selectors import endpoint_queryset
 from monitoring import selectors, services
 from monitoring.api.serializers import DriftSerializer, LatencySerializer, MonitoringConfigSerializer
 from monitoring.models import FeatureDrift
@@ -28,13 +31,20 @@ def _range(request) -> str:
     return key if key in selectors.RANGES else selectors.DEFAULT_RANGE
 
 
-class EndpointLatencyView(APIView):
+class EndpointMonitoringView(ProtectedViewSetMixin, GenericAPIView):
+    """A monitoring answer about the endpoint the URL names (``pk``), found among those the
+    caller may see; writes need ``deploy`` on it."""
+
+    queryset = endpoint_queryset()
+
+
+class EndpointLatencyView(EndpointMonitoringView):
     """Requests, errors and latency percentiles per model version (from rollups)."""
 
     @extend_schema(summary="Latency of an endpoint", parameters=[RANGE], responses=LatencySerializer)
     def get(self, request, pk: int):
         range_key = _range(request)
-        dashboard = selectors.latency_dashboard(user=request.user, endpoint_id=pk, range_key=range_key)
+        dashboard = selectors.latency_dashboard(endpoint=self.get_object(), range_key=range_key)
         window = dashboard.window
         versions = []
         for version in dashboard.versions:
@@ -65,7 +75,7 @@ def _window(window, features) -> dict:
                           "ks": f.ks, "rows": f.rows, "status": f.status} for f in features]}
 
 
-class EndpointDriftView(APIView):
+class EndpointDriftView(EndpointMonitoringView):
     """Drift windows of the endpoint's primary version (or ``?version=`` its canary)."""
 
     @extend_schema(summary="Drift of an endpoint", parameters=[
@@ -73,7 +83,7 @@ class EndpointDriftView(APIView):
     ], responses=DriftSerializer)
     def get(self, request, pk: int):
         range_key = _range(request)
-        dashboard = selectors.drift_dashboard(user=request.user, endpoint_id=pk, range_key=range_key,
+        dashboard = selectors.drift_dashboard(endpoint=self.get_object(), range_key=range_key,
                                               version_id=request.query_params.get("version"))
         by_window: dict[int, list] = {w.pk: [] for w in dashboard.windows}
         for feature in FeatureDrift.objects.filter(window__in=list(by_window)).order_by("-psi"):
@@ -87,19 +97,18 @@ class EndpointDriftView(APIView):
         return Response(DriftSerializer(data).data)
 
 
-class EndpointMonitoringConfigView(APIView):
+class EndpointMonitoringConfigView(EndpointMonitoringView):
     """An endpoint's drift thresholds, window and minimum rows per window."""
 
     @extend_schema(summary="Monitoring settings of an endpoint", responses=MonitoringConfigSerializer)
     def get(self, request, pk: int):
-        _, config = selectors.config_visible(user=request.user, endpoint_id=pk)
-        return Response(MonitoringConfigSerializer(config).data)
+        return Response(MonitoringConfigSerializer(services.config_for(self.get_object())).data)
 
     @extend_schema(summary="Change the monitoring settings of an endpoint", request=MonitoringConfigSerializer,
                    responses=MonitoringConfigSerializer)
     def patch(self, request, pk: int):
-        endpoint, config = selectors.config_for_update(user=request.user, endpoint_id=pk)
-        serializer = MonitoringConfigSerializer(config, data=request.data, partial=True)
+        endpoint = self.get_object()
+        serializer = MonitoringConfigSerializer(services.config_for(endpoint), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         config = services.monitoring_config_update(actor=request.user, endpoint=endpoint, **serializer.validated_data)
         return Response(MonitoringConfigSerializer(config).data)
