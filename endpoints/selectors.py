@@ -4,7 +4,7 @@ are for views whose base class scopes them."""
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Prefetch, Q, Sum
+from django.db.models import Count, F, Prefetch, Sum
 
 from console.permissions import get_visible_or_404, restrict, visible
 from endpoints.models import (
@@ -38,12 +38,11 @@ def project_accelerator_usage(*, user, project: Project) -> dict[int, int]:
     return {row["hardware_profile_id"]: row["total"] or 0 for row in rows}
 
 
-def model_list_visible_to(*, user, project: Project | None = None, search: str = ""):
+def model_list_visible_to(*, user, project: Project | None = None):
+    """Registered models the user may see (of ``project``, when given), with their version count."""
     qs = RegisteredModel.objects.select_related("project", "owner").annotate(version_count=Count("versions"))
     if project is not None:
         qs = qs.filter(project=project)
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
     return visible(qs, user, "view")
 
 
@@ -84,19 +83,14 @@ def endpoint_queryset():
     return Endpoint.objects.select_related(*ENDPOINT_RELATED)
 
 
-def endpoint_list_visible_to(*, user, project: str = "", phase: str = "", search: str = "", state: str = ""):
+def endpoint_list_visible_to(*, user, project: str = ""):
+    """Endpoints the user may see (those of the project named ``project``, when given)."""
     qs = Endpoint.objects.select_related(
         "project", "project__cluster", "model_version", "model_version__model", "runtime", "hardware_profile",
         "status", "canary_version",
     )
     if project:
         qs = qs.filter(project__name=project)
-    if phase:
-        qs = qs.filter(status__phase=phase)
-    if state:
-        qs = qs.filter(state=state)
-    if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(model_version__model__name__icontains=search))
     return visible(qs, user, "view")
 
 

@@ -3,7 +3,8 @@
 A list or detail page over a model is written by subclassing ``ProtectedListView`` or
 ``ProtectedDetailView`` and naming the rows with ``queryset``/``model`` or
 ``get_base_queryset()``: the base class passes them through ``console.permissions.restrict``
-for the signed-in user before any view code sees them. Overriding ``get_queryset`` itself is
+for the signed-in user before any view code sees them, then through ``filter_queryset`` (a
+list's FilterSet), which can only narrow them. Overriding ``get_queryset`` itself is
 refused when the class is defined (it would bypass the chokepoint); a view that really must
 see rows unscoped says so with ``chokepoint_exempt = "<why>"``, which a reviewer can grep for.
 """
@@ -62,7 +63,28 @@ class ChokepointMixin:
 
 
 class ProtectedListView(LoginRequiredMixin, ChokepointMixin, ListView):
-    """A list of the rows the signed-in user may ``permission_action``."""
+    """A list of the rows the signed-in user may ``permission_action``. With
+    ``filterset_class`` (a django-filter FilterSet, the one the API's list uses) the query
+    string narrows the scoped rows, and the page gets the bound FilterSet as ``filter`` (its
+    form, with any message about a bad value, as ``filter.form``)."""
+
+    filterset_class = None
+    filterset = None
+
+    def get_filterset_kwargs(self, queryset) -> dict:
+        return {"data": self.request.GET or None, "queryset": queryset, "request": self.request}
+
+    def filter_queryset(self, queryset):
+        if self.filterset_class is None:
+            return queryset
+        self.filterset = self.filterset_class(**self.get_filterset_kwargs(queryset))
+        return self.filterset.qs
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if self.filterset is not None:
+            context.setdefault("filter", self.filterset)
+        return context
 
 
 class ProtectedDetailView(LoginRequiredMixin, ChokepointMixin, DetailView):

@@ -9,7 +9,6 @@ computed without storing anything.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -27,6 +26,7 @@ from endpoints.api.endpoint_serializers import (
     RollbackSerializer,
     plan_data,
 )
+from endpoints.filtersets import EndpointFilterSet, ListFilterMixin
 from endpoints.models import Endpoint
 from endpoints.planning import new_endpoint, plan_for, validate_proposed
 from endpoints.services.endpoints import (
@@ -52,7 +52,7 @@ from endpoints.services.endpoints import (
     ),
     retrieve=extend_schema(summary="One endpoint"),
 )
-class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProtectedGenericViewSet):
+class EndpointViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ProtectedGenericViewSet):
     """Endpoints: each one KServe InferenceService, changed only through the services. The
     base viewset finds an endpoint among those the caller may see (404 otherwise) and checks
     ``deploy`` for every write and action (403 without it)."""
@@ -60,23 +60,7 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Protecte
     serializer_class = EndpointSerializer
     lookup_value_regex = r"\d+"
     queryset = selectors.endpoint_queryset().order_by("project__name", "name")
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset  # list filters never hide the object a detail URL names
-        params = self.request.query_params
-        project = params.get("project", "").strip()
-        if project:  # the name, or the id every endpoint object reports as "project"
-            queryset = queryset.filter(
-                Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
-        if params.get("phase", ""):
-            queryset = queryset.filter(status__phase=params["phase"])
-        if params.get("state", ""):
-            queryset = queryset.filter(state=params["state"])
-        search = params.get("search", "").strip()
-        if search:
-            queryset = queryset.filter(Q(name__icontains=search) | Q(model_version__model__name__icontains=search))
-        return queryset
+    filterset_class = EndpointFilterSet
 
     def _respond(self, endpoint: Endpoint, code: int = status.HTTP_200_OK) -> Response:
         # The endpoint was just found through the chokepoint (or created by the caller): read
@@ -146,7 +130,8 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Protecte
         return Response(PlanSerializer(plan_data(plan, cluster_note=note)).data)
 
     # --- history and lifecycle ---------------------------------------------------------------------
-    @extend_schema(summary="Revisions of an endpoint", responses={200: RevisionSerializer(many=True)})
+    @extend_schema(summary="Revisions of an endpoint", responses={200: RevisionSerializer(many=True)},
+                   filters=False)
     @action(detail=True, methods=["get"])
     def revisions(self, request, pk=None):
         endpoint = self.get_object()

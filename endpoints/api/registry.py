@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, Max, Prefetch, Q
+from django.db.models import Count, Max, Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -45,6 +45,7 @@ from endpoints.api.registry_serializers import (
     RegisteredModelSerializer,
     ServingRuntimeSerializer,
 )
+from endpoints.filtersets import ListFilterMixin, ModelVersionFilterSet, RegisteredModelFilterSet
 from endpoints.models import HardwareProfile, Project, ProjectQuota, RegisteredModel, ServingRuntime
 from endpoints.services.platform import (
     cluster_create,
@@ -225,12 +226,13 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 MODEL_FILTERS = [
     OpenApiParameter("project", str, description="Only models of this project (id or name)."),
     OpenApiParameter("search", str, description="Part of the name or description."),
+    OpenApiParameter("q", str, description="The same as search (the name the models page uses)."),
 ]
 
 
 @extend_schema_view(list=extend_schema(parameters=MODEL_FILTERS))
-class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                             ProtectedGenericViewSet):
+class RegisteredModelViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                             mixins.CreateModelMixin, ProtectedGenericViewSet):
     """Registered models the caller can see. Registering needs the deploy permission in the
     project; a project the caller cannot see is refused as nonexistent. Registering a version
     or setting an alias needs deploy on the model (403 without it)."""
@@ -240,19 +242,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
     queryset = (RegisteredModel.objects.select_related("project", "owner")
                 .annotate(version_count=Count("versions"), latest_version=Max("versions__version"))
                 .order_by("project__name", "name"))
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset  # list filters never hide the object a detail URL names
-        params = self.request.query_params
-        project = params.get("project", "")
-        if project:
-            queryset = queryset.filter(
-                Q(project__name=project) | (Q(project_id=int(project)) if project.isdigit() else Q()))
-        search = params.get("search", "").strip()
-        if search:
-            queryset = queryset.filter(Q(name__icontains=search) | Q(description__icontains=search))
-        return queryset
+    filterset_class = RegisteredModelFilterSet
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -265,7 +255,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         model = self.get_queryset().get(pk=model.pk)
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(methods=["GET"], request=None, responses=ModelVersionSerializer(many=True),
+    @extend_schema(methods=["GET"], request=None, responses=ModelVersionSerializer(many=True), filters=False,
                    description="The model's versions, newest first.")
     @extend_schema(methods=["POST"],
                    request={"multipart/form-data": ModelVersionCreateSerializer,
@@ -314,11 +304,12 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, m
 
 
 @extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("model", int, description="Only this model's.")]))
-class ModelVersionViewSet(ProtectedReadOnlyViewSet):
+class ModelVersionViewSet(ListFilterMixin, ProtectedReadOnlyViewSet):
     """Model versions of models the caller can see (a version follows its model's access);
     the detail carries the full reference profile."""
 
     serializer_class = ModelVersionSerializer
+    filterset_class = ModelVersionFilterSet
 
     def get_serializer_class(self):
         return ModelVersionDetailSerializer if self.action == "retrieve" else ModelVersionSerializer
@@ -326,13 +317,6 @@ class ModelVersionViewSet(ProtectedReadOnlyViewSet):
     def get_base_queryset(self):
         return selectors.versions_with_deployments(user=self.request.user).order_by("model_id", "-version")
 
-    def filter_queryset(self, queryset):
-        model = self.request.query_params.get("model", "")
-        if self.action == "list" and model:
-            if not model.isdigit():
-                raise ValidationError({"model": ["Give the model's id."]})
-            queryset = queryset.filter(model_id=int(model))
-        return queryset
 
 
 def register(router) -> None:

@@ -331,22 +331,6 @@ class CanaryForm(forms.Form):
                 "canary_traffic_percent": self.cleaned_data["canary_traffic_percent"]}
 
 
-class EndpointFilterForm(forms.Form):
-    """Filters above the endpoint list (GET, so a filtered list is a shareable URL)."""
-
-    search = forms.CharField(required=False, label="Search", help_text="Endpoint or model name.")
-    project = forms.ChoiceField(required=False, label="Project")
-    phase = forms.ChoiceField(required=False, label="Status")
-
-    def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
-        from endpoints.models import EndpointStatus
-
-        names = selectors.project_list_visible_to(user=user).order_by("name").values_list("name", flat=True)
-        self.fields["project"].choices = [("", "All projects"), *((n, n) for n in names)]
-        self.fields["phase"].choices = [("", "Any status"), *EndpointStatus.Phase.choices]
-
-
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
     """Show a service's ``ValidationError`` on the form: messages keyed by an editable field
     go next to it, anything else (disabled fields, fields not on this form) at the top with

@@ -78,18 +78,6 @@ class JSONTextField(forms.CharField):
 
 # --- registry --------------------------------------------------------------------------------
 
-class ModelFilterForm(forms.Form):
-    """Filters above the models list (GET, so a filtered list is a shareable URL)."""
-
-    project = forms.ModelChoiceField(queryset=None, required=False, to_field_name="name", empty_label="All projects")
-    q = forms.CharField(label="Search", required=False, max_length=100,
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name or description"}))
-
-    def __init__(self, *args, projects, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
-
-
 class RegisteredModelForm(forms.Form):
     """Register a model in a project the user may deploy in."""
 

@@ -7,7 +7,6 @@ monitoring tabs (``monitoring.views``) share the frame of these pages (``endpoin
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
@@ -19,7 +18,7 @@ from console.views.base import ProtectedDetailView, ProtectedListView
 from endpoints import reconcile, selectors
 from endpoints import spec as specs
 from endpoints.calling import how_to_call
-from endpoints.forms.endpoint import EndpointFilterForm
+from endpoints.filtersets import EndpointFilterSet
 from endpoints.models import Endpoint, EndpointStatus
 from endpoints.services.endpoints import available_runtime_specs
 
@@ -37,21 +36,13 @@ class EndpointListView(ProtectedListView):
     template_name = "endpoints/endpoint/list.html"
     paginate_by = 25
     context_object_name = "endpoints"
+    filterset_class = EndpointFilterSet
 
     def get_base_queryset(self):
         return selectors.endpoint_queryset().order_by("project__name", "name")
 
-    def filter_queryset(self, queryset):
-        self.filter_form = EndpointFilterForm(self.request.GET or None, user=self.request.user)
-        filters = self.filter_form.cleaned_data if self.filter_form.is_valid() else {}
-        if filters.get("project"):
-            queryset = queryset.filter(project__name=filters["project"])
-        if filters.get("phase"):
-            queryset = queryset.filter(status__phase=filters["phase"])
-        search = (filters.get("search") or "").strip()
-        if search:
-            queryset = queryset.filter(Q(name__icontains=search) | Q(model_version__model__name__icontains=search))
-        return queryset
+    def get_filterset_kwargs(self, queryset):
+        return {**super().get_filterset_kwargs(queryset), "only": ("search", "project", "phase")}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -65,7 +56,7 @@ class EndpointListView(ProtectedListView):
         context.update(
             title="Endpoints",
             description="Deployed models: each endpoint is one KServe InferenceService.",
-            filter_form=self.filter_form,
+            filter_form=self.filterset.form,
             object_list=rows,
             models_url=_optional_url("endpoints:model-list"),
             create_url=reverse("endpoints:endpoint-create") if can_create else "",

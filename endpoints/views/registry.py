@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Max
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 
 from console.permissions import PermissionChecker
 from console.views.base import ProtectedDetailView, ProtectedListView
 from endpoints import selectors
+from endpoints.filtersets import RegisteredModelFilterSet
 from endpoints.forms.registry import (
     AliasForm,
-    ModelFilterForm,
     ModelVersionForm,
     RegisteredModelForm,
 )
@@ -83,28 +83,17 @@ class ModelListView(ProtectedListView):
                 .annotate(version_count=Count("versions"), latest_version=Max("versions__version"))
                 .order_by("project__name", "name"))
 
-    def get_filter_form(self) -> ModelFilterForm:
-        if not hasattr(self, "_filter_form"):
-            form = ModelFilterForm(self.request.GET or None,
-                                   projects=selectors.project_list_visible_to(user=self.request.user))
-            form.is_valid()
-            self._filter_form = form
-        return self._filter_form
+    filterset_class = RegisteredModelFilterSet
 
-    def filter_queryset(self, queryset):
-        data = getattr(self.get_filter_form(), "cleaned_data", {})
-        if data.get("project") is not None:
-            queryset = queryset.filter(project=data["project"])
-        if data.get("q"):
-            queryset = queryset.filter(Q(name__icontains=data["q"]) | Q(description__icontains=data["q"]))
-        return queryset
+    def get_filterset_kwargs(self, queryset):
+        return {**super().get_filterset_kwargs(queryset), "only": ("project", "q")}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         user = self.request.user
         can_register = selectors.project_list_visible_to(user=user, action="deploy").exists()
         context.update(
-            title="Models", filter_form=self.get_filter_form(), object_name_plural="models",
+            title="Models", filter_form=self.filterset.form, object_name_plural="models",
             description="Models registered in the projects you can see, with their versions.",
             create_url=reverse("endpoints:model-create") if can_register else None, create_label="Register a model",
         )
