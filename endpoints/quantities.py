@@ -74,12 +74,3 @@ def parse_quantity(value: str | int) -> Decimal:
             raise ValueError(f"Resource quantity {value!r} has an exponent beyond ±{_MAX_EXPONENT}.")
         return number.scaleb(exponent)
     return number.scaleb(3 * _DECIMAL[match["decimal"] or ""])
-
-
-def is_quantity(value: str | int) -> bool:
-    """True when ``value`` parses as a Kubernetes quantity."""
-    try:
-        parse_quantity(value)
-    except ValueError:
-        return False
-    return True

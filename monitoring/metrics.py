@@ -90,11 +90,3 @@ def percentiles(counts, quantiles) -> np.ndarray:
         value = np.where(index == 0, upper * fraction, lower * np.power(ratio, fraction))
         out[rows, column] = np.where(np.isfinite(upper), value, lower)
     return out[0] if single else out
-
-
-def mean_latency(latency_sum_ms, latency_count) -> np.ndarray:
-    """Mean latency per row (NaN where nothing was measured)."""
-    sums = np.asarray(latency_sum_ms, dtype=float)
-    counts = np.asarray(latency_count, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.where(counts > 0, counts, 1.0), np.nan)

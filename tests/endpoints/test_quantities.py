@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from endpoints.quantities import is_quantity, parse_quantity
+from endpoints.quantities import parse_quantity
 
 
 @pytest.mark.parametrize(
@@ -84,8 +84,3 @@ def test_messages_list_the_accepted_suffixes():
     with pytest.raises(ValueError) as info:
         parse_quantity("12x")
     assert "Ki, Mi, Gi" in str(info.value) and "m (milli)" in str(info.value)
-
-
-def test_is_quantity():
-    assert is_quantity("250m")
-    assert not is_quantity("250 m")

@@ -79,8 +79,3 @@ def test_an_overflowing_latency_reports_the_last_bound():
 def test_quantiles_outside_zero_to_one_are_refused():
     with pytest.raises(ValueError):
         metrics.percentiles(metrics.histogram([1.0]), [1.5])
-
-
-def test_mean_latency_ignores_rows_without_measurements():
-    assert metrics.mean_latency([100.0, 0.0], [4, 0])[0] == 25.0
-    assert np.isnan(metrics.mean_latency([100.0, 0.0], [4, 0])[1])
