@@ -4,7 +4,9 @@ A FilterSet narrows rows the view already passed through the chokepoint (the bas
 ``filter_queryset``, DRF's filter backends after ``get_queryset``), so its ``qs`` starts from the
 restricted queryset and no filter value can reach a row the user may not see. The API answers
 a bad value with 400 and the field's message; a page shows the message beside the field and
-ignores that filter. A page offers the filters it shows (``only``); the API takes them all.
+ignores that filter. A project is never a bad value: one the user cannot see matches nothing,
+as one that does not exist. A page offers the filters it shows (``only``); the API takes them
+all.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class ProjectFilter(QuerySetRequestMixin, django_filters.Filter):
         if not value:
             return qs
         condition = Q(**{f"{self.field_name}__name": value})
-        if value.isdigit():
+        if value.isdecimal():  # not isdigit(): "²" is a digit that int() refuses
             condition |= Q(**{f"{self.field_name}_id": int(value)})
         return qs.filter(condition)
 

@@ -1,6 +1,8 @@
 """``/api/v1/endpoints/``: endpoints, their plans, revisions and lifecycle actions.
 
-Reads start from the permission chokepoint (the list is filtered before pagination); writes
+The viewset subclasses the framework's scoped base (``console.api.viewsets``): reads start
+from the permission chokepoint (the list is restricted, then filtered by
+``endpoints.filtersets.EndpointFilterSet``, before pagination); writes
 need ``deploy`` on the endpoint (or, to create, on the project) and go through the services,
 which validate, audit, write a revision and enqueue reconciliation after commit. A plan is
 computed without storing anything.

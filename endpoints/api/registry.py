@@ -9,8 +9,9 @@
 - ``runtimes/`` and ``hardware-profiles/`` (everyone reads them to configure endpoints; platform
   admins write).
 
-Lists start from the permission chokepoint (``endpoints.selectors``/``console.permissions``)
-before pagination; invisible objects are 404, visible-but-forbidden ones 403. Writes go
+Every viewset subclasses the framework's scoped bases (``console.api.viewsets``): rows are
+restricted before filtering (``endpoints.filtersets``) and pagination; invisible objects are
+404, visible-but-forbidden ones 403. Writes go
 through ``endpoints.services``; their ``ValidationError`` becomes a 400 with the same field
 messages the forms show (console/api/errors.py).
 """

@@ -97,3 +97,7 @@ def test_the_version_list_takes_a_model_id_and_says_so_otherwise(alice):
     bad = api.get("/api/v1/versions/", {"model": "fraud-model"})
     assert bad.status_code == 400
     assert bad.json()["errors"] == {"model": ["Give the model's id."]}
+
+
+def test_a_project_filter_of_odd_digits_is_no_server_error(alice, fleet):
+    assert _api(alice).get("/api/v1/endpoints/", {"project": "²"}).json()["count"] == 0
