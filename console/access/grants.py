@@ -31,8 +31,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from console.access.models import Grant
 from console.models import User
+from console.access.models import Grant
 from console.permissions import can, is_platform_admin, protection_for
 
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {

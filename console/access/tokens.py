@@ -24,8 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from console.access.models import ApiToken
 from console.models import User
+from console.access.models import ApiToken
 from console.permissions import is_platform_admin
 
 TOKEN_MARK = "icn_"  # noqa: S105 - the marker tokens start with, not a secret

@@ -77,8 +77,8 @@ def seed(folder: Path) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from console.access import tokens
-    from console.access.models import ApiToken, Grant
     from console.models import User
+    from console.access.models import ApiToken, Grant
     from endpoints.models import (
         Cluster,
         Endpoint,

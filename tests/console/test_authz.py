@@ -15,7 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from console.access import authz, grants, services, tokens
+from console.access import authz
+from console.access import grants
+from console.access import services
+from console.access import tokens
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.console.matrix_world import build_world
 from tests.console.permission_table import PERSONAS

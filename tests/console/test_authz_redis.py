@@ -8,7 +8,9 @@ import os
 import pytest
 from django.core.cache import caches
 
-from console.access import authz, grants, tokens
+from console.access import authz
+from console.access import grants
+from console.access import tokens
 from tests.console.access_factories import endpoint_in, project_with_model
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
