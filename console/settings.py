@@ -77,8 +77,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestContextMiddleware",
     # Envoy ext_authz checks are answered here, before sessions, CSRF and host validation
-    # (they carry the inference host, not the console's): console/access/authz.py.
-    "console.access.authz.AuthzMiddleware",
+    # (they carry the inference host, not the console's): console/access/authz/.
+    "console.access.authz.http.AuthzMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -140,7 +140,7 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Inference authorization decisions (console/access/authz.py) have a cache of their own: Redis when
+# Inference authorization decisions (console/access/authz/) have a cache of their own: Redis when
 # configured (shared by every web process), else a per-process LocMem big enough for the
 # working set (invalidation then goes through a version row in the database).
 AUTHZ_CACHE_ALIAS = "authz"

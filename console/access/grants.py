@@ -31,8 +31,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from console.models import User
 from console.access.models import Grant
+from console.models import User
 from console.permissions import can, is_platform_admin, protection_for
 
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -255,7 +255,7 @@ def _protections():
 
 
 def _invalidate() -> None:
-    from console.access.authz import invalidate_decisions
+    from console.access.authz.cache import invalidate_decisions
 
     invalidate_decisions()
 

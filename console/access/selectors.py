@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from console.access.grants import ROLE_ACTIONS, actions_for, live_q
 from console.access.models import ApiToken, Grant
-from console.permissions import ADMIN_PERMISSION, can, is_platform_admin, protection_for, visible
 from console.access.roles import GLOBAL_ROLES
+from console.permissions import ADMIN_PERMISSION, can, is_platform_admin, protection_for, visible
 
 ACTIONS = ("view", "deploy", "infer", "manage")
 ACTION_LABELS = {

@@ -66,7 +66,7 @@ def user_set_password(*, actor, user, password: str) -> None:
 # --- people, service accounts and teams (access control) -----------------------------------------
 
 def _invalidate_decisions() -> None:
-    from console.access.authz import invalidate_decisions
+    from console.access.authz.cache import invalidate_decisions
 
     invalidate_decisions()
 

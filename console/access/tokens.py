@@ -24,8 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from console.models import User
 from console.access.models import ApiToken
+from console.models import User
 from console.permissions import is_platform_admin
 
 TOKEN_MARK = "icn_"  # noqa: S105 - the marker tokens start with, not a secret
@@ -157,7 +157,7 @@ def _audit_revoke(*, actor, token: ApiToken, reason: str) -> None:
 
 
 def _invalidate() -> None:
-    from console.access.authz import invalidate_decisions
+    from console.access.authz.cache import invalidate_decisions
 
     invalidate_decisions()
 

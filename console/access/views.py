@@ -29,9 +29,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console.access import grants as grant_services
-from console.access import selectors
-from console.access import services
-from console.access import tokens
+from console.access import selectors, services, tokens
 from console.access.forms import (
     CheckAccessForm,
     DeactivateForm,
@@ -44,9 +42,9 @@ from console.access.forms import (
     UserRolesForm,
 )
 from console.access.models import ApiToken, Grant
+from console.access.roles import GLOBAL_ROLES
 from console.permissions import get_visible_or_404, is_platform_admin
 from console.views.base import platform_admin_required
-from console.access.roles import GLOBAL_ROLES
 
 PAGE_SIZE = 50
 ENDPOINT_LINKS = 100  # endpoint access pages linked from a project's access page

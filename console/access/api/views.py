@@ -27,10 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console.access import grants as grant_services
-from console.access import selectors
-from console.access import services
-from console.access import tokens
-from console.api.permissions import ChokepointFilterBackend, ChokepointPermission, IsPlatformAdmin
+from console.access import selectors, services, tokens
 from console.access.api.serializers import (
     AccessCheckSerializer,
     ApiTokenCreatedSerializer,
@@ -48,8 +45,9 @@ from console.access.api.serializers import (
     source_data,
 )
 from console.access.models import ApiToken, Grant
-from console.permissions import is_platform_admin, visible
 from console.access.roles import GLOBAL_ROLES
+from console.api.permissions import ChokepointFilterBackend, ChokepointPermission, IsPlatformAdmin
+from console.permissions import is_platform_admin, visible
 
 # --- tokens -----------------------------------------------------------------------------------------
 
