@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from console.access.models import ApiToken, Grant
 from console.access.roles import GLOBAL_ROLES
+from console.access.selectors import teams
 
 
 def _users(active_only: bool = True):
@@ -19,7 +19,7 @@ def _users(active_only: bool = True):
 
 
 def _teams():
-    return Group.objects.exclude(name__in=list(GLOBAL_ROLES)).order_by("name")
+    return teams()
 
 
 class UserChoiceField(forms.ModelChoiceField):

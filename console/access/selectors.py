@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from console.access.grants import ROLE_ACTIONS, actions_for, live_q
@@ -315,9 +316,24 @@ def what_user_can_reach(user, *, now=None) -> dict:
 
 # --- lists for the access pages -----------------------------------------------------------------
 
+def teams():
+    """Teams: the groups that are not global role groups (pages, API and form choices)."""
+    return Group.objects.exclude(name__in=list(GLOBAL_ROLES)).order_by("name")
+
+
+def team_get(pk) -> Group:
+    """One team by id, else 404 (a global role group is not a team)."""
+    return get_object_or_404(teams(), pk=pk)
+
+
+def user_get(pk):
+    """One user or service account by id with its groups, else 404."""
+    return get_object_or_404(get_user_model().objects.prefetch_related("groups"), pk=pk)
+
+
 def team_list():
-    """Teams: groups other than the global role groups, with member and grant counts."""
-    return (Group.objects.exclude(name__in=list(GLOBAL_ROLES))
+    """Teams with member and grant counts."""
+    return (teams()
             .annotate(member_count=Count("user", distinct=True),
                       grant_count=Count("grants", filter=live_q(prefix="grants__"), distinct=True))
             .order_by("name"))

@@ -155,6 +155,11 @@ def user_set_global_roles(*, actor, user, roles):
     return user
 
 
+def site_root(request) -> str:
+    """The console's own address as the browser reached it, for links in one-time invites."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
 def user_invite_link(*, user, base_url: str = "") -> str:
     """A one-time link where an invited person sets their password (valid until they sign in
     or for PASSWORD_RESET_TIMEOUT). The admin passes it on; the console sends no mail."""

@@ -203,7 +203,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         serializer.is_valid(raise_exception=True)
         user = services.user_create(actor=request.user, **serializer.validated_data)
         invite = None if user.is_service_account else services.user_invite_link(
-            user=user, base_url=request.build_absolute_uri("/").rstrip("/"))
+            user=user, base_url=services.site_root(request))
         data = UserSerializer(self.get_queryset().get(pk=user.pk)).data | {"invite_url": invite}
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -232,9 +232,8 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     permission_classes = [IsAuthenticated, IsPlatformAdmin]
 
     def get_queryset(self):
-        return (Group.objects.exclude(name__in=list(GLOBAL_ROLES))
-                .prefetch_related(Prefetch("user_set", queryset=get_user_model().objects.order_by("username")))
-                .order_by("name"))
+        return selectors.teams().prefetch_related(
+            Prefetch("user_set", queryset=get_user_model().objects.order_by("username")))
 
     @extend_schema(summary="Create a team", request=TeamSerializer, responses={201: TeamSerializer})
     def create(self, request):
