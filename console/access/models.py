@@ -136,9 +136,6 @@ class Grant(RevocableExpiring, models.Model):
             return f"model {target.project.name}/{target.name}"
         return f"project {target.name}"
 
-    def is_live(self, now=None) -> bool:
-        return self.state(now) == "active"
-
 
 class ApiToken(RevocableExpiring, models.Model):
     """A bearer token for the API, the ingest receivers or inference calls.

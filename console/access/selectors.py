@@ -43,12 +43,6 @@ class Source:
     grants: list = field(default_factory=list)
     expires_at: datetime | None = None
 
-    @property
-    def inherited(self) -> bool:
-        from endpoints.models import Project
-
-        return isinstance(self.obj, Project)
-
     def describe(self) -> str:
         if self.kind == "superuser":
             return "superuser: every permission on every object"

@@ -119,13 +119,6 @@ def _served(ref: EndpointRef, host: str) -> bool:
     return host in _hosts(ref.name, ref.namespace, ref.domain, ref.urls)
 
 
-def resolve_endpoint(host: str, path: str = "") -> EndpointRef | None:
-    """The endpoint an inference request to ``host`` + ``path`` is for, or None (unknown,
-    ambiguous, or host and path naming different endpoints): ``resolve_target`` without the
-    reason."""
-    return resolve_target(host, path)[0]
-
-
 def resolve_target(host: str, path: str = "") -> tuple[EndpointRef | None, str]:
     """(the endpoint, "") or (None, why not) for an inference request to ``host`` + ``path``.
 
@@ -228,12 +221,6 @@ def _hosts(name: str, namespace: str, domain: str, urls) -> set[str]:
     hosts.update(_status_host(url) for url in urls if url)
     hosts.discard("")
     return hosts
-
-
-def served_hosts(endpoint) -> set[str]:
-    """Every host under which KServe serves ``endpoint`` (a model instance)."""
-    urls = (endpoint.status.url, endpoint.status.address_url) if _has_status(endpoint) else ()
-    return _hosts(endpoint.name, endpoint.project.namespace, endpoint.project.cluster.ingress_domain.lower(), urls)
 
 
 def authz_prefix() -> str:
