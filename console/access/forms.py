@@ -11,6 +11,7 @@ from django.utils import timezone
 from console.access.models import ApiToken, Grant
 from console.access.roles import GLOBAL_ROLES
 from console.access.selectors import teams
+from endpoints.models import Endpoint
 
 
 def _users(active_only: bool = True):
@@ -146,8 +147,6 @@ class CheckAccessForm(forms.Form):
         self.fields["user"].queryset = _users(active_only=False)
 
     def clean_endpoint(self):
-        from endpoints.models import Endpoint
-
         value = self.cleaned_data["endpoint"].strip().strip("/")
         project, sep, name = value.partition("/")
         if not sep or not project or not name:

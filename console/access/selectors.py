@@ -22,6 +22,7 @@ from console.access.grants import ROLE_ACTIONS, actions_for, live_q
 from console.access.models import ApiToken, Grant
 from console.access.roles import GLOBAL_ROLES
 from console.permissions import ADMIN_PERMISSION, can, is_platform_admin, protection_for, visible
+from endpoints.models import Endpoint, Project, RegisteredModel
 
 ACTIONS = ("view", "deploy", "infer", "manage")
 ACTION_LABELS = {
@@ -74,8 +75,6 @@ class AccessCheck:
 
 
 def _object_label(obj) -> str:
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     if isinstance(obj, Project):
         return f"project {obj.name}"
     if isinstance(obj, Endpoint):
@@ -270,8 +269,6 @@ class Reach(_Actions):
 def what_user_can_reach(user, *, now=None) -> dict:
     """Objects ``user`` has grants on (directly or through teams), each with the actions and
     their reasons; project grants say how much they cover. Global roles come first."""
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     now = now or timezone.now()
     grants = list(Grant.objects.filter(live_q(now)).filter(Q(user=user) | Q(group__user=user)).select_related(
         "group", "granted_by"))
@@ -349,8 +346,6 @@ def user_list(*, search: str = "", kind: str = ""):
 
 def grants_visible_to(*, user, include_ended: bool = False):
     """Grants on objects ``user`` may manage (all of them for platform admins)."""
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     qs = Grant.objects.select_related("user", "group", "project", "registered_model__project",
                                       "endpoint__project", "granted_by")
     if not include_ended:
@@ -390,16 +385,12 @@ def grants_expiring_soon(*, days: int = 7):
 
 
 def projects_with_grant_counts():
-    from endpoints.models import Project
-
     return Project.objects.annotate(
         grant_count=Count("grants", filter=live_q(prefix="grants__"), distinct=True),
         endpoint_count=Count("endpoints", distinct=True)).order_by("name")
 
 
 def endpoints_of(project):
-    from endpoints.models import Endpoint
-
     return Endpoint.objects.filter(project=project).order_by("name").only("pk", "name", "project_id")
 
 

@@ -22,7 +22,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -43,6 +43,7 @@ from console.access.models import ApiToken, Grant
 from console.access.roles import GLOBAL_ROLES
 from console.permissions import get_visible_or_404, is_platform_admin
 from console.views.base import platform_admin_required
+from endpoints.models import Endpoint, Project, RegisteredModel
 
 PAGE_SIZE = 50
 ENDPOINT_LINKS = 100  # endpoint access pages linked from a project's access page
@@ -354,8 +355,6 @@ def _object_access(request, *, target, title, crumbs, back_url):
 
 
 def _object_url(name: str, kwargs: dict) -> str | None:
-    from django.urls import NoReverseMatch
-
     try:
         return reverse(name, kwargs=kwargs)
     except NoReverseMatch:
@@ -364,8 +363,6 @@ def _object_url(name: str, kwargs: dict) -> str | None:
 
 @login_required
 def project_access(request, name):
-    from endpoints.models import Project
-
     project = get_visible_or_404(Project.objects.select_related("cluster"), request.user, "manage", name=name)
     back = _object_url("endpoints:project-detail", {"name": project.name})
     return _object_access(request, target=project, title=f"Access to project {project.name}", back_url=back,
@@ -375,8 +372,6 @@ def project_access(request, name):
 
 @login_required
 def model_access(request, pk):
-    from endpoints.models import RegisteredModel
-
     model = get_visible_or_404(RegisteredModel.objects.select_related("project"), request.user, "manage", pk=pk)
     back = _object_url("endpoints:model-detail", {"pk": model.pk})
     return _object_access(request, target=model, title=f"Access to model {model.project.name}/{model.name}",
@@ -386,8 +381,6 @@ def model_access(request, pk):
 
 @login_required
 def endpoint_access(request, project, name):
-    from endpoints.models import Endpoint
-
     endpoint = get_visible_or_404(Endpoint.objects.select_related("project", "project__cluster", "status"),
                                   request.user, "manage", project__name=project, name=name)
     back = _object_url("endpoints:endpoint-detail", {"project": project, "name": name})

@@ -48,6 +48,7 @@ from console.access.models import ApiToken, Grant
 from console.access.roles import GLOBAL_ROLES
 from console.api.permissions import ChokepointFilterBackend, ChokepointPermission, IsPlatformAdmin
 from console.permissions import is_platform_admin, visible
+from endpoints.models import Endpoint, Project, RegisteredModel
 
 # --- tokens -----------------------------------------------------------------------------------------
 
@@ -149,8 +150,6 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                    description="Needs the manage permission on the object (Owner, or platform admin). An object "
                                "you cannot see is refused as nonexistent.")
     def create(self, request):
-        from endpoints.models import Endpoint, Project, RegisteredModel
-
         serializer = GrantCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -276,8 +275,6 @@ class AccessCheckView(APIView):
         OpenApiParameter("action", OpenApiTypes.STR, description="view, deploy, infer (default) or manage."),
     ])
     def get(self, request):
-        from endpoints.models import Endpoint
-
         params = request.query_params
         user_id, endpoint_id = _int_param(params, "user"), _int_param(params, "endpoint")
         errors = {name: ["Required."] for name, value in (("user", user_id), ("endpoint", endpoint_id)) if value is None}
@@ -319,16 +316,12 @@ class _WhoCanAccessViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 @extend_schema_view(retrieve=extend_schema(summary="Who can access this endpoint and why"))
 class EndpointAccessViewSet(_WhoCanAccessViewSet):
     def get_queryset(self):
-        from endpoints.models import Endpoint
-
         return Endpoint.objects.select_related("project")
 
 
 @extend_schema_view(retrieve=extend_schema(summary="Who can access this project and why"))
 class ProjectAccessViewSet(_WhoCanAccessViewSet):
     def get_queryset(self):
-        from endpoints.models import Project
-
         return Project.objects.all()
 
 

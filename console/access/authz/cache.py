@@ -7,12 +7,16 @@ from __future__ import annotations
 import logging
 import time
 
+from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from console.access.models import AccessVersion
+from console.access.models import AccessVersion, ApiToken, Grant
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +83,6 @@ def connect_signals() -> None:
     """Changes made outside the console's services (the Django admin, a shell, guardian's
     shortcuts) must drop cached decisions too; these receivers only invalidate, they audit
     nothing (the services do that explicitly)."""
-    from django.apps import apps
-    from django.contrib.auth import get_user_model
-    from django.db.models.signals import m2m_changed, post_delete, post_save
-    from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
-
-    from console.access.models import ApiToken, Grant
-
     User = get_user_model()
     post_save.connect(_invalidate_on_user_save, sender=User, dispatch_uid="authz-user-save")
     post_delete.connect(_invalidate_on_change, sender=User, dispatch_uid="authz-user-delete")

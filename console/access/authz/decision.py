@@ -15,11 +15,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
+from audit import services as audit
+from audit.models import AuditEvent
+from console.access import tokens
 from console.access.authz.cache import VERSION_KEY, _db_version, cache_is_shared, decision_cache
 from console.access.authz.routing import normalise_host, path_refusal, path_route, resolve_target
+from console.access.selectors import access_check
+from console.permissions import is_platform_admin, protection_for
+from endpoints.models import Endpoint, Project
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +80,6 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
 
     ``path`` is the original path decoded, ``raw_path`` the same as sent (percent-encoded,
     no query) when known; a path that is not normalised is refused (``path_refusal``)."""
-    from console.access import tokens
-
     now = now or timezone.now()
     host = normalise_host(host)
     plaintext = tokens.bearer_value(authorization)
@@ -135,7 +142,6 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
                     until = min(until, valid_until.timestamp())
             else:
                 # Denials are rare and audited: explain them in full.
-                from console.access.selectors import access_check
 
                 decision.reason = access_check(user=user, obj=endpoint.load(), action="infer", now=now).reason
     if ttl > 0:
@@ -153,12 +159,6 @@ def _infer_rows_sql() -> str:
     and without the ORM's query-building cost (this is the cold path of every decision)."""
     global _caller_sql
     if _caller_sql is None:
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Permission
-
-        from console.permissions import protection_for
-        from endpoints.models import Endpoint, Project
-
         memberships = get_user_model().groups.through._meta.db_table
         permission = Permission._meta.db_table
         parts = []
@@ -179,7 +179,6 @@ def _infer_rows_sql() -> str:
 def _aware(value) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value if value is None or timezone.is_aware(value) else timezone.make_aware(value, UTC)
-    from django.utils.dateparse import parse_datetime
 
     parsed = parse_datetime(str(value))
     return parsed if parsed is None or timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
@@ -190,8 +189,6 @@ def caller_access(user, endpoint, now: datetime) -> tuple[bool, datetime | None]
     team, through the endpoint's project, or as a platform admin. Agrees with
     ``console.permissions.can(user, endpoint, "infer")`` (tested); until is None when no
     expiry bounds it."""
-    from console.permissions import is_platform_admin
-
     at = connection.ops.adapt_datetimefield_value(now)
     params = []
     for object_id, codename in ((endpoint.pk, "infer_endpoint"), (endpoint.project_id, "infer_project")):
@@ -209,9 +206,6 @@ def caller_access(user, endpoint, now: datetime) -> tuple[bool, datetime | None]
 # --- audit ---------------------------------------------------------------------------------------
 
 def audit_denial(decision: Decision, *, method: str, host: str, path: str, raw_path: str | None = None) -> None:
-    from audit import services as audit
-    from audit.models import AuditEvent
-
     audit.record(
         action="infer.authorize", source=AuditEvent.Source.AUTHZ, outcome=audit.DENIED,
         actor_name=decision.principal or "(anonymous)",
@@ -266,7 +260,6 @@ class AllowTally:
                 atexit.register(self.flush, everything=True)
 
     def _run(self) -> None:  # pragma: no cover - exercised by the benchmark, not unit tests
-        from django.db import connections
 
         interval = float(getattr(settings, "AUTHZ_ALLOW_FLUSH_SECONDS", 10))
         while True:
@@ -284,9 +277,6 @@ class AllowTally:
 
     def flush(self, *, now: float | None = None, everything: bool = False) -> int:
         """Write the events of finished minutes (all minutes with ``everything``)."""
-        from audit import services as audit
-        from audit.models import AuditEvent
-
         now = time.time() if now is None else now
         current = int(now // 60)
         with self._lock:

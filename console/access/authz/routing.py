@@ -7,8 +7,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
+
+from endpoints.models import Endpoint, EndpointStatus, Project
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +91,6 @@ def _host_candidates(host: str) -> list[tuple[str, str, str]]:
 
 
 def _status_host(url: str) -> str:
-    from urllib.parse import urlsplit
-
     try:
         return normalise_host(urlsplit(url).netloc) if url else ""
     except ValueError:
@@ -110,8 +111,6 @@ class EndpointRef:
     urls: tuple[str, ...] = ()
 
     def load(self):
-        from endpoints.models import Endpoint
-
         return Endpoint.objects.select_related("project", "project__cluster").get(pk=self.pk)
 
 
@@ -130,8 +129,6 @@ def resolve_target(host: str, path: str = "") -> tuple[EndpointRef | None, str]:
 
     Index lookups only: projects by namespace, then endpoints by (project, name); the observed
     status URL is scanned only for hosts in none of KServe's forms (a custom domain template)."""
-    from endpoints.models import Endpoint, Project
-
     host = normalise_host(host)
     routed = path_route(path)
     host_readings = [(name, namespace) for name, namespace, _domain in _host_candidates(host)] if host else []
@@ -194,8 +191,6 @@ def _by_host(host: str, found: list[EndpointRef]) -> EndpointRef | None:
 def _dedicated_status_host(host: str) -> EndpointRef | None:
     """The endpoint whose observed status URL is exactly ``http(s)://<host>`` (a custom domain
     template), if any."""
-    from endpoints.models import EndpointStatus
-
     row = EndpointStatus.objects.order_by().filter(url__in=[f"http://{host}", f"https://{host}"]).values_list(
         "endpoint_id", "endpoint__name", "endpoint__project_id", "endpoint__project__name",
         "endpoint__project__namespace", "endpoint__project__cluster__ingress_domain", "url", "address_url").first()
