@@ -4,9 +4,46 @@ endpoint, source, outcome and free text."""
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from audit import selectors
+from audit.directory import EndpointRef
 from audit.models import AuditEvent
+
+
+class EndpointField(forms.ChoiceField):
+    """An endpoint the user may filter the trail on, by id, cleaned to an ``EndpointRef``.
+
+    The select's options are read only when the form is rendered (the API never renders
+    it); a submitted id is looked up on its own. Same message as a model choice field had.
+    """
+
+    default_error_messages = {"invalid_choice": forms.ModelChoiceField.default_error_messages["invalid_choice"]}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.user = None
+
+    def for_user(self, user) -> None:
+        self.user = user
+        self.choices = lambda: [("", "Any endpoint"), *(
+            (endpoint.pk, endpoint.label) for endpoint in selectors.endpoint_choices(user=user))]
+
+    def to_python(self, value) -> EndpointRef | None:
+        if value in self.empty_values:
+            return None
+        try:
+            pk = int(value)
+        except (TypeError, ValueError):
+            pk = None
+        endpoint = selectors.endpoint_get(user=self.user, pk=pk) if pk is not None else None
+        if endpoint is None:
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                  params={"value": value})
+        return endpoint
+
+    def validate(self, value) -> None:
+        forms.Field.validate(self, value)  # to_python already checked it is one of the choices
 
 
 class EventFilterForm(forms.Form):
@@ -18,7 +55,7 @@ class EventFilterForm(forms.Form):
     action = forms.CharField(required=False, max_length=64, help_text="e.g. endpoint.update, grant., k8s.")
     target = forms.CharField(required=False, max_length=256)
     project = forms.ChoiceField(required=False)
-    endpoint = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any endpoint")
+    endpoint = EndpointField(required=False)
     source = forms.ChoiceField(required=False, choices=[("", "Any source"), *AuditEvent.Source.choices])
     outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *AuditEvent.Outcome.choices])
     q = forms.CharField(required=False, max_length=200, label="Text", help_text="Searches names, targets and details")
@@ -30,8 +67,7 @@ class EventFilterForm(forms.Form):
         self.fields["project"].choices = [("", "Any project")] + [
             (name, name) for name in selectors.project_choices(user=user)
         ]
-        self.fields["endpoint"].queryset = selectors.endpoint_choices(user=user)
-        self.fields["endpoint"].label_from_instance = lambda e: f"{e.project.name}/{e.name}"
+        self.fields["endpoint"].for_user(user)
 
     def clean(self):
         data = super().clean()
