@@ -5,10 +5,27 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.choices import BaseChoiceIterator
 
 from audit import selectors
 from audit.directory import EndpointRef
 from audit.models import AuditEvent
+
+
+class _EndpointOptions(BaseChoiceIterator):
+    """The endpoint select's options, read once and only when iterated past "Any endpoint"
+    (as a model choice field does: checking the first option costs no query)."""
+
+    def __init__(self, user):
+        self.user = user
+        self.endpoints = None
+
+    def __iter__(self):
+        yield "", "Any endpoint"
+        if self.endpoints is None:
+            self.endpoints = selectors.endpoint_choices(user=self.user)
+        for endpoint in self.endpoints:
+            yield endpoint.pk, endpoint.label
 
 
 class EndpointField(forms.ChoiceField):
@@ -26,8 +43,7 @@ class EndpointField(forms.ChoiceField):
 
     def for_user(self, user) -> None:
         self.user = user
-        self.choices = lambda: [("", "Any endpoint"), *(
-            (endpoint.pk, endpoint.label) for endpoint in selectors.endpoint_choices(user=user))]
+        self.choices = _EndpointOptions(user)
 
     def to_python(self, value) -> EndpointRef | None:
         if value in self.empty_values:
