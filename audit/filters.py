@@ -11,6 +11,8 @@ from audit import selectors
 from audit.directory import EndpointRef
 from audit.models import AuditEvent
 
+MAX_ID = 2**63 - 1
+
 
 class _EndpointOptions(BaseChoiceIterator):
     """The endpoint select's options, read once and only when iterated past "Any endpoint"
@@ -52,7 +54,9 @@ class EndpointField(forms.ChoiceField):
             pk = int(value)
         except (TypeError, ValueError):
             pk = None
-        endpoint = selectors.endpoint_get(user=self.user, pk=pk) if pk is not None else None
+        # Beyond a 64-bit id it is no endpoint (and SQLite would refuse the parameter: a 500).
+        valid = pk is not None and 0 < pk <= MAX_ID
+        endpoint = selectors.endpoint_get(user=self.user, pk=pk) if valid else None
         if endpoint is None:
             raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
                                   params={"value": value})

@@ -52,11 +52,12 @@ def can_view_any(user) -> bool:
 
 
 def event_list_visible_to(*, user):
-    if can_view_all(user):
+    scope = trail_scope(user)
+    if scope is None:
         return AuditEvent.objects.all()
     if not is_signed_in(user):
         return AuditEvent.objects.none()
-    return AuditEvent.objects.filter(project_id__in=owned_project_ids(user))
+    return AuditEvent.objects.filter(project_id__in=scope)
 
 
 def event_get(*, user, pk: int) -> AuditEvent:

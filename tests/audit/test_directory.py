@@ -155,6 +155,15 @@ def test_an_owner_cannot_filter_on_another_projects_endpoint(trail):
         "endpoint": ["Select a valid choice. That choice is not one of the available choices."]}
 
 
+@pytest.mark.parametrize("value", ["abc", "1.5", "0", "99999999999999999999"])
+def test_an_endpoint_filter_that_names_no_endpoint_is_400(auditor, fraud, value):
+    api = APIClient()
+    api.force_authenticate(auditor)
+    response = api.get("/api/v1/audit/events/", {"endpoint": value})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "endpoint: Select a valid choice. That choice is not one of the available choices."
+
+
 def test_without_a_directory_owners_see_nothing_and_auditors_everything(client, trail, auditor, no_directory):
     client.force_login(trail["owner"])
     assert client.get(reverse("audit:event-list")).status_code == 403
