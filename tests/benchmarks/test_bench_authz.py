@@ -52,7 +52,7 @@ def _env(folder: Path, ttl: int | None = None) -> dict:
     env.update({
         "CONSOLE_VAR_DIR": str(folder), "SECRET_KEY": "bench-" + "k" * 40, "CONSOLE_TLS": "0", "DEBUG": "0",
         "AUDIT_SIGNING_KEY": "bench-audit-" + "k" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", "LOG_LEVEL": "WARNING", "CONSOLE_TESTING": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "console.settings",
     })
     if os.environ.get("BENCH_DATABASE_URL"):
