@@ -15,6 +15,7 @@ import hashlib
 from django.contrib.auth import get_user_model
 
 from audit import services as audit
+from audit.directory import ProjectRef, get_directory
 from audit.inference import OK, RESPONSE_ONLY, InferencePair
 from audit.models import AuditEvent
 
@@ -47,19 +48,15 @@ def _external_id(pair: InferencePair) -> str:
 
 def record_inference_io(pairs: list[InferencePair]) -> None:
     """Append one ``infer.request`` event per pair (re-dispatches are skipped by external id)."""
-    from endpoints.models import Project
-
-    projects = {
-        p["pk"]: p for p in Project.objects.filter(pk__in={pair.project_id for pair in pairs})
-        .values("pk", "name", "keep_payload_bodies", "payload_body_limit")
-    }
+    projects = get_directory().projects_by_id({pair.project_id for pair in pairs})
     principals = {pair.principal for pair in pairs if pair.principal}
     user_ids = dict(
         get_user_model().objects.filter(username__in=principals).values_list("username", "pk")
     ) if principals else {}
     events = []
     for pair in pairs:
-        project = projects.get(pair.project_id) or {"name": "", "keep_payload_bodies": False, "payload_body_limit": 0}
+        # A project deleted meanwhile (or none known: no directory) keeps no bodies.
+        project = projects.get(pair.project_id) or ProjectRef(pk=pair.project_id, name="", namespace=pair.namespace)
         details = {
             "event_id": pair.event_id,
             "inference_service": pair.inference_service,
@@ -74,8 +71,8 @@ def record_inference_io(pairs: list[InferencePair]) -> None:
             "request": _digest(pair.request_body if pair.status != RESPONSE_ONLY else None),
             "response": _digest(pair.response_body),
         }
-        if project["keep_payload_bodies"]:
-            limit = int(project["payload_body_limit"])
+        if project.keep_payload_bodies:
+            limit = int(project.payload_body_limit)
             details["bodies"] = {
                 "request": _body_record(pair.request_body if pair.status != RESPONSE_ONLY else None, limit),
                 "response": _body_record(pair.response_body, limit),
@@ -90,7 +87,7 @@ def record_inference_io(pairs: list[InferencePair]) -> None:
             target_id=str(pair.endpoint_id) if pair.endpoint_id else f"{pair.namespace}/{pair.inference_service}"[:255],
             target_repr=f"{pair.namespace}/{pair.inference_service}"[:512],
             project_id=pair.project_id,
-            project_name=project["name"],
+            project_name=project.name,
             outcome=AuditEvent.Outcome.SUCCESS if pair.status in (OK, RESPONSE_ONLY) else AuditEvent.Outcome.ERROR,
             request_id=pair.event_id[:64],
             details=details,

@@ -1,5 +1,6 @@
 """Streaming exports of audit events as CSV and JSON Lines (bounded memory: rows are read
-with a server-side cursor in chunks and written out as they come)."""
+with a server-side cursor in chunks and written out as they come), and the one download
+response the export page and the API both return."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import io
 import json
 from collections.abc import Iterator
 
-from audit import digests
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+
+from audit import digests, selectors, services
 
 COLUMNS = (
     "id", "occurred_at", "received_at", "source", "actor_id", "actor_name", "action", "target_type",
@@ -69,3 +73,15 @@ def jsonl_stream(queryset) -> Iterator[bytes]:
 
 def stream(queryset, fmt: str) -> Iterator[bytes]:
     return csv_stream(queryset) if fmt == "csv" else jsonl_stream(queryset)
+
+
+def export_response(*, user, fmt: str, filters: selectors.EventFilters) -> StreamingHttpResponse:
+    """The trail ``user`` may read, filtered, as a streamed ``fmt`` download. The export is
+    recorded (who, which format, which filters) before a row is read."""
+    services.record_export(actor=user, fmt=fmt, filters=filters.as_dict())
+    events = selectors.event_search(user=user, filters=filters)
+    response = StreamingHttpResponse(stream(events, fmt), content_type=FORMATS[fmt])
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    return response

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from audit import cloudevents, k8s
 from audit import services as audit
+from audit.directory import get_directory
 from audit.inference import OK, RESPONSE_ONLY, TIMEOUT, InferencePair, dispatch
 from audit.models import AuditEvent, InferenceEventPart, IngestBatch
 
@@ -133,26 +134,15 @@ def _body(batch: IngestBatch) -> bytes:
     return bytes(batch.body)
 
 
-def _project_lookup(project_ids) -> dict:
-    from endpoints.models import Project
-
-    return {p.pk: p for p in Project.objects.filter(pk__in=set(project_ids))}
-
-
 def _process_kubernetes(batch: IngestBatch) -> tuple[int, int, bool]:
-    from endpoints.models import Project
-
     items = k8s.parse_event_list(_body(batch))
     normalised = {}
     for item in items:
         event = k8s.normalise(item)
         normalised.setdefault(event.external_id, event)  # a batch may repeat an event
     namespaces = {e.namespace for e in normalised.values() if e.namespace}
-    projects = Project.objects.filter(namespace__in=namespaces).select_related("cluster")
-    if batch.cluster_name:
-        projects = projects.filter(cluster__name=batch.cluster_name)
     by_namespace: dict[str, list] = defaultdict(list)
-    for project in projects:
+    for project in get_directory().projects_in_namespaces(namespaces, cluster_name=batch.cluster_name):
         by_namespace[project.namespace].append(project)
     rows = []
     for event in normalised.values():
@@ -182,7 +172,7 @@ def _process_kubernetes(batch: IngestBatch) -> tuple[int, int, bool]:
 
 
 def _process_kserve(batch: IngestBatch) -> tuple[int, int, bool]:
-    project = _project_lookup([batch.project_id]).get(batch.project_id) if batch.project_id else None
+    project = get_directory().projects_by_id({batch.project_id}).get(batch.project_id) if batch.project_id else None
     keep_body = bool(project and project.keep_payload_bodies)
     events = cloudevents.parse_delivery(batch.headers or {}, _body(batch), batch.content_type)
     unique: dict[tuple[str, str], cloudevents.LoggerEvent] = {}
@@ -239,21 +229,6 @@ def _pair_and_dispatch(project_id: int, event_ids: set[str]) -> int:
     return _dispatch_parts([(h["request"], h["response"], OK) for h in complete])
 
 
-def _endpoint_ids(keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    from endpoints.models import Endpoint
-
-    if not keys:
-        return {}
-    wanted = defaultdict(set)
-    for project_id, name in keys:
-        wanted[project_id].add(name)
-    found = {}
-    for project_id, names in wanted.items():
-        for pk, name in Endpoint.objects.filter(project_id=project_id, name__in=names).values_list("pk", "name"):
-            found[(project_id, name)] = pk
-    return found
-
-
 def _dispatch_parts(groups: list[tuple[InferenceEventPart | None, InferenceEventPart | None, str]]) -> int:
     """Build pairs from (request, response, status) groups, hand them to the consumers and mark
     the parts dispatched, all in the caller's transaction."""
@@ -263,7 +238,7 @@ def _dispatch_parts(groups: list[tuple[InferenceEventPart | None, InferenceEvent
     for request, response, _ in groups:
         first = request or response
         names.add((first.project_id, first.inference_service))
-    endpoints = _endpoint_ids(names)
+    endpoints = get_directory().endpoint_ids(names)
     pairs = []
     for request, response, status in groups:
         first = request or response

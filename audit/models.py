@@ -95,9 +95,6 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit events are append-only: delete refused")
 
-    def canonical(self) -> dict:
-        return digests.canonical_event(self)
-
     def compute_digest(self) -> str:
         return digests.event_digest(self)
 

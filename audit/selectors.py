@@ -1,21 +1,23 @@
 """Per-user reads of the audit trail.
 
 Who sees what: auditors (``audit.view_auditevent``: the Auditor role; platform admins have
-it too) see every event; project owners (``manage`` on a project, through the permission
-chokepoint) see the events of their projects; everyone else sees none. Ingest batches and
-integrity checks are for auditors only.
+it too) see every event; project owners (``manage`` on a project, decided by the permission
+chokepoint on the domain's side of ``audit.directory``) see the events of their projects;
+everyone else sees none. Ingest batches and integrity checks are for auditors only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
+from audit.directory import EndpointRef, ProjectIds, get_directory
 from audit.models import AuditEvent, AuditSeal, IngestBatch
-from console.permissions import is_platform_admin, visible
+from console.permissions import is_platform_admin, is_signed_in
 
 VIEW_ALL_PERMISSION = "audit.view_auditevent"
 
@@ -25,24 +27,37 @@ def can_view_all(user) -> bool:
                 and (is_platform_admin(user) or user.has_perm(VIEW_ALL_PERMISSION)))
 
 
-def managed_projects(user):
-    """Projects whose audit events the user may read as their owner."""
-    from endpoints.models import Project
+def owned_project_ids(user) -> ProjectIds:
+    """Projects whose audit events the user may read as their owner (a lazy query of ids)."""
+    if not is_signed_in(user):
+        return ()
+    return get_directory().owned_project_ids(user)
 
-    return visible(Project.objects.all(), user, "manage")
+
+def _any(ids: ProjectIds) -> bool:
+    # A lazy query answers with EXISTS instead of fetching every id.
+    exists = getattr(ids, "exists", None)
+    return exists() if callable(exists) else any(True for _ in ids)
+
+
+def trail_scope(user) -> ProjectIds | None:
+    """The projects whose events ``user`` reads: None for every event (auditors), else the
+    owned projects' ids."""
+    return None if can_view_all(user) else owned_project_ids(user)
 
 
 def can_view_any(user) -> bool:
     """May open the trail at all (auditor, or owner of at least one project)."""
-    return can_view_all(user) or (bool(user and user.is_authenticated) and managed_projects(user).exists())
+    return can_view_all(user) or _any(owned_project_ids(user))
 
 
 def event_list_visible_to(*, user):
-    if can_view_all(user):
+    scope = trail_scope(user)
+    if scope is None:
         return AuditEvent.objects.all()
-    if not user or not user.is_authenticated or not user.is_active:
+    if not is_signed_in(user):
         return AuditEvent.objects.none()
-    return AuditEvent.objects.filter(project_id__in=managed_projects(user).values("pk"))
+    return AuditEvent.objects.filter(project_id__in=scope)
 
 
 def event_get(*, user, pk: int) -> AuditEvent:
@@ -63,7 +78,7 @@ class EventFilters:
     target_type: str = ""
     target_id: str = ""
     project: str = ""
-    endpoint: object = None  # an endpoints.models.Endpoint
+    endpoint: EndpointRef | None = None
     source: str = ""
     outcome: str = ""
     q: str = ""
@@ -75,15 +90,15 @@ class EventFilters:
             if value in (None, ""):
                 continue
             if name == "endpoint":
-                value = f"{value.project.name}/{value.name}"
+                value = value.label
             out[name] = value.isoformat() if isinstance(value, datetime) else str(value)
         return out
 
 
-def endpoint_condition(endpoint) -> Q:
+def endpoint_condition(endpoint: EndpointRef) -> Q:
     """Events about an endpoint: console actions on it, its inference I/O, and Kubernetes API
     calls on its InferenceService."""
-    isvc = f"{endpoint.project.namespace}/{endpoint.name}"
+    isvc = f"{endpoint.namespace}/{endpoint.name}"
     return (
         Q(target_type="endpoint", target_id=str(endpoint.pk))
         | Q(target_type="k8s:inferenceservices", target_id=isvc)
@@ -142,22 +157,21 @@ def _looks_like_ip(term: str) -> bool:
     return True
 
 
-def endpoint_choices(*, user):
-    """Endpoints offered in the trail's endpoint filter: every endpoint for auditors, the
-    endpoints of their projects for owners."""
-    from endpoints.models import Endpoint
+def endpoint_choices(*, user, ids: Collection[int] | None = None) -> list[EndpointRef]:
+    """Endpoints offered in the trail's endpoint filter (only ``ids`` when given): every
+    endpoint for auditors, the endpoints of their projects for owners."""
+    return get_directory().endpoints(within=trail_scope(user), ids=ids)
 
-    qs = Endpoint.objects.select_related("project").order_by("project__name", "name")
-    if can_view_all(user):
-        return qs
-    return qs.filter(project__in=managed_projects(user))
+
+def endpoint_get(*, user, pk: int) -> EndpointRef | None:
+    """One endpoint the user may filter the trail on, or None."""
+    found = endpoint_choices(user=user, ids={pk})
+    return found[0] if found else None
 
 
 def project_choices(*, user) -> list[str]:
-    from endpoints.models import Project
-
-    qs = Project.objects.all() if can_view_all(user) else managed_projects(user)
-    return list(qs.order_by("name").values_list("name", flat=True))
+    """Names of the projects offered in the trail's project filter."""
+    return [project.name for project in get_directory().projects(within=trail_scope(user))]
 
 
 def seal_summary() -> dict:

@@ -19,7 +19,6 @@ waiting for the next sealer run, not a failure.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -227,8 +226,3 @@ def _check_uncovered(report: Report, covered: list[list[int]], floor: int) -> No
                                f"{floor} was sealed: it was inserted", event_id=event_id, position=event_id))
         else:
             report.unsealed += 1
-
-
-def fingerprint_of_report(report: Report) -> str:
-    """A short digest of a verification result (shown with each recorded run)."""
-    return hashlib.sha256(digests.canonical_bytes(report.summary())).hexdigest()[:16]

@@ -90,10 +90,6 @@ def protection_for(model) -> Protection:
         raise LookupError(f"{model.__name__} is not registered with console.permissions.protect()") from None
 
 
-def protected_models() -> list[type[models.Model]]:
-    return list(_protected)
-
-
 def is_protected(model) -> bool:
     return model in _protected
 

@@ -2,12 +2,12 @@
 
 Defaults make a local run work with no services at all: SQLite and the Celery filesystem
 broker under ``var/``. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis.
-Secrets may come from ``<NAME>_FILE``. See README.md for the full table.
+Secrets may come from ``<NAME>_FILE``. See README.md for the full table. The test suite runs
+with ``tests/settings.py``, which imports these and overrides what tests need.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,12 +22,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.string("CONSOLE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.boolean("DEBUG", False)
-TESTING = "pytest" in sys.modules or env.boolean("CONSOLE_TESTING", False)
 
 SECRET_KEY = env.string("SECRET_KEY")
 if not SECRET_KEY:
-    if DEBUG or TESTING:
-        # Only for local development and the test suite; never used when DEBUG is off.
+    if DEBUG:
+        # Only for local development; never used when DEBUG is off.
         SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105
     else:
         raise ImproperlyConfigured(
@@ -77,8 +76,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestContextMiddleware",
     # Envoy ext_authz checks are answered here, before sessions, CSRF and host validation
-    # (they carry the inference host, not the console's): console/access/authz.py.
-    "console.access.authz.AuthzMiddleware",
+    # (they carry the inference host, not the console's): console/access/authz/.
+    "console.access.authz.http.AuthzMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -140,7 +139,7 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Inference authorization decisions (console/access/authz.py) have a cache of their own: Redis when
+# Inference authorization decisions (console/access/authz/) have a cache of their own: Redis when
 # configured (shared by every web process), else a per-process LocMem big enough for the
 # working set (invalidation then goes through a version row in the database).
 AUTHZ_CACHE_ALIAS = "authz"
@@ -152,7 +151,7 @@ AUTHZ_PATH_TEMPLATE = env.string("AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{n
 # Allowed inference calls are audited as one event per principal, endpoint and minute, written
 # by a thread in each web process every AUTHZ_ALLOW_FLUSH_SECONDS (tests flush by hand).
 AUTHZ_ALLOW_FLUSH_SECONDS = env.integer("AUTHZ_ALLOW_FLUSH_SECONDS", 10, minimum=1)
-AUTHZ_FLUSH_THREAD = not TESTING
+AUTHZ_FLUSH_THREAD = True
 CACHES[AUTHZ_CACHE_ALIAS] = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}
     if REDIS_URL
@@ -246,10 +245,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-if TESTING:
-    # Password hashing is deliberately slow; the suite hashes thousands of test passwords.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT failures for one username from one
 # address, that pair is locked out for the cool-off period.
 AXES_ENABLED = env.boolean("AXES_ENABLED", True)
@@ -274,7 +269,7 @@ CSRF_COOKIE_HTTPONLY = True
 # --- Transport security -------------------------------------------------------------------
 # CONSOLE_TLS: the console is reached over HTTPS (directly or through a TLS-terminating proxy
 # that sets X-Forwarded-Proto). Defaults on whenever DEBUG is off.
-TLS = env.boolean("CONSOLE_TLS", not DEBUG and not TESTING)
+TLS = env.boolean("CONSOLE_TLS", not DEBUG)
 SESSION_COOKIE_SECURE = TLS
 CSRF_COOKIE_SECURE = TLS
 if TLS:
@@ -320,13 +315,13 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if TESTING or DEBUG
+            if DEBUG
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
-WHITENOISE_USE_FINDERS = TESTING or DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -381,8 +376,8 @@ LOGGING = {
 AUDIT_SIGNING_KEY_ID = env.string("AUDIT_SIGNING_KEY_ID", "k1")
 _audit_current_key = env.string("AUDIT_SIGNING_KEY")
 if not _audit_current_key:
-    if DEBUG or TESTING:
-        _audit_current_key = "insecure-local-audit-signing-key"  # noqa: S105 - local runs and tests only
+    if DEBUG:
+        _audit_current_key = "insecure-local-audit-signing-key"  # noqa: S105 - local runs only
     else:
         raise ImproperlyConfigured(
             "AUDIT_SIGNING_KEY is required when DEBUG is off: set AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE "

@@ -9,3 +9,9 @@ class EndpointsConfig(AppConfig):
         from endpoints import access_rules
 
         access_rules.register()
+
+        # Audit is a lower layer: it learns about projects and endpoints from this directory.
+        from audit.directory import register_directory
+        from endpoints.audit_directory import ProjectDirectory
+
+        register_directory(ProjectDirectory())

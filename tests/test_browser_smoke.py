@@ -101,6 +101,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(console_page, live_
     screenshot(page, "login-error")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("url_name", "title_locator"),
     [

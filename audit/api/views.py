@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -34,7 +32,7 @@ from audit.api.serializers import (
 from audit.filters import EventFilterForm
 from audit.models import AuditSeal, IngestBatch
 from audit.verify import verify
-from console.permissions import is_platform_admin
+from console.api.permissions import IsPlatformAdmin
 
 FILTER_PARAMETERS = [
     OpenApiParameter("start", OpenApiTypes.DATETIME, description="Events at or after this time."),
@@ -129,14 +127,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=False, methods=["get"], url_path=r"export/(?P<fmt>csv|jsonl)", pagination_class=None,
             renderer_classes=[JSONRenderer, CSVRenderer, JSONLinesRenderer])
     def export(self, request, fmt: str):
-        filters = _filters(request)
-        services.record_export(actor=request.user, fmt=fmt, filters=filters.as_dict())
-        qs = selectors.event_search(user=request.user, filters=filters)
-        response = StreamingHttpResponse(exports.stream(qs, fmt), content_type=exports.FORMATS[fmt])
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.{fmt}"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return exports.export_response(user=request.user, fmt=fmt, filters=_filters(request))
 
 
 @extend_schema_view(list=extend_schema(summary="Seals of the trail (auditors)"))
@@ -182,11 +173,9 @@ class IngestBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(summary="Queue a failed batch again (platform admins)", request=None,
                    responses={202: IngestBatchSerializer, 409: OpenApiResponse(description="Not a failed batch.")})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsPlatformAdmin])
     def retry(self, request, pk=None):
         batch = self.get_object()
-        if not is_platform_admin(request.user):
-            self.permission_denied(request, message="Only platform admins may retry a batch.")
         try:
             batch = ingest.batch_retry(actor=request.user, batch=batch)
         except ValueError as exc:

@@ -15,7 +15,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from audit import cloudevents, ingest, k8s
+from audit.directory import get_directory
 from audit.models import IngestBatch
+from console.auth import authenticate_bearer
 from console.middleware import client_ip
 
 INGEST_PERMISSION = "console.ingest_logs"
@@ -59,9 +61,7 @@ def _ce_headers(request) -> dict[str, str]:
 def kserve_receiver(request, ingest_key: str):
     """Where a project's payload loggers post (the logger cannot authenticate: the project's
     rotatable ingest key in the path identifies it; a wrong key is 404)."""
-    from endpoints.models import Project
-
-    project = Project.objects.filter(ingest_key=ingest_key).only("pk", "name", "namespace").first()
+    project = get_directory().project_for_ingest_key(ingest_key)
     if project is None:
         return JsonResponse({"detail": "Unknown ingest key."}, status=404)
     try:
@@ -94,9 +94,7 @@ def kubernetes_receiver(request):
     """The Kubernetes API server's audit webhook backend (an ``audit.k8s.io/v1`` EventList),
     authenticated with a bearer token of scope ``ingest`` whose user holds the Ingester role.
     ``?cluster=<name>`` tells which cluster's namespaces the events refer to."""
-    from console.access import tokens
-
-    auth = tokens.authenticate_bearer(request.META.get("HTTP_AUTHORIZATION"))
+    auth = authenticate_bearer(request.META.get("HTTP_AUTHORIZATION"))
     if auth is None:
         return JsonResponse({"detail": "A valid bearer token is required."}, status=401,
                             headers={"WWW-Authenticate": 'Bearer realm="ingest"'})

@@ -11,10 +11,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit import exports, ingest, sealing, selectors, services
@@ -22,6 +21,7 @@ from audit.filters import EventFilterForm
 from audit.models import IngestBatch
 from audit.verify import verify
 from console.permissions import is_platform_admin
+from console.views.base import platform_admin_required
 
 PAGE_SIZE = 50
 
@@ -116,10 +116,10 @@ def object_history(request, target_type: str, target_id: str):
     extra = {}
     endpoint = None
     if target_type == "endpoint" and target_id.isdigit():
-        endpoint = selectors.endpoint_choices(user=request.user).filter(pk=int(target_id)).first()
+        endpoint = selectors.endpoint_get(user=request.user, pk=int(target_id))
     if endpoint is not None:
         data["endpoint"] = str(endpoint.pk)
-        extra["subject"] = f"endpoint {endpoint.project.name}/{endpoint.name}"
+        extra["subject"] = f"endpoint {endpoint.label}"
     else:
         data["target_type"], data["target_id"] = target_type, target_id
         extra["subject"] = f"{target_type} {target_id}"
@@ -179,14 +179,7 @@ def event_export(request, fmt: str):
         problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in form.errors.items())
         return HttpResponseBadRequest(f"Nothing exported: the filters are invalid ({problems}).",
                                       content_type="text/plain; charset=utf-8")
-    filters = form.filters()
-    services.record_export(actor=request.user, fmt=fmt, filters=filters.as_dict())
-    qs = selectors.event_search(user=request.user, filters=filters)
-    response = StreamingHttpResponse(exports.stream(qs, fmt), content_type=exports.FORMATS[fmt])
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.{fmt}"'
-    response["Cache-Control"] = "no-store"
-    return response
+    return exports.export_response(user=request.user, fmt=fmt, filters=form.filters())
 
 
 # --- integrity ----------------------------------------------------------------------------------
@@ -241,14 +234,11 @@ def batch_detail(request, pk: int):
     })
 
 
-@login_required
+@platform_admin_required
 @require_POST
 def batch_retry(request, pk: int):
     """Queue a failed batch again (platform admins)."""
-    _require_auditor(request.user)
     batch = get_object_or_404(IngestBatch.objects.defer("body"), pk=pk)
-    if not is_platform_admin(request.user):
-        raise PermissionDenied
     try:
         ingest.batch_retry(actor=request.user, batch=batch)
     except ValueError as exc:

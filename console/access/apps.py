@@ -9,7 +9,8 @@ class AccessConfig(AppConfig):
 
     def ready(self) -> None:
         from console import auth, permissions
-        from console.access import authz, roles, signals, tokens  # noqa: F401  (signals: sign-in audit receivers)
+        from console.access import roles, signals, tokens  # noqa: F401  (signals: sign-in audit receivers)
+        from console.access.authz import cache as authz_cache
         from console.access.evaluation import GuardianGrantEvaluator
 
         # The framework's chokepoint and bearer hook answer through access control.
@@ -18,4 +19,4 @@ class AccessConfig(AppConfig):
         post_migrate.connect(roles.ensure_global_roles_after_migrate, sender=self)
         # Changes made outside the services (Django admin, guardian shortcuts) drop cached
         # inference-authorization decisions too.
-        authz.connect_signals()
+        authz_cache.connect_signals()

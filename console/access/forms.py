@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from console.access.models import ApiToken, Grant
 from console.access.roles import GLOBAL_ROLES
+from console.access.selectors import teams
+from endpoints.models import Endpoint
 
 
 def _users(active_only: bool = True):
@@ -19,7 +20,7 @@ def _users(active_only: bool = True):
 
 
 def _teams():
-    return Group.objects.exclude(name__in=list(GLOBAL_ROLES)).order_by("name")
+    return teams()
 
 
 class UserChoiceField(forms.ModelChoiceField):
@@ -146,8 +147,6 @@ class CheckAccessForm(forms.Form):
         self.fields["user"].queryset = _users(active_only=False)
 
     def clean_endpoint(self):
-        from endpoints.models import Endpoint
-
         value = self.cleaned_data["endpoint"].strip().strip("/")
         project, sep, name = value.partition("/")
         if not sep or not project or not name:

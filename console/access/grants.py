@@ -31,9 +31,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from console.models import User
+from console.access.authz.cache import invalidate_decisions
 from console.access.models import Grant
+from console.models import User
 from console.permissions import can, is_platform_admin, protection_for
+from endpoints.models import Endpoint, Project, RegisteredModel
 
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
     Grant.Role.VIEWER: ("view",),
@@ -51,8 +53,6 @@ ROLE_DESCRIPTIONS: dict[str, str] = {
 
 
 def _target_field(target) -> str:
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     if isinstance(target, Project):
         return "project"
     if isinstance(target, RegisteredModel):
@@ -249,14 +249,10 @@ def grants_expire(*, now=None) -> int:
 
 
 def _protections():
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     return [protection_for(model) for model in (Project, RegisteredModel, Endpoint)]
 
 
 def _invalidate() -> None:
-    from console.access.authz import invalidate_decisions
-
     invalidate_decisions()
 
 

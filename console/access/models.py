@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+TOKEN_MARK = "icn_"  # noqa: S105 - the marker API tokens start with, not a secret
+
 
 class RevocableExpiring:
     """For rows that end when revoked or at ``expires_at`` (grants, API tokens)."""
@@ -136,9 +138,6 @@ class Grant(RevocableExpiring, models.Model):
             return f"model {target.project.name}/{target.name}"
         return f"project {target.name}"
 
-    def is_live(self, now=None) -> bool:
-        return self.state(now) == "active"
-
 
 class ApiToken(RevocableExpiring, models.Model):
     """A bearer token for the API, the ingest receivers or inference calls.
@@ -178,8 +177,6 @@ class ApiToken(RevocableExpiring, models.Model):
 
     @property
     def display_prefix(self) -> str:
-        from console.access.tokens import TOKEN_MARK
-
         return f"{TOKEN_MARK}{self.prefix}"
 
     def has_scope(self, scope: str) -> bool:

@@ -15,12 +15,14 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from console.access.grants import ROLE_ACTIONS, actions_for, live_q
 from console.access.models import ApiToken, Grant
-from console.permissions import ADMIN_PERMISSION, can, is_platform_admin, protection_for, visible
 from console.access.roles import GLOBAL_ROLES
+from console.permissions import ADMIN_PERMISSION, can, is_platform_admin, protection_for, visible
+from endpoints.models import Endpoint, Project, RegisteredModel
 
 ACTIONS = ("view", "deploy", "infer", "manage")
 ACTION_LABELS = {
@@ -41,12 +43,6 @@ class Source:
     group: Group | None = None  # the team it comes through, if any
     grants: list = field(default_factory=list)
     expires_at: datetime | None = None
-
-    @property
-    def inherited(self) -> bool:
-        from endpoints.models import Project
-
-        return isinstance(self.obj, Project)
 
     def describe(self) -> str:
         if self.kind == "superuser":
@@ -79,8 +75,6 @@ class AccessCheck:
 
 
 def _object_label(obj) -> str:
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     if isinstance(obj, Project):
         return f"project {obj.name}"
     if isinstance(obj, Endpoint):
@@ -275,8 +269,6 @@ class Reach(_Actions):
 def what_user_can_reach(user, *, now=None) -> dict:
     """Objects ``user`` has grants on (directly or through teams), each with the actions and
     their reasons; project grants say how much they cover. Global roles come first."""
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     now = now or timezone.now()
     grants = list(Grant.objects.filter(live_q(now)).filter(Q(user=user) | Q(group__user=user)).select_related(
         "group", "granted_by"))
@@ -315,9 +307,24 @@ def what_user_can_reach(user, *, now=None) -> dict:
 
 # --- lists for the access pages -----------------------------------------------------------------
 
+def teams():
+    """Teams: the groups that are not global role groups (pages, API and form choices)."""
+    return Group.objects.exclude(name__in=list(GLOBAL_ROLES)).order_by("name")
+
+
+def team_get(pk) -> Group:
+    """One team by id, else 404 (a global role group is not a team)."""
+    return get_object_or_404(teams(), pk=pk)
+
+
+def user_get(pk):
+    """One user or service account by id with its groups, else 404."""
+    return get_object_or_404(get_user_model().objects.prefetch_related("groups"), pk=pk)
+
+
 def team_list():
-    """Teams: groups other than the global role groups, with member and grant counts."""
-    return (Group.objects.exclude(name__in=list(GLOBAL_ROLES))
+    """Teams with member and grant counts."""
+    return (teams()
             .annotate(member_count=Count("user", distinct=True),
                       grant_count=Count("grants", filter=live_q(prefix="grants__"), distinct=True))
             .order_by("name"))
@@ -339,8 +346,6 @@ def user_list(*, search: str = "", kind: str = ""):
 
 def grants_visible_to(*, user, include_ended: bool = False):
     """Grants on objects ``user`` may manage (all of them for platform admins)."""
-    from endpoints.models import Endpoint, Project, RegisteredModel
-
     qs = Grant.objects.select_related("user", "group", "project", "registered_model__project",
                                       "endpoint__project", "granted_by")
     if not include_ended:
@@ -380,16 +385,12 @@ def grants_expiring_soon(*, days: int = 7):
 
 
 def projects_with_grant_counts():
-    from endpoints.models import Project
-
     return Project.objects.annotate(
         grant_count=Count("grants", filter=live_q(prefix="grants__"), distinct=True),
         endpoint_count=Count("endpoints", distinct=True)).order_by("name")
 
 
 def endpoints_of(project):
-    from endpoints.models import Endpoint
-
     return Endpoint.objects.filter(project=project).order_by("name").only("pk", "name", "project_id")
 
 

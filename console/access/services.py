@@ -3,11 +3,27 @@ transaction with its audit event."""
 
 from __future__ import annotations
 
+from axes.helpers import get_cool_off
+from axes.models import AccessAttempt
+from axes.utils import reset
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.tokens import default_token_generator
+from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Max, Sum
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from audit import services as audit
+from console.access.authz.cache import invalidate_decisions
+from console.access.roles import GLOBAL_ROLES
+from console.access.tokens import tokens_revoke_all_for
+from console.permissions import is_platform_admin
 
 
 @transaction.atomic
@@ -66,25 +82,16 @@ def user_set_password(*, actor, user, password: str) -> None:
 # --- people, service accounts and teams (access control) -----------------------------------------
 
 def _invalidate_decisions() -> None:
-    from console.access.authz import invalidate_decisions
-
     invalidate_decisions()
 
 
 def _require_admin(actor) -> None:
-    from django.core.exceptions import PermissionDenied
-
-    from console.permissions import is_platform_admin
-
     if actor is not None and not is_platform_admin(actor):
         raise PermissionDenied("Only platform admins may manage users and teams.")
 
 
 def _end_sessions(user) -> int:
     """Delete every session signed in as ``user`` (database sessions)."""
-    from django.contrib.sessions.models import Session
-    from django.utils import timezone
-
     ended = 0
     for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
         if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
@@ -97,10 +104,6 @@ def _end_sessions(user) -> int:
 def user_deactivate(*, actor, user, reason: str = ""):
     """Switch an account off: it can no longer sign in, its sessions end now and all its API
     tokens are revoked (each revocation audited). Cached authorization decisions drop."""
-    from django.core.exceptions import ValidationError
-
-    from console.access.tokens import tokens_revoke_all_for
-
     _require_admin(actor)
     if actor is not None and actor.pk == user.pk:
         raise ValidationError("You cannot deactivate your own account.")
@@ -133,10 +136,6 @@ def user_reactivate(*, actor, user):
 @transaction.atomic
 def user_set_global_roles(*, actor, user, roles):
     """Give ``user`` exactly the global roles named (Platform admin, Auditor, Ingester)."""
-    from django.core.exceptions import ValidationError
-
-    from console.access.roles import GLOBAL_ROLES
-
     _require_admin(actor)
     roles = sorted(set(roles))
     unknown = [r for r in roles if r not in GLOBAL_ROLES]
@@ -155,24 +154,20 @@ def user_set_global_roles(*, actor, user, roles):
     return user
 
 
+def site_root(request) -> str:
+    """The console's own address as the browser reached it, for links in one-time invites."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
 def user_invite_link(*, user, base_url: str = "") -> str:
     """A one-time link where an invited person sets their password (valid until they sign in
     or for PASSWORD_RESET_TIMEOUT). The admin passes it on; the console sends no mail."""
-    from django.contrib.auth.tokens import default_token_generator
-    from django.urls import reverse
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
-
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     path = reverse("access:invite-accept", kwargs={"uidb64": uid, "token": default_token_generator.make_token(user)})
     return f"{base_url}{path}"
 
 
 def _check_team_name(name: str) -> str:
-    from django.core.exceptions import ValidationError
-
-    from console.access.roles import GLOBAL_ROLES
-
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": ["Give the team a name."]})
@@ -202,10 +197,6 @@ def team_create(*, actor, name: str, members=()) -> Group:
 
 
 def _check_team(group) -> None:
-    from django.core.exceptions import ValidationError
-
-    from console.access.roles import GLOBAL_ROLES
-
     if group.name in GLOBAL_ROLES:
         raise ValidationError("Global roles are given on the user's page, not as team membership.")
 
@@ -248,12 +239,6 @@ def sign_in_lockout(user) -> dict | None:
     its latest failure plus ``AXES_COOLOFF_TIME`` (for ever when that is None). Returns the
     worst address's failure count, how many addresses are locked and when the last lock lifts.
     """
-    from axes.helpers import get_cool_off
-    from axes.models import AccessAttempt
-    from django.conf import settings
-    from django.db.models import Max, Sum
-    from django.utils import timezone
-
     if not settings.AXES_ENABLED:
         return None
     cool_off = get_cool_off()
@@ -275,8 +260,6 @@ def sign_in_lockout(user) -> dict | None:
 def _clear_sign_in_attempts(user) -> int:
     """Delete every django-axes attempt record of ``user``'s username, from every address
     (the permanent failure log stays)."""
-    from axes.utils import reset
-
     username = user.get_username()
     if not username:  # axes would read "no filter" as "every record"
         return 0
@@ -309,8 +292,6 @@ def user_sign_in_reset(*, actor, user, reason: str = ""):
     every earlier invite link stops working (the links are bound to the password hash) and
     their django-axes lockout is lifted. The caller then hands them a new one-time link
     (``user_invite_link``). API tokens are left alone."""
-    from django.core.exceptions import ValidationError
-
     _require_admin(actor)
     refusal = sign_in_reset_refusal(actor=actor, user=user)
     if refusal:

@@ -21,14 +21,15 @@ from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
+from console.access.authz.cache import invalidate_decisions
+from console.access.models import TOKEN_MARK, ApiToken
 from console.models import User
-from console.access.models import ApiToken
 from console.permissions import is_platform_admin
 
-TOKEN_MARK = "icn_"  # noqa: S105 - the marker tokens start with, not a secret
 PREFIX_LENGTH = 8
 # last_used_at is refreshed at most this often per token (a conditional UPDATE), so a busy
 # token costs no write per request.
@@ -157,8 +158,6 @@ def _audit_revoke(*, actor, token: ApiToken, reason: str) -> None:
 
 
 def _invalidate() -> None:
-    from console.access.authz import invalidate_decisions
-
     invalidate_decisions()
 
 
@@ -190,7 +189,6 @@ def touch(token: ApiToken, now=None) -> None:
     now = now or timezone.now()
     if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
         return
-    from django.db.models import Q
 
     ApiToken.objects.filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION), pk=token.pk

@@ -15,23 +15,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console.access import grants as grant_services
-from console.access import selectors
-from console.access import services
-from console.access import tokens
+from console.access import selectors, services, tokens
 from console.access.forms import (
     CheckAccessForm,
     DeactivateForm,
@@ -44,9 +40,10 @@ from console.access.forms import (
     UserRolesForm,
 )
 from console.access.models import ApiToken, Grant
+from console.access.roles import GLOBAL_ROLES
 from console.permissions import get_visible_or_404, is_platform_admin
 from console.views.base import platform_admin_required
-from console.access.roles import GLOBAL_ROLES
+from endpoints.models import Endpoint, Project, RegisteredModel
 
 PAGE_SIZE = 50
 ENDPOINT_LINKS = 100  # endpoint access pages linked from a project's access page
@@ -124,7 +121,7 @@ def user_create(request):
                 messages.success(request, f"Service account {user.username} created. Create an API token for it "
                                           "below; it can never sign in.")
             else:
-                link = services.user_invite_link(user=user, base_url=request.build_absolute_uri("/").rstrip("/"))
+                link = services.user_invite_link(user=user, base_url=services.site_root(request))
                 messages.success(request, f"{user.username} created. Send them this one-time link to set a "
                                           f"password: {link}")
             return redirect("access:user-detail", pk=user.pk)
@@ -138,13 +135,9 @@ def user_create(request):
     })
 
 
-def _user(pk):
-    return get_object_or_404(get_user_model().objects.prefetch_related("groups"), pk=pk)
-
-
 @platform_admin_required
 def user_detail(request, pk):
-    subject = _user(pk)
+    subject = selectors.user_get(pk)
     current_roles = [g.name for g in subject.groups.all() if g.name in GLOBAL_ROLES]
     return render(request, "console/access/user_detail.html", {
         "title": subject.username, "subject": subject,
@@ -162,7 +155,7 @@ def user_detail(request, pk):
 @platform_admin_required
 @require_POST
 def user_roles(request, pk):
-    subject = _user(pk)
+    subject = selectors.user_get(pk)
     form = UserRolesForm(request.POST)
     if form.is_valid():
         try:
@@ -175,7 +168,7 @@ def user_roles(request, pk):
 
 @platform_admin_required
 def user_deactivate(request, pk):
-    subject = _user(pk)
+    subject = selectors.user_get(pk)
     form = DeactivateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -200,7 +193,7 @@ def user_deactivate(request, pk):
 @platform_admin_required
 @require_POST
 def user_reactivate(request, pk):
-    subject = _user(pk)
+    subject = selectors.user_get(pk)
     services.user_reactivate(actor=request.user, user=subject)
     messages.success(request, f"{subject.username} may sign in again.")
     return redirect("access:user-detail", pk=subject.pk)
@@ -209,7 +202,7 @@ def user_reactivate(request, pk):
 @platform_admin_required
 def user_sign_in_reset(request, pk):
     """Confirm, then reset a person's sign-in and show their new one-time link (once)."""
-    subject = _user(pk)
+    subject = selectors.user_get(pk)
     if subject.is_service_account:
         raise Http404("Service accounts never sign in.")
     form = DeactivateForm(request.POST or None)  # just an optional reason, for the audit trail
@@ -219,7 +212,7 @@ def user_sign_in_reset(request, pk):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            link = services.user_invite_link(user=subject, base_url=request.build_absolute_uri("/").rstrip("/"))
+            link = services.user_invite_link(user=subject, base_url=services.site_root(request))
             # Rendered, never redirected: the link is not kept anywhere (not even a message).
             response = render(request, "console/access/sign_in_link.html", {
                 "title": f"New sign-in link for {subject.username}", "subject": subject, "link": link,
@@ -248,7 +241,7 @@ def user_sign_in_reset(request, pk):
 @require_POST
 def user_unlock(request, pk):
     """Lift a sign-in lockout; the password stays as it is."""
-    subject = _user(pk)
+    subject = selectors.user_get(pk)
     if services.user_unlock(actor=request.user, user=subject):
         messages.success(request, f"{subject.username} may sign in again with their password.")
     else:
@@ -259,7 +252,7 @@ def user_unlock(request, pk):
 @platform_admin_required
 def service_token_create(request, pk):
     """A platform admin creates an API token for a service account (shown once)."""
-    subject = _user(pk)
+    subject = selectors.user_get(pk)
     if not subject.is_service_account:
         raise Http404("Only service accounts get tokens from an admin; people create their own.")
     return _token_form(request, holder=subject, cancel_url=reverse("access:user-detail", args=[subject.pk]),
@@ -295,13 +288,9 @@ def team_create(request):
     })
 
 
-def _team(pk) -> Group:
-    return get_object_or_404(Group.objects.exclude(name__in=list(GLOBAL_ROLES)), pk=pk)
-
-
 @platform_admin_required
 def team_detail(request, pk):
-    team = _team(pk)
+    team = selectors.team_get(pk)
     return render(request, "console/access/team_detail.html", {
         "title": f"Team {team.name}", "team": team,
         "members": list(team.user_set.order_by("username")),
@@ -316,7 +305,7 @@ def team_detail(request, pk):
 @platform_admin_required
 @require_POST
 def team_member_add(request, pk):
-    team = _team(pk)
+    team = selectors.team_get(pk)
     form = TeamMemberForm(request.POST, team=team)
     if form.is_valid():
         services.team_add_member(actor=request.user, team=team, user=form.cleaned_data["user"])
@@ -329,7 +318,7 @@ def team_member_add(request, pk):
 @platform_admin_required
 @require_POST
 def team_member_remove(request, pk, user_pk):
-    team = _team(pk)
+    team = selectors.team_get(pk)
     member = get_object_or_404(team.user_set.all(), pk=user_pk)
     services.team_remove_member(actor=request.user, team=team, user=member)
     messages.success(request, f"{member.username} removed from {team.name}: the team's access ends for them now.")
@@ -366,8 +355,6 @@ def _object_access(request, *, target, title, crumbs, back_url):
 
 
 def _object_url(name: str, kwargs: dict) -> str | None:
-    from django.urls import NoReverseMatch
-
     try:
         return reverse(name, kwargs=kwargs)
     except NoReverseMatch:
@@ -376,8 +363,6 @@ def _object_url(name: str, kwargs: dict) -> str | None:
 
 @login_required
 def project_access(request, name):
-    from endpoints.models import Project
-
     project = get_visible_or_404(Project.objects.select_related("cluster"), request.user, "manage", name=name)
     back = _object_url("endpoints:project-detail", {"name": project.name})
     return _object_access(request, target=project, title=f"Access to project {project.name}", back_url=back,
@@ -387,8 +372,6 @@ def project_access(request, name):
 
 @login_required
 def model_access(request, pk):
-    from endpoints.models import RegisteredModel
-
     model = get_visible_or_404(RegisteredModel.objects.select_related("project"), request.user, "manage", pk=pk)
     back = _object_url("endpoints:model-detail", {"pk": model.pk})
     return _object_access(request, target=model, title=f"Access to model {model.project.name}/{model.name}",
@@ -398,8 +381,6 @@ def model_access(request, pk):
 
 @login_required
 def endpoint_access(request, project, name):
-    from endpoints.models import Endpoint
-
     endpoint = get_visible_or_404(Endpoint.objects.select_related("project", "project__cluster", "status"),
                                   request.user, "manage", project__name=project, name=name)
     back = _object_url("endpoints:endpoint-detail", {"project": project, "name": name})

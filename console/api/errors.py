@@ -9,8 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
-from rest_framework.response import Response
+from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -52,7 +51,3 @@ def exception_handler(exc, context):
         detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
         response.data = {"detail": str(detail), "errors": {}}
     return response
-
-
-def error_response(detail: str, code: int = status.HTTP_400_BAD_REQUEST, errors: dict | None = None) -> Response:
-    return Response({"detail": detail, "errors": errors or {}}, status=code)

@@ -27,10 +27,26 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from audit import sealing
+from audit import services as audit_services
+from audit.models import AuditEvent
+from audit.verify import verify
+from console.access import grants
+from console.access import services as console_services
+from console.access.models import Grant
 from endpoints.cluster import ClusterError
-from endpoints.models import Cluster, Endpoint, HardwareProfile, Project, RegisteredModel, ServingRuntime
+from endpoints.models import (
+    Cluster,
+    Endpoint,
+    HardwareProfile,
+    Project,
+    RegisteredModel,
+    Revision,
+    ServingRuntime,
+)
 from endpoints.services.apply import endpoint_apply
 from endpoints.services.endpoints import endpoint_create, endpoint_update
 from endpoints.services.observation import endpoint_sync_status, observe_live
@@ -101,9 +117,6 @@ def _sandbox_cluster() -> Cluster:
 
 def _ensure_grant(*, role: str, target, user=None, group=None, reason: str, expires_at=None) -> None:
     """A live grant of ``role`` on ``target`` (created once; reruns leave it alone)."""
-    from console.access import grants
-    from console.access.models import Grant
-
     principal = {"user": user} if user is not None else {"group": group}
     field = {"project": "project", "endpoint": "endpoint", "registeredmodel": "registered_model"}[
         target._meta.model_name]
@@ -115,10 +128,6 @@ def _ensure_grant(*, role: str, target, user=None, group=None, reason: str, expi
 def _seed_access(*, alice, bob, projects) -> None:
     """The demo's access: a data-science team (alice) deploys and calls in both projects,
     bob views fraud detection, and a service account may call fraud detection's endpoints."""
-    from django.contrib.auth.models import Group
-
-    from console.access import services as console_services
-
     team = Group.objects.filter(name="data-science").first() or console_services.team_create(
         actor=None, name="data-science")
     if not team.user_set.filter(pk=alice.pk).exists():
@@ -223,8 +232,6 @@ def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
     the previous generation's manifest first and, once it is Ready, the canary generation
     (an ``endpoint.apply`` by the reconciler, as after any cluster loss). Sandbox only, and
     only when the object is missing: a running cluster is never touched."""
-    from endpoints.models import Revision
-
     cluster = endpoint.project.cluster
     if cluster.kind != Cluster.Kind.SANDBOX or endpoint.canary_version_id is None:
         return
@@ -252,11 +259,6 @@ def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
 def _seal_trail() -> None:
     """Seal the demo's events and record one verification, so the integrity page has a
     history: the verification is recorded once (a re-run records nothing) and sealed too."""
-    from audit import sealing
-    from audit import services as audit_services
-    from audit.models import AuditEvent
-    from audit.verify import verify
-
     sealing.seal_pending()
     if not AuditEvent.objects.filter(action="audit.verify").exists():
         audit_services.record_verification(actor=None, actor_name="seed_demo", report=verify())

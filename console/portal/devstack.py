@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -67,8 +68,6 @@ def _wait_for(url: str, timeout: float) -> bool:
 
 
 def _wait_for_port(host: str, port: int, timeout: float) -> bool:
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

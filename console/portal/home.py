@@ -23,9 +23,17 @@ from datetime import timedelta
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from audit import sealing
+from audit import selectors as audit_selectors
+from audit.models import AuditEvent, AuditSeal, IngestBatch
+from console.access import selectors as console_selectors
 from console.access.grants import live_q
 from console.access.models import Grant
+from console.access.roles import GLOBAL_ROLES
 from console.permissions import is_platform_admin
+from endpoints import selectors as endpoint_selectors
+from endpoints.models import Endpoint, EndpointStatus, Project
+from monitoring import selectors as monitoring_selectors
 
 EXPIRY_WINDOW_DAYS = 7
 ENDPOINT_ROWS = 10
@@ -84,10 +92,6 @@ def _own_grants(user):
 
 
 def endpoint_section(user, *, now=None) -> EndpointSection:
-    from endpoints import selectors as endpoint_selectors
-    from endpoints.models import EndpointStatus
-    from monitoring import selectors as monitoring_selectors
-
     now = now or timezone.now()
     visible = endpoint_selectors.endpoint_list_visible_to(user=user)
     endpoints, total = _head(visible.order_by("project__name", "name"), ENDPOINT_ROWS)
@@ -108,11 +112,6 @@ def endpoint_section(user, *, now=None) -> EndpointSection:
 
 
 def platform_section(user, *, now=None) -> PlatformSection:
-    from audit import selectors as audit_selectors
-    from console.access import selectors as console_selectors
-    from endpoints import selectors as endpoint_selectors
-    from endpoints.models import Endpoint, Project
-
     expiring, expiring_total = _head(console_selectors.grants_expiring_soon(days=EXPIRY_WINDOW_DAYS), GRANT_ROWS)
     return PlatformSection(
         expiring=expiring,
@@ -126,9 +125,6 @@ def platform_section(user, *, now=None) -> PlatformSection:
 
 
 def trail_section() -> TrailSection:
-    from audit import sealing
-    from audit.models import AuditEvent, AuditSeal, IngestBatch
-
     newest = AuditSeal.objects.order_by("-sequence").only(
         "sequence", "created_at", "event_count", "last_event_id", "floor").first()
     sealed = AuditSeal.objects.aggregate(events=Sum("event_count")) if newest else {}
@@ -145,8 +141,6 @@ def trail_section() -> TrailSection:
 
 def shows_endpoints(user) -> bool:
     """Everyone but a pure auditor or ingester (a global role, no grant, nothing visible)."""
-    from console.access.roles import GLOBAL_ROLES
-
     if is_platform_admin(user):
         return True
     if not any(group.name in GLOBAL_ROLES for group in user.groups.all()):
@@ -156,8 +150,6 @@ def shows_endpoints(user) -> bool:
 
 def home_for(user) -> dict:
     """The sections of ``user``'s home page (absent ones are None)."""
-    from audit import selectors as audit_selectors
-
     now = timezone.now()
     return {
         "endpoint_section": endpoint_section(user, now=now) if shows_endpoints(user) else None,

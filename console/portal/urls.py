@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from audit import urls as audit_urls
 from console import health, views
-from console.access import authz
+from console.access.authz import http
 from console.portal import views as portal_views
 
 urlpatterns = [
@@ -33,6 +33,6 @@ urlpatterns = [
     path("admin/", include(([path("", portal_views.admin_overview, name="admin-overview")], "portal"))),
     path("", include("console.access.urls")),
     # Envoy ext_authz checks (console/access/authz.py; normally answered by AuthzMiddleware first).
-    re_path(r"^authz/check(?P<path>/.*)?$", authz.authz_view, name="authz-check"),
+    re_path(r"^authz/check(?P<path>/.*)?$", http.authz_view, name="authz-check"),
     path("django-admin/", admin.site.urls),
 ]

@@ -1,4 +1,5 @@
-"""Sandbox cluster pieces: a fake Kubernetes API server (no Django imports anywhere in here).
+"""Sandbox cluster pieces: a fake Kubernetes API server and a simulated KServe controller
+(nothing of the console is imported anywhere in here).
 
 ``FakeApiServer`` is a real HTTP server on 127.0.0.1 that speaks enough of the Kubernetes API for
 the unmodified ``kubernetes`` client and kubectl; ``Store`` is its thread-safe object store with a

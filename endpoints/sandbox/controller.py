@@ -5,12 +5,19 @@ API, like KServe's admission webhooks and controller: it defaults and validates 
 admission, adds the finalizer, picks a runtime by KServe's rules, creates pods and events,
 and moves ``status`` through realistic conditions, URLs, traffic and ``modelStatus``.
 
+What it knows about KServe comes from a release profile (``endpoints.sandbox.profile``; the
+built-in one is KServe 0.20): the ClusterServingRuntimes it installs at start and the
+webhook's defaulting facts. Runtime selection is the sandbox's own
+(``endpoints.sandbox.selection``). Nothing here imports the console, so the console can be
+checked against it.
+
 Documented failure rules (so tests and demos can provoke them on purpose):
 
 - No runtime supports the model's format/version/protocol → ``modelStatus.transitionStatus:
   InvalidSpec``, ``lastFailureInfo.reason: NoSupportingRuntime``. An explicit runtime that
   does not exist → ``RuntimeNotRecognized``; a disabled one → ``RuntimeDisabled``; one that
-  lacks the protocol → ``NoSupportingRuntime`` with "does not support specified protocol".
+  lacks the protocol the model sets → ``NoSupportingRuntime`` with "Specified runtime does not
+  support specified protocol version", or the format → "… specified framework/version".
 - A storage URI the sandbox treats as unreachable — any URI whose bucket, host or first path
   segment starts with ``missing`` or ``unreachable`` (``s3://missing-bucket/model``,
   ``gs://unreachable/x``) — fails after the load delay with ``ModelLoadFailed``: the
@@ -34,29 +41,32 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
-from endpoints import catalog, runtimes
+from endpoints.sandbox import profile as profiles
 from endpoints.sandbox.errors import ApiError
+from endpoints.sandbox.selection import ModelRequest, Selection, select_runtime
 
 logger = logging.getLogger(__name__)
 
 FINALIZER = "inferenceservice.finalizers"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 STOP_ANNOTATION = "serving.kserve.io/stop"
-LEGACY_MODES = {"Serverless": "Knative", "RawDeployment": "Standard"}
-FRAMEWORK_KEYS = ("sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx", "huggingface",
-                  "pmml", "paddle")
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "intel.com/gpu", "habana.ai/gaudi")
 
 
 @dataclass
 class SandboxSettings:
+    """How the simulated cluster behaves: install defaults, delays, capacity, and which KServe
+    release it simulates (``profile``: a release-profile directory, None = the built-in one)."""
+
     ingress_domain: str = "example.com"
     default_deployment_mode: str = "Knative"
     load_seconds: float = 0.0
     ready_seconds: float = 0.0
     accelerator_capacity: dict[str, int] = field(default_factory=dict)
+    profile: str | Path | None = None
 
 
 def _now() -> str:
@@ -67,66 +77,22 @@ def _hash(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _parse_time(value: str | None):
-    from datetime import datetime
-
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def unreachable_storage(uri: str) -> bool:
     parsed = urlparse(uri or "")
     first = parsed.netloc or (parsed.path.strip("/").split("/") or [""])[0]
     return first.startswith(("missing", "unreachable"))
 
 
-def runtime_spec_from_object(obj: dict, *, namespaced: bool) -> catalog.RuntimeSpec:
-    spec = obj.get("spec") or {}
-    formats = tuple(
-        catalog.SupportedFormat(name=f.get("name", ""), version=str(f.get("version") or ""),
-                                auto_select=bool(f.get("autoSelect")), priority=f.get("priority"))
-        for f in spec.get("supportedModelFormats") or []
-    )
-    return catalog.RuntimeSpec(
-        name=obj["metadata"]["name"], display_name=obj["metadata"]["name"], formats=formats,
-        protocols=tuple(spec.get("protocolVersions") or ()), multinode=bool(spec.get("workerSpec")),
-        openai_compatible=False, openai_route_prefix="", description="", disabled=bool(spec.get("disabled")),
-        multi_model=bool(spec.get("multiModel")), namespaced=namespaced,
-        created_at=_parse_time(obj["metadata"].get("creationTimestamp")),
-    )
-
-
-def builtin_runtime_objects() -> list[dict]:
-    """The default ClusterServingRuntimes, built from the console's own catalog."""
-    objects = []
-    for spec in catalog.BUILT_IN_RUNTIMES:
-        body = {
-            "supportedModelFormats": [
-                {k: v for k, v in (("name", f.name), ("version", f.version or None),
-                                    ("autoSelect", f.auto_select), ("priority", f.priority)) if v is not None}
-                for f in spec.formats
-            ],
-            "containers": [{"name": "kserve-container", "image": f"kserve/{spec.name}:sandbox"}],
-        }
-        if spec.protocols:
-            body["protocolVersions"] = list(spec.protocols)
-        if spec.multinode:
-            body["workerSpec"] = {"containers": [{"name": "worker-container", "image": f"kserve/{spec.name}:sandbox"}]}
-        objects.append({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime",
-                        "metadata": {"name": spec.name}, "spec": body})
-    return objects
-
-
 class SandboxController:
     """Runs in a background thread beside a ``FakeApiServer``'s store."""
 
-    def __init__(self, store, settings: SandboxSettings | None = None):
+    def __init__(self, store, settings: SandboxSettings | None = None,
+                 profile: profiles.ReleaseProfile | None = None):
         self.store = store
         self.settings = settings or SandboxSettings()
+        if profile is None:
+            profile = profiles.load(self.settings.profile or profiles.BUILTIN_PROFILE_DIR)
+        self.profile = profile
         self._queue: list[tuple[float, str, str]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -137,7 +103,8 @@ class SandboxController:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> SandboxController:
-        self.store.seed(builtin_runtime_objects(), manager="kserve-installer")
+        # What the release's installer creates before any InferenceService exists.
+        self.store.seed(self.profile.runtime_objects(), manager="kserve-installer")
         if hasattr(self.store, "add_admission"):
             self.store.add_admission("inferenceservices", mutate=self.default_isvc, validate=self.validate_isvc,
                                      name="inferenceservice.kserve-webhook-server.validator")
@@ -195,12 +162,13 @@ class SandboxController:
         meta = obj.setdefault("metadata", {})
         annotations = meta.setdefault("annotations", {})
         mode = annotations.get(MODE_ANNOTATION)
-        if mode in LEGACY_MODES:
-            annotations[MODE_ANNOTATION] = LEGACY_MODES[mode]
+        aliases = self.profile.deployment_mode_aliases
+        if mode in aliases:
+            annotations[MODE_ANNOTATION] = aliases[mode]
         elif not mode and self.settings.default_deployment_mode == "Standard":
             annotations[MODE_ANNOTATION] = "Standard"
         predictor = (obj.get("spec") or {}).get("predictor") or {}
-        for key in FRAMEWORK_KEYS:
+        for key in self.profile.legacy_framework_keys:
             if key in predictor:
                 legacy = predictor.pop(key)
                 model = predictor.setdefault("model", {})
@@ -209,7 +177,7 @@ class SandboxController:
         model = predictor.get("model")
         if model:
             fmt = (model.get("modelFormat") or {}).get("name", "")
-            if fmt in ("triton", "vLLM") and "protocolVersion" not in model:
+            if fmt in self.profile.protocol_v2_formats and "protocolVersion" not in model:
                 model["protocolVersion"] = "v2"
             if fmt:
                 annotations.setdefault("modelFormat", fmt)
@@ -222,7 +190,7 @@ class SandboxController:
             return None
         recorded = (old.get("status") or {}).get("deploymentMode")
         wanted = ((obj.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION)
-        wanted = LEGACY_MODES.get(wanted, wanted) or self.settings.default_deployment_mode
+        wanted = self.profile.deployment_mode_aliases.get(wanted, wanted) or self.settings.default_deployment_mode
         if recorded and wanted != recorded:
             return (f"update rejected: deploymentMode cannot be changed from '{recorded}' to '{wanted}'; "
                     "delete the InferenceService and create it again")
@@ -232,36 +200,15 @@ class SandboxController:
     def _mode(self, obj: dict) -> str:
         recorded = (obj.get("status") or {}).get("deploymentMode")
         annotation = ((obj.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION)
-        return recorded or LEGACY_MODES.get(annotation, annotation) or self.settings.default_deployment_mode
+        return (recorded or self.profile.deployment_mode_aliases.get(annotation, annotation)
+                or self.settings.default_deployment_mode)
 
-    def _available_runtimes(self, namespace: str) -> list[catalog.RuntimeSpec]:
-        namespaced = [runtime_spec_from_object(o, namespaced=True)
-                      for o in self.store.list("servingruntimes", namespace)]
-        cluster = [runtime_spec_from_object(o, namespaced=False) for o in self.store.list("clusterservingruntimes")]
-        return namespaced + cluster
-
-    def _resolve_runtime(self, namespace: str, model: dict) -> tuple[str | None, str | None, str, str]:
-        """(runtime name, kind, failure reason, failure message)."""
-        fmt = (model.get("modelFormat") or {}).get("name", "")
-        version = str((model.get("modelFormat") or {}).get("version") or "")
-        protocol = model.get("protocolVersion") or "v1"
-        available = self._available_runtimes(namespace)
-        explicit = model.get("runtime")
-        if explicit:
-            match = next((r for r in available if r.name == explicit), None)
-            if match is None:
-                return None, None, "RuntimeNotRecognized", f"Waiting for runtime to become available: {explicit}"
-            if match.disabled:
-                return None, None, "RuntimeDisabled", f"Runtime {explicit} is disabled"
-            ok, reason = runtimes.runtime_supports(match, fmt, version, protocol)
-            if not ok:
-                return None, None, "NoSupportingRuntime", reason
-            return match.name, "ServingRuntime" if match.namespaced else "ClusterServingRuntime", "", ""
-        chosen = runtimes.select_runtime(fmt, version, protocol, available)
-        if chosen is None:
-            described = f"{fmt}" + (f" (version {version})" if version else "") + f" with protocol {protocol}"
-            return None, None, "NoSupportingRuntime", f"No runtime found to support specified framework/version: {described}"
-        return chosen.name, "ServingRuntime" if chosen.namespaced else "ClusterServingRuntime", "", ""
+    def _select_runtime(self, namespace: str, predictor: dict) -> Selection:
+        """The runtime KServe would use for this predictor, or why there is none."""
+        return select_runtime(ModelRequest.from_predictor(predictor),
+                              namespaced=self.store.list("servingruntimes", namespace),
+                              cluster=self.store.list("clusterservingruntimes"),
+                              protocol_order=self.profile.protocol_order)
 
     def _accelerators(self, model: dict) -> dict[str, int]:
         limits = ((model.get("resources") or {}).get("limits") or {})
@@ -325,9 +272,9 @@ class SandboxController:
             track["changed_at"] = time.monotonic()
         elapsed = time.monotonic() - track["changed_at"]
 
-        runtime_name, runtime_kind, failure, failure_message = self._resolve_runtime(namespace, model)
-        status = self._status(obj, mode, track, elapsed, stopped, runtime_name, runtime_kind, failure,
-                              failure_message, predictor, model)
+        selection = self._select_runtime(namespace, predictor)
+        status = self._status(obj, mode, track, elapsed, stopped, selection.name, selection.kind, selection.reason,
+                              selection.message, predictor, model)
         self._write_status(obj, status)
         if status.get("_next") is not None:
             self._enqueue(namespace, name, status["_next"])

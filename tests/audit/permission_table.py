@@ -31,8 +31,7 @@ CE_REQUEST = {"ce-specversion": "1.0", "ce-id": "matrix-1", "ce-type": "org.kube
 def extend_world(world) -> None:
     from audit import services as audit
     from audit.models import IngestBatch
-    from console.access import roles
-    from console.access import tokens
+    from console.access import roles, tokens
     from tests.factories import UserFactory
 
     world.audit_event = audit.record(action="endpoint.update", actor_name="m-deployer", target=world.endpoint,

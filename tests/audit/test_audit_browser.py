@@ -41,6 +41,7 @@ def trail(settings):
     return {"scorer": scorer, "ranker": ranker}
 
 
+@pytest.mark.slow
 def test_auditor_filters_to_an_endpoint_opens_a_diff_exports_csv_and_verifies(
         console_page, live_server, auditor, trail):
     page = console_page

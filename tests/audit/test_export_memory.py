@@ -61,6 +61,7 @@ def warm_up(client) -> None:
     b"".join(response.streaming_content)
 
 
+@pytest.mark.slow
 def test_export_memory_does_not_grow_with_the_trail(client, auditor):
     client.force_login(auditor)
     warm_up(client)

@@ -12,7 +12,7 @@ SCRIPT = "import console.settings as s; print(s.AUDIT_SIGNING_KEY_ID, sorted(s.A
 
 def _settings(**env):
     clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("AUDIT_") and k not in {"DEBUG", "PYTEST_CURRENT_TEST", "CONSOLE_TESTING"}}
+             if not k.startswith("AUDIT_") and k not in {"DEBUG", "PYTEST_CURRENT_TEST"}}
     clean.update({"SECRET_KEY": "x" * 50}, **env)
     return subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=clean, capture_output=True, text=True,
                           timeout=60)

@@ -40,8 +40,7 @@ def _rate(count: int, seconds: float) -> float:
 
 @pytest.fixture
 def ingest_setup(settings):
-    from console.access import roles
-    from console.access import tokens
+    from console.access import roles, tokens
     from tests.endpoints.endpoint_factories import EndpointFactory, ProjectFactory
     from tests.factories import UserFactory
 

@@ -52,7 +52,7 @@ def _env(folder: Path, ttl: int | None = None) -> dict:
     env.update({
         "CONSOLE_VAR_DIR": str(folder), "SECRET_KEY": "bench-" + "k" * 40, "CONSOLE_TLS": "0", "DEBUG": "0",
         "AUDIT_SIGNING_KEY": "bench-audit-" + "k" * 40,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", "LOG_LEVEL": "WARNING", "CONSOLE_TESTING": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "console.settings",
     })
     if os.environ.get("BENCH_DATABASE_URL"):
@@ -77,8 +77,8 @@ def seed(folder: Path) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from console.access import tokens
-    from console.models import User
     from console.access.models import ApiToken, Grant
+    from console.models import User
     from endpoints.models import (
         Cluster,
         Endpoint,
@@ -198,7 +198,7 @@ def _decision_costs(pairs) -> dict:
     from django.core.cache import caches
     from django.db import connection
 
-    from console.access import authz
+    from console.access.authz import decision as authz_decision
 
     def run() -> tuple[list[float], int]:
         times, executed = [], []
@@ -210,7 +210,7 @@ def _decision_costs(pairs) -> dict:
         with connection.execute_wrapper(count):
             for auth, host in pairs:
                 start = time.perf_counter()
-                decision = authz.decide(host=host, path="/v1/models/model:predict", authorization=auth)
+                decision = authz_decision.decide(host=host, path="/v1/models/model:predict", authorization=auth)
                 times.append((time.perf_counter() - start) * 1000)
                 assert decision.status == 200, decision
         return sorted(times), len(executed)

@@ -12,10 +12,7 @@ from types import SimpleNamespace
 
 from django.utils import timezone
 
-from console.access import grants
-from console.access import roles
-from console.access import services
-from console.access import tokens
+from console.access import grants, roles, services, tokens
 from tests.endpoints.endpoint_factories import (
     ClusterFactory,
     EndpointFactory,

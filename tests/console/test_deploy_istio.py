@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 from django.conf import settings
 
-from console.access.authz import PRINCIPAL_HEADER
+from console.access.authz.decision import PRINCIPAL_HEADER
 
 ISTIO = Path(__file__).resolve().parents[2] / "deploy" / "istio"
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -146,9 +147,9 @@ def _send(client: Client, world, url: str, row: Req):
 
 def _status_as(world, persona: str, key: str, row: Req, kwargs: dict[str, str]) -> int:
     client = Client()
-    user = world.users[persona]
-    if user is not None:
-        client.force_login(user)
+    session = world.sessions.get(persona)
+    if session is not None:
+        client.cookies[settings.SESSION_COOKIE_NAME] = session
     with transaction.atomic():
         response = _send(client, world, _url(world, key, row, kwargs), row)
         transaction.set_rollback(True)
@@ -162,6 +163,19 @@ def _extend(world) -> None:
             hook(world)
 
 
+def _sign_in(world) -> dict[str, str]:
+    """Each persona signs in once for the module: persona -> session key. Every request runs in
+    a rolled-back transaction, so a row that signs out or rotates the session leaves the session
+    as it was for the next request."""
+    sessions = {}
+    for persona, user in world.users.items():
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            sessions[persona] = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return sessions
+
+
 def _rows():
     for key, rows in sorted(merged_routes().items()):
         for index, row in enumerate(rows):
@@ -171,11 +185,13 @@ def _rows():
 @pytest.fixture(scope="module")
 def _module_world(django_db_setup, django_db_blocker):
     """The world, built once for the module inside a transaction that is rolled back at the
-    end. Each test's own transaction is a savepoint inside it, and every request runs in an
-    atomic block that is rolled back, so no row leaks from one check into the next."""
+    end, with one signed-in session per persona. Each test's own transaction is a savepoint
+    inside it, and every request runs in an atomic block that is rolled back, so no row leaks
+    from one check into the next."""
     with django_db_blocker.unblock(), transaction.atomic():
         world = build_world()
         _extend(world)
+        world.sessions = _sign_in(world)
         yield world
         transaction.set_rollback(True)
 

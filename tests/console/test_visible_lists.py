@@ -4,8 +4,7 @@ grants and rows: one OR of IN-subqueries over the direct-FK tables, before pagin
 import pytest
 from django.urls import reverse
 
-from console.access import grants
-from console.access import services
+from console.access import grants, services
 from tests.console.access_factories import endpoint_in, project_with_model
 
 pytestmark = pytest.mark.django_db

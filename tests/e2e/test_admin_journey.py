@@ -38,6 +38,7 @@ def api_get(live_server, path: str, token: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
+@pytest.mark.slow
 def test_admin_sets_up_a_team_grant_a_service_account_token_and_revokes(
         console_page, journey, live_server, admin_user):
     page = console_page

@@ -58,6 +58,7 @@ def activity(settings, admin_user, alice, bob, fake_apiserver):
     return {"scorer": scorer, "ranker": ranker}
 
 
+@pytest.mark.slow
 def test_auditor_searches_opens_a_diff_exports_and_verifies_then_detects_tampering(
         console_page, journey, live_server, auditor, activity):
     page = console_page

@@ -63,6 +63,7 @@ def sync_status_as_the_worker_would(endpoint_name: str) -> str:
     return endpoint_sync_status(endpoint_id=endpoint.pk)
 
 
+@pytest.mark.slow
 def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
         console_page, journey, live_server, alice, fraud_project, sandbox, tmp_path):
     page = console_page

@@ -75,6 +75,7 @@ def _pages(project) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_main_pages_fit_laptop_and_tablet_widths_and_label_every_control(
         console_page, live_server, admin_user, workspace):
     page = console_page

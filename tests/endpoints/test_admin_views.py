@@ -396,6 +396,7 @@ def test_runtime_list_query_count_is_bounded(admin_client, django_assert_max_num
 
 # --- in a browser ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_admin_adds_a_cluster_creates_a_project_and_rotates_its_key(console_page, live_server, admin_user,

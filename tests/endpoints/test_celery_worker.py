@@ -39,12 +39,14 @@ def _database_url() -> str:
 
 
 class Worker:
-    """A `celery worker` subprocess against the test database and Redis."""
+    """A `celery worker` subprocess against the test database and Redis (this xdist worker's
+    database, tests/settings.py), with the console's production settings."""
 
     def __init__(self, log: Path):
         self.log = log
         env = dict(os.environ)
         env.update({
+            "DJANGO_SETTINGS_MODULE": "console.settings",
             "DATABASE_URL": _database_url(),
             "DEBUG": "true",
             "CELERY_TASK_SOFT_TIME_LIMIT": "4",

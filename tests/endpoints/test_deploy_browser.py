@@ -34,6 +34,7 @@ def team(admin_user, alice, fake_apiserver):
     return project
 
 
+@pytest.mark.slow
 def test_data_scientist_registers_a_version_deploys_it_and_the_isvc_exists(
         console_page, live_server, alice, team, fake_apiserver, tmp_path):
     page = console_page

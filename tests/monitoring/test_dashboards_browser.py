@@ -61,6 +61,7 @@ def drawn_traces(page, name: str) -> int:
     }}""")
 
 
+@pytest.mark.slow
 def test_latency_and_drift_tabs_render_live_traffic_and_show_the_drift_alert(console_page, live_server, alice):
     page = console_page
     endpoint = monitored_endpoint(canary=True)

@@ -86,6 +86,7 @@ def test_it_refuses_a_receiver_off_loopback_and_an_unbounded_run():
         call_command("simulate_traffic", url="http://127.0.0.1:9", duration=0, count=0)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_simulated_traffic_reaches_the_dashboards_through_the_receiver(live_server):
     endpoint = monitored_endpoint()
@@ -119,6 +120,7 @@ def test_a_rotated_ingest_key_is_followed_and_never_printed(live_server, monkeyp
     assert old_key not in output.out + output.err and "HTTP 404" in output.out
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_injected_drift_raises_a_drift_alert(live_server):
     from monitoring import tasks
@@ -132,6 +134,7 @@ def test_injected_drift_raises_a_drift_alert(live_server):
     assert window.status == "alert" and window.rows == 150
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_requests_without_a_response_age_out_as_errors_rather_than_vanish(live_server, settings):
     from datetime import timedelta

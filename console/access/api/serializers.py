@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from console.access.models import ApiToken, Grant
+from console.access.roles import GLOBAL_ROLES
 
 
 class CurrentUserSerializer(serializers.ModelSerializer):
@@ -108,13 +109,9 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_global_roles(self, user) -> list[str]:
-        from console.access.roles import GLOBAL_ROLES
-
         return sorted(g.name for g in user.groups.all() if g.name in GLOBAL_ROLES)
 
     def get_teams(self, user) -> list[str]:
-        from console.access.roles import GLOBAL_ROLES
-
         return sorted(g.name for g in user.groups.all() if g.name not in GLOBAL_ROLES)
 
 

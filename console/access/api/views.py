@@ -27,10 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console.access import grants as grant_services
-from console.access import selectors
-from console.access import services
-from console.access import tokens
-from console.api.permissions import ChokepointFilterBackend, ChokepointPermission, IsPlatformAdmin
+from console.access import selectors, services, tokens
 from console.access.api.serializers import (
     AccessCheckSerializer,
     ApiTokenCreatedSerializer,
@@ -48,8 +45,10 @@ from console.access.api.serializers import (
     source_data,
 )
 from console.access.models import ApiToken, Grant
-from console.permissions import is_platform_admin, visible
 from console.access.roles import GLOBAL_ROLES
+from console.api.permissions import ChokepointFilterBackend, ChokepointPermission, IsPlatformAdmin
+from console.permissions import is_platform_admin, visible
+from endpoints.models import Endpoint, Project, RegisteredModel
 
 # --- tokens -----------------------------------------------------------------------------------------
 
@@ -151,8 +150,6 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                    description="Needs the manage permission on the object (Owner, or platform admin). An object "
                                "you cannot see is refused as nonexistent.")
     def create(self, request):
-        from endpoints.models import Endpoint, Project, RegisteredModel
-
         serializer = GrantCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -205,7 +202,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         serializer.is_valid(raise_exception=True)
         user = services.user_create(actor=request.user, **serializer.validated_data)
         invite = None if user.is_service_account else services.user_invite_link(
-            user=user, base_url=request.build_absolute_uri("/").rstrip("/"))
+            user=user, base_url=services.site_root(request))
         data = UserSerializer(self.get_queryset().get(pk=user.pk)).data | {"invite_url": invite}
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -234,9 +231,8 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     permission_classes = [IsAuthenticated, IsPlatformAdmin]
 
     def get_queryset(self):
-        return (Group.objects.exclude(name__in=list(GLOBAL_ROLES))
-                .prefetch_related(Prefetch("user_set", queryset=get_user_model().objects.order_by("username")))
-                .order_by("name"))
+        return selectors.teams().prefetch_related(
+            Prefetch("user_set", queryset=get_user_model().objects.order_by("username")))
 
     @extend_schema(summary="Create a team", request=TeamSerializer, responses={201: TeamSerializer})
     def create(self, request):
@@ -279,8 +275,6 @@ class AccessCheckView(APIView):
         OpenApiParameter("action", OpenApiTypes.STR, description="view, deploy, infer (default) or manage."),
     ])
     def get(self, request):
-        from endpoints.models import Endpoint
-
         params = request.query_params
         user_id, endpoint_id = _int_param(params, "user"), _int_param(params, "endpoint")
         errors = {name: ["Required."] for name, value in (("user", user_id), ("endpoint", endpoint_id)) if value is None}
@@ -322,16 +316,12 @@ class _WhoCanAccessViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 @extend_schema_view(retrieve=extend_schema(summary="Who can access this endpoint and why"))
 class EndpointAccessViewSet(_WhoCanAccessViewSet):
     def get_queryset(self):
-        from endpoints.models import Endpoint
-
         return Endpoint.objects.select_related("project")
 
 
 @extend_schema_view(retrieve=extend_schema(summary="Who can access this project and why"))
 class ProjectAccessViewSet(_WhoCanAccessViewSet):
     def get_queryset(self):
-        from endpoints.models import Project
-
         return Project.objects.all()
 
 

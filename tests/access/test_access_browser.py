@@ -22,6 +22,7 @@ def sign_out(page) -> None:
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 
 
+@pytest.mark.slow
 def test_admin_grants_a_team_deployer_then_revokes_and_the_member_loses_the_endpoints(
         console_page, live_server, admin_user, alice, browser_issues):
     page = console_page

@@ -15,10 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from console.access import authz
-from console.access import grants
-from console.access import services
-from console.access import tokens
+from console.access import grants, services, tokens
+from console.access.authz import cache, http, routing
+from console.access.authz import decision as authz_decision
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.console.matrix_world import build_world
 from tests.console.permission_table import PERSONAS
@@ -32,10 +31,10 @@ PREDICT = "/v1/models/scorer:predict"
 @pytest.fixture(autouse=True)
 def _fresh_decision_cache():
     caches["authz"].clear()
-    authz.allow_tally.flush(everything=True)
+    authz_decision.allow_tally.flush(everything=True)
     yield
     caches["authz"].clear()
-    authz.allow_tally.flush(everything=True)
+    authz_decision.allow_tally.flush(everything=True)
 
 
 def envoy_check(host: str, path: str = PREDICT, *, token: str | None = None, method: str = "POST",
@@ -338,7 +337,7 @@ def test_an_unnormalised_path_without_a_valid_token_is_still_401(fraud_detection
     ("/a\\b", None, True),
 ])
 def test_path_refusal(path, raw, refused):
-    assert bool(authz.path_refusal(path, raw)) is refused
+    assert bool(routing.path_refusal(path, raw)) is refused
 
 
 def test_the_raw_path_is_read_from_gunicorn_uwsgi_and_asgi():
@@ -346,13 +345,13 @@ def test_the_raw_path_is_read_from_gunicorn_uwsgi_and_asgi():
 
     factory = RequestFactory()
     gunicorn = factory.get("/authz/check/a/../b", RAW_URI="/authz/check/a/%2e%2e/b?x=%2F")
-    assert authz.raw_request_path(gunicorn) == "/authz/check/a/%2e%2e/b"
+    assert http.raw_request_path(gunicorn) == "/authz/check/a/%2e%2e/b"
     uwsgi = factory.get("/authz/check/a", REQUEST_URI="http://h.example.com/authz/check/a%2Fb?q")
-    assert authz.raw_request_path(uwsgi) == "/authz/check/a%2Fb"
-    assert authz.raw_request_path(factory.get("/authz/check/a")) is None
+    assert http.raw_request_path(uwsgi) == "/authz/check/a%2Fb"
+    assert http.raw_request_path(factory.get("/authz/check/a")) is None
     asgi = factory.get("/authz/check/a")
     asgi.scope = {"raw_path": b"/authz/check/a%2fb"}
-    assert authz.raw_request_path(asgi) == "/authz/check/a%2fb"
+    assert http.raw_request_path(asgi) == "/authz/check/a%2fb"
 
 
 # --- caching and invalidation -----------------------------------------------------------------------------
@@ -362,7 +361,7 @@ def test_a_warm_decision_costs_at_most_one_query(caller, scorer, django_assert_n
     envoy_check("scorer.fraud.example.com", token=token)
     # Per-process cache: one query for the access version row; shared (Redis) cache: the
     # version lives in the cache too, so none.
-    expected = 0 if authz.cache_is_shared() else 1
+    expected = 0 if cache.cache_is_shared() else 1
     with django_assert_num_queries(expected):
         assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
 
@@ -376,7 +375,7 @@ def test_a_cold_decision_costs_a_bounded_number_of_queries(caller, scorer, djang
 def _cached_then(action, caller, scorer, expected: int):
     token = infer_token(caller)
     assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
-    decision = authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=f"Bearer {token}")
+    decision = authz_decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=f"Bearer {token}")
     assert decision.cached
     action(token)
     assert envoy_check("scorer.fraud.example.com", token=token).status_code == expected
@@ -475,10 +474,10 @@ def test_allows_are_audited_once_per_principal_endpoint_and_minute(caller, score
         envoy_check("other.fraud.example.com", token=token)
     with time_machine.travel(minute + timedelta(seconds=30), tick=False):
         envoy_check("scorer.fraud.example.com", token=token)
-        assert authz.allow_tally.flush() == 0  # the minute is not over
+        assert authz_decision.allow_tally.flush() == 0  # the minute is not over
     assert not AuditEvent.objects.filter(action="infer.allow").exists()
     with time_machine.travel(minute + timedelta(minutes=1), tick=False):
-        assert authz.allow_tally.flush() == 2
+        assert authz_decision.allow_tally.flush() == 2
     events = {e.target_repr: e for e in AuditEvent.objects.filter(source="authz", action="infer.allow")}
     assert events["fraud/scorer"].details["count"] == 4 and events["fraud/other"].details["count"] == 1
     assert events["fraud/scorer"].actor_name == "alice" and events["fraud/scorer"].outcome == "success"
@@ -531,7 +530,7 @@ def test_the_fast_caller_check_agrees_with_the_chokepoint_for_every_persona_and_
         with time_machine.travel(moment, tick=False):
             for user in users:
                 for endpoint in (world.endpoint, world.other_endpoint):
-                    allowed, until = authz.caller_access(user, endpoint, timezone.now())
+                    allowed, until = authz_decision.caller_access(user, endpoint, timezone.now())
                     assert allowed is can(user, endpoint, "infer"), (user.username, endpoint.name, moment)
                     if user == late and allowed:
                         assert until == expiry

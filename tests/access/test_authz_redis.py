@@ -8,9 +8,8 @@ import os
 import pytest
 from django.core.cache import caches
 
-from console.access import authz
-from console.access import grants
-from console.access import tokens
+from console.access import grants, tokens
+from console.access.authz import cache, decision
 from tests.console.access_factories import endpoint_in, project_with_model
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -30,22 +29,22 @@ def shared_cache(settings):
 
 def test_warm_decisions_cost_no_query_and_revocation_reaches_them(shared_cache, alice,
                                                                   django_assert_num_queries):
-    assert authz.cache_is_shared()
+    assert cache.cache_is_shared()
     project, _ = project_with_model("fraud")
     endpoint_in(project, "scorer")
     grant = grants.grant_create(actor=None, role="caller", target=project, user=alice, reason="x")
     token, plaintext = tokens.token_create(actor=alice, user=alice, name="x", scopes=["infer"])
     header = f"Bearer {plaintext}"
-    assert authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 200
+    assert decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 200
     with django_assert_num_queries(0):
-        warm = authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header)
+        warm = decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header)
     assert warm.cached and warm.status == 200
     grants.grant_revoke(actor=None, grant=grant)
-    assert authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 403
+    assert decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 403
     grants.grant_create(actor=None, role="caller", target=project, user=alice, reason="again")
-    assert authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 200
+    assert decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 200
     tokens.token_revoke(actor=alice, token=token)
-    assert authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 401
+    assert decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header).status == 401
 
 
 def test_a_lost_version_key_starts_a_new_version_instead_of_reusing_old_decisions(shared_cache, alice):
@@ -54,7 +53,7 @@ def test_a_lost_version_key_starts_a_new_version_instead_of_reusing_old_decision
     grants.grant_create(actor=None, role="caller", target=project, user=alice, reason="x")
     _, plaintext = tokens.token_create(actor=alice, user=alice, name="x", scopes=["infer"])
     header = f"Bearer {plaintext}"
-    authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header)
-    shared_cache.delete(authz.VERSION_KEY)  # e.g. evicted
-    again = authz.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header)
+    decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header)
+    shared_cache.delete(cache.VERSION_KEY)  # e.g. evicted
+    again = decision.decide(host="scorer.fraud.example.com", path=PREDICT, authorization=header)
     assert again.status == 200 and not again.cached

@@ -13,10 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from console.access import grants
-from console.access import selectors
-from console.access import services
-from console.access import tokens
+from console.access import grants, selectors, services, tokens
 from console.access.models import ApiToken, Grant
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.factories import UserFactory

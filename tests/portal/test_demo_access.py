@@ -4,9 +4,9 @@ changes nothing."""
 import pytest
 
 from audit.models import AuditEvent
-from console.portal.demo import _seed_access
 from console.access.models import Grant
 from console.permissions import can
+from console.portal.demo import _seed_access
 from tests.console.access_factories import endpoint_in, project_with_model
 
 pytestmark = pytest.mark.django_db

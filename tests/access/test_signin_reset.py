@@ -13,9 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from console.access import grants
-from console.access import roles
-from console.access import services
+from console.access import grants, roles, services
 from tests.console.access_factories import project_with_model
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 

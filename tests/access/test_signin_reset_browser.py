@@ -23,6 +23,7 @@ def _fail_sign_in(page, live_server, times):
         page.get_by_role("button", name="Sign in").click()
 
 
+@pytest.mark.slow
 def test_admin_resets_a_locked_out_persons_sign_in_and_they_set_a_new_password(
         console_page, live_server, admin_user, alice, browser_issues, settings):
     browser_issues.allow(r"status of 429")

@@ -12,11 +12,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from console.access import grants
-from console.access import services
+from console.access import grants, services
 from console.access.models import Grant
-from console.permissions import can, visible
 from console.access.tasks import grants_expire_task
+from console.permissions import can, visible
 from endpoints.models import Endpoint, EndpointUserObjectPermission, ProjectGroupObjectPermission
 from endpoints.models import ProjectUserObjectPermission as ProjectPerm
 from tests.console.access_factories import endpoint_in, project_with_model

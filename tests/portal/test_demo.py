@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditSeal
-from console.portal import demo
 from console.access.models import Grant
+from console.portal import demo
 from endpoints.models import Endpoint, EndpointStatus, Revision
 from endpoints.sandbox.controller import SandboxSettings
 from endpoints.sandbox.run import start_sandbox

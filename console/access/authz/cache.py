@@ -1,0 +1,96 @@
+"""The access version and the decision cache: every change that can alter an access
+decision bumps the version in the same transaction, so cached decisions die at once in every
+process (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import caches
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from console.access.models import AccessVersion, ApiToken, Grant
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "access:access-version"
+
+
+def decision_cache():
+    return caches[getattr(settings, "AUTHZ_CACHE_ALIAS", "default")]
+
+
+def cache_is_shared() -> bool:
+    """True when every web process sees the same cache (Redis), False for LocMem."""
+    backend = type(decision_cache()).__module__
+    return not (backend.endswith("locmem") or backend.endswith("dummy"))
+
+
+def invalidate_decisions() -> None:
+    """Drop every cached authorization decision, in every process.
+
+    The database counter moves in the caller's transaction (it commits with the change, so a
+    process never caches an old decision under the new version). With a shared cache the
+    cached counter moves now and again after commit, for the same reason.
+    """
+    if not AccessVersion.objects.filter(pk=1).update(version=F("version") + 1):
+        AccessVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+    if cache_is_shared():
+        _bump_cached_version()
+        transaction.on_commit(_bump_cached_version)
+
+
+def _bump_cached_version() -> None:
+    cache = decision_cache()
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:
+        cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+
+
+def _db_version() -> int:
+    # A plain cursor: this runs on every cached decision (LocMem), the ORM would double its cost.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT version FROM {AccessVersion._meta.db_table} WHERE id = 1")  # noqa: S608
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def _invalidate_on_change(sender, **kwargs) -> None:
+    invalidate_decisions()
+
+
+def _invalidate_on_user_save(sender, instance, update_fields=None, **kwargs) -> None:
+    # Logins touch last_login and password changes the hash: neither alters a decision.
+    if update_fields is not None and set(update_fields) <= {"last_login", "password"}:
+        return
+    invalidate_decisions()
+
+
+def _invalidate_on_membership(sender, action, **kwargs) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        invalidate_decisions()
+
+
+def connect_signals() -> None:
+    """Changes made outside the console's services (the Django admin, a shell, guardian's
+    shortcuts) must drop cached decisions too; these receivers only invalidate, they audit
+    nothing (the services do that explicitly)."""
+    User = get_user_model()
+    post_save.connect(_invalidate_on_user_save, sender=User, dispatch_uid="authz-user-save")
+    post_delete.connect(_invalidate_on_change, sender=User, dispatch_uid="authz-user-delete")
+    m2m_changed.connect(_invalidate_on_membership, sender=User.groups.through, dispatch_uid="authz-membership")
+    for model in (ApiToken, Grant):
+        post_delete.connect(_invalidate_on_change, sender=model, dispatch_uid=f"authz-{model.__name__}-delete")
+    # Every object-permission table (guardian's direct-FK ones and its generic ones).
+    for table in apps.get_models():
+        if issubclass(table, UserObjectPermissionBase | GroupObjectPermissionBase):
+            post_save.connect(_invalidate_on_change, sender=table, dispatch_uid=f"authz-{table.__name__}-save")
+            post_delete.connect(_invalidate_on_change, sender=table, dispatch_uid=f"authz-{table.__name__}-del")

@@ -1,0 +1,69 @@
+"""Settings for the test suite: pytest's DJANGO_SETTINGS_MODULE (pyproject.toml).
+
+The console's own settings (console/settings.py) know nothing of tests. This module gives them
+what a test run needs through the same environment variables an operator would set, then
+overrides the few values that only make sense under test. It lives with the tests, so no
+installed console can be started with it.
+
+Subprocesses that tests start inherit DJANGO_SETTINGS_MODULE and the variables set here; a test
+that needs the production settings in a subprocess (a real Celery worker, the start-up checks
+of tests/console/test_settings.py) names console.settings and clears what it must.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+# Throwaway secrets: the console refuses to start without them when DEBUG is off, which is how
+# the suite runs. A key set in the environment (or its _FILE) still wins.
+os.environ.setdefault("SECRET_KEY", "insecure-test-suite-key-" + "x" * 30)
+os.environ.setdefault("AUDIT_SIGNING_KEY", "insecure-test-suite-audit-signing-key")
+# The test client speaks plain HTTP; TLS-only cookies and HSTS are tested with override_settings.
+os.environ.setdefault("CONSOLE_TLS", "false")
+
+
+def _redis_url_for_this_worker() -> None:
+    """Under pytest-xdist each worker gets a Redis database of its own: the configured number
+    plus the worker's index (gw0 keeps it, gw1 takes the next, …). Tests flush the cache and
+    purge the Celery queues, which must not reach another worker's keys. REDIS_URL itself is
+    rewritten so that subprocesses (Celery workers) and tests reading it use the same database;
+    the configured URL is kept in CONSOLE_TEST_REDIS_URL, so a second import computes the same."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    base = os.environ.get("CONSOLE_TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if not base or not worker.startswith("gw"):
+        return
+    os.environ["CONSOLE_TEST_REDIS_URL"] = base
+    match = re.fullmatch(r"(?P<server>rediss?://[^/?#]*)(?:/(?P<db>\d*))?", base)
+    if match is None:
+        raise RuntimeError(f"REDIS_URL={base!r}: the test settings expect redis://host:port/db")
+    database = int(match["db"] or 0) + int(worker[2:])
+    os.environ["REDIS_URL"] = f"{match['server']}/{database}"
+
+
+_redis_url_for_this_worker()
+
+from console.settings import *  # noqa: E402, F403
+
+# Password hashing is deliberately slow; the suite hashes thousands of test passwords.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Allowed inference calls are flushed to the trail by hand in tests, not by a thread.
+AUTHZ_FLUSH_THREAD = False
+
+# Static files straight from the finders: no collectstatic, no manifest. WhiteNoise looks a
+# file up when it is asked for (as under DEBUG) instead of listing every static file, plotly's
+# bundle included, each time a middleware chain is built: once per test client, ~50 ms each.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+
+# django-axes announces itself at start-up (INFO). Under pytest-xdist the controller runs no
+# test that would collect that line, so pytest prints it after the summary, as the last line.
+LOGGING = {
+    **LOGGING,  # noqa: F405
+    "loggers": {**LOGGING["loggers"], "axes.apps": {"level": "WARNING"}},  # noqa: F405
+}
