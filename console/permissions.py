@@ -176,3 +176,28 @@ class PermissionChecker:
         if obj.pk not in self._checked.get(key, ()):
             self.prefetch([obj], [action])
         return obj.pk in self._allowed[key]
+
+
+class ChokepointScoped:
+    """What the base views (``console.views.base``) and viewsets (``console.api.viewsets``)
+    share: rows come from ``get_base_queryset()`` and leave through ``restrict_rows()``.
+    Overriding ``get_queryset`` is refused when a subclass is defined — it would bypass the
+    chokepoint — unless the class says why with ``chokepoint_exempt = "<why>"``."""
+
+    chokepoint_exempt: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        scoping_base = cls.__dict__.get("_scoping_base", False)  # the framework's own mixins
+        if "get_queryset" in cls.__dict__ and not scoping_base and not cls.__dict__.get("chokepoint_exempt"):
+            raise TypeError(
+                f"{cls.__qualname__} overrides get_queryset(), which would bypass the permission "
+                "chokepoint: override get_base_queryset() instead, or set chokepoint_exempt = '<why>'."
+            )
+
+    def get_base_queryset(self):
+        """The rows before scoping (``queryset``, or the model's default manager)."""
+        return super().get_queryset()
+
+    def restrict_rows(self, rows, action: str):
+        return rows if self.chokepoint_exempt else restrict(rows, self.request.user, action)

@@ -13,33 +13,18 @@ from __future__ import annotations
 from rest_framework import mixins, viewsets
 
 from console.api.permissions import ChokepointPermission
-from console.permissions import restrict
+from console.permissions import ChokepointScoped
 
 
-class ProtectedViewSetMixin:
+class ProtectedViewSetMixin(ChokepointScoped):
     """``visibility_action``: what a row must allow to be listed (``view``)."""
 
     visibility_action = "view"
-    chokepoint_exempt: str | None = None
+    _scoping_base = True
     permission_classes = [ChokepointPermission]
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "get_queryset" in cls.__dict__ and not cls.__dict__.get("chokepoint_exempt"):
-            raise TypeError(
-                f"{cls.__qualname__} overrides get_queryset(), which would bypass the permission "
-                "chokepoint: override get_base_queryset() instead, or set chokepoint_exempt = '<why>'."
-            )
-
-    def get_base_queryset(self):
-        """The rows before scoping (``queryset``)."""
-        return super().get_queryset()
-
     def get_queryset(self):
-        rows = self.get_base_queryset()
-        if self.chokepoint_exempt:
-            return rows
-        return restrict(rows, self.request.user, self.visibility_action)
+        return self.restrict_rows(self.get_base_queryset(), self.visibility_action)
 
 
 class ProtectedReadOnlyViewSet(ProtectedViewSetMixin, viewsets.ReadOnlyModelViewSet):

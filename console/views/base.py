@@ -18,12 +18,12 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.views.generic import DetailView, ListView
 
-from console.permissions import can, is_platform_admin, restrict
+from console.permissions import ChokepointScoped, can, is_platform_admin
 
 ADMIN_ONLY_MESSAGE = "Only platform admins may open this page."
 
 
-class ChokepointMixin:
+class ChokepointMixin(ChokepointScoped):
     """Scopes ``get_queryset()`` through ``restrict(…, permission_action)``.
 
     ``permission_action`` is what a row must allow to be listed or opened (``view`` unless the
@@ -31,29 +31,14 @@ class ChokepointMixin:
     """
 
     permission_action = "view"
-    chokepoint_exempt: str | None = None
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "get_queryset" in cls.__dict__ and not cls.__dict__.get("chokepoint_exempt"):
-            raise TypeError(
-                f"{cls.__qualname__} overrides get_queryset(), which would bypass the permission "
-                "chokepoint: override get_base_queryset() instead, or set chokepoint_exempt = '<why>'."
-            )
-
-    def get_base_queryset(self):
-        """The rows before scoping (``queryset`` or the model's default manager)."""
-        return super().get_queryset()
+    _scoping_base = True
 
     def scoping_action(self) -> str:
         """The action rows are scoped by: ``permission_action`` for lists."""
         return self.permission_action
 
     def get_queryset(self):
-        rows = self.get_base_queryset()
-        if not self.chokepoint_exempt:
-            rows = restrict(rows, self.request.user, self.scoping_action())
-        return self.filter_queryset(rows)
+        return self.filter_queryset(self.restrict_rows(self.get_base_queryset(), self.scoping_action()))
 
     def filter_queryset(self, queryset):
         """Narrow the scoped rows by the request (list filters, a search box): the identity

@@ -123,13 +123,19 @@ def test_a_rotated_ingest_key_is_followed_and_never_printed(live_server, monkeyp
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_injected_drift_raises_a_drift_alert(live_server):
+    import time_machine
+    from django.utils import timezone
+
     from monitoring import tasks
 
     endpoint = monitored_endpoint()
     name = f"{endpoint.project.name}/{endpoint.name}"
-    call_command("simulate_traffic", endpoint=[name], drift=[name], url=live_server.url, rate=50, duration=0,
-                 backfill_minutes=1, backfill_calls=30, rows=5, error_rate=0.0, seed=2)
-    tasks.compute_drift_all_task()
+    # Half past the hour: the back-filled minute must fall in one hourly drift window (run a
+    # minute after the hour, it was split into two and the test failed by the clock).
+    with time_machine.travel(timezone.now().replace(minute=30, second=0, microsecond=0), tick=True):
+        call_command("simulate_traffic", endpoint=[name], drift=[name], url=live_server.url, rate=50, duration=0,
+                     backfill_minutes=1, backfill_calls=30, rows=5, error_rate=0.0, seed=2)
+        tasks.compute_drift_all_task()
     window = DriftWindow.objects.get(endpoint=endpoint)
     assert window.status == "alert" and window.rows == 150
 
