@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (console/portal/devstack.py)
 STOP_GRACE_SECONDS = 10
 
 
