@@ -8,12 +8,14 @@ everyone else sees none. Ingest batches and integrity checks are for auditors on
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, TextField
+from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
+from django.shortcuts import get_object_or_404
 
 from audit.directory import EndpointRef, ProjectIds, get_directory
 from audit.models import AuditEvent, AuditSeal, IngestBatch
@@ -61,8 +63,6 @@ def event_list_visible_to(*, user):
 
 
 def event_get(*, user, pk: int) -> AuditEvent:
-    from django.shortcuts import get_object_or_404
-
     return get_object_or_404(event_list_visible_to(user=user), pk=pk)
 
 
@@ -148,8 +148,6 @@ def event_search(*, user, filters: EventFilters):
 
 
 def _looks_like_ip(term: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(term)
     except ValueError:
@@ -193,6 +191,4 @@ def batch_list(*, status: str = "", kind: str = ""):
 
 
 def batch_counts() -> dict[str, int]:
-    from django.db.models import Count
-
     return dict(IngestBatch.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))

@@ -17,6 +17,7 @@ from django.db.models import F, Sum
 from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints import spec as specs
+from endpoints.cluster import ClusterError, PermanentClusterError
 from endpoints.models import Endpoint, ProjectQuota
 
 # Annotations that change on every generation. The deployment guide adds them to KServe's
@@ -159,8 +160,6 @@ def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | N
     """The plan for ``endpoint`` as it would be after the change (an unsaved or modified
     instance). ``client`` is the cluster client to read live state and dry-run with; None
     skips both (e.g. when the cluster is disabled)."""
-    from endpoints.cluster import ClusterError, PermanentClusterError
-
     new_spec = specs.desired_spec(endpoint)
     new_spec["generation"] = (old_spec or {}).get("generation", 0) + 1
     manifest = reconcile.render(new_spec)

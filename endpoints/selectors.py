@@ -15,6 +15,7 @@ from endpoints.models import (
     ModelAlias,
     ModelVersion,
     Project,
+    ReconcileAlert,
     RegisteredModel,
     Revision,
     ServingRuntime,
@@ -140,8 +141,6 @@ def cluster_list():
 
 def alerts_active():
     """Reconciler alerts no one has resolved yet (platform-admin pages only)."""
-    from endpoints.models import ReconcileAlert
-
     return ReconcileAlert.objects.filter(resolved_at__isnull=True).select_related("cluster")
 
 

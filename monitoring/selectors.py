@@ -21,7 +21,7 @@ from django.utils import timezone
 from console.permissions import is_platform_admin
 from endpoints import selectors as endpoint_selectors
 from endpoints.models import Endpoint, EndpointStatus, HardwareProfile, ModelVersion
-from monitoring import drift, metrics, prometheus
+from monitoring import drift, extract, metrics, prometheus
 from monitoring.models import BinCount, DriftWindow, FeatureDrift, LatencyRollup, MonitoringConfig
 
 # --- time ranges ----------------------------------------------------------------------------------
@@ -277,7 +277,6 @@ class DriftDashboard:
 def _distribution(feature: dict, counts: dict[int, int]) -> Distribution | None:
     if not counts:
         return None
-    from monitoring import extract
 
     size = extract.bin_count(feature)
     live = np.zeros(size)

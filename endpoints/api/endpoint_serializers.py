@@ -8,6 +8,8 @@ see (or deploy) is a 400 on that field.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -236,8 +238,6 @@ class PlanSerializer(serializers.Serializer):
 
 def plan_data(plan, *, cluster_note: str = "") -> dict:
     """A ``endpoints.plan.Plan`` as the API returns it."""
-    from dataclasses import asdict
-
     return {
         "endpoint_name": plan.endpoint_name,
         "namespace": plan.namespace,

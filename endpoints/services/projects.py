@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit import services as audit
+from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, HardwareProfile, Project, ProjectQuota, new_ingest_key
 from endpoints.services.endpoints import new_generation
 from endpoints.validation import NAME_RE
@@ -21,7 +22,6 @@ def _onboard_namespace(cluster: Cluster, namespace: str, project_name: str) -> N
     """The namespace must exist (or is created) and must not carry KServe's ``control-plane``
     label: KServe's pod webhook skips such namespaces, so models there never get downloaded."""
     # Imported here: the kubernetes client costs ~0.4 s to import, and page views import this module.
-    from endpoints.cluster import ClusterError
 
     try:
         client = cluster.client()
