@@ -94,6 +94,12 @@ def is_protected(model) -> bool:
     return model in _protected
 
 
+def actions_of(model) -> set[str]:
+    """The actions objects of ``model`` define: ``view`` and each ``<action>_<model>`` of its
+    ``Meta.permissions``."""
+    return {"view"} | {code.split("_", 1)[0] for code, _ in model._meta.permissions}
+
+
 def is_signed_in(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 

@@ -9,7 +9,7 @@ permissions (no ``obj``) are left to Django's model backend.
 
 from __future__ import annotations
 
-from console.permissions import can, is_protected, is_signed_in
+from console.permissions import actions_of, can, is_protected, is_signed_in
 
 
 class GrantPermissionBackend:
@@ -32,5 +32,4 @@ class GrantPermissionBackend:
         if obj is None or not is_protected(type(obj)) or not is_signed_in(user_obj):
             return set()
         meta = type(obj)._meta
-        actions = {"view"} | {code.split("_", 1)[0] for code, _ in meta.permissions}
-        return {f"{meta.app_label}.{a}_{meta.model_name}" for a in sorted(actions) if can(user_obj, obj, a)}
+        return {f"{meta.app_label}.{a}_{meta.model_name}" for a in actions_of(type(obj)) if can(user_obj, obj, a)}

@@ -34,7 +34,7 @@ from audit import services as audit
 from console.access.authz.cache import invalidate_decisions
 from console.access.models import Grant
 from console.models import User
-from console.permissions import can, is_platform_admin, protection_for
+from console.permissions import actions_of, can, is_platform_admin, protection_for
 from endpoints.models import Endpoint, Project, RegisteredModel
 
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -64,7 +64,7 @@ def _target_field(target) -> str:
 
 def actions_for(role: str, target_model) -> tuple[str, ...]:
     """The actions ``role`` gives on objects of ``target_model`` (those the model defines)."""
-    defined = {"view"} | {code.split("_", 1)[0] for code, _ in target_model._meta.permissions}
+    defined = actions_of(target_model)
     return tuple(action for action in ROLE_ACTIONS[role] if action in defined)
 
 
