@@ -46,7 +46,8 @@ from console.access.api.serializers import (
 )
 from console.access.models import ApiToken, Grant
 from console.access.roles import GLOBAL_ROLES
-from console.api.permissions import ChokepointFilterBackend, ChokepointPermission, IsPlatformAdmin
+from console.api.permissions import IsPlatformAdmin
+from console.api.viewsets import ProtectedGenericViewSet
 from console.permissions import is_platform_admin, visible
 from endpoints.models import Endpoint, Project, RegisteredModel
 
@@ -293,12 +294,10 @@ class AccessCheckView(APIView):
         }).data)
 
 
-class _WhoCanAccessViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class _WhoCanAccessViewSet(mixins.RetrieveModelMixin, ProtectedGenericViewSet):
     """Who can access the object and why (its managers): invisible → 404, no manage → 403."""
 
     serializer_class = WhoCanAccessSerializer
-    filter_backends = [ChokepointFilterBackend]
-    permission_classes = [ChokepointPermission]
     action_permissions = {"retrieve": "manage"}
 
     def retrieve(self, request, *args, **kwargs):
@@ -315,14 +314,12 @@ class _WhoCanAccessViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
 @extend_schema_view(retrieve=extend_schema(summary="Who can access this endpoint and why"))
 class EndpointAccessViewSet(_WhoCanAccessViewSet):
-    def get_queryset(self):
-        return Endpoint.objects.select_related("project")
+    queryset = Endpoint.objects.select_related("project")
 
 
 @extend_schema_view(retrieve=extend_schema(summary="Who can access this project and why"))
 class ProjectAccessViewSet(_WhoCanAccessViewSet):
-    def get_queryset(self):
-        return Project.objects.all()
+    queryset = Project.objects.all()
 
 
 def register(router) -> None:
