@@ -119,8 +119,14 @@ def test_no_module_imports_a_higher_layer():
     assert not violations, "Layering violations:\n" + "\n".join(map(str, violations))
 
 
-def test_every_project_module_belongs_to_a_layer():
-    assert all(layer_of(module_name(p)) for p in project_files())
+def test_every_project_app_has_a_layer_of_its_own():
+    # A new app under console/ would otherwise pass as framework code by prefix alone.
+    from django.apps import apps
+
+    project_apps = [c for c in apps.get_app_configs() if c.name.split(".")[0] in PACKAGES]
+    unplaced = [c.name for c in project_apps
+                if c.name not in {prefix for prefix, _, _ in LAYERS} or c.label not in APP_LAYERS]
+    assert not unplaced, f"apps with no layer in tests/test_layers.py: {unplaced}"
 
 
 @pytest.mark.parametrize(("path", "source", "expected"), [
