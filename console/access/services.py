@@ -1,4 +1,4 @@
-"""Writes owned by the console app: users and service accounts. Each service runs in one
+"""Writes of access control: users, service accounts and teams. Each service runs in one
 transaction with its audit event."""
 
 from __future__ import annotations

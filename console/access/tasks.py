@@ -1,4 +1,4 @@
-"""Thin Celery tasks of the console app."""
+"""Thin Celery tasks of access control."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Istio example wires Envoy to the console the way console/authz.py expects."""
+"""The Istio example wires Envoy to the console the way console/access/authz/ expects."""
 
 from pathlib import Path
 
