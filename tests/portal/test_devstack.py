@@ -10,7 +10,7 @@ from console.portal import devstack
 
 def test_the_stack_runs_manage_py_from_the_repository_root():
     root = Path(__file__).resolve().parents[2]
-    assert devstack.BASE_DIR == root
+    assert root == devstack.BASE_DIR
     assert (devstack.BASE_DIR / "manage.py").is_file()
 
 
