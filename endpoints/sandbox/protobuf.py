@@ -1,9 +1,9 @@
 """Just enough Kubernetes protobuf decoding for kubectl's typed ``create`` commands.
 
 kubectl sends built-in kinds created through typed clients (``kubectl create namespace``,
-``kubectl create secret generic``, ``kubectl create serviceaccount``) as
+``kubectl create secret generic``, ``kubectl create configmap``, ``kubectl create serviceaccount``) as
 ``application/vnd.kubernetes.protobuf`` and does not fall back to JSON on 415. This module decodes
-that envelope (``k8s\\x00`` + ``runtime.Unknown``) for Namespace, Secret and ServiceAccount into the
+that envelope (``k8s\\x00`` + ``runtime.Unknown``) for Namespace, Secret, ConfigMap and ServiceAccount into the
 JSON form the rest of the server works with. Field numbers follow the published
 ``k8s.io/api/core/v1`` and ``apimachinery`` ``generated.proto`` definitions. Any other kind is
 refused with 415 (responses are always JSON, which every client accepts).
@@ -39,6 +39,8 @@ _KINDS: dict[str, Schema] = {
                   2: ("spec", ("message", {1: ("finalizers", "repeated_string")}))},
     "Secret": {1: ("metadata", ("message", _OBJECT_META)), 2: ("data", "map_bytes"), 3: ("type", "string"),
                4: ("stringData", "map_string"), 5: ("immutable", "bool")},
+    "ConfigMap": {1: ("metadata", ("message", _OBJECT_META)), 2: ("data", "map_string"),
+                  3: ("binaryData", "map_bytes"), 4: ("immutable", "bool")},
     "ServiceAccount": {1: ("metadata", ("message", _OBJECT_META)),
                        2: ("secrets", ("repeated", _OBJECT_REFERENCE)),
                        3: ("imagePullSecrets", ("repeated", {1: ("name", "string")})),

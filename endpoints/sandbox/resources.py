@@ -4,7 +4,7 @@ A ``ResourceType`` carries what discovery, routing, validation, server-side appl
 selectors and ``kubectl get`` tables need: group/version/plural/kind, scope, short names, the
 structural schema, whether ``/status`` is a subresource, and printer columns.
 
-Built in: core/v1 Namespaces, Secrets, ServiceAccounts, Events, Pods, and the KServe kinds
+Built in: core/v1 Namespaces, Secrets, ConfigMaps, ServiceAccounts, Events, Pods, Nodes, and the KServe kinds
 InferenceService (serving.kserve.io/v1beta1), ServingRuntime and ClusterServingRuntime
 (v1alpha1) with the console's own schemas. ``types_from_crd`` turns a CustomResourceDefinition
 document into a ``ResourceType`` that replaces the built-in one (or adds a new kind).
@@ -193,6 +193,18 @@ def _pod_restarts(o: dict) -> int:
     return sum(int(s.get("restartCount") or 0) for s in (o.get("status") or {}).get("containerStatuses") or [])
 
 
+def _node_status(o: dict) -> str:
+    ready = next((c for c in (o.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+    state = "Ready" if ready and ready.get("status") == "True" else "NotReady" if ready else "Unknown"
+    return f"{state},SchedulingDisabled" if (o.get("spec") or {}).get("unschedulable") else state
+
+
+def _node_roles(o: dict) -> str:
+    prefix = "node-role.kubernetes.io/"
+    roles = sorted(k[len(prefix):] for k in (o.get("metadata") or {}).get("labels") or {} if k.startswith(prefix))
+    return ",".join(roles) or "<none>"
+
+
 def _event_object(o: dict) -> str:
     inv = o.get("involvedObject") or {}
     return f"{(inv.get('kind') or '').lower()}/{inv.get('name', '')}"
@@ -241,6 +253,25 @@ def builtin_types() -> list[ResourceType]:
                             Column("Data", "integer", func=lambda o: len(o.get("data") or {})),
                             Column("Age", func=_age)]},
             strategic_merge=True, selectable_fields={"type": lambda o: o.get("type")},
+        ),
+        ResourceType(
+            "", ["v1"], "configmaps", "configmap", "ConfigMap", True, ["cm"],
+            schemas={"v1": Schema.for_object(core["ConfigMap"])},
+            columns={"v1": [Column("Data", "integer", func=lambda o: len(o.get("data") or {})
+                                   + len(o.get("binaryData") or {})),
+                            Column("Age", func=_age)]},
+            strategic_merge=True,
+        ),
+        ResourceType(
+            "", ["v1"], "nodes", "node", "Node", False, ["no"],
+            schemas={"v1": Schema.for_object(core["Node"])}, status_subresource=True,
+            columns={"v1": [Column("Status", func=_node_status), Column("Roles", func=_node_roles),
+                            Column("Age", func=_age),
+                            Column("Version", func=lambda o: ((o.get("status") or {}).get("nodeInfo") or {})
+                                   .get("kubeletVersion", ""))]},
+            strategic_merge=True,
+            selectable_fields={"spec.unschedulable": lambda o: str(bool((o.get("spec") or {}).get("unschedulable")))
+                               .lower()},
         ),
         ResourceType(
             "", ["v1"], "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"],
