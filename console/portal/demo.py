@@ -11,7 +11,8 @@ meets in real life:
 - ``fraud-detection/transaction-amount-next``: Failed — its version's artifact is in a bucket
   that does not exist (``s3://missing-bucket/…``: ModelLoadFailed, see the sandbox controller's
   failure rules);
-- ``llm-apps/assistant``: an LLM on the Hugging Face runtime (OpenAI protocol).
+- ``llm-apps/assistant``: an LLM on the Hugging Face runtime (OpenAI protocol) on an A100 node,
+  in Standard mode: Knative as it ships refuses the GPU node selector and toleration.
 
 bob's Caller grant on ``iris`` expires three days after it is first seeded. Everything is
 created through the apps' services, so the demo's audit trail is real; a re-run creates
@@ -347,7 +348,7 @@ def seed(stdout=None) -> None:
         description="Staging for the retrained regressor")
     _ensure_endpoint(
         actor=alice, project=llm, name="assistant", model_version=chat.versions.get(version=1),
-        protocol="openai", deployment_mode="Knative", min_replicas=1, max_replicas=2,
+        protocol="openai", deployment_mode="Standard", min_replicas=1, max_replicas=2,
         hardware_profile=a100, accelerator_count=1, runtime=ServingRuntime.objects.get(name="kserve-huggingfaceserver"),
         description="Support chat assistant")
     _seed_temporary_access(bob=bob, iris=iris_endpoint)

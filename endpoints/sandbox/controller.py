@@ -1,15 +1,17 @@
 """A simulated KServe controller for the sandbox cluster.
 
 It watches InferenceServices in the fake API server's store and behaves, as seen from the
-API, like KServe's admission webhooks and controller: it defaults and validates objects at
-admission, adds the finalizer, picks a runtime by KServe's rules, creates pods and events,
-and moves ``status`` through realistic conditions, URLs, traffic and ``modelStatus``.
+API, like one KServe release's admission webhooks and controller in a cluster with Knative
+Serving and a pool of nodes: it defaults and validates objects at admission, adds the
+finalizer, picks a runtime by KServe's rules, creates pods and events, and moves ``status``
+through realistic conditions, URLs, traffic and ``modelStatus``.
 
-What it knows about KServe comes from a release profile (``endpoints.sandbox.profile``; the
-built-in one is KServe 0.20): the ClusterServingRuntimes it installs at start and the
-webhook's defaulting facts. Runtime selection is the sandbox's own
-(``endpoints.sandbox.selection``). Nothing here imports the console, so the console can be
-checked against it.
+What it knows comes from a release profile (``endpoints.sandbox.profile``; the built-in one is
+KServe 0.20, any directory of a release's files is another): the ClusterServingRuntimes and
+``inferenceservice-config`` it installs at start, the Knative ConfigMaps and the nodes, and the
+release's webhook facts (``endpoints.sandbox.admission``). The cluster objects are read back
+from the store on every pass, so ``kubectl edit`` of a ConfigMap or a node takes effect like on
+a real cluster. Nothing here imports the console, so the console can be checked against it.
 
 Documented failure rules (so tests and demos can provoke them on purpose):
 
@@ -18,15 +20,21 @@ Documented failure rules (so tests and demos can provoke them on purpose):
   does not exist → ``RuntimeNotRecognized``; a disabled one → ``RuntimeDisabled``; one that
   lacks the protocol the model sets → ``NoSupportingRuntime`` with "Specified runtime does not
   support specified protocol version", or the format → "… specified framework/version".
+- Knative mode: a PodSpec field ``config-features`` leaves disabled (node selector, tolerations,
+  affinity, …) or a ``timeout`` above ``max-revision-timeout-seconds`` is refused by Knative's
+  webhook (``endpoints.sandbox.knative``); from 0.17 KServe reports it as ``PredictorReady=False``
+  reason ``ReconcileFailed``, before only as an ``InternalError`` event. Never Ready.
 - A storage URI the sandbox treats as unreachable — any URI whose bucket, host or first path
   segment starts with ``missing`` or ``unreachable`` (``s3://missing-bucket/model``,
   ``gs://unreachable/x``) — fails after the load delay with ``ModelLoadFailed``: the
-  storage-initializer exits 1 and the pod sits in ``Init:CrashLoopBackOff``.
-- With ``accelerator_capacity`` set, pods asking for more of a resource than remains free
-  stay ``Pending`` with ``PodScheduled=False`` (``Insufficient nvidia.com/gpu``).
+  storage-initializer exits 1 and the pod sits in ``Init:CrashLoopBackOff``. So does an
+  ``oci://`` URI while ``storageInitializer.enableModelcar`` is false ("Cannot recognize storage
+  type for oci://…").
+- Pods that fit no node (resources, node selector, taints; ``endpoints.sandbox.scheduler``) stay
+  ``Pending`` with ``PodScheduled=False`` and a ``FailedScheduling`` event in the scheduler's words.
 - ``serving.kserve.io/stop: "true"`` removes the pods and sets ``Stopped=True``.
 - Changing ``serving.kserve.io/deploymentMode`` after the controller recorded it is denied
-  at admission (403), as KServe's validating webhook does.
+  at admission (403) from 0.15.1, as KServe's validating webhook does.
 
 Delays are configurable (zero in tests): ``load_seconds`` until the model is loading,
 ``ready_seconds`` until it is Ready.
@@ -40,32 +48,37 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from endpoints.sandbox import knative, scheduler
 from endpoints.sandbox import profile as profiles
+from endpoints.sandbox.admission import KNATIVE_MODES, WEBHOOK_NAME, KServeWebhooks
 from endpoints.sandbox.errors import ApiError
 from endpoints.sandbox.selection import ModelRequest, Selection, select_runtime
 
 logger = logging.getLogger(__name__)
 
 FINALIZER = "inferenceservice.finalizers"
-MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 STOP_ANNOTATION = "serving.kserve.io/stop"
-GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "intel.com/gpu", "habana.ai/gaudi")
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+SERVER_TYPE_ANNOTATION = "serving.kserve.io/server-type"
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+WATCHED_CONFIG = {(profiles.KSERVE_NAMESPACE, profiles.ISVC_CONFIG_NAME),
+                  (profiles.KNATIVE_NAMESPACE, "config-features"), (profiles.KNATIVE_NAMESPACE, "config-defaults")}
 
 
 @dataclass
 class SandboxSettings:
-    """How the simulated cluster behaves: install defaults, delays, capacity, and which KServe
-    release it simulates (``profile``: a release-profile directory, None = the built-in one)."""
+    """How the simulated cluster behaves: delays, the ingress domain, and which KServe release it
+    simulates (``profile``: a release-profile directory, None = the built-in one).
+    ``default_deployment_mode`` overrides the release config's ``defaultDeploymentMode``."""
 
     ingress_domain: str = "example.com"
-    default_deployment_mode: str = "Knative"
+    default_deployment_mode: str | None = None
     load_seconds: float = 0.0
     ready_seconds: float = 0.0
-    accelerator_capacity: dict[str, int] = field(default_factory=dict)
     profile: str | Path | None = None
 
 
@@ -83,6 +96,12 @@ def unreachable_storage(uri: str) -> bool:
     return first.startswith(("missing", "unreachable"))
 
 
+def unrecognised_storage_message(uri: str) -> str:
+    """The KServe storage initializer's error for a URI scheme it has no handler for."""
+    return (f"Cannot recognize storage type for {uri}\n'gs://', 's3://', 'file://', 'http(s)://' and 'hf://' "
+            "are the current available storage type.")
+
+
 class SandboxController:
     """Runs in a background thread beside a ``FakeApiServer``'s store."""
 
@@ -93,26 +112,32 @@ class SandboxController:
         if profile is None:
             profile = profiles.load(self.settings.profile or profiles.BUILTIN_PROFILE_DIR)
         self.profile = profile
+        self.webhooks = KServeWebhooks(store, profile, self.settings.default_deployment_mode)
         self._queue: list[tuple[float, str, str]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._unsubscribe = None
-        # (namespace, name) -> {"template": hash, "changed_at": monotonic, "revision": n, "rolled_out": n, ...}
+        # (namespace, name) -> {"template": hash, "changed_at": monotonic, "revision": n, ...}
         self._tracked: dict[tuple[str, str], dict] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> SandboxController:
-        # What the release's installer creates before any InferenceService exists.
+        # What the cluster holds before any InferenceService exists: the KServe and Knative
+        # namespaces and ConfigMaps, the nodes, and the runtimes the release's installer creates.
+        for obj in self.profile.cluster_objects():
+            status = obj.get("status")
+            stored = self.store.seed([obj], manager="cluster-installer")[0]
+            if status and obj["kind"] == "Node":
+                self.store.update_status("nodes", None, stored["metadata"]["name"], status, manager="kubelet")
         self.store.seed(self.profile.runtime_objects(), manager="kserve-installer")
         if hasattr(self.store, "add_admission"):
             self.store.add_admission("inferenceservices", mutate=self.default_isvc, validate=self.validate_isvc,
-                                     name="inferenceservice.kserve-webhook-server.validator")
+                                     name=WEBHOOK_NAME)
         self._unsubscribe = self.store.on_change(self._on_change)
         self._thread = threading.Thread(target=self._run, name="sandbox-kserve-controller", daemon=True)
         self._thread.start()
-        for obj in self.store.list("inferenceservices"):
-            self._enqueue(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self._enqueue_all()
         return self
 
     def stop(self) -> None:
@@ -127,6 +152,16 @@ class SandboxController:
     def _on_change(self, event) -> None:
         if event.resource == "inferenceservices":
             self._enqueue(event.namespace, event.name)
+        elif event.resource == "configmaps" and (event.namespace, event.name) in WATCHED_CONFIG:
+            self._enqueue_all()  # KServe and Knative re-read their config on change
+        elif event.resource in ("servingruntimes", "clusterservingruntimes") or (
+                event.resource == "nodes" and _hash(_schedulable_view(event.object))
+                != _hash(_schedulable_view(event.old_object))):
+            self._enqueue_all()  # selection or placement may come out differently now
+
+    def _enqueue_all(self) -> None:
+        for obj in self.store.list("inferenceservices"):
+            self._enqueue(obj["metadata"]["namespace"], obj["metadata"]["name"])
 
     def _enqueue(self, namespace: str, name: str, delay: float = 0.0) -> None:
         with self._cond:
@@ -158,51 +193,14 @@ class SandboxController:
 
     # --- admission -------------------------------------------------------------------------
     def default_isvc(self, obj: dict, old: dict | None) -> None:
-        """What KServe's mutating webhook does to an InferenceService on admission."""
-        meta = obj.setdefault("metadata", {})
-        annotations = meta.setdefault("annotations", {})
-        mode = annotations.get(MODE_ANNOTATION)
-        aliases = self.profile.deployment_mode_aliases
-        if mode in aliases:
-            annotations[MODE_ANNOTATION] = aliases[mode]
-        elif not mode and self.settings.default_deployment_mode == "Standard":
-            annotations[MODE_ANNOTATION] = "Standard"
-        predictor = (obj.get("spec") or {}).get("predictor") or {}
-        for key in self.profile.legacy_framework_keys:
-            if key in predictor:
-                legacy = predictor.pop(key)
-                model = predictor.setdefault("model", {})
-                model.update({k: v for k, v in legacy.items() if k not in model})
-                model["modelFormat"] = {"name": key}
-        model = predictor.get("model")
-        if model:
-            fmt = (model.get("modelFormat") or {}).get("name", "")
-            if fmt in self.profile.protocol_v2_formats and "protocolVersion" not in model:
-                model["protocolVersion"] = "v2"
-            if fmt:
-                annotations.setdefault("modelFormat", fmt)
-        if not annotations:
-            meta.pop("annotations", None)
+        """What the release's mutating webhook does to an InferenceService on admission."""
+        self.webhooks.default(obj, old)
 
     def validate_isvc(self, obj: dict, old: dict | None) -> str | None:
-        """What KServe's validating webhook refuses (returns the denial message)."""
-        if old is None:
-            return None
-        recorded = (old.get("status") or {}).get("deploymentMode")
-        wanted = ((obj.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION)
-        wanted = self.profile.deployment_mode_aliases.get(wanted, wanted) or self.settings.default_deployment_mode
-        if recorded and wanted != recorded:
-            return (f"update rejected: deploymentMode cannot be changed from '{recorded}' to '{wanted}'; "
-                    "delete the InferenceService and create it again")
-        return None
+        """What the release's validating webhook refuses (returns the denial message)."""
+        return self.webhooks.validate(obj, old)
 
     # --- reconcile ---------------------------------------------------------------------------
-    def _mode(self, obj: dict) -> str:
-        recorded = (obj.get("status") or {}).get("deploymentMode")
-        annotation = ((obj.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION)
-        return (recorded or self.profile.deployment_mode_aliases.get(annotation, annotation)
-                or self.settings.default_deployment_mode)
-
     def _select_runtime(self, namespace: str, predictor: dict) -> Selection:
         """The runtime KServe would use for this predictor, or why there is none."""
         return select_runtime(ModelRequest.from_predictor(predictor),
@@ -210,28 +208,12 @@ class SandboxController:
                               cluster=self.store.list("clusterservingruntimes"),
                               protocol_order=self.profile.protocol_order)
 
-    def _accelerators(self, model: dict) -> dict[str, int]:
-        limits = ((model.get("resources") or {}).get("limits") or {})
-        out = {}
-        for key, value in limits.items():
-            if key in GPU_RESOURCES or key.startswith("nvidia.com/mig-"):
-                try:
-                    out[key] = int(value)
-                except (TypeError, ValueError):
-                    continue
-        return out
-
-    def _accelerators_in_use(self, exclude: tuple[str, str]) -> dict[str, int]:
-        used: dict[str, int] = {}
-        for pod in self.store.list("pods", label_selector="serving.kserve.io/inferenceservice"):
-            key = (pod["metadata"]["namespace"], pod["metadata"]["labels"]["serving.kserve.io/inferenceservice"])
-            if key == exclude or (pod.get("status") or {}).get("phase") != "Running":
-                continue
-            for container in (pod.get("spec") or {}).get("containers") or []:
-                for resource, value in ((container.get("resources") or {}).get("limits") or {}).items():
-                    if resource in GPU_RESOURCES:
-                        used[resource] = used.get(resource, 0) + int(value)
-        return used
+    def _runtime_object(self, namespace: str, selection: Selection) -> dict | None:
+        if selection.kind == "ServingRuntime":
+            return self.store.get("servingruntimes", namespace, selection.name)
+        if selection.kind == "ClusterServingRuntime":
+            return self.store.get("clusterservingruntimes", None, selection.name)
+        return None
 
     def reconcile(self, namespace: str, name: str) -> None:
         obj = self.store.get("inferenceservices", namespace, name)
@@ -254,30 +236,28 @@ class SandboxController:
             return  # the patch triggers another pass
 
         predictor = (obj.get("spec") or {}).get("predictor") or {}
-        model = predictor.get("model") or {}
-        mode = self._mode(obj)
         annotations = meta.get("annotations") or {}
-        stopped = annotations.get(STOP_ANNOTATION) == "true"
         template = {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"}
         template_hash = _hash([template, {k: v for k, v in annotations.items()
                                           if not k.startswith("inference-console.io/")}])
-        track = self._tracked.setdefault(key, {"template": None, "revision": 0, "rolled_out": 0,
-                                               "changed_at": time.monotonic(), "uid": meta.get("uid")})
+        track = self._tracked.setdefault(key, {"template": None, "revision": 0, "changed_at": time.monotonic(),
+                                               "uid": meta.get("uid"), "latest_rolled": 0, "previous_rolled": 0})
         if track["uid"] != meta.get("uid"):
-            track.update(template=None, revision=0, rolled_out=0)
-            track["uid"] = meta.get("uid")
+            track.update(template=None, revision=0, latest_rolled=0, previous_rolled=0, uid=meta.get("uid"))
         if track["template"] != template_hash:
             track["template"] = template_hash
             track["revision"] += 1
             track["changed_at"] = time.monotonic()
-        elapsed = time.monotonic() - track["changed_at"]
-
-        selection = self._select_runtime(namespace, predictor)
-        status = self._status(obj, mode, track, elapsed, stopped, selection.name, selection.kind, selection.reason,
-                              selection.message, predictor, model)
+        status = self._status(obj, track)
         self._write_status(obj, status)
         if status.get("_next") is not None:
             self._enqueue(namespace, name, status["_next"])
+        if status.get("_freed"):
+            # Pods went away: whatever was waiting for room may fit now.
+            for other in self.store.list("inferenceservices"):
+                other_key = (other["metadata"]["namespace"], other["metadata"]["name"])
+                if other_key != key:
+                    self._enqueue(*other_key)
 
     def _conditions(self, previous: list[dict], wanted: dict[str, tuple[str, str, str]]) -> list[dict]:
         """Conditions in KServe's shape, keeping lastTransitionTime when a status is unchanged."""
@@ -296,29 +276,52 @@ class SandboxController:
             out.append(condition)
         return sorted(out, key=lambda c: c["type"])
 
-    def _status(self, obj, mode, track, elapsed, stopped, runtime_name, runtime_kind, failure, failure_message,
-                predictor, model) -> dict:
+    def _status(self, obj: dict, track: dict) -> dict:
         meta = obj["metadata"]
         name, namespace = meta["name"], meta["namespace"]
+        annotations = meta.get("annotations") or {}
+        predictor = (obj.get("spec") or {}).get("predictor") or {}
+        model = predictor.get("model") or {}
         previous = obj.get("status") or {}
-        domain = self.settings.ingress_domain
-        knative = mode == "Knative"
+        facts = self.profile.facts
+        mode = self.webhooks.resolve_mode(obj)
+        knative_mode = mode in KNATIVE_MODES
+        stopped = annotations.get(STOP_ANNOTATION) == "true"
+        elapsed = time.monotonic() - track["changed_at"]
+        ingress = self.webhooks.config_section("ingress")
+        domain = (self.settings.ingress_domain if self.settings.ingress_domain != "example.com"
+                  else ingress.get("ingressDomain") or self.settings.ingress_domain)
+        scheme = ingress.get("urlScheme") or "http"
         revision_name = f"{name}-predictor-{track['revision']:05d}"
-        status: dict = {"deploymentMode": mode, "observedGeneration": meta.get("generation", 1)}
+        status: dict = {"observedGeneration": meta.get("generation", 1)}
+        if facts.records_mode_in_status:
+            status["deploymentMode"] = mode
         events: list[tuple[str, str, str]] = []  # emitted only when the status actually changes
         previous_failure = (previous.get("modelStatus") or {}).get("lastFailureInfo") or {}
 
         def failure_time(reason: str) -> str:
             return previous_failure.get("time") if previous_failure.get("reason") == reason else _now()
 
-        if runtime_kind == "ServingRuntime":
-            status["servingRuntimeName"] = runtime_name
-        elif runtime_kind == "ClusterServingRuntime":
-            status["clusterServingRuntimeName"] = runtime_name
+        selection = self._select_runtime(namespace, predictor)
+        if selection.kind == "ServingRuntime":
+            status["servingRuntimeName"] = selection.name
+        elif selection.kind == "ClusterServingRuntime":
+            status["clusterServingRuntimeName"] = selection.name
+        runtime = self._runtime_object(namespace, selection)
         min_replicas = predictor.get("minReplicas", 1)
         replicas = max(min_replicas, 1) if min_replicas else 0
         next_check = None
         pods: list[dict] = []
+        refusal = knative.refusal(self.store, predictor) if knative_mode and not stopped else None
+        storage_uri = model.get("storageUri", "")
+        storage_failure = None
+        if unreachable_storage(storage_uri):
+            storage_failure = (f"storage-initializer: failed to download {storage_uri}: "
+                               "the bucket or object does not exist or is not readable")
+        elif storage_uri.startswith("oci://") and not self.webhooks.config_section("storageInitializer").get(
+                "enableModelcar"):
+            storage_failure = unrecognised_storage_message(storage_uri)
+        conditions: dict[str, tuple[str, str, str]] | None
 
         if stopped:
             conditions = {"Ready": ("False", "Stopped", "The InferenceService is stopped"),
@@ -326,35 +329,46 @@ class SandboxController:
                           "Stopped": ("True", "", "")}
             status["modelStatus"] = {"transitionStatus": "UpToDate", "states": {"activeModelState": "",
                                                                                  "targetModelState": ""}}
-        elif failure:
-            conditions = {"Ready": ("False", "PredictorNotReady", failure_message),
-                          "PredictorReady": ("False", failure, failure_message),
+        elif selection.reason:
+            message = selection.message
+            conditions = {"Ready": ("False", "PredictorNotReady", message),
+                          "PredictorReady": ("False", selection.reason, message),
                           "IngressReady": ("False", "PredictorNotReady", "Predictor ingress not created"),
                           "Stopped": ("False", "", "")}
             status["modelStatus"] = {
                 "transitionStatus": "InvalidSpec",
                 "states": {"activeModelState": "", "targetModelState": "FailedToLoad"},
-                "lastFailureInfo": {"reason": failure, "message": failure_message, "time": failure_time(failure)},
+                "lastFailureInfo": {"reason": selection.reason, "message": message,
+                                    "time": failure_time(selection.reason)},
             }
-            events.append(("InternalError", failure_message, "Warning"))
+            events.append(("InternalError", message, "Warning"))
+        elif refusal:
+            message = f"fails to reconcile predictor: {refusal}"
+            events.append(("InternalError", message, "Warning"))
+            if facts.reports_reconcile_failure_in_conditions:
+                conditions = {"Ready": ("False", "ReconcileFailed", message),
+                              "PredictorReady": ("False", "ReconcileFailed", message),
+                              "Stopped": ("False", "", "")}
+            else:
+                conditions = None  # the release leaves the conditions as they were
         elif elapsed < self.settings.load_seconds + self.settings.ready_seconds:
             loading = elapsed >= self.settings.load_seconds
             conditions = {"Ready": ("Unknown", "PredictorNotReady", "Waiting for the predictor to become ready"),
-                          "PredictorReady": ("Unknown", "RevisionMissing" if knative else "MinimumReplicasUnavailable",
+                          "PredictorReady": ("Unknown", "RevisionMissing" if knative_mode
+                                             else "MinimumReplicasUnavailable",
                                              "Configuration is waiting for a Revision to become ready."),
                           "IngressReady": ("Unknown", "PredictorNotReady", ""),
                           "Stopped": ("False", "", "")}
             status["modelStatus"] = {"transitionStatus": "InProgress",
                                      "states": {"activeModelState": "", "targetModelState":
                                                 "Loading" if loading else "Pending"}}
-            pods = self._pods(obj, model, replicas, revision_name, phase="Pending", loading=loading)
+            pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Pending", loading=loading)
             remaining = (self.settings.load_seconds + self.settings.ready_seconds) - elapsed
             next_check = min(remaining, max(self.settings.load_seconds - elapsed, 0.0) or remaining)
-        elif unreachable_storage(model.get("storageUri", "")):
-            message = (f"storage-initializer: failed to download {model.get('storageUri')}: "
-                       "the bucket or object does not exist or is not readable")
+        elif storage_failure:
+            message = storage_failure
             conditions = {"Ready": ("False", "PredictorNotReady", message),
-                          "PredictorReady": ("False", "RevisionFailed" if knative else "MinimumReplicasUnavailable",
+                          "PredictorReady": ("False", "RevisionFailed" if knative_mode else "MinimumReplicasUnavailable",
                                              message),
                           "IngressReady": ("False", "PredictorNotReady", "Predictor ingress not created"),
                           "Stopped": ("False", "", "")}
@@ -366,87 +380,113 @@ class SandboxController:
                                     "time": failure_time("ModelLoadFailed")},
                 "copies": {"failedCopies": max(replicas, 1), "totalCopies": 0},
             }
-            pods = self._pods(obj, model, max(replicas, 1), revision_name, phase="Pending", failed_load=True)
+            pods = self._pods(obj, model, runtime, max(replicas, 1), revision_name, phase="Pending",
+                              failed_load=message)
             events.append(("InferenceServiceNotReady", f"InferenceService {name} is not ready: {message}", "Warning"))
         else:
-            wanted = self._accelerators(model)
-            capacity = self.settings.accelerator_capacity
-            short = None
-            if capacity and wanted and replicas:
-                in_use = self._accelerators_in_use((namespace, name))
-                for resource, count in wanted.items():
-                    free = capacity.get(resource, 0) - in_use.get(resource, 0)
-                    if count * replicas > free:
-                        short = resource
-            if short:
-                message = f"0/3 nodes are available: 3 Insufficient {short}."
-                conditions = {"Ready": ("False", "PredictorNotReady", message),
-                              "PredictorReady": ("False", "Unschedulable" if knative else "MinimumReplicasUnavailable",
-                                                 message),
+            pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Running")
+            unschedulable = self._place(namespace, name, pods)
+            if unschedulable:
+                conditions = {"Ready": ("False", "PredictorNotReady", unschedulable),
+                              "PredictorReady": ("False", "Unschedulable" if knative_mode
+                                                 else "MinimumReplicasUnavailable", unschedulable),
                               "IngressReady": ("False", "PredictorNotReady", ""), "Stopped": ("False", "", "")}
                 status["modelStatus"] = {"transitionStatus": "InProgress",
                                          "states": {"activeModelState": "", "targetModelState": "Pending"}}
-                pods = self._pods(obj, model, replicas, revision_name, phase="Pending", unschedulable=short)
             else:
                 conditions = {"Ready": ("True", "", ""), "PredictorReady": ("True", "", ""),
                               "IngressReady": ("True", "", ""), "Stopped": ("False", "", "")}
                 status["modelStatus"] = {"transitionStatus": "UpToDate",
                                          "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
                                          "copies": {"failedCopies": 0, "totalCopies": replicas}}
-                pods = self._pods(obj, model, replicas, revision_name, phase="Running")
                 if not any(c["type"] == "Ready" and c["status"] == "True" for c in previous.get("conditions") or []):
                     events.append(("InferenceServiceReady", f"InferenceService [{name}] is Ready", "Normal"))
-        if knative:
-            conditions.update({
-                "PredictorConfigurationReady": conditions["PredictorReady"],
-                "PredictorRouteReady": ("True", "", "") if conditions["Ready"][0] == "True" else conditions["Ready"],
-                "LatestDeploymentReady": conditions["PredictorReady"],
-                "RoutesReady": ("True", "", "") if conditions["Ready"][0] == "True" else conditions["Ready"],
-            })
-        status["conditions"] = self._conditions(previous.get("conditions"), conditions)
+        if conditions is None:
+            status["conditions"] = list(previous.get("conditions") or [])
+            ready = False
+        else:
+            if knative_mode:
+                conditions.update({
+                    "PredictorConfigurationReady": conditions["PredictorReady"],
+                    "PredictorRouteReady": ("True", "", "") if conditions["Ready"][0] == "True"
+                    else conditions["Ready"],
+                    "LatestDeploymentReady": conditions["PredictorReady"],
+                    "RoutesReady": ("True", "", "") if conditions["Ready"][0] == "True" else conditions["Ready"],
+                })
+            status["conditions"] = self._conditions(previous.get("conditions"), conditions)
+            ready = conditions["Ready"][0] == "True"
 
-        ready = conditions["Ready"][0] == "True"
-        host = f"{name}.{namespace}.{domain}" if knative else f"{name}-{namespace}.{domain}"
+        host = f"{name}.{namespace}.{domain}" if knative_mode else f"{name}-{namespace}.{domain}"
         if ready or previous.get("url"):
-            status["url"] = f"http://{host}"
-            status["address"] = {"url": (f"http://{name}.{namespace}.svc.cluster.local" if knative
+            status["url"] = f"{scheme}://{host}"
+            status["address"] = {"url": (f"http://{name}.{namespace}.svc.cluster.local" if knative_mode
                                          else f"http://{name}-predictor.{namespace}.svc.cluster.local")}
         component: dict = {}
-        if knative:
-            component["latestCreatedRevision"] = revision_name
-            if ready:
-                canary = predictor.get("canaryTrafficPercent")
-                rolled = track["rolled_out"]
-                if canary is not None and canary < 100 and rolled and rolled != track["revision"]:
-                    prev_name = f"{name}-predictor-{rolled:05d}"
-                    component["traffic"] = [
-                        {"revisionName": revision_name, "percent": canary, "latestRevision": True, "tag": "latest"},
-                        {"revisionName": prev_name, "percent": 100 - canary, "latestRevision": False, "tag": "prev"},
-                    ]
-                    component["previousRolledoutRevision"] = prev_name
-                    component["latestRolledoutRevision"] = prev_name
-                else:
-                    if rolled and rolled != track["revision"]:
-                        component["previousRolledoutRevision"] = f"{name}-predictor-{rolled:05d}"
-                    track["rolled_out"] = track["revision"]
-                    component["traffic"] = [{"revisionName": revision_name, "percent": 100, "latestRevision": True}]
-                    component["latestRolledoutRevision"] = revision_name
-                component["latestReadyRevision"] = revision_name
-            elif track["rolled_out"]:
-                component["latestReadyRevision"] = f"{name}-predictor-{track['rolled_out']:05d}"
+        if knative_mode and not refusal:
+            component = self._knative_component(obj, predictor, track, revision_name, ready, domain, scheme)
         if ready:
-            component["url"] = f"http://{name}-predictor.{namespace}.{domain}"
+            component["url"] = f"{scheme}://{name}-predictor.{namespace}.{domain}"
             component["address"] = {"url": f"http://{name}-predictor.{namespace}.svc.cluster.local"}
         status["components"] = {"predictor": component}
-        rolled = track["rolled_out"]
-        if knative and not stopped and rolled and rolled != track["revision"]:
-            # Knative keeps the previously rolled-out revision serving while the new one
-            # loads (or fails), and beside it for the rest of the traffic during a canary.
-            pods += self._pods(obj, model, replicas, f"{name}-predictor-{rolled:05d}", phase="Running")
-        self._sync_pods(namespace, name, pods)
+        serving = track["latest_rolled"]
+        if knative_mode and not stopped and not refusal and serving and serving != track["revision"]:
+            # Knative keeps the rolled-out revision serving while the new one loads (or fails),
+            # and beside it for the rest of the traffic during a canary.
+            old_pods = self._pods(obj, model, runtime, replicas, f"{name}-predictor-{serving:05d}", phase="Running")
+            self._place(namespace, name, old_pods, before=pods)
+            pods = old_pods + pods
+        status["_freed"] = self._sync_pods(namespace, name, pods)
         status["_next"] = next_check
         status["_events"] = events
         return status
+
+    def _knative_component(self, obj, predictor, track, revision_name, ready, domain, scheme) -> dict:
+        """Traffic and revisions as KServe's ksvc reconciler and PropagateStatus (0.20) set them."""
+        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        tags = ((obj["metadata"].get("annotations") or {}).get(TAG_ROUTING_ANNOTATION) == "true")
+        component: dict = {"latestCreatedRevision": revision_name}
+        latest, previous = track["latest_rolled"], track["previous_rolled"]
+
+        def revision(number: int) -> str:
+            return f"{name}-predictor-{number:05d}"
+
+        def tag_url(tag: str) -> str:
+            return f"{scheme}://{tag}-{name}-predictor.{namespace}.{domain}"
+
+        if not ready:
+            if latest:
+                component["latestReadyRevision"] = revision(latest)
+                component["latestRolledoutRevision"] = revision(latest)
+                if previous:
+                    component["previousRolledoutRevision"] = revision(previous)
+            return component
+        canary = predictor.get("canaryTrafficPercent")
+        newest = track["revision"]
+        head = {"revisionName": revision_name, "percent": 100, "latestRevision": True}
+        if tags:
+            head.update(tag="latest", url=tag_url("latest"))
+        traffic = [head]
+        if canary is not None and latest:
+            # A split needs a rolled-out revision to split against: a first deploy takes 100%.
+            head["percent"] = canary
+            if canary < 100:
+                traffic.append({"revisionName": revision(latest), "percent": 100 - canary, "latestRevision": False,
+                                "tag": "prev", "url": tag_url("prev")})
+        # PropagateStatus: a revision is rolled out when it takes 100%; a split of the rolled-out
+        # revision over itself (a rollback without a new revision) rolls back to the previous one.
+        on_newest = sum(t["percent"] for t in traffic if t["revisionName"] == revision_name)
+        if latest != newest and head["percent"] == 100:
+            previous, latest = latest, newest
+        elif latest == newest and head["percent"] < 100 and on_newest == 100 and previous:
+            latest = previous
+        track["latest_rolled"], track["previous_rolled"] = latest, previous
+        component["traffic"] = traffic
+        component["latestReadyRevision"] = revision_name
+        if latest:
+            component["latestRolledoutRevision"] = revision(latest)
+        if previous:
+            component["previousRolledoutRevision"] = revision(previous)
+        return component
 
     def _write_status(self, obj: dict, status: dict) -> None:
         events = status.get("_events") or []
@@ -459,55 +499,122 @@ class SandboxController:
             self.store.add_event(obj, reason, message, type=kind)
 
     # --- pods ------------------------------------------------------------------------------
-    def _pods(self, obj, model, count, revision_name, *, phase, loading=False, failed_load=False,
-              unschedulable=None) -> list[dict]:
+    def _image(self, model: dict, runtime: dict | None) -> str:
+        container = next((c for c in ((runtime or {}).get("spec") or {}).get("containers") or []
+                          if c.get("name") == "kserve-container"), None)
+        if model.get("image"):
+            return model["image"]
+        if not container or not container.get("image"):
+            return "kserve/sandbox-model-server:latest"
+        server_type = (((runtime or {}).get("metadata") or {}).get("annotations") or {}).get(
+            SERVER_TYPE_ANNOTATION, "")
+        return scheduler.container_image(container["image"], model.get("resources"), server_type,
+                                         model.get("runtimeVersion"))
+
+    def _resources(self, model: dict, runtime: dict | None) -> dict:
+        """The kserve-container's resources: the model's, else the runtime container's."""
+        if model.get("resources"):
+            return json.loads(json.dumps(model["resources"]))
+        container = next((c for c in ((runtime or {}).get("spec") or {}).get("containers") or []
+                          if c.get("name") == "kserve-container"), None)
+        return json.loads(json.dumps((container or {}).get("resources") or {}))
+
+    def _pods(self, obj, model, runtime, count, revision_name, *, phase, loading=False,
+              failed_load: str | None = None) -> list[dict]:
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        limits = (model.get("resources") or {}).get("limits") or {}
+        predictor = (obj.get("spec") or {}).get("predictor") or {}
+        image = self._image(model, runtime)
+        resources = self._resources(model, runtime)
         pods = []
         for index in range(count):
             container_status = {"name": "kserve-container", "ready": phase == "Running", "restartCount": 0,
-                                "image": "kserve/sandbox-model-server",
+                                "image": image,
                                 "state": {"running": {}} if phase == "Running"
                                 else {"waiting": {"reason": "PodInitializing"}}}
             init_state = ({"terminated": {"exitCode": 0, "reason": "Completed"}} if phase == "Running" or loading
                           else {"waiting": {"reason": "PodInitializing"}})
-            conditions = [{"type": "PodScheduled", "status": "True"}]
             if failed_load:
                 init_state = {"waiting": {"reason": "CrashLoopBackOff",
                                           "message": "back-off restarting failed container storage-initializer"}}
                 container_status["state"] = {"waiting": {"reason": "PodInitializing"}}
-            if unschedulable:
-                conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                               "message": f"0/3 nodes are available: 3 Insufficient {unschedulable}."}]
+            spec = {"containers": [{"name": "kserve-container", "image": image, "resources": resources}],
+                    "initContainers": [{"name": "storage-initializer", "image": "kserve/storage-initializer"}]}
+            for key in ("nodeSelector", "tolerations", "affinity", "runtimeClassName"):
+                if predictor.get(key):
+                    spec[key] = predictor[key]
             pods.append({
                 "metadata": {"name": f"{revision_name}-deployment-{index}", "namespace": namespace,
-                             "labels": {"serving.kserve.io/inferenceservice": name, "component": "predictor"}},
-                "spec": {"containers": [{"name": "kserve-container", "image": "kserve/sandbox-model-server",
-                                         "resources": {"limits": dict(limits)}}],
-                         "initContainers": [{"name": "storage-initializer", "image": "kserve/storage-initializer"}]},
-                "status": {"phase": phase, "conditions": conditions,
+                             "labels": {ISVC_LABEL: name, "component": "predictor"}},
+                "spec": spec,
+                "status": {"phase": phase, "conditions": [{"type": "PodScheduled", "status": "True"}],
                            "initContainerStatuses": [{"name": "storage-initializer", "ready": phase == "Running",
                                                       "restartCount": 3 if failed_load else 0,
                                                       "image": "kserve/storage-initializer",
                                                       "state": init_state,
                                                       **({"lastState": {"terminated": {
                                                           "exitCode": 1, "reason": "Error",
-                                                          "message": "model artifact not found"}}}
+                                                          "message": failed_load}}}
                                                          if failed_load else {})}],
                            "containerStatuses": [container_status]},
             })
         return pods
 
-    def _sync_pods(self, namespace: str, name: str, pods: list[dict]) -> None:
+    def _place(self, namespace: str, name: str, pods: list[dict], before: list[dict] = ()) -> str | None:
+        """Bind ``pods`` to nodes (keeping the node of a pod that already runs); the scheduler's
+        message for the first that fits nowhere (it and the rest stay Pending), else None."""
+        nodes = self.store.list("nodes")
+        bound = [p for p in self.store.list("pods")
+                 if (p["metadata"].get("labels") or {}).get(ISVC_LABEL) != name
+                 or p["metadata"]["namespace"] != namespace]
+        bound += [p for p in before if (p.get("spec") or {}).get("nodeName")]
+        failure = None
+        for pod in pods:
+            existing = self.store.get("pods", namespace, pod["metadata"]["name"])
+            node_name = ((existing or {}).get("spec") or {}).get("nodeName")
+            if node_name and any(n["metadata"]["name"] == node_name for n in nodes) and failure is None:
+                pod["spec"]["nodeName"] = node_name
+                bound.append(pod)
+                continue
+            placement = scheduler.schedule(pod, nodes, bound) if failure is None else None
+            if placement is not None and placement.node:
+                pod["spec"]["nodeName"] = placement.node
+                bound.append(pod)
+                continue
+            failure = failure or placement.message
+            pod["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                                 "reason": "Unschedulable", "message": failure}]}
+        return failure
+
+    def _sync_pods(self, namespace: str, name: str, pods: list[dict]) -> bool:
+        """Make the stored pods of ``name`` the wanted ones; True if any pod went away."""
         wanted = {p["metadata"]["name"]: p for p in pods}
-        for existing in self.store.list("pods", namespace, label_selector=f"serving.kserve.io/inferenceservice={name}"):
+        freed = False
+        for existing in self.store.list("pods", namespace, label_selector=f"{ISVC_LABEL}={name}"):
             if existing["metadata"]["name"] not in wanted:
                 self.store.delete("pods", namespace, existing["metadata"]["name"])
+                freed = True
         for pod in pods:
             current = self.store.get("pods", namespace, pod["metadata"]["name"])
-            if current is None or _hash(current.get("status")) != _hash(pod["status"]):
+            if current is not None and (current.get("spec") or {}).get("nodeName") and not pod["spec"].get("nodeName"):
+                # A bound pod cannot be unbound: the kubelet lets it go and a new one is made.
+                self.store.delete("pods", namespace, pod["metadata"]["name"])
+                current, freed = None, True
+            if current is None or _hash(current.get("status")) != _hash(pod["status"]) or \
+                    _hash(current.get("spec", {}).get("nodeName")) != _hash(pod["spec"].get("nodeName")):
                 self.store.set_pod(pod)
+                unscheduled = next((c for c in pod["status"].get("conditions") or []
+                                    if c.get("type") == "PodScheduled" and c.get("status") == "False"), None)
+                if unscheduled and (current is None or _hash(current.get("status")) != _hash(pod["status"])):
+                    self.store.add_event(pod, "FailedScheduling", unscheduled["message"], type="Warning",
+                                         component="default-scheduler")
+        return freed
 
     def _delete_pods(self, namespace: str, name: str) -> None:
-        for pod in self.store.list("pods", namespace, label_selector=f"serving.kserve.io/inferenceservice={name}"):
+        for pod in self.store.list("pods", namespace, label_selector=f"{ISVC_LABEL}={name}"):
             self.store.delete("pods", namespace, pod["metadata"]["name"])
+
+
+def _schedulable_view(node: dict | None) -> list:
+    node = node or {}
+    return [(node.get("metadata") or {}).get("labels"), node.get("spec"),
+            (node.get("status") or {}).get("allocatable"), (node.get("status") or {}).get("conditions")]

@@ -96,15 +96,18 @@ KNATIVE_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 # The node pool of a profile that does not describe one: three CPU nodes and two nodes with
-# four NVIDIA GPUs each (A100 80GB), the shape of a small shared inference cluster.
+# four NVIDIA GPUs each (A100 80GB, tainted so only pods that tolerate it land there), the
+# shape of a small shared inference cluster.
 DEFAULT_NODES: tuple[dict[str, Any], ...] = (
     {"name": "cpu-node-1", "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"}},
     {"name": "cpu-node-2", "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"}},
     {"name": "cpu-node-3", "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"}},
     {"name": "gpu-node-1", "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "4"},
-     "labels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu.present": "true"}},
+     "labels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu.present": "true"},
+     "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
     {"name": "gpu-node-2", "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": "4"},
-     "labels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu.present": "true"}},
+     "labels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu.present": "true"},
+     "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]},
 )
 NODE_KUBELET_VERSION = "v1.37.0-sandbox"
 
@@ -157,6 +160,11 @@ class ReleaseFacts:
     def reports_reconcile_failure_in_conditions(self) -> bool:
         """0.17 on, a failed component reconcile (e.g. Knative's webhook refusing the Service)
         sets PredictorReady=False, reason ReconcileFailed; before, it is only an InternalError event."""
+        return self.version >= (0, 17)
+
+    @property
+    def annotates_model_format(self) -> bool:
+        """0.17 on, the mutating webhook copies the model format into a ``modelFormat`` annotation."""
         return self.version >= (0, 17)
 
     @property

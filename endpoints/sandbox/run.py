@@ -13,14 +13,23 @@ import signal
 import threading
 from pathlib import Path
 
+from endpoints.sandbox import profile as profiles
 from endpoints.sandbox.apiserver import FakeApiServer
 from endpoints.sandbox.controller import SandboxController, SandboxSettings
 
 
 def start_sandbox(*, port: int = 0, token: str | None = None, settings: SandboxSettings | None = None,
-                  crds=()) -> tuple[FakeApiServer, SandboxController]:
-    server = FakeApiServer(crds=crds, token=token, port=port).start()
-    controller = SandboxController(server.store, settings or SandboxSettings()).start()
+                  crds=(), **server_options) -> tuple[FakeApiServer, SandboxController]:
+    """A fake API server serving the release profile's CRDs (its built-in ones when the profile
+    has none) with the simulated KServe controller of that release running against it."""
+    settings = settings or SandboxSettings()
+    release = profiles.load(settings.profile or profiles.BUILTIN_PROFILE_DIR)
+    server = FakeApiServer(crds=[*release.crds, *crds], token=token, port=port, **server_options).start()
+    try:
+        controller = SandboxController(server.store, settings, profile=release).start()
+    except BaseException:
+        server.stop()
+        raise
     return server, controller
 
 
@@ -32,22 +41,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingress-domain", default="example.com")
     parser.add_argument("--load-seconds", type=float, default=2.0)
     parser.add_argument("--ready-seconds", type=float, default=4.0)
-    parser.add_argument("--gpu-capacity", type=int, default=None,
-                        help="nvidia.com/gpu available in the simulated cluster (default: unlimited)")
+    parser.add_argument("--profile", default=None,
+                        help="a KServe release profile directory (crds/, runtimes/, configmap/, profile.yaml); "
+                             "default: the built-in KServe 0.20 profile")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     token = Path(args.token_file).read_text().strip() if args.token_file else None
-    capacity = {"nvidia.com/gpu": args.gpu_capacity} if args.gpu_capacity is not None else {}
-    server, controller = start_sandbox(
-        port=args.port, token=token,
-        settings=SandboxSettings(ingress_domain=args.ingress_domain, load_seconds=args.load_seconds,
-                                 ready_seconds=args.ready_seconds, accelerator_capacity=capacity))
+    try:
+        server, controller = start_sandbox(
+            port=args.port, token=token,
+            settings=SandboxSettings(ingress_domain=args.ingress_domain, load_seconds=args.load_seconds,
+                                     ready_seconds=args.ready_seconds, profile=args.profile))
+    except profiles.ProfileError as exc:
+        parser.error(str(exc))
     if args.kubeconfig_out:
         server.write_kubeconfig(args.kubeconfig_out)
-    print(f"sandbox cluster listening on {server.url}", flush=True)
+    print(f"sandbox cluster (KServe {controller.profile.kserve_version}, profile {controller.profile.name}) "
+          f"listening on {server.url}", flush=True)
     stop.wait()
     controller.stop()
     server.stop()

@@ -361,9 +361,9 @@ class Store:
                                         "base64 data", f"data[{key}]"))
             if old is not None and old.get("immutable") and _without(obj, "metadata") != _without(old, "metadata"):
                 causes.append(Cause("FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", "data"))
-        elif rtype.key == "/configmaps":
-            if old is not None and old.get("immutable") and _without(obj, "metadata") != _without(old, "metadata"):
-                causes.append(Cause("FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", "data"))
+        elif rtype.key == "/configmaps" and old is not None and old.get("immutable") and \
+                _without(obj, "metadata") != _without(old, "metadata"):
+            causes.append(Cause("FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", "data"))
         return causes
 
     def _carry_system_meta(self, new: dict, old: dict) -> None:

@@ -81,7 +81,9 @@ def test_a_profile_is_any_directory_with_the_same_layout(tmp_path):
     folder = _write_profile(tmp_path / "other", {"b.yaml": _runtime_yaml("b"), "a.yaml": _runtime_yaml("a")})
     loaded = profiles.load(folder)
     assert loaded.name == "test" and [r["metadata"]["name"] for r in loaded.runtimes] == ["a", "b"]
-    assert loaded.deployment_mode_aliases == {} and loaded.protocol_v2_formats == frozenset()
+    # Unstated webhook facts are those every release 0.13-0.20 shares; a release before 0.17
+    # ("0.0" here) rewrites no deployment-mode spelling.
+    assert loaded.deployment_mode_aliases == {} and loaded.protocol_v2_formats == {"triton", "vLLM"}
 
 
 def test_a_kustomization_in_runtimes_limits_the_profile_to_what_it_lists(tmp_path):
@@ -106,8 +108,8 @@ def test_an_unusable_profile_is_refused_naming_the_file(tmp_path, files, profile
         profiles.load(folder)
 
 
-def test_a_directory_without_profile_yaml_is_not_a_profile(tmp_path):
-    with pytest.raises(profiles.ProfileError, match="no profile.yaml"):
+def test_a_directory_without_profile_yaml_or_runtimes_is_not_a_profile(tmp_path):
+    with pytest.raises(profiles.ProfileError, match="neither profile.yaml nor runtimes/"):
         profiles.load(tmp_path)
 
 

@@ -259,7 +259,7 @@ def test_the_webhook_defaulting_comes_from_the_profile(ml):
 def test_settings_can_point_the_controller_at_another_profile(tmp_path):
     folder = tmp_path / "tiny"
     (folder / "runtimes").mkdir(parents=True)
-    (folder / "profile.yaml").write_text("name: tiny\nkserveVersion: '9.9'\nprotocolOrder: [v1, v2]\n")
+    (folder / "profile.yaml").write_text("name: tiny\nkserveVersion: '0.16'\nprotocolOrder: [v1, v2]\n")
     (folder / "runtimes" / "only.yaml").write_text(yaml.safe_dump(
         runtime("only-sklearn", [fmt("sklearn", priority=1)], kind="ClusterServingRuntime")))
     server, controller = start_sandbox(settings=SandboxSettings(profile=folder))
@@ -270,7 +270,7 @@ def test_settings_can_point_the_controller_at_another_profile(tmp_path):
         sandbox.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}})
         sandbox.store.create(_isvc("auto"))
         assert _status(sandbox, "auto")["clusterServingRuntimeName"] == "only-sklearn"
-        # No aliases in this profile: the old spelling is kept as written.
+        # A 0.16 profile: its webhook keeps the old spelling as written (0.17 rewrites it).
         old = _isvc("old")
         old["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "Serverless"}
         assert sandbox.store.create(old)["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
