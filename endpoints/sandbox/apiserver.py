@@ -361,6 +361,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, discovery.SERVER_VERSION)
         elif route.handler == "openapi-index":
             self._send_json(200, api.openapi_index())
+        elif route.handler == "openapi-v2":
+            if not accept.json_ok:
+                # The real server also serves protobuf here. kubectl asks for protobuf only and, on 406,
+                # goes on without the v2 document (client-side apply/diff of custom resources).
+                raise ApiError(406, "only the following media types are accepted: application/json")
+            doc, etag = api.openapi_v2()
+            self._send_raw(200, doc, extra={"Etag": f'"{etag}"', "Vary": "Accept"})
         elif route.handler == "openapi-doc":
             doc = api.openapi_document(route.extra)
             if doc is None:
@@ -689,6 +696,8 @@ class FakeApiServer:
         if head == "version" and len(parts) == 1:
             return _Route("nonresource", "version")
         if head == "openapi":
+            if parts[1:] == ["v2"]:
+                return _Route("nonresource", "openapi-v2")
             if parts[1:] == ["v3"]:
                 return _Route("nonresource", "openapi-index")
             if len(parts) > 2 and parts[1] == "v3":
@@ -757,6 +766,14 @@ class FakeApiServer:
                 serialized = json.dumps(doc, separators=(",", ":")).encode()
                 self._openapi_cache[key] = (serialized, discovery.document_hash(serialized))
             return self._openapi_cache[key]
+
+    def openapi_v2(self) -> tuple[bytes, str]:
+        """The ``/openapi/v2`` document (JSON) and its hash, built once per server."""
+        with self._openapi_lock:
+            if "v2" not in self._openapi_cache:
+                serialized = json.dumps(discovery.openapi_v2_document(self.registry), separators=(",", ":")).encode()
+                self._openapi_cache["v2"] = (serialized, discovery.document_hash(serialized))
+            return self._openapi_cache["v2"]
 
     def openapi_index(self) -> dict[str, Any]:
         hashes = {}

@@ -403,3 +403,63 @@ def test_create_with_another_api_version(fake_apiserver):
     assert status == 400
     assert err["message"] == ("the API version in the data (example.com/v1) does not match the expected API version "
                               "(serving.kserve.io/v1beta1)")
+
+
+# --- 4. /openapi/v2 ---------------------------------------------------------------------------------------
+
+PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+@pytest.mark.parametrize("accept", ["application/json", "*/*", f"{PROTOBUF_V2}, application/json"])
+def test_openapi_v2_is_a_swagger_document_of_every_served_kind(fake_apiserver, accept):
+    status, doc, headers = call(fake_apiserver, "GET", "/openapi/v2", accept=accept)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert doc["swagger"] == "2.0" and doc["info"]["version"] == "v1.37.0-sandbox"
+    isvc_def = doc["definitions"]["io.kserve.serving.v1beta1.InferenceService"]
+    assert isvc_def["x-kubernetes-group-version-kind"] == [
+        {"group": GROUP, "version": VERSION, "kind": "InferenceService"}]
+    assert isvc_def["properties"]["metadata"] == {"$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in doc["definitions"]
+    assert doc["definitions"]["io.k8s.api.core.v1.Secret"]["x-kubernetes-group-version-kind"][0]["kind"] == "Secret"
+    for kind_def in doc["definitions"].values():
+        assert "nullable" not in json.dumps(kind_def).replace('"x-nullable"', "")  # not a Swagger 2.0 keyword
+    item = doc["paths"][f"{ISVCS.replace('default', '{namespace}')}/{{name}}"]
+    assert set(item) == {"get", "put", "patch", "delete"}
+    assert item["get"]["responses"]["200"]["schema"] == {"$ref": "#/definitions/io.kserve.serving.v1beta1.InferenceService"}
+    assert item["put"]["parameters"][0]["in"] == "body"
+    assert item["patch"]["x-kubernetes-group-version-kind"] == {"group": GROUP, "version": VERSION,
+                                                                "kind": "InferenceService"}
+    assert "application/apply-patch+yaml" in item["patch"]["consumes"]
+
+
+def test_openapi_v2_and_v3_describe_the_same_schemas(fake_apiserver):
+    """Both documents come from the same builder: same definitions (modulo $ref style), same paths."""
+    _, v2, _ = call(fake_apiserver, "GET", "/openapi/v2")
+    _, v3, _ = call(fake_apiserver, "GET", f"/openapi/v3/apis/{GROUP}/{VERSION}")
+    for name, schema in v3["components"]["schemas"].items():
+        expected = json.loads(json.dumps(schema).replace("#/components/schemas/", "#/definitions/"))
+        assert set(v2["definitions"][name]) <= set(expected), name
+        assert v2["definitions"][name].get("x-kubernetes-group-version-kind") == expected.get(
+            "x-kubernetes-group-version-kind")
+    for path, ops in v3["paths"].items():
+        assert set(v2["paths"][path]) == set(ops), path
+
+
+def test_openapi_v2_in_protobuf_only_is_not_acceptable(fake_apiserver):
+    status, err, _ = call(fake_apiserver, "GET", "/openapi/v2", accept=PROTOBUF_V2)
+    assert status == 406 and err["reason"] == "NotAcceptable"
+
+
+def test_kubectl_commands_that_read_openapi_v2_still_work(fake_apiserver, tmp_path: Path):
+    """Client-side apply and diff of a custom resource ask for /openapi/v2 (protobuf); 406 does not stop them."""
+    kubectl = make_kubectl(fake_apiserver, tmp_path / "home")
+    kubectl("apply", "-f", "-", input=json.dumps(isvc()))
+    changed = isvc()
+    changed["spec"]["predictor"]["model"]["storageUri"] = "gs://bucket/v2"
+    fake_apiserver.clear_requests()
+    result = kubectl("diff", "-f", "-", input=json.dumps(changed), check=False)
+    assert result.returncode == 1 and "gs://bucket/v2" in result.stdout  # 1: differences found
+    kubectl("apply", "-f", "-", input=json.dumps(changed))
+    assert fake_apiserver.store.get("isvc", "default", "iris")["spec"]["predictor"]["model"]["storageUri"] == \
+        "gs://bucket/v2"
+    assert [r.status for r in fake_apiserver.requests(path="/openapi/v2")] == [406, 406]
