@@ -293,6 +293,11 @@ class Store:
             raise bad_request(
                 f"the API version in the data ({body['apiVersion']}) does not match the expected API version ({expected})"
             )
+        if body.get("kind") and body["kind"] != rtype.kind and rtype.group:
+            # Custom resources: the real CR validator's ValidateTypeMeta.
+            name_ = ((body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}).get("name") or name
+            raise invalid(rtype.kind, rtype.group, name_ or "", [
+                Cause("FieldValueInvalid", f"Invalid value: {json.dumps(str(body['kind']))}: must be {rtype.kind}", "kind")])
         if body.get("kind") and body["kind"] != rtype.kind:
             raise bad_request(f"the kind in the data ({body['kind']}) does not match the expected kind ({rtype.kind})")
         body.setdefault("apiVersion", expected)

@@ -463,3 +463,13 @@ def test_kubectl_commands_that_read_openapi_v2_still_work(fake_apiserver, tmp_pa
     assert fake_apiserver.store.get("isvc", "default", "iris")["spec"]["predictor"]["model"]["storageUri"] == \
         "gs://bucket/v2"
     assert [r.status for r in fake_apiserver.requests(path="/openapi/v2")] == [406, 406]
+
+
+def test_create_of_a_custom_resource_with_another_kind_is_invalid(fake_apiserver):
+    """The real CR validator (ValidateTypeMeta) answers 422 on the field ``kind``."""
+    body = isvc()
+    body["kind"] = "ServingRuntime"
+    status, err, _ = call(fake_apiserver, "POST", ISVCS, body)
+    assert status == 422
+    assert err["message"] == ('InferenceService.serving.kserve.io "iris" is invalid: kind: Invalid value: '
+                              '"ServingRuntime": must be InferenceService')
