@@ -24,6 +24,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import re
 import select
 import signal
 import socket
@@ -43,7 +44,7 @@ from . import discovery, protobuf
 from .errors import ApiError, bad_request
 from .faults import FaultInjector
 from .resources import Registry, ResourceType, builtin_types, types_from_crd
-from .schema import load_yaml_documents
+from .schema import load_yaml_documents, loads_json_with_duplicates, yaml_duplicate_keys
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
 from .store import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, Store, WriteOptions, WriteResult
 
@@ -316,6 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
         payload = _decode(body, content_type)
+        if validation != "Ignore":
+            opts.decode_errors, opts.decode_warnings = _duplicate_keys(body, content_type)
         if verb == "create":
             self._send_result(store.api_create(rtype, ns, payload, opts, sub))
         elif verb == "update":
@@ -358,6 +361,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, discovery.SERVER_VERSION)
         elif route.handler == "openapi-index":
             self._send_json(200, api.openapi_index())
+        elif route.handler == "openapi-v2":
+            if not accept.json_ok:
+                # The real server also serves protobuf here. kubectl asks for protobuf only and, on 406,
+                # goes on without the v2 document (client-side apply/diff of custom resources).
+                raise ApiError(406, "only the following media types are accepted: application/json")
+            doc, etag = api.openapi_v2()
+            self._send_raw(200, doc, extra={"Etag": f'"{etag}"', "Vary": "Accept"})
         elif route.handler == "openapi-doc":
             doc = api.openapi_document(route.extra)
             if doc is None:
@@ -514,6 +524,38 @@ def _decode(body: bytes, content_type: str) -> Any:
         raise bad_request(f"error decoding YAML: {exc}") from None
 
 
+def _duplicate_keys(body: bytes, content_type: str) -> tuple[list[str], list[str]]:
+    """Repeated keys in a write's body as (strict-decoding errors, warnings), worded per decoder:
+
+    * JSON bodies (create, update, merge and strategic patches): ``duplicate field "metadata.name"``
+      (sigs.k8s.io/json, full path), one error and one warning each;
+    * a JSON patch: only keys repeated inside an operation count, ``json patch duplicate field "[1].path"``
+      (the patch library itself keeps the last value of repeated keys in values silently);
+    * YAML bodies of create/update: go-yaml's ``line 6: key "name" already set in map``, joined
+      into one ``yaml: unmarshal errors:`` error, one warning per line;
+    * apply bodies (JSON or YAML, both read as YAML): the same go-yaml lines; the store wraps the
+      error as ``error strict decoding YAML: error converting YAML to JSON: …``.
+    """
+    if not body or content_type == "application/vnd.kubernetes.protobuf":
+        return [], []
+    apply_request = content_type in (APPLY_PATCH, "application/apply-patch+json")
+    paths: list[str] | None = None
+    if not apply_request:
+        try:
+            _, paths = loads_json_with_duplicates(body)
+        except ValueError:
+            if "yaml" not in content_type:
+                return [], []
+    if paths is None:
+        lines = yaml_duplicate_keys(body)
+        return (["yaml: unmarshal errors:\n" + "\n".join(f"  {line}" for line in lines)], lines) if lines else ([], [])
+    if content_type == JSON_PATCH:
+        paths = [f"json patch duplicate field {json.dumps(p)}" for p in paths if re.fullmatch(r"\[\d+\]\.[^.\[]+", p)]
+    else:
+        paths = [f"duplicate field {json.dumps(p)}" for p in paths]
+    return paths, paths
+
+
 def _paginate(items: list[dict], query: dict[str, str]) -> tuple[list[dict], str]:
     """``limit``/``continue``: a continue token is the offset into the (sorted) current list."""
     import base64
@@ -654,6 +696,8 @@ class FakeApiServer:
         if head == "version" and len(parts) == 1:
             return _Route("nonresource", "version")
         if head == "openapi":
+            if parts[1:] == ["v2"]:
+                return _Route("nonresource", "openapi-v2")
             if parts[1:] == ["v3"]:
                 return _Route("nonresource", "openapi-index")
             if len(parts) > 2 and parts[1] == "v3":
@@ -722,6 +766,14 @@ class FakeApiServer:
                 serialized = json.dumps(doc, separators=(",", ":")).encode()
                 self._openapi_cache[key] = (serialized, discovery.document_hash(serialized))
             return self._openapi_cache[key]
+
+    def openapi_v2(self) -> tuple[bytes, str]:
+        """The ``/openapi/v2`` document (JSON) and its hash, built once per server."""
+        with self._openapi_lock:
+            if "v2" not in self._openapi_cache:
+                serialized = json.dumps(discovery.openapi_v2_document(self.registry), separators=(",", ":")).encode()
+                self._openapi_cache["v2"] = (serialized, discovery.document_hash(serialized))
+            return self._openapi_cache["v2"]
 
     def openapi_index(self) -> dict[str, Any]:
         hashes = {}

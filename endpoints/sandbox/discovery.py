@@ -8,7 +8,11 @@ These are what kubectl (and client-go) read before touching a resource:
 * ``/version``;
 * OpenAPI v3: the ``/openapi/v3`` index and one document per group-version. kubectl uses them to
   learn that the server supports server-side field validation (``fieldValidation``) and to
-  explain fields. ``/openapi/v2`` is not served (404), which kubectl tolerates once v3 exists;
+  explain fields;
+* OpenAPI v2: ``/openapi/v2``, one Swagger 2.0 JSON document built from the same operations and
+  schemas, for clients that accept JSON. kubectl 1.37 asks for it in protobuf only (client-side
+  ``apply``/``diff`` of a custom resource); that ``Accept`` gets 406 and kubectl carries on without
+  it, as it did when v2 was not served at all (404);
 * ``Table`` responses (``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``), which is how
   ``kubectl get`` prints columns such as ``URL`` and ``READY`` for InferenceServices.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from .resources import Registry, ResourceType
@@ -112,53 +117,120 @@ def _gvk(rtype: ResourceType, version: str, kind: str | None = None) -> list[dic
     return [{"group": rtype.group, "version": version, "kind": kind or rtype.kind}]
 
 
-def _param(name: str, description: str, type_: str = "string", where: str = "query") -> dict[str, Any]:
-    return {"name": name, "in": where, "description": description, "schema": {"type": type_, "uniqueItems": True}}
+_V3_REF = "#/components/schemas/"
+_V2_REF = "#/definitions/"
+
+
+@dataclass
+class _Param:
+    name: str
+    description: str
+    type: str = "string"
+    where: str = "query"
+
+
+@dataclass
+class _Operation:
+    """One operation of a group-version, independent of the OpenAPI dialect it is written in."""
+
+    path: str
+    method: str
+    action: str
+    rtype: ResourceType
+    returns: str  # definition name of the response body
+    params: list[_Param]
+    body: str = ""  # "" | "object" | "patch"
 
 
 _WRITE_PARAMS = [
-    _param("dryRun", "When present, indicates that modifications should not be persisted."),
-    _param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-    _param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request "
+    _Param("dryRun", "When present, indicates that modifications should not be persisted."),
+    _Param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
+    _Param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request "
            "(POST/PUT/PATCH) containing unknown or duplicate fields: Ignore, Warn or Strict."),
 ]
 _LIST_PARAMS = [
-    _param("labelSelector", "A selector to restrict the list of returned objects by their labels."),
-    _param("fieldSelector", "A selector to restrict the list of returned objects by their fields."),
-    _param("resourceVersion", "Where to start a list or watch from."),
-    _param("watch", "Watch for changes to the described resources.", "boolean"),
-    _param("allowWatchBookmarks", "Request BOOKMARK events.", "boolean"),
-    _param("timeoutSeconds", "Timeout for the list/watch call.", "integer"),
-    _param("limit", "Maximum number of responses to return for a list call.", "integer"),
-    _param("continue", "Continue token from a previous list call."),
+    _Param("labelSelector", "A selector to restrict the list of returned objects by their labels."),
+    _Param("fieldSelector", "A selector to restrict the list of returned objects by their fields."),
+    _Param("resourceVersion", "Where to start a list or watch from."),
+    _Param("watch", "Watch for changes to the described resources.", "boolean"),
+    _Param("allowWatchBookmarks", "Request BOOKMARK events.", "boolean"),
+    _Param("timeoutSeconds", "Timeout for the list/watch call.", "integer"),
+    _Param("limit", "Maximum number of responses to return for a list call.", "integer"),
+    _Param("continue", "Continue token from a previous list call."),
 ]
 
 
-def _op(action: str, rtype: ResourceType, version: str, ref: str, params: list[dict], *, body: bool = False,
-        patch: bool = False) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "operationId": f"{action}{rtype.kind}",
-        "parameters": params,
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": ref}}}},
-                      "401": {"description": "Unauthorized"}},
-        "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": _gvk(rtype, version)[0],
-    }
-    if body:
-        types = (["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
-                 + (["application/strategic-merge-patch+json"] if rtype.strategic_merge else [])) if patch \
-            else ["application/json"]
-        op["requestBody"] = {"required": True,
-                             "content": {t: {"schema": {"type": "object"} if patch else {"$ref": ref}} for t in types}}
-    return op
+def _patch_types(rtype: ResourceType) -> list[str]:
+    return (["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+            + (["application/strategic-merge-patch+json"] if rtype.strategic_merge else []))
 
 
-def _strip_for_openapi(schema: Any) -> Any:
+def _strip_for_openapi(schema: Any, ref_base: str) -> Any:
     """The CRD schema as an OpenAPI component, with ``metadata`` pointing at ObjectMeta."""
     # Shallow copies only: the document is serialized right away and never mutated below the root.
     out = dict(schema) if isinstance(schema, dict) else {"type": "object"}
     out["properties"] = dict(out.get("properties") or {})
-    out["properties"]["metadata"] = {"$ref": f"#/components/schemas/{_OBJECT_META_REF}"}
+    out["properties"]["metadata"] = {"$ref": f"{ref_base}{_OBJECT_META_REF}"}
+    return out
+
+
+def _group_version(types: list[ResourceType], group: str, version: str,
+                   ref_base: str) -> tuple[list[_Operation], dict[str, Any]]:
+    """The operations and schemas of one group-version; both OpenAPI documents are written from these."""
+    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    operations: list[_Operation] = []
+    schemas: dict[str, Any] = {_OBJECT_META_REF: copy.deepcopy(OBJECT_META_SCHEMA)}
+    for t in types:
+        name = _definition_name(t, version)
+        list_name = _definition_name(t, version, t.list_kind)
+        component = _strip_for_openapi(t.schema(version).node, ref_base)
+        component["x-kubernetes-group-version-kind"] = _gvk(t, version)
+        schemas[name] = component
+        schemas[list_name] = {
+            "type": "object", "required": ["items"],
+            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                           "items": {"type": "array", "items": {"$ref": f"{ref_base}{name}"}},
+                           "metadata": {"type": "object"}},
+            "x-kubernetes-group-version-kind": _gvk(t, version, t.list_kind),
+        }
+        base = f"{prefix}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"{prefix}/{t.plural}"
+        scope = [_Param("namespace", "object name and auth scope", where="path")] if t.namespaced else []
+        item = [*scope, _Param("name", f"name of the {t.kind}", where="path")]
+        force = _Param("force", "Force apply requests.", "boolean")
+        operations += [
+            _Operation(base, "get", "list", t, list_name, scope + _LIST_PARAMS),
+            _Operation(base, "post", "post", t, name, scope + _WRITE_PARAMS, "object"),
+            _Operation(base, "delete", "deletecollection", t, name, scope + _LIST_PARAMS),
+        ]
+        item_paths = [f"{base}/{{name}}"] + ([f"{base}/{{name}}/status"] if t.status_subresource else [])
+        for path in item_paths:
+            operations += [
+                _Operation(path, "get", "get", t, name, item),
+                _Operation(path, "put", "put", t, name, item + _WRITE_PARAMS, "object"),
+                _Operation(path, "patch", "patch", t, name, item + _WRITE_PARAMS + [force], "patch"),
+            ]
+        operations.append(_Operation(f"{base}/{{name}}", "delete", "delete", t, name,
+                                     item + [_Param("dryRun", "Dry run.")]))
+        if t.namespaced:
+            operations.append(_Operation(f"{prefix}/{t.plural}", "get", "list", t, list_name, _LIST_PARAMS))
+    return operations, schemas
+
+
+def _v3_operation(op: _Operation, version: str) -> dict[str, Any]:
+    ref = f"{_V3_REF}{op.returns}"
+    out: dict[str, Any] = {
+        "operationId": f"{op.action}{op.rtype.kind}",
+        "parameters": [{"name": p.name, "in": p.where, "description": p.description,
+                        "schema": {"type": p.type, "uniqueItems": True}} for p in op.params],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": ref}}}},
+                      "401": {"description": "Unauthorized"}},
+        "x-kubernetes-action": op.action,
+        "x-kubernetes-group-version-kind": _gvk(op.rtype, version)[0],
+    }
+    if op.body:
+        types = _patch_types(op.rtype) if op.body == "patch" else ["application/json"]
+        out["requestBody"] = {"required": True, "content": {
+            t: {"schema": {"type": "object"} if op.body == "patch" else {"$ref": ref}} for t in types}}
     return out
 
 
@@ -167,48 +239,72 @@ def openapi_v3_document(registry: Registry, group: str, version: str) -> dict[st
     types = registry.for_version(group, version)
     if not types:
         return None
-    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    operations, schemas = _group_version(types, group, version, _V3_REF)
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {_OBJECT_META_REF: copy.deepcopy(OBJECT_META_SCHEMA)}
-    for t in types:
-        name = _definition_name(t, version)
-        list_name = _definition_name(t, version, t.list_kind)
-        ref, list_ref = f"#/components/schemas/{name}", f"#/components/schemas/{list_name}"
-        component = _strip_for_openapi(t.schema(version).node)
-        component["x-kubernetes-group-version-kind"] = _gvk(t, version)
-        schemas[name] = component
-        schemas[list_name] = {
-            "type": "object", "required": ["items"],
-            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                           "items": {"type": "array", "items": {"$ref": ref}}, "metadata": {"type": "object"}},
-            "x-kubernetes-group-version-kind": _gvk(t, version, t.list_kind),
-        }
-        base = f"{prefix}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"{prefix}/{t.plural}"
-        scope_params = [_param("namespace", "object name and auth scope", where="path")] if t.namespaced else []
-        item_params = scope_params + [_param("name", f"name of the {t.kind}", where="path")]
-        paths[base] = {
-            "get": _op("list", t, version, list_ref, scope_params + _LIST_PARAMS),
-            "post": _op("post", t, version, ref, scope_params + _WRITE_PARAMS, body=True),
-            "delete": _op("deletecollection", t, version, ref, scope_params + _LIST_PARAMS),
-        }
-        item = {
-            "get": _op("get", t, version, ref, item_params),
-            "put": _op("put", t, version, ref, item_params + _WRITE_PARAMS, body=True),
-            "patch": _op("patch", t, version, ref,
-                         item_params + _WRITE_PARAMS + [_param("force", "Force apply requests.", "boolean")],
-                         body=True, patch=True),
-            "delete": _op("delete", t, version, ref, item_params + [_param("dryRun", "Dry run.")]),
-        }
-        paths[f"{base}/{{name}}"] = item
-        if t.status_subresource:
-            paths[f"{base}/{{name}}/status"] = {k: v for k, v in item.items() if k != "delete"}
-        if t.namespaced:
-            paths[f"{prefix}/{t.plural}"] = {"get": _op("list", t, version, list_ref, _LIST_PARAMS)}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method] = _v3_operation(op, version)
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes (inference-console sandbox)", "version": SERVER_VERSION["gitVersion"]},
         "paths": paths,
         "components": {"schemas": schemas},
+    }
+
+
+# --- OpenAPI v2 (Swagger 2.0) ------------------------------------------------------------------
+
+# Schema keywords Swagger 2.0 does not have; the real server drops them from CRD schemas for v2.
+_NOT_IN_V2 = ("nullable", "anyOf", "oneOf", "allOf", "not")
+
+
+def _to_v2_schema(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _to_v2_schema(v) for k, v in node.items() if k not in _NOT_IN_V2}
+    if isinstance(node, list):
+        return [_to_v2_schema(v) for v in node]
+    return node
+
+
+def _v2_operation(op: _Operation, version: str) -> dict[str, Any]:
+    ref = {"$ref": f"{_V2_REF}{op.returns}"}
+    params: list[dict[str, Any]] = [
+        {"name": p.name, "in": p.where, "description": p.description, "type": p.type, "uniqueItems": True,
+         **({"required": True} if p.where == "path" else {})}
+        for p in op.params
+    ]
+    if op.body:
+        params.insert(0, {"name": "body", "in": "body", "required": True,
+                          "schema": {"type": "object"} if op.body == "patch" else ref})
+    return {
+        "operationId": f"{op.action}{op.rtype.kind}",
+        "consumes": _patch_types(op.rtype) if op.body == "patch" else ["*/*"],
+        "produces": ["application/json", "application/yaml"],
+        "schemes": ["https"],
+        "parameters": params,
+        "responses": {"200": {"description": "OK", "schema": ref}, "401": {"description": "Unauthorized"}},
+        "x-kubernetes-action": op.action,
+        "x-kubernetes-group-version-kind": _gvk(op.rtype, version)[0],
+    }
+
+
+def openapi_v2_document(registry: Registry) -> dict[str, Any]:
+    """``/openapi/v2``: one Swagger 2.0 document for every served group-version, written from the
+    same operations and schemas as the per-group-version OpenAPI v3 documents."""
+    paths: dict[str, Any] = {}
+    definitions: dict[str, Any] = {}
+    for group, versions in sorted(registry.groups().items()):
+        for version in versions:
+            operations, schemas = _group_version(registry.for_version(group, version), group, version, _V2_REF)
+            for op in operations:
+                paths.setdefault(op.path, {})[op.method] = _v2_operation(op, version)
+            definitions.update({name: _to_v2_schema(schema) for name, schema in schemas.items()})
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes (inference-console sandbox)", "version": SERVER_VERSION["gitVersion"]},
+        "paths": paths,
+        "definitions": definitions,
+        "securityDefinitions": {"BearerToken": {"type": "apiKey", "name": "authorization", "in": "header"}},
+        "security": [{"BearerToken": []}],
     }
 
 

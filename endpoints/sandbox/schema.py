@@ -446,3 +446,86 @@ def load_own_schema(name: str) -> dict[str, Any]:
     """A hand-written schema shipped in ``endpoints/sandbox/schemas/<name>.yaml``."""
     docs = load_yaml_documents(SCHEMA_DIR / f"{name}.yaml")
     return docs[0]
+
+
+# --- decoding request bodies: duplicate keys ---------------------------------------------------
+#
+# Go's decoders keep the last value of a repeated key; in strict mode the real server reports each
+# repetition: JSON (sigs.k8s.io/json) as ``duplicate field "spec.ports[0].hostPort"`` (the full path),
+# YAML (go-yaml) as ``line 6: key "name" already set in map``.
+
+
+class _KeyedDict(dict):
+    """A JSON object while decoding, remembering which keys it saw more than once."""
+
+    __slots__ = ("repeated",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repeated: list[str] = []
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> _KeyedDict:
+    out = _KeyedDict()
+    for key, value in pairs:
+        if key in out:
+            out.repeated.append(key)
+        out[key] = value  # the last one wins, as in Go
+    return out
+
+
+def _plain(value: Any, path: str, found: list[str]) -> Any:
+    if isinstance(value, dict):
+        repeated = getattr(value, "repeated", ())
+        out = {}
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else key
+            found.extend([child] * repeated.count(key))
+            out[key] = _plain(item, child, found)
+        return out
+    if isinstance(value, list):
+        return [_plain(item, f"{path}[{i}]", found) for i, item in enumerate(value)]
+    return value
+
+
+def loads_json_with_duplicates(body: bytes | str) -> tuple[Any, list[str]]:
+    """``json.loads`` plus the paths of repeated keys, in document order (``metadata.name``,
+    ``spec.ports[0].hostPort``, ``[1].path`` for a top-level array). Raises ValueError like json.loads."""
+    found: list[str] = []
+    value = _plain(json.loads(body, object_pairs_hook=_pairs_hook), "", found)
+    return value, found
+
+
+class _DuplicateKeyLoader(_YAML_LOADER):  # type: ignore[misc,valid-type]
+    """A safe loader that records ``(line, key)`` of every repeated mapping key."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.repeated: list[tuple[int, str]] = []
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    self.repeated.append((key_node.start_mark.line + 1, str(key)))
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_duplicate_keys(body: bytes | str) -> list[str]:
+    """go-yaml's messages for repeated keys in a YAML (or JSON) document, by line:
+    ``line 6: key "name" already set in map``. An unparsable body yields no messages."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    # A tab is only whitespace in valid JSON; PyYAML refuses some tabs that go-yaml reads.
+    loader = _DuplicateKeyLoader(text.replace("\t", " "))
+    try:
+        loader.get_single_data()
+    except yaml.YAMLError:
+        return []
+    finally:
+        loader.dispose()
+    return [f"line {line}: key {json.dumps(key)} already set in map" for line, key in sorted(loader.repeated)]

@@ -32,7 +32,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ssa
-from .errors import ApiError, Cause, already_exists, bad_request, invalid, not_found, stale_conflict
+from .errors import (
+    ApiError,
+    Cause,
+    already_exists,
+    bad_request,
+    invalid,
+    not_found,
+    qualified,
+    stale_conflict,
+)
 from .patches import json_patch, merge_patch, strategic_merge_patch
 from .resources import Registry, ResourceType
 from .schema import apply_defaults, drop_nulls, prune, validate, validate_object_meta
@@ -60,6 +69,10 @@ class WriteOptions:
     force: bool = False
     version: str | None = None
     explicit_manager: bool = False
+    # Strict-decoding findings of the request body (repeated keys), worded as the real decoders do:
+    # ``decode_errors`` join into a Strict error message, ``decode_warnings`` become Warn headers.
+    decode_errors: list[str] = field(default_factory=list)
+    decode_warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -114,6 +127,35 @@ def _comparable(obj: dict) -> dict:
     for key in ("managedFields", "resourceVersion"):
         meta.pop(key, None)
     return out
+
+
+def _go_string_slice(values: Iterable[str]) -> str:
+    """Go's ``%#v`` of a ``[]string`` (how the real server prints the offending finalizers)."""
+    return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
+
+
+def _validate_meta_update(meta: dict, old_meta: dict) -> list[Cause]:
+    """The parts of the real ``ValidateObjectMetaAccessorUpdate`` the fake server checks.
+
+    While an object is being deleted no finalizer may be added (removing or keeping them is fine).
+    """
+    causes: list[Cause] = []
+    if old_meta.get("deletionTimestamp"):
+        added = sorted(set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or []))
+        if added:
+            causes.append(Cause(
+                "FieldValueForbidden",
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers "
+                + _go_string_slice(added),
+                "metadata.finalizers",
+            ))
+    return causes
+
+
+def _uid_immutable(rtype: ResourceType, name: str, new_uid: Any, old_uid: Any) -> ApiError:
+    """422 for a patch or apply that would change ``metadata.uid`` (the real server's immutability check)."""
+    return invalid(rtype.kind, rtype.group, name, [
+        Cause("FieldValueInvalid", f"Invalid value: {json.dumps(str(new_uid))}: field is immutable", "metadata.uid")])
 
 
 class Store:
@@ -251,6 +293,11 @@ class Store:
             raise bad_request(
                 f"the API version in the data ({body['apiVersion']}) does not match the expected API version ({expected})"
             )
+        if body.get("kind") and body["kind"] != rtype.kind and rtype.group:
+            # Custom resources: the real CR validator's ValidateTypeMeta.
+            name_ = ((body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}).get("name") or name
+            raise invalid(rtype.kind, rtype.group, name_ or "", [
+                Cause("FieldValueInvalid", f"Invalid value: {json.dumps(str(body['kind']))}: must be {rtype.kind}", "kind")])
         if body.get("kind") and body["kind"] != rtype.kind:
             raise bad_request(f"the kind in the data ({body['kind']}) does not match the expected kind ({rtype.kind})")
         body.setdefault("apiVersion", expected)
@@ -273,17 +320,25 @@ class Store:
         return body
 
     def _unknown_fields(self, rtype: ResourceType, obj: dict, opts: WriteOptions, warnings: list[str], *,
-                        apply_request: bool) -> None:
-        """Prune undeclared fields; Strict turns them into an error, Warn into Warning headers."""
+                        apply_request: bool, patch: Any = None) -> None:
+        """Prune undeclared fields; Strict turns them (and repeated keys of the body) into an error,
+        Warn into Warning headers. ``patch`` is the patch body of a non-apply patch: the real server
+        reports a patch's strict-decoding errors as 422 on the field ``patch``."""
         unknown = prune(obj, rtype.schema(opts.version))
-        if not unknown:
+        decode_errors = [] if apply_request else opts.decode_errors
+        if not unknown and not decode_errors:
             return
         if opts.field_validation == "Strict":
             name = (obj.get("metadata") or {}).get("name", "")
             if apply_request:
                 causes = [Cause("FieldValueInvalid", "field not declared in schema", p) for p in unknown]
                 raise invalid(rtype.kind, rtype.group, name, causes)
-            listed = ", ".join(f'unknown field "{p}"' for p in unknown)
+            listed = ", ".join([*decode_errors, *(f'unknown field "{p}"' for p in unknown)])
+            if patch is not None:
+                value = json.dumps(json.dumps(patch, separators=(",", ":")))
+                raise ApiError(422, f' "" is invalid: patch: Invalid value: {value}: strict decoding error: {listed}',
+                               causes=[Cause("FieldValueInvalid", f"Invalid value: {value}: strict decoding error: "
+                                             f"{listed}", "patch")])
             raise ApiError(
                 400,
                 f'{rtype.kind} in version "{opts.version or rtype.version}" cannot be handled as a {rtype.kind}: '
@@ -293,6 +348,8 @@ class Store:
                 causes=[Cause("FieldValueInvalid", f'unknown field "{p}"', p) for p in unknown],
             )
         if opts.field_validation == "Warn":
+            if not apply_request:
+                warnings.extend(opts.decode_warnings)
             warnings.extend(f'unknown field "{p}"' for p in unknown)
 
     def _finish_object(self, rtype: ResourceType, obj: dict, opts: WriteOptions, old: dict | None) -> dict:
@@ -306,6 +363,8 @@ class Store:
                                       name_is_label=rtype.plural == "namespaces")
         causes += validate(_without(obj, "metadata"), schema)
         causes += self._validate_kind(rtype, obj, old)
+        if old is not None:
+            causes += _validate_meta_update(obj.get("metadata") or {}, old.get("metadata") or {})
         if causes:
             raise invalid(rtype.kind, rtype.group, obj["metadata"].get("name", ""), causes)
         obj["apiVersion"] = rtype.api_version(opts.version)
@@ -499,10 +558,23 @@ class Store:
                     subresource: str | None = None) -> WriteResult:
         self._check_subresource(rtype, subresource)
         body = copy.deepcopy(body)
+        if isinstance(body, dict) and isinstance(body.get("metadata"), dict | None) \
+                and not (body.get("metadata") or {}).get("name"):
+            # The real update handler compares the body's name with the URL's, even when it is empty.
+            raise bad_request(f"the name of the object () does not match the name on the URL ({name})")
         self._check_type_and_identity(rtype, body, namespace, name, opts.version)
         warnings: list[str] = []
         with self._lock:
             old = self._require(rtype, namespace, name)
+            # A uid in a PUT body is a precondition (the real registry's defaultUpdatedObjectInfo).
+            wanted_uid = body["metadata"].get("uid")
+            if wanted_uid and wanted_uid != old["metadata"].get("uid"):
+                raise ApiError(
+                    409,
+                    f'Operation cannot be fulfilled on {qualified(rtype.plural, rtype.group)} "{name}": Precondition '
+                    f'failed: UID in precondition: {wanted_uid}, UID in object meta: {old["metadata"].get("uid", "")}',
+                    reason="Conflict", name=name, group=rtype.group, kind=rtype.plural,
+                )
             # Custom resources refuse unconditional updates; core kinds allow them.
             self._check_resource_version(rtype, old, body["metadata"].get("resourceVersion"),
                                          required=bool(rtype.group))
@@ -575,7 +647,11 @@ class Store:
                     else:
                         new.pop("status", None)
             self._check_type_and_identity(rtype, new, namespace, name, opts.version)
-            self._unknown_fields(rtype, new, opts, warnings, apply_request=False)
+            new_uid = new["metadata"].get("uid")
+            if new_uid and new_uid != old["metadata"].get("uid"):
+                raise _uid_immutable(rtype, name, new_uid, old["metadata"].get("uid"))
+            self._unknown_fields(rtype, new, opts, warnings, apply_request=False,
+                                patch=copy.deepcopy(new) if opts.field_validation == "Strict" else {})
             self._carry_system_meta(new, old)
             new = self._finish_object(rtype, new, opts, old)
             new = ssa.record_update(old, new, manager=opts.manager, api_version=rtype.api_version(opts.version),
@@ -595,6 +671,10 @@ class Store:
         if not config.get("apiVersion") or not config.get("kind"):
             raise bad_request("invalid object type: apiVersion and kind must be set in an apply patch")
         self._check_type_and_identity(rtype, config, namespace, name, opts.version)
+        if config["metadata"].get("managedFields") is not None:
+            # structured-merge-diff refuses an applied configuration that carries field ownership
+            # (any managedFields value but null, even an empty list).
+            raise bad_request("metadata.managedFields must be nil")
         warnings: list[str] = []
         scope = self._scope(rtype, subresource)
         schema = rtype.schema(opts.version)
@@ -602,6 +682,16 @@ class Store:
             old = self._get_stored(rtype, namespace, name)
             if old is None and scope == "status":
                 raise not_found(rtype.plural, rtype.group, name)
+            applied_uid = config["metadata"].get("uid")
+            if applied_uid and old is None:
+                raise ApiError(
+                    409,
+                    f'Operation cannot be fulfilled on {qualified(rtype.plural, rtype.group)} "{name}": uid mismatch: '
+                    f"the provided object specified uid {applied_uid}, and no existing object was found",
+                    reason="Conflict", name=name, group=rtype.group, kind=rtype.plural,
+                )
+            if applied_uid and applied_uid != old["metadata"].get("uid"):
+                raise _uid_immutable(rtype, name, applied_uid, old["metadata"].get("uid"))
             if old is None:
                 self._check_namespace(rtype, namespace, creating=True, name=name)
             if scope == "main":
@@ -615,6 +705,12 @@ class Store:
                 old, config, manager=opts.manager, api_version=rtype.api_version(opts.version), schema=schema,
                 force=opts.force, scope=scope, now=now_rfc3339(),
             )
+            # The real apply patcher strict-decodes the body as YAML after merging (so conflicts come first).
+            if opts.decode_errors and opts.field_validation == "Strict":
+                raise bad_request("error strict decoding YAML: error converting YAML to JSON: "
+                                  + "; ".join(opts.decode_errors))
+            if opts.field_validation == "Warn":
+                warnings.extend(opts.decode_warnings)
             if old is not None and not changed:
                 return WriteResult(copy.deepcopy(old), 200, warnings)
             merged["metadata"]["name"] = name
