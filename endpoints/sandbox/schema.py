@@ -426,7 +426,7 @@ def validate_object_meta(meta: dict[str, Any], *, namespaced: bool, name_is_labe
 # --- loading ---------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=512)  # every file of every release profile a test run may load
 def _load_yaml_documents_cached(path: str, mtime: float) -> tuple[Any, ...]:
     with open(path, encoding="utf-8") as fh:
         return tuple(d for d in yaml.load_all(fh, Loader=_YAML_LOADER) if d)
