@@ -6,8 +6,9 @@ ClusterServingRuntime from CRDs built here, in two halves:
 * **Kubernetes types** (PodSpec, Container, Volume, Probe, Affinity, … the whole closure) are
   derived from the model classes of the official ``kubernetes`` Python client: field names and
   types from ``openapi_types``/``attribute_map``, descriptions and ``required`` from the models
-  themselves (pydantic ``model_fields`` in client ≥ 35; the property docstrings and the setters'
-  "must not be `None`" checks in the older generator). What the client does not carry — list and
+  themselves (pydantic ``model_fields`` in newer clients such as 37; the property docstrings
+  and the setters' "must not be `None`" checks in the older generator; a ``$ref`` field without
+  a description gets the referenced class's summary). What the client does not carry — list and
   map semantics, which strings are Quantities, server-side defaults — comes from the small named
   tables below (Kubernetes' own API markers).
 * **KServe's own types** (the InferenceService spec and status, the ServingRuntime spec, the
@@ -174,7 +175,7 @@ def _required_from_setters(cls: type) -> frozenset[str]:
 def _field_facts(cls: type, attr: str) -> tuple[str, bool]:
     """(description, required) of one attribute of a client model."""
     fields = getattr(cls, "model_fields", None)
-    if fields is not None and attr in fields:  # pydantic models (client >= 35)
+    if fields is not None and attr in fields:  # pydantic models (the newer generator, e.g. client 37)
         info = fields[attr]
         return " ".join((info.description or "").split()), info.is_required()
     return _property_description(cls, attr), attr in _required_from_setters(cls)
