@@ -13,7 +13,13 @@ import pytest
 import yaml
 
 from endpoints.sandbox import profile as profiles
-from tests.fixtures.kube import KSERVE_EXAMPLES_DIR, KSERVE_RELEASES, KSERVE_VERSIONS_DIR, release_sandbox, require
+from tests.fixtures.kube import (
+    KSERVE_EXAMPLES_DIR,
+    KSERVE_RELEASES,
+    KSERVE_VERSIONS_DIR,
+    release_sandbox,
+    require,
+)
 
 pytestmark = pytest.mark.shared
 
