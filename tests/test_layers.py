@@ -15,7 +15,9 @@ portal      ``console.portal``                      home, admin overview, demo, 
 
 Inside the domain, ``monitoring`` builds on ``endpoints`` and never the reverse. The sandbox
 (``endpoints/sandbox/``) is a second program that lives in the repository: it imports no
-module of the project outside itself.
+module of the project outside itself, and no product module imports it (``make run`` starts it
+as a process). It is the independent party the console is checked against, so it shares
+nothing with the console's validation, rendering or catalog in either direction.
 
 Every import statement counts, at module level or inside a function, and so does
 ``importlib.import_module("…")`` with a literal name. Run it alone with ``make layers``.
@@ -102,6 +104,9 @@ def check_source(source: str, path: Path) -> list[Violation]:
             if imported.split(".")[0] in PACKAGES and not (imported == SANDBOX or imported.startswith(SANDBOX + ".")):
                 violations.append(Violation(rel, line, imported, "the sandbox imports nothing of the console"))
             continue
+        if imported == SANDBOX or imported.startswith(SANDBOX + "."):
+            violations.append(Violation(rel, line, imported, "product code does not use the sandbox's code"))
+            continue
         target = layer_of(imported)
         if own is None or target is None:
             continue
@@ -147,6 +152,9 @@ def test_every_project_app_has_a_layer_of_its_own():
     ("endpoints/sandbox/controller.py", "from endpoints import catalog\n", ["endpoints.catalog"]),
     ("endpoints/sandbox/controller.py", "from console.permissions import visible\n", ["console.permissions.visible"]),
     ("endpoints/sandbox/controller.py", "from endpoints.sandbox.errors import ApiError\n", []),
+    # ... nor does the console borrow the sandbox's schema, runtime selection or profile.
+    ("endpoints/validation.py", "from endpoints.sandbox.schema import Schema\n", ["endpoints.sandbox.schema.Schema"]),
+    ("endpoints/runtimes.py", "def f():\n    from endpoints.sandbox import selection\n", ["endpoints.sandbox.selection"]),
     # Allowed: downward imports.
     ("console/portal/home.py", "from console.access.grants import live_q\nfrom endpoints import selectors\n", []),
     ("console/access/grants.py", "from audit import services\nfrom endpoints.models import Project\n", []),

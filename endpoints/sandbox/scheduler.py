@@ -146,9 +146,10 @@ def schedule(pod: dict, nodes: list[dict], bound: list[dict]) -> Placement:
             resource_only.add(name)
         reasons.update(failures)
     total = len(nodes)
-    summary = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
-    preemption = Counter({"No preemption victims found for incoming pod": len(resource_only)})
-    preemption["Preemption is not helpful for scheduling"] = total - len(resource_only)
-    preempt_text = ", ".join(f"{count} {reason}" for reason, count in sorted(preemption.items()) if count)
+    # Like the scheduler's FitError, "<count> <reason>" strings sorted as strings.
+    summary = ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
+    preemption = {"No preemption victims found for incoming pod": len(resource_only),
+                  "Preemption is not helpful for scheduling": total - len(resource_only)}
+    preempt_text = ", ".join(sorted(f"{count} {reason}" for reason, count in preemption.items() if count))
     return Placement(None, f"0/{total} nodes are available: {summary}. "
                            f"preemption: 0/{total} nodes are available: {preempt_text}.")
