@@ -285,7 +285,10 @@ def builtin_types() -> list[ResourceType]:
             columns={"v1": [Column("Ready", func=_pod_ready),
                             Column("Status", func=lambda o: (o.get("status") or {}).get("phase", "")),
                             Column("Restarts", "integer", func=_pod_restarts),
-                            Column("Age", func=_age)]},
+                            Column("Age", func=_age),
+                            Column("IP", func=lambda o: (o.get("status") or {}).get("podIP") or "<none>", priority=1),
+                            Column("Node", func=lambda o: (o.get("spec") or {}).get("nodeName") or "<none>",
+                                   priority=1)]},
             strategic_merge=True,
             selectable_fields={
                 "spec.nodeName": lambda o: (o.get("spec") or {}).get("nodeName"),

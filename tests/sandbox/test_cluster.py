@@ -7,10 +7,19 @@ tests use kubectl where that is what an operator would use.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.fixtures.kube import make_kubectl, release_sandbox
+from tests.fixtures.kube import (
+    KSERVE_VERSIONS_DIR,
+    KUBECTL,
+    REPO_ROOT,
+    make_kubectl,
+    release_sandbox,
+    require,
+)
 
 NS = "default"
 NODE_SELECTOR_REFUSAL = ('admission webhook "validation.webhook.serving.knative.dev" denied the request: '
@@ -278,3 +287,54 @@ def test_a_zero_percent_canary_on_the_rolled_out_revision_rolls_back_to_the_prev
     rolled_back = _settle(sandbox, "rollback", lambda o: _traffic(o) == [
         ("rollback-predictor-00002", 0, None), ("rollback-predictor-00001", 100, "prev")], "the rollback")
     assert rolled_back["status"]["components"]["predictor"]["latestRolledoutRevision"] == "rollback-predictor-00001"
+
+
+# --- the sandbox process -------------------------------------------------------------------------
+
+
+def _run_sandbox(*args: str):
+    return subprocess.Popen([sys.executable, "-m", "endpoints.sandbox.run", "--port", "0", *args],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.shared
+def test_the_sandbox_process_plays_the_release_named_by_profile(tmp_path):
+    folder = KSERVE_VERSIONS_DIR / "0.13.1"
+    require(folder.is_dir(), f"KServe release data not found at {folder}")
+    process = _run_sandbox("--profile", str(folder), "--kubeconfig-out", str(tmp_path / "kubeconfig"))
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("sandbox cluster (KServe 0.13, profile 0.13.1) listening on http://127.0.0.1:")
+        kubectl = subprocess.run([str(KUBECTL), "--kubeconfig", str(tmp_path / "kubeconfig"), "get",
+                                  "clusterservingruntimes", "-o", "name"], capture_output=True, text=True,
+                                 env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=30, check=True)
+        names = sorted(n.rsplit("/", 1)[1] for n in kubectl.stdout.split())
+        assert "kserve-huggingfaceserver-multinode" not in names and len(names) == 10
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_sandbox_process_refuses_a_directory_that_is_not_a_profile(tmp_path):
+    process = _run_sandbox("--profile", str(tmp_path))
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert f"{tmp_path}: not a release profile (neither profile.yaml nor runtimes/)" in stderr
+
+
+def test_kubectl_create_configmap_sends_protobuf_and_is_understood(sandbox, tmp_path):
+    kubectl = make_kubectl(sandbox.server, tmp_path / "home")
+    kubectl("create", "configmap", "settings", "--from-literal=mode=fast", "--from-literal=level=3")
+    stored = sandbox.store.get("configmaps", NS, "settings")
+    assert stored["data"] == {"mode": "fast", "level": "3"}
+
+
+def test_kubectl_get_pods_wide_shows_the_node_each_pod_runs_on(sandbox, tmp_path):
+    sandbox.store.create(_isvc("placed", {"nodeSelector": {"kubernetes.io/hostname": "cpu-node-3"}}, mode="Standard"))
+    sandbox.wait_ready(NS, "placed")
+    kubectl = make_kubectl(sandbox.server, tmp_path / "home")
+    default = kubectl("get", "pods").stdout.splitlines()
+    assert "NODE" not in default[0].split()
+    wide = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
+    header, row = wide[0].split(), wide[1].split()
+    assert row[header.index("NODE")] == "cpu-node-3"
