@@ -41,9 +41,10 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from . import discovery, protobuf
+from .crdgen import builtin_crds
 from .errors import ApiError, bad_request
 from .faults import FaultInjector
-from .resources import Registry, ResourceType, builtin_types, types_from_crd
+from .resources import CRD_KEY, Registry, ResourceType, builtin_types, crd_type, types_from_crd
 from .schema import load_yaml_documents, loads_json_with_duplicates, yaml_duplicate_keys
 from .selectors import fields_match, labels_match, parse_field_selector, parse_label_selector
 from .store import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, Store, WriteOptions, WriteResult
@@ -248,6 +249,9 @@ class _Handler(BaseHTTPRequestHandler):
         rtype = route.rtype
         assert rtype is not None
         accept = _Accept(self.headers.get("Accept", ""))
+        if rtype.key == CRD_KEY:
+            self._crds(rtype, route, verb, query, accept)
+            return
         if not accept.json_ok and not accept.table_version:
             raise ApiError(406, "only the following media types are accepted: application/json, "
                            "application/json;as=Table;v=v1;g=meta.k8s.io")
@@ -332,6 +336,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_result(store.api_patch(rtype, ns, name, content_type, payload, opts, sub))
         else:
             raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _crds(self, rtype: ResourceType, route: _Route, verb: str, query: dict[str, str], accept: _Accept) -> None:
+        """CustomResourceDefinitions: get and list of the ones the server was started with."""
+        crds = self.server.api.crd_objects
+        if verb == "get" and not route.subresource:
+            obj = crds.get(route.name)
+            if obj is None:
+                raise ApiError(404, f'customresourcedefinitions.apiextensions.k8s.io "{route.name}" not found',
+                               name=route.name, group=rtype.group, kind="customresourcedefinitions")
+            items = [obj]
+        elif verb == "list":
+            items = [crds[name] for name in sorted(crds)]
+        else:
+            raise ApiError(405, "the sandbox serves the CustomResourceDefinitions it was started with (built-in, "
+                           "--crd or the release profile's) and cannot change or watch them")
+        if accept.table_version:
+            self._send_json(200, discovery.table(rtype, route.version, items, "1",
+                                                 include_object=query.get("includeObject", "Metadata"),
+                                                 table_version=accept.table_version))
+        elif verb == "get":
+            self._send_json(200, items[0])
+        else:
+            self._send_json(200, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList",
+                                  "metadata": {"resourceVersion": "1"}, "items": items})
 
     def _send_result(self, result: WriteResult) -> None:
         self._send_json(result.code, result.obj, warnings=result.warnings)
@@ -597,9 +625,29 @@ class FakeApiServer:
         self.token = token
         self.bookmark_interval = bookmark_interval
         self.registry = Registry(builtin_types())
+        served = {c["metadata"]["name"]: c for c in builtin_crds()}
         for crd in _crd_documents(crds):
             self.registry.add(types_from_crd(crd))
+            served[crd["metadata"]["name"]] = crd
+        self.registry.add(crd_type())
         self.store = Store(self.registry, history_limit=history_limit, namespaces=namespaces)
+        # The CRDs are readable like on a real cluster (what a client learns the schema from); kept
+        # beside the store, read-only, so a 2 MB CRD costs nothing until someone asks for it.
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.crd_objects = {
+            crd["metadata"]["name"]: {
+                **{k: v for k, v in crd.items() if k not in ("metadata", "status")},
+                "metadata": {**{k: v for k, v in crd["metadata"].items() if k in ("name", "labels", "annotations")},
+                             "uid": str(uuid.uuid4()), "resourceVersion": "1", "generation": 1,
+                             "creationTimestamp": started},
+                "status": {"acceptedNames": crd["spec"]["names"],
+                           "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage")],
+                           "conditions": [{"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                                           "message": "the initial names have been accepted",
+                                           "lastTransitionTime": started}]},
+            }
+            for crd in served.values()
+        }
         self.faults = FaultInjector()
         self.stopping = False
         self._requests: list[RequestRecord] = []

@@ -220,11 +220,13 @@ class SandboxController:
         key = (namespace, name)
         if obj is None:
             self._tracked.pop(key, None)
-            self._delete_pods(namespace, name)
+            if self._delete_pods(namespace, name):
+                self._enqueue_others(key)
             return
         meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
-            self._delete_pods(namespace, name)
+            if self._delete_pods(namespace, name):
+                self._enqueue_others(key)
             self.store.add_event(obj, "InferenceServiceDeleted", f"Deleted InferenceService {name}")
             self.store.remove_finalizer("inferenceservices", namespace, name, FINALIZER)
             self._tracked.pop(key, None)
@@ -253,11 +255,14 @@ class SandboxController:
         if status.get("_next") is not None:
             self._enqueue(namespace, name, status["_next"])
         if status.get("_freed"):
-            # Pods went away: whatever was waiting for room may fit now.
-            for other in self.store.list("inferenceservices"):
-                other_key = (other["metadata"]["namespace"], other["metadata"]["name"])
-                if other_key != key:
-                    self._enqueue(*other_key)
+            self._enqueue_others(key)
+
+    def _enqueue_others(self, key: tuple[str, str]) -> None:
+        """Pods went away: whatever was waiting for room may fit now."""
+        for other in self.store.list("inferenceservices"):
+            other_key = (other["metadata"]["namespace"], other["metadata"]["name"])
+            if other_key != key:
+                self._enqueue(*other_key)
 
     def _conditions(self, previous: list[dict], wanted: dict[str, tuple[str, str, str]]) -> list[dict]:
         """Conditions in KServe's shape, keeping lastTransitionTime when a status is unchanged."""
@@ -609,9 +614,11 @@ class SandboxController:
                                          component="default-scheduler")
         return freed
 
-    def _delete_pods(self, namespace: str, name: str) -> None:
-        for pod in self.store.list("pods", namespace, label_selector=f"{ISVC_LABEL}={name}"):
+    def _delete_pods(self, namespace: str, name: str) -> bool:
+        pods = self.store.list("pods", namespace, label_selector=f"{ISVC_LABEL}={name}")
+        for pod in pods:
             self.store.delete("pods", namespace, pod["metadata"]["name"])
+        return bool(pods)
 
 
 def _schedulable_view(node: dict | None) -> list:

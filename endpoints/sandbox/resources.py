@@ -302,6 +302,24 @@ def builtin_types() -> list[ResourceType]:
     ]
 
 
+CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
+
+
+def crd_type() -> ResourceType:
+    """``apiextensions.k8s.io/v1`` CustomResourceDefinitions, served read-only: the ones the server
+    was started with (built-in and ``--crd``), so clients can read a cluster's KServe schema."""
+    return ResourceType(
+        "apiextensions.k8s.io", ["v1"], "customresourcedefinitions", "customresourcedefinition",
+        "CustomResourceDefinition", False, ["crd", "crds"], categories=["api-extensions"],
+        schemas={"v1": Schema.for_object({"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                                          "properties": {"apiVersion": {"type": "string"},
+                                                         "kind": {"type": "string"},
+                                                         "metadata": {"type": "object"}}})},
+        status_subresource=True,
+        columns={"v1": [Column("Created At", "date", ".metadata.creationTimestamp")]},
+    )
+
+
 def types_from_crd(crd: dict[str, Any]) -> ResourceType:
     """Build a ResourceType from a ``apiextensions.k8s.io/v1`` CustomResourceDefinition."""
     if crd.get("kind") != "CustomResourceDefinition":

@@ -233,11 +233,16 @@ def _update(sandbox, name: str, **predictor) -> None:
 
 def test_a_first_deploy_takes_all_traffic_whatever_the_canary_percent_says(sandbox, tmp_path):
     sandbox.store.create(_isvc("fresh", {"canaryTrafficPercent": 10}))
-    ready = sandbox.wait_ready(NS, "fresh")
-    assert _traffic(ready) == [("fresh-predictor-00001", 100, None)]
-    component = ready["status"]["components"]["predictor"]
+    sandbox.wait_ready(NS, "fresh")
+    # The first pass has no rolled-out revision to split against: 100 % to the only revision.
+    # Once it is rolled out, KServe splits "latest" against it, which is the same revision:
+    # two traffic entries, one revision taking all of it (a console must not show 10/90).
+    split = _settle(sandbox, "fresh", lambda o: len(_traffic(o)) == 2, "KServe's self-split")
+    assert _traffic(split) == [("fresh-predictor-00001", 10, None), ("fresh-predictor-00001", 90, "prev")]
+    component = split["status"]["components"]["predictor"]
     assert component["latestRolledoutRevision"] == "fresh-predictor-00001"
     assert "previousRolledoutRevision" not in component
+    assert len(_pods(sandbox, "fresh")) == 1
 
 
 def test_a_canary_splits_against_the_rolled_out_revision_and_promotion_records_the_previous(sandbox, tmp_path):
@@ -338,3 +343,18 @@ def test_kubectl_get_pods_wide_shows_the_node_each_pod_runs_on(sandbox, tmp_path
     wide = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
     header, row = wide[0].split(), wide[1].split()
     assert row[header.index("NODE")] == "cpu-node-3"
+
+
+def test_clients_read_the_clusters_kserve_crds_but_cannot_change_them(sandbox, tmp_path):
+    kubectl = make_kubectl(sandbox.server, tmp_path / "home")
+    listed = kubectl("get", "crd", "-o", "name").stdout.split()
+    assert "customresourcedefinition.apiextensions.k8s.io/inferenceservices.serving.kserve.io" in listed
+    crd = json.loads(kubectl("get", "crd", "inferenceservices.serving.kserve.io", "-o", "json").stdout)
+    predictor = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["predictor"]
+    assert "logger" in predictor["properties"] and "nodeSelector" in predictor["properties"]
+    assert {c["type"]: c["status"] for c in crd["status"]["conditions"]} == {"Established": "True"}
+    refused = kubectl("delete", "crd", "inferenceservices.serving.kserve.io", check=False)
+    assert refused.returncode != 0 and "cannot change or watch them" in refused.stderr
+    missing = kubectl("get", "crd", "inferencegraphs.serving.kserve.io", check=False)
+    assert 'customresourcedefinitions.apiextensions.k8s.io "inferencegraphs.serving.kserve.io" not found' \
+        in missing.stderr
