@@ -118,6 +118,10 @@ KINDS = [
     Kind("Pod", "", "v1", "pods", True, "pod", ("po",)),
     Kind("Event", "", "v1", "events", True, "event", ("ev",)),
     Kind("Namespace", "", "v1", "namespaces", False, "namespace", ("ns",)),
+    Kind("ConfigMap", "", "v1", "configmaps", True, "config_map", ("cm",)),
+    Kind("Node", "", "v1", "nodes", False, "node", ("no",)),
+    Kind("CustomResourceDefinition", "apiextensions.k8s.io", "v1", "customresourcedefinitions", False,
+         short_names=("crd",)),
 ]
 
 

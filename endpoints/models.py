@@ -12,6 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from endpoints.capabilities import Capabilities
+
 
 def new_ingest_key() -> str:
     return secrets.token_urlsafe(24)
@@ -63,6 +65,26 @@ class Cluster(models.Model):
         if self.connection == self.Connection.KUBECONFIG:
             return ClusterClient.from_kubeconfig(self.kubeconfig_path, context=self.kubeconfig_context or None)
         return ClusterClient.for_url(self.api_url, token=self.api_token or None)
+
+
+class ClusterCapabilities(models.Model):
+    """The latest reading of what a cluster can do: ``endpoints.capabilities.Capabilities`` as
+    JSON, with when it was read (``endpoints.services.capabilities.cluster_discover``)."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="capabilities_reading")
+    data = models.JSONField(default=dict)
+    read_at = models.DateTimeField()
+    usable = models.BooleanField(default=False, help_text="Reachable, authenticated and KServe installed.")
+
+    class Meta:
+        verbose_name_plural = "cluster capabilities"
+
+    def __str__(self) -> str:
+        return f"capabilities of {self.cluster_id} read {self.read_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities.from_json(self.data)
 
 
 class HardwareProfile(models.Model):

@@ -17,12 +17,12 @@ from django.db.models import F, Sum
 from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints import spec as specs
+# Annotations that change on every generation. The deployment guide adds them to KServe's
+# serviceAnnotationDisallowedList so they never reach pods; they are not pod changes.
+from endpoints.capabilities import BOOKKEEPING_ANNOTATIONS
 from endpoints.cluster import ClusterError, PermanentClusterError
 from endpoints.models import Endpoint, ProjectQuota
 
-# Annotations that change on every generation. The deployment guide adds them to KServe's
-# serviceAnnotationDisallowedList so they never reach pods; they are not pod changes.
-BOOKKEEPING_ANNOTATIONS = ("inference-console.io/generation", "inference-console.io/spec-hash")
 # Predictor fields that never touch the pod template.
 TRAFFIC_ONLY_FIELDS = {"canaryTrafficPercent"}
 # Fields that, in Standard mode, only reconfigure the HPA.

@@ -220,7 +220,27 @@ class ReleaseProfile:
             objects.append({"apiVersion": "v1", "kind": "ConfigMap",
                             "metadata": {"name": name, "namespace": KNATIVE_NAMESPACE}, "data": dict(data)})
         objects.extend(copy.deepcopy(list(self.nodes)))
+        objects.append(self.controller_pod())
         return objects
+
+    @property
+    def controller_image(self) -> str:
+        """The KServe controller's image, tagged with the release when the profile names one
+        exactly (``profile.yaml`` kserveVersion, or a directory named like ``0.15.2``)."""
+        for candidate in (self.kserve_version, self.path.name):
+            if re.fullmatch(r"\d+\.\d+\.\d+", candidate or ""):
+                return f"kserve/kserve-controller:v{candidate}"
+        return "kserve/kserve-controller:latest"
+
+    def controller_pod(self) -> dict:
+        """The pod of KServe's controller Deployment in namespace ``kserve`` (what a client can
+        read the controller's image, hence its release, from)."""
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "kserve-controller-manager-0", "namespace": KSERVE_NAMESPACE,
+                             "labels": {"control-plane": "kserve-controller-manager",
+                                        "app.kubernetes.io/name": "kserve-controller-manager"}},
+                "spec": {"containers": [{"name": "manager", "image": self.controller_image}]},
+                "status": {"phase": "Running"}}
 
 
 def detect_release(crds: list[dict] | tuple[dict, ...]) -> tuple[int, ...] | None:

@@ -34,7 +34,7 @@ def _by_name() -> dict[str, dict]:
 
 
 def test_the_builtin_profile_is_kserve_0_20_with_its_fourteen_default_runtimes():
-    assert BUILTIN.name == "builtin" and BUILTIN.kserve_version == "0.20"
+    assert BUILTIN.name == "builtin" and BUILTIN.kserve_version == "0.20.0"
     assert len(BUILTIN.runtimes) == 14
     assert "kserve-openvino" not in _by_name()  # shipped by KServe, not installed by default
     assert all(r["kind"] == "ClusterServingRuntime" for r in BUILTIN.runtimes)
