@@ -213,8 +213,13 @@ CELERY_TIMEZONE = "UTC"
 RECONCILE_INTERVAL_SECONDS = env.integer("RECONCILE_INTERVAL_SECONDS", 30, minimum=5)
 # A reconcile pass deletes at most this many orphaned InferenceServices; more raises an alert.
 RECONCILE_MAX_DELETIONS = env.integer("RECONCILE_MAX_DELETIONS", 10, minimum=0)
+# What each cluster can do (KServe release, Knative limits, runtimes) is re-read when older than
+# this; also before a plan. "Test connection" on the cluster page reads it at once.
+CLUSTER_CAPABILITIES_MAX_AGE = env.integer("CLUSTER_CAPABILITIES_MAX_AGE", 600, minimum=10)
 CELERY_BEAT_SCHEDULE: dict = {
     "reconcile-all": {"task": "endpoints.tasks.reconcile_all_task", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
+    "cluster-capabilities": {"task": "endpoints.tasks.refresh_cluster_capabilities_task",
+                             "schedule": float(max(CLUSTER_CAPABILITIES_MAX_AGE // 2, 10))},
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
     "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
 }

@@ -174,7 +174,7 @@ class Capabilities:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Capabilities:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
 
     # --- what the reading means ---------------------------------------------------------------
@@ -265,6 +265,16 @@ class Capabilities:
             return int(self.knative_defaults.get("container-concurrency-max-limit", KNATIVE_DEFAULT_MAX_CONCURRENCY))
         except (TypeError, ValueError):
             return KNATIVE_DEFAULT_MAX_CONCURRENCY
+
+    @property
+    def mode_values(self) -> tuple[str, str]:
+        return self.mode_value("Knative"), self.mode_value("Standard")
+
+    @property
+    def all_runtimes(self) -> list[dict[str, Any]]:
+        """Namespace runtimes (by namespace) then cluster runtimes, for listing."""
+        return [*(r for ns in sorted(self.namespace_runtimes) for r in self.namespace_runtimes[ns]),
+                *self.cluster_runtimes]
 
     def runtimes_for(self, namespace: str | None) -> list[dict[str, Any]]:
         """The runtimes an InferenceService in ``namespace`` can use: the namespace's first."""

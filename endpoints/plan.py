@@ -17,7 +17,8 @@ from django.db.models import F, Sum
 from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints import spec as specs
-# Annotations that change on every generation. The deployment guide adds them to KServe's
+
+# BOOKKEEPING_ANNOTATIONS change on every generation. The deployment guide adds them to KServe's
 # serviceAnnotationDisallowedList so they never reach pods; they are not pod changes.
 from endpoints.capabilities import BOOKKEEPING_ANNOTATIONS
 from endpoints.cluster import ClusterError, PermanentClusterError

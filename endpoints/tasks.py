@@ -5,6 +5,7 @@ from __future__ import annotations
 from console.celery import app, idempotent_task
 from endpoints.cluster import TransientClusterError
 from endpoints.services.apply import endpoint_apply, endpoint_remove
+from endpoints.services.capabilities import refresh_all
 from endpoints.services.observation import endpoint_sync_status
 from endpoints.services.reconciler import reconcile_all
 
@@ -47,3 +48,9 @@ def delete_endpoint_task(*, endpoint_id: int) -> str:
 @idempotent_task
 def reconcile_all_task() -> dict:
     return reconcile_all()
+
+
+@idempotent_task
+def refresh_cluster_capabilities_task() -> int:
+    """Re-read every enabled cluster whose reading is older than CLUSTER_CAPABILITIES_MAX_AGE."""
+    return refresh_all()

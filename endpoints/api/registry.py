@@ -132,10 +132,10 @@ class ClusterViewSet(AdminWritableViewSet):
         return selectors.cluster_list().order_by("name")
 
     def create_service(self, data):
-        return cluster_create(actor=self.request.user, **data)
+        return cluster_create(actor=self.request.user, verify=True, **data)
 
     def update_service(self, cluster, changes):
-        return cluster_update(actor=self.request.user, cluster=cluster, **changes)
+        return cluster_update(actor=self.request.user, cluster=cluster, verify=True, **changes)
 
 
 class HardwareProfileViewSet(AdminWritableViewSet):

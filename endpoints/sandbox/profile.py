@@ -226,8 +226,8 @@ class ReleaseProfile:
     @property
     def controller_image(self) -> str:
         """The KServe controller's image, tagged with the release when the profile names one
-        exactly (``profile.yaml`` kserveVersion, or a directory named like ``0.15.2``)."""
-        for candidate in (self.kserve_version, self.path.name):
+        exactly (a directory named like ``0.15.2``, or ``profile.yaml`` kserveVersion)."""
+        for candidate in (self.path.name, self.kserve_version):
             if re.fullmatch(r"\d+\.\d+\.\d+", candidate or ""):
                 return f"kserve/kserve-controller:v{candidate}"
         return "kserve/kserve-controller:latest"

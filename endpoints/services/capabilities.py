@@ -158,18 +158,35 @@ def _can_list_isvcs(client, reading: caps.Capabilities) -> bool:
         return False
 
 
-def cluster_discover(*, cluster: Cluster, actor=None, record: bool = False) -> ClusterCapabilities:
-    """Read ``cluster`` and store the reading; ``record`` audits it (an admin's "Test connection")."""
-    namespaces = sorted(Project.objects.filter(cluster=cluster).values_list("namespace", flat=True))
+def connection_summary(reading: caps.Capabilities) -> str:
+    """One sentence on whether the console can use the cluster, and if not, why."""
+    if not reading.reachable:
+        return f"the cluster did not answer ({reading.error or 'no response'})."
+    if not reading.authenticated:
+        return f"the cluster refused the console's credentials ({reading.error or 'unauthorized'})."
+    if not reading.kserve:
+        return "the cluster answered, but KServe is not installed (no InferenceService CRD)."
+    missing = f" Not readable: {'; '.join(reading.problems)}" if reading.problems else ""
+    return f"KServe {reading.release_text} found.{missing}"
+
+
+def verify_connection(cluster: Cluster) -> caps.Capabilities:
+    """Read a cluster that may not be saved yet (the admin's form), without storing anything."""
+    namespaces = (sorted(Project.objects.filter(cluster=cluster).values_list("namespace", flat=True))
+                  if cluster.pk else [])
     try:
         client = cluster.client()
     except Exception as exc:  # a kubeconfig that cannot be read, no in-cluster credentials
-        reading = caps.Capabilities(read_at=timezone.now().isoformat(), error=str(exc))
-    else:
-        try:
-            reading = read_capabilities(client, namespaces=namespaces)
-        finally:
-            client.close()
+        return caps.Capabilities(read_at=timezone.now().isoformat(), error=str(exc))
+    try:
+        return read_capabilities(client, namespaces=namespaces)
+    finally:
+        client.close()
+
+
+def cluster_discover(*, cluster: Cluster, actor=None, record: bool = False) -> ClusterCapabilities:
+    """Read ``cluster`` and store the reading; ``record`` audits it (an admin's "Test connection")."""
+    reading = verify_connection(cluster)
     return store_reading(cluster=cluster, reading=reading, actor=actor, record=record)
 
 

@@ -9,6 +9,7 @@ from django.db import transaction
 from audit import services as audit
 from endpoints import catalog, quantities
 from endpoints.models import Cluster, HardwareProfile, ServingRuntime
+from endpoints.services import capabilities as capability_services
 
 
 def _snapshot(obj, fields) -> dict:
@@ -24,10 +25,31 @@ def _diff(before: dict, after: dict) -> dict:
 # --- clusters -----------------------------------------------------------------------------
 
 
-@transaction.atomic
-def cluster_create(*, actor, **fields) -> Cluster:
+def _verified_reading(cluster: Cluster):
+    """Read the cluster as it would be saved; ``ValidationError`` on ``enabled`` when the console
+    could not use it (unreachable, credentials refused, no KServe), so nothing is saved enabled."""
+    reading = capability_services.verify_connection(cluster)
+    if not reading.usable:
+        raise ValidationError({"enabled": [
+            f"Not saved as enabled: {capability_services.connection_summary(reading)} Fix the connection, "
+            "or untick Enabled to save the cluster disabled."]})
+    return reading
+
+
+def cluster_create(*, actor, verify: bool = False, **fields) -> Cluster:
+    """Add a cluster. With ``verify`` (the admin pages and the API) an enabled cluster is read
+    first and refused when the console could not use it; its reading is stored with it."""
     cluster = Cluster(**fields)
     cluster.full_clean()
+    reading = _verified_reading(cluster) if verify and cluster.enabled else None
+    with transaction.atomic():
+        cluster = _cluster_create(actor=actor, cluster=cluster)
+        if reading is not None:
+            capability_services.store_reading(cluster=cluster, reading=reading)
+    return cluster
+
+
+def _cluster_create(*, actor, cluster: Cluster) -> Cluster:
     cluster.save()
     audit.record(action="cluster.create", actor=actor, target=cluster,
                  details={"new": _snapshot(cluster, ("name", "kind", "connection", "kubeconfig_context",
@@ -35,8 +57,21 @@ def cluster_create(*, actor, **fields) -> Cluster:
     return cluster
 
 
-@transaction.atomic
-def cluster_update(*, actor, cluster: Cluster, **changes) -> Cluster:
+def cluster_update(*, actor, cluster: Cluster, verify: bool = False, **changes) -> Cluster:
+    """Edit a cluster; with ``verify``, an enabled result is read first (see ``cluster_create``)."""
+    candidate = Cluster.objects.get(pk=cluster.pk)
+    for name, value in changes.items():
+        setattr(candidate, name, value)
+    candidate.full_clean()
+    reading = _verified_reading(candidate) if verify and candidate.enabled else None
+    with transaction.atomic():
+        cluster = _cluster_update(actor=actor, cluster=cluster, changes=changes)
+        if reading is not None:
+            capability_services.store_reading(cluster=cluster, reading=reading)
+    return cluster
+
+
+def _cluster_update(*, actor, cluster: Cluster, changes: dict) -> Cluster:
     visible = ("description", "kind", "connection", "kubeconfig_path", "kubeconfig_context", "api_url",
                "ingress_domain", "enabled")
     before = _snapshot(cluster, visible)

@@ -11,11 +11,12 @@ from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.views.generic import TemplateView
+from django.views.generic import TemplateView, View
 
 from console.redaction import redact_ingest_keys
 from console.views.base import PlatformAdminRequiredMixin, ProtectedDetailView, ProtectedListView
 from endpoints import selectors
+from endpoints.capabilities import KNATIVE_FLAGS
 from endpoints.forms.registry import (
     BuiltinRuntimeForm,
     ClusterForm,
@@ -24,7 +25,15 @@ from endpoints.forms.registry import (
     ProjectQuotaForm,
     RuntimeForm,
 )
-from endpoints.models import Endpoint, HardwareProfile, Project, ProjectQuota, ServingRuntime
+from endpoints.models import (
+    ClusterCapabilities,
+    Endpoint,
+    HardwareProfile,
+    Project,
+    ProjectQuota,
+    ServingRuntime,
+)
+from endpoints.services.capabilities import cluster_discover, connection_summary
 from endpoints.services.platform import (
     cluster_create,
     cluster_update,
@@ -111,13 +120,13 @@ class ClusterCreateView(AdminFormView):
     list_url_name = "endpoints:cluster-list"
 
     def call_service(self, form):
-        return cluster_create(actor=self.request.user, **form.service_fields())
+        return cluster_create(actor=self.request.user, verify=True, **form.service_fields())
 
     def success_message(self, cluster):
         return f"Cluster {cluster.name} added."
 
     def get_success_url_for(self, cluster):
-        return reverse("endpoints:cluster-list")
+        return reverse("endpoints:cluster-detail", kwargs={"pk": cluster.pk})
 
 
 class ClusterEditView(AdminFormView):
@@ -140,17 +149,62 @@ class ClusterEditView(AdminFormView):
         return {name: getattr(self.cluster, name) for name in fields}  # never the token
 
     def call_service(self, form):
-        return cluster_update(actor=self.request.user, cluster=self.cluster, **form.service_fields())
+        return cluster_update(actor=self.request.user, cluster=self.cluster, verify=True, **form.service_fields())
 
     def success_message(self, cluster):
         return f"Cluster {cluster.name} saved."
 
     def get_success_url_for(self, cluster):
-        return reverse("endpoints:cluster-list")
+        return reverse("endpoints:cluster-detail", kwargs={"pk": cluster.pk})
 
     def get_context_data(self, **kwargs):
         kwargs["title"] = f"Edit cluster {self.cluster.name}"
         return super().get_context_data(**kwargs)
+
+
+class ClusterDetailView(AdminPageMixin, ProtectedDetailView):
+    """A cluster's connection and what the console last read from it (KServe release, modes,
+    Knative limits, runtimes, accelerators) with what each implies; "Test connection" re-reads."""
+
+    template_name = "endpoints/admin/cluster_detail.html"
+    admin_section = "Clusters"
+    context_object_name = "cluster"
+
+    def get_base_queryset(self):
+        return selectors.cluster_list()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        cluster = self.object
+        reading = ClusterCapabilities.objects.filter(cluster=cluster).first()
+        caps = reading.capabilities if reading else None
+        list_url = reverse("endpoints:cluster-list")
+        context.update(
+            title=f"Cluster {cluster.name}", reading=reading, caps=caps,
+            implications=caps.implications() if caps else [],
+            knative_flags=[{"field": f, "key": key, "allowed": caps.knative_allows(f)}
+                           for f, key in KNATIVE_FLAGS.items()] if caps and caps.knative else [],
+            project_count=Project.objects.filter(cluster=cluster).count(),
+            breadcrumbs=crumbs(("Clusters", list_url), (cluster.name, None)),
+        )
+        return context
+
+
+class ClusterTestConnectionView(AdminPageMixin, View):
+    """POST: read the cluster now (reachability, credentials, KServe, what is missing) and store it."""
+
+    http_method_names = ["post"]
+
+    def load_objects(self):
+        self.cluster = get_object_or_404(selectors.cluster_list(), pk=self.kwargs["pk"])
+
+    def post(self, request, *args, **kwargs):
+        reading = cluster_discover(cluster=self.cluster, actor=request.user, record=True).capabilities
+        if reading.usable:
+            messages.success(request, f"Connected to {self.cluster.name}: KServe {reading.release_text} found.")
+        else:
+            messages.error(request, f"Test of {self.cluster.name} failed: {connection_summary(reading)}")
+        return redirect("endpoints:cluster-detail", pk=self.cluster.pk)
 
 
 # --- platform admin: projects ----------------------------------------------------------------------
@@ -477,6 +531,8 @@ class ServingRuntimeEditView(AdminFormView):
 urlpatterns = [
     path("admin/clusters/", ClusterListView.as_view(), name="cluster-list"),
     path("admin/clusters/new/", ClusterCreateView.as_view(), name="cluster-create"),
+    path("admin/clusters/<int:pk>/", ClusterDetailView.as_view(), name="cluster-detail"),
+    path("admin/clusters/<int:pk>/test/", ClusterTestConnectionView.as_view(), name="cluster-test"),
     path("admin/clusters/<int:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
     path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/new/", ProjectCreateView.as_view(), name="project-create"),

@@ -9,6 +9,7 @@ import pytest
 
 from endpoints import plan
 from endpoints.cluster import USER_AGENT
+from endpoints.services.capabilities import cluster_discover
 from endpoints.services.endpoints import endpoint_create, endpoint_delete
 from endpoints.services.observation import endpoint_sync_status
 from endpoints.services.platform import runtime_create
@@ -21,13 +22,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _granted(docs) -> set[tuple[str, str, str]]:
-    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "inference-console")
-    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+    """Everything the console's ClusterRoles grant (the main one and the optional nodes one)."""
+    roles = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].startswith("inference-console")]
+    assert {r["metadata"]["name"] for r in roles} == {"inference-console", "inference-console-nodes"}
+    return {(group, resource, verb) for role in roles for rule in role["rules"] for group in rule["apiGroups"]
             for resource in rule["resources"] for verb in rule["verbs"]}
 
 
 def _exercise_every_cluster_flow(sandbox, alice, capture) -> None:
     setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")  # namespace onboarding
+    cluster_discover(cluster=setup.cluster)  # what the cluster can do (CRD, config, runtimes, nodes)
     runtime = runtime_create(actor=alice, name="custom-sklearn", display_name="Custom sklearn",
                              supported_formats=[{"name": "sklearn", "autoSelect": True, "priority": 1}],
                              protocols=["v1", "v2"], container_image="registry.example.com/sk:1")
