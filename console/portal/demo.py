@@ -49,6 +49,7 @@ from endpoints.models import (
     ServingRuntime,
 )
 from endpoints.services.apply import endpoint_apply
+from endpoints.services.capabilities import cluster_discover, connection_summary
 from endpoints.services.endpoints import endpoint_create, endpoint_update
 from endpoints.services.observation import endpoint_sync_status, observe_live
 from endpoints.services.platform import (
@@ -257,6 +258,13 @@ def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
                      "the worker applies the canary generation directly.")
 
 
+def _read_cluster(cluster: Cluster, stdout=None) -> None:
+    """Read what the sandbox cluster can do, so its page shows it from the start."""
+    reading = cluster_discover(cluster=cluster).capabilities
+    if stdout is not None and not reading.usable:
+        stdout.write(f"Could not read the sandbox cluster's capabilities: {connection_summary(reading)}")
+
+
 def _seal_trail() -> None:
     """Seal the demo's events and record one verification, so the integrity page has a
     history: the verification is recorded once (a re-run records nothing) and sealed too."""
@@ -353,6 +361,7 @@ def seed(stdout=None) -> None:
         description="Support chat assistant")
     _seed_temporary_access(bob=bob, iris=iris_endpoint)
     _start_canary(actor=alice, endpoint=iris_endpoint, canary_version=v2, stdout=stdout)
+    _read_cluster(cluster, stdout)
     _seal_trail()
     if stdout is not None:
         stdout.write("Demo projects, models, endpoints, grants and sealed audit trail ready.")

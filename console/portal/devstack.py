@@ -20,6 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (console/portal/devstack.py)
 STOP_GRACE_SECONDS = 10
 
@@ -65,6 +67,21 @@ def _wait_for(url: str, timeout: float) -> bool:
         except OSError:
             time.sleep(0.3)
     return False
+
+
+def _configure_sandbox_kserve(sandbox_url: str) -> None:
+    """Do to the sandbox's KServe what docs/deploy.md asks of a platform admin: merge the
+    console's bookkeeping annotations into ``serviceAnnotationDisallowedList`` of
+    kserve/inferenceservice-config (deploy/kserve/inferenceservice-config-patch.yaml), so a new
+    generation does not roll the pods. Knative's config-features stay as Knative ships them."""
+    patch_file = BASE_DIR / "deploy" / "kserve" / "inferenceservice-config-patch.yaml"
+    data = yaml.safe_load(patch_file.read_text())["data"]
+    request = urllib.request.Request(  # noqa: S310 - the loopback sandbox
+        f"{sandbox_url}/api/v1/namespaces/kserve/configmaps/inferenceservice-config?fieldManager=platform-admin",
+        data=json.dumps({"data": data}).encode(), method="PATCH",
+        headers={"Content-Type": "application/merge-patch+json"})
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the loopback sandbox
+        pass
 
 
 def _wait_for_port(host: str, port: int, timeout: float) -> bool:
@@ -141,6 +158,12 @@ def main() -> int:
     env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
     if not _wait_for_port("127.0.0.1", sandbox_port, 30):
         print("The sandbox cluster did not start within 30 s; stopping.", file=sys.stderr)
+        stack.stop()
+        return 1
+    try:
+        _configure_sandbox_kserve(env["SANDBOX_URL"])
+    except OSError as exc:
+        print(f"Could not configure the sandbox's KServe ({exc}); stopping.", file=sys.stderr)
         stack.stop()
         return 1
     try:

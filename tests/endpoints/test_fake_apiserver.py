@@ -136,7 +136,9 @@ def test_discovery_lists_kserve_resources_with_short_names_and_status_subresourc
     _, core, _ = api.raw("GET", "/api/v1")
     assert {"namespaces", "secrets", "serviceaccounts", "events", "pods"} <= {r["name"] for r in core["resources"]}
     _, groups, _ = api.raw("GET", "/apis")
-    assert groups["groups"][0]["preferredVersion"]["groupVersion"] == "serving.kserve.io/v1beta1"
+    by_name = {g["name"]: g for g in groups["groups"]}
+    assert by_name["serving.kserve.io"]["preferredVersion"]["groupVersion"] == "serving.kserve.io/v1beta1"
+    assert by_name["apiextensions.k8s.io"]["preferredVersion"]["groupVersion"] == "apiextensions.k8s.io/v1"
     _, versions, _ = api.raw("GET", "/api")
     assert versions["versions"] == ["v1"]
 

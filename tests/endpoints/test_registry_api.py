@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -294,15 +295,17 @@ def test_clusters_are_for_platform_admins_only(api, alice):
 
 def test_the_cluster_token_never_appears_in_any_response(api, admin_user):
     as_user(api, admin_user)
+    # Saved disabled: an enabled cluster is read first, and k8s.example.com does not exist.
     responses = [api.post("/api/v1/clusters/", {"name": "gpu-east", "kind": "kubernetes", "connection": "url",
-                                                "api_url": "https://k8s.example.com:6443", "api_token": TOKEN})]
+                                                "api_url": "https://k8s.example.com:6443", "api_token": TOKEN,
+                                                "enabled": False})]
     assert responses[0].status_code == 201, responses[0].json()
     pk = responses[0].json()["id"]
     responses += [
         api.get("/api/v1/clusters/"), api.get(f"/api/v1/clusters/{pk}/"),
         api.patch(f"/api/v1/clusters/{pk}/", {"ingress_domain": "models.example.com"}),
         api.put(f"/api/v1/clusters/{pk}/", {"name": "gpu-east", "connection": "url",
-                                            "api_url": "https://k8s.example.com:6443"}),
+                                            "api_url": "https://k8s.example.com:6443", "enabled": False}),
         api.get("/api/schema/"),
     ]
     for response in responses:
@@ -315,6 +318,19 @@ def test_the_cluster_token_never_appears_in_any_response(api, admin_user):
     api.patch(f"/api/v1/clusters/{pk}/", {"api_token": ""})
     cluster.refresh_from_db()
     assert cluster.api_token == ""
+
+
+def test_an_enabled_cluster_the_console_cannot_reach_is_refused_with_the_reason(api, admin_user):
+    as_user(api, admin_user)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    response = api.post("/api/v1/clusters/", {"name": "gpu-east", "connection": "url", "api_token": TOKEN,
+                                              "api_url": f"http://127.0.0.1:{port}"})
+    assert response.status_code == 400
+    assert "Not saved as enabled: the cluster did not answer" in response.json()["errors"]["enabled"][0]
+    assert TOKEN not in response.content.decode()
+    assert not Cluster.objects.filter(name="gpu-east").exists()
 
 
 def test_cluster_rename_and_missing_url_are_refused(api, admin_user):
