@@ -252,19 +252,20 @@ class Capabilities:
             return True
         return self.knative_features.get(flag, "disabled").strip().lower() in ("enabled", "allowed")
 
+    def _knative_default(self, key: str, shipped: int) -> int:
+        """An integer of ``config-defaults``, or what Knative ships when absent or unreadable."""
+        try:
+            return int(self.knative_defaults.get(key, shipped))
+        except (TypeError, ValueError):
+            return shipped
+
     @property
     def max_revision_timeout(self) -> int:
-        try:
-            return int(self.knative_defaults.get("max-revision-timeout-seconds", KNATIVE_DEFAULT_MAX_TIMEOUT))
-        except (TypeError, ValueError):
-            return KNATIVE_DEFAULT_MAX_TIMEOUT
+        return self._knative_default("max-revision-timeout-seconds", KNATIVE_DEFAULT_MAX_TIMEOUT)
 
     @property
     def max_container_concurrency(self) -> int:
-        try:
-            return int(self.knative_defaults.get("container-concurrency-max-limit", KNATIVE_DEFAULT_MAX_CONCURRENCY))
-        except (TypeError, ValueError):
-            return KNATIVE_DEFAULT_MAX_CONCURRENCY
+        return self._knative_default("container-concurrency-max-limit", KNATIVE_DEFAULT_MAX_CONCURRENCY)
 
     @property
     def mode_values(self) -> tuple[str, str]:
