@@ -174,7 +174,7 @@ class Capabilities:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Capabilities:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
 
     # --- what the reading means ---------------------------------------------------------------
