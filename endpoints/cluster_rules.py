@@ -111,11 +111,20 @@ def user_undeclared_paths(manifest_spec: dict, capabilities: Capabilities | None
     return [path for path in undeclared_paths(manifest_spec, capabilities) if path not in extras]
 
 
-def logger_loss_note(dropped: list[str], capabilities: Capabilities, cluster_name: str = "") -> str:
+def dropped_from_manifest(rendered_spec: dict, manifest: dict) -> list[str]:
+    """The console-added logger fields ``rendered_spec`` (a plain render) has and ``manifest``
+    (the revision's, rendered for the cluster) left out."""
+    plain = (rendered_spec.get("predictor") or {}).get("logger") or {}
+    applied = ((manifest.get("spec") or {}).get("predictor") or {}).get("logger") or {}
+    return [name for name in LOGGER_EXTRAS if name in plain and name not in applied]
+
+
+def logger_loss_note(dropped: list[str], capabilities: Capabilities | None = None, cluster_name: str = "") -> str:
     """What payload logging loses on this cluster, in words."""
     where = f"cluster {cluster_name}" if cluster_name else "this cluster"
     lost = "; ".join(LOGGER_EXTRAS[name] for name in dropped)
-    return (f"Payload logging works, but KServe {capabilities.release_text} on {where} does not know "
+    release = f"KServe {capabilities.release_text}" if capabilities is not None else "the KServe release"
+    return (f"Payload logging works, but {release} on {where} does not know "
             f"logger.{', logger.'.join(dropped)}, so the console leaves it out: logged events lack {lost}.")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from endpoints import catalog, reconcile
@@ -384,3 +385,13 @@ def test_when_the_cluster_copies_the_bookkeeping_annotations_every_change_restar
     on_cluster(setup, reading())
     plan, _ = plan_for(proposed, current=Endpoint.objects.get(pk=endpoint.pk))
     assert not plan.restart and not plan.warnings
+
+
+def test_the_endpoint_page_says_what_logging_loses_on_the_cluster(client, alice, setup):
+    on_cluster(setup, reading(release=(0, 13), fields=[f for f in FIELDS if "metadata" not in f]))
+    assert create(alice, setup, logging_mode="all").status_code == 201
+    client.force_login(alice)
+    page = client.get(reverse("endpoints:endpoint-configuration",
+                              kwargs={"project": setup.project.name, "name": "scorer"}))
+    assert page.status_code == 200
+    assert "does not know logger.metadataHeaders, logger.metadataAnnotations" in page.content.decode()
