@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from django.db.models import F, Sum
 
 from console.redaction import redact_ingest_keys
-from endpoints import reconcile
+from endpoints import cluster_rules, reconcile
 from endpoints import spec as specs
 
-# BOOKKEEPING_ANNOTATIONS change on every generation. The deployment guide adds them to KServe's
-# serviceAnnotationDisallowedList so they never reach pods; they are not pod changes.
-from endpoints.capabilities import BOOKKEEPING_ANNOTATIONS
+# Annotations that change on every generation. The deployment guide adds them to KServe's
+# serviceAnnotationDisallowedList so they never reach pods; they are not pod changes (unless
+# the cluster's reading says they are not kept off the pods).
+from endpoints.capabilities import BOOKKEEPING_ANNOTATIONS, Capabilities
 from endpoints.cluster import ClusterError, PermanentClusterError
 from endpoints.models import Endpoint, ProjectQuota
 
@@ -72,7 +73,7 @@ class Plan:
         return self.is_new or bool(self.field_changes)
 
 
-def _pod_template(manifest: dict, mode: str) -> dict:
+def _pod_template(manifest: dict, mode: str, *, bookkeeping_on_pods: bool = False) -> dict:
     """The parts of a manifest that end up in the pods (or the Knative revision)."""
     predictor = dict(manifest.get("spec", {}).get("predictor", {}))
     for name in TRAFFIC_ONLY_FIELDS:
@@ -82,11 +83,14 @@ def _pod_template(manifest: dict, mode: str) -> dict:
             predictor.pop(name, None)
     metadata = manifest.get("metadata", {})
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
-                   if k not in BOOKKEEPING_ANNOTATIONS}
+                   if bookkeeping_on_pods or k not in BOOKKEEPING_ANNOTATIONS}
     return {"predictor": predictor, "annotations": annotations, "labels": metadata.get("labels") or {}}
 
 
-def restart_impact(old_manifest: dict | None, new_manifest: dict, mode: str) -> tuple[bool, list[str]]:
+def restart_impact(old_manifest: dict | None, new_manifest: dict, mode: str, *,
+                   bookkeeping_on_pods: bool = False) -> tuple[bool, list[str]]:
+    """(whether pods restart, why). ``bookkeeping_on_pods``: the cluster copies the console's
+    per-generation annotations onto the pods, so every new generation restarts them."""
     if old_manifest is None:
         return False, []
     old_stopped = (old_manifest["metadata"].get("annotations") or {}).get("serving.kserve.io/stop") == "true"
@@ -95,8 +99,8 @@ def restart_impact(old_manifest: dict | None, new_manifest: dict, mode: str) -> 
         return True, ["the endpoint is stopped: every pod is terminated"]
     if old_stopped and not new_stopped:
         return True, ["the endpoint is started: pods are created"]
-    before = specs.flatten(_pod_template(old_manifest, mode))
-    after = specs.flatten(_pod_template(new_manifest, mode))
+    before = specs.flatten(_pod_template(old_manifest, mode, bookkeeping_on_pods=bookkeeping_on_pods))
+    after = specs.flatten(_pod_template(new_manifest, mode, bookkeeping_on_pods=bookkeeping_on_pods))
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
     if not changed:
         return False, []
@@ -152,26 +156,56 @@ def _traffic(old_spec: dict | None, new_spec: dict) -> dict | None:
                            f"previously rolled-out revision (moving {abs(after - before)}%)"}
 
 
+def _gpu_image_warnings(endpoint: Endpoint, available, capabilities: Capabilities | None) -> list[str]:
+    profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
+    if profile is None or not profile.accelerator_resource or not endpoint.accelerator_count:
+        return []
+    runtime, _ = specs.serving_runtime_and_protocol(endpoint, available)
+    if runtime is None:
+        return []
+    warning = cluster_rules.gpu_image_warning(
+        runtime_name=runtime.name, resource=profile.accelerator_resource, count=endpoint.accelerator_count,
+        profile=profile.name, capabilities=capabilities, namespace=endpoint.project.namespace)
+    return [warning] if warning else []
+
+
 def _describe_cluster_error(exc) -> tuple[str, list[dict]]:
     causes = [{"field": c.field, "message": c.message} for c in exc.causes]
     return exc.message, causes
 
 
-def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | None, client=None) -> Plan:
+def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | None, client=None,
+            capabilities: Capabilities | None = None) -> Plan:
     """The plan for ``endpoint`` as it would be after the change (an unsaved or modified
     instance). ``client`` is the cluster client to read live state and dry-run with; None
-    skips both (e.g. when the cluster is disabled)."""
-    new_spec = specs.desired_spec(endpoint)
+    skips both (e.g. when the cluster is disabled). ``capabilities`` is the cluster's reading:
+    the manifest is rendered for it and the plan says what that costs (None: KServe 0.20)."""
+    from endpoints.models import ServingRuntime
+
+    available = [specs.runtime_spec_for(r) for r in ServingRuntime.objects.all()]
+    new_spec = specs.desired_spec(endpoint, available_runtimes=available)
     new_spec["generation"] = (old_spec or {}).get("generation", 0) + 1
-    manifest = reconcile.render(new_spec)
+    manifest = reconcile.render(new_spec, capabilities)
     plan = Plan(
         endpoint_name=endpoint.name, namespace=endpoint.project.namespace, generation=new_spec["generation"],
         is_new=old_spec is None, field_changes=specs.field_changes(old_spec, new_spec), manifest=manifest,
         manifest_yaml=reconcile.canonical_yaml(manifest),
     )
-    plan.restart, plan.restart_reasons = restart_impact(old_manifest, manifest, endpoint.deployment_mode)
+    cluster_name = endpoint.project.cluster.name
+    bookkeeping_on_pods = capabilities is not None and not capabilities.bookkeeping_kept_off_pods
+    plan.restart, plan.restart_reasons = restart_impact(old_manifest, manifest, endpoint.deployment_mode,
+                                                        bookkeeping_on_pods=bookkeeping_on_pods)
     if old_manifest is None:
         plan.restart_reasons = ["pods are created for the first time"]
+    elif bookkeeping_on_pods:
+        plan.restart_reasons.append(cluster_rules.bookkeeping_note(cluster_name))
+    if bookkeeping_on_pods:
+        plan.warnings.append(cluster_rules.bookkeeping_note(cluster_name))
+    if capabilities is not None:
+        dropped = cluster_rules.droppable_logger_fields(reconcile.render(new_spec)["spec"], capabilities)
+        if dropped:
+            plan.warnings.append(cluster_rules.logger_loss_note(dropped, capabilities, cluster_name))
+    plan.warnings.extend(_gpu_image_warnings(endpoint, available, capabilities))
     plan.traffic = _traffic(old_spec, new_spec)
     plan.accelerators = accelerator_impact(endpoint, restart=plan.restart or plan.is_new,
                                            canary=bool(new_spec.get("canary")))

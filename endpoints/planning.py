@@ -26,7 +26,7 @@ from endpoints import plan as plans
 from endpoints import reconcile, selectors
 from endpoints import spec as specs
 from endpoints.models import Endpoint, Project
-from endpoints.services.endpoints import validate_endpoint
+from endpoints.services.endpoints import cluster_reading, validate_endpoint
 
 # Fields holding a related object: stored in a session entry as primary keys and resolved
 # again through the same restricted querysets when the plan is shown or confirmed.
@@ -185,7 +185,7 @@ def current_state(endpoint: Endpoint) -> tuple[dict, dict]:
     if revision is not None:
         return revision.spec, revision.manifest
     spec = specs.desired_spec(endpoint)
-    return spec, reconcile.render(spec)
+    return spec, reconcile.render(spec, cluster_reading(endpoint.project))
 
 
 def _cluster_client(project: Project):
@@ -202,12 +202,15 @@ def _cluster_client(project: Project):
 
 def plan_for(proposed: Endpoint, *, current: Endpoint | None):
     """(plan, cluster note): ``endpoints.plan.compute`` for a proposed endpoint against the
-    current one's latest revision (``current`` None: a new endpoint), reading the live
-    object and dry-running through the project's cluster client."""
+    current one's latest revision (``current`` None: a new endpoint), rendered for the
+    cluster's reading (re-read first when stale), reading the live object and dry-running
+    through the project's cluster client."""
     old_spec, old_manifest = current_state(current) if current is not None else (None, None)
+    capabilities = cluster_reading(proposed.project)
     client, reason = _cluster_client(proposed.project)
     try:
-        plan = plans.compute(proposed, old_spec=old_spec, old_manifest=old_manifest, client=client)
+        plan = plans.compute(proposed, old_spec=old_spec, old_manifest=old_manifest, client=client,
+                             capabilities=capabilities)
     finally:
         if client is not None:
             client.close()

@@ -26,6 +26,8 @@ import json
 
 import yaml
 
+from endpoints import cluster_rules
+
 API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
 FIELD_MANAGER = "inference-console"
@@ -53,8 +55,13 @@ LLM_TASKS = frozenset({"llm-chat", "llm-completion", "embedding"})
 LLM_DEFAULT_TIMEOUT_SECONDS = 600
 
 
-def render(spec: dict) -> dict:
+def render(spec: dict, capabilities=None) -> dict:
     """The InferenceService manifest (a plain dict) for a desired-spec snapshot.
+
+    ``capabilities`` (an ``endpoints.capabilities.Capabilities`` reading of the target cluster;
+    None: KServe 0.20) adapts it to the cluster: the deployment mode is spelled the way the
+    release spells it, and the logger fields the console adds on its own are left out where the
+    release's CRD lacks them (``endpoints.cluster_rules``; validation refuses the rest).
 
     Raises ValueError for snapshots the validation rules would have refused and that KServe
     cannot express (a canary in Standard mode, scale-to-zero in Standard mode).
@@ -113,8 +120,10 @@ def render(spec: dict) -> dict:
 
     rolled_out_version = canary["version"] if canary is not None else model["version"]
     manifest_spec = {"predictor": predictor}
+    if capabilities is not None:
+        cluster_rules.drop_logger_extras(manifest_spec, capabilities)
     annotations = {
-        ANNOTATION_DEPLOYMENT_MODE: mode,
+        ANNOTATION_DEPLOYMENT_MODE: cluster_rules.mode_annotation(mode, capabilities),
         ANNOTATION_GENERATION: str(spec["generation"]),
         ANNOTATION_MODEL_VERSION: f"{model['registered_model']}:{rolled_out_version}",
         ANNOTATION_SPEC_HASH: _hash(manifest_spec),
@@ -278,10 +287,19 @@ def desired_subset(live_obj: dict, manifest: dict) -> dict:
     return subset
 
 
+_MODE_PATH = join_path(["metadata", "annotations", ANNOTATION_DEPLOYMENT_MODE])
+
+
 def drifted_paths(live_obj: dict, manifest: dict) -> list[str]:
-    """Owned paths whose live value differs from (or is missing compared with) the manifest."""
-    return sorted(
-        path
-        for path in managed_field_paths(manifest)
-        if _get(live_obj, split_path(path)) != _get(manifest, split_path(path))
-    )
+    """Owned paths whose live value differs from (or is missing compared with) the manifest. The
+    deployment mode counts as the same in either spelling (``Serverless`` is ``Knative``): KServe
+    0.17 on rewrites the old one, older releases only know it."""
+    drifted = []
+    for path in managed_field_paths(manifest):
+        live_value, desired = _get(live_obj, split_path(path)), _get(manifest, split_path(path))
+        if live_value == desired:
+            continue
+        if path == _MODE_PATH and live_value is not _MISSING and cluster_rules.same_mode(live_value, desired):
+            continue
+        drifted.append(path)
+    return sorted(drifted)

@@ -37,6 +37,35 @@ class Observed:
     runtime: str = ""
 
 
+def revision_traffic(entries: list | None) -> list:
+    """KServe's traffic entries as one per revision, with its total share and its tags.
+
+    After a first deploy with ``canaryTrafficPercent``, KServe "splits" the one rolled-out
+    revision against itself (two entries, same ``revisionName``, e.g. 10 and 90): the cluster is
+    not splitting anything, so the console shows that revision with 100 %, never the split."""
+    merged: list = []
+    by_revision: dict[str, dict] = {}
+    for entry in entries or []:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("revisionName")
+        if not name or name not in by_revision:
+            row = dict(entry)
+            merged.append(row)
+            if name:
+                by_revision[name] = row
+            continue
+        row = by_revision[name]
+        row["percent"] = (row.get("percent") or 0) + (entry.get("percent") or 0)
+        row["latestRevision"] = bool(row.get("latestRevision") or entry.get("latestRevision"))
+        tags = [t for t in (row.get("tag"), entry.get("tag")) if t]
+        if tags:
+            row["tag"] = ", ".join(dict.fromkeys(", ".join(tags).split(", ")))
+        if not row.get("url") and entry.get("url"):
+            row["url"] = entry["url"]
+    return merged
+
+
 def _condition(status: dict, ctype: str) -> dict | None:
     return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), None)
 
@@ -55,7 +84,7 @@ def observe(live: dict | None, *, stopped_desired: bool = False) -> Observed:
     observed = Observed(
         phase=UNKNOWN, ready=ready, url=status.get("url") or "",
         address_url=(status.get("address") or {}).get("url") or "",
-        conditions=status.get("conditions") or [], traffic=component.get("traffic") or [],
+        conditions=status.get("conditions") or [], traffic=revision_traffic(component.get("traffic")),
         model_status=model_status,
         runtime=status.get("servingRuntimeName") or status.get("clusterServingRuntimeName") or "",
     )

@@ -10,6 +10,12 @@ field the user has to change, so a form or API response can show them all:
 - ``canary_version`` / ``canary_traffic_percent`` for the canary,
 - otherwise the Endpoint field of the same name (``name``, ``runtime``, ``protocol``,
   ``min_replicas``, ``accelerator_count``, ``cpu_request``, ``env``, ...).
+
+With ``capabilities`` (the target cluster's reading, ``endpoints.capabilities``) the draft is
+also checked against that cluster: Knative's refusals (node placement, timeouts, concurrency),
+modelcar for ``oci://``, fields its KServe release's CRD does not declare, and a canary with no
+rolled-out revision to split against. Each refusal names the cluster setting and the way out.
+Without a reading (offline previews, a cluster never read) those rules are skipped.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from endpoints import catalog, runtimes
+from endpoints import catalog, cluster_rules, runtimes
+from endpoints.capabilities import KNATIVE_FLAGS, Capabilities
 from endpoints.catalog import RuntimeSpec
 from endpoints.quantities import parse_quantity
+from endpoints.reconcile import LLM_DEFAULT_TIMEOUT_SECONDS, render
 
 # --- constants the rules use -------------------------------------------------------------
 
@@ -78,6 +86,8 @@ class HardwareLimits:
     max_accelerators_per_replica: int = 0
     max_cpu: str = ""  # "" = no bound
     max_memory: str = ""
+    # PodSpec fields the profile renders (nodeSelector, tolerations, affinity, runtimeClassName).
+    pod_fields: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,6 +129,12 @@ class EndpointDraft:
     quota_remaining: int | None = None  # None = the project has no quota for the profile
     # Accelerators the endpoint may hold at max scale; None = accelerator_count × max_replicas.
     accelerators_requested_at_max: int | None = None
+    # The target cluster's reading; None = no cluster rules (offline preview, never read).
+    capabilities: Capabilities | None = None
+    cluster_name: str = ""
+    # The ``spec`` of the manifest the console would render (before adapting it to the cluster),
+    # for the declared-fields rule; None = not checked.
+    manifest_spec: dict | None = None
 
 
 class _Errors:
@@ -149,6 +165,8 @@ def validate_endpoint(draft: EndpointDraft) -> None:
     _check_runtime_and_protocol(draft, errors)
     _check_canary(draft, errors)
     _check_logging(draft, errors)
+    if draft.capabilities is not None:
+        _check_cluster(draft, errors)
     if errors.by_field:
         raise ValidationError(errors.by_field)
 
@@ -201,12 +219,14 @@ def draft_from_endpoint(
     available_runtimes: Iterable[RuntimeSpec],
     quota_remaining: int | None,
     accelerators_requested: int | None,
+    capabilities: Capabilities | None = None,
 ) -> EndpointDraft:
     """Build a draft from an ``Endpoint`` instance (saved or not). Only reads attributes; the
     caller should have ``select_related`` the project, model version and its model, runtime,
     hardware profile and canary version."""
     from endpoints.spec import runtime_spec_for  # the lead's row → RuntimeSpec adapter
 
+    available_runtimes = tuple(available_runtimes)
     version = endpoint.model_version
     profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
     canary = endpoint.canary_version if endpoint.canary_version_id else None
@@ -234,6 +254,9 @@ def draft_from_endpoint(
                 max_accelerators_per_replica=profile.max_accelerators_per_replica,
                 max_cpu=profile.max_cpu,
                 max_memory=profile.max_memory,
+                pod_fields=tuple(name for name, value in (("nodeSelector", getattr(profile, "node_selector", None)),
+                                                          ("tolerations", getattr(profile, "tolerations", None)))
+                                 if value),
             )
             if profile is not None
             else None
@@ -253,7 +276,22 @@ def draft_from_endpoint(
         available_runtimes=tuple(available_runtimes),
         quota_remaining=quota_remaining,
         accelerators_requested_at_max=accelerators_requested,
+        capabilities=capabilities,
+        cluster_name=endpoint.project.cluster.name if capabilities is not None else "",
+        manifest_spec=_rendered_spec(endpoint, available_runtimes) if capabilities is not None else None,
     )
+
+
+def _rendered_spec(endpoint, available_runtimes) -> dict | None:
+    """The ``spec`` the console would render for ``endpoint`` (None when the endpoint cannot be
+    rendered yet: the other rules report why)."""
+    from endpoints.spec import desired_spec
+
+    try:
+        return render({**desired_spec(endpoint, available_runtimes=list(available_runtimes)),
+                                 "generation": 0})["spec"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -602,6 +640,95 @@ def _check_canary(draft: EndpointDraft, errors: _Errors) -> None:
             "The canary version stores its model at the same URI as the current version, so the canary would "
             "serve the same model; choose a version with a different artifact.",
         )
+
+
+# Where an undeclared manifest path comes from: the Endpoint field to change.
+_PATH_FIELDS = (
+    ("predictor.canaryTrafficPercent", "canary_traffic_percent"),
+    ("predictor.containerConcurrency", "container_concurrency"),
+    ("predictor.timeout", "timeout_seconds"),
+    ("predictor.scaleMetric", "scale_metric"),
+    ("predictor.scaleTarget", "scale_target"),
+    ("predictor.minReplicas", "min_replicas"),
+    ("predictor.maxReplicas", "max_replicas"),
+    ("predictor.nodeSelector", "hardware_profile"),
+    ("predictor.tolerations", "hardware_profile"),
+    ("predictor.logger", "logging_mode"),
+    ("predictor.model.protocolVersion", "protocol"),
+    ("predictor.model.runtime", "runtime"),
+    ("predictor.model.env", "env"),
+    ("predictor.model.args", "args"),
+    ("predictor.model.resources", "cpu_request"),
+    ("predictor.model", "model_version"),
+)
+
+
+def _field_for_path(path: str) -> str:
+    return next((name for prefix, name in _PATH_FIELDS if path == prefix or path.startswith(prefix + ".")),
+                "__all__")
+
+
+def _check_cluster(draft: EndpointDraft, errors: _Errors) -> None:
+    """The rules of the target cluster (``draft.capabilities``)."""
+    caps = draft.capabilities
+    cluster = f"cluster {draft.cluster_name}" if draft.cluster_name else "the cluster"
+    knative_mode = draft.deployment_mode == "Knative"
+    if knative_mode and caps.knative is not False:
+        hardware = draft.hardware
+        refused = [name for name in (hardware.pod_fields if hardware else ()) if not caps.knative_allows(name)]
+        if refused:
+            words = {"nodeSelector": "node selectors", "tolerations": "tolerations", "affinity": "affinity",
+                     "runtimeClassName": "a runtime class"}
+            what = " and ".join(words.get(name, name) for name in refused)
+            keys = ", ".join(KNATIVE_FLAGS[name] for name in refused)
+            errors.add(
+                "deployment_mode",
+                f"Knative on {cluster} refuses {what} (knative-serving/config-features {keys} "
+                f"{'is' if len(refused) == 1 else 'are'} disabled), which hardware profile "
+                f"{hardware.name or '(unnamed)'} needs to place the pods: choose Standard mode, or ask an admin to "
+                f"enable {keys}.")
+        timeout = draft.timeout_seconds
+        implied = timeout is None and draft.model_task in LLM_TASKS
+        if implied:
+            timeout = LLM_DEFAULT_TIMEOUT_SECONDS
+        if _is_int(timeout) and timeout > caps.max_revision_timeout:
+            errors.add(
+                "timeout_seconds",
+                (f"The console's default timeout for LLM endpoints ({timeout} s)" if implied
+                 else f"A {timeout} s request timeout")
+                + f" is above what Knative on {cluster} allows ({caps.max_revision_timeout} s, "
+                "max-revision-timeout-seconds in knative-serving/config-defaults): set at most "
+                f"{caps.max_revision_timeout} s, choose Standard mode, or ask an admin to raise the maximum.")
+        concurrency = draft.container_concurrency
+        if _is_int(concurrency) and concurrency > caps.max_container_concurrency:
+            errors.add(
+                "container_concurrency",
+                f"Container concurrency {concurrency} is above what Knative on {cluster} allows "
+                f"({caps.max_container_concurrency}, container-concurrency-max-limit in "
+                "knative-serving/config-defaults): lower it, or ask an admin to raise the limit.")
+    if caps.modelcar is False:
+        for field_name, uri, label in (("model_version", draft.storage_uri, "The model version's"),
+                                       ("canary_version", draft.canary_storage_uri, "The canary version's")):
+            if isinstance(uri, str) and uri.startswith("oci://"):
+                errors.add(
+                    field_name,
+                    f"{label} storage URI is an oci:// image, and {cluster} has modelcar off "
+                    "(storageInitializer.enableModelcar is false in kserve/inferenceservice-config), so KServe's "
+                    "storage initializer cannot fetch it: use another storage scheme, or ask an admin to "
+                    "enable modelcar.")
+    has_canary = draft.canary_traffic_percent is not None or draft.canary_version_model_id is not None
+    if has_canary and draft.previous_deployment_mode is None:
+        errors.add(
+            "canary_version",
+            "A canary needs a rolled-out revision to split traffic against, and this endpoint has none yet (KServe "
+            "would send all traffic to the canary): deploy the primary first, then start the canary.")
+    if draft.manifest_spec is not None:
+        for path in cluster_rules.user_undeclared_paths(draft.manifest_spec, caps):
+            errors.add(
+                _field_for_path(path),
+                f"KServe {caps.release_text} on {cluster} does not know spec.{path} (its InferenceService CRD "
+                "does not declare it), so it cannot honour this setting: clear it, or ask an admin to upgrade "
+                "KServe.")
 
 
 def _check_logging(draft: EndpointDraft, errors: _Errors) -> None:

@@ -12,6 +12,7 @@ from django.db.models import F, Sum
 from audit import services as audit
 from endpoints import reconcile, validation
 from endpoints import spec as specs
+from endpoints.capabilities import Capabilities
 from endpoints.models import (
     Endpoint,
     EndpointStatus,
@@ -56,17 +57,35 @@ def available_runtime_specs() -> list:
     return [specs.runtime_spec_for(r) for r in ServingRuntime.objects.all()]
 
 
-def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None) -> None:
-    """All field rules at once (endpoints/validation.py), raising ValidationError by field.
+def cluster_reading(project: Project) -> Capabilities | None:
+    """The reading of the project's cluster the rules and the renderer use: the stored one,
+    re-read only when older than ``CLUSTER_CAPABILITIES_MAX_AGE``; None when there is no usable
+    reading (never read, unreachable, no KServe), so nothing is refused on a guess."""
+    from endpoints.services.capabilities import capabilities_for
+
+    reading = capabilities_for(project.cluster)
+    return reading if reading is not None and reading.usable else None
+
+
+_READ = object()
+
+
+def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabilities=_READ) -> None:
+    """All field rules at once (endpoints/validation.py), raising ValidationError by field,
+    including the rules of the project's cluster (``capabilities``: its reading, read through
+    ``cluster_reading`` unless given; None skips them).
     A project is a tenant: an endpoint serves models registered in its own project only (its
     viewers would otherwise read another tenant's model and storage URI off its pages)."""
+    if capabilities is _READ:
+        capabilities = cluster_reading(endpoint.project)
     errors: dict[str, list[str]] = {}
     try:
         validation.validate_endpoint(
             validation.draft_from_endpoint(endpoint, previous_mode=previous_mode,
                                            available_runtimes=available_runtime_specs(),
                                            quota_remaining=quota_remaining(endpoint),
-                                           accelerators_requested=accelerators_at_max(endpoint))
+                                           accelerators_requested=accelerators_at_max(endpoint),
+                                           capabilities=capabilities)
         )
     except ValidationError as exc:
         errors = exc.message_dict
@@ -82,7 +101,8 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None) -> None:
 
 def _write_revision(endpoint: Endpoint, *, actor, summary: str) -> Revision:
     spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
-    manifest = reconcile.render(spec)
+    # Rendered for the project's cluster (mode spelling, logger fields its release declares).
+    manifest = reconcile.render(spec, cluster_reading(endpoint.project))
     Revision.objects.filter(endpoint=endpoint, outcome=Revision.Outcome.PENDING).update(
         outcome=Revision.Outcome.SUPERSEDED)
     return Revision.objects.create(endpoint=endpoint, generation=endpoint.generation, spec=spec, manifest=manifest,

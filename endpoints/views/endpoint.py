@@ -15,7 +15,7 @@ from audit.selectors import can_view_all
 from console.permissions import PermissionChecker
 from console.redaction import redact_ingest_keys
 from console.views.base import ProtectedDetailView, ProtectedListView
-from endpoints import reconcile, selectors
+from endpoints import cluster_rules, reconcile, selectors
 from endpoints import spec as specs
 from endpoints.calling import how_to_call
 from endpoints.filtersets import EndpointFilterSet
@@ -158,7 +158,12 @@ class EndpointConfigurationView(EndpointTabView):
     def tab_context(self, endpoint):
         revision = endpoint.revisions.filter(generation=endpoint.generation).first()
         spec = revision.spec if revision is not None else specs.desired_spec(endpoint)
-        return {"sections": configuration_sections(endpoint),
+        notes = []
+        if revision is not None:  # what the manifest, rendered for the cluster, left out
+            dropped = cluster_rules.dropped_from_manifest(reconcile.render(revision.spec)["spec"], revision.manifest)
+            if dropped:
+                notes.append(cluster_rules.logger_loss_note(dropped, cluster_name=endpoint.project.cluster.name))
+        return {"sections": configuration_sections(endpoint), "cluster_notes": notes,
                 "spec_fields": sorted(specs.audit_view(spec).items())}
 
 
