@@ -38,6 +38,7 @@ API_DEPLOY = expect(401, 404, 403, 200, 200, 403, 404, 200)
 API_DEPLOY_BAD_BODY = expect(401, 404, 403, 400, 400, 403, 404, 400)
 API_ADMIN_WRITE_BAD_BODY = expect(401, 403, 403, 403, 403, 403, 403, 400)
 UI_ADMIN_FORM = expect(302, 403, 403, 403, 403, 403, 403, 200)
+UI_ADMIN_ACTION = expect(302, 403, 403, 403, 403, 403, 403, 302)
 
 ROUTES = {
     # --- endpoint pages --------------------------------------------------------------------
@@ -103,6 +104,8 @@ ROUTES = {
     ],
     "endpoints:cluster-list": Req(UI_ADMIN),
     "endpoints:cluster-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:cluster-detail": Req(UI_ADMIN, kwargs={"pk": "cluster.pk"}),
+    "endpoints:cluster-test": Req(UI_ADMIN_ACTION, method="POST", kwargs={"pk": "cluster.pk"}),
     "endpoints:cluster-edit": [
         Req(UI_ADMIN, kwargs={"pk": "cluster.pk"}),
         Req(UI_ADMIN_FORM, method="POST", kwargs={"pk": "cluster.pk"}),
@@ -141,7 +144,9 @@ ROUTES = {
     "api-cluster-list": [Req(API_ADMIN), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
     "api-cluster-detail": [
         Req(API_ADMIN, kwargs={"pk": "cluster.pk"}),
-        Req(API_ADMIN, method="PATCH", kwargs={"pk": "cluster.pk"}, data={"description": "x"}),
+        # Saved disabled: the matrix world's cluster address is fictitious, and an enabled
+        # cluster is read before it is saved (tests/endpoints/test_capabilities.py).
+        Req(API_ADMIN, method="PATCH", kwargs={"pk": "cluster.pk"}, data={"description": "x", "enabled": False}),
     ],
     "api-hardware-profile-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
     "api-hardware-profile-detail": [
