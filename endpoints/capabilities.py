@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from endpoints.catalog import RuntimeSpec, SupportedFormat
+
 ISVC_CRD = "inferenceservices.serving.kserve.io"
 KSERVE_NAMESPACE = "kserve"
 ISVC_CONFIG = "inferenceservice-config"
@@ -280,6 +282,39 @@ class Capabilities:
     def runtimes_for(self, namespace: str | None) -> list[dict[str, Any]]:
         """The runtimes an InferenceService in ``namespace`` can use: the namespace's first."""
         return [*(self.namespace_runtimes.get(namespace or "") or []), *self.cluster_runtimes]
+
+    def runtime_specs(self, namespace: str | None, known: dict[str, RuntimeSpec] | None = None) -> list[RuntimeSpec]:
+        """The runtimes an InferenceService in ``namespace`` can use on this cluster, as KServe sees
+        them (formats, versions, protocols, priorities as installed *there*), with what only the
+        console knows (display name, OpenAI routes, container defaults) taken from ``known`` by name."""
+        known = known or {}
+        out = []
+        for summary in self.runtimes_for(namespace):
+            base = known.get(summary["name"])
+            created = None
+            if summary.get("created"):
+                try:
+                    created = datetime.fromisoformat(summary["created"].replace("Z", "+00:00"))
+                except ValueError:
+                    created = None
+            out.append(RuntimeSpec(
+                name=summary["name"],
+                display_name=base.display_name if base else summary["name"],
+                formats=tuple(SupportedFormat(name=f.get("name", ""), version=str(f.get("version") or ""),
+                                              auto_select=bool(f.get("autoSelect")), priority=f.get("priority"))
+                              for f in summary.get("formats") or []),
+                protocols=tuple(summary.get("protocols") or ()),
+                multinode=bool(summary.get("multi_node")),
+                openai_compatible=base.openai_compatible if base else False,
+                openai_route_prefix=base.openai_route_prefix if base else "",
+                description=base.description if base else "",
+                container_defaults=base.container_defaults if base else None,
+                namespaced=bool(summary.get("namespace")),
+                disabled=bool(summary.get("disabled")),
+                multi_model=bool(summary.get("multi_model")),
+                created_at=created,
+            ))
+        return out
 
     def implications(self) -> list[str]:
         """What this reading means for endpoints, in words, for the cluster page."""

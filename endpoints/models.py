@@ -173,7 +173,9 @@ class ServingRuntime(models.Model):
 
     Built-in entries describe KServe's default ClusterServingRuntimes (endpoints/catalog.py).
     Custom ones are added by admins; the console then applies the ServingRuntime object in
-    each project's namespace that uses it.
+    each project's namespace that uses it. Discovered ones (``installed_on`` set) were read
+    from a cluster where someone else installed them (kubectl, a vendor): the console offers
+    them on that cluster but never installs or changes them.
     """
 
     name = models.SlugField(max_length=63, unique=True)
@@ -190,6 +192,11 @@ class ServingRuntime(models.Model):
     disabled = models.BooleanField(default=False)
     container_image = models.CharField(max_length=300, blank=True)
     container_args = models.JSONField(default=list, blank=True)
+    installed_on = models.ForeignKey(
+        Cluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="discovered_runtimes",
+        help_text="Read from this cluster (installed there by someone else); the console never installs it.")
+    installed_namespace = models.CharField(
+        max_length=63, blank=True, help_text="For a discovered namespace ServingRuntime: its namespace.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -197,6 +204,15 @@ class ServingRuntime(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def discovered(self) -> bool:
+        return self.installed_on_id is not None
+
+    @property
+    def console_installs(self) -> bool:
+        """A custom runtime the console applies as a ServingRuntime in each project namespace."""
+        return not self.built_in and not self.discovered
 
 
 class RegisteredModel(models.Model):

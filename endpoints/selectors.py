@@ -114,7 +114,7 @@ def runtime_choices(endpoint: Endpoint | None = None):
     qs = ServingRuntime.objects.filter(disabled=False, multi_model=False)
     if endpoint is not None and endpoint.runtime_id:
         qs = qs | ServingRuntime.objects.filter(pk=endpoint.runtime_id)
-    return qs.order_by("name")
+    return qs.select_related("installed_on").order_by("name")
 
 
 def hardware_choices(endpoint: Endpoint | None = None):

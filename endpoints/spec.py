@@ -47,7 +47,10 @@ def serving_runtime_and_protocol(endpoint, available) -> tuple[catalog.RuntimeSp
     version = endpoint.model_version
     protocol = str(endpoint.protocol)  # plain text even for an unsaved row holding a choices member
     if endpoint.runtime_id:
-        serving = runtime_spec_for(endpoint.runtime)
+        # The runtime as the cluster declares it when known (an older release's built-in runtime
+        # may declare other format versions than the console's catalog).
+        serving = next((spec for spec in available or () if spec.name == endpoint.runtime.name), None) \
+            or runtime_spec_for(endpoint.runtime)
         return serving, runtimes.kserve_protocol(protocol, serving, model_format=version.model_format)
     return runtimes.resolve_auto_runtime(version.model_format, version.format_version, protocol, available)
 

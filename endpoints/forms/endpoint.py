@@ -27,6 +27,9 @@ class RuntimeChoiceField(forms.ModelChoiceField):
         formats = ", ".join(sorted({f.get("name", "") for f in runtime.supported_formats}))
         protocols = ", ".join(runtime.protocols) or "any protocol"
         extra = "; OpenAI-compatible" if runtime.openai_compatible else ""
+        if runtime.installed_on_id:
+            where = f"namespace {runtime.installed_namespace} on " if runtime.installed_namespace else ""
+            extra += f"; installed in {where}cluster {runtime.installed_on.name}"
         return f"{runtime.display_name or runtime.name} ({formats}; {protocols}{extra})"
 
 

@@ -65,7 +65,7 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
     now = timezone.now()
     try:
         runtime = endpoint.runtime
-        if runtime is not None and not runtime.built_in:
+        if runtime is not None and runtime.console_installs:
             client.apply_serving_runtime(serving_runtime_manifest(runtime, endpoint.project.namespace))
         live = client.apply(revision.manifest)
     except PermanentClusterError as exc:

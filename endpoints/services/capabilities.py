@@ -26,7 +26,7 @@ from django.utils import timezone
 from audit import services as audit
 from endpoints import capabilities as caps
 from endpoints.cluster import ClusterError, PermanentClusterError
-from endpoints.models import Cluster, ClusterCapabilities, Project
+from endpoints.models import Cluster, ClusterCapabilities, Project, ServingRuntime
 
 CONTROLLER_SELECTOR = "control-plane=kserve-controller-manager"
 DEFAULT_MAX_AGE = 600
@@ -195,12 +195,54 @@ def store_reading(*, cluster: Cluster, reading: caps.Capabilities, actor=None,
                   record: bool = False) -> ClusterCapabilities:
     row, _ = ClusterCapabilities.objects.update_or_create(
         cluster=cluster, defaults={"data": reading.to_json(), "read_at": timezone.now(), "usable": reading.usable})
+    if reading.usable:
+        sync_discovered_runtimes(cluster=cluster, reading=reading)
     if record:
         audit.record(action="cluster.test_connection", actor=actor, target=cluster, details={
             "reachable": reading.reachable, "authenticated": reading.authenticated, "kserve": reading.kserve,
             "release": reading.release_text if reading.kserve else "", "error": reading.error,
             "problems": reading.problems})
     return row
+
+
+def sync_discovered_runtimes(*, cluster: Cluster, reading: caps.Capabilities) -> dict[str, list[str]]:
+    """Make the runtimes someone else installed on ``cluster`` choosable in the console: a
+    catalog row (``installed_on`` = the cluster) for each runtime the console does not know by
+    name, kept in step with what the cluster declares; one that left the cluster is disabled.
+    Built-in and console-installed runtimes are not touched. Audited as ``runtime.discovered``."""
+    changes: dict[str, list[str]] = {"added": [], "updated": [], "gone": []}
+    seen = set()
+    for summary in reading.all_runtimes:
+        name = summary["name"]
+        seen.add(name)
+        fields = {
+            "supported_formats": [{k: v for k, v in f.items() if k in ("name", "version", "autoSelect", "priority")}
+                                  for f in summary.get("formats") or []],
+            "protocols": list(summary.get("protocols") or []),
+            "multi_model": bool(summary.get("multi_model")),
+            "disabled": bool(summary.get("disabled")),
+            "container_image": summary.get("image", "")[:300],
+            "installed_namespace": summary.get("namespace", ""),
+        }
+        row = ServingRuntime.objects.filter(name=name).first()
+        if row is None:
+            where = f"namespace {fields['installed_namespace']} of " if fields["installed_namespace"] else ""
+            ServingRuntime.objects.create(
+                name=name, display_name=name, built_in=False, installed_on=cluster,
+                description=(f"Installed in {where}cluster {cluster.name} outside the console (read from the "
+                             "cluster; the console offers it there and never changes it).")[:300],
+                **fields)
+            changes["added"].append(name)
+        elif row.installed_on_id == cluster.pk and any(getattr(row, k) != v for k, v in fields.items()):
+            ServingRuntime.objects.filter(pk=row.pk).update(**fields)
+            changes["updated"].append(name)
+    for row in ServingRuntime.objects.filter(installed_on=cluster, disabled=False).exclude(name__in=seen):
+        ServingRuntime.objects.filter(pk=row.pk).update(disabled=True)
+        changes["gone"].append(row.name)
+    if any(changes.values()):
+        audit.record(action="runtime.discovered", target=cluster,
+                     details={k: sorted(v) for k, v in changes.items() if v})
+    return changes
 
 
 def capabilities_for(cluster: Cluster, *, refresh_if_older: bool = True) -> caps.Capabilities | None:

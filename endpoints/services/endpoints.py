@@ -53,8 +53,39 @@ def quota_remaining(endpoint) -> int | None:
     return max(quota.max_accelerators - others, 0)
 
 
-def available_runtime_specs() -> list:
-    return [specs.runtime_spec_for(r) for r in ServingRuntime.objects.all()]
+_READ = object()
+
+
+def available_runtime_specs(project: Project | None = None, capabilities=_READ) -> list:
+    """The runtimes KServe can use for an endpoint of ``project``: as installed on its cluster
+    (the ClusterServingRuntimes and the namespace's ServingRuntimes, with the formats, versions
+    and priorities declared *there*), plus the console's custom runtimes, which the console
+    installs in the namespace at deploy time. Without a project or a usable reading of its
+    cluster: the console's catalog (an offline preview)."""
+    rows = list(ServingRuntime.objects.all())
+    known = {r.name: specs.runtime_spec_for(r) for r in rows}
+    if project is None:
+        return list(known.values())
+    reading = cluster_reading(project) if capabilities is _READ else capabilities
+    if reading is None:
+        return list(known.values())
+    on_cluster = reading.runtime_specs(project.namespace, known)
+    names = {spec.name for spec in on_cluster}
+    return [*on_cluster, *(known[r.name] for r in rows if r.console_installs and r.name not in names)]
+
+
+def runtime_not_installed(endpoint: Endpoint, capabilities) -> str | None:
+    """Why the endpoint's explicit runtime cannot serve on its cluster (not installed there), or None."""
+    runtime = endpoint.runtime if endpoint.runtime_id else None
+    if runtime is None or capabilities is None or runtime.console_installs:
+        return None
+    installed = {r["name"] for r in capabilities.runtimes_for(endpoint.project.namespace)}
+    if runtime.name in installed:
+        return None
+    cluster = endpoint.project.cluster.name
+    return (f"Runtime {runtime.name} is not installed on cluster {cluster} (neither as a ClusterServingRuntime nor "
+            f"in namespace {endpoint.project.namespace}); KServe would report RuntimeNotRecognized. Installed there: "
+            f"{', '.join(sorted(installed)) or 'none'}. Choose one of those, or leave the runtime automatic.")
 
 
 def cluster_reading(project: Project) -> Capabilities | None:
@@ -65,9 +96,6 @@ def cluster_reading(project: Project) -> Capabilities | None:
 
     reading = capabilities_for(project.cluster)
     return reading if reading is not None and reading.usable else None
-
-
-_READ = object()
 
 
 def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabilities=_READ) -> None:
@@ -82,13 +110,15 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
     try:
         validation.validate_endpoint(
             validation.draft_from_endpoint(endpoint, previous_mode=previous_mode,
-                                           available_runtimes=available_runtime_specs(),
+                                           available_runtimes=available_runtime_specs(endpoint.project, capabilities),
                                            quota_remaining=quota_remaining(endpoint),
                                            accelerators_requested=accelerators_at_max(endpoint),
                                            capabilities=capabilities)
         )
     except ValidationError as exc:
         errors = exc.message_dict
+    if missing := runtime_not_installed(endpoint, capabilities):
+        errors.setdefault("runtime", []).append(missing)
     for field, version in (("model_version", endpoint.model_version),
                            ("canary_version", endpoint.canary_version if endpoint.canary_version_id else None)):
         if version is not None and version.model.project_id != endpoint.project_id:
@@ -100,7 +130,7 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
 
 
 def _write_revision(endpoint: Endpoint, *, actor, summary: str) -> Revision:
-    spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
     # Rendered for the project's cluster (mode spelling, logger fields its release declares).
     manifest = reconcile.render(spec, cluster_reading(endpoint.project))
     Revision.objects.filter(endpoint=endpoint, outcome=Revision.Outcome.PENDING).update(
@@ -180,12 +210,12 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
     endpoint = _locked(endpoint)
     if endpoint.state == Endpoint.State.DELETING:
         raise ValidationError("The endpoint is being deleted.")
-    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
     old_description = endpoint.description
     for name, value in changes.items():
         setattr(endpoint, name, value)
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
-    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
     if specs.without_generation(new_spec) == specs.without_generation(old_spec):
         if "description" in changes and changes["description"] != old_description:
             endpoint.save(update_fields=["description", "updated_at"])
@@ -204,11 +234,11 @@ def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpo
     if revision.endpoint_id != endpoint.pk:
         raise ValidationError({"revision": ["That revision belongs to another endpoint."]})
     endpoint = _locked(endpoint)
-    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
     for name, value in specs.fields_from_spec(revision.spec).items():
         setattr(endpoint, name, value)
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
-    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
     if specs.without_generation(new_spec) == specs.without_generation(old_spec):
         return endpoint  # already the configuration of that revision: nothing to roll back
     new_generation(endpoint, actor=actor, summary=f"rollback to generation {revision.generation}",
@@ -221,7 +251,7 @@ def endpoint_promote_canary(*, actor, endpoint: Endpoint) -> Endpoint:
     endpoint = _locked(endpoint)
     if not endpoint.canary_version_id:
         raise ValidationError({"canary_version": ["The endpoint has no canary to promote."]})
-    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs())
+    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
     endpoint.model_version = endpoint.canary_version
     endpoint.canary_version = None
     endpoint.canary_traffic_percent = None

@@ -416,7 +416,7 @@ def runtime_preview_context(user, version_id: str, protocol: str, runtime_id: st
         return context
     protocol = protocol if protocol in runtimes.CONSOLE_PROTOCOLS else "v1"
     runtime = selectors.runtime_choices().filter(pk=runtime_id).first() if str(runtime_id).isdigit() else None
-    available = available_runtime_specs()
+    available = available_runtime_specs(version.model.project)  # as installed on the project's cluster
     probe = Endpoint(model_version=version, protocol=protocol, runtime=runtime)
     chosen, protocol_version = specs.serving_runtime_and_protocol(probe, available)
     fmt, fmt_version = version.model_format, version.format_version or None

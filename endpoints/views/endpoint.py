@@ -145,7 +145,7 @@ class EndpointDetailView(EndpointTabView):
     template_name = "endpoints/endpoint/overview.html"
 
     def tab_context(self, endpoint):
-        runtime = specs.effective_runtime(endpoint, available_runtime_specs())
+        runtime = specs.effective_runtime(endpoint, available_runtime_specs(endpoint.project))
         return {"how_to_call": how_to_call(endpoint, runtime), **status_context(endpoint)}
 
 

@@ -44,6 +44,17 @@ FIELDS = [
 ]
 
 
+# The runtimes a default install declares, as a reading lists them (the console's catalog).
+CATALOG_RUNTIMES = [
+    {"name": r.name, "kind": "ClusterServingRuntime", "namespace": "", "created": "",
+     "formats": [{"name": f.name, **({"version": f.version} if f.version else {}), "autoSelect": f.auto_select,
+                  **({"priority": f.priority} if f.priority is not None else {})} for f in r.formats],
+     "protocols": list(r.protocols), "disabled": False, "multi_model": r.multi_model, "multi_node": r.multinode,
+     "image": "", "server_type": ""}
+    for r in catalog.BUILT_IN_RUNTIMES
+]
+
+
 def reading(*, release=(0, 20), fields=None, features=None, defaults=None, modelcar=True,
             disallowed=BOOKKEEPING_ANNOTATIONS, knative=True) -> Capabilities:
     config = {"storageInitializer": json.dumps({"enableModelcar": modelcar}),
@@ -51,7 +62,7 @@ def reading(*, release=(0, 20), fields=None, features=None, defaults=None, model
     return Capabilities(read_at="2026-01-01T00:00:00+00:00", reachable=True, authenticated=True, kserve=True,
                         release=list(release), isvc_fields=list(FIELDS if fields is None else fields),
                         isvc_config={"data": config}, knative=knative, knative_features=dict(features or {}),
-                        knative_defaults=dict(defaults or {}))
+                        knative_defaults=dict(defaults or {}), cluster_runtimes=CATALOG_RUNTIMES)
 
 
 @pytest.fixture

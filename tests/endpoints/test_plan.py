@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from endpoints.models import Endpoint, HardwareProfile, Revision
+from endpoints.services.capabilities import cluster_discover
 from endpoints.services.endpoints import endpoint_create, endpoint_update
 from tests.endpoints.endpoint_factories import deploy_setup, grant
 
@@ -156,6 +157,9 @@ def test_api_plan_reports_the_shortfall_live_diff_and_verdict_and_stores_nothing
 def test_api_plan_for_a_new_endpoint_dry_runs_it_and_stores_nothing(alice, setup):
     api = APIClient()
     api.force_authenticate(alice)
+    # The cluster was read before (the first reading of a cluster stores it and lists the runtimes
+    # installed there outside the console in the catalog, audited).
+    cluster_discover(cluster=setup.cluster)
     before = _counts()
 
     response = api.post(reverse("endpoint-plan-create"), {
