@@ -189,6 +189,10 @@ def runtime_create(*, actor, name: str, **fields) -> ServingRuntime:
 def runtime_update(*, actor, runtime: ServingRuntime, **changes) -> ServingRuntime:
     if runtime.built_in and set(changes) - {"disabled", "description"}:
         raise ValidationError("Built-in runtimes mirror KServe's defaults; only disable them or edit the description.")
+    if runtime.discovered and {k for k, v in changes.items() if getattr(runtime, k) != v} - {"disabled", "description"}:
+        raise ValidationError(f"Runtime {runtime.name} was read from cluster {runtime.installed_on.name}, where it is "
+                              "installed outside the console; change it there. Here only disable it or edit the "
+                              "description.")
     before = _snapshot(runtime, RUNTIME_FIELDS)
     for name, value in changes.items():
         setattr(runtime, name, value)

@@ -462,7 +462,7 @@ class ServingRuntimeListView(AdminPageMixin, ProtectedListView):
     paginate_by = PAGE_SIZE
     admin_section = "Runtimes"
 
-    queryset = ServingRuntime.objects.order_by("-built_in", "name")
+    queryset = ServingRuntime.objects.select_related("installed_on").order_by("-built_in", "name")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -499,11 +499,11 @@ class ServingRuntimeEditView(AdminFormView):
         self.runtime = get_object_or_404(selectors.runtime_list(), pk=self.kwargs["pk"])
 
     def get_form_class(self):
-        return BuiltinRuntimeForm if self.runtime.built_in else RuntimeForm
+        return RuntimeForm if self.runtime.console_installs else BuiltinRuntimeForm
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
-        if not self.runtime.built_in:
+        if self.runtime.console_installs:
             kwargs["editing"] = True
         return kwargs
 
@@ -524,6 +524,10 @@ class ServingRuntimeEditView(AdminFormView):
         if self.runtime.built_in:
             kwargs["description"] = ("A built-in runtime mirrors KServe's default ClusterServingRuntime; only its "
                                      "description and whether endpoints may use it can change.")
+        elif self.runtime.discovered:
+            kwargs["description"] = (f"Read from cluster {self.runtime.installed_on.name}, where it was installed "
+                                     "outside the console: change it there. Here only its description and whether "
+                                     "endpoints may use it can change.")
         kwargs["runtime"] = self.runtime
         return super().get_context_data(**kwargs)
 

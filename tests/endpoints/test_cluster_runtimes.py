@@ -6,6 +6,7 @@ touching the console."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -13,6 +14,7 @@ from endpoints import selectors
 from endpoints.models import ServingRuntime
 from endpoints.services.capabilities import cluster_discover
 from endpoints.services.endpoints import endpoint_create
+from endpoints.services.platform import runtime_update
 from endpoints.services.registry import model_version_create
 from tests.endpoints.endpoint_factories import deploy_setup, grant
 from tests.fixtures.kube import Sandbox, make_kubectl, release_sandbox
@@ -105,3 +107,19 @@ def test_on_kserve_0_16_the_console_refuses_before_apply_what_the_cluster_would_
         failure = sandbox.wait_for(lambda: ((sandbox.isvc("fraud", "xgb") or {}).get("status") or {})
                                    .get("modelStatus", {}).get("lastFailureInfo"), message="NoSupportingRuntime")
         assert failure["reason"] == "NoSupportingRuntime"
+
+
+def test_a_discovered_runtime_is_changed_on_its_cluster_not_in_the_console(sandbox, alice, admin_client, tmp_path):
+    setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
+    make_kubectl(sandbox.server, tmp_path / "home")("apply", "-f", "-", input=TEAM_RUNTIME)
+    cluster_discover(cluster=setup.cluster)
+    row = ServingRuntime.objects.get(name="team-sklearn")
+    listing = admin_client.get(reverse("endpoints:runtime-list")).text
+    assert "On cluster c-fraud" in listing and "namespace fraud" in listing
+    with pytest.raises(ValidationError, match="installed outside the console; change it there"):
+        runtime_update(actor=None, runtime=row, protocols=["v2"])
+    edit = admin_client.post(reverse("endpoints:runtime-edit", kwargs={"pk": row.pk}),
+                             {"description": "Team A's sklearn build", "disabled": "on"})
+    assert edit.status_code == 302
+    row.refresh_from_db()
+    assert row.disabled and row.description == "Team A's sklearn build" and row.protocols == ["v1", "v2"]
