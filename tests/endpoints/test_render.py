@@ -83,18 +83,65 @@ MATRIX_AXES = {
 }
 
 
-def _combination_to_draft_and_spec(combo: dict) -> tuple[EndpointDraft, dict]:
+# Storage URIs by scheme (model version 1, canary version 2), for combinations that choose one.
+STORAGE_URIS = {
+    "s3": ("s3://models/{f}/1", "s3://models/{f}/2"),
+    "gs": ("gs://models/{f}/1", "gs://models/{f}/2"),
+    "hf": ("hf://org/{f}-1", "hf://org/{f}-2"),
+    "oci": ("oci://registry.example.com/{f}:1", "oci://registry.example.com/{f}:2"),
+    "pvc": ("pvc://models/{f}/1", "pvc://models/{f}/2"),
+    "https": ("https://models.example.com/{f}/1.tar.gz", "https://models.example.com/{f}/2.tar.gz"),
+}
+# Hardware profiles by name: (limits for validation, the profile as desired_spec snapshots it).
+HARDWARE = {
+    "gpu": (GPU_LIMITS, GPU_PROFILE),
+    # An NVIDIA profile with no node placement (no node selector, no tolerations).
+    "gpu-bare": (HardwareLimits(name="gpu-bare", accelerator_resource="nvidia.com/gpu",
+                                max_accelerators_per_replica=8, max_cpu="64", max_memory="512Gi"),
+                 {"name": "gpu-bare", "accelerator_resource": "nvidia.com/gpu", "node_selector": {},
+                  "tolerations": []}),
+    # An accelerator KServe does not treat as a GPU (runtimes with a GPU image run the CPU one).
+    "amd": (HardwareLimits(name="mi300", accelerator_resource="amd.com/gpu", max_accelerators_per_replica=8,
+                           max_cpu="64", max_memory="512Gi"),
+            {"name": "mi300", "accelerator_resource": "amd.com/gpu", "node_selector": {}, "tolerations": []}),
+}
+
+
+def _combination_to_draft_and_spec(combo: dict, *, available_runtimes=BUILT_IN, capabilities=None,
+                                   known_runtimes=BUILT_IN) -> tuple[EndpointDraft, dict]:
+    """A combination of the console's choices as the validation draft and the desired-spec snapshot.
+
+    ``combo`` has the ``MATRIX_AXES`` keys; the release matrix (test_release_matrix.py) adds optional
+    ones: ``hardware`` (a ``HARDWARE`` name or None, instead of ``gpu``), ``storage`` (a
+    ``STORAGE_URIS`` scheme), ``timeout``, ``format_version``/``task`` (formats not in ``FORMATS``),
+    ``name``, ``small`` (small CPU requests) and ``resources`` for GPU profiles. ``available_runtimes``
+    are the runtimes KServe could select (a cluster's, read), ``capabilities`` the cluster's reading;
+    an explicit runtime is what auto-selection gives there, else in ``known_runtimes``."""
     fmt = combo["format"]
-    fmt_version, uri, canary_uri, task, llm_task = FORMATS[fmt]
+    fmt_version, uri, canary_uri, task, llm_task = FORMATS.get(fmt, ("", "", "", "classification", None))
+    fmt_version = combo.get("format_version", fmt_version)
+    task = combo.get("task", task)
+    if combo.get("storage"):
+        uri, canary_uri = (u.format(f=fmt.lower()) for u in STORAGE_URIS[combo["storage"]])
     if combo["protocol"] == "openai" and llm_task:
         task = llm_task
+    hardware_name = combo.get("hardware", "gpu" if combo.get("gpu") else None)
+    limits, profile = HARDWARE[hardware_name] if hardware_name else (None, None)
+    accelerated = limits is not None
     # The runtime the console would pin when the user picks "explicit": what auto-selection gives.
-    auto_runtime, _ = runtimes.resolve_auto_runtime(fmt, fmt_version or None, combo["protocol"], BUILT_IN)
+    auto_runtime, _ = runtimes.resolve_auto_runtime(fmt, fmt_version or None, combo["protocol"], available_runtimes)
+    if auto_runtime is None and available_runtimes is not known_runtimes:
+        auto_runtime, _ = runtimes.resolve_auto_runtime(fmt, fmt_version or None, combo["protocol"], known_runtimes)
+        if auto_runtime is not None:  # the cluster's copy of it (its own formats), when installed
+            auto_runtime = next((r for r in available_runtimes if r.name == auto_runtime.name), auto_runtime)
     runtime = auto_runtime if combo["explicit_runtime"] else None
     knative = combo["mode"] == "Knative"
-    metric = ("concurrency" if knative else "cpu") if combo["gpu"] else ""
+    metric = ("concurrency" if knative else "cpu") if accelerated else ""
+    small = combo.get("small", False)
+    cpu = ("2", "4", "16Gi", "32Gi") if accelerated else (("100m", "200m", "128Mi", "256Mi") if small
+                                                          else ("500m", "1", "1Gi", "2Gi"))
     draft = EndpointDraft(
-        name=f"{fmt.lower()}-{combo['protocol']}",
+        name=combo.get("name") or f"{fmt.lower()}-{combo['protocol']}",
         namespace="team-a",
         model_format=fmt,
         model_format_version=fmt_version,
@@ -103,17 +150,20 @@ def _combination_to_draft_and_spec(combo: dict) -> tuple[EndpointDraft, dict]:
         deployment_mode=combo["mode"],
         runtime=runtime,
         protocol=combo["protocol"],
-        min_replicas=0 if combo["scale_to_zero"] else 1,
+        min_replicas=0 if combo.get("scale_to_zero") else 1,
         max_replicas=3,
         scale_metric=metric,
         scale_target=(4 if knative else 75) if metric else None,
-        container_concurrency=8 if knative and not combo["gpu"] else None,
-        hardware=GPU_LIMITS if combo["gpu"] else None,
-        accelerator_count=1 if combo["gpu"] else 0,
-        cpu_request="2" if combo["gpu"] else "500m",
-        cpu_limit="4" if combo["gpu"] else "1",
-        memory_request="16Gi" if combo["gpu"] else "1Gi",
-        memory_limit="32Gi" if combo["gpu"] else "2Gi",
+        container_concurrency=8 if knative and not accelerated else None,
+        timeout_seconds=combo.get("timeout"),
+        hardware=(HardwareLimits(**{**limits.__dict__, "pod_fields": tuple(
+            k for k, v in (("nodeSelector", profile["node_selector"]), ("tolerations", profile["tolerations"])) if v)})
+            if accelerated else None),
+        accelerator_count=1 if accelerated else 0,
+        cpu_request=cpu[0],
+        cpu_limit=cpu[1],
+        memory_request=cpu[2],
+        memory_limit=cpu[3],
         env=[{"name": "LOG_LEVEL", "value": "info"}],
         args=["--max-model-len=4096"] if fmt == "vLLM" else [],
         primary_model_id=5,
@@ -121,7 +171,8 @@ def _combination_to_draft_and_spec(combo: dict) -> tuple[EndpointDraft, dict]:
         canary_storage_uri=canary_uri if combo["canary"] else "",
         canary_traffic_percent=10 if combo["canary"] else None,
         logging_mode="all" if combo["logging"] else "off",
-        available_runtimes=BUILT_IN,
+        available_runtimes=available_runtimes,
+        capabilities=capabilities,
     )
     serving = runtime or auto_runtime
     spec = make_spec(
@@ -130,14 +181,16 @@ def _combination_to_draft_and_spec(combo: dict) -> tuple[EndpointDraft, dict]:
         model={"version_id": 11, "registered_model": fmt.lower(), "version": 1, "storage_uri": uri, "format": fmt,
                "format_version": fmt_version, "task": task},
         runtime={"name": runtime.name, "openai_compatible": runtime.openai_compatible} if runtime else None,
-        kserve_protocol=runtimes.kserve_protocol(draft.protocol, serving, model_format=fmt),
+        kserve_protocol=(runtimes.kserve_protocol(draft.protocol, serving, model_format=fmt) if serving
+                         else draft.protocol),
         protocol=draft.protocol,
         min_replicas=draft.min_replicas,
         max_replicas=draft.max_replicas,
         scale_metric=draft.scale_metric,
         scale_target=draft.scale_target,
         container_concurrency=draft.container_concurrency,
-        hardware={**GPU_PROFILE, "accelerator_count": 1} if combo["gpu"] else None,
+        timeout_seconds=draft.timeout_seconds,
+        hardware={**profile, "accelerator_count": 1} if accelerated else None,
         resources={"cpu_request": draft.cpu_request, "cpu_limit": draft.cpu_limit,
                    "memory_request": draft.memory_request, "memory_limit": draft.memory_limit},
         env=draft.env,
@@ -146,6 +199,12 @@ def _combination_to_draft_and_spec(combo: dict) -> tuple[EndpointDraft, dict]:
                 if combo["canary"] else None),
         logging={"mode": "all", "url": "https://console.example.com/ingest/kserve/k3y/"} if combo["logging"] else None,
     )
+    if capabilities is not None:
+        # What draft_from_endpoint gives the declared-fields rule: the plain render's spec.
+        try:
+            draft.manifest_spec = reconcile.render({**spec, "generation": 0})["spec"]
+        except (ValueError, KeyError, TypeError):
+            draft.manifest_spec = None
     return draft, spec
 
 
