@@ -165,6 +165,8 @@ class Capabilities:
     knative_features: dict[str, str] = field(default_factory=dict)
     knative_defaults: dict[str, str] = field(default_factory=dict)
     accelerators: dict[str, int] | None = None  # None: nodes not readable
+    # For each accelerator: the NoSchedule/NoExecute taints of every node offering it (one list per node).
+    accelerator_taints: dict[str, list[list[dict[str, str]]]] = field(default_factory=dict)
     cluster_runtimes: list[dict[str, Any]] = field(default_factory=list)
     namespace_runtimes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -244,6 +246,21 @@ class Capabilities:
         if self.isvc_config is None:
             return True
         return all(a in self.disallowed_annotations for a in BOOKKEEPING_ANNOTATIONS)
+
+    def placement_problem(self, resource: str, tolerations) -> str | None:
+        """Why no node could take a pod asking for ``resource`` with ``tolerations`` (None: some
+        node could, or the nodes are not readable)."""
+        if not resource or self.accelerators is None:
+            return None
+        if resource not in self.accelerators:
+            offered = ", ".join(sorted(self.accelerators)) or "none"
+            return f"no node offers {resource} (accelerators offered: {offered})"
+        nodes = self.accelerator_taints.get(resource) or []
+        if nodes and all(any(not tolerates(taint, tolerations or ()) for taint in taints) for taints in nodes):
+            shown = sorted({f"{t.get('key')}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect')}"
+                            for taints in nodes for t in taints if not tolerates(t, tolerations or ())})
+            return f"every node offering {resource} is tainted ({', '.join(shown)}) and the pods tolerate none of it"
+        return None
 
     def knative_allows(self, pod_field: str) -> bool:
         """Whether Knative accepts ``pod_field`` (``nodeSelector`` …) in a Service's PodSpec."""
@@ -358,6 +375,23 @@ class Capabilities:
                        "the pods: merge deploy/kserve/inferenceservice-config-patch.yaml (docs/deploy.md).")
         out.extend(self.problems)
         return out
+
+
+def tolerates(taint: dict, tolerations) -> bool:
+    """Whether one of ``tolerations`` tolerates ``taint`` (Kubernetes' matching rules)."""
+    for toleration in tolerations:
+        if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+            continue
+        operator = toleration.get("operator") or "Equal"
+        if not toleration.get("key"):
+            if operator == "Exists":
+                return True
+            continue
+        if toleration["key"] != taint.get("key"):
+            continue
+        if operator == "Exists" or (toleration.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
 
 
 def parse_read_at(caps: Capabilities) -> datetime | None:

@@ -88,6 +88,7 @@ class HardwareLimits:
     max_memory: str = ""
     # PodSpec fields the profile renders (nodeSelector, tolerations, affinity, runtimeClassName).
     pod_fields: tuple[str, ...] = ()
+    tolerations: tuple = ()  # the profile's tolerations (dicts), for the nodes' taints
 
 
 @dataclass
@@ -254,6 +255,7 @@ def draft_from_endpoint(
                 max_accelerators_per_replica=profile.max_accelerators_per_replica,
                 max_cpu=profile.max_cpu,
                 max_memory=profile.max_memory,
+                tolerations=tuple(getattr(profile, "tolerations", None) or ()),
                 pod_fields=tuple(name for name, value in (("nodeSelector", getattr(profile, "node_selector", None)),
                                                           ("tolerations", getattr(profile, "tolerations", None)))
                                  if value),
@@ -673,6 +675,14 @@ def _check_cluster(draft: EndpointDraft, errors: _Errors) -> None:
     caps = draft.capabilities
     cluster = f"cluster {draft.cluster_name}" if draft.cluster_name else "the cluster"
     knative_mode = draft.deployment_mode == "Knative"
+    hardware = draft.hardware
+    if hardware is not None and hardware.accelerator_resource and draft.accelerator_count:
+        problem = caps.placement_problem(hardware.accelerator_resource, hardware.tolerations)
+        if problem:
+            errors.add("hardware_profile",
+                       f"On {cluster} {problem}, so the pods of hardware profile {hardware.name or '(unnamed)'} "
+                       "would stay Pending: choose another profile, or ask an admin to fix the profile's "
+                       "tolerations or the nodes.")
     if knative_mode and caps.knative is not False:
         hardware = draft.hardware
         refused = [name for name in (hardware.pod_fields if hardware else ()) if not caps.knative_allows(name)]

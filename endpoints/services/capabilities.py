@@ -130,12 +130,18 @@ def read_capabilities(client, *, namespaces: list[str]) -> caps.Capabilities:
     if nodes is not None:
         totals: Counter = Counter()
         for node in nodes:
+            taints = [{k: str(v) for k, v in t.items() if k in ("key", "value", "effect")}
+                      for t in (node.get("spec") or {}).get("taints") or []
+                      if t.get("effect") in ("NoSchedule", "NoExecute")]
             for resource, amount in ((node.get("status") or {}).get("allocatable") or {}).items():
                 if resource.startswith(caps.GPU_RESOURCE_PREFIXES):
                     try:
-                        totals[resource] += int(str(amount))
+                        count = int(str(amount))
                     except ValueError:
                         continue
+                    if count > 0:
+                        totals[resource] += count
+                        reading.accelerator_taints.setdefault(resource, []).append(taints)
         reading.accelerators = dict(totals)
     runtimes = _optional(reading, "ClusterServingRuntimes",
                          lambda: client.list(None, kind="ClusterServingRuntime")[0])

@@ -139,6 +139,7 @@ REFUSAL_KINDS = (
     ("is not installed on cluster", "runtime not installed"),
     ("No runtime would be auto-selected", "no runtime"),
     ("rolled-out revision", "canary at create"),
+    ("would stay Pending", "no node can take the pods"),
     ("does not support", "runtime cannot serve"),
     ("does not serve", "runtime cannot serve"),
     ("supports protocols", "runtime cannot serve"),
@@ -247,13 +248,8 @@ def cluster_verdicts(sandbox, manifests: dict[str, dict], canaries: dict[str, in
 # Exact cases where the console and the cluster are known to disagree (documented, not hidden):
 # (why, predicate on (combo, console refusals, cluster verdict)).
 KNOWN_DIFFERENCES: tuple = (
-    # The console does not read node taints: an NVIDIA profile without tolerations passes
-    # validation, and on a cluster whose GPU nodes are all tainted (the sandbox's, like most) its
-    # pods stay Pending. Fix: read the taints of the nodes offering each accelerator into the
-    # capabilities and refuse a profile that tolerates none of them.
-    ("GPU profile without tolerations on tainted GPU nodes: the console does not read node taints",
-     lambda combo, refusals, cluster: (combo["hardware"] == "gpu-bare" and not refusals and not cluster[0]
-                                       and "untolerated taint {nvidia.com/gpu" in cluster[1])),
+    # None left. (Until the console read node taints, an NVIDIA profile without tolerations passed
+    # validation and its pods stayed Pending on the tainted GPU nodes; it is now refused.)
 )
 
 

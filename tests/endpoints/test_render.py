@@ -156,7 +156,7 @@ def _combination_to_draft_and_spec(combo: dict, *, available_runtimes=BUILT_IN, 
         scale_target=(4 if knative else 75) if metric else None,
         container_concurrency=8 if knative and not accelerated else None,
         timeout_seconds=combo.get("timeout"),
-        hardware=(HardwareLimits(**{**limits.__dict__, "pod_fields": tuple(
+        hardware=(HardwareLimits(**{**limits.__dict__, "tolerations": tuple(profile["tolerations"]), "pod_fields": tuple(
             k for k, v in (("nodeSelector", profile["node_selector"]), ("tolerations", profile["tolerations"])) if v)})
             if accelerated else None),
         accelerator_count=1 if accelerated else 0,
