@@ -89,17 +89,17 @@ def test_plan_shows_out_of_band_changes_it_will_revert(client, alice, setup, app
 
 
 def test_dry_run_rejection_is_shown_with_its_causes_and_blocks_the_apply(client, alice, setup, applied):
-    # An admin-defined profile with a misspelt toleration key: the console's rules pass it, the
-    # API server refuses the unknown field.
+    # An admin-defined profile with a misspelt toleration field: the console's rules pass it (the
+    # toleration still matches the GPU nodes' taint), the API server refuses the unknown field.
     HardwareProfile.objects.filter(pk=setup.profile.pk).update(
-        tolerations=[{"key": "nvidia.com/gpu", "operatr": "Exists"}])
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule", "tolerationSecond": 30}])
     client.force_login(alice)
 
     _, page = _plan_for_edit(client, applied, hardware_profile=setup.profile.pk, accelerator_count=1)
 
     html = page.content.decode()
     assert "Dry run rejected" in html
-    assert "spec.predictor.tolerations[0].operatr" in html
+    assert "spec.predictor.tolerations[0].tolerationSecond" in html
     assert "Apply generation" not in html
 
 
