@@ -37,9 +37,13 @@ from django.core.exceptions import ValidationError
 
 from endpoints import catalog, reconcile
 from endpoints.cluster import ClusterClient
+from endpoints.models import EndpointStatus
 from endpoints.sandbox.errors import ApiError
-from endpoints.services.capabilities import read_capabilities
+from endpoints.services.capabilities import cluster_discover, read_capabilities
+from endpoints.services.endpoints import endpoint_create, endpoint_update
+from endpoints.services.observation import endpoint_sync_status
 from endpoints.validation import validate_endpoint
+from tests.endpoints.endpoint_factories import deploy_setup
 from tests.endpoints.test_render import HARDWARE, STORAGE_URIS, _combination_to_draft_and_spec
 from tests.fixtures.kube import KSERVE_RELEASES, release_sandbox
 
@@ -328,3 +332,33 @@ def test_with_knative_placement_flags_gpu_profiles_deploy_in_knative_mode(releas
     # Where nothing else stands in the way, the GPU profile in Knative mode is Ready.
     deployed = [c for c in placed if not result["console"][c["name"]]]
     assert deployed and all(result["cluster"][c["name"]][0] for c in deployed)
+
+
+# --- a canary started later, through the console ------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("release", KSERVE_RELEASES)
+def test_a_canary_started_after_the_primary_rolled_out_splits_on_every_release(
+        release, alice, django_capture_on_commit_callbacks):
+    """The other half of "canary at create": once the primary is rolled out, the console's canary
+    is a real split on the cluster, and the console shows the split the cluster does."""
+    with release_sandbox(release) as sandbox:
+        setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
+        cluster_discover(cluster=setup.cluster)
+        with django_capture_on_commit_callbacks(execute=True):
+            endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=setup.v1,
+                                       deployment_mode="Knative")
+        sandbox.wait_ready("fraud", "scorer")
+        with django_capture_on_commit_callbacks(execute=True):
+            endpoint_update(actor=alice, endpoint=endpoint, canary_version=setup.v2, canary_traffic_percent=10)
+
+        def split():
+            traffic = (((sandbox.isvc("fraud", "scorer") or {}).get("status") or {}).get("components") or {}) \
+                .get("predictor", {}).get("traffic") or []
+            return len({t["revisionName"] for t in traffic}) == 2 and traffic
+        traffic = sandbox.wait_for(split, message="the canary split")
+        assert sorted(t["percent"] for t in traffic) == [10, 90]
+        endpoint_sync_status(endpoint_id=endpoint.pk)
+        shown = EndpointStatus.objects.get(endpoint=endpoint).traffic
+        assert sorted(row["percent"] for row in shown) == [10, 90], shown
