@@ -78,7 +78,6 @@ HARDWARE_VALUES = (None, None, "gpu", "gpu-bare", "amd")
 TIMEOUTS = (None, 300, 900)
 STORAGE = tuple(STORAGE_URIS)
 REPLICATES = 3  # each format × protocol × mode × runtime choice appears this many times
-FLAGS_SAMPLE = 64  # configurations re-run with Knative's placement flags enabled
 KNATIVE_FLAGS = ("kubernetes.podspec-nodeselector", "kubernetes.podspec-tolerations", "kubernetes.podspec-affinity")
 SETTLE_SECONDS = 60.0
 
@@ -119,15 +118,6 @@ def test_the_matrix_has_every_value_of_every_axis():
                          ("protocol", ("v1", "v2", "openai"))):
         assert {c[axis] for c in MATRIX} == set(values), axis
     assert set(HARDWARE) == {v for v in HARDWARE_VALUES if v}
-    assert len(flags_sample()) >= 50
-
-
-def flags_sample() -> list[dict]:
-    """The part re-run with Knative's placement flags on: every hardware profile in Knative mode
-    first (those are what the flags change), then the rest in order."""
-    placed = [c for c in MATRIX if c["mode"] == "Knative" and c["hardware"]]
-    rest = [c for c in MATRIX if c not in placed]
-    return (placed + rest)[:max(FLAGS_SAMPLE, min(len(placed), 120))]
 
 
 # --- the console's verdict --------------------------------------------------------------------
@@ -321,9 +311,10 @@ def test_the_console_and_the_cluster_agree_on_every_configuration(release):
 
 @pytest.mark.parametrize("release", KSERVE_RELEASES)
 def test_with_knative_placement_flags_gpu_profiles_deploy_in_knative_mode(release):
-    combos = flags_sample()
+    """The same matrix with Knative's placement flags enabled."""
+    combos = MATRIX
     result = run_matrix(release, combos, knative_flags=True)
-    assert result["configurations"] >= 50
+    assert result["configurations"] >= 300
     placed = [c for c in combos if c["mode"] == "Knative" and c["hardware"] == "gpu"]
     assert placed
     for combo in placed:
