@@ -190,7 +190,13 @@ def _settled(obj: dict, internal_errors: dict[str, str], canary_percent: int | N
     if conditions.get("Ready", {}).get("status") == "True":
         if canary_percent is not None:
             traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
-            latest = sum(t.get("percent", 0) for t in traffic if t.get("latestRevision"))
+            # Per revision: once the only revision is rolled out KServe "splits" it against itself
+            # (10 % latest + 90 % prev, one revision), which is still all the traffic to it.
+            by_revision = collections.Counter()
+            for t in traffic:
+                by_revision[t.get("revisionName", "")] += t.get("percent", 0)
+            newest = next((t.get("revisionName", "") for t in traffic if t.get("latestRevision")), "")
+            latest = by_revision[newest] if newest else 0
             if latest != canary_percent:
                 return False, (f"Ready, but the canary takes {latest}% of the traffic, not the {canary_percent}% "
                                "asked for (no rolled-out revision to split against)")
