@@ -125,13 +125,7 @@ class SandboxController:
     def start(self) -> SandboxController:
         # What the cluster holds before any InferenceService exists: the KServe and Knative
         # namespaces and ConfigMaps, the nodes, and the runtimes the release's installer creates.
-        for obj in self.profile.cluster_objects():
-            status = obj.get("status")
-            stored = self.store.seed([obj], manager="cluster-installer")[0]
-            if status and obj["kind"] == "Node":
-                self.store.update_status("nodes", None, stored["metadata"]["name"], status, manager="kubelet")
-            elif status and obj["kind"] == "Pod":
-                self.store.set_pod(obj)
+        self.store.seed(self.profile.cluster_objects(), manager="cluster-installer")
         self.store.seed(self.profile.runtime_objects(), manager="kserve-installer")
         if hasattr(self.store, "add_admission"):
             self.store.add_admission("inferenceservices", mutate=self.default_isvc, validate=self.validate_isvc,

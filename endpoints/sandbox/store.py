@@ -931,7 +931,9 @@ class Store:
             manager=manager)
 
     def seed(self, objects: Iterable[dict], *, manager: str = "sandbox") -> list[dict]:
-        """Create (or overwrite) objects in bulk, e.g. default ClusterServingRuntimes."""
+        """Create (or overwrite) objects in bulk, e.g. default ClusterServingRuntimes, nodes. The
+        ``status`` of a kind with a status subresource (a Node's allocatable resources, a Pod's
+        phase) is written through ``/status`` as the owning component would."""
         out = []
         for obj in objects:
             rtype = self.registry.for_object(obj)
@@ -941,10 +943,13 @@ class Store:
                 obj = copy.deepcopy(obj)
                 obj.setdefault("metadata", {})["namespace"] = ns = "default"
             if self.get(rtype.plural, ns, meta["name"]) is None:
-                out.append(self.create(obj, manager=manager))
+                stored = self.create(obj, manager=manager)
             else:
-                out.append(self.update(_without(obj, "status") | {"metadata": _without(meta, "resourceVersion")},
-                                       manager=manager))
+                stored = self.update(_without(obj, "status") | {"metadata": _without(meta, "resourceVersion")},
+                                     manager=manager)
+            if obj.get("status") and rtype.status_subresource:
+                stored = self.update_status(rtype.plural, ns or None, meta["name"], obj["status"], manager=manager)
+            out.append(stored)
         return out
 
     def set_pod(self, pod: dict, *, manager: str = "kubelet") -> dict:
