@@ -22,6 +22,7 @@ from endpoints.models import (
     Revision,
     ServingRuntime,
 )
+from endpoints.services.capabilities import capabilities_for
 
 # Endpoint fields a user may set (everything else is derived or owned by the console).
 ENDPOINT_FIELDS = (
@@ -92,13 +93,19 @@ def cluster_reading(project: Project) -> Capabilities | None:
     """The reading of the project's cluster the rules and the renderer use: the stored one,
     re-read only when older than ``CLUSTER_CAPABILITIES_MAX_AGE``; None when there is no usable
     reading (never read, unreachable, no KServe), so nothing is refused on a guess."""
-    from endpoints.services.capabilities import capabilities_for
-
     reading = capabilities_for(project.cluster)
     return reading if reading is not None and reading.usable else None
 
 
-def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabilities=_READ) -> None:
+def cluster_context(project: Project) -> tuple[Capabilities | None, list]:
+    """(the reading of the project's cluster, the runtimes available there): read once per
+    operation and handed to validation, the desired spec and rendering."""
+    reading = cluster_reading(project)
+    return reading, available_runtime_specs(project, reading)
+
+
+def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabilities=_READ,
+                      available_runtimes: list | None = None) -> None:
     """All field rules at once (endpoints/validation.py), raising ValidationError by field,
     including the rules of the project's cluster (``capabilities``: its reading, read through
     ``cluster_reading`` unless given; None skips them).
@@ -110,7 +117,9 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
     try:
         validation.validate_endpoint(
             validation.draft_from_endpoint(endpoint, previous_mode=previous_mode,
-                                           available_runtimes=available_runtime_specs(endpoint.project, capabilities),
+                                           available_runtimes=(available_runtimes if available_runtimes is not None
+                                                               else available_runtime_specs(endpoint.project,
+                                                                                            capabilities)),
                                            quota_remaining=quota_remaining(endpoint),
                                            accelerators_requested=accelerators_at_max(endpoint),
                                            capabilities=capabilities)
@@ -129,10 +138,11 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
         raise ValidationError(errors)
 
 
-def _write_revision(endpoint: Endpoint, *, actor, summary: str) -> Revision:
-    spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
+def _write_revision(endpoint: Endpoint, *, actor, summary: str, context=None) -> Revision:
+    reading, available = context or cluster_context(endpoint.project)
+    spec = specs.desired_spec(endpoint, available_runtimes=available)
     # Rendered for the project's cluster (mode spelling, logger fields its release declares).
-    manifest = reconcile.render(spec, cluster_reading(endpoint.project))
+    manifest = reconcile.render(spec, reading)
     Revision.objects.filter(endpoint=endpoint, outcome=Revision.Outcome.PENDING).update(
         outcome=Revision.Outcome.SUPERSEDED)
     return Revision.objects.create(endpoint=endpoint, generation=endpoint.generation, spec=spec, manifest=manifest,
@@ -152,7 +162,8 @@ def endpoint_create(*, actor, project: Project, name: str, model_version: ModelV
     if unknown:
         raise ValidationError({"__all__": [f"Unknown endpoint fields: {', '.join(sorted(unknown))}."]})
     endpoint = Endpoint(project=project, name=name, model_version=model_version, created_by=actor, **config)
-    validate_endpoint(endpoint, previous_mode=None)
+    context = cluster_context(project)
+    validate_endpoint(endpoint, previous_mode=None, capabilities=context[0], available_runtimes=context[1])
     if Endpoint.objects.filter(project=project, name=name).exists():
         raise ValidationError({"name": [f"{project.name} already has an endpoint named {name}."]})
     endpoint.generation = 1
@@ -162,7 +173,7 @@ def endpoint_create(*, actor, project: Project, name: str, model_version: ModelV
     except IntegrityError as exc:
         raise ValidationError({"name": [f"{project.name} already has an endpoint named {name}."]}) from exc
     EndpointStatus.objects.create(endpoint=endpoint)
-    revision = _write_revision(endpoint, actor=actor, summary="created")
+    revision = _write_revision(endpoint, actor=actor, summary="created", context=context)
     audit.record(action="endpoint.create", actor=actor, target=endpoint, project=project,
                  details={"generation": 1, "new": specs.audit_view(revision.spec)})
     _enqueue_reconcile(endpoint.pk)
@@ -184,13 +195,13 @@ def _applied_mode(endpoint: Endpoint) -> str | None:
 
 
 def new_generation(endpoint: Endpoint, *, actor, summary: str, action: str | None,
-                   old_spec: dict | None = None, extra: dict | None = None) -> Revision:
+                   old_spec: dict | None = None, extra: dict | None = None, context=None) -> Revision:
     """Bump the endpoint's generation, write its revision, audit ``action`` (with the spec
     diff from ``old_spec``; None: the caller audits its own event) and enqueue the apply.
     Runs inside the caller's transaction, with the endpoint row locked."""
     endpoint.generation += 1
     endpoint.save()
-    revision = _write_revision(endpoint, actor=actor, summary=summary)
+    revision = _write_revision(endpoint, actor=actor, summary=summary, context=context)
     if action:
         details = {"generation": endpoint.generation, **(extra or {})}
         if old_spec is not None:
@@ -210,12 +221,14 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
     endpoint = _locked(endpoint)
     if endpoint.state == Endpoint.State.DELETING:
         raise ValidationError("The endpoint is being deleted.")
-    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
+    context = cluster_context(endpoint.project)
+    old_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     old_description = endpoint.description
     for name, value in changes.items():
         setattr(endpoint, name, value)
-    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
-    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
+                      available_runtimes=context[1])
+    new_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     if specs.without_generation(new_spec) == specs.without_generation(old_spec):
         if "description" in changes and changes["description"] != old_description:
             endpoint.save(update_fields=["description", "updated_at"])
@@ -224,7 +237,7 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
                                   "new": {"description": endpoint.description}})
         return endpoint
     new_generation(endpoint, actor=actor, summary=summary or specs.summarize(old_spec, new_spec),
-                    action="endpoint.update", old_spec=old_spec)
+                    action="endpoint.update", old_spec=old_spec, context=context)
     return endpoint
 
 
@@ -234,15 +247,18 @@ def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpo
     if revision.endpoint_id != endpoint.pk:
         raise ValidationError({"revision": ["That revision belongs to another endpoint."]})
     endpoint = _locked(endpoint)
-    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
+    context = cluster_context(endpoint.project)
+    old_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     for name, value in specs.fields_from_spec(revision.spec).items():
         setattr(endpoint, name, value)
-    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
-    new_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
+                      available_runtimes=context[1])
+    new_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     if specs.without_generation(new_spec) == specs.without_generation(old_spec):
         return endpoint  # already the configuration of that revision: nothing to roll back
     new_generation(endpoint, actor=actor, summary=f"rollback to generation {revision.generation}",
-                    action="endpoint.rollback", old_spec=old_spec, extra={"from_generation": revision.generation})
+                    action="endpoint.rollback", old_spec=old_spec, extra={"from_generation": revision.generation},
+                    context=context)
     return endpoint
 
 
@@ -251,13 +267,15 @@ def endpoint_promote_canary(*, actor, endpoint: Endpoint) -> Endpoint:
     endpoint = _locked(endpoint)
     if not endpoint.canary_version_id:
         raise ValidationError({"canary_version": ["The endpoint has no canary to promote."]})
-    old_spec = specs.desired_spec(endpoint, available_runtimes=available_runtime_specs(endpoint.project))
+    context = cluster_context(endpoint.project)
+    old_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     endpoint.model_version = endpoint.canary_version
     endpoint.canary_version = None
     endpoint.canary_traffic_percent = None
-    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint))
+    validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
+                      available_runtimes=context[1])
     new_generation(endpoint, actor=actor, summary=f"promoted canary v{endpoint.model_version.version}",
-                    action="endpoint.promote", old_spec=old_spec)
+                    action="endpoint.promote", old_spec=old_spec, context=context)
     return endpoint
 
 
