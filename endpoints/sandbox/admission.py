@@ -64,9 +64,9 @@ class KServeWebhooks:
         meta = obj.setdefault("metadata", {})
         annotations = meta.setdefault("annotations", {})
         mode = annotations.get(MODE_ANNOTATION)
-        if mode is not None and self.facts.webhook_rewrites_legacy_modes:
-            annotations[MODE_ANNOTATION] = self.facts.legacy_modes.get(mode, mode)
-        aliases = self.profile.deployment_mode_aliases  # a profile may add its own spellings
+        # The old spellings this webhook rewrites: from 0.17 the release's legacy modes, unless the
+        # profile says otherwise (profile.load derives them from the release facts).
+        aliases = self.profile.deployment_mode_aliases
         if mode in aliases:
             annotations[MODE_ANNOTATION] = aliases[mode]
         if mode is None:
