@@ -251,12 +251,16 @@ def sync_discovered_runtimes(*, cluster: Cluster, reading: caps.Capabilities) ->
     return changes
 
 
+def _stale(row: ClusterCapabilities | None) -> bool:
+    """Never read, or read longer ago than ``max_age()``."""
+    return row is None or timezone.now() - row.read_at > dt.timedelta(seconds=max_age())
+
+
 def capabilities_for(cluster: Cluster, *, refresh_if_older: bool = True) -> caps.Capabilities | None:
     """The cluster's latest reading, re-read first when older than ``max_age()`` (None when the
     cluster is disabled and was never read)."""
     row = ClusterCapabilities.objects.filter(cluster=cluster).first()
-    stale = row is None or timezone.now() - row.read_at > dt.timedelta(seconds=max_age())
-    if refresh_if_older and stale and cluster.enabled:
+    if refresh_if_older and _stale(row) and cluster.enabled:
         row = cluster_discover(cluster=cluster)
     return row.capabilities if row is not None else None
 
@@ -265,8 +269,7 @@ def refresh_all() -> int:
     """Re-read every enabled cluster whose reading is older than ``max_age()``; how many were read."""
     count = 0
     for cluster in Cluster.objects.filter(enabled=True):
-        row = ClusterCapabilities.objects.filter(cluster=cluster).first()
-        if row is None or timezone.now() - row.read_at > dt.timedelta(seconds=max_age()):
+        if _stale(ClusterCapabilities.objects.filter(cluster=cluster).first()):
             cluster_discover(cluster=cluster)
             count += 1
     return count
