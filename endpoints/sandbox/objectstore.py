@@ -154,10 +154,15 @@ class S3Server:
         except OSError:
             return False
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.base_port}/cluster/status", timeout=1) as resp:
-                return json.load(resp).get("IsLeader", False)
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.base_port}/dir/status", timeout=1) as resp:
+                topology = json.load(resp).get("Topology") or {}
         except (OSError, ValueError):
             return False
+        # The volume server has registered with the master (before that, reads of existing
+        # objects fail with InternalError after a restart).
+        nodes = [node for dc in topology.get("DataCenters") or [] for rack in dc.get("Racks") or []
+                 for node in rack.get("DataNodes") or []]
+        return any(str(self.base_port + 2) in str(node.get("Url", "")) for node in nodes)
 
     def stop(self) -> None:
         process, self.process = self.process, None
