@@ -167,6 +167,58 @@ class ReleaseFacts:
         """0.17 on, the mutating webhook copies the model format into a ``modelFormat`` annotation."""
         return self.version >= (0, 17)
 
+    # --- the storage initializer's credentials (pkg/credentials, the pod mutator's injector) ---
+    @property
+    def hf_token_secret(self) -> bool:
+        """0.14 on, a secret with ``HF_TOKEN`` gives the storage initializer that variable
+        (pkg/credentials/hf appears in v0.14.0; v0.13.1 skips such a secret)."""
+        return self.version >= (0, 14)
+
+    @property
+    def hf_token_as_literal(self) -> bool:
+        """0.14 and 0.15 copy the token's value into the pod spec (``value:``); 0.16 on it is a
+        ``secretKeyRef`` like every other credential."""
+        return (0, 14) <= self.version < (0, 16)
+
+    @property
+    def hf_secret_enables_transfer(self) -> bool:
+        """0.15 only: the HF secret also sets ``HF_HUB_ENABLE_HF_TRANSFER=1``."""
+        return (0, 15) <= self.version < (0, 16)
+
+    @property
+    def azure_storage_key_with_client_keys(self) -> bool:
+        """0.15 on, ``AZURE_STORAGE_ACCESS_KEY`` is one of the keys copied for a service-principal
+        secret (left out when the secret lacks it); before, only a secret holding nothing but the
+        storage key gets it."""
+        return self.version >= (0, 15)
+
+    @property
+    def azure_access_token(self) -> bool:
+        """0.16 on, a secret with ``AZURE_ACCESS_TOKEN`` is an Azure secret too, and the copied keys
+        include the token, its expiry, ``AZURE_ACCOUNT_NAME`` and ``AZURE_SERVICE_URL``; every key
+        but ``AZURE_TENANT_ID`` is left out when the secret lacks it."""
+        return self.version >= (0, 16)
+
+    @property
+    def s3_settings_from_secret_data(self) -> bool:
+        """0.16 on, each S3 setting (endpoint, https, region, ...) comes from the secret's
+        annotation, else the secret's data key of the variable's name (``S3_ENDPOINT``, ...), else
+        the ``credentials.s3`` config; before, annotation else config, and ``S3_USE_HTTPS`` only
+        next to the endpoint it came with (an annotated endpoint never reads ``s3UseHttps``)."""
+        return self.version >= (0, 16)
+
+    @property
+    def s3_endpoint_scheme_prefix(self) -> bool:
+        """0.17 on, an endpoint written with ``http://`` or ``https://`` decides ``S3_USE_HTTPS``
+        itself; before, the prefix is kept and another is put in front (``https://http://host``)."""
+        return self.version >= (0, 17)
+
+    @property
+    def injects_hf_download_defaults(self) -> bool:
+        """0.16 on, the injector adds ``HF_HUB_ENABLE_HF_TRANSFER=1``, ``HF_XET_HIGH_PERFORMANCE=1``
+        and ``HF_XET_NUM_CONCURRENT_RANGE_GETS=8`` to every storage initializer (unless set)."""
+        return self.version >= (0, 16)
+
     @property
     def label(self) -> str:
         return ".".join(str(p) for p in self.version)
