@@ -42,19 +42,32 @@ Delays are configurable (zero in tests): ``load_seconds`` until the model is loa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import json
 import logging
+import shutil
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from endpoints.sandbox import knative, scheduler
 from endpoints.sandbox import profile as profiles
+from endpoints.sandbox import storage_initializer as initializer
 from endpoints.sandbox.admission import KNATIVE_MODES, WEBHOOK_NAME, KServeWebhooks
+from endpoints.sandbox.credentials import (
+    ContainerConfigError,
+    CredentialBuilder,
+    CredentialConfig,
+    CredentialError,
+    StorageCredentials,
+    resolve,
+)
 from endpoints.sandbox.errors import ApiError
 from endpoints.sandbox.selection import ModelRequest, Selection, select_runtime
 
@@ -73,13 +86,54 @@ WATCHED_CONFIG = {(profiles.KSERVE_NAMESPACE, profiles.ISVC_CONFIG_NAME),
 class SandboxSettings:
     """How the simulated cluster behaves: delays, the ingress domain, and which KServe release it
     simulates (``profile``: a release-profile directory, None = the built-in one).
-    ``default_deployment_mode`` overrides the release config's ``defaultDeploymentMode``."""
+    ``default_deployment_mode`` overrides the release config's ``defaultDeploymentMode``.
+
+    The storage initializer: ``storage_initializer`` True runs KServe's real one (PyPI
+    ``kserve-storage``) for every download that can happen on this machine (an ``s3://`` URI whose
+    endpoint is a loopback address, an ``http(s)://`` URI to a loopback host), False never, None
+    (the default) when its virtualenv exists or can be made (made on first need; if that fails
+    the download is simulated and the reason logged). ``storage_initializer_venv``: where that
+    virtualenv lives (default ``$SANDBOX_STORAGE_INITIALIZER_VENV``, else
+    ``<repo>/var/kserve-storage``); ``models_dir``: where the downloads land, one directory per
+    revision (default ``<repo>/var/sandbox-models``); ``storage_initializer_timeout``: seconds
+    before a download is killed; ``storage_initializer_backoff``: the kubelet's first
+    CrashLoopBackOff delay (doubling up to 300 s) before a failed download is tried again."""
 
     ingress_domain: str = "example.com"
     default_deployment_mode: str | None = None
     load_seconds: float = 0.0
     ready_seconds: float = 0.0
     profile: str | Path | None = None
+    storage_initializer: bool | None = None
+    storage_initializer_venv: str | Path | None = None
+    models_dir: str | Path | None = None
+    storage_initializer_timeout: float = 120.0
+    storage_initializer_backoff: float = 10.0
+
+
+STORAGE_INITIALIZER = "storage-initializer"
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class PodStart:
+    """One start of a revision's pods whose storage initializer runs for real: the credentials
+    the pod mutator wrote into the pod, and each run of the init container."""
+
+    revision: str
+    uri: str
+    credentials: StorageCredentials
+    out_dir: Path
+    # pending (not started), running, config-error (the kubelet cannot start it), succeeded,
+    # failed (waiting for the back-off), unavailable (no kserve-storage: simulated instead)
+    state: str = "pending"
+    runs: int = 0  # runs started (the init container's restartCount is runs - 1)
+    exit_code: int = 0
+    message: str = ""  # the termination message, or the kubelet's CreateContainerConfigError
+    log: str = ""
+    retry_at: float = 0.0
+    seconds: float = 0.0
+    history: list[tuple[int, float]] = field(default_factory=list)  # (exit code, seconds) per run
 
 
 def _now() -> str:
@@ -120,6 +174,13 @@ class SandboxController:
         self._unsubscribe = None
         # (namespace, name) -> {"template": hash, "changed_at": monotonic, "revision": n, ...}
         self._tracked: dict[tuple[str, str], dict] = {}
+        # The real storage initializer: downloads run on worker threads, never on the API
+        # server's or this controller's thread; a finished one re-queues its InferenceService.
+        self._storage_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._processes: set = set()
+        self._storage_off_reason: str | None = None
+        self.models_dir = Path(self.settings.models_dir or initializer.DEFAULT_VAR_DIR / "sandbox-models")
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> SandboxController:
@@ -144,12 +205,21 @@ class SandboxController:
             self._cond.notify_all()
         if self._thread:
             self._thread.join(timeout=5)
+        for process in list(self._processes):  # the storage initializers this controller started
+            initializer.stop(process)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _on_change(self, event) -> None:
         if event.resource == "inferenceservices":
             self._enqueue(event.namespace, event.name)
         elif event.resource == "configmaps" and (event.namespace, event.name) in WATCHED_CONFIG:
             self._enqueue_all()  # KServe and Knative re-read their config on change
+        elif event.resource in ("secrets", "serviceaccounts") and not event.group:
+            # A refused pod is retried by its ReplicaSet, a CreateContainerConfigError by the
+            # kubelet: both may get through once the secret or account is there.
+            for obj in self.store.list("inferenceservices", event.namespace):
+                self._enqueue(event.namespace, obj["metadata"]["name"])
         elif event.resource in ("servingruntimes", "clusterservingruntimes") or (
                 event.resource == "nodes" and _hash(_schedulable_view(event.object))
                 != _hash(_schedulable_view(event.old_object))):
@@ -216,6 +286,7 @@ class SandboxController:
         key = (namespace, name)
         if obj is None:
             self._tracked.pop(key, None)
+            self._prune_models(namespace, name, keep=())
             if self._delete_pods(namespace, name):
                 self._enqueue_others(key)
             return
@@ -223,6 +294,7 @@ class SandboxController:
         if meta.get("deletionTimestamp"):
             if self._delete_pods(namespace, name):
                 self._enqueue_others(key)
+            self._prune_models(namespace, name, keep=())
             self.store.add_event(obj, "InferenceServiceDeleted", f"Deleted InferenceService {name}")
             self.store.remove_finalizer("inferenceservices", namespace, name, FINALIZER)
             self._tracked.pop(key, None)
@@ -239,9 +311,11 @@ class SandboxController:
         template_hash = _hash([template, {k: v for k, v in annotations.items()
                                           if not k.startswith("inference-console.io/")}])
         track = self._tracked.setdefault(key, {"template": None, "revision": 0, "changed_at": time.monotonic(),
-                                               "uid": meta.get("uid"), "latest_rolled": 0, "previous_rolled": 0})
+                                               "uid": meta.get("uid"), "latest_rolled": 0, "previous_rolled": 0,
+                                               "pod_starts": {}})
         if track["uid"] != meta.get("uid"):
-            track.update(template=None, revision=0, latest_rolled=0, previous_rolled=0, uid=meta.get("uid"))
+            track.update(template=None, revision=0, latest_rolled=0, previous_rolled=0, uid=meta.get("uid"),
+                         pod_starts={})
         if track["template"] != template_hash:
             track["template"] = template_hash
             track["revision"] += 1
@@ -322,6 +396,13 @@ class SandboxController:
         elif storage_uri.startswith("oci://") and not self.webhooks.config_section("storageInitializer").get(
                 "enableModelcar"):
             storage_failure = unrecognised_storage_message(storage_uri)
+        start: PodStart | CredentialError | None = None
+        if not stopped and not selection.reason and not refusal:
+            start = self._pod_start(obj, track, revision_name, storage_uri, replicas)
+        else:
+            track["pod_starts"] = {}  # no pods of this InferenceService run: the next start downloads again
+        pod_logs: list[tuple[str, str]] = []
+        pod_events: list[tuple[str, str, str]] = []
         conditions: dict[str, tuple[str, str, str]] | None
 
         if stopped:
@@ -352,6 +433,85 @@ class SandboxController:
                               "Stopped": ("False", "", "")}
             else:
                 conditions = None  # the release leaves the conditions as they were
+        elif isinstance(start, CredentialError):
+            # KServe's pod mutator refused the pods: none exist, the ReplicaSet keeps retrying.
+            message = start.denial
+            if knative_mode:
+                reason, shown = "RevisionFailed", f'Revision "{revision_name}" failed with message: {message}.'
+            else:
+                reason, shown = "MinimumReplicasUnavailable", "Deployment does not have minimum availability."
+            conditions = {"Ready": ("False", reason, shown), "PredictorReady": ("False", reason, shown),
+                          "IngressReady": ("False", "PredictorNotReady", "Predictor ingress not created"),
+                          "Stopped": ("False", "", "")}
+            status["modelStatus"] = {"transitionStatus": "BlockedByFailedLoad" if knative_mode else "InProgress",
+                                     "states": {"activeModelState": "", "targetModelState":
+                                                "FailedToLoad" if knative_mode else "Pending"},
+                                     "copies": {"totalCopies": 0}}
+            events.append(("FailedCreate", f"Error creating: {message}", "Warning"))
+        elif isinstance(start, PodStart):
+            placed = self._pods(obj, model, runtime, replicas, revision_name, phase="Pending", start=start)
+            unschedulable = self._place(namespace, name, placed)
+            if unschedulable:
+                pods = placed
+                conditions = self._unschedulable_conditions(unschedulable, knative_mode)
+                status["modelStatus"] = {"transitionStatus": "InProgress",
+                                         "states": {"activeModelState": "", "targetModelState": "Pending"}}
+            else:
+                next_check = self._advance(start, obj, track)
+                if start.state == "unavailable":  # no kserve-storage here: back to the simulation
+                    track["pod_starts"].pop(track["revision"], None)
+                    return self._status(obj, track)
+                if start.state == "succeeded":
+                    pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Running", start=start)
+                else:
+                    pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Pending", start=start)
+                for pod, where in zip(pods, placed, strict=True):
+                    pod["spec"]["nodeName"] = where["spec"].get("nodeName")
+                pod_logs = [(p["metadata"]["name"], start.log) for p in pods if start.runs]
+                if start.state == "succeeded":
+                    conditions = {"Ready": ("True", "", ""), "PredictorReady": ("True", "", ""),
+                                  "IngressReady": ("True", "", ""), "Stopped": ("False", "", "")}
+                    status["modelStatus"] = {"transitionStatus": "UpToDate",
+                                             "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
+                                             "copies": {"failedCopies": 0, "totalCopies": replicas}}
+                    if not any(c["type"] == "Ready" and c["status"] == "True"
+                               for c in previous.get("conditions") or []):
+                        events.append(("InferenceServiceReady", f"InferenceService [{name}] is Ready", "Normal"))
+                elif start.state == "failed" or (start.state == "running" and start.runs > 1):
+                    # KServe reports the last failure until a run succeeds (a restart that is
+                    # still running leaves the status as it was).
+                    message = start.message
+                    conditions = {"Ready": ("False", "PredictorNotReady", message),
+                                  "PredictorReady": ("False", "RevisionFailed" if knative_mode
+                                                     else "MinimumReplicasUnavailable", message),
+                                  "IngressReady": ("False", "PredictorNotReady", "Predictor ingress not created"),
+                                  "Stopped": ("False", "", "")}
+                    status["modelStatus"] = {
+                        "transitionStatus": "BlockedByFailedLoad",
+                        "states": {"activeModelState": "", "targetModelState": "FailedToLoad"},
+                        "lastFailureInfo": {"location": f"{revision_name}-deployment", "reason": "ModelLoadFailed",
+                                            "message": message, "modelRevisionName": revision_name,
+                                            "exitCode": start.exit_code, "time": failure_time("ModelLoadFailed")},
+                        "copies": {"failedCopies": max(replicas, 1), "totalCopies": 0},
+                    }
+                    events.append(("InferenceServiceNotReady", f"InferenceService {name} is not ready: {message}",
+                                   "Warning"))
+                    if start.state == "failed":
+                        pod_events = [(p["metadata"]["name"], "BackOff",
+                                       f"Back-off restarting failed container {STORAGE_INITIALIZER} in pod "
+                                       f"{p['metadata']['name']}_{namespace}") for p in pods]
+                else:  # pending, running the first time, or the kubelet cannot start it
+                    conditions = {"Ready": ("Unknown", "PredictorNotReady", "Waiting for the predictor to become ready"),
+                                  "PredictorReady": ("Unknown", "RevisionMissing" if knative_mode
+                                                     else "MinimumReplicasUnavailable",
+                                                     "Configuration is waiting for a Revision to become ready."),
+                                  "IngressReady": ("Unknown", "PredictorNotReady", ""),
+                                  "Stopped": ("False", "", "")}
+                    status["modelStatus"] = {"transitionStatus": "InProgress",
+                                             "states": {"activeModelState": "", "targetModelState":
+                                                        "Pending" if start.state == "config-error" else "Loading"}}
+                    if start.state == "config-error":
+                        pod_events = [(p["metadata"]["name"], "Failed", f"Error: {start.message}") for p in pods]
         elif elapsed < self.settings.load_seconds + self.settings.ready_seconds:
             loading = elapsed >= self.settings.load_seconds
             conditions = {"Ready": ("Unknown", "PredictorNotReady", "Waiting for the predictor to become ready"),
@@ -388,10 +548,7 @@ class SandboxController:
             pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Running")
             unschedulable = self._place(namespace, name, pods)
             if unschedulable:
-                conditions = {"Ready": ("False", "PredictorNotReady", unschedulable),
-                              "PredictorReady": ("False", "Unschedulable" if knative_mode
-                                                 else "MinimumReplicasUnavailable", unschedulable),
-                              "IngressReady": ("False", "PredictorNotReady", ""), "Stopped": ("False", "", "")}
+                conditions = self._unschedulable_conditions(unschedulable, knative_mode)
                 status["modelStatus"] = {"transitionStatus": "InProgress",
                                          "states": {"activeModelState": "", "targetModelState": "Pending"}}
             else:
@@ -437,9 +594,22 @@ class SandboxController:
             self._place(namespace, name, old_pods, before=pods)
             pods = old_pods + pods
         status["_freed"] = self._sync_pods(namespace, name, pods)
+        for pod_name, text in pod_logs:
+            if self.store.get("pods", namespace, pod_name) is not None:
+                self.store.set_pod_log(namespace, pod_name, text, container=STORAGE_INITIALIZER)
+        for pod_name, reason, message in pod_events:
+            pod = self.store.get("pods", namespace, pod_name)
+            if pod is not None:
+                self.store.add_event(pod, reason, message, type="Warning", component="kubelet")
+        self._prune_models(namespace, name, keep={p["metadata"]["name"].rsplit("-deployment-", 1)[0] for p in pods})
         status["_next"] = next_check
         status["_events"] = events
         return status
+
+    def _unschedulable_conditions(self, message: str, knative_mode: bool) -> dict[str, tuple[str, str, str]]:
+        return {"Ready": ("False", "PredictorNotReady", message),
+                "PredictorReady": ("False", "Unschedulable" if knative_mode else "MinimumReplicasUnavailable", message),
+                "IngressReady": ("False", "PredictorNotReady", ""), "Stopped": ("False", "", "")}
 
     def _knative_component(self, obj, predictor, track, revision_name, ready, domain, scheme) -> dict:
         """Traffic and revisions as KServe's ksvc reconciler and PropagateStatus (0.20) set them."""
@@ -521,7 +691,7 @@ class SandboxController:
         return json.loads(json.dumps((container or {}).get("resources") or {}))
 
     def _pods(self, obj, model, runtime, count, revision_name, *, phase, loading=False,
-              failed_load: str | None = None) -> list[dict]:
+              failed_load: str | None = None, start: PodStart | None = None) -> list[dict]:
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
         predictor = (obj.get("spec") or {}).get("predictor") or {}
         image = self._image(model, runtime)
@@ -558,7 +728,191 @@ class SandboxController:
                                                          if failed_load else {})}],
                            "containerStatuses": [container_status]},
             })
+            if start is not None:
+                self._with_storage_initializer(pods[-1], start)
         return pods
+
+    def _with_storage_initializer(self, pod: dict, start: PodStart) -> None:
+        """The init container as KServe's pod mutator wrote it and as the kubelet reports it
+        for the current run of the real storage initializer."""
+        credentials = start.credentials
+        init = pod["spec"]["initContainers"][0]
+        init.update(args=[start.uri, initializer.MOUNT_PATH], terminationMessagePolicy="FallbackToLogsOnError")
+        if credentials.env:
+            init["env"] = credentials.env_manifest()
+        init["volumeMounts"] = [*credentials.volume_mounts(),
+                                {"name": "kserve-provision-location", "mountPath": initializer.MOUNT_PATH}]
+        pod["spec"]["serviceAccountName"] = credentials.service_account
+        pod["spec"]["volumes"] = [*credentials.pod_volumes(), {"name": "kserve-provision-location", "emptyDir": {}}]
+        status = pod["status"]["initContainerStatuses"][0]
+        status.pop("lastState", None)
+        status["restartCount"] = max(start.runs - 1, 0)
+        last = {"terminated": {"exitCode": start.exit_code, "reason": "Error", "message": start.message}}
+        if start.state == "succeeded":
+            status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+        elif start.state == "running":
+            status["state"] = {"running": {}}
+            if start.runs > 1:
+                status["lastState"] = last
+        elif start.state == "config-error":
+            status["state"] = {"waiting": {"reason": "CreateContainerConfigError", "message": start.message}}
+        elif start.state == "failed" and start.runs == 1:
+            status["state"] = last  # the kubelet restarts it at once; back-off starts with the next failure
+        elif start.state == "failed":
+            delay = round(min(self.settings.storage_initializer_backoff * 2 ** (start.runs - 2), MAX_BACKOFF_SECONDS))
+            status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message":
+                                           f"back-off {delay}s restarting failed container={STORAGE_INITIALIZER} "
+                                           f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}"}}
+            status["lastState"] = last
+        else:
+            status["state"] = {"waiting": {"reason": "PodInitializing"}}
+        status["ready"] = start.state == "succeeded"
+
+    # --- the real storage initializer --------------------------------------------------------
+    def model_dir(self, namespace: str, name: str, revision: str) -> Path:
+        """Where the storage initializer of ``revision`` downloads to (the pod's /mnt/models)."""
+        return self.models_dir / namespace / name / revision
+
+    def _prune_models(self, namespace: str, name: str, keep) -> None:
+        """A revision's download goes with its pods (an emptyDir)."""
+        root = self.models_dir / namespace / name
+        if not root.is_dir():
+            return
+        for child in root.iterdir():
+            if child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+        if not keep:
+            with contextlib.suppress(OSError):
+                root.rmdir()
+
+    def _venv(self) -> Path:
+        return Path(self.settings.storage_initializer_venv) if self.settings.storage_initializer_venv \
+            else initializer.default_venv()
+
+    def _storage_enabled(self) -> bool:
+        setting = self.settings.storage_initializer
+        if setting is not None:
+            return setting
+        if self._storage_off_reason is None and not (initializer.installed_version(self._venv())
+                                                     or initializer.creatable()):
+            self._storage_off("this Python cannot create a virtualenv with pip (venv/ensurepip missing)")
+        return self._storage_off_reason is None
+
+    def _storage_off(self, reason: str) -> None:
+        if self._storage_off_reason is None:
+            self._storage_off_reason = reason
+            logger.warning("sandbox controller: KServe's storage initializer is off, downloads are simulated: %s",
+                           reason)
+
+    @staticmethod
+    def _injects_storage_initializer(uri: str, modelcar: bool) -> bool:
+        """Whether KServe's pod mutator adds the storage-initializer (and so asks for credentials)."""
+        if not uri or uri.startswith("pvc://"):
+            return False
+        return not (uri.startswith("oci") and modelcar)
+
+    def _credentials(self, obj: dict) -> StorageCredentials:
+        namespace = obj["metadata"]["namespace"]
+        predictor = (obj.get("spec") or {}).get("predictor") or {}
+        builder = CredentialBuilder(self.profile.facts, CredentialConfig.from_configmap(self.webhooks.isvc_config()))
+        return builder.build(namespace=namespace, annotations=obj["metadata"].get("annotations"),
+                             service_account_name=predictor.get("serviceAccountName"),
+                             get_service_account=lambda n: self.store.get("serviceaccounts", namespace, n),
+                             get_secret=lambda n: self.store.get("secrets", namespace, n))
+
+    def _pod_start(self, obj: dict, track: dict, revision_name: str, uri: str,
+                   replicas: int) -> PodStart | CredentialError | None:
+        """The current revision's pods as KServe's pod mutator admits them: refused
+        (``CredentialError``), with the real storage initializer (``PodStart``), or None when
+        there is nothing to download or it cannot happen here (the simulation decides)."""
+        starts = track.setdefault("pod_starts", {})
+        modelcar = bool(self.webhooks.config_section("storageInitializer").get("enableModelcar"))
+        if replicas == 0 or not self._injects_storage_initializer(uri, modelcar):
+            starts.clear()
+            return None
+        for revision in [r for r in starts if r != track["revision"]]:
+            del starts[revision]
+        if track["revision"] in starts:
+            return starts[track["revision"]]
+        try:
+            credentials = self._credentials(obj)
+        except CredentialError as exc:
+            return exc
+        plain = {var.name: var.value or "" for var in credentials.env if var.secret is None}
+        if not initializer.runnable_here(uri, plain) or not self._storage_enabled():
+            return None
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        start = PodStart(revision=revision_name, uri=uri, credentials=credentials,
+                         out_dir=self.model_dir(namespace, name, revision_name))
+        starts[track["revision"]] = start
+        return start
+
+    def _advance(self, start: PodStart, obj: dict, track: dict) -> float | None:
+        """Start (or restart, after its back-off) the init container; seconds until the next
+        look, if the controller must come back by itself."""
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        with self._storage_lock:
+            if start.state == "failed" and time.monotonic() < start.retry_at:
+                return start.retry_at - time.monotonic()
+            if start.state not in ("pending", "config-error", "failed"):
+                return None
+            # The kubelet reads the referenced secrets each time it starts the container.
+            mounts = Path(tempfile.mkdtemp(prefix="sandbox-storage-secrets-"))
+            try:
+                env = resolve(start.credentials, namespace=namespace, mount_root=mounts,
+                              get_secret=lambda n: self.store.get("secrets", namespace, n))
+            except ContainerConfigError as exc:
+                shutil.rmtree(mounts, ignore_errors=True)
+                start.state, start.message = "config-error", str(exc)
+                return None
+            start.state = "running"
+            start.runs += 1
+            fresh = start.runs == 1
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-storage-initializer")
+        self._executor.submit(self._download, (namespace, name), start, env, mounts, fresh)
+        return None
+
+    def _download(self, key: tuple[str, str], start: PodStart, env: dict[str, str], mounts: Path,
+                  fresh: bool) -> None:
+        """One run of the storage initializer (a worker thread)."""
+        try:
+            try:
+                python = initializer.ensure_venv(self._venv())
+            except initializer.StorageInitializerUnavailable as exc:
+                if self.settings.storage_initializer is None:
+                    self._storage_off(str(exc))
+                    with self._storage_lock:
+                        start.state = "unavailable"
+                    return
+                result = initializer.Result(exit_code=1, log=f"sandbox: {exc}\n", seconds=0.0)
+            else:
+                if fresh:  # a new pod's emptyDir
+                    shutil.rmtree(start.out_dir, ignore_errors=True)
+                result = initializer.run(start.uri, start.out_dir, env, python=python, processes=self._processes,
+                                         timeout=self.settings.storage_initializer_timeout)
+            logger.info("sandbox storage initializer %s/%s %s run %d: exit %d in %.2f s", *key, start.revision,
+                        start.runs, result.exit_code, result.seconds)
+            with self._storage_lock:
+                start.exit_code, start.log, start.seconds = result.exit_code, result.log, result.seconds
+                start.history.append((result.exit_code, result.seconds))
+                if result.exit_code == 0:
+                    start.state, start.message = "succeeded", ""
+                else:
+                    delay = 0.0 if start.runs == 1 else min(
+                        self.settings.storage_initializer_backoff * 2 ** (start.runs - 2), MAX_BACKOFF_SECONDS)
+                    start.state, start.message = "failed", result.termination_message
+                    start.retry_at = time.monotonic() + delay
+        except Exception as exc:  # noqa: BLE001 - a broken run is a failed container, never a dead worker
+            logger.exception("sandbox storage initializer failed on %s/%s", *key)
+            with self._storage_lock:
+                start.state, start.exit_code = "failed", 1
+                start.message = start.log = f"sandbox: the storage initializer could not run: {exc}\n"
+                start.retry_at = time.monotonic() + self.settings.storage_initializer_backoff
+        finally:
+            shutil.rmtree(mounts, ignore_errors=True)
+            if not self._stopping:
+                self._enqueue(*key)
 
     def _place(self, namespace: str, name: str, pods: list[dict], before: list[dict] = ()) -> str | None:
         """Bind ``pods`` to nodes (keeping the node of a pod that already runs); the scheduler's

@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
         print("Usage: initializer-entrypoint src_uri_0 dest_path_0 ... src_uri_n dest_path_n")
         return 1
     sources, destinations = argv[0::2], argv[1::2]
-    logger.info("Initializing, args: (src_uri, dest_path): %s", list(zip(sources, destinations)))
+    logger.info("Initializing, args: (src_uri, dest_path): %s", list(zip(sources, destinations, strict=True)))
     for destination in destinations:
         os.makedirs(destination, exist_ok=True)
     try:

@@ -221,6 +221,9 @@ class Store:
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         if event == "DELETED":
             self._bucket(rtype).pop(key, None)
+            if rtype.plural == "pods" and not rtype.group:  # a pod's logs go with it
+                for log_key in [k for k in self._logs if k[:2] == key]:
+                    del self._logs[log_key]
         else:
             self._bucket(rtype)[key] = obj
         stored = copy.deepcopy(obj)
@@ -1013,15 +1016,20 @@ class Store:
     # --- pod logs (``pods/log``) -------------------------------------------------------------
 
     def _log_container(self, pod: dict, container: str | None) -> str:
-        names = [c.get("name") for c in ((pod.get("spec") or {}).get("containers") or [])]
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for c in spec.get("containers") or []]
+        init_names = [c.get("name") for c in spec.get("initContainers") or []]
         name = pod["metadata"]["name"]
         if container:
-            if container not in names:
+            if container not in names and container not in init_names:
                 raise bad_request(f"container {container} is not valid for pod {name}")
             return container
         if len(names) != 1:
-            raise bad_request(f"a container name must be specified for pod {name}, choose one of: "
-                              f"[{' '.join(str(n) for n in names)}]")
+            message = (f"a container name must be specified for pod {name}, choose one of: "
+                       f"[{' '.join(str(n) for n in names)}]")
+            if init_names:
+                message += f" or one of the init containers: [{' '.join(str(n) for n in init_names)}]"
+            raise bad_request(message)
         return str(names[0])
 
     def set_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
