@@ -11,9 +11,9 @@ imports (the sandbox rule). SeaweedFS quirks handled here:
 - it may ignore SIGTERM for ~30 s, so ``stop`` sends SIGTERM, waits a short deadline, then
   SIGKILLs the process group it started (by PID, never by name).
 
-The identities (access key, secret key) live in the ``-s3.config`` JSON; changing them means a
-restart (``restart(identities=...)``), which keeps the data directory: "the keys changed on the
-server" in the storage-connection tests.
+The identities (access key, secret key) live in the ``-s3.config`` JSON; ``reload_identities``
+changes them in place (SIGHUP: SeaweedFS rereads the file), ``restart(identities=...)`` with a
+restart; both keep the data: "the keys changed on the server" in the storage-connection tests.
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ class S3Server:
             binary, "server",
             f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={b}", f"-master.port.grpc={b + 1}", "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=64", "-volume.max=8",
+            # Every bucket is a collection with volumes of its own: no fixed cap on their number
+            # (0 = free disk / volume size; volume files grow as written, nothing is preallocated).
+            "-master.volumeSizeLimitMB=64", "-volume.max=0",
             f"-volume.port={b + 2}", f"-volume.port.grpc={b + 3}",
             "-filer", f"-filer.port={b + 4}", f"-filer.port.grpc={b + 5}",
             "-s3", f"-s3.port={b + 6}", f"-s3.port.grpc={b + 7}", f"-s3.config={self._write_config()}",
@@ -130,7 +132,11 @@ class S3Server:
             self.base_port = free_port_block()
         log_path = self.log_path or self.data_dir / "weed.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+        # One volume per new bucket instead of SeaweedFS's default seven (master.toml's
+        # volume_growth.copy_1, read from the environment): with seven, a third bucket found no
+        # writable volume ("InternalError" on PutObject).
+        env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         self._log = log
         deadline = time.monotonic() + timeout
@@ -187,6 +193,40 @@ class S3Server:
             for sock in Path("/tmp").glob("seaweedfs-*.sock"):
                 if any(sock.name.endswith(f"-{self.base_port + offset}.sock") for offset in range(PORTS_PER_SERVER)):
                     sock.unlink(missing_ok=True)
+
+    def reload_identities(self, identities: list[Identity], timeout: float = 10.0) -> S3Server:
+        """Change the keys without a restart: rewrite ``-s3.config`` and send SIGHUP, on which
+        SeaweedFS reloads it (well under a second, where ``restart`` takes ~30 s: SeaweedFS may
+        ignore SIGTERM for a while and re-registers its volume server slowly). Returns once the
+        first new identity is accepted."""
+        if not identities:
+            raise ValueError("an S3 server needs at least one identity (signatures are always checked)")
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("the S3 server is not running")
+        self.identities = list(identities)
+        self._write_config()
+        os.kill(self.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._accepts(self.identities[0]):
+                return self
+            time.sleep(0.1)
+        raise TimeoutError(f"SeaweedFS did not take the new identities within {timeout:.0f} s")
+
+    def _accepts(self, identity: Identity) -> bool:
+        """A request signed by ``identity`` is not refused (boto3: a dependency of the project)."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id=identity.access_key, aws_secret_access_key=identity.secret_key,
+                              config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=2))
+        try:
+            client.list_buckets()
+        except (BotoCoreError, ClientError):
+            return False
+        return True
 
     def restart(self, *, identities: list[Identity] | None = None, timeout: float = 60.0) -> S3Server:
         """Stop and start again on the same ports and data, with new identities if given."""

@@ -153,16 +153,26 @@ def termination_message(log: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def endpoint_host(env: dict[str, str]) -> str | None:
+def endpoint_hosts(env: dict[str, str]) -> list[str]:
+    """The hosts the S3 variables name: ``AWS_ENDPOINT_URL``'s, and ``S3_ENDPOINT``'s (which
+    may carry a scheme of its own: before 0.17 KServe kept it and put another in front)."""
+    hosts = []
     url = env.get("AWS_ENDPOINT_URL") or ""
-    return urlparse(url).hostname if url else None
+    if url:
+        hosts.append(urlparse(url).hostname or "")
+    endpoint = (env.get("S3_ENDPOINT") or "").strip()
+    if endpoint:
+        hosts.append(urlparse(endpoint if "//" in endpoint else f"//{endpoint}").hostname or "")
+    return hosts
 
 
 def runnable_here(uri: str, env: dict[str, str]) -> bool:
-    """Whether KServe's initializer could fetch ``uri`` on this machine (loopback only)."""
+    """Whether KServe's initializer can try ``uri`` on this machine: an S3 endpoint meant for a
+    loopback address (even one KServe mangled, which then fails for real, as it would in a
+    cluster), or an http(s) URL to a loopback host. The run's network reaches loopback only."""
     parsed = urlparse(uri or "")
     if parsed.scheme == "s3":
-        return is_loopback(endpoint_host(env))
+        return any(is_loopback(host) for host in endpoint_hosts(env))
     if parsed.scheme in ("http", "https"):
         return is_loopback(parsed.hostname)
     return False

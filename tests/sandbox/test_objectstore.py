@@ -15,3 +15,25 @@ def test_s3_server_checks_signatures(own_s3_server):
     own_s3_server.restart(identities=[new])
     c2 = s3_client(own_s3_server)
     assert c2.get_object(Bucket="bucket-one", Key="m/model.bin")["Body"].read() == b"abc"
+
+
+def test_reload_identities_changes_the_keys_in_place(own_s3_server):
+    old = s3_client(own_s3_server)
+    old.create_bucket(Bucket="bucket-two")
+    old.put_object(Bucket="bucket-two", Key="m/model.bin", Body=b"abc")
+    pid = own_s3_server.pid
+    own_s3_server.reload_identities([new_identity()])
+    assert own_s3_server.pid == pid  # no restart
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        old.list_objects_v2(Bucket="bucket-two")
+    assert err.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    assert s3_client(own_s3_server).get_object(Bucket="bucket-two", Key="m/model.bin")["Body"].read() == b"abc"
+
+
+def test_every_new_bucket_can_be_written(s3_server):
+    """Each bucket is a SeaweedFS collection with volumes of its own; the defaults (seven
+    volumes a collection, eight in all) left the third bucket unwritable."""
+    client = s3_client(s3_server)
+    for index in range(12):
+        client.create_bucket(Bucket=f"many-{index:02d}")
+        client.put_object(Bucket=f"many-{index:02d}", Key="k", Body=b"x")
