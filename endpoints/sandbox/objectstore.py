@@ -113,9 +113,7 @@ class S3Server:
             binary, "server",
             f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={b}", f"-master.port.grpc={b + 1}", "-master.telemetry=false",
-            # Every bucket is a collection with volumes of its own: no fixed cap on their number
-            # (0 = free disk / volume size; volume files grow as written, nothing is preallocated).
-            "-master.volumeSizeLimitMB=64", "-volume.max=0",
+            "-master.volumeSizeLimitMB=64", "-volume.max=8",
             f"-volume.port={b + 2}", f"-volume.port.grpc={b + 3}",
             "-filer", f"-filer.port={b + 4}", f"-filer.port.grpc={b + 5}",
             "-s3", f"-s3.port={b + 6}", f"-s3.port.grpc={b + 7}", f"-s3.config={self._write_config()}",
@@ -132,11 +130,7 @@ class S3Server:
             self.base_port = free_port_block()
         log_path = self.log_path or self.data_dir / "weed.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        # One volume per new bucket instead of SeaweedFS's default seven (master.toml's
-        # volume_growth.copy_1, read from the environment): with seven, a third bucket found no
-        # writable volume ("InternalError" on PutObject).
-        env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         self._log = log
         deadline = time.monotonic() + timeout

@@ -29,11 +29,3 @@ def test_reload_identities_changes_the_keys_in_place(own_s3_server):
     assert err.value.response["Error"]["Code"] == "InvalidAccessKeyId"
     assert s3_client(own_s3_server).get_object(Bucket="bucket-two", Key="m/model.bin")["Body"].read() == b"abc"
 
-
-def test_every_new_bucket_can_be_written(s3_server):
-    """Each bucket is a SeaweedFS collection with volumes of its own; the defaults (seven
-    volumes a collection, eight in all) left the third bucket unwritable."""
-    client = s3_client(s3_server)
-    for index in range(12):
-        client.create_bucket(Bucket=f"many-{index:02d}")
-        client.put_object(Bucket=f"many-{index:02d}", Key="k", Body=b"x")
