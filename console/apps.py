@@ -8,3 +8,6 @@ class ConsoleConfig(AppConfig):
 
     name = "console"
     verbose_name = "Console"
+
+    def ready(self) -> None:
+        from console import checks  # noqa: F401  (registers the encryption-key check)
