@@ -131,6 +131,10 @@ class Project(models.Model):
     # Carried in the payload logger URL (the logger cannot authenticate); rotatable.
     ingest_key = models.CharField(max_length=64, default=new_ingest_key, unique=True)
     keep_payload_bodies = models.BooleanField(default=False)
+    # The console has applied storage-connection objects in the namespace (Secrets, ServiceAccounts):
+    # the periodic pass lists them only where this is set or a connection is in use, so a fleet
+    # without connections still costs one list call per namespace.
+    has_connection_objects = models.BooleanField(default=False, editable=False)
     payload_body_limit = models.PositiveIntegerField(default=64 * 1024)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
