@@ -57,7 +57,7 @@ def versions_with_deployments(*, user):
     themselves are not scoped: the caller's base view (or an already visible model) does it."""
     endpoints = restrict(Endpoint.objects.select_related("project").order_by("project__name", "name"), user, "view")
     return (
-        ModelVersion.objects.select_related("model", "created_by")
+        ModelVersion.objects.select_related("model", "created_by", "connection")
         .prefetch_related(
             Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
             Prefetch("endpoints", queryset=endpoints, to_attr="visible_endpoints"),
