@@ -26,6 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, transaction
 
 from console.env import ENCRYPTION_KEYS_VARIABLE as KEYS_VARIABLE
+
 CHECK_PLAINTEXT = "inference-console encryption check v1"
 
 

@@ -47,3 +47,6 @@ class EncryptionCheck(models.Model):
 
     class Meta:
         verbose_name = "encryption check value"
+
+    def __str__(self) -> str:
+        return f"encryption check value of {self.created_at:%Y-%m-%d}"

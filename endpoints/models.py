@@ -290,6 +290,9 @@ class ConnectionOptIn(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connection", "project"], name="connection_opt_in_once")]
 
+    def __str__(self) -> str:
+        return f"{self.project} uses {self.connection}"
+
 
 class RegisteredModel(models.Model):
     """A model a team registers once and versions over time."""

@@ -71,10 +71,7 @@ FORBIDDEN_ENV = {
 # them encrypted and hands them to the pod from a Secret (docs/storage.md).
 _USE_A_CONNECTION = ("it is a credential: add a storage connection in the project and choose it for the model "
                      "version instead; environment values are visible to every Viewer and kept in the audit trail.")
-FORBIDDEN_ENV.update({name: _USE_A_CONNECTION for name in (
-    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_KEY",
-    "GOOGLE_APPLICATION_CREDENTIALS", "NGC_API_KEY")})
+FORBIDDEN_ENV.update(dict.fromkeys(("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "NGC_API_KEY"), _USE_A_CONNECTION))
 # Flags (normalised: leading dashes stripped, '_' → '-') that rename the served model. The
 # console builds inference URLs (/v1/models/<name>, /v2/models/<name>/infer) and the OpenAI
 # "model" field from the endpoint name, which the runtimes use as --model_name /

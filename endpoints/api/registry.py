@@ -48,6 +48,7 @@ from endpoints.api.registry_serializers import (
 )
 from endpoints.filtersets import ListFilterMixin, ModelVersionFilterSet, RegisteredModelFilterSet
 from endpoints.models import HardwareProfile, Project, ProjectQuota, RegisteredModel, ServingRuntime
+from endpoints.services import connections as connection_services
 from endpoints.services.platform import (
     cluster_create,
     cluster_update,
@@ -57,7 +58,6 @@ from endpoints.services.platform import (
     runtime_update,
 )
 from endpoints.services.projects import project_create, project_rotate_ingest_key, project_set_quota
-from endpoints.services import connections as connection_services
 from endpoints.services.registry import alias_set, model_register, model_version_create
 
 

@@ -18,6 +18,7 @@ server" in the storage-connection tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -147,7 +148,7 @@ class S3Server:
         """The S3 gateway answers (an unsigned request gets 403: that is an answer) and the
         filer behind it has a volume to write to."""
         try:
-            urllib.request.urlopen(self.endpoint_url + "/", timeout=1)
+            urllib.request.urlopen(self.endpoint_url + "/", timeout=1)  # noqa: S310 - our own http://127.0.0.1 URL
         except urllib.error.HTTPError as exc:
             if exc.code not in (401, 403):
                 return False
@@ -167,24 +168,21 @@ class S3Server:
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 process.wait(STOP_DEADLINE_SECONDS)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 process.wait(10)
         log = getattr(self, "_log", None)
         if log is not None:
             log.close()
             self._log = None
         if self.base_port:
-            for sock in Path("/tmp").glob("seaweedfs-*.sock"):
+            # SeaweedFS names its sockets after the ports, in /tmp whatever TMPDIR says.
+            for sock in Path("/tmp").glob("seaweedfs-*.sock"):  # noqa: S108
                 if any(sock.name.endswith(f"-{self.base_port + offset}.sock") for offset in range(PORTS_PER_SERVER)):
                     sock.unlink(missing_ok=True)
 

@@ -14,8 +14,8 @@ from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, EndpointStatus, ReconcileAlert, Revision
-from endpoints.services.alerts import alert_raise
 from endpoints.services import connections
+from endpoints.services.alerts import alert_raise
 from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
 from endpoints.services.capabilities import capabilities_for
 from endpoints.services.observation import STATUS_COLUMNS, observation_fields
