@@ -163,6 +163,8 @@ def clean_config(kind: str, config: dict) -> dict:
                 raise ConnectionError_("endpoint_url", "Endpoint URL must be an http:// or https:// URL.")
         if out["ca_bundle"] and "-----BEGIN CERTIFICATE-----" not in out["ca_bundle"]:
             raise ConnectionError_("ca_bundle", "CA bundle must be PEM certificates (-----BEGIN CERTIFICATE-----).")
+        if out["ca_bundle"]:
+            out["ca_bundle"] += "\n"  # PEM files end with a newline; some TLS stacks insist
     if kind == "oci" and ("/" in out["registry"] or " " in out["registry"]):
         raise ConnectionError_("registry", "Registry host is a host name (optionally with :port), without a path.")
     if kind == "https" and ("/" in out["host"] or " " in out["host"]):
