@@ -17,7 +17,14 @@ from django.db.models import Q
 from django_filters.filters import QuerySetRequestMixin
 
 from console.permissions import restrict
-from endpoints.models import Endpoint, EndpointStatus, ModelVersion, Project, RegisteredModel, StorageConnection
+from endpoints.models import (
+    Endpoint,
+    EndpointStatus,
+    ModelVersion,
+    Project,
+    RegisteredModel,
+    StorageConnection,
+)
 
 
 class ProjectField(forms.ModelChoiceField):
