@@ -34,9 +34,10 @@ class StorageConnectionSerializer(serializers.ModelSerializer):
 
     name = serializers.CharField(max_length=40, help_text="Cannot change once created.")
     kind = serializers.ChoiceField(choices=StorageConnection.Kind.choices, help_text="Cannot change once created.")
-    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none(), allow_null=True, required=False,
-                                                 help_text="The owning project; null for a platform-wide connection. "
-                                                           "Cannot change once created.")
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none(), allow_null=True,
+                                                 help_text="The owning project (one you manage); null for a "
+                                                           "platform-wide connection (platform admins). Cannot change "
+                                                           "once created.")
     project_name = serializers.CharField(source="project.name", read_only=True, default=None)
     scope = serializers.SerializerMethodField()
     display_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -115,7 +116,7 @@ class UsageVersionSerializer(serializers.Serializer):
 class UsageOptInSerializer(serializers.Serializer):
     project = serializers.IntegerField(source="project_id")
     project_name = serializers.CharField(source="project.name")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
 
 

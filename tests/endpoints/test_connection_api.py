@@ -379,3 +379,10 @@ def test_no_secret_in_any_answer_audit_event_or_log(w, monkeypatch, caplog):
     for event in events:
         assert_no_secret(json.dumps(event.details) + event.target_repr, f"audit event {event.action}")
     assert_no_secret(caplog.text, "log output")
+
+
+def test_project_must_be_given_explicitly(w):
+    response = api(w.owner).post(BASE, {"name": "nowhere", "kind": "hf", "secrets": {"token": TYPED_SECRET}},
+                                 format="json")
+    assert response.status_code == 400 and "project" in response.json()["errors"]
+    assert_no_secret(body(response))
