@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -102,6 +103,7 @@ class StorageConnectionViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.Re
         connection = StorageConnection.objects.select_related("project", "created_by").get(pk=connection.pk)
         return Response(self.get_serializer(connection).data, status=code)
 
+    @sensitive_variables()
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -127,6 +129,7 @@ class StorageConnectionViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.Re
     @extend_schema(description="Change settings (merged into the stored ones), display name or description; "
                                "secret values given here replace the stored ones (a rotation), blank ones keep "
                                "them. Name, kind and project cannot change.")
+    @sensitive_variables()
     def partial_update(self, request, *args, **kwargs):
         connection = self.get_object()
         serializer = self.get_serializer(connection, data=request.data, partial=True)
@@ -178,6 +181,7 @@ class StorageConnectionViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.Re
     @extend_schema(methods=["POST"], request=SecretsSerializer, responses=StorageConnectionSerializer,
                    description="Rotate: new secret values (at least one; blank ones keep the stored values).")
     @action(detail=True, methods=["get", "post"], url_path="rotate")
+    @sensitive_variables()
     def rotate(self, request, pk=None):
         connection = self.get_object()
         if request.method == "GET":

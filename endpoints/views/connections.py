@@ -24,6 +24,8 @@ from django.db.models import F, Prefetch
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.generic import FormView, View
 
 from console.permissions import PermissionChecker, can, get_visible_or_404, is_platform_admin, restrict
@@ -43,6 +45,10 @@ from endpoints.services.connections import (
     rotation_plan,
 )
 from endpoints.views.common import ServiceFormView, crumbs
+
+# Error reports (a 500 mailed to admins, DEBUG pages) leave out every POSTed value of the pages
+# where secrets are typed.
+hide_posted_values = method_decorator(sensitive_post_parameters(), name="dispatch")
 
 CREATE_REFUSED = ("You may not create storage connections: they are created by the Owners of a project and, "
                   "platform-wide, by platform admins.")
@@ -148,6 +154,7 @@ class ConnectionListView(ProtectedListView):
 
 # --- create, edit ----------------------------------------------------------------------------------
 
+@hide_posted_values
 class ConnectionCreateView(LoginRequiredMixin, ServiceFormView):
     """``?kind=`` chooses the kind (without one, a list of kinds); the project is one the user may
     manage, or platform-wide for platform admins."""
@@ -190,6 +197,7 @@ class ConnectionCreateView(LoginRequiredMixin, ServiceFormView):
                 initial["project"] = str(project.pk)
         return initial
 
+    @sensitive_variables()
     def call_service(self, form):
         data = form.cleaned_data
         project = data["project"]
@@ -233,6 +241,7 @@ class ConnectionObjectMixin(LoginRequiredMixin):
         return super().dispatch(request, *args, **kwargs)
 
 
+@hide_posted_values
 class ConnectionEditView(ConnectionObjectMixin, ServiceFormView):
     """Settings, name shown and description; a secret typed here replaces the stored one (a
     rotation), blank keeps it."""
@@ -244,6 +253,7 @@ class ConnectionEditView(ConnectionObjectMixin, ServiceFormView):
         self.service_field_map = ConnectionForm.field_map(KINDS[self.connection.kind])
         return ConnectionForm(**self.get_form_kwargs(), kind=self.connection.kind, connection=self.connection)
 
+    @sensitive_variables()
     def call_service(self, form):
         data = form.cleaned_data
         return connection_update(actor=self.request.user, connection=self.connection, config=form.config_data(),
@@ -329,6 +339,7 @@ class ConnectionCheckView(ConnectionObjectMixin, FormView):
 
 # --- rotate, delete --------------------------------------------------------------------------------
 
+@hide_posted_values
 class ConnectionRotateView(ConnectionObjectMixin, ServiceFormView):
     """GET: what rotating does — the namespaces whose Secret is updated, the endpoints restarted
     (Hugging Face tokens are read by the serving container at start) and those that keep running
@@ -342,6 +353,7 @@ class ConnectionRotateView(ConnectionObjectMixin, ServiceFormView):
         self.service_field_map = RotateForm.field_map(KINDS[self.connection.kind])
         return RotateForm(**self.get_form_kwargs(), connection=self.connection)
 
+    @sensitive_variables()
     def call_service(self, form):
         updated = connection_update(actor=self.request.user, connection=self.connection, secrets=form.secret_data())
         if updated.secret_version == self.connection.secret_version:

@@ -526,3 +526,12 @@ def test_no_secret_in_any_page_audit_event_export_or_log(client, w, monkeypatch,
     for event in events:
         assert_no_secret(repr(event.details) + event.target_repr, f"audit event {event.action}")
     assert_no_secret(caplog.text, "log output")
+
+
+@pytest.mark.parametrize("name", ["connection-create", "connection-edit", "connection-rotate"])
+def test_error_reports_leave_out_posted_values_where_secrets_are_typed(client, w, name):
+    path = url(name, None if name == "connection-create" else w.connection)
+    if name == "connection-create":
+        path += "?kind=s3"
+    response = page_as(client, w.owner, path, "post", s3_form(secret_secret_access_key=TYPED_SECRET))
+    assert response.wsgi_request.sensitive_post_parameters == "__ALL__"
