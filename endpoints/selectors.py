@@ -4,6 +4,8 @@ are for views whose base class scopes them."""
 
 from __future__ import annotations
 
+import logging
+
 from django.db.models import Count, F, Prefetch, Sum
 
 from console.permissions import get_visible_or_404, restrict, visible
@@ -19,6 +21,7 @@ from endpoints.models import (
     RegisteredModel,
     Revision,
     ServingRuntime,
+    StorageConnection,
 )
 
 
@@ -151,3 +154,41 @@ def platform_counts() -> dict:
         "hardware_profiles": HardwareProfile.objects.count(),
         "runtimes": ServingRuntime.objects.count(),
     }
+
+
+# --- storage connections ---------------------------------------------------------------------------
+
+def connection_get(*, user, pk: int, action: str = "view") -> StorageConnection:
+    """One connection the user can see (404 otherwise); 403 when they may not ``action`` it."""
+    return get_visible_or_404(StorageConnection.objects.select_related("project", "created_by"), user, action, pk=pk)
+
+
+def connection_usage(*, user, connection: StorageConnection) -> dict:
+    """What uses a connection, as far as ``user`` may see: endpoints (primary or canary), model
+    versions and, for a platform-wide connection, the projects that opted in. Rows of projects
+    the user cannot see are left out (a platform-wide connection is visible to everyone)."""
+    from endpoints.services.connections import endpoints_using
+
+    versions = restrict(ModelVersion.objects.filter(connection=connection)
+                        .select_related("model", "model__project").order_by("model__project__name", "model__name",
+                                                                            "version"), user, "view")
+    opt_ins = restrict(connection.opt_ins.select_related("project", "created_by").order_by("project__name"),
+                       user, "view")
+    return {"endpoints": list(restrict(endpoints_using(connection), user, "view")),
+            "versions": list(versions), "opt_ins": list(opt_ins)}
+
+
+def connection_check(*, uri: str, connection: StorageConnection):
+    """The storage check of ``uri`` with the connection's credentials, as pages and the API show
+    it (``services.connections.preflight``: redacted there). A check that fails unexpectedly is
+    reported as state ``error``; only the exception's type is logged, since its text could
+    quote what was sent to the storage."""
+    from endpoints.services.connections import preflight
+    from endpoints.storage_check import StorageCheck
+
+    try:
+        return preflight(uri, connection).check
+    except Exception as exc:  # noqa: BLE001 - a failed check is an answer, not a failed page
+        logging.getLogger(__name__).warning("storage check with connection %s failed: %s", connection.pk,
+                                            type(exc).__name__)
+        return StorageCheck(state="error", message="The check could not be run. Try again later.")
