@@ -1,7 +1,10 @@
 """The sandbox object store is a real S3 server: it checks signatures and keeps data across a key change."""
 
-import botocore.exceptions, pytest
-from tests.fixtures.storage import s3_client, new_identity
+import botocore.exceptions
+import pytest
+
+from tests.fixtures.storage import new_identity, s3_client
+
 
 def test_s3_server_checks_signatures(own_s3_server):
     c = s3_client(own_s3_server)
