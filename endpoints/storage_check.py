@@ -582,8 +582,10 @@ def _gcs_probe(client, bucket_name: str, key: str, endpoint: str, timeout: float
                 if key else f"Bucket '{bucket_name}' is empty",
                 {**base, "code": "notFound", "status": 404, "objects_found": 0},
             )
+        # Listable is not readable: the first object's metadata takes the read permission.
+        bucket.get_blob(names[0], timeout=timeout, retry=None)
         noun = _object_noun(len(names), len(names) >= LIST_LIMIT)
-        return StorageCheck(OK, f"Found {noun} under '{target}' (first: '{names[0]}')",
+        return StorageCheck(OK, f"Found {noun} under '{target}' (first: '{names[0]}'), readable",
                             {**base, "match": "prefix", "objects_found": len(names),
                              "truncated": len(names) >= LIST_LIMIT, "first": names[0], "status": 200})
     except api_exceptions.NotFound as exc:
@@ -744,9 +746,11 @@ def _azure_code(exc) -> str:
 
 
 def _azure_message(exc) -> str:
-    text = str(getattr(exc, "reason", None) or getattr(exc, "message", None) or exc)
+    """The error body's message (first line: the SDK appends request id, time and the body);
+    for a HEAD, which has no body, the status line's reason (Azure puts the message there)."""
+    text = _first_line(getattr(exc, "message", None) or "")
     text = text.removeprefix("Operation returned an invalid status ").strip("'\"")
-    return _first_line(text)
+    return text or _first_line(getattr(exc, "reason", None) or "")
 
 
 def _azure_probe(service, container: str, path: str, endpoint: str) -> StorageCheck:
@@ -781,9 +785,11 @@ def _azure_probe(service, container: str, path: str, endpoint: str) -> StorageCh
                 if path else f"Container '{container}' is empty",
                 {**base, "code": "BlobNotFound", "status": 404, "objects_found": 0},
             )
+        # Listable is not readable (a SAS or a role may allow one and not the other).
+        container_client.get_blob_client(names[0]).get_blob_properties()
         truncated = len(names) >= LIST_LIMIT
         noun = _object_noun(len(names), truncated).replace("object", "blob")
-        return StorageCheck(OK, f"Found {noun} under '{target}' (first: '{names[0]}')",
+        return StorageCheck(OK, f"Found {noun} under '{target}' (first: '{names[0]}'), readable",
                             {**base, "match": "prefix", "objects_found": len(names), "truncated": truncated,
                              "first": names[0], "status": 200})
     except (ServiceRequestError, ServiceResponseError) as exc:

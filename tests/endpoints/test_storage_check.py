@@ -14,6 +14,7 @@ import datetime
 import ipaddress
 import json
 import secrets
+import socket
 import ssl
 import time
 from functools import cache
@@ -538,6 +539,45 @@ def test_azure_service_principal_refused_by_the_identity_provider(tmp_path, monk
                      "https://acct.blob.core.windows.net/models/iris", timeout=2)
     assert result.state == DENIED and result.detail["code"] == "AADSTS7000215", result
     assert result.message.startswith("The identity provider refused the service principal")
+    assert "[redacted]" in result.message
+
+
+# --- every kind: a server that never answers, a server quoting the secret back ------------------------------
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs", "azure"])
+def test_a_server_that_never_answers_times_out_within_the_timeout(kind, silent_port):
+    endpoint = f"http://127.0.0.1:{silent_port}"
+    config, keys, uri = {
+        "s3": ({"endpoint_url": endpoint, "addressing": "path"},
+               {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "silent-secret-value"}, "s3://models/iris"),
+        "gcs": ({"endpoint_url": endpoint}, {}, "gs://models/iris"),
+        "azure": ({"endpoint_url": endpoint + "/acct"}, {"account_key": "c2lsZW50LXNlY3JldC12YWx1ZQ=="},
+                  "https://acct.blob.core.windows.net/models/iris"),
+    }[kind]
+    started = time.monotonic()
+    result = run(kind, config, keys, uri, timeout=0.5)
+    assert result.state == UNREACHABLE and result.detail["code"] == "timeout", result
+    assert result.message.endswith(": timed out")
+    assert time.monotonic() - started < 3
+
+
+def test_azure_server_quoting_the_key_back_is_redacted(scripted_server):
+    key = "c2VjcmV0LWFjY291bnQta2V5LXZhbHVlLWZvci10ZXN0cw=="
+    scripted_server.reply = Reply(403, (
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthenticationFailed</Code>"
+        f"<Message>Signature did not match, key was {key}</Message></Error>"),
+        {"Content-Type": "application/xml", "x-ms-error-code": "AuthenticationFailed"})
+    result = run("azure", {"endpoint_url": scripted_server.url + "/acct"}, {"account_key": key},
+                 "https://acct.blob.core.windows.net/models/")
+    assert result.state == DENIED and result.detail["code"] == "AuthenticationFailed", result
     assert "[redacted]" in result.message
 
 
