@@ -64,7 +64,7 @@ AZURE_STORAGE_SCOPE = "https://storage.azure.com/.default"
 _REFUSED_CREDENTIAL_CODES = {
     # S3
     "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
-    "InvalidSecurity", "AuthorizationHeaderMalformed",
+    "InvalidSecurity",
     # Azure (Azurite answers AuthorizationFailure where Azure answers AuthenticationFailed)
     "AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo", "NoAuthenticationInformation",
     # Google token endpoint

@@ -248,6 +248,20 @@ def test_s3_server_quoting_the_secret_back_is_redacted(scripted_server):
     assert result.state == DENIED and "[redacted]" in result.message, result
 
 
+@pytest.mark.parametrize(("status", "code", "server_message", "state"), [
+    (400, "AuthorizationHeaderMalformed", "The authorization header is malformed; the region 'us-east-1' is wrong; "
+                                          "expecting 'eu-west-1'", INVALID),
+    (503, "ServiceUnavailable", "Please reduce your request rate.", UNREACHABLE),
+])
+def test_s3_other_server_errors_quote_the_server(scripted_server, status, code, server_message, state):
+    scripted_server.reply = Reply(status, f"<Error><Code>{code}</Code><Message>{server_message}</Message></Error>",
+                                  {"Content-Type": "application/xml"})
+    result = run("s3", {"endpoint_url": scripted_server.url, "addressing": "path"},
+                 {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "other-errors-secret"}, "s3://models/iris")
+    assert result.state == state and result.detail["code"] == code, result
+    assert f"{code} — {server_message}" in result.message
+
+
 @pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 def test_s3_tls_with_the_connections_ca_bundle(tmp_path):
     cert, _ = loopback_certificate()
