@@ -8,6 +8,10 @@ imports (the sandbox rule). SeaweedFS quirks handled here:
 - every port is set explicitly (master, volume, filer and S3, each with its gRPC port), all on
   127.0.0.1, and telemetry is off (``-master.telemetry=false``): no call leaves the machine;
 - it writes ``seaweedfs-*.sock`` files to /tmp named after the ports; they are removed on stop;
+- every bucket is a collection of its own, and a collection grows 7 volumes by default: with
+  a volume limit, the second or third bucket written to got "No writable volumes and no free
+  volumes left" (an ``InternalError`` on PutObject). A ``master.toml`` in the working directory
+  (the data directory) makes a collection grow one volume at a time, and the limit is 64;
 - it may ignore SIGTERM for ~30 s, so ``stop`` sends SIGTERM, waits a short deadline, then
   SIGKILLs the process group it started (by PID, never by name).
 
@@ -108,6 +112,10 @@ class S3Server:
             json.dump(config, handle)
         return path
 
+    def _write_master_toml(self) -> None:
+        """Read by ``weed`` from its working directory: one volume per growth, not seven."""
+        (self.data_dir / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
+
     def command(self) -> list[str]:
         binary = weed_binary()
         if binary is None:
@@ -117,7 +125,7 @@ class S3Server:
             binary, "server",
             f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={b}", f"-master.port.grpc={b + 1}", "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=64", "-volume.max=8",
+            "-master.volumeSizeLimitMB=64", "-volume.max=64",
             f"-volume.port={b + 2}", f"-volume.port.grpc={b + 3}",
             "-filer", f"-filer.port={b + 4}", f"-filer.port.grpc={b + 5}",
             "-s3", f"-s3.port={b + 6}", f"-s3.port.grpc={b + 7}", f"-s3.config={self._write_config()}",
@@ -129,12 +137,15 @@ class S3Server:
     def start(self, timeout: float = 60.0) -> S3Server:
         if not self.identities:
             raise ValueError("an S3 server needs at least one identity (signatures are always checked)")
+        # Absolute: the server runs in its data directory (master.toml), the flags name paths in it.
+        self.data_dir = Path(self.data_dir).resolve()
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
         if not self.base_port:
             self.base_port = free_port_block()
         log_path = self.log_path or self.data_dir / "weed.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+        self._write_master_toml()
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
                                         stdin=subprocess.DEVNULL, start_new_session=self.own_session)
         self._log = log
         deadline = time.monotonic() + timeout

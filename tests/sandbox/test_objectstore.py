@@ -18,3 +18,16 @@ def test_s3_server_checks_signatures(own_s3_server):
     own_s3_server.restart(identities=[new])
     c2 = s3_client(own_s3_server)
     assert c2.get_object(Bucket="bucket-one", Key="m/model.bin")["Body"].read() == b"abc"
+
+
+def test_every_fresh_bucket_can_be_written(s3_server):
+    """Each bucket is a SeaweedFS collection with volumes of its own: many buckets on one server
+    (one per test) must all take writes (they ran out of volumes from the third one on)."""
+    import secrets
+
+    client = s3_client(s3_server)
+    for _ in range(12):
+        bucket = f"t-{secrets.token_hex(6)}"
+        client.create_bucket(Bucket=bucket)
+        client.put_object(Bucket=bucket, Key="m/model.bin", Body=b"abc")
+        assert client.get_object(Bucket=bucket, Key="m/model.bin")["Body"].read() == b"abc"
