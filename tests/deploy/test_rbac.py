@@ -10,13 +10,13 @@ import pytest
 from endpoints import plan
 from endpoints.cluster import USER_AGENT
 from endpoints.services.capabilities import cluster_discover
+from endpoints.services.connections import connection_create
 from endpoints.services.endpoints import endpoint_create, endpoint_delete
 from endpoints.services.observation import endpoint_sync_status
 from endpoints.services.platform import runtime_create
 from endpoints.services.reconciler import reconcile_cluster
 from endpoints.services.registry import model_version_create
 from tests.deploy.test_manifests import render
-from endpoints.services.connections import connection_create
 from tests.endpoints.endpoint_factories import ModelVersionFactory, deploy_setup
 
 pytestmark = pytest.mark.django_db
