@@ -7,12 +7,14 @@ the cluster; audit details carry field names, never values (docs/storage.md)."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from audit import services as audit
 from console import crypto
@@ -22,11 +24,13 @@ from endpoints.cluster import ClusterError
 from endpoints.models import ConnectionOptIn, Endpoint, ModelVersion, Project, StorageConnection
 
 MANAGED_KINDS = ("Secret", "ServiceAccount", "ConfigMap")
+logger = logging.getLogger(__name__)
 
 
 # --- secret values -----------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def secret_values(connection: StorageConnection) -> dict:
     """The connection's decrypted secret values (for the cluster Secret and the preflight only)."""
     if not connection.secret_ciphertext:
@@ -83,6 +87,7 @@ def usable_in(project: Project):
 
 
 @transaction.atomic
+@sensitive_variables()
 def connection_create(*, actor, project: Project | None, name: str, kind: str, config: dict | None = None,
                       secrets: dict | None = None, display_name: str = "", description: str = "") -> StorageConnection:
     if kind not in rules.KINDS:
@@ -111,6 +116,7 @@ def connection_create(*, actor, project: Project | None, name: str, kind: str, c
 
 
 @transaction.atomic
+@sensitive_variables()
 def connection_update(*, actor, connection: StorageConnection, config: dict | None = None,
                       display_name: str | None = None, description: str | None = None,
                       secrets: dict | None = None) -> StorageConnection:
@@ -253,6 +259,7 @@ class Preflight:
         return self.check.state in ("missing_container", "missing_object", "denied", "invalid")
 
 
+@sensitive_variables()
 def preflight(uri: str, connection: StorageConnection | None, *, timeout: float = 5.0) -> Preflight:
     """Check with the connection's credentials that ``uri`` exists and is readable."""
     if connection is None:
@@ -264,7 +271,13 @@ def preflight(uri: str, connection: StorageConnection | None, *, timeout: float 
         return Preflight(uri=uri, connection_name=connection.name,
                          check=storage_check.StorageCheck(state="invalid", message=problem))
     values = secret_values(connection)
-    check = storage_check.check_storage(connection.kind, connection.config, values, uri, timeout=timeout)
+    try:
+        check = storage_check.check_storage(connection.kind, connection.config, values, uri, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - a check that breaks is an answer, not a failed page
+        # Only the type is logged: the exception's text could quote what was sent to the storage.
+        logger.warning("storage check with connection %s failed: %s", connection.pk, type(exc).__name__)
+        check = storage_check.StorageCheck(
+            state="unreachable", message=f"The check could not be completed ({type(exc).__name__}); try again later.")
     # Belt and braces: a storage server or library that quoted a credential never reaches a page.
     safe = storage_check.StorageCheck(state=check.state, message=redact(check.message, values=values),
                                       detail=json.loads(redact(json.dumps(check.detail, default=str), values=values)))
@@ -307,6 +320,7 @@ def desired_objects(project: Project, capabilities) -> list[dict]:
     return objects
 
 
+@sensitive_variables()
 def manifests_for(connection: StorageConnection, namespace: str, capabilities) -> list[dict]:
     return rules.cluster_objects(connection_name=connection.name, platform=connection.is_platform,
                                  kind=connection.kind, config=connection.config, secrets=secret_values(connection),
@@ -321,6 +335,7 @@ def managed_selector() -> str:
            f"{rules.LABEL_CONNECTION}"
 
 
+@sensitive_variables()
 def apply_for_endpoint(client, endpoint: Endpoint, capabilities) -> list[str]:
     """Apply the objects of the connections the endpoint's versions use (before the
     InferenceService, so its pods find them). Returns the connection names."""
@@ -368,6 +383,7 @@ def _expected(manifest: dict) -> dict:
     return out
 
 
+@sensitive_variables()
 def sync_namespace(client, project: Project, capabilities, *, max_deletions: int, report: dict) -> list[tuple[str, str]]:
     """Make the namespace hold exactly the connection objects its endpoints need: apply what is
     missing, repair what was edited outside the console (audited, values never shown), and return

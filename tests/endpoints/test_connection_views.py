@@ -423,7 +423,7 @@ def test_check_that_crashes_is_an_answer_and_logs_no_value(client, w, monkeypatc
     monkeypatch.setattr(storage_check, "check_storage", crash)
     with caplog.at_level(logging.DEBUG):
         response = page_as(client, w.owner, url("connection-check", w.connection), "post", {"uri": "s3://models/x"})
-    assert response.status_code == 200 and response.context["result"].state == "error"
+    assert response.status_code == 200 and response.context["result"].state == "unreachable"
     assert_no_secret(response.content)
     assert_no_secret(caplog.text, "log output")
 
