@@ -8,3 +8,18 @@ class ConsoleConfig(AppConfig):
 
     name = "console"
     verbose_name = "Console"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from console import checks  # noqa: F401  (registers the encryption-key check)
+
+        post_migrate.connect(_store_encryption_check, sender=self)
+
+
+def _store_encryption_check(sender, using="default", **kwargs) -> None:
+    """After the first migrate, store the check value the next start-up decrypts (console/crypto.py)."""
+    from console import crypto
+
+    if using == "default":
+        crypto.verify_keys()

@@ -13,12 +13,22 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
 app = Celery("console")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+@beat_init.connect
+def _verify_encryption_keys(**_kwargs) -> None:
+    """A worker or beat with keys that cannot read the stored secrets must not start."""
+    from console.crypto import verify_keys
+
+    verify_keys()
 
 
 def idempotent_task(*args, **options):

@@ -22,6 +22,7 @@ def _admin(user) -> bool:
 NAVIGATION = [
     ("Endpoints", "endpoints:endpoint-list", _everyone),
     ("Models", "endpoints:model-list", _everyone),
+    ("Connections", "endpoints:connection-list", _everyone),
     ("Dashboards", "monitoring:overview", _everyone),
     ("Audit", "audit:event-list", _auditor),
     ("Access", "access:access-overview", _admin),

@@ -8,6 +8,8 @@ never silently fall back to a default.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -63,3 +65,34 @@ def string_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+ENCRYPTION_KEYS_VARIABLE = "CONSOLE_ENCRYPTION_KEYS"
+
+
+def _fernet_key_bytes(key: str) -> bytes:
+    """A Fernet key is 32 bytes in url-safe base64 (cryptography's own rule, checked without it)."""
+    raw_key = base64.urlsafe_b64decode(key.encode("ascii"))
+    if len(raw_key) != 32:
+        raise ValueError("not 32 bytes")
+    return raw_key
+
+
+def parse_keys(text: str) -> list[str]:
+    """The keys in ``text`` (commas or newlines between them), each checked to be a Fernet key."""
+    keys = [part.strip() for chunk in (text or "").splitlines() for part in chunk.split(",") if part.strip()]
+    for index, key in enumerate(keys, start=1):
+        try:
+            _fernet_key_bytes(key)
+        except (ValueError, TypeError, UnicodeEncodeError):
+            raise ImproperlyConfigured(
+                f"{ENCRYPTION_KEYS_VARIABLE}: key {index} is not a Fernet key (32 url-safe base64-encoded bytes; "
+                "make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            ) from None
+    return keys
+
+
+def development_key(secret_key: str) -> str:
+    """A deterministic key derived from SECRET_KEY: only for DEBUG runs without configured keys."""
+    digest = hashlib.sha256(b"inference-console-encryption:" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()

@@ -36,3 +36,17 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return self.get_full_name() or self.username
+
+
+class EncryptionCheck(models.Model):
+    """One value encrypted with the key in use when the console first started: decrypting it at
+    start-up proves the configured keys can read the stored secrets (``console.crypto``)."""
+
+    token = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "encryption check value"
+
+    def __str__(self) -> str:
+        return f"encryption check value of {self.created_at:%Y-%m-%d}"

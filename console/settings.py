@@ -374,6 +374,20 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}, "kubernetes": {"level": "WARNING"}},
 }
 
+# --- Encryption at rest (console/crypto.py) ---------------------------------------------------
+# Fernet keys for secret values stored in the database (storage-connection credentials), first
+# key encrypts, all decrypt. Required when DEBUG is off; a DEBUG run without keys derives one from
+# SECRET_KEY. `make run` writes var/encryption_keys.
+CONSOLE_ENCRYPTION_KEYS = env.parse_keys(env.string("CONSOLE_ENCRYPTION_KEYS"))
+if not CONSOLE_ENCRYPTION_KEYS:
+    if DEBUG:
+        CONSOLE_ENCRYPTION_KEYS = [env.development_key(SECRET_KEY)]
+    else:
+        raise ImproperlyConfigured(
+            "CONSOLE_ENCRYPTION_KEYS is required when DEBUG is off: set CONSOLE_ENCRYPTION_KEYS or "
+            "CONSOLE_ENCRYPTION_KEYS_FILE to one or more Fernet keys (docs/storage.md)."
+        )
+
 # --- Audit trail: seals, ingest, retention (audit app; see docs/audit.md) -------------------
 # Seals are HMAC-signed with a key kept outside the database. AUDIT_SIGNING_KEY (or _FILE) is the
 # current key, AUDIT_SIGNING_KEY_ID its id (stored in each seal); AUDIT_SIGNING_KEYS (or _FILE)

@@ -4,3 +4,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 application = get_wsgi_application()
+
+# Refuse to serve with encryption keys that cannot read the stored secrets (console/crypto.py).
+from console.crypto import verify_keys  # noqa: E402
+
+verify_keys()

@@ -42,6 +42,26 @@ def catalog(queryset, user, action):
     return queryset.none()
 
 
+def storage_connections(queryset, user, action):
+    """A project's connections follow the project (view: see them; deploy: use them in the
+    project's versions; manage: change, rotate, delete). Platform-wide connections are listed
+    to every signed-in user (so Owners can opt in), used by those who may deploy in a project
+    that opted in, and managed by platform admins only."""
+    from django.db.models import Q
+
+    from endpoints.models import Project
+
+    if is_platform_admin(user):
+        return queryset
+    projects = restrict(Project.objects.all(), user, action)
+    own = Q(project__in=projects)
+    if action == "view":
+        return queryset.filter(own | Q(project__isnull=True))
+    if action == "deploy":
+        return queryset.filter(own | Q(project__isnull=True, opt_ins__project__in=projects)).distinct()
+    return queryset.filter(own)
+
+
 def platform_admins_only(queryset, user, action):
     return queryset if is_platform_admin(user) else queryset.none()
 
@@ -70,3 +90,5 @@ def register() -> None:
     for model in (m.Cluster, m.HardwareProfile, m.ServingRuntime):
         register_scope(model, catalog)
     register_scope(m.ReconcileAlert, platform_admins_only)
+    register_scope(m.StorageConnection, storage_connections)
+    register_scope(m.ConnectionOptIn, through("project", m.Project))

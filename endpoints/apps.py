@@ -15,3 +15,9 @@ class EndpointsConfig(AppConfig):
         from endpoints.audit_directory import ProjectDirectory
 
         register_directory(ProjectDirectory())
+
+        # Storage-connection secrets are encrypted at rest; the key-rotation command re-encrypts them.
+        from console.crypto import register_encrypted_column
+        from endpoints.models import StorageConnection
+
+        register_encrypted_column(StorageConnection, "secret_ciphertext")

@@ -233,6 +233,25 @@ class Capabilities:
         return None if self.isvc_config is None else bool(value)
 
     @property
+    def s3_key_names(self) -> tuple[str, str]:
+        """The Secret data keys KServe reads an S3 access key id and secret from: the cluster's
+        ``credentials.s3`` config, else the controller's built-in names (pkg/credentials/s3)."""
+        s3 = self._config("credentials").get("s3") or {}
+        return (s3.get("s3AccessKeyIDName") or "awsAccessKeyID",
+                s3.get("s3SecretAccessKeyName") or "awsSecretAccessKey")
+
+    @property
+    def gcs_credential_file(self) -> str:
+        gcs = self._config("credentials").get("gcs") or {}
+        return gcs.get("gcsCredentialFileName") or "gcloud-application-credentials.json"
+
+    @property
+    def storage_initializer_reads_hf_token(self) -> bool:
+        """KServe hands a ServiceAccount secret's ``HF_TOKEN`` to the storage initializer from 0.14
+        (pkg/credentials/hf); 0.13 skips such a secret. True when the release is unknown."""
+        return self.release_tuple is None or self.release_tuple >= (0, 14)
+
+    @property
     def disallowed_annotations(self) -> list[str]:
         return list(self._config("inferenceService").get("serviceAnnotationDisallowedList") or [])
 

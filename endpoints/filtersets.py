@@ -17,7 +17,14 @@ from django.db.models import Q
 from django_filters.filters import QuerySetRequestMixin
 
 from console.permissions import restrict
-from endpoints.models import Endpoint, EndpointStatus, ModelVersion, Project, RegisteredModel
+from endpoints.models import (
+    Endpoint,
+    EndpointStatus,
+    ModelVersion,
+    Project,
+    RegisteredModel,
+    StorageConnection,
+)
 
 
 class ProjectField(forms.ModelChoiceField):
@@ -136,3 +143,20 @@ class ModelVersionFilterSet(ConsoleFilterSet):
     class Meta:
         model = ModelVersion
         fields: list[str] = []
+
+
+class StorageConnectionFilterSet(ConsoleFilterSet):
+    """``?project=`` (name or id: the project's own connections), ``?kind=`` (s3, gcs, azure, hf,
+    oci, https) and ``?scope=`` (``project`` or ``platform``-wide)."""
+
+    project = ProjectFilter(field_name="project", label="Project")
+    kind = django_filters.ChoiceFilter(choices=StorageConnection.Kind.choices, empty_label="Any kind", label="Kind")
+    scope = django_filters.ChoiceFilter(method="filter_scope", label="Scope", empty_label="Any scope",
+                                        choices=(("project", "A project's"), ("platform", "Platform-wide")))
+
+    class Meta:
+        model = StorageConnection
+        fields: list[str] = []
+
+    def filter_scope(self, queryset, name, value):
+        return queryset.filter(project__isnull=(value == "platform"))

@@ -131,6 +131,10 @@ class Project(models.Model):
     # Carried in the payload logger URL (the logger cannot authenticate); rotatable.
     ingest_key = models.CharField(max_length=64, default=new_ingest_key, unique=True)
     keep_payload_bodies = models.BooleanField(default=False)
+    # The console has applied storage-connection objects in the namespace (Secrets, ServiceAccounts):
+    # the periodic pass lists them only where this is set or a connection is in use, so a fleet
+    # without connections still costs one list call per namespace.
+    has_connection_objects = models.BooleanField(default=False, editable=False)
     payload_body_limit = models.PositiveIntegerField(default=64 * 1024)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -215,6 +219,81 @@ class ServingRuntime(models.Model):
         return not self.built_in and not self.discovered
 
 
+class StorageConnection(models.Model):
+    """Credentials for private model storage: an S3/GCS/Azure bucket, a Hugging Face token, an OCI
+    registry's pull credentials or HTTPS headers. Owned by a project, or platform-wide (no project)
+    and then usable by the projects that opt in (``ConnectionOptIn``).
+
+    The secret values are write-only: encrypted at rest (``secret_ciphertext``, console/crypto.py),
+    read back only to write the cluster Secret and to run the storage preflight; never rendered
+    in a page, API answer, plan, diff, audit detail or log line. ``secret_version`` counts
+    rotations. On the cluster each connection becomes a Secret and a ServiceAccount of the same
+    name in every namespace whose endpoints use it (endpoints/connections.py, docs/storage.md).
+    """
+
+    class Kind(models.TextChoices):
+        S3 = "s3", "S3 or S3-compatible"
+        GCS = "gcs", "Google Cloud Storage"
+        AZURE = "azure", "Azure Blob Storage"
+        HUGGINGFACE = "hf", "Hugging Face token"
+        OCI = "oci", "OCI registry"
+        HTTPS = "https", "HTTPS with headers"
+
+    name = models.SlugField(max_length=40, help_text="Lowercase letters, digits and hyphens; names the Secret on the cluster.")
+    display_name = models.CharField(max_length=100, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="connections",
+        help_text="Empty: a platform-wide connection that projects opt into.")
+    # Non-secret settings per kind (endpoint, region, registry, ...): endpoints/connections.py.
+    config = models.JSONField(default=dict, blank=True)
+    secret_ciphertext = models.TextField(blank=True, editable=False)
+    # Which secret fields are set (names only), so pages can say "set" without decrypting.
+    secret_fields = models.JSONField(default=list, blank=True, editable=False)
+    secret_version = models.PositiveIntegerField(default=1, editable=False)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    opted_in_projects = models.ManyToManyField(
+        Project, through="ConnectionOptIn", related_name="shared_connections", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="connection_unique_name_per_project"),
+            models.UniqueConstraint(fields=["name"], condition=models.Q(project__isnull=True),
+                                    name="connection_unique_platform_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    @property
+    def is_platform(self) -> bool:
+        return self.project_id is None
+
+
+class ConnectionOptIn(models.Model):
+    """A project's Owner opted the project into a platform-wide connection."""
+
+    connection = models.ForeignKey(StorageConnection, on_delete=models.CASCADE, related_name="opt_ins")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="connection_opt_ins")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "project"], name="connection_opt_in_once")]
+
+    def __str__(self) -> str:
+        return f"{self.project} uses {self.connection}"
+
+
 class RegisteredModel(models.Model):
     """A model a team registers once and versions over time."""
 
@@ -256,6 +335,9 @@ class ModelVersion(models.Model):
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     storage_uri = models.CharField(max_length=1000)
+    connection = models.ForeignKey(
+        StorageConnection, null=True, blank=True, on_delete=models.PROTECT, related_name="versions",
+        help_text="Credentials the storage initializer uses to download the artifact (empty: public storage).")
     model_format = models.CharField(max_length=40)
     format_version = models.CharField(max_length=20, blank=True)
     # [{"name": "sepal_length", "type": "numeric"}, {"name": "region", "type": "categorical"}]

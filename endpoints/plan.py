@@ -67,10 +67,19 @@ class Plan:
     accelerators: AcceleratorImpact | None = None
     traffic: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    # Storage preflight per version the change serves (endpoints.services.connections.Preflight),
+    # and the connection objects the console writes in the namespace (names only).
+    storage: list = field(default_factory=list)
+    connection_objects: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
         return self.is_new or bool(self.field_changes)
+
+    @property
+    def storage_blocked(self) -> bool:
+        """The storage itself said an artifact cannot be downloaded: applying would only fail."""
+        return any(result.blocking for result in self.storage)
 
 
 def _pod_template(manifest: dict, mode: str, *, bookkeeping_on_pods: bool = False) -> dict:

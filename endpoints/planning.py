@@ -22,10 +22,12 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from console.permissions import get_visible_or_404, visible
+from endpoints import connections as rules
 from endpoints import plan as plans
 from endpoints import reconcile, selectors
 from endpoints import spec as specs
 from endpoints.models import Endpoint, Project
+from endpoints.services import connections as connection_services
 from endpoints.services.endpoints import cluster_reading, validate_endpoint
 
 # Fields holding a related object: stored in a session entry as primary keys and resolved
@@ -214,4 +216,28 @@ def plan_for(proposed: Endpoint, *, current: Endpoint | None):
     finally:
         if client is not None:
             client.close()
+    _storage_preflight(plan, proposed, current)
     return plan, reason
+
+
+def _storage_preflight(plan, proposed: Endpoint, current: Endpoint | None) -> None:
+    """Check the artifacts of the versions the change rolls out with their connections' credentials
+    (only those that change: a running version was checked when it was planned), and name the
+    connection objects the console will write."""
+    versions = [("model version", proposed.model_version)]
+    if proposed.canary_version_id:
+        versions.append(("canary version", proposed.canary_version))
+    serving_before = set()
+    if current is not None:
+        serving_before = {current.model_version_id, current.canary_version_id}
+    for label, version in versions:
+        if version is None or version.pk in serving_before:
+            continue
+        connection = version.connection if version.connection_id else None
+        plan.storage.append(connection_services.preflight(version.storage_uri, connection))
+        if connection is not None:
+            name = rules.object_name(connection.name, platform=connection.is_platform)
+            objects = f"Secret {name} and ServiceAccount {name}" if connection.kind != "oci" else f"pull Secret {name}"
+            plan.connection_objects.append(
+                f"{label} v{version.version} uses connection {connection.name}: the console writes {objects} in "
+                f"namespace {proposed.project.namespace} (values are never shown) and the pods run as that account.")

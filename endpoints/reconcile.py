@@ -26,7 +26,7 @@ import json
 
 import yaml
 
-from endpoints import cluster_rules
+from endpoints import cluster_rules, connections
 
 API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
@@ -117,6 +117,13 @@ def render(spec: dict, capabilities=None) -> dict:
         }
 
     predictor["model"] = _render_model(spec, canary)
+    # The rolled-out version's storage connection: its ServiceAccount (whose Secret the storage
+    # initializer reads), pull secret for OCI, and the restart marker of a rotated token.
+    rolled_out_connection = (canary if canary is not None else model).get("connection")
+    predictor.update(connections.predictor_fields(rolled_out_connection))
+    pod_annotations = connections.predictor_annotations(rolled_out_connection)
+    if pod_annotations:
+        predictor["annotations"] = pod_annotations
 
     rolled_out_version = canary["version"] if canary is not None else model["version"]
     manifest_spec = {"predictor": predictor}
@@ -182,6 +189,7 @@ def _render_model(spec: dict, canary: dict | None) -> dict:
     if requests or limits:
         out["resources"] = {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
     env = [{"name": str(e["name"]), "value": str(e.get("value", ""))} for e in spec.get("env") or []]
+    env += connections.model_env((canary if canary is not None else model).get("connection"))
     if env:
         out["env"] = env
     args = [str(a) for a in spec.get("args") or []]

@@ -19,6 +19,7 @@ from endpoints.models import (
     RegisteredModel,
     Revision,
     ServingRuntime,
+    StorageConnection,
 )
 
 
@@ -57,7 +58,7 @@ def versions_with_deployments(*, user):
     themselves are not scoped: the caller's base view (or an already visible model) does it."""
     endpoints = restrict(Endpoint.objects.select_related("project").order_by("project__name", "name"), user, "view")
     return (
-        ModelVersion.objects.select_related("model", "created_by")
+        ModelVersion.objects.select_related("model", "created_by", "connection")
         .prefetch_related(
             Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")),
             Prefetch("endpoints", queryset=endpoints, to_attr="visible_endpoints"),
@@ -151,3 +152,34 @@ def platform_counts() -> dict:
         "hardware_profiles": HardwareProfile.objects.count(),
         "runtimes": ServingRuntime.objects.count(),
     }
+
+
+# --- storage connections ---------------------------------------------------------------------------
+
+def connection_get(*, user, pk: int, action: str = "view") -> StorageConnection:
+    """One connection the user can see (404 otherwise); 403 when they may not ``action`` it."""
+    return get_visible_or_404(StorageConnection.objects.select_related("project", "created_by"), user, action, pk=pk)
+
+
+def connection_usage(*, user, connection: StorageConnection) -> dict:
+    """What uses a connection, as far as ``user`` may see: endpoints (primary or canary), model
+    versions and, for a platform-wide connection, the projects that opted in. Rows of projects
+    the user cannot see are left out (a platform-wide connection is visible to everyone)."""
+    from endpoints.services.connections import endpoints_using
+
+    versions = restrict(ModelVersion.objects.filter(connection=connection)
+                        .select_related("model", "model__project").order_by("model__project__name", "model__name",
+                                                                            "version"), user, "view")
+    opt_ins = restrict(connection.opt_ins.select_related("project", "created_by").order_by("project__name"),
+                       user, "view")
+    return {"endpoints": list(restrict(endpoints_using(connection), user, "view")),
+            "versions": list(versions), "opt_ins": list(opt_ins)}
+
+
+def connection_check(*, uri: str, connection: StorageConnection):
+    """The storage check of ``uri`` with the connection's credentials, as pages and the API show
+    it (``services.connections.preflight``: redacted there; a check that breaks is reported as
+    ``unreachable`` with the exception's type only)."""
+    from endpoints.services.connections import preflight
+
+    return preflight(uri, connection).check

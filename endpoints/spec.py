@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from console.redaction import redact_ingest_keys
-from endpoints import catalog, runtimes
+from endpoints import catalog, connections, runtimes
 
 
 def ingest_url(project) -> str:
@@ -87,6 +87,7 @@ def desired_spec(endpoint, *, available_runtimes=None) -> dict:
             "version": endpoint.canary_version.version,
             "storage_uri": endpoint.canary_version.storage_uri,
             "traffic_percent": endpoint.canary_traffic_percent,
+            "connection": connections.snapshot(endpoint.canary_version.connection),
         }
     logging = None
     if endpoint.logging_mode and endpoint.logging_mode != "off":
@@ -108,6 +109,7 @@ def desired_spec(endpoint, *, available_runtimes=None) -> dict:
             "format": version.model_format,
             "format_version": version.format_version,
             "task": version.model.task,
+            "connection": connections.snapshot(version.connection),
         },
         "runtime": (
             {"id": runtime.pk, "name": runtime.name, "openai_compatible": runtime.openai_compatible} if runtime else None
@@ -182,7 +184,8 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 
 # Paths that identify rather than configure; hidden from diffs and audit views.
 _IDENTITY_PATHS = {"generation", "endpoint_id", "project_id", "console_instance", "model.version_id",
-                   "runtime.id", "hardware.profile_id", "canary.version_id"}
+                   "runtime.id", "hardware.profile_id", "canary.version_id", "model.connection.id",
+                   "canary.connection.id"}
 
 
 def field_changes(old: dict | None, new: dict) -> list[tuple[str, object, object]]:

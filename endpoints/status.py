@@ -123,6 +123,24 @@ def scaled_to_zero(*, phase: str, min_replicas: int | None, model_status: dict |
     return copies.get("totalCopies") == 0
 
 
+CONNECTION_ACCOUNT_PREFIXES = ("ic-shared-", "ic-")
+
+
+def _storage_failure(live: dict, failure: dict) -> str | None:
+    """Which storage connection a failed download used, when the predictor runs as a connection's
+    ServiceAccount (``endpoints.connections.object_name``) and KServe reports a model failure."""
+    predictor = (live.get("spec") or {}).get("predictor") or {}
+    account = predictor.get("serviceAccountName") or ""
+    prefix = next((p for p in CONNECTION_ACCOUNT_PREFIXES if account.startswith(p)), None)
+    if prefix is None or not failure:
+        return None
+    uri = (predictor.get("model") or {}).get("storageUri", "")
+    scope = "platform-wide connection" if prefix == "ic-shared-" else "connection"
+    message = failure.get("message") or failure.get("reason") or "no message"
+    return (f"Storage: the storage initializer downloads {uri} with the credentials of {scope} "
+            f"{account[len(prefix):]} (ServiceAccount {account}) and failed: {message}")
+
+
 def explain(live: dict | None, events: list[dict] | None = None, pods: list[dict] | None = None) -> list[str]:
     """Why the endpoint is not ready, most useful first (kserve.md §2's suggested order)."""
     if live is None:
@@ -148,6 +166,9 @@ def explain(live: dict | None, events: list[dict] | None = None, pods: list[dict
             if failure.get("exitCode") is not None:
                 line += f" (exit code {failure['exitCode']})"
         reasons.append(line)
+    storage_line = _storage_failure(live, failure)
+    if storage_line:
+        reasons.append(storage_line)
     target = (model_status.get("states") or {}).get("targetModelState")
     if target and target not in ("Loaded", ""):
         reasons.append(f"Target model state: {target}")

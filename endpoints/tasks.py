@@ -50,6 +50,15 @@ def reconcile_all_task() -> dict:
     return reconcile_all()
 
 
+@idempotent_task(**_RETRY)
+def sync_connections_task(*, project_id: int) -> dict:
+    """Bring a project's namespace to the connection Secrets and ServiceAccounts its endpoints
+    need, after a connection changed (rotation, deletion, opt-out)."""
+    from endpoints.services.connections import sync_project
+
+    return sync_project(project_id=project_id)
+
+
 @idempotent_task
 def refresh_cluster_capabilities_task() -> int:
     """Re-read every enabled cluster whose reading is older than CLUSTER_CAPABILITIES_MAX_AGE."""

@@ -1,8 +1,9 @@
 """UI routes of the endpoints app (namespace ``endpoints``)."""
 
-from endpoints.views import admin, changes, endpoint, registry
+from endpoints.views import admin, changes, connections, endpoint, registry
 
 app_name = "endpoints"
 
 # The change routes come first: "endpoints/-/…/" must win over an endpoint's own pages.
-urlpatterns = [*registry.urlpatterns, *admin.urlpatterns, *changes.urlpatterns, *endpoint.urlpatterns]
+urlpatterns = [*registry.urlpatterns, *admin.urlpatterns, *connections.urlpatterns, *changes.urlpatterns,
+               *endpoint.urlpatterns]

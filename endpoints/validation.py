@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from endpoints import catalog, cluster_rules, runtimes
+from endpoints import catalog, cluster_rules, connections, runtimes
 from endpoints.capabilities import KNATIVE_FLAGS, Capabilities
 from endpoints.catalog import RuntimeSpec
 from endpoints.quantities import parse_quantity
@@ -66,6 +66,12 @@ FORBIDDEN_ENV = {
         "sends and authorizes OpenAI requests."
     ),
 }
+# Credentials never go in plain environment values: those are shown to every Viewer and stored in
+# the manifest, the plan, the revision history and the audit trail. A storage connection keeps
+# them encrypted and hands them to the pod from a Secret (docs/storage.md).
+_USE_A_CONNECTION = ("it is a credential: add a storage connection in the project and choose it for the model "
+                     "version instead; environment values are visible to every Viewer and kept in the audit trail.")
+FORBIDDEN_ENV.update(dict.fromkeys(("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_KEY", "GOOGLE_APPLICATION_CREDENTIALS", "NGC_API_KEY"), _USE_A_CONNECTION))
 # Flags (normalised: leading dashes stripped, '_' → '-') that rename the served model. The
 # console builds inference URLs (/v1/models/<name>, /v2/models/<name>/infer) and the OpenAI
 # "model" field from the endpoint name, which the runtimes use as --model_name /
@@ -125,6 +131,9 @@ class EndpointDraft:
     canary_version_model_id: int | None = None  # the canary version's registered model
     canary_storage_uri: str = ""
     canary_traffic_percent: int | None = None  # None = no canary
+    # The versions' storage connections (endpoints.connections.snapshot entries; None = public storage).
+    connection: dict | None = None
+    canary_connection: dict | None = None
     logging_mode: str = "all"
     available_runtimes: Sequence[RuntimeSpec] = ()
     quota_remaining: int | None = None  # None = the project has no quota for the profile
@@ -274,6 +283,9 @@ def draft_from_endpoint(
         canary_version_model_id=canary.model_id if canary is not None else None,
         canary_storage_uri=canary.storage_uri if canary is not None else "",
         canary_traffic_percent=endpoint.canary_traffic_percent,
+        connection=connections.snapshot(version.connection) if getattr(version, "connection_id", None) else None,
+        canary_connection=(connections.snapshot(canary.connection)
+                           if canary is not None and getattr(canary, "connection_id", None) else None),
         logging_mode=endpoint.logging_mode,
         available_runtimes=tuple(available_runtimes),
         quota_remaining=quota_remaining,
@@ -716,6 +728,11 @@ def _check_cluster(draft: EndpointDraft, errors: _Errors) -> None:
                 f"Container concurrency {concurrency} is above what Knative on {cluster} allows "
                 f"({caps.max_container_concurrency}, container-concurrency-max-limit in "
                 "knative-serving/config-defaults): lower it, or ask an admin to raise the limit.")
+    for field_name, uri, connection in (("model_version", draft.storage_uri, draft.connection),
+                                        ("canary_version", draft.canary_storage_uri, draft.canary_connection)):
+        problem = connections.release_problem(connection, uri or "", caps)
+        if problem and not (connection["kind"] == "oci" and caps.modelcar is False):  # said just below
+            errors.add(field_name, f"On {cluster}: {problem}")
     if caps.modelcar is False:
         for field_name, uri, label in (("model_version", draft.storage_uri, "The model version's"),
                                        ("canary_version", draft.canary_storage_uri, "The canary version's")):

@@ -19,6 +19,8 @@ import re
 # the suite runs. A key set in the environment (or its _FILE) still wins.
 os.environ.setdefault("SECRET_KEY", "insecure-test-suite-key-" + "x" * 30)
 os.environ.setdefault("AUDIT_SIGNING_KEY", "insecure-test-suite-audit-signing-key")
+# A fixed Fernet key for the suite (tests of rotation and wrong keys override the setting).
+os.environ.setdefault("CONSOLE_ENCRYPTION_KEYS", "dGVzdC1zdWl0ZS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=")
 # The test client speaks plain HTTP; TLS-only cookies and HSTS are tested with override_settings.
 os.environ.setdefault("CONSOLE_TLS", "false")
 

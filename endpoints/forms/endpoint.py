@@ -104,8 +104,9 @@ class EndpointForm(forms.Form):
         label="Environment variables",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "data-code": ""}),
-        help_text="One NAME=value per line, passed to the model server container (e.g. HF_TOKEN for LLM "
-                  "runtimes that download from the Hugging Face Hub at start). KServe refuses PYTHONPATH.",
+        help_text="One NAME=value per line, passed to the model server container. Not for credentials: "
+                  "values are visible to every Viewer; a Hugging Face token or storage keys belong in a storage "
+                  "connection chosen for the model version. KServe refuses PYTHONPATH.",
     )
     args = forms.CharField(
         label="Extra server arguments",

@@ -15,7 +15,8 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
-from endpoints.models import Cluster, HardwareProfile, RegisteredModel
+from endpoints import connections as connection_rules
+from endpoints.models import Cluster, HardwareProfile, RegisteredModel, StorageConnection
 
 REFERENCE_FILE_LIMIT = 50 * 1024 * 1024
 KSERVE_PROTOCOLS = (("v1", "v1"), ("v2", "v2 (Open Inference Protocol)"), ("grpc-v1", "gRPC v1"),
@@ -101,6 +102,16 @@ class ModelVersionForm(forms.Form):
         help_text="Where the artifact lives: s3://, gs://, https:// (blob stores included), pvc://, hf:// or oci://.",
         widget=forms.TextInput(attrs={"placeholder": "s3://models/fraud/v3", "spellcheck": "false"}),
     )
+    connection = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="None (public storage)",
+        help_text="Credentials for private storage: a connection of the project (or a platform-wide one it opted "
+                  "into) whose kind matches the URI. The console checks with it that the artifact is there.",
+    )
+    skip_storage_check = forms.BooleanField(
+        label="Register even if the console cannot reach the storage", required=False,
+        help_text="For storage only the cluster can reach. Refusals from the storage itself (no such bucket, "
+                  "wrong credentials) are never skipped.",
+    )
     model_format = forms.CharField(
         max_length=40, help_text="The format name runtimes declare, e.g. sklearn, xgboost, huggingface.",
         widget=forms.TextInput(attrs={"list": "model-format-options", "spellcheck": "false"}),
@@ -129,6 +140,26 @@ class ModelVersionForm(forms.Form):
     source_run_uri = forms.CharField(label="Source run URI", max_length=1000, required=False,
                                      help_text="Lineage: the training run that produced the artifact.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, connections=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        queryset = connections if connections is not None else StorageConnection.objects.none()
+        self.fields["connection"].queryset = queryset
+        self.fields["connection"].label_from_instance = (
+            lambda c: f"{c.name} ({c.get_kind_display()}{', platform-wide' if c.is_platform else ''})")
+        if not queryset.exists():
+            self.fields["connection"].help_text = (
+                "The project has no storage connections yet: public URIs only. Owners add connections on the "
+                "Connections page.")
+
+    def clean(self):
+        data = super().clean()
+        connection, uri = data.get("connection"), (data.get("storage_uri") or "").strip()
+        if connection is not None and uri:
+            problem = connection_rules.uri_problem(connection.kind, connection.config, uri)
+            if problem:
+                self.add_error("connection", problem)
+        return data
 
     def clean_reference_file(self):
         upload = self.cleaned_data.get("reference_file")

@@ -8,6 +8,10 @@ imports (the sandbox rule). SeaweedFS quirks handled here:
 - every port is set explicitly (master, volume, filer and S3, each with its gRPC port), all on
   127.0.0.1, and telemetry is off (``-master.telemetry=false``): no call leaves the machine;
 - it writes ``seaweedfs-*.sock`` files to /tmp named after the ports; they are removed on stop;
+- every bucket is a collection of its own, and a collection grows 7 volumes by default: with
+  a volume limit, the second or third bucket written to got "No writable volumes and no free
+  volumes left" (an ``InternalError`` on PutObject). A ``master.toml`` in the working directory
+  (the data directory) makes a collection grow one volume at a time, and the limit is 64;
 - it may ignore SIGTERM for ~30 s, so ``stop`` sends SIGTERM, waits a short deadline, then
   SIGKILLs the process group it started (by PID, never by name).
 
@@ -18,6 +22,7 @@ restart; both keep the data: "the keys changed on the server" in the storage-con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -79,6 +84,9 @@ class S3Server:
     base_port: int = 0
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    # Its own process group (tests: stopped by PID); False keeps it in the caller's group, so a
+    # supervisor that kills the caller's group (make run) stops SeaweedFS too.
+    own_session: bool = True
 
     @property
     def s3_port(self) -> int:
@@ -104,6 +112,10 @@ class S3Server:
             json.dump(config, handle)
         return path
 
+    def _write_master_toml(self) -> None:
+        """Read by ``weed`` from its working directory: one volume per growth, not seven."""
+        (self.data_dir / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
+
     def command(self) -> list[str]:
         binary = weed_binary()
         if binary is None:
@@ -113,7 +125,7 @@ class S3Server:
             binary, "server",
             f"-dir={self.data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={b}", f"-master.port.grpc={b + 1}", "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=64", "-volume.max=8",
+            "-master.volumeSizeLimitMB=64", "-volume.max=64",
             f"-volume.port={b + 2}", f"-volume.port.grpc={b + 3}",
             "-filer", f"-filer.port={b + 4}", f"-filer.port.grpc={b + 5}",
             "-s3", f"-s3.port={b + 6}", f"-s3.port.grpc={b + 7}", f"-s3.config={self._write_config()}",
@@ -125,13 +137,16 @@ class S3Server:
     def start(self, timeout: float = 60.0) -> S3Server:
         if not self.identities:
             raise ValueError("an S3 server needs at least one identity (signatures are always checked)")
+        # Absolute: the server runs in its data directory (master.toml), the flags name paths in it.
+        self.data_dir = Path(self.data_dir).resolve()
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
         if not self.base_port:
             self.base_port = free_port_block()
         log_path = self.log_path or self.data_dir / "weed.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self._write_master_toml()
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
+                                        stdin=subprocess.DEVNULL, start_new_session=self.own_session)
         self._log = log
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -147,7 +162,7 @@ class S3Server:
         """The S3 gateway answers (an unsigned request gets 403: that is an answer) and the
         filer behind it has a volume to write to."""
         try:
-            urllib.request.urlopen(self.endpoint_url + "/", timeout=1)
+            urllib.request.urlopen(self.endpoint_url + "/", timeout=1)  # noqa: S310 - our own http://127.0.0.1 URL
         except urllib.error.HTTPError as exc:
             if exc.code not in (401, 403):
                 return False
@@ -167,26 +182,28 @@ class S3Server:
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self._signal(process, signal.SIGTERM)
             try:
                 process.wait(STOP_DEADLINE_SECONDS)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                self._signal(process, signal.SIGKILL)
                 process.wait(10)
         log = getattr(self, "_log", None)
         if log is not None:
             log.close()
             self._log = None
         if self.base_port:
-            for sock in Path("/tmp").glob("seaweedfs-*.sock"):
+            # SeaweedFS names its sockets after the ports, in /tmp whatever TMPDIR says.
+            for sock in Path("/tmp").glob("seaweedfs-*.sock"):  # noqa: S108
                 if any(sock.name.endswith(f"-{self.base_port + offset}.sock") for offset in range(PORTS_PER_SERVER)):
                     sock.unlink(missing_ok=True)
+
+    def _signal(self, process: subprocess.Popen, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.own_session:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
 
     def reload_identities(self, identities: list[Identity], timeout: float = 10.0) -> S3Server:
         """Change the keys without a restart: rewrite ``-s3.config`` and send SIGHUP, on which
@@ -234,3 +251,44 @@ class S3Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m endpoints.sandbox.objectstore``: run one server until SIGTERM/SIGINT (``make run``
+    starts the demo's this way). Keys come from ``--credentials-file`` (JSON with
+    ``access_key_id`` and ``secret_access_key``; written with new random keys when missing)."""
+    import argparse
+    import secrets
+    import threading
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--base-port", type=int, default=0, help="first of 8 consecutive loopback ports")
+    parser.add_argument("--credentials-file", required=True, type=Path)
+    args = parser.parse_args(argv)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if not args.credentials_file.exists():
+        fd = os.open(args.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"access_key_id": "DEMO" + secrets.token_hex(8).upper(),
+                       "secret_access_key": secrets.token_urlsafe(30)}, handle)
+    credentials = json.loads(args.credentials_file.read_text())
+    server = S3Server(data_dir=args.data_dir, base_port=args.base_port, own_session=False, identities=[
+        Identity(access_key=credentials["access_key_id"], secret_key=credentials["secret_access_key"], name="demo")])
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server.start(timeout=90)
+    print(f"S3 server ready at {server.endpoint_url}", flush=True)
+    try:
+        while not stop.wait(1.0):
+            if server.process is None or server.process.poll() is not None:
+                print("SeaweedFS exited", file=sys.stderr, flush=True)
+                return 1
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,8 @@ from audit import services as audit
 from endpoints import reconcile
 from endpoints.cluster import PermanentClusterError
 from endpoints.models import Endpoint, EndpointStatus, Revision, ServingRuntime
+from endpoints.services import connections
+from endpoints.services.endpoints import cluster_reading
 from endpoints.services.observation import observe_live, status_fields
 
 
@@ -48,7 +50,8 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
     manifest). Returns "applied", "failed" or "skipped". Transient cluster errors propagate
     so the task retries; permanent ones mark the endpoint Failed with the API's message."""
     claimant = claimant or uuid.uuid4().hex
-    endpoint = (Endpoint.objects.select_related("project", "project__cluster", "runtime")
+    endpoint = (Endpoint.objects.select_related("project", "project__cluster", "runtime",
+                                                "model_version__connection", "canary_version__connection")
                 .filter(pk=endpoint_id).first())
     if endpoint is None or endpoint.state == Endpoint.State.DELETING:
         return "skipped"
@@ -63,7 +66,9 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
         return "skipped"  # another worker is applying this generation right now
     client = endpoint.project.cluster.client()
     now = timezone.now()
+    used_connections: list[str] = []
     try:
+        used_connections = connections.apply_for_endpoint(client, endpoint, cluster_reading(endpoint.project))
         runtime = endpoint.runtime
         if runtime is not None and runtime.console_installs:
             client.apply_serving_runtime(serving_runtime_manifest(runtime, endpoint.project.namespace))
@@ -101,7 +106,8 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
         audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
                      project=endpoint.project,
                      details={"generation": generation, "reason": reason or "desired state changed",
-                              "resource_version": ((live or {}).get("metadata") or {}).get("resourceVersion")})
+                              "resource_version": ((live or {}).get("metadata") or {}).get("resourceVersion"),
+                              **({"connections": used_connections} if used_connections else {})})
     return "applied"
 
 

@@ -242,6 +242,26 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
 
 
 @transaction.atomic
+def restart_for_credentials(*, actor, endpoint: Endpoint, connection) -> Endpoint:
+    """A new generation whose pods carry the connection's new secret version, so a serving
+    container that reads the credential at start (a Hugging Face token) restarts with the
+    rotated value. Part of the rotation's transaction; audited as its own change."""
+    endpoint = _locked(endpoint)
+    if endpoint.state == Endpoint.State.DELETING:
+        return endpoint
+    context = cluster_context(endpoint.project)
+    old_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
+    current = endpoint.revisions.filter(generation=endpoint.generation).first()
+    if current is not None and current.spec == old_spec:
+        return endpoint  # already carries the new version
+    new_generation(endpoint, actor=actor, summary=f"restart: credentials of connection {connection.name} rotated",
+                   action="endpoint.update", old_spec=current.spec if current else None,
+                   extra={"reason": f"connection {connection.name} rotated to secret version "
+                                    f"{connection.secret_version}"}, context=context)
+    return endpoint
+
+
+@transaction.atomic
 def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpoint:
     """A new generation whose desired state is an old revision's."""
     if revision.endpoint_id != endpoint.pk:

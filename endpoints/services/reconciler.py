@@ -14,8 +14,10 @@ from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, EndpointStatus, ReconcileAlert, Revision
+from endpoints.services import connections
 from endpoints.services.alerts import alert_raise
 from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
+from endpoints.services.capabilities import capabilities_for
 from endpoints.services.observation import STATUS_COLUMNS, observation_fields
 
 
@@ -40,17 +42,40 @@ def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> 
     report = {"listed": 0, "applied": 0, "drift_corrected": 0, "deleted": 0, "orphans": 0, "errors": []}
     client = cluster.client()
     orphans: list[tuple[str, str]] = []
+    connection_orphans: list[tuple[object, str, str]] = []
     to_apply: list[tuple[int, str]] = []
     now = timezone.now()
+    reading = capabilities_for(cluster)
+    reading = reading if reading is not None and reading.usable else None
     for project in cluster.projects.all().order_by("pk"):
+        connection_orphans += _sync_connections(client, project, reading, max_deletions=max_deletions, report=report)
         project_work, project_orphans = _reconcile_namespace(client, project, now=now, report=report)
         to_apply += project_work
         orphans += project_orphans
     _apply_pending(to_apply, report=report)
-    report["orphans"] = len(orphans)
+    report["orphans"] = len(orphans) + len(connection_orphans)
+    if report["orphans"] > max_deletions:
+        _refuse_deletions(cluster, orphans, connection_orphans, max_deletions=max_deletions)
+        return report
     if orphans:
-        _delete_orphans(client, cluster, orphans, max_deletions=max_deletions, report=report)
+        _delete_orphans(client, orphans, report=report)
+    for project, kind, name in connection_orphans:
+        try:
+            report["deleted"] += connections.delete_orphans(client, project, [(kind, name)])
+        except ClusterError as exc:
+            report["errors"].append(f"{project.namespace}/{name}: {exc}")
     return report
+
+
+def _sync_connections(client, project, reading, *, max_deletions: int, report: dict) -> list[tuple[object, str, str]]:
+    """The namespace's connection Secrets and ServiceAccounts: missing ones applied, edited ones
+    repaired; returns the managed ones no endpoint needs any more, for the deletion cap."""
+    try:
+        stale = connections.sync_namespace(client, project, reading, max_deletions=max_deletions, report=report)
+    except ClusterError as exc:
+        report["errors"].append(f"{project.namespace} (connections): {exc}")
+        return []
+    return [(project, kind, name) for kind, name in stale]
 
 
 def _reconcile_namespace(client, project, *, now, report: dict) -> tuple[list[tuple[int, str]], list[tuple[str, str]]]:
@@ -147,20 +172,25 @@ def _apply_pending(to_apply: list[tuple[int, str]], *, report: dict) -> None:
             report["drift_corrected" if reason == "drift" else "applied"] += 1
 
 
-def _delete_orphans(client, cluster: Cluster, orphans: list[tuple[str, str]], *, max_deletions: int,
-                    report: dict) -> None:
-    """Delete managed InferenceServices without an endpoint (audited), or none at all and an
-    alert when there are more than ``max_deletions``: a restored database or a second console
-    sharing the instance label must not wipe a cluster."""
-    if len(orphans) > max_deletions:
-        alert_raise(
-            cluster=cluster, kind=ReconcileAlert.Kind.DELETION_CAP,
-            message=f"The reconciler found {len(orphans)} InferenceServices labelled as managed by this console "
-                    f"with no endpoint in its database, more than the safety cap of {max_deletions}. Nothing "
-                    "was deleted: check whether the database was restored from an old backup or another "
-                    "console shares the instance label, then delete them by hand or raise the cap.",
-            details={"orphans": [f"{ns}/{name}" for ns, name in orphans[:100]], "cap": max_deletions})
-        return
+def _refuse_deletions(cluster: Cluster, orphans: list[tuple[str, str]], connection_orphans: list,
+                      *, max_deletions: int) -> None:
+    """More managed objects without an owner than the cap: delete none and raise an alert — a
+    restored database or a second console sharing the instance label must not wipe a cluster."""
+    total = len(orphans) + len(connection_orphans)
+    listed = [f"InferenceService {ns}/{name}" for ns, name in orphans]
+    listed += [f"{kind} {project.namespace}/{name}" for project, kind, name in connection_orphans]
+    alert_raise(
+        cluster=cluster, kind=ReconcileAlert.Kind.DELETION_CAP,
+        message=f"The reconciler found {total} objects labelled as managed by this console with nothing in its "
+                f"database that needs them ({len(orphans)} InferenceServices, {len(connection_orphans)} connection "
+                f"Secrets, ServiceAccounts or ConfigMaps), more than the safety cap of {max_deletions}. Nothing "
+                "was deleted: check whether the database was restored from an old backup or another "
+                "console shares the instance label, then delete them by hand or raise the cap.",
+        details={"orphans": listed[:100], "cap": max_deletions})
+
+
+def _delete_orphans(client, orphans: list[tuple[str, str]], *, report: dict) -> None:
+    """Delete managed InferenceServices without an endpoint (audited)."""
     for namespace, name in orphans:
         try:
             client.delete("InferenceService", namespace, name)

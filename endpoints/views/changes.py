@@ -300,7 +300,7 @@ class EndpointPlanView(LoginRequiredMixin, View):
             "description_only": description_only,
             # A change the API server rejects on a dry run would only fail when applied.
             "can_confirm": (error is None and plan is not None and plan.dry_run_ok is not False
-                            and (plan.has_changes or description_only)),
+                            and not plan.storage_blocked and (plan.has_changes or description_only)),
             "cancel_url": detail_url(proposal.current) if proposal.current else reverse("endpoints:endpoint-list"),
         })
 

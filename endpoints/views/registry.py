@@ -15,7 +15,7 @@ from django.db.models import Count, F, Max
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 
-from console.permissions import PermissionChecker
+from console.permissions import PermissionChecker, restrict
 from console.views.base import ProtectedDetailView, ProtectedListView
 from endpoints import selectors
 from endpoints.filtersets import RegisteredModelFilterSet
@@ -25,6 +25,7 @@ from endpoints.forms.registry import (
     RegisteredModelForm,
 )
 from endpoints.models import Endpoint, RegisteredModel
+from endpoints.services import connections as connection_services
 from endpoints.services.registry import alias_set, model_register, model_version_create
 from endpoints.views.common import PAGE_SIZE, ServiceFormView, crumbs
 
@@ -196,7 +197,14 @@ class ModelVersionCreateView(LoginRequiredMixin, ServiceFormView):
             input_signature=data["input_signature"] or None, prediction_column=data["prediction_column"].strip(),
             reference_file=upload, reference_filename=upload.name if upload else "",
             source_run_uri=data["source_run_uri"], description=data["description"], aliases=data["aliases"],
+            connection=data.get("connection"), skip_storage_check=data.get("skip_storage_check", False),
         )
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        # Connections the user may use in the model's project (its own and opted-in platform ones).
+        kwargs["connections"] = restrict(connection_services.usable_in(self.model.project), self.request.user, "deploy")
+        return kwargs
 
     def success_message(self, version):
         suffix = f" with a reference profile of {version.reference_rows} rows" if version.reference_profile else ""

@@ -10,13 +10,14 @@ import pytest
 from endpoints import plan
 from endpoints.cluster import USER_AGENT
 from endpoints.services.capabilities import cluster_discover
+from endpoints.services.connections import connection_create
 from endpoints.services.endpoints import endpoint_create, endpoint_delete
 from endpoints.services.observation import endpoint_sync_status
 from endpoints.services.platform import runtime_create
 from endpoints.services.reconciler import reconcile_cluster
 from endpoints.services.registry import model_version_create
 from tests.deploy.test_manifests import render
-from tests.endpoints.endpoint_factories import deploy_setup
+from tests.endpoints.endpoint_factories import ModelVersionFactory, deploy_setup
 
 pytestmark = pytest.mark.django_db
 
@@ -57,10 +58,26 @@ def _exercise_every_cluster_flow(sandbox, alice, capture) -> None:
                                                   "inference-console.io/instance": "default"}},
                           "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
                                                            "storageUri": "s3://m/x"}}}})
+    # A storage connection with a CA bundle: Secret, ServiceAccount and ConfigMap applied before
+    # the endpoint, an out-of-band edit repaired, and all three deleted once nothing uses them.
+    connection = connection_create(
+        actor=alice, project=setup.project, name="private", kind="s3",
+        config={"endpoint_url": "https://minio.internal:9000", "ca_bundle": "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                                                                            "-----END CERTIFICATE-----"},
+        secrets={"access_key_id": "AKIA", "secret_access_key": "s3cr3t"})
+    private = ModelVersionFactory(model=setup.model, version=9, storage_uri="s3://private/m", connection=connection)
+    with capture(execute=True):
+        uses_connection = endpoint_create(actor=alice, project=setup.project, name="private",
+                                          model_version=private, deployment_mode="Knative")
+    sandbox.store.patch("secrets", "fraud", "ic-private", {"data": {"AWS_SECRET_ACCESS_KEY": "eA=="}})
     report = reconcile_cluster(cluster=setup.cluster)  # list, drift re-apply, orphan delete
     assert report["drift_corrected"] == 1 and report["deleted"] == 1, report
+    assert report["connection_objects_repaired"] == 1, report
     with capture(execute=True):
         endpoint_delete(actor=alice, endpoint=endpoint)
+        endpoint_delete(actor=alice, endpoint=uses_connection)
+    sandbox.wait_for(lambda: sandbox.isvc("fraud", "private") is None, message="the endpoint deleted")
+    assert reconcile_cluster(cluster=setup.cluster)["deleted"] == 3  # the connection's objects
 
 
 def test_cluster_role_grants_exactly_what_the_console_uses(sandbox, alice, django_capture_on_commit_callbacks):

@@ -2,7 +2,10 @@
 
 The personas hold their role on project ``matrix`` (world.project); ``elsewhere``
 (world.other_*) is the IDOR target. Registry and endpoint pages follow the chokepoint:
-invisible → 404, visible without the action → 403. Platform-admin pages (clusters, projects,
+invisible → 404, visible without the action → 403. Storage connections: a project's follow the
+project (edit, rotate and delete need manage — the Owner —, a storage check needs deploy); every
+platform-wide one is visible to everyone signed in, changed by platform admins only, and opted
+into by a project's Owner. Platform-admin pages (clusters, projects,
 hardware, runtimes) are 403 for everyone else, before any object is looked up (so they give
 no 404 oracle either). Writes with incomplete bodies still show the gate: 400/200 (form
 errors) means "allowed to try", 403/404 means refused.
@@ -40,7 +43,117 @@ API_ADMIN_WRITE_BAD_BODY = expect(401, 403, 403, 403, 403, 403, 403, 400)
 UI_ADMIN_FORM = expect(302, 403, 403, 403, 403, 403, 403, 200)
 UI_ADMIN_ACTION = expect(302, 403, 403, 403, 403, 403, 403, 302)
 
+
+
+def extend_world(world) -> None:
+    """Storage connections: one on each project, and a platform-wide one no project opted into."""
+    from endpoints.services.connections import connection_create
+
+    s3 = {"endpoint_url": "https://minio.matrix.example.com", "region": "us-east-1"}
+    world.connection = connection_create(actor=None, project=world.project, name="matrix-store", kind="s3",
+                                         config=s3, secrets={"access_key_id": "AKIAMATRIX",
+                                                             "secret_access_key": "matrix-secret-key"})
+    world.other_connection = connection_create(actor=None, project=world.other_project, name="elsewhere-store",
+                                               kind="s3", config=s3, secrets={"access_key_id": "AKIAOTHER",
+                                                                              "secret_access_key": "other-secret"})
+    world.platform_connection = connection_create(actor=None, project=None, name="shared-hf", kind="hf",
+                                                  secrets={"token": "hf_matrixtoken"})
+
+
+CONN = {"pk": "connection.pk"}
+CONN_IDOR = {"pk": "other_connection.pk"}
+SHARED = {"pk": "platform_connection.pk"}
+# A URI an S3 connection does not serve: answered ("invalid") without reaching any storage.
+CHECK_URI = "gs://bucket/model"
+S3_EDIT = {"display_name": "Matrix store", "description": "", "config_endpoint_url": "https://minio.matrix.example.com",
+           "config_region": "us-east-1", "config_verify_tls": "on", "config_addressing": "path"}
+
+#                              anon out  view dep  own  call aud  admin
+UI_CONN_MANAGE = expect(302, 404, 403, 403, 200, 403, 404, 200)
+UI_CONN_MANAGE_DONE = expect(302, 404, 403, 403, 302, 403, 404, 302)
+UI_CONN_CHECK = expect(302, 404, 403, 200, 200, 403, 404, 200)
+UI_CONN_CREATE = expect(302, 403, 403, 403, 200, 403, 403, 200)
+UI_CONN_CREATED = expect(302, 403, 403, 403, 302, 403, 403, 302)
+UI_SHARED_ADMIN = expect(302, 403, 403, 403, 403, 403, 403, 200)
+UI_SHARED_ADMIN_DONE = expect(302, 403, 403, 403, 403, 403, 403, 302)
+API_CONN_MANAGE = expect(401, 404, 403, 403, 200, 403, 404, 200)
+API_CONN_CHECK = expect(401, 404, 403, 200, 200, 403, 404, 200)
+# The project in the body: one you cannot see does not exist (400), one you only see is 403.
+API_CONN_OPT = expect(401, 400, 403, 403, 200, 403, 400, 200)
+
 ROUTES = {
+    # --- storage connections -----------------------------------------------------------------
+    "endpoints:connection-list": [Req(UI_EVERYONE), Req(UI_EVERYONE, query="scope=platform&kind=hf")],
+    "endpoints:connection-create": [
+        Req(UI_CONN_CREATE),  # the kinds to choose from
+        Req(UI_CONN_CREATE, query="kind=s3&project=matrix"),
+        Req(UI_CONN_CREATED, method="POST", query="kind=hf",
+            data={"project": "@project.pk", "name": "fresh", "secret_token": "hf_fresh"}),
+        # Platform-wide: not among an Owner's choices (the form comes back), created by admins.
+        Req(expect(302, 403, 403, 403, 200, 403, 403, 302), method="POST", query="kind=hf",
+            data={"project": "platform", "name": "fresh", "secret_token": "hf_fresh"}),
+    ],
+    "endpoints:connection-detail": [
+        Req(UI_SEE, kwargs=CONN, idor=CONN_IDOR),
+        Req(UI_EVERYONE, kwargs=SHARED),
+    ],
+    "endpoints:connection-edit": [
+        Req(UI_CONN_MANAGE, kwargs=CONN, idor=CONN_IDOR),
+        Req(UI_CONN_MANAGE_DONE, method="POST", kwargs=CONN, data=S3_EDIT, idor=CONN_IDOR),
+        Req(UI_SHARED_ADMIN, kwargs=SHARED),
+    ],
+    "endpoints:connection-rotate": [
+        Req(UI_CONN_MANAGE, kwargs=CONN, idor=CONN_IDOR),
+        Req(UI_CONN_MANAGE_DONE, method="POST", kwargs=CONN, data={"secret_secret_access_key": "rotated-key"},
+            idor=CONN_IDOR),
+        Req(UI_SHARED_ADMIN_DONE, method="POST", kwargs=SHARED, data={"secret_token": "hf_rotated"}),
+    ],
+    "endpoints:connection-delete": [
+        Req(UI_CONN_MANAGE, kwargs=CONN, idor=CONN_IDOR),
+        Req(UI_CONN_MANAGE_DONE, method="POST", kwargs=CONN, idor=CONN_IDOR),
+        Req(UI_SHARED_ADMIN_DONE, method="POST", kwargs=SHARED),
+    ],
+    "endpoints:connection-check": [
+        Req(UI_CONN_CHECK, method="POST", kwargs=CONN, data={"uri": CHECK_URI}, idor=CONN_IDOR),
+        # POST only: a GET changes nothing (405 once the gate let it through).
+        Req(expect(302, 404, 403, 405, 405, 403, 404, 405), kwargs=CONN),
+    ],
+    # Opting a project in needs manage on it: invisible project 404, visible only 403.
+    "endpoints:connection-opt-in": [
+        Req(expect(302, 404, 403, 403, 302, 403, 404, 302), method="POST", kwargs=SHARED,
+            data={"project": "@project.pk", "action": "in"}, idor=CONN_IDOR),
+        Req(expect(302, 404, 403, 403, 302, 403, 404, 302), method="POST", kwargs=SHARED,
+            data={"project": "@project.pk", "action": "out"}),
+    ],
+    "api-connection-list": [
+        Req(API_EVERYONE),
+        Req(API_EVERYONE, query="scope=project&kind=s3&project=matrix"),
+        Req(expect(401, 400, 403, 403, 201, 403, 400, 201), method="POST",
+            data={"project": "@project.pk", "name": "fresh", "kind": "hf", "secrets": {"token": "hf_fresh"}}),
+        Req(expect(401, 403, 403, 403, 403, 403, 403, 201), method="POST",
+            data={"project": None, "name": "fresh", "kind": "hf", "secrets": {"token": "hf_fresh"}}),
+    ],
+    "api-connection-detail": [
+        Req(API_SEE, kwargs=CONN, idor=CONN_IDOR),
+        Req(API_EVERYONE, kwargs=SHARED),
+        Req(API_CONN_MANAGE, method="PATCH", kwargs=CONN, data={"description": "changed"}, idor=CONN_IDOR),
+        Req(API_ADMIN, method="PATCH", kwargs=SHARED, data={"description": "changed"}),
+        Req(expect(401, 404, 403, 403, 204, 403, 404, 204), method="DELETE", kwargs=CONN, idor=CONN_IDOR),
+        Req(expect(401, 405, 405, 405, 405, 405, 405, 405), method="PUT", kwargs=CONN),
+    ],
+    "api-connection-rotate": [
+        Req(API_CONN_MANAGE, kwargs=CONN, idor=CONN_IDOR),
+        Req(API_CONN_MANAGE, method="POST", kwargs=CONN, data={"secrets": {"secret_access_key": "rotated-key"}},
+            idor=CONN_IDOR),
+        Req(API_ADMIN, method="POST", kwargs=SHARED, data={"secrets": {"token": "hf_rotated"}}),
+    ],
+    "api-connection-check": Req(API_CONN_CHECK, method="POST", kwargs=CONN, data={"uri": CHECK_URI},
+                                idor=CONN_IDOR),
+    "api-connection-opt-in": Req(API_CONN_OPT, method="POST", kwargs=SHARED, data={"project": "@project.pk"},
+                                 idor=CONN_IDOR),
+    "api-connection-opt-out": Req(API_CONN_OPT, method="POST", kwargs=SHARED, data={"project": "@project.pk"},
+                                  idor=CONN_IDOR),
+    "api-connection-usage": [Req(API_SEE, kwargs=CONN, idor=CONN_IDOR), Req(API_EVERYONE, kwargs=SHARED)],
     # --- endpoint pages --------------------------------------------------------------------
     "endpoints:endpoint-list": Req(UI_EVERYONE),
     "endpoints:endpoint-create": [

@@ -1,0 +1,155 @@
+"""Storage connections on the cluster, over real HTTP against the sandbox: the Secret and the
+ServiceAccount land before the InferenceService that needs them, out-of-band edits are repaired
+and audited without values, unused ones are removed, rotation updates the Secret and restarts
+only what reads the secret at start, and a connection in use cannot be deleted."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from audit.models import AuditEvent
+from endpoints.models import Endpoint, Revision
+from endpoints.services import connections as services
+from endpoints.services.endpoints import endpoint_create, endpoint_delete
+from endpoints.services.reconciler import reconcile_cluster
+from tests.endpoints.endpoint_factories import ModelVersionFactory, deploy_setup
+
+pytestmark = pytest.mark.django_db
+SECRET = "SECRET-s3-key-7f3a9c2e1b"
+TOKEN = "hf_SECRETtoken_55aa33"
+
+
+@pytest.fixture
+def setup(sandbox, alice):
+    return deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
+
+
+def _connection(alice, project, kind="s3", name="models"):
+    if kind == "hf":
+        return services.connection_create(actor=alice, project=project, name=name, kind="hf",
+                                           secrets={"token": TOKEN})
+    return services.connection_create(actor=alice, project=project, name=name, kind="s3",
+                                       config={"endpoint_url": "http://127.0.0.1:9000", "region": "us-east-1"},
+                                       secrets={"access_key_id": "AKIAFRAUD", "secret_access_key": SECRET})
+
+
+def _deploy(setup, alice, capture, connection, name="scorer", uri=None):
+    version = ModelVersionFactory(model=setup.model, storage_uri=uri or f"s3://private/{name}", connection=connection,
+                                  version=setup.model.versions.count() + 1)
+    with capture(execute=True):
+        return endpoint_create(actor=alice, project=setup.project, name=name, model_version=version,
+                               deployment_mode="Knative")
+
+
+def _secret_data(sandbox, name="ic-models") -> dict:
+    secret = sandbox.server.store.get("secrets", "fraud", name)
+    return {k: base64.b64decode(v).decode() for k, v in (secret or {}).get("data", {}).items()}
+
+
+def _no_secret_in_audit(*values):
+    for event in AuditEvent.objects.all():
+        text = json.dumps(event.details, default=str) + event.target_repr
+        for value in values:
+            assert value not in text, f"{event.action} leaks a secret"
+
+
+def test_the_secret_and_account_land_before_the_endpoint_that_runs_as_them(
+        sandbox, setup, alice, django_capture_on_commit_callbacks):
+    connection = _connection(alice, setup.project)
+    _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
+    live = sandbox.wait_ready("fraud", "scorer")
+    assert live["spec"]["predictor"]["serviceAccountName"] == "ic-models"
+    assert _secret_data(sandbox) == {"AWS_ACCESS_KEY_ID": "AKIAFRAUD", "AWS_SECRET_ACCESS_KEY": SECRET}
+    account = sandbox.server.store.get("serviceaccounts", "fraud", "ic-models")
+    assert account["secrets"] == [{"name": "ic-models"}]
+    patches = [(r.resource, r.name) for r in sandbox.server.requests() if r.verb == "patch" and not r.dry_run]
+    assert patches.index(("secrets", "ic-models")) < patches.index(("inferenceservices", "scorer"))
+    applied = AuditEvent.objects.filter(action="endpoint.apply").latest("id")
+    assert applied.details["connections"] == ["models"]
+    _no_secret_in_audit(SECRET, "AKIAFRAUD")
+
+
+def test_an_out_of_band_edit_of_the_secret_is_repaired_and_audited_without_values(
+        sandbox, setup, alice, django_capture_on_commit_callbacks):
+    connection = _connection(alice, setup.project)
+    _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
+    sandbox.wait_ready("fraud", "scorer")
+    stolen = base64.b64encode(b"attacker-key").decode()
+    sandbox.server.store.patch("secrets", "fraud", "ic-models", {"data": {"AWS_SECRET_ACCESS_KEY": stolen}},
+                               manager="kubectl-edit")
+    report = reconcile_cluster(cluster=setup.cluster)
+    assert report.get("connection_objects_repaired") == 1
+    assert _secret_data(sandbox)["AWS_SECRET_ACCESS_KEY"] == SECRET
+    event = AuditEvent.objects.get(action="connection.drift_corrected")
+    assert event.details["changed"] == ["data"] and event.details["connection"] == "models"
+    _no_secret_in_audit(SECRET, "attacker-key", stolen)
+    # A second pass finds nothing to do.
+    again = reconcile_cluster(cluster=setup.cluster)
+    assert not again.get("connection_objects_repaired")
+
+
+def test_objects_no_endpoint_needs_are_removed_within_the_cap(sandbox, setup, alice,
+                                                              django_capture_on_commit_callbacks):
+    connection = _connection(alice, setup.project)
+    endpoint = _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
+    sandbox.wait_ready("fraud", "scorer")
+    with django_capture_on_commit_callbacks(execute=True):
+        endpoint_delete(actor=alice, endpoint=endpoint)
+    sandbox.wait_for(lambda: sandbox.isvc("fraud", "scorer") is None)
+    assert not Endpoint.objects.filter(pk=endpoint.pk).exists()
+    reconcile_cluster(cluster=setup.cluster, max_deletions=0)  # over the cap: nothing deleted
+    assert sandbox.server.store.get("secrets", "fraud", "ic-models") is not None
+    report = reconcile_cluster(cluster=setup.cluster)
+    assert report["deleted"] == 2
+    assert sandbox.server.store.get("secrets", "fraud", "ic-models") is None
+    assert sandbox.server.store.get("serviceaccounts", "fraud", "ic-models") is None
+    assert AuditEvent.objects.filter(action="connection.object_deleted").count() == 2
+
+
+def test_a_fleet_without_connections_still_costs_one_list_per_namespace(sandbox, setup, alice,
+                                                                        django_capture_on_commit_callbacks):
+    reconcile_cluster(cluster=setup.cluster)
+    before = len(sandbox.server.requests())
+    reconcile_cluster(cluster=setup.cluster)
+    lists = [r for r in sandbox.server.requests()[before:] if r.verb == "list"]
+    assert [r.resource for r in lists] == ["inferenceservices"]
+
+
+def test_deleting_a_connection_in_use_is_refused_with_the_list(sandbox, setup, alice,
+                                                               django_capture_on_commit_callbacks):
+    connection = _connection(alice, setup.project)
+    _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
+    with pytest.raises(ValidationError) as err:
+        services.connection_delete(actor=alice, connection=connection)
+    assert "fraud/scorer" in str(err.value)
+
+
+def test_rotation_updates_the_secret_and_restarts_only_endpoints_reading_it_at_start(
+        sandbox, setup, alice, django_capture_on_commit_callbacks):
+    s3 = _connection(alice, setup.project)
+    hf = _connection(alice, setup.project, kind="hf", name="hub")
+    storage_endpoint = _deploy(setup, alice, django_capture_on_commit_callbacks, s3, name="scorer")
+    llm = _deploy(setup, alice, django_capture_on_commit_callbacks, hf, name="chat", uri="hf://org/model")
+    sandbox.wait_ready("fraud", "scorer")
+    sandbox.wait_ready("fraud", "chat")
+    plan = services.rotation_plan(hf)
+    assert [e.name for e in plan["restart"]] == ["chat"]
+    assert [e.name for e in services.rotation_plan(s3)["restart"]] == []
+    with django_capture_on_commit_callbacks(execute=True):
+        services.connection_update(actor=alice, connection=s3, secrets={"secret_access_key": "SECRET-new-2"})
+        services.connection_update(actor=alice, connection=hf, secrets={"token": "hf_SECRET_new_3"})
+    assert _secret_data(sandbox)["AWS_SECRET_ACCESS_KEY"] == "SECRET-new-2"
+    assert _secret_data(sandbox, "ic-hub")["HF_TOKEN"] == "hf_SECRET_new_3"
+    assert Revision.objects.filter(endpoint=storage_endpoint).count() == 1  # keeps running as it is
+    llm.refresh_from_db()
+    assert llm.generation == 2
+    live = sandbox.wait_for(lambda: (o := sandbox.isvc("fraud", "chat"))
+                            and o["spec"]["predictor"].get("annotations") and o)
+    assert live["spec"]["predictor"]["annotations"] == {"inference-console.io/credentials-version": "hub.2"}
+    rotations = AuditEvent.objects.filter(action="connection.rotate").order_by("id")
+    assert [e.details["restarted"] for e in rotations] == [[], ["fraud/chat"]]
+    _no_secret_in_audit(SECRET, TOKEN, "SECRET-new-2", "hf_SECRET_new_3")
