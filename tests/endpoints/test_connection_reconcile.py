@@ -6,34 +6,56 @@ only what reads the secret at start, and a connection in use cannot be deleted."
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 
+import botocore.exceptions
 import pytest
 from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
 from endpoints.models import Endpoint, Revision
+from endpoints.sandbox.objectstore import Identity
 from endpoints.services import connections as services
 from endpoints.services.endpoints import endpoint_create, endpoint_delete
 from endpoints.services.reconciler import reconcile_cluster
 from tests.endpoints.endpoint_factories import ModelVersionFactory, deploy_setup
+from tests.fixtures.storage import s3_client
 
 pytestmark = pytest.mark.django_db
 SECRET = "SECRET-s3-key-7f3a9c2e1b"
 TOKEN = "hf_SECRETtoken_55aa33"
 
 
+FRAUD = Identity(access_key="AKIAFRAUD", secret_key=SECRET, name="fraud")
+
+
 @pytest.fixture
-def setup(sandbox, alice):
-    return deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
+def private_bucket(s3_server) -> str:
+    """The connection's keys and the artifacts its endpoints load, on the real S3 server: the
+    sandbox runs KServe's storage initializer against it, as a cluster would."""
+    if FRAUD not in s3_server.identities:
+        s3_server.reload_identities([*s3_server.identities, FRAUD])
+    client = s3_client(s3_server)
+    with contextlib.suppress(botocore.exceptions.ClientError):  # already made by an earlier test
+        client.create_bucket(Bucket="private")
+    client.put_object(Bucket="private", Key="scorer/model.joblib", Body=b"a model")
+    return s3_server.endpoint_url
 
 
-def _connection(alice, project, kind="s3", name="models"):
+@pytest.fixture
+def setup(sandbox, alice, private_bucket):
+    setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name="fraud")
+    setup.store_url = private_bucket
+    return setup
+
+
+def _connection(alice, setup, kind="s3", name="models"):
     if kind == "hf":
-        return services.connection_create(actor=alice, project=project, name=name, kind="hf",
+        return services.connection_create(actor=alice, project=setup.project, name=name, kind="hf",
                                            secrets={"token": TOKEN})
-    return services.connection_create(actor=alice, project=project, name=name, kind="s3",
-                                       config={"endpoint_url": "http://127.0.0.1:9000", "region": "us-east-1"},
+    return services.connection_create(actor=alice, project=setup.project, name=name, kind="s3",
+                                       config={"endpoint_url": setup.store_url, "region": "us-east-1"},
                                        secrets={"access_key_id": "AKIAFRAUD", "secret_access_key": SECRET})
 
 
@@ -59,7 +81,7 @@ def _no_secret_in_audit(*values):
 
 def test_the_secret_and_account_land_before_the_endpoint_that_runs_as_them(
         sandbox, setup, alice, django_capture_on_commit_callbacks):
-    connection = _connection(alice, setup.project)
+    connection = _connection(alice, setup)
     _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
     live = sandbox.wait_ready("fraud", "scorer")
     assert live["spec"]["predictor"]["serviceAccountName"] == "ic-models"
@@ -75,7 +97,7 @@ def test_the_secret_and_account_land_before_the_endpoint_that_runs_as_them(
 
 def test_an_out_of_band_edit_of_the_secret_is_repaired_and_audited_without_values(
         sandbox, setup, alice, django_capture_on_commit_callbacks):
-    connection = _connection(alice, setup.project)
+    connection = _connection(alice, setup)
     _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
     sandbox.wait_ready("fraud", "scorer")
     stolen = base64.b64encode(b"attacker-key").decode()
@@ -94,7 +116,7 @@ def test_an_out_of_band_edit_of_the_secret_is_repaired_and_audited_without_value
 
 def test_objects_no_endpoint_needs_are_removed_within_the_cap(sandbox, setup, alice,
                                                               django_capture_on_commit_callbacks):
-    connection = _connection(alice, setup.project)
+    connection = _connection(alice, setup)
     endpoint = _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
     sandbox.wait_ready("fraud", "scorer")
     with django_capture_on_commit_callbacks(execute=True):
@@ -121,7 +143,7 @@ def test_a_fleet_without_connections_still_costs_one_list_per_namespace(sandbox,
 
 def test_deleting_a_connection_in_use_is_refused_with_the_list(sandbox, setup, alice,
                                                                django_capture_on_commit_callbacks):
-    connection = _connection(alice, setup.project)
+    connection = _connection(alice, setup)
     _deploy(setup, alice, django_capture_on_commit_callbacks, connection)
     with pytest.raises(ValidationError) as err:
         services.connection_delete(actor=alice, connection=connection)
@@ -130,8 +152,8 @@ def test_deleting_a_connection_in_use_is_refused_with_the_list(sandbox, setup, a
 
 def test_rotation_updates_the_secret_and_restarts_only_endpoints_reading_it_at_start(
         sandbox, setup, alice, django_capture_on_commit_callbacks):
-    s3 = _connection(alice, setup.project)
-    hf = _connection(alice, setup.project, kind="hf", name="hub")
+    s3 = _connection(alice, setup)
+    hf = _connection(alice, setup, kind="hf", name="hub")
     storage_endpoint = _deploy(setup, alice, django_capture_on_commit_callbacks, s3, name="scorer")
     llm = _deploy(setup, alice, django_capture_on_commit_callbacks, hf, name="chat", uri="hf://org/model")
     sandbox.wait_ready("fraud", "scorer")

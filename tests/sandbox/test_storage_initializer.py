@@ -311,7 +311,10 @@ def test_a_missing_key_is_create_container_config_error(cluster, s3_server, s3_b
                                  .get("reason") == "CreateContainerConfigError"), None), 30, "the config error")
     assert init_status(pod)["state"]["waiting"]["message"] == \
         f"couldn't find key AWS_ACCESS_KEY_ID in Secret {NS}/s3-conn"
-    assert condition(client.get("InferenceService", NS, "iris"))["status"] == "Unknown"
+    isvc = wait_for(lambda: (lambda o: o if condition(o).get("status") else None)(
+        client.get("InferenceService", NS, "iris")), 10, "a Ready condition")  # pods are written first
+    assert condition(isvc)["status"] == "Unknown"
+    assert isvc["status"]["modelStatus"]["states"]["targetModelState"] == "Pending"
     connect(client, s3_server)  # the key is added
     wait_ready(client, "iris")
 
