@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # database and Redis database); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: setup run test lint layers format bench clean
+.PHONY: setup storage-initializer run test lint layers format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,18 @@ $(STAMP): pyproject.toml
 ## setup: create .venv and install the console with its test and lint extras
 setup: $(STAMP)
 
+## storage-initializer: KServe's real storage initializer (PyPI kserve-storage) for the sandbox, in
+## its own virtualenv (var/kserve-storage, or $$SANDBOX_STORAGE_INITIALIZER_VENV); made once, then
+## reused. Not fatal: without it the sandbox simulates downloads (the tests that need it skip, in CI fail).
+storage-initializer: setup
+	-$(PY) -m endpoints.sandbox.storage_initializer ensure
+
 ## run: migrate, seed the demo and start web + worker + beat; Ctrl-C stops everything
 run: setup
 	$(PY) -m console.portal.devstack
 
 ## test: the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite), in parallel
-test: setup
+test: setup storage-initializer
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 8 $(PYTEST_ARGS)
 
 ## lint: static checks, the import contract included
@@ -43,6 +49,8 @@ format: setup
 bench: setup
 	$(PY) -m pytest tests/benchmarks -s -p no:cacheprovider $(PYTEST_ARGS)
 
-## clean: remove local state (database, broker queue, demo logins) but keep .venv
+## clean: remove local state (database, broker queue, demo logins) but keep .venv and the
+## storage initializer's virtualenv
 clean:
-	rm -rf var test-output
+	find var -mindepth 1 -maxdepth 1 ! -name kserve-storage ! -name .kserve-storage.lock -exec rm -rf {} + 2>/dev/null || true
+	rm -rf test-output

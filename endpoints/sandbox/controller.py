@@ -24,12 +24,21 @@ Documented failure rules (so tests and demos can provoke them on purpose):
   affinity, …) or a ``timeout`` above ``max-revision-timeout-seconds`` is refused by Knative's
   webhook (``endpoints.sandbox.knative``); from 0.17 KServe reports it as ``PredictorReady=False``
   reason ``ReconcileFailed``, before only as an ``InternalError`` event. Never Ready.
-- A storage URI the sandbox treats as unreachable — any URI whose bucket, host or first path
-  segment starts with ``missing`` or ``unreachable`` (``s3://missing-bucket/model``,
-  ``gs://unreachable/x``) — fails after the load delay with ``ModelLoadFailed``: the
-  storage-initializer exits 1 and the pod sits in ``Init:CrashLoopBackOff``. So does an
-  ``oci://`` URI while ``storageInitializer.enableModelcar`` is false ("Cannot recognize storage
-  type for oci://…").
+- Downloads that can happen on this machine — ``s3://`` with an S3 endpoint on a loopback
+  address, ``http(s)://`` to a loopback host — run KServe's real storage initializer
+  (``endpoints.sandbox.storage_initializer``, PyPI kserve-storage) with the credentials KServe's
+  pod mutator gives it (``endpoints.sandbox.credentials``): pods in ``Init:0/1`` while it runs;
+  its exit code, termination message (the log's tail) and log on failure (``ModelLoadFailed``,
+  ``Init:CrashLoopBackOff`` after the kubelet's first immediate restart, then back-off); a key
+  missing from a referenced secret is ``CreateContainerConfigError``; a secret the ServiceAccount
+  lists but that does not exist refuses the pods (KServe's pod mutator: ``secrets "x" not
+  found``). A revision downloads when its pods start, never again while they run.
+- Every other storage URI is simulated. One the sandbox treats as unreachable — any URI whose
+  bucket, host or first path segment starts with ``missing`` or ``unreachable``
+  (``s3://missing-bucket/model``, ``gs://unreachable/x``) — fails after the load delay with
+  ``ModelLoadFailed``: the storage-initializer exits 1 and the pod sits in
+  ``Init:CrashLoopBackOff``. So does an ``oci://`` URI while ``storageInitializer.enableModelcar``
+  is false ("Cannot recognize storage type for oci://…").
 - Pods that fit no node (resources, node selector, taints; ``endpoints.sandbox.scheduler``) stay
   ``Pending`` with ``PodScheduled=False`` and a ``FailedScheduling`` event in the scheduler's words.
 - ``serving.kserve.io/stop: "true"`` removes the pods and sets ``Stopped=True``.
@@ -37,7 +46,7 @@ Documented failure rules (so tests and demos can provoke them on purpose):
   at admission (403) from 0.15.1, as KServe's validating webhook does.
 
 Delays are configurable (zero in tests): ``load_seconds`` until the model is loading,
-``ready_seconds`` until it is Ready.
+``ready_seconds`` until it is Ready (simulated downloads only: a real one takes its own time).
 """
 
 from __future__ import annotations

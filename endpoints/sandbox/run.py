@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=None,
                         help="a KServe release profile directory (crds/, runtimes/, configmap/, profile.yaml); "
                              "default: the built-in KServe 0.20 profile")
+    parser.add_argument("--storage-initializer", choices=("auto", "on", "off"), default="auto",
+                        help="run KServe's real storage initializer (PyPI kserve-storage) for downloads from a "
+                             "loopback S3 endpoint or web server; auto: when its virtualenv exists or can be made")
+    parser.add_argument("--models-dir", default=None,
+                        help="where the real storage initializer downloads to (default: var/sandbox-models)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
@@ -54,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         server, controller = start_sandbox(
             port=args.port, token=token,
             settings=SandboxSettings(ingress_domain=args.ingress_domain, load_seconds=args.load_seconds,
-                                     ready_seconds=args.ready_seconds, profile=args.profile))
+                                     ready_seconds=args.ready_seconds, profile=args.profile,
+                                     storage_initializer={"auto": None, "on": True, "off": False}[
+                                         args.storage_initializer],
+                                     models_dir=args.models_dir))
     except profiles.ProfileError as exc:
         parser.error(str(exc))
     if args.kubeconfig_out:

@@ -9,9 +9,10 @@ its own, run as a subprocess the way the storage-initializer image runs it.
   with *only* the container's environment plus a minimal ``PATH``/``HOME``, a timeout, and the
   combined output captured as the container's log.
 - ``runnable_here(uri, env)``: whether that download can happen on this machine at all — an
-  ``s3://`` URI whose S3 endpoint (``AWS_ENDPOINT_URL`` of the env) is a loopback address, or an
-  ``http(s)://`` URI to a loopback host. Everything else (public clouds, the Hugging Face Hub)
-  stays simulated by the controller.
+  ``s3://`` URI whose S3 endpoint (``AWS_ENDPOINT_URL`` or ``S3_ENDPOINT`` of the env) names a
+  loopback address, or an ``http(s)://`` URI to a loopback host. Everything else (public clouds,
+  the Hugging Face Hub, an S3 download without an endpoint, which would go to AWS) stays
+  simulated by the controller. The run itself can reach loopback only (storage_entrypoint.py).
 - ``termination_message(log)``: what the kubelet puts in the container's terminated state under
   ``terminationMessagePolicy: FallbackToLogsOnError`` (KServe's choice for this container): the
   last 80 lines of the log, at most the last 2048 bytes.

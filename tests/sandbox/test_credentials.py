@@ -306,3 +306,11 @@ def test_resolve_reads_keys_like_the_kubelet(tmp_path):
     assert str(error.value) == "couldn't find key AWS_ACCESS_KEY_ID in Secret proj/s3-conn"
     with pytest.raises(ContainerConfigError, match='secret "s3-conn" not found'):
         resolve(built, namespace=NS, get_secret={}.get, mount_root=tmp_path)
+
+
+@pytest.mark.parametrize("version", KSERVE_RELEASES)
+def test_s3_use_https_without_an_endpoint_only_in_0_16(version):
+    facts, config = release(version)
+    names = [e.name for e in build(facts, config, s3_secret(s3_usehttps="0")).env]
+    assert ("S3_USE_HTTPS" in names) == (facts.s3_settings_from_secret_data and not facts.s3_endpoint_scheme_prefix)
+    assert "S3_ENDPOINT" not in names
