@@ -599,7 +599,9 @@ class SandboxController:
         if knative_mode and not stopped and not refusal and serving and serving != track["revision"]:
             # Knative keeps the rolled-out revision serving while the new one loads (or fails),
             # and beside it for the rest of the traffic during a canary.
-            old_pods = self._pods(obj, model, runtime, replicas, f"{name}-predictor-{serving:05d}", phase="Running")
+            served = (track.get("pod_starts") or {}).get(serving)
+            old_pods = self._pods(obj, model, runtime, replicas, f"{name}-predictor-{serving:05d}", phase="Running",
+                                  start=served if served is not None and served.state == "succeeded" else None)
             self._place(namespace, name, old_pods, before=pods)
             pods = old_pods + pods
         status["_freed"] = self._sync_pods(namespace, name, pods)
@@ -839,8 +841,8 @@ class SandboxController:
         if replicas == 0 or not self._injects_storage_initializer(uri, modelcar):
             starts.clear()
             return None
-        for revision in [r for r in starts if r != track["revision"]]:
-            del starts[revision]
+        for revision in [r for r in starts if r not in (track["revision"], track["latest_rolled"])]:
+            del starts[revision]  # its pods are gone (the rolled-out revision's still serve)
         if track["revision"] in starts:
             return starts[track["revision"]]
         try:
@@ -851,6 +853,8 @@ class SandboxController:
         if not initializer.runnable_here(uri, plain) or not self._storage_enabled():
             return None
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        for line in credentials.log:  # what KServe's CredentialBuilder logs
+            logger.debug("sandbox pod mutator %s/%s %s: %s", namespace, name, revision_name, line)
         start = PodStart(revision=revision_name, uri=uri, credentials=credentials,
                          out_dir=self.model_dir(namespace, name, revision_name))
         starts[track["revision"]] = start
@@ -896,6 +900,8 @@ class SandboxController:
                     return
                 result = initializer.Result(exit_code=1, log=f"sandbox: {exc}\n", seconds=0.0)
             else:
+                if self._stopping:
+                    return
                 if fresh:  # a new pod's emptyDir
                     shutil.rmtree(start.out_dir, ignore_errors=True)
                 result = initializer.run(start.uri, start.out_dir, env, python=python, processes=self._processes,

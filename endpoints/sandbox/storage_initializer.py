@@ -47,6 +47,7 @@ VENV_ENV = "SANDBOX_STORAGE_INITIALIZER_VENV"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VAR_DIR = REPO_ROOT / "var"
 MARKER = ".sandbox-kserve-storage"
+PARTIAL = ".sandbox-kserve-storage-partial"  # made by ensure_venv, removed once pip succeeded
 ENTRYPOINT = Path(__file__).resolve().parent / "storage_entrypoint.py"
 MOUNT_PATH = "/mnt/models"
 # kubelet: FallbackToLogsOnError keeps the last 80 lines, at most 2048 bytes of them.
@@ -111,12 +112,19 @@ def ensure_venv(venv: str | Path | None = None, *, python: str | None = None, ti
     with _venv_lock(venv):
         if installed_version(venv):  # another worker made it while we waited
             return venv_python(venv)
-        if venv.exists():
+        if venv.exists() and any(venv.iterdir()):
+            if not ((venv / MARKER).exists() or (venv / PARTIAL).exists()):
+                # Never delete what the sandbox did not make (the variable may point anywhere).
+                raise StorageInitializerUnavailable(
+                    f"{venv} exists and is not a virtualenv the sandbox made for {REQUIREMENT}; remove it "
+                    f"or point {VENV_ENV} elsewhere")
             shutil.rmtree(venv)  # half made (interrupted) or for another requirement
         started = time.monotonic()
         steps = [[python or sys.executable, "-m", "venv", str(venv)],
                  [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                   REQUIREMENT]]
+        venv.mkdir(parents=True, exist_ok=True)
+        (venv / PARTIAL).write_text(REQUIREMENT + "\n")
         for step in steps:
             try:
                 done = subprocess.run(step, capture_output=True, text=True, timeout=timeout,
@@ -133,6 +141,7 @@ def ensure_venv(venv: str | Path | None = None, *, python: str | None = None, ti
                                   "from importlib.metadata import version; print(version('kserve-storage'))"],
                                  capture_output=True, text=True, check=False).stdout.strip()
         (venv / MARKER).write_text(f"{REQUIREMENT}\n{version}\n{time.monotonic() - started:.1f}s\n")
+        (venv / PARTIAL).unlink(missing_ok=True)
         return venv_python(venv)
 
 

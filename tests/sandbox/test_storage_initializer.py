@@ -252,7 +252,8 @@ def test_keys_changed_on_the_server_spare_the_running_revision_and_fail_the_next
         assert predictor["latestCreatedRevision"] == "iris-predictor-00002"
         assert predictor["latestReadyRevision"] == predictor["latestRolledoutRevision"] == "iris-predictor-00001"
         (old,) = pods_of(client, "iris", 1)
-        assert old["status"]["phase"] == "Running"
+        assert old["status"]["phase"] == "Running" and init_status(old)["state"]["terminated"]["exitCode"] == 0
+        assert {"name": "AWS_ENDPOINT_URL", "value": own_s3_server.endpoint_url} in old["spec"]["initContainers"][0]["env"]
         assert (controller.model_dir(NS, "iris", "iris-predictor-00001") / "model.joblib").is_file()
     finally:
         client.close()
@@ -476,3 +477,12 @@ def test_without_kserve_storage_the_default_falls_back_to_the_simulation(monkeyp
         client.close()
         controller.stop()
         server.stop()
+
+
+def test_a_directory_the_sandbox_did_not_make_is_never_replaced(tmp_path):
+    mine = tmp_path / "someone-elses"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(storage_initializer.StorageInitializerUnavailable, match="is not a virtualenv the sandbox made"):
+        storage_initializer.ensure_venv(mine)
+    assert (mine / "notes.txt").read_text() == "keep me"
