@@ -142,6 +142,8 @@ class PodStart:
     log: str = ""
     retry_at: float = 0.0
     seconds: float = 0.0
+    started_at: str = ""  # the current or last run, RFC 3339
+    finished_at: str = ""
     history: list[tuple[int, float]] = field(default_factory=list)  # (exit code, seconds) per run
 
 
@@ -758,11 +760,12 @@ class SandboxController:
         status = pod["status"]["initContainerStatuses"][0]
         status.pop("lastState", None)
         status["restartCount"] = max(start.runs - 1, 0)
-        last = {"terminated": {"exitCode": start.exit_code, "reason": "Error", "message": start.message}}
+        times = {"startedAt": start.started_at, "finishedAt": start.finished_at} if start.finished_at else {}
+        last = {"terminated": {"exitCode": start.exit_code, "reason": "Error", "message": start.message, **times}}
         if start.state == "succeeded":
-            status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+            status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", **times}}
         elif start.state == "running":
-            status["state"] = {"running": {}}
+            status["state"] = {"running": {"startedAt": start.started_at}}
             if start.runs > 1:
                 status["lastState"] = last
         elif start.state == "config-error":
@@ -880,6 +883,7 @@ class SandboxController:
                 return None
             start.state = "running"
             start.runs += 1
+            start.started_at = _now()
             fresh = start.runs == 1
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-storage-initializer")
@@ -910,6 +914,7 @@ class SandboxController:
                         start.runs, result.exit_code, result.seconds)
             with self._storage_lock:
                 start.exit_code, start.log, start.seconds = result.exit_code, result.log, result.seconds
+                start.finished_at = _now()
                 start.history.append((result.exit_code, result.seconds))
                 if result.exit_code == 0:
                     start.state, start.message = "succeeded", ""

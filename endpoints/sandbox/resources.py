@@ -190,8 +190,45 @@ def _pod_ready(o: dict) -> str:
     return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
 
 
+def _pod_status_and_restarts(o: dict) -> tuple[str, int]:
+    """STATUS and RESTARTS as the API server's pod printer shows them: while an init container
+    has not completed, ``Init:<reason>`` (``Init:CrashLoopBackOff``, ``Init:Error``) or
+    ``Init:<done>/<all>`` and the init containers' restarts; then the containers' reasons."""
+    status = o.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or ""
+    init_specs = (o.get("spec") or {}).get("initContainers") or []
+    restarts = 0
+    initializing = False
+    for index, container in enumerate(status.get("initContainerStatuses") or []):
+        restarts += int(container.get("restartCount") or 0)
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated and int(terminated.get("exitCode") or 0) == 0:
+            continue
+        if terminated:
+            reason = "Init:" + (terminated.get("reason") or f"ExitCode:{int(terminated.get('exitCode') or 0)}")
+        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{index}/{len(init_specs)}"
+        initializing = True
+        break
+    if not initializing:
+        restarts = 0
+        for container in reversed(status.get("containerStatuses") or []):
+            restarts += int(container.get("restartCount") or 0)
+            state = container.get("state") or {}
+            if (state.get("waiting") or {}).get("reason"):
+                reason = state["waiting"]["reason"]
+            elif (state.get("terminated") or {}).get("reason"):
+                reason = state["terminated"]["reason"]
+    if (o.get("metadata") or {}).get("deletionTimestamp"):
+        reason = "Terminating"
+    return reason, restarts
+
+
 def _pod_restarts(o: dict) -> int:
-    return sum(int(s.get("restartCount") or 0) for s in (o.get("status") or {}).get("containerStatuses") or [])
+    return _pod_status_and_restarts(o)[1]
 
 
 def _node_status(o: dict) -> str:
@@ -283,7 +320,7 @@ def builtin_types() -> list[ResourceType]:
             "", ["v1"], "pods", "pod", "Pod", True, ["po"], categories=["all"],
             schemas={"v1": Schema.for_object(core["Pod"])}, status_subresource=True,
             columns={"v1": [Column("Ready", func=_pod_ready),
-                            Column("Status", func=lambda o: (o.get("status") or {}).get("phase", "")),
+                            Column("Status", func=lambda o: _pod_status_and_restarts(o)[0]),
                             Column("Restarts", "integer", func=_pod_restarts),
                             Column("Age", func=_age),
                             Column("IP", func=lambda o: (o.get("status") or {}).get("podIP") or "<none>", priority=1),

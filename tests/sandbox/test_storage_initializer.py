@@ -18,7 +18,7 @@ from endpoints.cluster import ClusterClient
 from endpoints.sandbox import storage_initializer
 from endpoints.sandbox.controller import SandboxSettings
 from endpoints.sandbox.run import start_sandbox
-from tests.fixtures.kube import Sandbox, release_sandbox, wait_for
+from tests.fixtures.kube import KUBECTL, Sandbox, make_kubectl, release_sandbox, wait_for
 from tests.fixtures.storage import REGION, new_identity, s3_client
 
 NS = "proj"
@@ -168,8 +168,9 @@ def test_the_right_keys_download_the_model_and_the_isvc_becomes_ready(cluster, s
     folder = sandbox.controller.model_dir(NS, "iris", "iris-predictor-00001")
     assert (folder / "model.joblib").read_bytes() == MODEL and (folder / "meta" / "schema.json").read_bytes() == b"{}"
     # Init:0/1 while it ran, then Completed; the pod spec holds what KServe's mutator wrote.
-    assert states.index(json.dumps({"running": {}})) < states.index(
-        json.dumps({"terminated": {"exitCode": 0, "reason": "Completed"}}))
+    running = next(i for i, state in enumerate(states) if "running" in json.loads(state))
+    done = next(i for i, state in enumerate(states) if json.loads(state).get("terminated", {}).get("reason") == "Completed")
+    assert running < done
     (pod,) = pods_of(client, "iris")
     assert pod["status"]["phase"] == "Running" and pod["spec"]["serviceAccountName"] == "models"
     init = pod["spec"]["initContainers"][0]
@@ -182,7 +183,7 @@ def test_the_right_keys_download_the_model_and_the_isvc_becomes_ready(cluster, s
     assert "Found S3 object: iris/model.joblib" in log
 
 
-def test_a_wrong_secret_fails_with_the_servers_403(cluster, s3_server, s3_bucket):
+def test_a_wrong_secret_fails_with_the_servers_403(cluster, s3_server, s3_bucket, tmp_path):
     sandbox, client = cluster
     upload(s3_server, s3_bucket, {"iris/model.joblib": MODEL})
     connect(client, s3_server, secret_key="not-the-secret")
@@ -203,6 +204,9 @@ def test_a_wrong_secret_fails_with_the_servers_403(cluster, s3_server, s3_bucket
     assert init_status(pod)["lastState"]["terminated"]["exitCode"] == 1
     assert init_status(pod)["restartCount"] == 1
     assert "HeadBucket operation: Forbidden" in initializer_log(client, pod)
+    if KUBECTL.is_file():  # what an operator sees
+        listing = make_kubectl(sandbox.server, tmp_path / "kubectl")("get", "pods", "-n", NS).stdout
+        assert "Init:CrashLoopBackOff" in listing
     assert not (sandbox.controller.model_dir(NS, "iris", "iris-predictor-00001") / "model.joblib").exists()
     events = client.events_for(NS, "iris")
     assert any(e["reason"] == "InferenceServiceNotReady" and e["type"] == "Warning"
@@ -242,7 +246,7 @@ def test_keys_changed_on_the_server_spare_the_running_revision_and_fail_the_next
         isvc = client.get("InferenceService", NS, "iris")
         assert condition(isvc)["status"] == "True"
         (pod,) = pods_of(client, "iris")
-        assert init_status(pod)["state"] == {"terminated": {"exitCode": 0, "reason": "Completed"}}
+        assert init_status(pod)["state"]["terminated"]["reason"] == "Completed"
         assert (controller.model_dir(NS, "iris", "iris-predictor-00001") / "model.joblib").is_file()
         deploy(client, "iris", "s3://models/iris", env={"WORKERS": "2"})  # a new revision
         info = wait_failure(client, "iris")
@@ -486,3 +490,24 @@ def test_a_directory_the_sandbox_did_not_make_is_never_replaced(tmp_path):
     with pytest.raises(storage_initializer.StorageInitializerUnavailable, match="is not a virtualenv the sandbox made"):
         storage_initializer.ensure_venv(mine)
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(("init", "shown"), [
+    ({"waiting": {"reason": "PodInitializing"}}, ("Init:0/1", 0)),
+    ({"running": {}}, ("Init:0/1", 0)),
+    ({"waiting": {"reason": "CrashLoopBackOff"}}, ("Init:CrashLoopBackOff", 2)),
+    ({"terminated": {"exitCode": 1, "reason": "Error"}}, ("Init:Error", 2)),
+    ({"waiting": {"reason": "CreateContainerConfigError"}}, ("Init:CreateContainerConfigError", 2)),
+    ({"terminated": {"exitCode": 0, "reason": "Completed"}}, ("Running", 0)),
+])
+def test_the_pod_status_column_reads_the_init_container_like_kubectl(init, shown):
+    from endpoints.sandbox.resources import _pod_status_and_restarts
+
+    pod = {"spec": {"initContainers": [{"name": "storage-initializer"}], "containers": [{"name": "kserve-container"}]},
+           "status": {"phase": "Running" if shown[0] == "Running" else "Pending",
+                      "initContainerStatuses": [{"name": "storage-initializer", "state": init,
+                                                 "restartCount": 0 if shown[1] == 0 else 2}],
+                      "containerStatuses": [{"name": "kserve-container", "restartCount": 0,
+                                             "state": {"running": {}} if shown[0] == "Running"
+                                             else {"waiting": {"reason": "PodInitializing"}}}]}}
+    assert _pod_status_and_restarts(pod) == shown
