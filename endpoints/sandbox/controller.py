@@ -485,6 +485,8 @@ class SandboxController:
                     status["modelStatus"] = {"transitionStatus": "UpToDate",
                                              "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
                                              "copies": {"failedCopies": 0, "totalCopies": replicas}}
+                    if previous_failure:  # KServe never clears it: a recovered model still shows it
+                        status["modelStatus"]["lastFailureInfo"] = previous_failure
                     if not any(c["type"] == "Ready" and c["status"] == "True"
                                for c in previous.get("conditions") or []):
                         events.append(("InferenceServiceReady", f"InferenceService [{name}] is Ready", "Normal"))
@@ -505,6 +507,9 @@ class SandboxController:
                                             "exitCode": start.exit_code, "time": failure_time("ModelLoadFailed")},
                         "copies": {"failedCopies": max(replicas, 1), "totalCopies": 0},
                     }
+                    if start.state == "running" and not facts.holds_failure_while_restarting:
+                        status["modelStatus"].update(transitionStatus="InProgress", states={
+                            "activeModelState": "", "targetModelState": "Loading"})
                     events.append(("InferenceServiceNotReady", f"InferenceService {name} is not ready: {message}",
                                    "Warning"))
                     if start.state == "failed":

@@ -220,6 +220,13 @@ class ReleaseFacts:
         return self.version >= (0, 16)
 
     @property
+    def holds_failure_while_restarting(self) -> bool:
+        """0.15 on, PropagateModelStatus leaves the model status alone while a storage initializer
+        that failed before runs again; 0.13 and 0.14 report it ``Loading`` (InProgress; the
+        ``lastFailureInfo`` stays)."""
+        return self.version >= (0, 15)
+
+    @property
     def label(self) -> str:
         return ".".join(str(p) for p in self.version)
 

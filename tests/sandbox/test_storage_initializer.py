@@ -117,10 +117,18 @@ class Files(http.server.BaseHTTPRequestHandler):
     /slow/* never answers in time."""
 
     token = "t0k3n"
+    calls: dict[str, int] = {}
 
     def do_GET(self):  # noqa: N802 - http.server's name
         if self.path.startswith("/slow/"):
             time.sleep(5)
+        if self.path.startswith("/flaky/"):  # refused once, then slow, then there
+            self.calls[self.path] = self.calls.get(self.path, 0) + 1
+            if self.calls[self.path] == 1:
+                self.send_response(403)
+                self.end_headers()
+                return
+            time.sleep(2.5)
         if self.path.startswith("/private/") and self.headers.get("Authorization") != f"Bearer {self.token}":
             self.send_response(401)
             self.end_headers()
@@ -278,7 +286,9 @@ def test_fixing_the_secret_lets_the_next_restart_succeed(kserve_storage, s3_serv
         wait_failure(client, "iris")
         connect(client, s3_server)  # the right keys now
         isvc = wait_ready(client, "iris")
-        assert "lastFailureInfo" not in isvc["status"]["modelStatus"]
+        model = isvc["status"]["modelStatus"]
+        assert model["transitionStatus"] == "UpToDate" and model["states"]["targetModelState"] == "Loaded"
+        assert model["lastFailureInfo"]["reason"] == "ModelLoadFailed"  # KServe never clears it
         (pod,) = pods_of(client, "iris")
         assert init_status(pod)["restartCount"] >= 1 and pod["metadata"]["name"].startswith("iris-predictor-00001")
     finally:
@@ -390,6 +400,26 @@ def test_http_headers_from_the_secret_and_anonymous_downloads(cluster, web):
     (pod,) = pods_of(client, "private", 2)
     assert {"name": "127.0.0.1-headers", "value": json.dumps({"Authorization": f"Bearer {Files.token}"})} \
         in pod["spec"]["initContainers"][0]["env"]
+
+
+@pytest.mark.parametrize(("release", "while_restarting"), [("0.14.1", "Loading"), ("0.15.2", "FailedToLoad")])
+def test_the_model_state_while_a_failed_download_runs_again(kserve_storage, web, tmp_path, release, while_restarting):
+    with release_sandbox(release, **storage_settings(tmp_path)) as sandbox:
+        client = ClusterClient.for_url(sandbox.url, timeout=10.0)
+        try:
+            client.ensure_namespace(NS)
+            deploy(client, "flaky", f"{web}/flaky/{release}/model.joblib", account=None)
+            wait_failure(client, "flaky")
+            pod = wait_for(lambda: next((p for p in pods_of(client, "flaky")
+                                         if "running" in init_status(p)["state"]), None), 10, "the restart")
+            assert init_status(pod)["lastState"]["terminated"]["exitCode"] == 1
+            model = wait_for(lambda: (lambda o: o["status"]["modelStatus"] if o["status"]["modelStatus"]["states"][
+                "targetModelState"] == while_restarting else None)(client.get("InferenceService", NS, "flaky")),
+                2, f"{while_restarting} while it runs again")
+            assert model["lastFailureInfo"]["reason"] == "ModelLoadFailed"  # kept either way
+            wait_ready(client, "flaky")
+        finally:
+            client.close()
 
 
 def test_a_download_that_hangs_is_killed_after_the_timeout(kserve_storage, web, tmp_path):
