@@ -1,7 +1,9 @@
 """Journey 1 — a data scientist (alice, Deployer on project "fraud" of the sandbox cluster):
 
-register a model and a version with a reference CSV, deploy it through the wizard, review the
-plan, confirm, watch the endpoint become Ready without reloading the page, feed it real KServe
+register a model and a version with a reference CSV — its artifact in the team's private bucket on
+a real S3 server, read through the project's storage connection (the registration checks it with
+the connection's keys) — deploy it through the wizard, review the plan (its storage check and the
+Secret and ServiceAccount the console writes), confirm, watch the endpoint become Ready without reloading the page, feed it real KServe
 payload-logger CloudEvents and open the Latency and Drift dashboards, start a canary at 25 %,
 see the canary's share in the traffic split, promote it and see v2 as the endpoint's version.
 
@@ -24,6 +26,7 @@ from playwright.sync_api import expect
 
 from console.access import grants
 from endpoints.models import Endpoint
+from endpoints.services.connections import connection_create
 from endpoints.services.observation import endpoint_sync_status
 from endpoints.services.platform import sync_builtin_runtimes
 from endpoints.services.projects import project_create
@@ -32,6 +35,7 @@ from monitoring.models import InferenceRecord
 from tests.endpoints.endpoint_factories import ClusterFactory
 from tests.factories import DEFAULT_PASSWORD
 from tests.fixtures.browser import login
+from tests.fixtures.storage import s3_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,13 +44,20 @@ REFERENCE_CSV = "amount,country,fraud\n" + "".join(
 
 
 @pytest.fixture
-def fraud_project(admin_user, alice, sandbox):
-    """What a platform admin set up beforehand: the project on the cluster, alice a Deployer."""
+def fraud_project(admin_user, alice, sandbox, s3_server, s3_bucket):
+    """What a platform admin set up beforehand: the project on the cluster, alice a Deployer, and
+    the team's private bucket (with the model's artifact) behind the connection fraud-models."""
     sync_builtin_runtimes()
     cluster = ClusterFactory(name="sandbox", api_url=sandbox.url)
     project = project_create(actor=admin_user, name="fraud", cluster=cluster)
     grants.grant_create(actor=admin_user, role="deployer", target=project, user=alice,
                         reason="Fraud model owner")
+    s3_client(s3_server).put_object(Bucket=s3_bucket, Key="card-fraud/1/model.joblib", Body=b"trained model")
+    identity = s3_server.identities[0]
+    connection_create(actor=admin_user, project=project, name="fraud-models", kind="s3",
+                      config={"endpoint_url": s3_server.endpoint_url, "region": "us-east-1"},
+                      secrets={"access_key_id": identity.access_key, "secret_access_key": identity.secret_key})
+    project.private_bucket = s3_bucket
     return project
 
 
@@ -83,7 +94,18 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     model_url = page.url
 
     page.get_by_role("link", name=re.compile("Register (a|the first) version")).first.click()
-    page.get_by_label("Storage URI").fill("s3://models/card-fraud/1")
+    private_uri = f"s3://{fraud_project.private_bucket}/card-fraud/1"
+    page.get_by_label("Storage URI").fill(f"s3://{fraud_project.private_bucket}/card-fraud/404")
+    page.get_by_label("Connection").select_option(label="fraud-models (S3 or S3-compatible)")
+    page.get_by_label("Model format").fill("sklearn")
+    page.get_by_role("button", name="Register version").click()
+    # The registration asks the bucket with the connection's keys: nothing is there.
+    error = page.locator("#id_storage_uri_error")
+    expect(error).to_contain_text("card-fraud/404")
+    expect(error).to_contain_text("checked with connection fraud-models")
+    steps.step("version refused: no artifact at that key")
+    page.get_by_label("Storage URI").fill(private_uri)
+    page.get_by_label("Connection").select_option(label="fraud-models (S3 or S3-compatible)")
     page.get_by_label("Model format").fill("sklearn")
     page.get_by_label("Reference sample").set_input_files(str(sample))
     page.get_by_label("Prediction column").fill("fraud")
@@ -108,6 +130,9 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
 
     expect(page.get_by_role("heading", name="Create endpoint card-scorer", level=1)).to_be_visible()
     expect(page.get_by_text("Dry run accepted.")).to_be_visible()
+    expect(page.get_by_text("Artifact found:")).to_be_visible()
+    expect(page.get_by_text("the console writes Secret ic-fraud-models and ServiceAccount ic-fraud-models")
+           ).to_be_visible()
     assert not Endpoint.objects.filter(name="card-scorer").exists()
     assert sandbox.isvc("fraud", "card-scorer") is None
     steps.step("plan reviewed")
@@ -127,6 +152,9 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     expect(page.locator("#endpoint-heading-phase")).to_have_text("Ready", timeout=10_000)
     expect(status_card).not_to_contain_text("refreshing every 3 seconds")
     expect(status_card).to_contain_text("http://card-scorer.fraud.example.com")
+    live = sandbox.isvc("fraud", "card-scorer")
+    assert live["spec"]["predictor"]["serviceAccountName"] == "ic-fraud-models"
+    assert live["spec"]["predictor"]["model"]["storageUri"] == private_uri
     assert page.evaluate("window.__samePage") is True, "the status changed by a reload, not by polling"
     steps.step("endpoint ready")
     detail_url = page.url
