@@ -175,3 +175,60 @@ def test_rotation_updates_the_secret_and_restarts_only_endpoints_reading_it_at_s
     rotations = AuditEvent.objects.filter(action="connection.rotate").order_by("id")
     assert [e.details["restarted"] for e in rotations] == [[], ["fraud/chat"]]
     _no_secret_in_audit(SECRET, TOKEN, "SECRET-new-2", "hf_SECRET_new_3")
+
+
+def test_keys_revoked_at_the_store_keep_the_running_revision_and_fail_the_next_with_the_connection_named(
+        sandbox, setup, alice, client, own_s3_server, django_capture_on_commit_callbacks):
+    """KServe downloads only when a pod starts: after the store stops accepting the connection's
+    keys the running revision keeps serving, the next new revision fails with the storage
+    initializer's own message, and the endpoint page says which connection failed and why."""
+    from django.urls import reverse
+
+    from endpoints.services.endpoints import endpoint_update
+    from endpoints.services.observation import endpoint_sync_status
+    from tests.endpoints.endpoint_factories import grant
+    from tests.fixtures.storage import new_identity
+
+    store = own_s3_server
+    keys = store.identities[0]
+    s3_client(store).create_bucket(Bucket="rotating")
+    s3_client(store).put_object(Bucket="rotating", Key="scorer/model.joblib", Body=b"a model")
+    connection = services.connection_create(
+        actor=alice, project=setup.project, name="rotating", kind="s3",
+        config={"endpoint_url": store.endpoint_url, "region": "us-east-1"},
+        secrets={"access_key_id": keys.access_key, "secret_access_key": keys.secret_key})
+    endpoint = _deploy(setup, alice, django_capture_on_commit_callbacks, connection, name="scorer",
+                       uri="s3://rotating/scorer")
+    first = sandbox.wait_ready("fraud", "scorer", timeout=60)
+    serving = first["status"]["components"]["predictor"]["latestReadyRevision"]
+    # The store's administrators replace the keys; the connection still holds the old ones.
+    store.reload_identities([new_identity()])
+    old = s3_client(store, access_key=keys.access_key, secret_key=keys.secret_key)
+
+    def keys_refused() -> bool:
+        try:
+            old.list_objects_v2(Bucket="rotating", MaxKeys=1)
+        except botocore.exceptions.ClientError:
+            return True
+        return False
+    sandbox.wait_for(keys_refused, timeout=10, message="the store to refuse the old keys")
+    assert sandbox.isvc("fraud", "scorer")["status"]["components"]["predictor"]["latestReadyRevision"] == serving
+    with django_capture_on_commit_callbacks(execute=True):
+        endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)  # a new revision: a new download
+
+    def failed():
+        obj = sandbox.isvc("fraud", "scorer") or {}
+        failure = ((obj.get("status") or {}).get("modelStatus") or {}).get("lastFailureInfo") or {}
+        return failure.get("message") and obj
+    live = sandbox.wait_for(failed, timeout=60, message="the new revision's download to fail")
+    predictor = live["status"]["components"]["predictor"]
+    assert predictor["latestReadyRevision"] == serving != predictor["latestCreatedRevision"]
+    assert predictor["latestRolledoutRevision"] == serving  # the old revision keeps the traffic
+    endpoint_sync_status(endpoint_id=endpoint.pk)
+    grant(alice, setup.project, "view")
+    client.force_login(alice)
+    page = client.get(reverse("endpoints:endpoint-detail", kwargs={"project": "fraud", "name": "scorer"}))
+    text = page.content.decode()
+    assert "connection rotating" in text and "ServiceAccount ic-rotating" in text
+    assert "403" in text  # the store's own refusal, as KServe's storage initializer reports it
+    assert keys.secret_key not in text
