@@ -204,7 +204,7 @@ def main() -> int:
     sandbox_port = int(os.environ.get("SANDBOX_PORT", "8001"))
     kubeconfig = var_dir / "sandbox.kubeconfig"
     stack.start("sandbox", [python, "-m", "endpoints.sandbox.run", "--port", str(sandbox_port),
-                            "--kubeconfig-out", str(kubeconfig)])
+                            "--kubeconfig-out", str(kubeconfig), "--models-dir", str(var_dir / "sandbox-models")])
     env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
     if not _wait_for_port("127.0.0.1", sandbox_port, 30):
         print("The sandbox cluster did not start within 30 s; stopping.", file=sys.stderr)
