@@ -95,6 +95,14 @@ class StorageCheck:
         return self.state == OK
 
 
+def _nothing_at(target: str, prefix: str, *, noun: str, holder: str, detail: dict, named: bool) -> StorageCheck:
+    """No object at a key and none under it as a prefix (or an empty bucket/container)."""
+    where = f"under '{prefix}'" if prefix else "in it"
+    message = (f"Nothing at '{target}': no {noun} with that name and no {noun} {where} in {holder}" if named
+               else f"{holder[0].upper()}{holder[1:]} is empty")
+    return StorageCheck(MISSING_OBJECT, message, {**detail, "status": 404, "objects_found": 0})
+
+
 def check_storage(kind: str, config: dict, secrets: dict, uri: str, *, timeout: float = 5.0) -> StorageCheck:
     """Check that ``uri`` exists and is readable with a storage connection of ``kind``
     (``KINDS``), its ``config`` and its ``secrets``. Never raises for what the storage or the
@@ -575,13 +583,8 @@ def _gcs_probe(client, bucket_name: str, key: str, endpoint: str, timeout: float
                                      timeout=timeout, retry=None)
         names = [blob.name for blob in iterator]
         if not names:
-            where = f"under '{prefix}'" if prefix else "in it"
-            return StorageCheck(
-                MISSING_OBJECT,
-                f"Nothing at '{target}': no object with that name and no object {where} in bucket '{bucket_name}'"
-                if key else f"Bucket '{bucket_name}' is empty",
-                {**base, "code": "notFound", "status": 404, "objects_found": 0},
-            )
+            return _nothing_at(target, prefix, noun="object", holder=f"bucket '{bucket_name}'",
+                               detail={**base, "code": "notFound"}, named=bool(key))
         # Listable is not readable: the first object's metadata takes the read permission.
         bucket.get_blob(names[0], timeout=timeout, retry=None)
         noun = _object_noun(len(names), len(names) >= LIST_LIMIT)
@@ -778,13 +781,8 @@ def _azure_probe(service, container: str, path: str, endpoint: str) -> StorageCh
         pages = container_client.list_blobs(name_starts_with=path or None, results_per_page=LIST_LIMIT).by_page()
         names = [blob.name for blob in next(pages, [])]
         if not names:
-            where = f"under '{path}'" if path else "in it"
-            return StorageCheck(
-                MISSING_OBJECT,
-                f"Nothing at '{target}': no blob with that name and no blob {where} in container '{container}'"
-                if path else f"Container '{container}' is empty",
-                {**base, "code": "BlobNotFound", "status": 404, "objects_found": 0},
-            )
+            return _nothing_at(target, path, noun="blob", holder=f"container '{container}'",
+                               detail={**base, "code": "BlobNotFound"}, named=bool(path))
         # Listable is not readable (a SAS or a role may allow one and not the other).
         container_client.get_blob_client(names[0]).get_blob_properties()
         truncated = len(names) >= LIST_LIMIT

@@ -155,6 +155,15 @@ def _hash(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+def _waiting_conditions(knative_mode: bool) -> dict[str, tuple[str, str, str]]:
+    """The conditions of an InferenceService whose pods are starting (or loading the model)."""
+    return {"Ready": ("Unknown", "PredictorNotReady", "Waiting for the predictor to become ready"),
+            "PredictorReady": ("Unknown", "RevisionMissing" if knative_mode else "MinimumReplicasUnavailable",
+                               "Configuration is waiting for a Revision to become ready."),
+            "IngressReady": ("Unknown", "PredictorNotReady", ""),
+            "Stopped": ("False", "", "")}
+
+
 def unreachable_storage(uri: str) -> bool:
     parsed = urlparse(uri or "")
     first = parsed.netloc or (parsed.path.strip("/").split("/") or [""])[0]
@@ -517,12 +526,7 @@ class SandboxController:
                                        f"Back-off restarting failed container {STORAGE_INITIALIZER} in pod "
                                        f"{p['metadata']['name']}_{namespace}") for p in pods]
                 else:  # pending, running the first time, or the kubelet cannot start it
-                    conditions = {"Ready": ("Unknown", "PredictorNotReady", "Waiting for the predictor to become ready"),
-                                  "PredictorReady": ("Unknown", "RevisionMissing" if knative_mode
-                                                     else "MinimumReplicasUnavailable",
-                                                     "Configuration is waiting for a Revision to become ready."),
-                                  "IngressReady": ("Unknown", "PredictorNotReady", ""),
-                                  "Stopped": ("False", "", "")}
+                    conditions = _waiting_conditions(knative_mode)
                     status["modelStatus"] = {"transitionStatus": "InProgress",
                                              "states": {"activeModelState": "", "targetModelState":
                                                         "Pending" if start.state == "config-error" else "Loading"}}
@@ -530,12 +534,7 @@ class SandboxController:
                         pod_events = [(p["metadata"]["name"], "Failed", f"Error: {start.message}") for p in pods]
         elif elapsed < self.settings.load_seconds + self.settings.ready_seconds:
             loading = elapsed >= self.settings.load_seconds
-            conditions = {"Ready": ("Unknown", "PredictorNotReady", "Waiting for the predictor to become ready"),
-                          "PredictorReady": ("Unknown", "RevisionMissing" if knative_mode
-                                             else "MinimumReplicasUnavailable",
-                                             "Configuration is waiting for a Revision to become ready."),
-                          "IngressReady": ("Unknown", "PredictorNotReady", ""),
-                          "Stopped": ("False", "", "")}
+            conditions = _waiting_conditions(knative_mode)
             status["modelStatus"] = {"transitionStatus": "InProgress",
                                      "states": {"activeModelState": "", "targetModelState":
                                                 "Loading" if loading else "Pending"}}
