@@ -48,12 +48,21 @@ def weed_binary() -> str | None:
     return shutil.which("weed")
 
 
+def _socket_files(port: int) -> list[Path]:
+    """The Unix sockets SeaweedFS names after a port (``/tmp/seaweedfs-<role>-<port>.sock``)."""
+    return list(Path("/tmp").glob(f"seaweedfs-*-{port}.sock"))  # noqa: S108 - where SeaweedFS puts them
+
+
 def free_port_block(count: int = PORTS_PER_SERVER, *, start: int = 20000, end: int = 60000) -> int:
-    """The first port of ``count`` consecutive free loopback ports (probed by binding)."""
+    """The first port of ``count`` consecutive free loopback ports (probed by binding), skipping
+    blocks with a SeaweedFS socket file: another server (or a killed one's leftovers) owns them,
+    and SeaweedFS exits when it cannot create its socket."""
     port = start + (os.getpid() * 37) % (end - start - count)
     for _ in range(2000):
         sockets = []
         try:
+            if any(_socket_files(port + offset) for offset in range(count)):
+                raise OSError("a SeaweedFS socket file names one of these ports")
             for offset in range(count):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sockets.append(sock)
@@ -142,6 +151,7 @@ class S3Server:
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
         if not self.base_port:
             self.base_port = free_port_block()
+        self._remove_stale_sockets()
         log_path = self.log_path or self.data_dir / "weed.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
         self._write_master_toml()
@@ -157,6 +167,22 @@ class S3Server:
             time.sleep(0.25)
         self.stop()
         raise TimeoutError(f"SeaweedFS S3 did not answer on {self.endpoint_url} within {timeout:.0f} s; see {log_path}")
+
+    def _remove_stale_sockets(self) -> None:
+        """Socket files of our ports left by a killed server (nothing listens on the TCP port any
+        more): SeaweedFS would exit rather than replace them."""
+        for offset in range(PORTS_PER_SERVER):
+            port = self.base_port + offset
+            stale = _socket_files(port)
+            if not stale:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # a live server owns the port (and its socket)
+            for sock in stale:
+                sock.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         """The S3 gateway answers (an unsigned request gets 403: that is an answer) and the
@@ -194,8 +220,8 @@ class S3Server:
             self._log = None
         if self.base_port:
             # SeaweedFS names its sockets after the ports, in /tmp whatever TMPDIR says.
-            for sock in Path("/tmp").glob("seaweedfs-*.sock"):  # noqa: S108
-                if any(sock.name.endswith(f"-{self.base_port + offset}.sock") for offset in range(PORTS_PER_SERVER)):
+            for offset in range(PORTS_PER_SERVER):
+                for sock in _socket_files(self.base_port + offset):
                     sock.unlink(missing_ok=True)
 
     def _signal(self, process: subprocess.Popen, signum: int) -> None:

@@ -453,6 +453,8 @@ def test_stopping_removes_the_download_and_starting_again_downloads_again(cluste
                   "metadata": {"name": "public", "namespace": NS, "annotations": {A + "stop": "false"}},
                   "spec": obj["spec"]})
     wait_ready(client, "public")
+    # Ready comes first; the stopped revision's pods are gone a moment later on a busy machine.
+    wait_for(lambda: len(pods_of(client, "public")) == 1, 30, "one pod of the started endpoint")
     (pod,) = pods_of(client, "public")
     revision = pod["metadata"]["name"].split("-deployment-")[0]  # the annotation made a new revision
     assert revision != "public-predictor-00001"
