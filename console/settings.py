@@ -328,6 +328,11 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- API rate limits (console/api/throttling.py, docs/signals.md): "<n>/<second|minute|hour|day>",
+# empty for no limit. Shared across processes when REDIS_URL is set (the default cache).
+API_RATE_LIMIT_TOKEN = env.rate("API_RATE_LIMIT_TOKEN", "600/minute")
+API_RATE_LIMIT_USER = env.rate("API_RATE_LIMIT_USER", "1200/minute")
+
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -343,6 +348,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "console.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Rate limits per API token and per user (console/api/throttling.py; 429 with Retry-After).
+    "DEFAULT_THROTTLE_CLASSES": ["console.api.throttling.TokenRateThrottle",
+                                 "console.api.throttling.UserRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Inference Console API",
