@@ -328,6 +328,19 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- E-mail (notifications; docs/signals.md) -----------------------------------------------
+EMAIL_BACKEND = env.string("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.string("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.integer("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env.string("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env.boolean("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env.integer("EMAIL_TIMEOUT", 10, minimum=1)
+NOTIFICATION_FROM_EMAIL = env.string("NOTIFICATION_FROM_EMAIL", "inference-console@localhost")
+# Grants ending within this many days are notified once (access app, every hour).
+GRANT_EXPIRY_NOTICE_DAYS = env.integer("GRANT_EXPIRY_NOTICE_DAYS", 7, minimum=1)
+
 # --- API rate limits (console/api/throttling.py, docs/signals.md): "<n>/<second|minute|hour|day>",
 # empty for no limit. Shared across processes when REDIS_URL is set (the default cache).
 API_RATE_LIMIT_TOKEN = env.rate("API_RATE_LIMIT_TOKEN", "600/minute")
