@@ -78,6 +78,8 @@ MIDDLEWARE = [
     # Envoy ext_authz checks are answered here, before sessions, CSRF and host validation
     # (they carry the inference host, not the console's): console/access/authz/.
     "console.access.authz.http.AuthzMiddleware",
+    # /metrics likewise: Prometheus scrapes by pod address, with a token (console/metrics.py).
+    "console.metrics.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -222,6 +224,8 @@ CELERY_BEAT_SCHEDULE: dict = {
                              "schedule": float(max(CLUSTER_CAPABILITIES_MAX_AGE // 2, 10))},
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
     "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
+    # Keeps console_worker_heartbeat_timestamp_seconds fresh while the queues are idle.
+    "worker-heartbeat": {"task": "console.tasks.worker_heartbeat_task", "schedule": 15.0},
 }
 
 # --- Authentication -----------------------------------------------------------------------
@@ -340,6 +344,10 @@ EMAIL_TIMEOUT = env.integer("EMAIL_TIMEOUT", 10, minimum=1)
 NOTIFICATION_FROM_EMAIL = env.string("NOTIFICATION_FROM_EMAIL", "inference-console@localhost")
 # Grants ending within this many days are notified once (access app, every hour).
 GRANT_EXPIRY_NOTICE_DAYS = env.integer("GRANT_EXPIRY_NOTICE_DAYS", 7, minimum=1)
+
+# --- Prometheus metrics (console/metrics.py, docs/signals.md) ------------------------------
+# Bearer token a scrape must send to /metrics; unset: /metrics answers loopback clients only.
+METRICS_TOKEN = env.string("METRICS_TOKEN", "")
 
 # --- API rate limits (console/api/throttling.py, docs/signals.md): "<n>/<second|minute|hour|day>",
 # empty for no limit. Shared across processes when REDIS_URL is set (the default cache).

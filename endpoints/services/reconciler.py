@@ -4,12 +4,15 @@ deletion of managed objects without an endpoint — within a safety cap (``docs/
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from audit import services as audit
+from console import metrics
 from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints.cluster import ClusterError
@@ -37,6 +40,18 @@ def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> 
 
     Returns the pass's report: namespaces listed, endpoints applied and drift-corrected,
     orphans found and deleted, and the errors met (the pass goes on after each)."""
+    started = time.perf_counter()
+    try:
+        report = _reconcile_cluster(cluster, max_deletions)
+    finally:
+        metrics.RECONCILE_PASSES.labels(cluster.name).inc()
+        metrics.RECONCILE_PASS_SECONDS.labels(cluster.name).observe(time.perf_counter() - started)
+    if report["errors"]:
+        metrics.RECONCILE_PASS_ERRORS.labels(cluster.name).inc(len(report["errors"]))
+    return report
+
+
+def _reconcile_cluster(cluster: Cluster, max_deletions: int | None) -> dict:
     if max_deletions is None:
         max_deletions = settings.RECONCILE_MAX_DELETIONS
     report = {"listed": 0, "applied": 0, "drift_corrected": 0, "deleted": 0, "orphans": 0, "errors": []}
