@@ -182,7 +182,13 @@ def task_queue_families():
         client = getattr(channel, "client", None)
         for queue in app.conf.task_queues or ():
             name = queue.name
-            count = channel.queue_declare(queue=name, passive=True).message_count
+            if client is not None and hasattr(client, "llen"):
+                count = client.llen(name)  # a queue no worker declared yet is simply empty
+            else:
+                try:
+                    count = channel.queue_declare(queue=name, passive=True).message_count
+                except Exception:  # not declared yet (filesystem broker): nothing queued
+                    count = 0
             depth.add_metric([name], count)
             if client is not None and count and hasattr(client, "lindex"):
                 raw = client.lindex(name, -1)  # kombu's Redis transport pushes left, pops right
