@@ -27,12 +27,12 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from console import metrics
 from audit import cloudevents, k8s
 from audit import services as audit
 from audit.directory import get_directory
 from audit.inference import OK, RESPONSE_ONLY, TIMEOUT, InferencePair, dispatch
 from audit.models import AuditEvent, InferenceEventPart, IngestBatch
+from console import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import before_task_publish, beat_init, task_postrun, worker_init, worker_process_shutdown
+from celery.signals import beat_init, before_task_publish, task_postrun, worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
