@@ -32,6 +32,7 @@ from audit import services as audit
 from audit.directory import get_directory
 from audit.inference import OK, RESPONSE_ONLY, TIMEOUT, InferencePair, dispatch
 from audit.models import AuditEvent, InferenceEventPart, IngestBatch
+from console import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +109,15 @@ def batch_process(*, batch_id: int) -> IngestBatch | None:
             if not keep_body:
                 batch.body = None
             batch.save()
-            return batch
+        metrics.INGEST_PROCESSED.labels(batch.kind, "done").inc()
+        metrics.INGEST_LAG.labels(batch.kind).observe((batch.processed_at - batch.received_at).total_seconds())
+        return batch
     except Exception as exc:
         logger.exception("ingest batch %s failed", batch_id)
-        return _mark_failed(batch_id, exc)
+        failed = _mark_failed(batch_id, exc)
+        if failed is not None:
+            metrics.INGEST_PROCESSED.labels(failed.kind, "failed").inc()
+        return failed
 
 
 def _mark_failed(batch_id: int, exc: Exception) -> IngestBatch | None:

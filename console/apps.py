@@ -16,6 +16,10 @@ class ConsoleConfig(AppConfig):
 
         post_migrate.connect(_store_encryption_check, sender=self)
 
+        from console import metrics
+
+        metrics.register_collector(metrics.task_queue_families)
+
 
 def _store_encryption_check(sender, using="default", **kwargs) -> None:
     """After the first migrate, store the check value the next start-up decrypts (console/crypto.py)."""

@@ -11,9 +11,10 @@ Django task class) so a worker never looks for a row that is not committed yet.
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_init, before_task_publish, task_postrun, worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -29,6 +30,27 @@ def _verify_encryption_keys(**_kwargs) -> None:
     from console.crypto import verify_keys
 
     verify_keys()
+
+
+@before_task_publish.connect
+def _stamp_sent_at(headers=None, **_kwargs) -> None:
+    """When the message was queued: /metrics reports the oldest queued message's age from it."""
+    if headers is not None:
+        headers.setdefault("console_sent_at", time.time())
+
+
+@task_postrun.connect
+def _heartbeat(**_kwargs) -> None:
+    from console.metrics import WORKER_HEARTBEAT
+
+    WORKER_HEARTBEAT.set(time.time())
+
+
+@worker_process_shutdown.connect
+def _mark_dead(**_kwargs) -> None:
+    from console.metrics import mark_process_dead
+
+    mark_process_dead(os.getpid())
 
 
 def idempotent_task(*args, **options):

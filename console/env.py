@@ -67,6 +67,18 @@ def string_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def rate(name: str, default: str) -> str:
+    """A request rate such as ``600/minute`` (second, minute, hour, day); empty means no limit."""
+    value = string(name, default).strip()
+    if not value:
+        return ""
+    number, _, period = value.partition("/")
+    if not number.isdigit() or int(number) < 1 or period not in ("second", "minute", "hour", "day", "s", "m", "h", "d"):
+        raise ImproperlyConfigured(f"{name} must be a rate like '600/minute' (per second, minute, hour or day), "
+                                   f"got {value!r}")
+    return value
+
+
 ENCRYPTION_KEYS_VARIABLE = "CONSOLE_ENCRYPTION_KEYS"
 
 

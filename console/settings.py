@@ -78,6 +78,8 @@ MIDDLEWARE = [
     # Envoy ext_authz checks are answered here, before sessions, CSRF and host validation
     # (they carry the inference host, not the console's): console/access/authz/.
     "console.access.authz.http.AuthzMiddleware",
+    # /metrics likewise: Prometheus scrapes by pod address, with a token (console/metrics.py).
+    "console.metrics.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -222,6 +224,8 @@ CELERY_BEAT_SCHEDULE: dict = {
                              "schedule": float(max(CLUSTER_CAPABILITIES_MAX_AGE // 2, 10))},
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
     "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
+    # Keeps console_worker_heartbeat_timestamp_seconds fresh while the queues are idle.
+    "worker-heartbeat": {"task": "console.tasks.worker_heartbeat_task", "schedule": 15.0},
 }
 
 # --- Authentication -----------------------------------------------------------------------
@@ -328,6 +332,28 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- E-mail (notifications; docs/signals.md) -----------------------------------------------
+EMAIL_BACKEND = env.string("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.string("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.integer("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env.string("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env.boolean("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env.integer("EMAIL_TIMEOUT", 10, minimum=1)
+NOTIFICATION_FROM_EMAIL = env.string("NOTIFICATION_FROM_EMAIL", "inference-console@localhost")
+# Grants ending within this many days are notified once (access app, every hour).
+GRANT_EXPIRY_NOTICE_DAYS = env.integer("GRANT_EXPIRY_NOTICE_DAYS", 7, minimum=1)
+
+# --- Prometheus metrics (console/metrics.py, docs/signals.md) ------------------------------
+# Bearer token a scrape must send to /metrics; unset: /metrics answers loopback clients only.
+METRICS_TOKEN = env.string("METRICS_TOKEN", "")
+
+# --- API rate limits (console/api/throttling.py, docs/signals.md): "<n>/<second|minute|hour|day>",
+# empty for no limit. Shared across processes when REDIS_URL is set (the default cache).
+API_RATE_LIMIT_TOKEN = env.rate("API_RATE_LIMIT_TOKEN", "600/minute")
+API_RATE_LIMIT_USER = env.rate("API_RATE_LIMIT_USER", "1200/minute")
+
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -343,6 +369,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "console.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Rate limits per API token and per user (console/api/throttling.py; 429 with Retry-After).
+    "DEFAULT_THROTTLE_CLASSES": ["console.api.throttling.TokenRateThrottle",
+                                 "console.api.throttling.UserRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Inference Console API",

@@ -12,7 +12,8 @@ Every other model a page or an API lists has a rule of its own (``register_scope
   its project — whoever may ``view`` the parent may view them, and so on for every action;
 - the platform catalog (clusters, hardware profiles, runtimes) is read by every signed-in user
   (endpoint pages and the wizard name them), and only platform admins may do anything else;
-- reconciler alerts are for platform admins only.
+- reconciler alerts, notifications and their delivery log are for platform admins only; notification
+  channels are a catalog (names offered to Owners), subscriptions follow their project.
 """
 
 from __future__ import annotations
@@ -90,5 +91,11 @@ def register() -> None:
     for model in (m.Cluster, m.HardwareProfile, m.ServingRuntime):
         register_scope(model, catalog)
     register_scope(m.ReconcileAlert, platform_admins_only)
+    # Channel names are offered to a project's Owners (targets are shown to admins only);
+    # subscriptions follow their project; notifications and their delivery log are admins'.
+    register_scope(m.NotificationChannel, catalog)
+    register_scope(m.NotificationSubscription, through("project", m.Project))
+    register_scope(m.Notification, platform_admins_only)
+    register_scope(m.NotificationDelivery, platform_admins_only)
     register_scope(m.StorageConnection, storage_connections)
     register_scope(m.ConnectionOptIn, through("project", m.Project))

@@ -18,6 +18,13 @@ class EndpointsConfig(AppConfig):
 
         # Storage-connection secrets are encrypted at rest; the key-rotation command re-encrypts them.
         from console.crypto import register_encrypted_column
-        from endpoints.models import StorageConnection
+        from endpoints.models import NotificationChannel, StorageConnection
 
         register_encrypted_column(StorageConnection, "secret_ciphertext")
+        register_encrypted_column(NotificationChannel, "secret_ciphertext")
+
+        # Scrape-time metrics: unresolved reconciler alerts (console/metrics.py).
+        from console.metrics import register_collector
+        from endpoints.selectors import alert_metric_families
+
+        register_collector(alert_metric_families)

@@ -551,26 +551,145 @@ class Revision(models.Model):
 
 
 class ReconcileAlert(models.Model):
-    """Something the reconciler refused to do on its own and a person must look at, e.g. a
-    pass that would have deleted more managed objects than the safety cap allows."""
+    """Something the reconciler refused to do on its own, or could not do, and a person must
+    look at: a pass that would have deleted more managed objects than the safety cap allows, a
+    cluster none of whose namespaces could be listed.
+
+    Lifecycle (``docs/signals.md``): *open* when raised; *acknowledged* once a platform admin
+    says someone is on it (who and when are kept); *resolved* when a later pass finds the cause
+    gone (``resolved_by`` empty) or an admin resolves it by hand. A problem met again after it
+    was resolved is a new alert. Notifications go out when an alert opens and when it resolves."""
 
     class Kind(models.TextChoices):
         DELETION_CAP = "deletion_cap", "Deletion cap reached"
         CLUSTER_UNREACHABLE = "cluster_unreachable", "Cluster unreachable"
 
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=24, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
     message = models.TextField()
     details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
 
     class Meta:
         ordering = ["-last_seen_at"]
 
     def __str__(self) -> str:
         return f"{self.cluster}: {self.get_kind_display()}"
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+class NotificationChannel(models.Model):
+    """Where notifications go: e-mail addresses (Django's mail backend) or a webhook URL (JSON,
+    signed with HMAC-SHA256 over the timestamp and the body). Configured by platform admins; a
+    channel for every project receives every notification, any other one only those of the
+    projects whose Owners subscribed it (``NotificationSubscription``)."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    name = models.SlugField(max_length=63, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # E-mail: comma-separated addresses. Webhook: the URL.
+    target = models.TextField()
+    # Webhook signing secret, encrypted at rest (console/crypto.py); never shown after creation.
+    secret_ciphertext = models.TextField(blank=True, editable=False)
+    all_projects = models.BooleanField(
+        default=False, help_text="Receive every notification (platform alerts and every project's).")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NotificationSubscription(models.Model):
+    """A project's Owner sends the project's notifications to a channel."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="notification_subscriptions")
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="subscriptions")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["channel__name"]
+        constraints = [models.UniqueConstraint(fields=["project", "channel"], name="notification_sub_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.project} → {self.channel}"
+
+
+class Notification(models.Model):
+    """One change worth telling people about (an alert opened or resolved, an endpoint failed,
+    a drift alert, a grant about to expire). ``key`` names the change itself — the alert and its
+    new state, the endpoint and the failed generation — and is unique, so a change evaluated
+    on every pass is notified once."""
+
+    class Event(models.TextChoices):
+        RECONCILE_ALERT = "reconcile_alert", "Reconciler alert"
+        ENDPOINT_FAILED = "endpoint_failed", "Endpoint failed"
+        DRIFT_ALERT = "drift_alert", "Drift alert"
+        GRANT_EXPIRING = "grant_expiring", "Grant about to expire"
+
+    key = models.CharField(max_length=200, unique=True)
+    event = models.CharField(max_length=32, choices=Event.choices)
+    state = models.CharField(max_length=32, blank=True)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class NotificationDelivery(models.Model):
+    """The delivery log: one row per notification and channel, with every attempt's outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["notification", "channel"], name="notification_delivery_once")]
+
+    def __str__(self) -> str:
+        return f"{self.notification} → {self.channel}: {self.status}"
 
 
 # --- guardian direct-FK object permission tables -------------------------------------------

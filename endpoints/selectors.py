@@ -183,3 +183,16 @@ def connection_check(*, uri: str, connection: StorageConnection):
     from endpoints.services.connections import preflight
 
     return preflight(uri, connection).check
+
+
+def alert_metric_families():
+    """``console_reconcile_alerts{cluster,kind,state}``: unresolved reconciler alerts (/metrics)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily("console_reconcile_alerts", "Unresolved reconciler alerts.",
+                               labels=["cluster", "kind", "state"])
+    rows = (ReconcileAlert.objects.exclude(state=ReconcileAlert.State.RESOLVED)
+            .values("cluster__name", "kind", "state").annotate(n=Count("pk")).order_by())
+    for row in rows:
+        family.add_metric([row["cluster__name"], row["kind"], row["state"]], row["n"])
+    yield family

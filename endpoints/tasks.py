@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from console.celery import app, idempotent_task
 from endpoints.cluster import TransientClusterError
 from endpoints.services.apply import endpoint_apply, endpoint_remove
@@ -63,3 +65,20 @@ def sync_connections_task(*, project_id: int) -> dict:
 def refresh_cluster_capabilities_task() -> int:
     """Re-read every enabled cluster whose reading is older than CLUSTER_CAPABILITIES_MAX_AGE."""
     return refresh_all()
+
+
+@app.task(bind=True, max_retries=8)
+def deliver_notification_task(self, *, delivery_id: int) -> str:
+    """Send one notification to one channel; failures retry with exponential backoff and jitter
+    (30 s, 1 min, 2 min, … capped at an hour), the last failure is recorded as the outcome.
+    Not acks_late: a worker lost mid-send must not send the same message twice."""
+    from endpoints.services.notifications import DeliveryError, delivery_attempt
+
+    final = self.request.retries >= self.max_retries
+    try:
+        return delivery_attempt(delivery_id=delivery_id, final=final)
+    except DeliveryError as exc:
+        if final:
+            return "failed"
+        countdown = min(30 * 2 ** self.request.retries, 3600)
+        raise self.retry(exc=exc, countdown=countdown + random.uniform(0, countdown / 4)) from None

@@ -455,3 +455,20 @@ def endpoints_in_drift_alert(*, user, limit: int = 10) -> list[dict]:
     """The user's visible endpoints whose latest drift window raised an alert (home page)."""
     visible = endpoint_selectors.endpoint_list_visible_to(user=user).order_by()
     return _drift_flagged(visible, [DriftWindow.Status.ALERT], limit=limit)
+
+
+def drift_alert_metric_families():
+    """``console_drift_alert{project,endpoint}``: 1 for every endpoint whose latest drift
+    verdict is an alert (/metrics; one query)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+
+    family = GaugeMetricFamily("console_drift_alert", "Endpoints whose latest drift window raised an alert.",
+                               labels=["project", "endpoint"])
+    latest = (DriftWindow.objects.filter(endpoint=OuterRef("pk"))
+              .exclude(status=DriftWindow.Status.INSUFFICIENT).order_by("-end", "-max_psi"))
+    rows = (Endpoint.objects.annotate(drift_status=Subquery(latest.values("status")[:1]))
+            .filter(drift_status=DriftWindow.Status.ALERT).values_list("project__name", "name").order_by())
+    for project, name in rows:
+        family.add_metric([project, name], 1)
+    yield family

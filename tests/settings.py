@@ -69,3 +69,9 @@ LOGGING = {
     **LOGGING,  # noqa: F405
     "loggers": {**LOGGING["loggers"], "axes.apps": {"level": "WARNING"}},  # noqa: F405
 }
+
+# The suite reuses primary keys (rolled-back transactions) and the cache outlives a test, so
+# rate limits would count one test's requests against the next: off here, and turned on by the
+# tests of rate limiting (tests/console/test_throttling.py) with override_settings.
+API_RATE_LIMIT_TOKEN = ""
+API_RATE_LIMIT_USER = ""

@@ -9,6 +9,8 @@ in a Celery worker (``audit.ingest``).
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -17,6 +19,7 @@ from django.views.decorators.http import require_POST
 from audit import cloudevents, ingest, k8s
 from audit.directory import get_directory
 from audit.models import IngestBatch
+from console import metrics
 from console.auth import authenticate_bearer
 from console.middleware import client_ip
 
@@ -56,7 +59,26 @@ def _ce_headers(request) -> dict[str, str]:
     }
 
 
+def _counted(source: str):
+    """Count the receiver's answers: 202 as received, anything else as refused with its status."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            response = view(request, *args, **kwargs)
+            if response.status_code == 202:
+                metrics.INGEST_RECEIVED.labels(source).inc()
+            else:
+                metrics.INGEST_REFUSED.labels(source, str(response.status_code)).inc()
+            return response
+
+        return wrapped
+
+    return decorate
+
+
 @csrf_exempt
+@_counted("kserve")
 @require_POST
 def kserve_receiver(request, ingest_key: str):
     """Where a project's payload loggers post (the logger cannot authenticate: the project's
@@ -89,6 +111,7 @@ def kserve_receiver(request, ingest_key: str):
 
 
 @csrf_exempt
+@_counted("kubernetes")
 @require_POST
 def kubernetes_receiver(request):
     """The Kubernetes API server's audit webhook backend (an ``audit.k8s.io/v1`` EventList),

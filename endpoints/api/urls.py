@@ -2,12 +2,13 @@
 
 from rest_framework.routers import DefaultRouter
 
-from endpoints.api import connections, endpoint, registry
+from endpoints.api import connections, endpoint, registry, signals
 
 router = DefaultRouter(trailing_slash=True)
 registry.register(router)
 endpoint.register(router)
 connections.register(router)
+signals.register(router)
 
 urlpatterns = [*router.urls, *registry.extra_urlpatterns, *endpoint.extra_urlpatterns,
-               *connections.extra_urlpatterns]
+               *connections.extra_urlpatterns, *signals.extra_urlpatterns]

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
+from console import metrics
 from endpoints import reconcile
 from endpoints.cluster import PermanentClusterError
 from endpoints.models import Endpoint, EndpointStatus, Revision, ServingRuntime
@@ -83,9 +84,11 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
             audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
                          project=endpoint.project, outcome=audit.FAILURE,
                          details={"generation": generation, "error": str(exc)})
+        metrics.RECONCILE_APPLIES.labels(endpoint.project.cluster.name, "failed").inc()
         return "failed"
     except Exception as exc:
         # Transient: let the next attempt (a retry, or the periodic pass) claim it again.
+        metrics.RECONCILE_APPLIES.labels(endpoint.project.cluster.name, "error").inc()
         _release(endpoint, generation, claimant)
         EndpointStatus.objects.filter(pk=endpoint.pk).update(
             last_reconcile_at=now, last_reconcile_result="retrying", last_error=str(exc)[:2000])
@@ -108,6 +111,7 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
                      details={"generation": generation, "reason": reason or "desired state changed",
                               "resource_version": ((live or {}).get("metadata") or {}).get("resourceVersion"),
                               **({"connections": used_connections} if used_connections else {})})
+    metrics.RECONCILE_APPLIES.labels(endpoint.project.cluster.name, "applied").inc()
     return "applied"
 
 

@@ -4,18 +4,21 @@ deletion of managed objects without an endpoint — within a safety cap (``docs/
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from audit import services as audit
+from console import metrics
 from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, EndpointStatus, ReconcileAlert, Revision
 from endpoints.services import connections
-from endpoints.services.alerts import alert_raise
+from endpoints.services.alerts import alert_clear, alert_raise
 from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
 from endpoints.services.capabilities import capabilities_for
 from endpoints.services.observation import STATUS_COLUMNS, observation_fields
@@ -37,6 +40,18 @@ def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> 
 
     Returns the pass's report: namespaces listed, endpoints applied and drift-corrected,
     orphans found and deleted, and the errors met (the pass goes on after each)."""
+    started = time.perf_counter()
+    try:
+        report = _reconcile_cluster(cluster, max_deletions)
+    finally:
+        metrics.RECONCILE_PASSES.labels(cluster.name).inc()
+        metrics.RECONCILE_PASS_SECONDS.labels(cluster.name).observe(time.perf_counter() - started)
+    if report["errors"]:
+        metrics.RECONCILE_PASS_ERRORS.labels(cluster.name).inc(len(report["errors"]))
+    return report
+
+
+def _reconcile_cluster(cluster: Cluster, max_deletions: int | None) -> dict:
     if max_deletions is None:
         max_deletions = settings.RECONCILE_MAX_DELETIONS
     report = {"listed": 0, "applied": 0, "drift_corrected": 0, "deleted": 0, "orphans": 0, "errors": []}
@@ -47,16 +62,23 @@ def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> 
     now = timezone.now()
     reading = capabilities_for(cluster)
     reading = reading if reading is not None and reading.usable else None
-    for project in cluster.projects.all().order_by("pk"):
+    projects = list(cluster.projects.all().order_by("pk"))
+    for project in projects:
         connection_orphans += _sync_connections(client, project, reading, max_deletions=max_deletions, report=report)
         project_work, project_orphans = _reconcile_namespace(client, project, now=now, report=report)
         to_apply += project_work
         orphans += project_orphans
     _apply_pending(to_apply, report=report)
+    _cluster_reachability_alert(cluster, projects, report)
     report["orphans"] = len(orphans) + len(connection_orphans)
     if report["orphans"] > max_deletions:
         _refuse_deletions(cluster, orphans, connection_orphans, max_deletions=max_deletions)
         return report
+    if projects and report["listed"] == len(projects):
+        # Every namespace was read, so the count is complete: a deletion-cap alert is over.
+        alert_clear(cluster=cluster, kind=ReconcileAlert.Kind.DELETION_CAP,
+                    reason=f"A reconcile pass found {report['orphans']} managed objects without an endpoint, "
+                           f"within the safety cap of {max_deletions}.")
     if orphans:
         _delete_orphans(client, orphans, report=report)
     for project, kind, name in connection_orphans:
@@ -65,6 +87,21 @@ def reconcile_cluster(*, cluster: Cluster, max_deletions: int | None = None) -> 
         except ClusterError as exc:
             report["errors"].append(f"{project.namespace}/{name}: {exc}")
     return report
+
+
+def _cluster_reachability_alert(cluster: Cluster, projects: list, report: dict) -> None:
+    """No namespace of the cluster could be listed: raise an alert; one could: clear it."""
+    if not projects:
+        return
+    if report["listed"] == 0:
+        alert_raise(cluster=cluster, kind=ReconcileAlert.Kind.CLUSTER_UNREACHABLE,
+                    message=f"The reconciler could not list any of the cluster's {len(projects)} project namespaces: "
+                            f"{report['errors'][0] if report['errors'] else 'no answer'}. Endpoint statuses are "
+                            "Unknown until it can.",
+                    details={"errors": report["errors"][:20]})
+    else:
+        alert_clear(cluster=cluster, kind=ReconcileAlert.Kind.CLUSTER_UNREACHABLE,
+                    reason=f"A reconcile pass listed {report['listed']} of {len(projects)} project namespaces.")
 
 
 def _sync_connections(client, project, reading, *, max_deletions: int, report: dict) -> list[tuple[object, str, str]]:

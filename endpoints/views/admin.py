@@ -67,6 +67,8 @@ ADMIN_SECTIONS = (
     ("Projects", "endpoints:project-list"),
     ("Hardware profiles", "endpoints:hardware-list"),
     ("Runtimes", "endpoints:runtime-list"),
+    ("Alerts", "endpoints:alert-list"),
+    ("Notifications", "endpoints:channel-list"),
 )
 
 

@@ -58,6 +58,17 @@ def extend_world(world) -> None:
                                                                               "secret_access_key": "other-secret"})
     world.platform_connection = connection_create(actor=None, project=None, name="shared-hf", kind="hf",
                                                   secrets={"token": "hf_matrixtoken"})
+    # Alerts and notifications: an open alert, a channel Owners may subscribe to, and each
+    # project subscribed to one (the other project's subscription is the IDOR target).
+    from endpoints.models import NotificationSubscription, ReconcileAlert
+    from endpoints.services.notifications import channel_create
+
+    world.alert = ReconcileAlert.objects.create(cluster=world.cluster, kind="deletion_cap", message="12 orphans")
+    world.channel, _ = channel_create(actor=None, name="matrix-mail", kind="email", target="team@example.com")
+    world.spare_channel, _ = channel_create(actor=None, name="spare-mail", kind="email", target="x@example.com")
+    world.subscription = NotificationSubscription.objects.create(project=world.project, channel=world.channel)
+    world.other_subscription = NotificationSubscription.objects.create(project=world.other_project,
+                                                                       channel=world.channel)
 
 
 CONN = {"pk": "connection.pk"}
@@ -235,6 +246,27 @@ ROUTES = {
         Req(UI_ADMIN, kwargs={"pk": "runtime.pk"}),
         Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "runtime.pk"}),
     ],
+    # --- alerts and notifications (docs/signals.md) -------------------------------------------
+    "endpoints:alert-list": Req(UI_ADMIN),
+    "endpoints:alert-acknowledge": Req(UI_ADMIN_ACTION, method="POST", kwargs={"pk": "alert.pk"}),
+    "endpoints:alert-resolve": Req(UI_ADMIN_ACTION, method="POST", kwargs={"pk": "alert.pk"}),
+    "endpoints:channel-list": Req(UI_ADMIN),
+    "endpoints:channel-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:channel-delete": Req(UI_ADMIN_ACTION, method="POST", kwargs={"pk": "channel.pk"}),
+    "endpoints:delivery-list": Req(UI_ADMIN),
+    # Whoever sees the project sees its channels; only its Owners (and admins) change them.
+    "endpoints:project-notifications": [
+        Req(UI_SEE, kwargs={"name": "project.name"}, idor={"name": "other_project.name"}),
+        Req(UI_CONN_MANAGE_DONE, method="POST", kwargs={"name": "project.name"}, data={"channel": "@spare_channel.pk"},
+            idor={"name": "other_project.name"}),
+    ],
+    "endpoints:project-unsubscribe": Req(
+        UI_CONN_MANAGE_DONE, method="POST", kwargs={"name": "project.name", "pk": "subscription.pk"},
+        idor={"name": "other_project.name", "pk": "other_subscription.pk"}),
+    "api-alert-list": Req(API_ADMIN),
+    "api-alert-detail": Req(API_ADMIN, kwargs={"pk": "alert.pk"}),
+    "api-alert-acknowledge": Req(API_ADMIN, method="POST", kwargs={"pk": "alert.pk"}),
+    "api-alert-resolve": Req(API_ADMIN, method="POST", kwargs={"pk": "alert.pk"}),
     # --- API ---------------------------------------------------------------------------------
     "api-root": Req(API_EVERYONE),
     "endpoint-list": [

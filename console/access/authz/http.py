@@ -9,6 +9,7 @@ import time
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from console import metrics
 from console.access.authz.decision import PRINCIPAL_HEADER, Decision, allow_tally, audit_denial, decide
 from console.access.authz.routing import authz_prefix, original_path
 
@@ -48,6 +49,7 @@ def _respond(decision: Decision) -> HttpResponse:
 
 def check_request(request) -> HttpResponse:
     """Decide one ext_authz check request (any method; the body is ignored)."""
+    started = time.perf_counter()
     path = original_path(request.path)
     raw = raw_request_path(request)
     query = request.META.get("QUERY_STRING", "")
@@ -60,6 +62,9 @@ def check_request(request) -> HttpResponse:
     else:
         audit_denial(decision, method=request.method, host=host, path=full_path,
                      raw_path=raw if raw is not None and raw != request.path else None)
+    metrics.AUTHZ_DECISIONS.labels(
+        "allow" if decision.allowed else "unauthenticated" if decision.status == 401 else "deny").inc()
+    metrics.AUTHZ_SECONDS.observe(time.perf_counter() - started)
     return _respond(decision)
 
 

@@ -1,0 +1,11 @@
+"""The framework's own periodic task."""
+
+from __future__ import annotations
+
+from console.celery import app
+
+
+@app.task
+def worker_heartbeat_task() -> None:
+    """Run by beat every 15 s: its completion updates the workers' heartbeat metric (the
+    ``task_postrun`` handler in console/celery.py), so an idle worker still looks alive."""
