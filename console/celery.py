@@ -14,7 +14,14 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import beat_init, before_task_publish, task_postrun, worker_init, worker_process_shutdown
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    task_postrun,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -30,6 +37,29 @@ def _verify_encryption_keys(**_kwargs) -> None:
     from console.crypto import verify_keys
 
     verify_keys()
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**_kwargs) -> None:
+    """WORKER_METRICS_PORT set (Kubernetes: the worker pods' scrape port): serve /metrics here."""
+    from django.conf import settings
+
+    from console.metrics import serve_worker_metrics
+
+    if settings.WORKER_METRICS_PORT:
+        serve_worker_metrics(settings.WORKER_METRICS_PORT)
+
+
+@worker_init.connect
+def _fresh_metrics_dir(**_kwargs) -> None:
+    """Only the worker's own pod writes here (an emptyDir): start from nothing, before the pool forks.
+    Under ``make run`` the directory is shared with gunicorn, whose master empties it instead."""
+    from django.conf import settings
+
+    from console.metrics import clear_multiprocess_dir
+
+    if settings.WORKER_METRICS_PORT:
+        clear_multiprocess_dir()
 
 
 @before_task_publish.connect

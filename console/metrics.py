@@ -27,6 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -133,11 +134,15 @@ def render() -> bytes:
 
 
 def _authorized(request) -> bool:
+    return scrape_allowed(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_AUTHORIZATION", ""))
+
+
+def scrape_allowed(remote_addr: str, authorization: str) -> bool:
+    """``METRICS_TOKEN`` as a bearer token (constant-time compare), or loopback only without one."""
     token = settings.METRICS_TOKEN
     if not token:
-        return request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, presented = header.partition(" ")
+        return remote_addr in ("127.0.0.1", "::1")
+    scheme, _, presented = (authorization or "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
 
 
@@ -206,3 +211,54 @@ def task_queue_families():
                 oldest.add_metric([name], 0.0)
     yield depth
     yield oldest
+
+
+# --- the worker's own endpoint ------------------------------------------------------------------
+# In Kubernetes the Celery worker runs in its own pods: what its processes count (reconciles,
+# applies, ingest processing, heartbeats) cannot reach the web pods' /metrics. With
+# WORKER_METRICS_PORT set, the worker's main process serves the same exposition (its pool
+# children's values included, through PROMETHEUS_MULTIPROC_DIR) on that port, behind the same
+# token rule. Plain WSGI on a daemon thread: no Django request machinery for a scrape.
+
+
+def _worker_metrics_app(environ, start_response):
+    if environ.get("PATH_INFO") != METRICS_PATH:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"Not found: scrape /metrics.\n"]
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain")])
+        return [b""]
+    if not scrape_allowed(environ.get("REMOTE_ADDR", ""), environ.get("HTTP_AUTHORIZATION", "")):
+        start_response("403 Forbidden", [("Content-Type", "text/plain")])
+        return [b"Forbidden: send Authorization: Bearer <METRICS_TOKEN>.\n"]
+    body = render()
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Cache-Control", "no-store"),
+                              ("Content-Length", str(len(body)))])
+    return [body] if environ.get("REQUEST_METHOD") == "GET" else [b""]
+
+
+def serve_worker_metrics(port: int, host: str = "0.0.0.0"):  # noqa: S104 - a pod port, guarded by the token
+    """Start the worker's /metrics server on a daemon thread; returns the server (``.server_port``)."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Handler(WSGIRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - scrapes are not worth a log line each
+            pass
+
+    class Server(WSGIServer):
+        daemon_threads = True
+
+    server = make_server(host, port, _worker_metrics_app, server_class=Server, handler_class=Handler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    return server
+
+
+def clear_multiprocess_dir() -> None:
+    """Values left in PROMETHEUS_MULTIPROC_DIR by an earlier run would be added to this one's."""
+    directory = multiprocess_dir()
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()

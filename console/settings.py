@@ -224,6 +224,7 @@ CELERY_BEAT_SCHEDULE: dict = {
                              "schedule": float(max(CLUSTER_CAPABILITIES_MAX_AGE // 2, 10))},
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
     "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
+    "grants-expiring-notify": {"task": "console.access.tasks.grants_expiring_notify_task", "schedule": 3600.0},
     # Keeps console_worker_heartbeat_timestamp_seconds fresh while the queues are idle.
     "worker-heartbeat": {"task": "console.tasks.worker_heartbeat_task", "schedule": 15.0},
 }
@@ -348,6 +349,8 @@ GRANT_EXPIRY_NOTICE_DAYS = env.integer("GRANT_EXPIRY_NOTICE_DAYS", 7, minimum=1)
 # --- Prometheus metrics (console/metrics.py, docs/signals.md) ------------------------------
 # Bearer token a scrape must send to /metrics; unset: /metrics answers loopback clients only.
 METRICS_TOKEN = env.string("METRICS_TOKEN", "")
+# The Celery worker's own /metrics port (0: none; Kubernetes sets 9808 on the worker pods).
+WORKER_METRICS_PORT = env.integer("WORKER_METRICS_PORT", 0, minimum=0)
 
 # --- API rate limits (console/api/throttling.py, docs/signals.md): "<n>/<second|minute|hour|day>",
 # empty for no limit. Shared across processes when REDIS_URL is set (the default cache).

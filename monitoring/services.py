@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from endpoints.models import Endpoint, ModelVersion
+from endpoints.services import notifications
 from monitoring import drift, extract, metrics
 from monitoring.models import (
     BinCount,
@@ -516,7 +517,24 @@ def drift_compute(*, endpoint: Endpoint, start: datetime, end: datetime,
                 for feature, is_prediction, c in comparisons
             ])
             windows.append(window)
+            _notify_drift_change(window)
     return windows
+
+
+def _notify_drift_change(window: DriftWindow) -> None:
+    """Notify when the newest window of an endpoint's model version enters or leaves the alert
+    state (compared with the window before it; too little data changes nothing)."""
+    if window.status == DriftWindow.Status.INSUFFICIENT:
+        return
+    same = DriftWindow.objects.filter(endpoint=window.endpoint_id, model_version=window.model_version_id)
+    if same.filter(end__gt=window.end).exists():
+        return  # an older window computed again: the state it would change is not the current one
+    previous = (same.filter(end__lte=window.start).exclude(status=DriftWindow.Status.INSUFFICIENT)
+                .order_by("-end").first())
+    was_alerting = previous is not None and previous.status == DriftWindow.Status.ALERT
+    alerting = window.status == DriftWindow.Status.ALERT
+    if alerting != was_alerting:
+        notifications.drift_alert_changed(window, alerting=alerting)
 
 
 def drift_compute_backlog(*, endpoint: Endpoint, limit_hours: int = 24 * 14) -> list[DriftWindow]:

@@ -24,6 +24,9 @@ access ends the second the last of them expires, with no task involved. The peri
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -35,7 +38,8 @@ from console.access.authz.cache import invalidate_decisions
 from console.access.models import Grant
 from console.models import User
 from console.permissions import actions_of, can, is_platform_admin, protection_for
-from endpoints.models import Endpoint, Project, RegisteredModel
+from endpoints.models import Endpoint, Notification, Project, RegisteredModel
+from endpoints.services.notifications import notify
 
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
     Grant.Role.VIEWER: ("view",),
@@ -261,3 +265,30 @@ def grants_on(target, *, include_ended: bool = False) -> models.QuerySet:
     qs = Grant.objects.filter(**{_target_field(target): target}).select_related(
         "user", "group", "project", "registered_model__project", "endpoint__project")
     return qs if include_ended else qs.filter(live_q())
+
+
+def grants_expiring_notify(*, now=None) -> int:
+    """Notify once per grant that ends within ``GRANT_EXPIRY_NOTICE_DAYS`` (the key names the grant
+    and its expiry, so an extended grant is notified again when its new end comes near). Returns
+    how many notifications were recorded."""
+    now = now or timezone.now()
+    horizon = now + timedelta(days=settings.GRANT_EXPIRY_NOTICE_DAYS)
+    sent = 0
+    expiring = (Grant.objects.filter(revoked_at__isnull=True, expires_at__gt=now, expires_at__lte=horizon)
+                .order_by("expires_at")
+                .select_related("user", "group", "project", "registered_model__project", "endpoint__project"))
+    for grant in expiring:
+        target = grant.target
+        project = grant.project or getattr(target, "project", None)
+        left = grant.expires_at - now
+        when = f"in {left.days} days" if left.days >= 1 else f"in {int(left.total_seconds() // 3600)} hours"
+        if notify(key=f"grant_expiring:{grant.pk}:{grant.expires_at.isoformat()}",
+                  event=Notification.Event.GRANT_EXPIRING, state="expiring", project=project,
+                  subject=f"[inference-console] Grant ending {when}: {grant.get_role_display()} on {grant.object_label}",
+                  body=(f"{grant.principal_label} holds {grant.get_role_display()} on {grant.object_label} until "
+                        f"{grant.expires_at:%Y-%m-%d %H:%M} UTC ({when}). Extend it on the access page if it is "
+                        "still needed; otherwise access ends then."),
+                  payload={"grant_id": grant.pk, "role": grant.role, "principal": grant.principal_label,
+                           "target": grant.object_label, "expires_at": grant.expires_at.isoformat()}) is not None:
+            sent += 1
+    return sent

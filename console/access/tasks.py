@@ -11,3 +11,9 @@ def grants_expire_task() -> int:
     """Periodic (beat): remove the permission rows of expired grants and audit each expiry.
     Enforcement never waits for it: access already ended at the grant's expiry."""
     return grants.grants_expire()
+
+
+@idempotent_task
+def grants_expiring_notify_task() -> int:
+    """Periodic (beat, hourly): notify the channels of grants about to end (once per grant and expiry)."""
+    return grants.grants_expiring_notify()

@@ -60,6 +60,13 @@ def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
     env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
     env.setdefault("CONSOLE_BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("CONSOLE_VAR_DIR", str(var_dir))
+    # /metrics (docs/signals.md): gunicorn's workers and the Celery worker write their metric
+    # files to one directory (gunicorn's master empties it at start); without METRICS_TOKEN it
+    # answers loopback clients only.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "prometheus"))
+    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    # Notification e-mail of the demo goes to the console log, not to an SMTP server on port 25.
+    env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -223,7 +230,8 @@ def main() -> int:
         stack.stop()
         return 1
 
-    stack.start("web", [str(bindir / "gunicorn"), "console.wsgi", "--bind", f"127.0.0.1:{port}",
+    stack.start("web", [str(bindir / "gunicorn"), "console.wsgi", "-c", "python:console.gunicorn_conf",
+                        "--bind", f"127.0.0.1:{port}",
                         "--workers", "2", "--threads", "4", "--access-logfile", "-", "--log-level", "warning",
                         "--logger-class", "console.gunicorn_logging.RedactingLogger"])
     stack.start("worker", [str(bindir / "celery"), "-A", "console", "worker", "--loglevel", "INFO",

@@ -16,7 +16,7 @@ from console import metrics
 from endpoints import reconcile
 from endpoints.cluster import PermanentClusterError
 from endpoints.models import Endpoint, EndpointStatus, Revision, ServingRuntime
-from endpoints.services import connections
+from endpoints.services import connections, notifications
 from endpoints.services.endpoints import cluster_reading
 from endpoints.services.observation import observe_live, status_fields
 
@@ -84,6 +84,9 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
             audit.record(action="endpoint.apply", actor=None, actor_name="reconciler", target=endpoint,
                          project=endpoint.project, outcome=audit.FAILURE,
                          details={"generation": generation, "error": str(exc)})
+            notifications.endpoint_failure_changed(
+                endpoint, failed=True, generation=generation,
+                reason=f"The cluster refused generation {generation}: {exc}")
         metrics.RECONCILE_APPLIES.labels(endpoint.project.cluster.name, "failed").inc()
         return "failed"
     except Exception as exc:

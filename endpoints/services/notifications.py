@@ -218,3 +218,36 @@ def delivery_attempt(*, delivery_id: int, final: bool = False) -> str:
         attempts=delivery.attempts + 1, last_attempt_at=now, delivered_at=now, last_error="",
         response_status=status_code, status=NotificationDelivery.Status.SENT)
     return "sent"
+
+
+# --- what is notified besides reconciler alerts ------------------------------------------------
+
+
+def endpoint_failure_changed(endpoint, *, failed: bool, generation: int, reason: str) -> None:
+    """An endpoint turned Failed (its latest generation refused, or KServe reports it cannot
+    serve), or recovered from it: notified once per generation and direction."""
+    state = "failed" if failed else "recovered"
+    notify(key=f"endpoint_failed:{endpoint.pk}:g{generation}:{state}", event=Notification.Event.ENDPOINT_FAILED,
+           state=state, project=endpoint.project,
+           subject=f"[inference-console] Endpoint {endpoint.project.name}/{endpoint.name} "
+                   f"{'failed' if failed else 'recovered'} (generation {generation})",
+           body=reason,
+           payload={"endpoint_id": endpoint.pk, "project": endpoint.project.name, "endpoint": endpoint.name,
+                    "generation": generation, "state": state})
+
+
+def drift_alert_changed(window, *, alerting: bool) -> None:
+    """The newest drift window of an endpoint's model version entered or left the alert state."""
+    endpoint, version = window.endpoint, window.model_version
+    state = "open" if alerting else "resolved"
+    notify(key=f"drift_alert:{endpoint.pk}:{version.pk}:{window.start.isoformat()}:{state}",
+           event=Notification.Event.DRIFT_ALERT, state=state, project=endpoint.project,
+           subject=f"[inference-console] Drift {'alert' if alerting else 'back to normal'}: "
+                   f"{endpoint.project.name}/{endpoint.name} ({version})",
+           body=(f"Window {window.start:%Y-%m-%d %H:%M} – {window.end:%H:%M} UTC: status {window.status}, "
+                 f"largest PSI {window.max_psi:.3f} on {window.top_feature or 'the prediction'} "
+                 f"(alert threshold {window.psi_alert})."),
+           payload={"endpoint_id": endpoint.pk, "project": endpoint.project.name, "endpoint": endpoint.name,
+                    "model_version": str(version), "window_start": window.start.isoformat(),
+                    "window_end": window.end.isoformat(), "status": window.status, "max_psi": window.max_psi,
+                    "top_feature": window.top_feature, "state": state})

@@ -9,6 +9,7 @@ from django.utils import timezone
 from endpoints import status as status_reading
 from endpoints.cluster import ClusterError
 from endpoints.models import Endpoint, EndpointStatus
+from endpoints.services import notifications
 
 
 def observe_live(live: dict | None, *, stopped_desired: bool):
@@ -85,6 +86,19 @@ def observation_fields(endpoint: Endpoint, live: dict | None) -> dict:
 
 
 def _record_observation(endpoint: Endpoint, live: dict | None, now) -> str:
+    old_phase = endpoint.status.phase if hasattr(endpoint, "status") else None
     fields = observation_fields(endpoint, live)
     EndpointStatus.objects.filter(pk=endpoint.pk).update(last_synced_at=now, **fields)
+    phase_changed(endpoint, old_phase, fields["phase"], fields.get("explanation") or [])
     return fields["phase"]
+
+
+def phase_changed(endpoint: Endpoint, old: str | None, new: str, explanation: list[str]) -> None:
+    """Notify an endpoint turning Failed, or Ready again after Failed (once per generation each)."""
+    failed = EndpointStatus.Phase.FAILED
+    if new == failed and old != failed:
+        reason = "\n".join(explanation) or "KServe reports that the endpoint cannot serve."
+        notifications.endpoint_failure_changed(endpoint, failed=True, generation=endpoint.generation, reason=reason)
+    elif old == failed and new == EndpointStatus.Phase.READY:
+        notifications.endpoint_failure_changed(endpoint, failed=False, generation=endpoint.generation,
+                                               reason="The endpoint is Ready again.")

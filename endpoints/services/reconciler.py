@@ -21,7 +21,7 @@ from endpoints.services import connections
 from endpoints.services.alerts import alert_clear, alert_raise
 from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
 from endpoints.services.capabilities import capabilities_for
-from endpoints.services.observation import STATUS_COLUMNS, observation_fields
+from endpoints.services.observation import STATUS_COLUMNS, observation_fields, phase_changed
 
 
 def managed_selector() -> str:
@@ -160,8 +160,10 @@ def _observe(endpoint: Endpoint, live: dict | None) -> bool:
     fields = observation_fields(endpoint, live)
     if not any(getattr(status, name) != value for name, value in fields.items()):
         return False
+    old_phase = status.phase
     for name, value in fields.items():
         setattr(status, name, value)
+    phase_changed(endpoint, old_phase, status.phase, status.explanation or [])
     return True
 
 

@@ -57,3 +57,31 @@ def test_drift_alerts_and_unresolved_reconciler_alerts_are_reported(admin_user):
     assert samples[("console_reconcile_alerts", (("cluster", "east"), ("kind", "deletion_cap"),
                                                  ("state", "open")))] == 1
     assert not [k for k in samples if k[0] == "console_reconcile_alerts" and ("state", "resolved") in k[1]]
+
+
+@override_settings(METRICS_TOKEN="scrape-me")
+def test_the_worker_serves_its_own_metrics_behind_the_same_token():
+    """In Kubernetes the worker runs in its own pods: its counters are scraped from its own port."""
+    import urllib.error
+    import urllib.request
+
+    from console.metrics import RECONCILE_PASSES, serve_worker_metrics
+
+    RECONCILE_PASSES.labels(cluster="worker-port-test").inc()
+    server = serve_worker_metrics(0, host="127.0.0.1")
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=5)  # noqa: S310 - loopback
+        assert refused.value.code == 403
+        request = urllib.request.Request(url, headers={"Authorization": "Bearer scrape-me"})
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
+            text = answer.read().decode()
+        assert _samples(text)[("console_reconcile_passes_total", (("cluster", "worker-port-test"),))] >= 1
+        with pytest.raises(urllib.error.HTTPError) as elsewhere:
+            urllib.request.urlopen(urllib.request.Request(url.replace("/metrics", "/admin/"),  # noqa: S310
+                                                          headers={"Authorization": "Bearer scrape-me"}), timeout=5)
+        assert elsewhere.value.code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
