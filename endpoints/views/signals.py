@@ -225,7 +225,7 @@ class ProjectUnsubscribeView(ProtectedDetailView):
     def post(self, request, *args, **kwargs):
         project = self.get_object()
         subscription = get_object_or_404(NotificationSubscription.objects.select_related("channel", "project"),
-                                         project=project, pk=self.kwargs["pk"])
+                                         project=project, pk=self.kwargs["subscription"])
         subscription_delete(actor=request.user, subscription=subscription)
         messages.success(request, f"{project.name} no longer notifies {subscription.channel.name}.")
         return redirect("endpoints:project-notifications", name=project.name)
@@ -240,6 +240,6 @@ urlpatterns = [
     path("admin/notifications/<int:pk>/delete/", NotificationChannelDeleteView.as_view(), name="channel-delete"),
     path("admin/notifications/deliveries/", NotificationDeliveryListView.as_view(), name="delivery-list"),
     path("notifications/<slug:name>/", ProjectNotificationsView.as_view(), name="project-notifications"),
-    path("notifications/<slug:name>/<int:pk>/unsubscribe/", ProjectUnsubscribeView.as_view(),
+    path("notifications/<slug:name>/<int:subscription>/unsubscribe/", ProjectUnsubscribeView.as_view(),
          name="project-unsubscribe"),
 ]

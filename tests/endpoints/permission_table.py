@@ -261,8 +261,8 @@ ROUTES = {
             idor={"name": "other_project.name"}),
     ],
     "endpoints:project-unsubscribe": Req(
-        UI_CONN_MANAGE_DONE, method="POST", kwargs={"name": "project.name", "pk": "subscription.pk"},
-        idor={"name": "other_project.name", "pk": "other_subscription.pk"}),
+        UI_CONN_MANAGE_DONE, method="POST", kwargs={"name": "project.name", "subscription": "subscription.pk"},
+        idor={"name": "other_project.name", "subscription": "other_subscription.pk"}),
     "api-alert-list": Req(API_ADMIN),
     "api-alert-detail": Req(API_ADMIN, kwargs={"pk": "alert.pk"}),
     "api-alert-acknowledge": Req(API_ADMIN, method="POST", kwargs={"pk": "alert.pk"}),

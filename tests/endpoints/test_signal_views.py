@@ -102,10 +102,10 @@ def test_owner_cannot_reach_another_projects_subscription(world, admin_user):
     client = _as(world.owner)
     # Through their own project's URL: not found there.
     assert client.post(reverse("endpoints:project-unsubscribe",
-                               kwargs={"name": "fraud", "pk": elsewhere.pk})).status_code == 404
+                               kwargs={"name": "fraud", "subscription": elsewhere.pk})).status_code == 404
     # Through the other project's URL: not visible at all.
     assert client.post(reverse("endpoints:project-unsubscribe",
-                               kwargs={"name": "other", "pk": elsewhere.pk})).status_code == 404
+                               kwargs={"name": "other", "subscription": elsewhere.pk})).status_code == 404
     assert NotificationSubscription.objects.filter(pk=elsewhere.pk).exists()
 
 
@@ -117,3 +117,21 @@ def test_admin_creates_a_webhook_channel_and_sees_its_secret_once(admin_user):
     listing = client.get(reverse("endpoints:channel-list"))
     assert b"ops.example.com" in listing.content and b"whsec_" not in listing.content
     assert AuditEvent.objects.filter(action="notification_channel.create").exists()
+
+
+def test_owner_unsubscribes_a_subscription_whatever_its_id(world):
+    """The subscription is found by its own id, never mistaken for the project's (the two ids
+    differ on any real database)."""
+    from endpoints.models import NotificationChannel
+
+    project = world.fraud
+    for index in range(project.pk + 2):  # other projects' subscriptions first: the ids cannot coincide
+        filler = NotificationChannel.objects.create(name=f"filler-{index}", kind="email", target="x@example.com")
+        NotificationSubscription.objects.create(project=world.other, channel=filler)
+    channel = NotificationChannel.objects.create(name="team-mail", kind="email", target="team@example.com")
+    subscription = NotificationSubscription.objects.create(project=project, channel=channel)
+    assert subscription.pk != project.pk
+    response = _as(world.owner).post(reverse("endpoints:project-unsubscribe",
+                                             kwargs={"name": "fraud", "subscription": subscription.pk}))
+    assert response.status_code == 302
+    assert not NotificationSubscription.objects.filter(pk=subscription.pk).exists()

@@ -310,8 +310,9 @@ def test_a_missing_secret_refuses_the_pods_until_it_exists(cluster, s3_server, s
     assert condition(isvc, "PredictorReady")["message"] == \
         f'Revision "iris-predictor-00001" failed with message: {denial}.'
     assert pods_of(client, "iris") == []
-    assert any(e["reason"] == "FailedCreate" and e["message"] == f"Error creating: {denial}"
-               for e in client.events_for(NS, "iris"))
+    # The event is recorded just after the status (a busy machine can read between the two).
+    wait_for(lambda: any(e["reason"] == "FailedCreate" and e["message"] == f"Error creating: {denial}"
+                         for e in client.events_for(NS, "iris")), 10, "the FailedCreate event")
     connect(client, s3_server)  # the secret arrives: the ReplicaSet's next try gets through
     wait_ready(client, "iris")
 
