@@ -18,10 +18,11 @@ class EndpointsConfig(AppConfig):
 
         # Storage-connection secrets are encrypted at rest; the key-rotation command re-encrypts them.
         from console.crypto import register_encrypted_column
-        from endpoints.models import NotificationChannel, StorageConnection
+        from endpoints.models import Cluster, NotificationChannel, StorageConnection
 
         register_encrypted_column(StorageConnection, "secret_ciphertext")
         register_encrypted_column(NotificationChannel, "secret_ciphertext")
+        register_encrypted_column(Cluster, "api_token_ciphertext")
 
         # Scrape-time metrics: unresolved reconciler alerts (console/metrics.py).
         from console.metrics import register_collector

@@ -12,6 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from console import crypto
 from endpoints.capabilities import Capabilities
 
 
@@ -40,8 +41,9 @@ class Cluster(models.Model):
     )
     kubeconfig_context = models.CharField(max_length=200, blank=True)
     api_url = models.URLField(blank=True, help_text="API server URL (sandbox or token connections).")
-    # Write-only: forms and serializers never render it back.
-    api_token = models.CharField(max_length=2000, blank=True)
+    # The API token, encrypted at rest (console/crypto.py; read through ``api_token``). Write-only:
+    # forms and serializers never render it back.
+    api_token_ciphertext = models.TextField(blank=True, editable=False)
     ingress_domain = models.CharField(max_length=253, default="example.com")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -55,6 +57,15 @@ class Cluster(models.Model):
     @property
     def is_sandbox(self) -> bool:
         return self.kind == self.Kind.SANDBOX
+
+    @property
+    def api_token(self) -> str:
+        """The API server token in clear (for the cluster client only)."""
+        return crypto.decrypt(self.api_token_ciphertext) if self.api_token_ciphertext else ""
+
+    @api_token.setter
+    def api_token(self, value: str) -> None:
+        self.api_token_ciphertext = crypto.encrypt(value) if value else ""
 
     def client(self):
         """A ``ClusterClient`` for this cluster's credentials."""

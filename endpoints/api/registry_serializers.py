@@ -112,7 +112,7 @@ class ClusterSerializer(serializers.ModelSerializer):
         validators: list = []
 
     def get_has_token(self, cluster) -> bool:
-        return bool(cluster.api_token)
+        return bool(cluster.api_token_ciphertext)
 
     def validate(self, attrs):
         current = self.instance

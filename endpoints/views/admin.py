@@ -142,7 +142,7 @@ class ClusterEditView(AdminFormView):
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
-        kwargs.update(editing=True, has_token=bool(self.cluster.api_token))
+        kwargs.update(editing=True, has_token=bool(self.cluster.api_token_ciphertext))
         return kwargs
 
     def get_initial(self):

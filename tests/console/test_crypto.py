@@ -122,3 +122,23 @@ def test_migrate_with_a_wrong_key_stops_with_the_variable_name(tmp_path):
     second = subprocess.run([*manage, "migrate", "--noinput"], env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode != 0
     assert "CONSOLE_ENCRYPTION_KEYS" in second.stderr and "console.E101" in second.stderr
+
+
+def test_cluster_api_tokens_are_encrypted_at_rest_and_rotated_with_the_rest(settings):
+    from endpoints.models import Cluster
+    from endpoints.services.platform import cluster_create
+
+    token = "SECRET-cluster-token-4c3b2a19"
+    cluster = cluster_create(actor=None, name="prod", kind=Cluster.Kind.KUBERNETES, connection=Cluster.Connection.URL,
+                             api_url="https://127.0.0.1:6443", api_token=token, verify=False)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT api_token_ciphertext FROM endpoints_cluster WHERE id = %s", [cluster.pk])
+        (stored,) = cursor.fetchone()
+    assert token not in stored and stored.startswith("gAAAA")
+    assert Cluster.objects.get(pk=cluster.pk).api_token == token
+    old_key = settings.CONSOLE_ENCRYPTION_KEYS[0]
+    settings.CONSOLE_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), old_key]
+    counts = crypto.rotate_all()
+    assert counts["endpoints.Cluster.api_token_ciphertext"] == 1
+    settings.CONSOLE_ENCRYPTION_KEYS = settings.CONSOLE_ENCRYPTION_KEYS[:1]
+    assert Cluster.objects.get(pk=cluster.pk).api_token == token
