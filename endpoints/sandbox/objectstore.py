@@ -53,10 +53,21 @@ def _socket_files(port: int) -> list[Path]:
     return list(Path("/tmp").glob(f"seaweedfs-*-{port}.sock"))  # noqa: S108 - where SeaweedFS puts them
 
 
-def free_port_block(count: int = PORTS_PER_SERVER, *, start: int = 20000, end: int = 60000) -> int:
+def _ephemeral_floor(default: int = 32768) -> int:
+    """The lowest port the kernel hands out for port-0 binds and outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def free_port_block(count: int = PORTS_PER_SERVER, *, start: int = 10000, end: int | None = None) -> int:
     """The first port of ``count`` consecutive free loopback ports (probed by binding), skipping
     blocks with a SeaweedFS socket file: another server (or a killed one's leftovers) owns them,
-    and SeaweedFS exits when it cannot create its socket."""
+    and SeaweedFS exits when it cannot create its socket. The block lies below the kernel's
+    ephemeral range, so no port-0 server or outgoing connection can take one of its ports
+    between the probe and SeaweedFS binding it."""
+    end = end or _ephemeral_floor()
     port = start + (os.getpid() * 37) % (end - start - count)
     for _ in range(2000):
         sockets = []
@@ -74,6 +85,10 @@ def free_port_block(count: int = PORTS_PER_SERVER, *, start: int = 20000, end: i
             for sock in sockets:
                 sock.close()
     raise RuntimeError("no block of free loopback ports found")
+
+
+class PortTaken(RuntimeError):
+    """SeaweedFS exited because another process holds one of its ports."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,19 @@ class S3Server:
         ]
 
     def start(self, timeout: float = 60.0) -> S3Server:
+        """Start and wait until it serves. Ports chosen here are chosen again (up to three times)
+        when another process took one of them before SeaweedFS bound it."""
+        chosen_here = not self.base_port
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if not chosen_here or attempt == 2:
+                    raise
+                self.base_port = 0
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> S3Server:
         if not self.identities:
             raise ValueError("an S3 server needs at least one identity (signatures are always checked)")
         # Absolute: the server runs in its data directory (master.toml), the flags name paths in it.
@@ -153,6 +181,7 @@ class S3Server:
             self.base_port = free_port_block()
         self._remove_stale_sockets()
         log_path = self.log_path or self.data_dir / "weed.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0  # earlier runs' lines are not this one's
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
         self._write_master_toml()
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
@@ -161,7 +190,12 @@ class S3Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"SeaweedFS exited with {self.process.returncode}; see {log_path}")
+                code = self.process.returncode
+                self.stop()
+                if "address already in use" in log_path.read_bytes()[offset:].decode(errors="replace"):
+                    raise PortTaken(f"SeaweedFS exited with {code}: a port of {self.base_port}-"
+                                    f"{self.base_port + PORTS_PER_SERVER - 1} was taken; see {log_path}")
+                raise RuntimeError(f"SeaweedFS exited with {code}; see {log_path}")
             if self.answers():
                 return self
             time.sleep(0.25)
