@@ -250,9 +250,13 @@ def kinds_for_uri(uri: str) -> list[str]:
 # --- on the cluster ----------------------------------------------------------------------------
 
 
+OBJECT_PREFIX = "ic-"
+PLATFORM_OBJECT_PREFIX = "ic-shared-"
+
+
 def object_name(connection_name: str, *, platform: bool) -> str:
     """The Secret and ServiceAccount name of a connection in a namespace."""
-    return f"ic-{'shared-' if platform else ''}{connection_name}"
+    return f"{PLATFORM_OBJECT_PREFIX if platform else OBJECT_PREFIX}{connection_name}"
 
 
 def _b64(text: str) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from endpoints import connections
+
 PENDING, DEPLOYING, READY, DEGRADED, FAILED, STOPPED, UNKNOWN = (
     "Pending", "Deploying", "Ready", "Degraded", "Failed", "Stopped", "Unknown")
 
@@ -123,7 +125,8 @@ def scaled_to_zero(*, phase: str, min_replicas: int | None, model_status: dict |
     return copies.get("totalCopies") == 0
 
 
-CONNECTION_ACCOUNT_PREFIXES = ("ic-shared-", "ic-")
+# Longest first: a platform-wide connection's account also starts with the project prefix.
+CONNECTION_ACCOUNT_PREFIXES = (connections.PLATFORM_OBJECT_PREFIX, connections.OBJECT_PREFIX)
 
 
 def _storage_failure(live: dict, failure: dict) -> str | None:
@@ -135,7 +138,7 @@ def _storage_failure(live: dict, failure: dict) -> str | None:
     if prefix is None or not failure:
         return None
     uri = (predictor.get("model") or {}).get("storageUri", "")
-    scope = "platform-wide connection" if prefix == "ic-shared-" else "connection"
+    scope = "platform-wide connection" if prefix == connections.PLATFORM_OBJECT_PREFIX else "connection"
     message = failure.get("message") or failure.get("reason") or "no message"
     return (f"Storage: the storage initializer downloads {uri} with the credentials of {scope} "
             f"{account[len(prefix):]} (ServiceAccount {account}) and failed: {message}")

@@ -321,9 +321,12 @@ def desired_objects(project: Project, capabilities) -> list[dict]:
 
 
 @sensitive_variables()
-def manifests_for(connection: StorageConnection, namespace: str, capabilities) -> list[dict]:
+def manifests_for(connection: StorageConnection, namespace: str, capabilities, *, values: dict | None = None
+                  ) -> list[dict]:
+    """``values``: the connection's secret values when the caller has decrypted them already."""
     return rules.cluster_objects(connection_name=connection.name, platform=connection.is_platform,
-                                 kind=connection.kind, config=connection.config, secrets=secret_values(connection),
+                                 kind=connection.kind, config=connection.config,
+                                 secrets=values if values is not None else secret_values(connection),
                                  secret_version=connection.secret_version, namespace=namespace,
                                  capabilities=capabilities)
 
@@ -345,7 +348,7 @@ def apply_for_endpoint(client, endpoint: Endpoint, capabilities) -> list[str]:
             continue
         connection = version.connection
         values = secret_values(connection)
-        for manifest in manifests_for(connection, endpoint.project.namespace, capabilities):
+        for manifest in manifests_for(connection, endpoint.project.namespace, capabilities, values=values):
             try:
                 client.apply(manifest)
             except ClusterError as exc:
@@ -384,7 +387,7 @@ def _expected(manifest: dict) -> dict:
 
 
 @sensitive_variables()
-def sync_namespace(client, project: Project, capabilities, *, max_deletions: int, report: dict) -> list[tuple[str, str]]:
+def sync_namespace(client, project: Project, capabilities, *, report: dict) -> list[tuple[str, str]]:
     """Make the namespace hold exactly the connection objects its endpoints need: apply what is
     missing, repair what was edited outside the console (audited, values never shown), and return
     the managed objects no connection wants any more (kind, name) for the caller's deletion cap."""
@@ -398,14 +401,16 @@ def sync_namespace(client, project: Project, capabilities, *, max_deletions: int
             live[(kind, item["metadata"]["name"])] = item
     for key, manifest in desired.items():
         current = live.pop(key, None)
-        if current is not None and _owned(current, manifest) == _expected(manifest):
+        expected = _expected(manifest)
+        owned = _owned(current, manifest) if current is not None else None
+        if owned == expected:
             continue
         client.apply(manifest)
         if current is None:
             report["connection_objects_applied"] = report.get("connection_objects_applied", 0) + 1
             continue
         report["connection_objects_repaired"] = report.get("connection_objects_repaired", 0) + 1
-        changed = sorted(k for k, v in _expected(manifest).items() if _owned(current, manifest).get(k) != v)
+        changed = sorted(k for k, v in expected.items() if owned.get(k) != v)
         connection_name = (manifest["metadata"].get("labels") or {}).get(rules.LABEL_CONNECTION, "")
         audit.record(action="connection.drift_corrected", actor=None, actor_name="reconciler",
                      target_type=key[0].lower(), target_id=f"{project.namespace}/{key[1]}",
@@ -442,7 +447,8 @@ def sync_project(*, project_id: int) -> dict:
     if project is None or not project.cluster.enabled:
         return report
     client = project.cluster.client()
-    orphans = sync_namespace(client, project, cluster_reading(project),
-                             max_deletions=settings.RECONCILE_MAX_DELETIONS, report=report)
-    report["connection_objects_deleted"] = delete_orphans(client, project, orphans)
+    orphans = sync_namespace(client, project, cluster_reading(project), report=report)
+    # Over the deletion cap nothing is deleted here: the periodic pass refuses and raises the alert.
+    deleted = delete_orphans(client, project, orphans) if len(orphans) <= settings.RECONCILE_MAX_DELETIONS else 0
+    report["connection_objects_deleted"] = deleted
     return report

@@ -64,7 +64,7 @@ def _reconcile_cluster(cluster: Cluster, max_deletions: int | None) -> dict:
     reading = reading if reading is not None and reading.usable else None
     projects = list(cluster.projects.all().order_by("pk"))
     for project in projects:
-        connection_orphans += _sync_connections(client, project, reading, max_deletions=max_deletions, report=report)
+        connection_orphans += _sync_connections(client, project, reading, report=report)
         project_work, project_orphans = _reconcile_namespace(client, project, now=now, report=report)
         to_apply += project_work
         orphans += project_orphans
@@ -104,11 +104,11 @@ def _cluster_reachability_alert(cluster: Cluster, projects: list, report: dict) 
                     reason=f"A reconcile pass listed {report['listed']} of {len(projects)} project namespaces.")
 
 
-def _sync_connections(client, project, reading, *, max_deletions: int, report: dict) -> list[tuple[object, str, str]]:
+def _sync_connections(client, project, reading, *, report: dict) -> list[tuple[object, str, str]]:
     """The namespace's connection Secrets and ServiceAccounts: missing ones applied, edited ones
     repaired; returns the managed ones no endpoint needs any more, for the deletion cap."""
     try:
-        stale = connections.sync_namespace(client, project, reading, max_deletions=max_deletions, report=report)
+        stale = connections.sync_namespace(client, project, reading, report=report)
     except ClusterError as exc:
         report["errors"].append(f"{project.namespace} (connections): {exc}")
         return []
