@@ -60,6 +60,16 @@ def integer(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = raw(name)
+    if value is None or value.strip() == "":
+        return default
+    value = value.strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def string_list(name: str, default: list[str]) -> list[str]:
     value = raw(name)
     if value is None:

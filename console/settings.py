@@ -244,6 +244,10 @@ SILENCED_SYSTEM_CHECKS = ["guardian.W001"]
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
 
+# Password sign-in for everyone ("everyone", the default) or only for break-glass admins
+# ("admins": superusers and Platform admins) once people sign in through an identity provider.
+LOCAL_PASSWORD_SIGN_IN = env.choice("LOCAL_PASSWORD_SIGN_IN", "everyone", ("everyone", "admins"))
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -198,3 +198,83 @@ class AccessVersion(models.Model):
 
     def __str__(self) -> str:
         return f"access version {self.version}"
+
+
+class IdentitySource(models.TextChoices):
+    """Where an external identity comes from."""
+
+    OIDC = "oidc", "OpenID Connect"
+    LDAP = "ldap", "LDAP / Active Directory"
+    HEADER = "header", "Trusted gateway header"
+
+
+class ExternalIdentity(models.Model):
+    """A person's account at an identity provider, linked to one console user.
+
+    Linked by (issuer, subject) — the OIDC issuer and ``sub``, the LDAP server and the entry's
+    DN, or the gateway and the header's user name — never by user name alone, so a renamed or
+    re-created account at the provider cannot take over someone else's console account.
+    """
+
+    user = models.ForeignKey("console.User", on_delete=models.CASCADE, related_name="external_identities")
+    source = models.CharField(max_length=16, choices=IdentitySource.choices)
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=300)
+    # The groups the provider reported at the last sign-in, re-check or sync (for the user's page).
+    groups = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    linked_by_name = models.CharField(max_length=150, blank=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "external identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="access_identity_issuer_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {self.subject} at {self.issuer}"
+
+
+class GroupMapping(models.Model):
+    """An identity-provider group that puts its members in a console team or global role.
+
+    ``external_group`` is compared exactly as the provider sends it (an OIDC ``groups`` value,
+    an LDAP group DN — compared case-insensitively, as directories do — or a gateway header
+    value)."""
+
+    source = models.CharField(max_length=16, choices=IdentitySource.choices)
+    external_group = models.CharField(max_length=300)
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="identity_mappings",
+                              help_text="The console team or global role members of the group join.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["source", "external_group", "group__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_group", "group"], name="access_group_mapping_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} group {self.external_group} → {self.group.name}"
+
+
+class SyncedMembership(models.Model):
+    """A team or global-role membership given by a group mapping: the sync removes only the
+    memberships it gave, never one an admin gave by hand."""
+
+    user = models.ForeignKey("console.User", on_delete=models.CASCADE, related_name="synced_memberships")
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="synced_memberships")
+    source = models.CharField(max_length=16, choices=IdentitySource.choices)
+    external_groups = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "group", "source"], name="access_synced_membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.group} via {self.source}"
