@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 
 
 class LoginForm(AuthenticationForm):
@@ -13,3 +14,13 @@ class LoginForm(AuthenticationForm):
     password = forms.CharField(
         strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
+
+    def get_invalid_login_error(self):
+        # A sign-in mode that checked the password but will not let the person in (the
+        # directory's account collides with a local one, the console account is deactivated)
+        # leaves its reason on the request. It is shown only after the password was accepted, so
+        # it tells a guesser nothing.
+        refused = getattr(self.request, "sign_in_refused", None)
+        if refused:
+            return ValidationError(refused, code="sign_in_refused")
+        return super().get_invalid_login_error()

@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Gateway sign-in (TRUSTED_HEADER_ENABLED; does nothing when off): console/access/gateway.py.
+    "console.access.gateway.TrustedHeaderMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -243,6 +245,79 @@ SILENCED_SYSTEM_CHECKS = ["guardian.W001"]
 # Guardian: no anonymous user row. Anonymous visitors are refused before any object check.
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
+
+# --- Directory sign-in: LDAP / Active Directory (console/access/ldap.py; docs/access-control.md)
+# Off unless LDAP_SERVER_URI is set (ldap://, ldaps://; several servers separated by spaces).
+LDAP_SERVER_URI = env.string("LDAP_SERVER_URI", "").strip()
+# The name people's links are kept under (ExternalIdentity.issuer): the server URI unless set,
+# so a move from ldap:// to ldaps:// or to another server keeps everyone's account.
+LDAP_ISSUER = env.string("LDAP_ISSUER", "").strip() or LDAP_SERVER_URI
+LDAP_BIND_DN = env.string("LDAP_BIND_DN", "")
+LDAP_BIND_PASSWORD = env.string("LDAP_BIND_PASSWORD", "")  # or LDAP_BIND_PASSWORD_FILE
+# Find people by search (base + filter, %(user)s is the typed user name) or by a DN template.
+LDAP_USER_SEARCH_BASE = env.string("LDAP_USER_SEARCH_BASE", "")
+LDAP_USER_SEARCH_FILTER = env.string("LDAP_USER_SEARCH_FILTER", "(uid=%(user)s)")
+LDAP_USER_DN_TEMPLATE = env.string("LDAP_USER_DN_TEMPLATE", "")
+# The console user name of a new person: this attribute of their entry (uid, sAMAccountName),
+# or the name they typed (lower case) when empty.
+LDAP_USERNAME_ATTR = env.string("LDAP_USERNAME_ATTR", "")
+LDAP_EMAIL_ATTR = env.string("LDAP_EMAIL_ATTR", "mail")
+LDAP_FIRST_NAME_ATTR = env.string("LDAP_FIRST_NAME_ATTR", "givenName")
+LDAP_LAST_NAME_ATTR = env.string("LDAP_LAST_NAME_ATTR", "sn")
+# Groups: where to look and how membership is stored (groupOfNames, groupOfUniqueNames,
+# posixGroup, nestedGroupOfNames, activeDirectory — nested, member attribute).
+LDAP_GROUP_SEARCH_BASE = env.string("LDAP_GROUP_SEARCH_BASE", "")
+LDAP_GROUP_TYPE = env.choice("LDAP_GROUP_TYPE", "groupofnames",
+                             ("groupofnames", "groupofuniquenames", "posixgroup", "nestedgroupofnames",
+                              "activedirectory"))
+LDAP_GROUP_SEARCH_FILTER = env.string("LDAP_GROUP_SEARCH_FILTER", "")  # default: by group type
+LDAP_START_TLS = env.boolean("LDAP_START_TLS", False)
+LDAP_CA_FILE = env.string("LDAP_CA_FILE", "")
+LDAP_TIMEOUT_SECONDS = env.integer("LDAP_TIMEOUT_SECONDS", 5, minimum=1)
+# The periodic pass that re-reads every LDAP-linked person (groups, lock, removal).
+LDAP_SYNC_SECONDS = env.integer("LDAP_SYNC_SECONDS", 900, minimum=30)
+if LDAP_SERVER_URI:
+    CELERY_BEAT_SCHEDULE["ldap-sync"] = {"task": "console.access.tasks.ldap_sync_task",
+                                         "schedule": float(LDAP_SYNC_SECONDS)}
+if LDAP_SERVER_URI:
+    if not (LDAP_USER_SEARCH_BASE or LDAP_USER_DN_TEMPLATE):
+        raise ImproperlyConfigured("LDAP_SERVER_URI is set: set LDAP_USER_SEARCH_BASE (with LDAP_USER_SEARCH_FILTER) "
+                                   "or LDAP_USER_DN_TEMPLATE so the console can find people's entries.")
+    if not LDAP_GROUP_SEARCH_BASE:
+        raise ImproperlyConfigured("LDAP_SERVER_URI is set: set LDAP_GROUP_SEARCH_BASE (where the groups mapped to "
+                                   "teams live).")
+    if LDAP_CA_FILE and not Path(LDAP_CA_FILE).is_file():
+        raise ImproperlyConfigured(f"LDAP_CA_FILE={LDAP_CA_FILE!r} is not a readable file.")
+
+# --- Trusted header from a gateway (oauth2-proxy, Knox): console/access/gateway.py -----------
+# Opt-in. The header is believed only from a TCP peer (REMOTE_ADDR, never X-Forwarded-For) on
+# TRUSTED_HEADER_PROXIES; from anywhere else a request carrying it is refused and audited.
+TRUSTED_HEADER_ENABLED = env.boolean("TRUSTED_HEADER_ENABLED", False)
+TRUSTED_HEADER_USER = env.string("TRUSTED_HEADER_USER", "X-Forwarded-User").strip()
+TRUSTED_HEADER_EMAIL = env.string("TRUSTED_HEADER_EMAIL", "X-Forwarded-Email").strip()
+TRUSTED_HEADER_GROUPS = env.string("TRUSTED_HEADER_GROUPS", "X-Forwarded-Groups").strip()
+TRUSTED_HEADER_ISSUER = env.string("TRUSTED_HEADER_ISSUER", "gateway").strip()
+TRUSTED_HEADER_PROXIES = env.string_list("TRUSTED_HEADER_PROXIES", [])
+if TRUSTED_HEADER_ENABLED:
+    import ipaddress
+
+    if not TRUSTED_HEADER_PROXIES:
+        raise ImproperlyConfigured("TRUSTED_HEADER_ENABLED is on: set TRUSTED_HEADER_PROXIES to the gateway's "
+                                   "addresses or networks (e.g. 10.0.5.0/24).")
+    for _proxy in TRUSTED_HEADER_PROXIES:
+        try:
+            ipaddress.ip_network(_proxy, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"TRUSTED_HEADER_PROXIES: {_proxy!r} is not an address or network.") from None
+    if not TRUSTED_HEADER_USER or not TRUSTED_HEADER_ISSUER:
+        raise ImproperlyConfigured("TRUSTED_HEADER_USER and TRUSTED_HEADER_ISSUER must not be empty.")
+
+# Sign-in modes beside local passwords; each backend also answers for its sessions, so turning
+# a mode off ends the sessions it opened.
+if LDAP_SERVER_URI:
+    AUTHENTICATION_BACKENDS.append("console.access.ldap.LdapBackend")
+if TRUSTED_HEADER_ENABLED:
+    AUTHENTICATION_BACKENDS.append("console.access.gateway.TrustedHeaderBackend")
 
 # Password sign-in for everyone ("everyone", the default) or only for break-glass admins
 # ("admins": superusers and Platform admins) once people sign in through an identity provider.

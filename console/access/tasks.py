@@ -17,3 +17,14 @@ def grants_expire_task() -> int:
 def grants_expiring_notify_task() -> int:
     """Periodic (beat, hourly): notify the channels of grants about to end (once per grant and expiry)."""
     return grants.grants_expiring_notify()
+
+
+@idempotent_task
+def ldap_sync_task() -> dict:
+    """Periodic (beat, every LDAP_SYNC_SECONDS): re-read LDAP-linked people (groups, lock, removal)."""
+    from console.access.ldap import enabled, ldap_sync
+
+    # python-ldap is only needed (and may only be installed) where LDAP sign-in is configured.
+    if not enabled():
+        return {}
+    return ldap_sync().as_dict()
