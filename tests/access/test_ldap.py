@@ -201,3 +201,29 @@ def test_dn_template_mode_signs_in_too(client, directory, ml_team, settings):
     assert _sign_in(client, "eli", password_of("eli")).status_code == 302
     assert ExternalIdentity.objects.get(source="ldap").subject == person_dn("eli")
     assert _groups_of("eli") == {"ML team"}
+
+
+def test_ldap_settings_take_the_bind_password_from_a_file_and_refuse_half_a_configuration(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    secret = tmp_path / "bind-password"
+    secret.write_text("s3cret-from-a-secret\n")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"DJANGO_SETTINGS_MODULE", "PYTEST_CURRENT_TEST"} and not k.startswith("LDAP_")}
+    clean.update(DEBUG="true", LDAP_SERVER_URI="ldaps://ldap.example.test", LDAP_BIND_PASSWORD_FILE=str(secret))
+
+    def start(**env):
+        code = ("import console.settings as s; print(s.LDAP_BIND_PASSWORD, s.LDAP_ISSUER, "
+                f"{BACKEND!r} in s.AUTHENTICATION_BACKENDS, 'ldap-sync' in s.CELERY_BEAT_SCHEDULE)")
+        return subprocess.run([sys.executable, "-c", code],
+                              cwd=Path(__file__).resolve().parents[2], env={**clean, **env}, capture_output=True,
+                              text=True, timeout=60)
+
+    half = start()
+    assert half.returncode != 0 and "LDAP_USER_SEARCH_BASE" in half.stderr
+    full = start(LDAP_USER_SEARCH_BASE="ou=people,dc=example,dc=test", LDAP_GROUP_SEARCH_BASE="ou=groups,dc=example,dc=test")
+    assert full.returncode == 0, full.stderr
+    assert full.stdout.split() == ["s3cret-from-a-secret", "ldaps://ldap.example.test", "True", "True"]
