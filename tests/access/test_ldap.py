@@ -227,3 +227,23 @@ def test_ldap_settings_take_the_bind_password_from_a_file_and_refuse_half_a_conf
     full = start(LDAP_USER_SEARCH_BASE="ou=people,dc=example,dc=test", LDAP_GROUP_SEARCH_BASE="ou=groups,dc=example,dc=test")
     assert full.returncode == 0, full.stderr
     assert full.stdout.split() == ["s3cret-from-a-secret", "ldaps://ldap.example.test", "True", "True"]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ldaps"])
+def test_sign_in_over_tls_checks_the_servers_certificate(client, directory, ml_team, settings, mode):
+    if mode == "starttls":
+        settings.LDAP_START_TLS = True
+    else:
+        settings.LDAP_SERVER_URI = directory.ldaps_uri  # links stay under LDAP_ISSUER
+    settings.LDAP_CA_FILE = directory.other_ca_file
+
+    # A server certificate the configured CA did not sign: no bind, no sign-in.
+    assert _sign_in(client, "eli", password_of("eli")).status_code == 200
+    assert "_auth_user_id" not in client.session
+
+    settings.LDAP_CA_FILE = directory.ca_file
+    assert _sign_in(client, "eli", password_of("eli")).status_code == 302
+    assert ExternalIdentity.objects.get(source="ldap").issuer == directory.uri
+    from console.access.ldap import ldap_sync
+
+    assert ldap_sync().checked == 1
