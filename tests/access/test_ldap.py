@@ -250,3 +250,10 @@ def test_sign_in_over_tls_checks_the_servers_certificate(client, directory, ml_t
     from console.access.ldap import ldap_sync
 
     assert ldap_sync().checked == 1
+
+
+def test_directory_passwords_work_when_local_passwords_are_kept_for_admins_only(client, directory, ml_team, settings):
+    settings.LOCAL_PASSWORD_SIGN_IN = "admins"
+
+    assert _sign_in(client, "eli", password_of("eli")).status_code == 302
+    assert client.get(reverse("home")).status_code == 200
