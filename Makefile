@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,lint,sandbox]"
+	@$(PY) -m pip install --quiet -e ".[ldap]" >/dev/null 2>&1 \
+	  || echo "note: LDAP sign-in not installed (python-ldap needs libldap2-dev and libsasl2-dev: install them, then 'make setup' again)"
 	@touch $(STAMP)
 
 ## setup: create .venv and install the console with its test and lint extras

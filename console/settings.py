@@ -280,6 +280,13 @@ if LDAP_SERVER_URI:
     CELERY_BEAT_SCHEDULE["ldap-sync"] = {"task": "console.access.tasks.ldap_sync_task",
                                          "schedule": float(LDAP_SYNC_SECONDS)}
 if LDAP_SERVER_URI:
+    try:
+        import django_auth_ldap  # noqa: F401
+        import ldap  # noqa: F401
+    except ImportError:
+        raise ImproperlyConfigured("LDAP_SERVER_URI is set but the LDAP client is not installed: "
+                                   "pip install 'inference-console[ldap]' (needs libldap2-dev and libsasl2-dev)."
+                                   ) from None
     if not (LDAP_USER_SEARCH_BASE or LDAP_USER_DN_TEMPLATE):
         raise ImproperlyConfigured("LDAP_SERVER_URI is set: set LDAP_USER_SEARCH_BASE (with LDAP_USER_SEARCH_FILTER) "
                                    "or LDAP_USER_DN_TEMPLATE so the console can find people's entries.")
