@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.access import grants
+from console.access import grants, oidc
 from console.celery import idempotent_task
 
 
@@ -17,3 +17,10 @@ def grants_expire_task() -> int:
 def grants_expiring_notify_task() -> int:
     """Periodic (beat, hourly): notify the channels of grants about to end (once per grant and expiry)."""
     return grants.grants_expiring_notify()
+
+
+@idempotent_task
+def oidc_recheck_task() -> dict[str, int]:
+    """Periodic (beat): re-check at the OpenID Connect provider every identity holding a refresh
+    token, so people who only use API tokens lose them too when the provider refuses them."""
+    return oidc.oidc_recheck_due()
