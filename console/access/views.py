@@ -630,7 +630,10 @@ class LogoutView(base_views.LogoutView):
         id_token = request.session.get(oidc.ID_TOKEN_KEY, "")
         response = super().post(request, *args, **kwargs)
         end_session = oidc.end_session_url(id_token)
-        return redirect(end_session) if end_session else response
+        if not end_session:
+            return response
+        return render(request, "console/access/oidc_signed_out.html", {
+            "end_session_url": end_session, "provider_name": oidc.provider_name()})
 
 
 def oidc_login(request):
