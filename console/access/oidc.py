@@ -194,6 +194,11 @@ def complete_sign_in(request):
         reason = _reason_for(exc)
         _audit_failed(reason)
         raise SignInFailed(f"Sign-in through {provider_name()} failed ({reason}). Start again.", reason) from exc
+    except Exception as exc:
+        # Whatever else a provider's odd answer provokes is a refused sign-in, never a 500.
+        logger.exception("OIDC sign-in failed unexpectedly")
+        _audit_failed("unexpected_error")
+        raise SignInFailed(f"Sign-in through {provider_name()} failed. Start again.", "unexpected_error") from exc
     with transaction.atomic():
         identity = ExternalIdentity.objects.get(issuer=identity_claims.issuer, subject=identity_claims.subject)
         refresh = token.get("refresh_token") or ""
@@ -270,18 +275,24 @@ def _check_at_provider(identity: ExternalIdentity, access_token: str) -> str:
             logger.warning("OIDC refresh for %s failed: %s", identity.user.username, exc)
             return UNREACHABLE
         if token.get("refresh_token"):
+            # Kept even if what follows fails: a provider that rotates refresh tokens has
+            # already spent the old one.
             identity.refresh_token_ciphertext = crypto.encrypt(token["refresh_token"])
             identity.save(update_fields=["refresh_token_ciphertext"])
-        groups = None
-        if token.get("id_token"):
-            claims = dict(client().parse_id_token(token, nonce=None, leeway=settings.OIDC_CLOCK_SKEW_SECONDS,
-                                                  claims_options=_claims_options()))
-            if claims.get("sub") != identity.subject:
-                return _refused(identity, "refreshed ID token names another subject")
-            groups = _groups_in(claims)
-        if groups is None:
-            info = dict(client().userinfo(token=token))
-            groups = _groups_in(info) or []
+        try:
+            groups = None
+            if token.get("id_token"):
+                claims = dict(client().parse_id_token(token, nonce=None, leeway=settings.OIDC_CLOCK_SKEW_SECONDS,
+                                                      claims_options=_claims_options()))
+                if claims.get("sub") != identity.subject:
+                    return _refused(identity, "refreshed ID token names another subject")
+                groups = _groups_in(claims)
+            if groups is None:
+                info = dict(client().userinfo(token=token))
+                groups = _groups_in(info) or []
+        except (requests.RequestException, ValueError, RuntimeError, JoseError) as exc:
+            logger.warning("OIDC re-check of %s: refreshed, but no groups: %s", identity.user.username, exc)
+            return UNREACHABLE
     elif access_token:
         try:
             info = dict(client().userinfo(token={"access_token": access_token, "token_type": "Bearer"}))

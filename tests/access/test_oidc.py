@@ -335,8 +335,14 @@ def test_the_periodic_recheck_revokes_tokens_of_api_only_users(client, settings,
     assert oidc.oidc_recheck_due() == {}  # checked at sign-in: not due yet
     ExternalIdentity.objects.filter(user=user).update(last_checked_at=None)
     sso.set_groups(sub, [])
+    stored = ExternalIdentity.objects.get(user=user).refresh_token_ciphertext
     assert oidc.oidc_recheck_due() == {"ok": 1}
     assert not user.groups.filter(pk=ml_team.pk).exists()
+    # The provider rotates refresh tokens: the new one is kept, so the next check still passes.
+    assert ExternalIdentity.objects.get(user=user).refresh_token_ciphertext != stored
+    ExternalIdentity.objects.filter(user=user).update(last_checked_at=None)
+    assert oidc.oidc_recheck_due() == {"ok": 1}
+    assert authenticate_bearer(f"Bearer {secret}") is not None
     sso.disable(sub)
     ExternalIdentity.objects.filter(user=user).update(last_checked_at=None)
     assert oidc.oidc_recheck_due() == {"refused": 1}
