@@ -227,10 +227,6 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
     "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
     "grants-expiring-notify": {"task": "console.access.tasks.grants_expiring_notify_task", "schedule": 3600.0},
-    # Re-checks OIDC identities at the provider (refresh token grant), so API-token-only users
-    # are covered too; the middleware does the same for browser sessions.
-    "oidc-recheck": {"task": "console.access.tasks.oidc_recheck_task",
-                     "schedule": float(max(env.integer("OIDC_RECHECK_SECONDS", 900, minimum=30) // 3, 10))},
     # Keeps console_worker_heartbeat_timestamp_seconds fresh while the queues are idle.
     "worker-heartbeat": {"task": "console.tasks.worker_heartbeat_task", "schedule": 15.0},
 }
@@ -273,6 +269,10 @@ OIDC_RECHECK_SECONDS = env.integer("OIDC_RECHECK_SECONDS", 900, minimum=30)
 OIDC_TIMEOUT_SECONDS = env.integer("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
 if bool(OIDC_DISCOVERY_URL) != bool(OIDC_CLIENT_ID):
     raise ImproperlyConfigured("OIDC_DISCOVERY_URL and OIDC_CLIENT_ID go together: set both or neither")
+# Re-checks OIDC identities holding a refresh token (API-token-only users included; the
+# middleware re-checks browser sessions). Runs three times per interval; does nothing when off.
+CELERY_BEAT_SCHEDULE["oidc-recheck"] = {"task": "console.access.tasks.oidc_recheck_task",
+                                        "schedule": float(max(OIDC_RECHECK_SECONDS // 3, 10))}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

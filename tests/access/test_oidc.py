@@ -359,3 +359,33 @@ def test_an_unreachable_provider_is_not_a_refusal(client, settings, sso):
     response = client.get("/")
     assert response.status_code == 200 and response.wsgi_request.user.username == "nora"
     assert not AuditEvent.objects.filter(action="identity.access_ended").exists()
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+def _settings_in_subprocess(**env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OIDC_") and k != "PYTEST_CURRENT_TEST"}
+    clean.update(DEBUG="true", **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import console.settings as s; print(s.OIDC_CLIENT_SECRET)"],
+        cwd=Path(__file__).resolve().parents[2], env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_half_an_oidc_configuration_stops_start_up():
+    result = _settings_in_subprocess(OIDC_DISCOVERY_URL="https://idp.example.test/.well-known/openid-configuration")
+    assert result.returncode != 0
+    assert "OIDC_DISCOVERY_URL and OIDC_CLIENT_ID go together" in result.stderr
+
+
+def test_the_client_secret_comes_from_a_file(tmp_path):
+    secret = tmp_path / "oidc-client-secret"
+    secret.write_text("s3cret-from-file\n")
+    result = _settings_in_subprocess(OIDC_DISCOVERY_URL="https://idp.example.test/.well-known/openid-configuration",
+                                     OIDC_CLIENT_ID="console", OIDC_CLIENT_SECRET_FILE=str(secret))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("s3cret-from-file")
