@@ -419,7 +419,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Several components have a "role" field; the grant roles get a stable name.
-    "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.access.models.Grant.Role"},
+    "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.access.models.Grant.Role",
+                            "IdentitySourceEnum": "console.access.models.IdentitySource"},
 }
 
 # --- Logging ------------------------------------------------------------------------------
