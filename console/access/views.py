@@ -45,6 +45,7 @@ from console.access.forms import (
 )
 from console.access.models import ApiToken, ExternalIdentity, Grant, GroupMapping
 from console.access.roles import GLOBAL_ROLES
+from console.auth import LOCAL_PASSWORDS_ADMINS
 from console.permissions import get_visible_or_404, is_platform_admin
 from console.views.base import platform_admin_required
 from endpoints.models import Endpoint, Project, RegisteredModel
@@ -619,6 +620,7 @@ class LoginView(base_views.LoginView):
         context = super().get_context_data(**kwargs)
         context["oidc_enabled"] = oidc.enabled()
         context["oidc_provider_name"] = oidc.provider_name()
+        context["local_passwords_admins_only"] = settings.LOCAL_PASSWORD_SIGN_IN == LOCAL_PASSWORDS_ADMINS
         return context
 
 

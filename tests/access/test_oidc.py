@@ -93,6 +93,17 @@ def test_first_sign_in_creates_the_user_with_the_teams_of_the_groups_claim(clien
     assert AuditEvent.objects.filter(action="login.success", target_id=str(user.pk)).exists()
 
 
+def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(client, sso):
+    sso.add_user("nico", PASSWORD)
+    start = client.get("/accounts/oidc/login/?next=/account/tokens/")
+    callback, _ = provider_sign_in(start["Location"], "nico", PASSWORD)
+    assert client.get(callback.removeprefix("http://testserver"))["Location"] == "/account/tokens/"
+    client.post("/accounts/logout/")
+    start = client.get("/accounts/oidc/login/?next=https://evil.example/")
+    callback, _ = provider_sign_in(start["Location"], "nico", PASSWORD)
+    assert client.get(callback.removeprefix("http://testserver"))["Location"] == "/"
+
+
 def test_pkce_and_nonce_are_sent_with_the_authorization_request(client, sso):
     location = client.get("/accounts/oidc/login/")["Location"]
     assert "code_challenge_method=S256" in location and "code_challenge=" in location
