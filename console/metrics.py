@@ -69,6 +69,8 @@ AUTHZ_DECISIONS = Counter("console_authz_decisions_total", "Inference authorizat
                           "(allow, deny: 403, unauthenticated: 401).", ["outcome"])
 AUTHZ_SECONDS = Histogram("console_authz_decision_seconds", "Time to answer an inference authorization check.",
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+IDENTITY_RECHECKS = Counter("console_identity_rechecks_total", "Re-checks of signed-in people at their identity "
+                            "provider, by source and outcome (ok, refused, unreachable).", ["source", "outcome"])
 WORKER_HEARTBEAT = Gauge(
     "console_worker_heartbeat_timestamp_seconds", "When a Celery worker last finished a task (Unix time; the "
     "heartbeat task runs every 15 s).", multiprocess_mode="max")

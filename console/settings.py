@@ -87,6 +87,8 @@ MIDDLEWARE = [
     # Gateway sign-in (TRUSTED_HEADER_ENABLED; does nothing when off): console/access/gateway.py.
     "console.access.gateway.TrustedHeaderMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Re-checks sessions signed in through OpenID Connect at the provider (console/access/oidc.py).
+    "console.access.oidc.OIDCRecheckMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Axes must come last: it turns a locked-out login into its own response.
@@ -236,6 +238,8 @@ AUTH_USER_MODEL = "console.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "console.auth.ConsoleModelBackend",
+    # Sessions of people signed in through OpenID Connect (no password check of its own).
+    "console.access.oidc.OIDCSessionBackend",
     # Object permissions answer through the chokepoint (grant expiry and project inheritance
     # included). Guardian's own backend is not installed: it would ignore both.
     "console.access.backends.GrantPermissionBackend",
@@ -329,6 +333,28 @@ if TRUSTED_HEADER_ENABLED:
 # Password sign-in for everyone ("everyone", the default) or only for break-glass admins
 # ("admins": superusers and Platform admins) once people sign in through an identity provider.
 LOCAL_PASSWORD_SIGN_IN = env.choice("LOCAL_PASSWORD_SIGN_IN", "everyone", ("everyone", "admins"))
+
+# --- OpenID Connect sign-in (console/access/oidc.py; docs/access-control.md) ----------------
+# Off unless a discovery document and a client id are given. The secret may come from a file
+# (OIDC_CLIENT_SECRET_FILE, a mounted Kubernetes secret).
+OIDC_DISCOVERY_URL = env.string("OIDC_DISCOVERY_URL", "")
+OIDC_CLIENT_ID = env.string("OIDC_CLIENT_ID", "")
+OIDC_CLIENT_SECRET = env.string("OIDC_CLIENT_SECRET", "")
+OIDC_PROVIDER_NAME = env.string("OIDC_PROVIDER_NAME", "your identity provider")
+OIDC_SCOPES = env.string("OIDC_SCOPES", "openid profile email offline_access")
+OIDC_USERNAME_CLAIM = env.string("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_GROUPS_CLAIM = env.string("OIDC_GROUPS_CLAIM", "groups")
+# Clock skew allowed on the ID token's exp/iat/nbf.
+OIDC_CLOCK_SKEW_SECONDS = env.integer("OIDC_CLOCK_SKEW_SECONDS", 60, minimum=0)
+# Each person is re-checked at the provider at least this often (refresh token, else userinfo).
+OIDC_RECHECK_SECONDS = env.integer("OIDC_RECHECK_SECONDS", 900, minimum=30)
+OIDC_TIMEOUT_SECONDS = env.integer("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+if bool(OIDC_DISCOVERY_URL) != bool(OIDC_CLIENT_ID):
+    raise ImproperlyConfigured("OIDC_DISCOVERY_URL and OIDC_CLIENT_ID go together: set both or neither")
+# Re-checks OIDC identities holding a refresh token (API-token-only users included; the
+# middleware re-checks browser sessions). Runs three times per interval; does nothing when off.
+CELERY_BEAT_SCHEDULE["oidc-recheck"] = {"task": "console.access.tasks.oidc_recheck_task",
+                                        "schedule": float(max(OIDC_RECHECK_SECONDS // 3, 10))}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -475,7 +501,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Several components have a "role" field; the grant roles get a stable name.
-    "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.access.models.Grant.Role"},
+    "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.access.models.Grant.Role",
+                            "IdentitySourceEnum": "console.access.models.IdentitySource"},
 }
 
 # --- Logging ------------------------------------------------------------------------------

@@ -20,3 +20,7 @@ class AccessConfig(AppConfig):
         # Changes made outside the services (Django admin, guardian shortcuts) drop cached
         # inference-authorization decisions too.
         authz_cache.connect_signals()
+        from console.access.models import ExternalIdentity
+        from console.crypto import register_encrypted_column
+
+        register_encrypted_column(ExternalIdentity, "refresh_token_ciphertext")

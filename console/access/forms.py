@@ -8,7 +8,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from console.access.models import ApiToken, Grant
+from console.access.models import ApiToken, Grant, IdentitySource
 from console.access.roles import GLOBAL_ROLES
 from console.access.selectors import teams
 from endpoints.models import Endpoint
@@ -156,3 +156,36 @@ class CheckAccessForm(forms.Form):
         if endpoint is None:
             raise forms.ValidationError(f"There is no endpoint {project}/{name}.")
         return endpoint
+
+
+# --- identity providers --------------------------------------------------------------------------
+
+class GroupChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.name} (global role)" if obj.name in GLOBAL_ROLES else f"{obj.name} (team)"
+
+
+class GroupMappingForm(forms.Form):
+    """Map an identity-provider group to a team or a global role."""
+
+    source = forms.ChoiceField(choices=IdentitySource.choices, label="Identity provider")
+    external_group = forms.CharField(
+        max_length=300, label="Group at the provider",
+        help_text="The value in the OIDC groups claim, the LDAP group's DN, or the gateway header's group.")
+    group = GroupChoiceField(queryset=None, label="Console team or global role")
+
+    def __init__(self, *args, **kwargs):
+        from django.contrib.auth.models import Group
+
+        super().__init__(*args, **kwargs)
+        self.fields["group"].queryset = Group.objects.order_by("name")
+
+
+class IdentityLinkForm(forms.Form):
+    """Link an identity-provider account to this console account (e.g. when user names collide)."""
+
+    source = forms.ChoiceField(choices=IdentitySource.choices, label="Identity provider")
+    issuer = forms.CharField(max_length=300, label="Issuer",
+                             help_text="The OIDC issuer URL, the LDAP server, or the gateway's name.")
+    subject = forms.CharField(max_length=300, label="Subject",
+                              help_text="The person's OIDC sub, LDAP DN, or header user name.")

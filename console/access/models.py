@@ -226,6 +226,9 @@ class ExternalIdentity(models.Model):
     linked_by_name = models.CharField(max_length=150, blank=True)
     last_sign_in_at = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    # OIDC: the newest refresh token, encrypted (console.crypto), for the periodic re-check at
+    # the provider; empty when the provider issued none or refused it.
+    refresh_token_ciphertext = models.TextField(blank=True, default="")
 
     class Meta:
         verbose_name_plural = "external identities"

@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from console.access.grants import ROLE_ACTIONS, actions_for, live_q
-from console.access.models import ApiToken, Grant
+from console.access.models import ApiToken, ExternalIdentity, Grant, GroupMapping
 from console.access.roles import GLOBAL_ROLES
 from console.permissions import ADMIN_PERMISSION, can, is_platform_admin, protection_for, visible
 from endpoints.models import Endpoint, Project, RegisteredModel
@@ -395,3 +395,13 @@ def endpoints_of(project):
 
 
 ROLE_TABLE = [(role, label, ROLE_ACTIONS[role]) for role, label in Grant.Role.choices]
+
+
+def group_mappings():
+    """Every identity-provider group mapping, with the team or role it gives."""
+    return GroupMapping.objects.select_related("group").order_by("source", "external_group", "group__name")
+
+
+def identities_of(*, user):
+    """The identity-provider accounts linked to ``user``."""
+    return ExternalIdentity.objects.filter(user=user).order_by("source", "issuer", "subject")

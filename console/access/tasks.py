@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.access import grants
+from console.access import grants, oidc
 from console.celery import idempotent_task
 
 
@@ -28,3 +28,10 @@ def ldap_sync_task() -> dict:
     if not enabled():
         return {}
     return ldap_sync().as_dict()
+
+
+@idempotent_task
+def oidc_recheck_task() -> dict[str, int]:
+    """Periodic (beat): re-check at the OpenID Connect provider every identity holding a refresh
+    token, so people who only use API tokens lose them too when the provider refuses them."""
+    return oidc.oidc_recheck_due()

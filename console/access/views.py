@@ -24,23 +24,28 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from console import views as base_views
 from console.access import grants as grant_services
-from console.access import selectors, services, tokens
+from console.access import identity, oidc, selectors, services, tokens
 from console.access.forms import (
     CheckAccessForm,
     DeactivateForm,
     GrantForm,
     GrantRevokeForm,
+    GroupMappingForm,
+    IdentityLinkForm,
     TeamForm,
     TeamMemberForm,
     TokenForm,
     UserCreateForm,
     UserRolesForm,
 )
-from console.access.models import ApiToken, Grant
+from console.access.models import ApiToken, ExternalIdentity, Grant, GroupMapping
 from console.access.roles import GLOBAL_ROLES
+from console.auth import LOCAL_PASSWORDS_ADMINS
 from console.permissions import get_visible_or_404, is_platform_admin
 from console.views.base import platform_admin_required
 from endpoints.models import Endpoint, Project, RegisteredModel
@@ -146,6 +151,7 @@ def user_detail(request, pk):
         "tokens": list(selectors.tokens_of(user=subject)),
         "is_self": subject.pk == request.user.pk,
         "lockout": None if subject.is_service_account else services.sign_in_lockout(subject),
+        "identities": list(selectors.identities_of(user=subject)),
         "reset_refusal": services.sign_in_reset_refusal(actor=request.user, user=subject),
         "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Users", reverse("access:user-list")),
                           (subject.username, None)),
@@ -507,3 +513,149 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
             services.user_password_set_recorded(user=self.user, via="one-time link")
         messages.success(self.request, "Password set. Sign in with it now.")
         return response
+
+
+# --- identity providers: group mappings and linked identities --------------------------------------
+
+@platform_admin_required
+def group_mapping_list(request):
+    page = _page(request, selectors.group_mappings())
+    return render(request, "console/access/group_mapping_list.html", {
+        "title": "Group mappings", "page_obj": page, "object_list": page.object_list,
+        "global_role_names": set(GLOBAL_ROLES),
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Group mappings", None)),
+    })
+
+
+@platform_admin_required
+def group_mapping_create(request):
+    form = GroupMappingForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            identity.group_mapping_create(actor=request.user, source=data["source"],
+                                          external_group=data["external_group"], group=data["group"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Members of {data['external_group']} join {data['group'].name} at their "
+                                      "next sign-in, re-check or sync.")
+            return redirect("access:group-mapping-list")
+    return render(request, "console/access/form.html", {
+        "title": "Map a provider group", "form": form, "submit_label": "Create mapping",
+        "cancel_url": reverse("access:group-mapping-list"),
+        "description": "People in the group at the identity provider join the team or global role; they leave it "
+                       "when the provider stops reporting the group.",
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")),
+                          ("Group mappings", reverse("access:group-mapping-list")), ("New", None)),
+    })
+
+
+@platform_admin_required
+def group_mapping_delete(request, pk):
+    mapping = get_object_or_404(GroupMapping.objects.select_related("group"), pk=pk)
+    if request.method == "POST":
+        identity.group_mapping_delete(actor=request.user, mapping=mapping)
+        messages.success(request, f"Mapping {mapping.external_group} → {mapping.group.name} deleted.")
+        return redirect("access:group-mapping-list")
+    return render(request, "generic/confirm.html", {
+        "title": f"Delete the mapping {mapping.external_group} → {mapping.group.name}", "object": mapping,
+        "summary": "The provider group stops giving this team or role.",
+        "consequences": ["People it put there leave at their next sign-in, re-check or sync.",
+                         "Memberships given by hand are not touched."],
+        "confirm_label": "Delete mapping", "cancel_url": reverse("access:group-mapping-list"),
+    })
+
+
+@platform_admin_required
+def identity_link(request, pk):
+    subject = selectors.user_get(pk)
+    form = IdentityLinkForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            identity.identity_link(actor=request.user, user=subject, source=data["source"], issuer=data["issuer"],
+                                   subject=data["subject"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{subject.username} now signs in with that provider account.")
+            return redirect("access:user-detail", pk=subject.pk)
+    return render(request, "console/access/form.html", {
+        "title": f"Link a provider account to {subject.username}", "form": form, "submit_label": "Link",
+        "cancel_url": reverse("access:user-detail", args=[subject.pk]),
+        "description": "The provider account then signs in as this console account (the way to let a local "
+                       "account sign in through the provider when the user names are the same).",
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Users", reverse("access:user-list")),
+                          (subject.username, reverse("access:user-detail", args=[subject.pk])), ("Link", None)),
+    })
+
+
+@platform_admin_required
+@require_POST
+def identity_unlink(request, pk, identity_pk):
+    subject = selectors.user_get(pk)
+    linked = get_object_or_404(ExternalIdentity, pk=identity_pk, user=subject)
+    identity.identity_unlink(actor=request.user, identity=linked)
+    messages.success(request, f"{linked} no longer signs in as {subject.username}.")
+    return redirect("access:user-detail", pk=subject.pk)
+
+
+# --- OpenID Connect sign-in -------------------------------------------------------------------------
+
+NEXT_KEY = "oidc_next"
+
+
+def _safe_next(request, value: str) -> str:
+    if value and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()},
+                                                 require_https=request.is_secure()):
+        return value
+    return ""
+
+
+class LoginView(base_views.LoginView):
+    """The sign-in page, with a "Sign in with <provider>" button when OpenID Connect is on."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["oidc_enabled"] = oidc.enabled()
+        context["oidc_provider_name"] = oidc.provider_name()
+        context["local_passwords_admins_only"] = settings.LOCAL_PASSWORD_SIGN_IN == LOCAL_PASSWORDS_ADMINS
+        return context
+
+
+class LogoutView(base_views.LogoutView):
+    """Ends the console session and, when the person signed in through a provider that
+    supports it, the provider's session too (RP-initiated logout)."""
+
+    def post(self, request, *args, **kwargs):
+        id_token = request.session.get(oidc.ID_TOKEN_KEY, "")
+        response = super().post(request, *args, **kwargs)
+        end_session = oidc.end_session_url(id_token)
+        if not end_session:
+            return response
+        return render(request, "console/access/oidc_signed_out.html", {
+            "end_session_url": end_session, "provider_name": oidc.provider_name()})
+
+
+def oidc_login(request):
+    if not oidc.enabled():
+        raise Http404("OpenID Connect sign-in is not configured.")
+    request.session[NEXT_KEY] = _safe_next(request, request.GET.get("next", ""))
+    try:
+        return oidc.begin_sign_in(request)
+    except oidc.SignInFailed as exc:
+        messages.error(request, exc.message)
+        return redirect("login")
+
+
+def oidc_callback(request):
+    if not oidc.enabled():
+        raise Http404("OpenID Connect sign-in is not configured.")
+    next_url = request.session.get(NEXT_KEY, "")
+    try:
+        oidc.complete_sign_in(request)
+    except oidc.SignInFailed as exc:
+        messages.error(request, exc.message)
+        return redirect("login")
+    return redirect(_safe_next(request, next_url) or settings.LOGIN_REDIRECT_URL)

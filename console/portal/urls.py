@@ -7,13 +7,18 @@ from drf_spectacular.views import SpectacularAPIView
 
 from audit import urls as audit_urls
 from console import health, views
+from console.access import views as access_views
 from console.access.authz import http
 from console.portal import views as portal_views
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
-    path("accounts/login/", views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    # Sign-in and sign-out pages of the framework, with the identity provider's button and
+    # RP-initiated logout added by access control.
+    path("accounts/login/", access_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", access_views.LogoutView.as_view(), name="logout"),
+    path("accounts/oidc/login/", access_views.oidc_login, name="oidc-login"),
+    path("accounts/oidc/callback/", access_views.oidc_callback, name="oidc-callback"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("console.access.api.urls")),

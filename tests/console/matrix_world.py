@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from types import SimpleNamespace
 
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from console.access import grants, roles, services, tokens
+from console.access import grants, identity, roles, services, tokens
+from console.access.models import GroupMapping
 from tests.endpoints.endpoint_factories import (
     ClusterFactory,
     EndpointFactory,
@@ -26,7 +28,46 @@ from tests.factories import UserFactory
 PROJECT_ROLES = {"viewer": "viewer", "deployer": "deployer", "owner": "owner", "caller": "caller"}
 
 
-def build_world() -> SimpleNamespace:
+SSO_ISSUER = "https://idp.matrix.example.test"
+
+
+def _sso_person(username: str, groups: list[str] = ()):
+    """A persona created the way a first OpenID Connect sign-in creates one: linked by
+    (issuer, subject), no password, groups synced from the provider's groups claim."""
+    user = identity.resolve_identity(identity.Claims(source="oidc", issuer=SSO_ISSUER, subject=f"sub-{username}",
+                                                     username=username, email=f"{username}@example.test"))
+    identity.sync_groups(user=user, source="oidc", external_groups=groups, via="sign-in", issuer=SSO_ISSUER,
+                         subject=f"sub-{username}")
+    return user
+
+
+def _people(sso: bool) -> dict:
+    if not sso:
+        return {
+            "anonymous": None,
+            "outsider": UserFactory(username="m-outsider"),
+            "viewer": UserFactory(username="m-viewer"),
+            "deployer": UserFactory(username="m-deployer"),
+            "owner": UserFactory(username="m-owner"),
+            "caller": UserFactory(username="m-caller"),
+            "auditor": UserFactory(username="m-auditor", roles=[roles.AUDITOR]),
+            "admin": UserFactory(username="m-admin", is_superuser=True, is_staff=True, roles=[roles.PLATFORM_ADMIN]),
+        }
+    for external, role in (("idp-auditors", roles.AUDITOR), ("idp-platform-admins", roles.PLATFORM_ADMIN)):
+        GroupMapping.objects.create(source="oidc", external_group=external, group=Group.objects.get(name=role))
+    people = {"anonymous": None, **{p: _sso_person(f"m-{p}", ["everyone"])
+                                    for p in ("outsider", "viewer", "deployer", "owner", "caller")}}
+    people["auditor"] = _sso_person("m-auditor", ["everyone", "idp-auditors"])
+    people["admin"] = _sso_person("m-admin", ["everyone", "idp-platform-admins"])
+    # The admin persona is also a superuser (the Django admin rows); an operator sets that by hand.
+    type(people["admin"]).objects.filter(pk=people["admin"].pk).update(is_superuser=True, is_staff=True)
+    people["admin"].refresh_from_db()
+    return people
+
+
+def build_world(*, sso: bool = False) -> SimpleNamespace:
+    """The matrix's world; with ``sso`` the personas are provider accounts (created by
+    ``resolve_identity``, global roles and the team through group mappings and ``sync_groups``)."""
     roles.ensure_global_roles()
     w = SimpleNamespace()
     w.cluster = ClusterFactory(name="matrix-cluster", ingress_domain="example.com")
@@ -47,16 +88,7 @@ def build_world() -> SimpleNamespace:
     w.other_version = ModelVersionFactory(model=w.other_model, version=1)
     w.other_endpoint = EndpointFactory(project=w.other_project, name="secret", model_version=w.other_version)
 
-    w.users = {
-        "anonymous": None,
-        "outsider": UserFactory(username="m-outsider"),
-        "viewer": UserFactory(username="m-viewer"),
-        "deployer": UserFactory(username="m-deployer"),
-        "owner": UserFactory(username="m-owner"),
-        "caller": UserFactory(username="m-caller"),
-        "auditor": UserFactory(username="m-auditor", roles=[roles.AUDITOR]),
-        "admin": UserFactory(username="m-admin", is_superuser=True, is_staff=True, roles=[roles.PLATFORM_ADMIN]),
-    }
+    w.users = _people(sso)
     for persona, role in PROJECT_ROLES.items():
         grant = grants.grant_create(actor=None, role=role, target=w.project, user=w.users[persona],
                                     reason="permission matrix")
@@ -64,7 +96,13 @@ def build_world() -> SimpleNamespace:
     w.grant = w.viewer_grant
     w.other_grant = grants.grant_create(actor=None, role="owner", target=w.other_project,
                                         user=UserFactory(username="m-elsewhere"), reason="other project")
-    w.team = services.team_create(actor=None, name="matrix-team", members=[w.users["viewer"]])
+    if sso:
+        w.team = services.team_create(actor=None, name="matrix-team", members=[])
+        GroupMapping.objects.create(source="oidc", external_group="idp-matrix-team", group=w.team)
+        identity.sync_groups(user=w.users["viewer"], source="oidc", external_groups=["everyone", "idp-matrix-team"],
+                             via="sign-in", issuer=SSO_ISSUER, subject="sub-m-viewer")
+    else:
+        w.team = services.team_create(actor=None, name="matrix-team", members=[w.users["viewer"]])
     w.team_grant = grants.grant_create(actor=None, role="caller", target=w.endpoint, group=w.team,
                                        reason="team callers")
     w.subject = UserFactory(username="m-subject")

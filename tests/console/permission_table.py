@@ -72,6 +72,9 @@ ROUTES: dict[str, Req | list[Req]] = {
         Req(expect(405, 405, 405, 405, 405, 405, 405, 405)),  # GET never signs anyone out
         Req(expect(302, 302, 302, 302, 302, 302, 302, 302), method="POST"),
     ],
+    # OpenID Connect sign-in is off in the matrix (no provider configured): not found for all.
+    "oidc-login": Req(expect(404, 404, 404, 404, 404, 404, 404, 404)),
+    "oidc-callback": Req(expect(404, 404, 404, 404, 404, 404, 404, 404)),
     "healthz": Req(PUBLIC),
     "readyz": Req(PUBLIC),
     # The OpenAPI document and its viewers are public (they describe routes, never data).
@@ -154,6 +157,23 @@ ROUTES.update({
         Req(OBJECT_MANAGERS_POST, method="POST", kwargs={"pk": "grant.pk"}, data={"reason": "matrix"},
             idor={"pk": "other_grant.pk"}),
     ],
+    # Identity providers: group mappings and linked sign-in accounts (platform admins).
+    "access:group-mapping-list": Req(UI_ADMIN),
+    "access:group-mapping-create": [
+        Req(UI_ADMIN),
+        Req(UI_ADMIN_POST, method="POST", data={"source": "oidc", "external_group": "matrix-new", "group": "@team.pk"}),
+    ],
+    "access:group-mapping-delete": [
+        Req(UI_ADMIN, kwargs={"pk": "group_mapping.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "group_mapping.pk"}),
+    ],
+    "access:identity-link": [
+        Req(UI_ADMIN, kwargs={"pk": "subject.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "subject.pk"},
+            data={"source": "oidc", "issuer": "https://idp.example.test", "subject": "matrix-new-sub"}),
+    ],
+    "access:identity-unlink": Req(UI_ADMIN_POST, method="POST",
+                                  kwargs={"pk": "subject.pk", "identity_pk": "identity.pk"}),
     "access:check-access": [
         Req(UI_ADMIN),
         Req(UI_ADMIN, query="action=infer&endpoint=matrix/scorer&user=@subject.pk"),
@@ -218,6 +238,24 @@ ROUTES.update({
     "api-team-detail": Req(API_ADMIN, kwargs={"pk": "team.pk"}),
     "api-team-members": Req(API_ADMIN, method="POST", kwargs={"pk": "team.pk"}, data={"user": "@subject.pk"}),
     "api-team-remove-member": Req(API_ADMIN, method="DELETE", kwargs={"pk": "team.pk", "user_id": "users.viewer.pk"}),
+    "api-group-mapping-list": [
+        Req(API_ADMIN),
+        Req(API_ADMIN_CREATED, method="POST", data={"source": "oidc", "external_group": "api-group",
+                                                    "group": "@team.pk"}),
+    ],
+    "api-group-mapping-detail": [
+        Req(API_ADMIN, kwargs={"pk": "group_mapping.pk"}),
+        Req(expect(401, 403, 403, 403, 403, 403, 403, 204), method="DELETE", kwargs={"pk": "group_mapping.pk"}),
+    ],
+    "api-identity-list": [
+        Req(API_ADMIN, query="user=@subject.pk"),
+        Req(API_ADMIN_CREATED, method="POST", data={"user": "@subject.pk", "source": "oidc",
+                                                    "issuer": "https://idp.example.test", "subject": "api-sub"}),
+    ],
+    "api-identity-detail": [
+        Req(API_ADMIN, kwargs={"pk": "identity.pk"}),
+        Req(expect(401, 403, 403, 403, 403, 403, 403, 204), method="DELETE", kwargs={"pk": "identity.pk"}),
+    ],
     "api-endpoint-access-detail": Req(API_OBJECT_MANAGERS, kwargs={"pk": "endpoint.pk"},
                                       idor={"pk": "other_endpoint.pk"}),
     "api-project-access-detail": Req(API_OBJECT_MANAGERS, kwargs={"pk": "project.pk"},
@@ -225,3 +263,12 @@ ROUTES.update({
     # Without its query parameters the check is a 400, for admins only.
     "api-access-check": Req(expect(401, 403, 403, 403, 403, 403, 403, 400)),
 })
+
+
+def extend_world(world) -> None:
+    """A group mapping and a linked sign-in account for the identity-provider rows."""
+    from console.access.models import ExternalIdentity, GroupMapping
+
+    world.group_mapping = GroupMapping.objects.create(source="oidc", external_group="matrix-group", group=world.team)
+    world.identity = ExternalIdentity.objects.create(user=world.subject, source="oidc",
+                                                     issuer="https://idp.example.test", subject="matrix-subject")

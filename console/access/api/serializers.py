@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from console.access.models import ApiToken, Grant
+from console.access.models import ApiToken, Grant, IdentitySource
 from console.access.roles import GLOBAL_ROLES
 
 
@@ -182,3 +182,30 @@ def source_data(source) -> dict:
     return {"kind": source.kind, "description": source.describe(),
             "team": source.group.name if source.group is not None else None,
             "grant_ids": [g.pk for g in source.grants], "expires_at": source.expires_at}
+
+
+class GroupMappingSerializer(serializers.Serializer):
+    """An identity-provider group mapped to a team or a global role."""
+
+    id = serializers.IntegerField(read_only=True)
+    source = serializers.ChoiceField(choices=IdentitySource.choices)
+    external_group = serializers.CharField(max_length=300)
+    group = serializers.IntegerField(source="group_id", help_text="The team's or global role's id.")
+    group_name = serializers.CharField(source="group.name", read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    created_by_name = serializers.CharField(read_only=True)
+
+
+class ExternalIdentitySerializer(serializers.Serializer):
+    """An identity-provider account linked to a console user."""
+
+    id = serializers.IntegerField(read_only=True)
+    user = serializers.IntegerField(source="user_id")
+    username = serializers.CharField(source="user.username", read_only=True)
+    source = serializers.ChoiceField(choices=IdentitySource.choices)
+    issuer = serializers.CharField(max_length=300)
+    subject = serializers.CharField(max_length=300)
+    groups = serializers.ListField(child=serializers.CharField(), read_only=True)
+    last_sign_in_at = serializers.DateTimeField(read_only=True)
+    last_checked_at = serializers.DateTimeField(read_only=True)
+    linked_by_name = serializers.CharField(read_only=True)

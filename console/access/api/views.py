@@ -4,6 +4,8 @@
   creating returns the token once; DELETE revokes. Tokens cannot mint or revoke tokens.
 - ``grants/``: grants on objects you may manage; create, revoke (``POST grants/{id}/revoke/``).
 - ``users/`` and ``teams/`` (platform admins): accounts, deactivation, team membership.
+- ``group-mappings/`` and ``identities/`` (platform admins): identity-provider groups mapped to
+  teams and global roles; provider accounts linked to console users (link, unlink).
 - ``access/check/`` (platform admins): principal + endpoint + action → allowed, with reasons.
 - ``access/endpoints/{id}/``, ``access/projects/{id}/``: who can access the object and why
   (its managers), through the chokepoint filter backend and permission class.
@@ -27,14 +29,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from console.access import grants as grant_services
-from console.access import selectors, services, tokens
+from console.access import identity, selectors, services, tokens
 from console.access.api.serializers import (
     AccessCheckSerializer,
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
+    ExternalIdentitySerializer,
     GrantCreateSerializer,
     GrantSerializer,
+    GroupMappingSerializer,
     RevokeSerializer,
     TeamMemberSerializer,
     TeamSerializer,
@@ -44,7 +48,7 @@ from console.access.api.serializers import (
     WhoCanAccessSerializer,
     source_data,
 )
-from console.access.models import ApiToken, Grant
+from console.access.models import ApiToken, ExternalIdentity, Grant
 from console.access.roles import GLOBAL_ROLES
 from console.api.permissions import IsPlatformAdmin
 from console.api.viewsets import ProtectedGenericViewSet
@@ -263,6 +267,78 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(TeamSerializer(self.get_queryset().get(pk=team.pk)).data)
 
 
+# --- identity providers ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(list=extend_schema(summary="Group mappings"), retrieve=extend_schema(summary="One group mapping"),
+                    destroy=extend_schema(summary="Delete a group mapping"))
+class GroupMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                          viewsets.GenericViewSet):
+    """Identity-provider groups mapped to teams and global roles (platform admins)."""
+
+    serializer_class = GroupMappingSerializer
+    permission_classes = [IsAuthenticated, IsPlatformAdmin]
+
+    def get_queryset(self):
+        return selectors.group_mappings()
+
+    @extend_schema(summary="Map a provider group", responses={201: GroupMappingSerializer})
+    def create(self, request):
+        serializer = GroupMappingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        group = Group.objects.filter(pk=data["group_id"]).first()
+        if group is None:
+            raise ValidationError({"group": ["No such team or global role."]})
+        mapping = identity.group_mapping_create(actor=request.user, source=data["source"],
+                                                external_group=data["external_group"], group=group)
+        return Response(GroupMappingSerializer(self.get_queryset().get(pk=mapping.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        identity.group_mapping_delete(actor=self.request.user, mapping=instance)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Linked identity-provider accounts", parameters=[
+        OpenApiParameter("user", OpenApiTypes.INT, description="Only this user's.")]),
+    retrieve=extend_schema(summary="One linked account"),
+    destroy=extend_schema(summary="Unlink an identity-provider account"),
+)
+class ExternalIdentityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                              viewsets.GenericViewSet):
+    """Identity-provider accounts linked to console users; link one to an existing account
+    (when user names collide) or unlink it (platform admins)."""
+
+    serializer_class = ExternalIdentitySerializer
+    permission_classes = [IsAuthenticated, IsPlatformAdmin]
+
+    def get_queryset(self):
+        qs = ExternalIdentity.objects.select_related("user").order_by("user__username", "source", "issuer")
+        wanted = self.request.query_params.get("user", "")
+        if self.action == "list" and wanted:
+            if not wanted.isdigit():
+                raise ValidationError({"user": ["Give the user's id."]})
+            qs = qs.filter(user_id=int(wanted))
+        return qs
+
+    @extend_schema(summary="Link an identity-provider account", responses={201: ExternalIdentitySerializer})
+    def create(self, request):
+        serializer = ExternalIdentitySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = get_user_model().objects.filter(pk=data["user_id"]).first()
+        if user is None:
+            raise ValidationError({"user": ["No such user."]})
+        linked = identity.identity_link(actor=request.user, user=user, source=data["source"],
+                                        issuer=data["issuer"], subject=data["subject"])
+        return Response(ExternalIdentitySerializer(self.get_queryset().get(pk=linked.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        identity.identity_unlink(actor=self.request.user, identity=instance)
+
+
 # --- explanations -------------------------------------------------------------------------------------------
 
 class AccessCheckView(APIView):
@@ -327,6 +403,8 @@ def register(router) -> None:
     router.register("grants", GrantViewSet, basename="api-grant")
     router.register("users", UserViewSet, basename="api-user")
     router.register("teams", TeamViewSet, basename="api-team")
+    router.register("group-mappings", GroupMappingViewSet, basename="api-group-mapping")
+    router.register("identities", ExternalIdentityViewSet, basename="api-identity")
     router.register("access/endpoints", EndpointAccessViewSet, basename="api-endpoint-access")
     router.register("access/projects", ProjectAccessViewSet, basename="api-project-access")
 
