@@ -282,33 +282,6 @@ class ProjectAdminMixin(AdminPageMixin):
         return project_crumbs(self.project, last)
 
 
-class ProjectDetailView(AdminPageMixin, ProtectedDetailView):
-    """A project's namespace, cluster, accelerator quotas and payload-logger key."""
-
-    template_name = "endpoints/admin/project_detail.html"
-    admin_section = "Projects"
-    queryset = Project.objects.select_related("cluster")
-    slug_field = slug_url_kwarg = "name"
-    context_object_name = "project"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        project = self.object
-        quotas = {q.hardware_profile_id: q.max_accelerators for q in ProjectQuota.objects.filter(project=project)}
-        usage = selectors.project_accelerator_usage(user=self.request.user, project=project)
-        rows = [{"profile": p, "quota": quotas.get(p.pk), "used": usage.get(p.pk, 0)}
-                for p in selectors.hardware_profile_list() if p.has_accelerator or p.pk in quotas or p.pk in usage]
-        context.update(
-            title=f"Project {project.name}", quota_rows=rows,
-            logger_url=redact_ingest_keys(ingest_url(project)),
-            model_count=selectors.model_list_visible_to(user=self.request.user, project=project).count(),
-            endpoint_count=selectors.endpoint_list_visible_to(user=self.request.user, project=project.name).count(),
-            models_url=reverse("endpoints:model-list") + f"?project={project.name}",
-            breadcrumbs=project_crumbs(project),
-        )
-        return context
-
-
 class ProjectQuotaView(ProjectAdminMixin, ServiceFormView):
     """Edit the project's accelerator quota for every hardware profile at once."""
 
@@ -450,6 +423,7 @@ class HardwareProfileEditView(AdminFormView):
 
     def get_context_data(self, **kwargs):
         kwargs["title"] = f"Edit hardware profile {self.profile.name}"
+        kwargs["delete_url"] = reverse("endpoints:hardware-delete", kwargs={"pk": self.profile.pk})
         return super().get_context_data(**kwargs)
 
 
@@ -531,6 +505,8 @@ class ServingRuntimeEditView(AdminFormView):
                                      "outside the console: change it there. Here only its description and whether "
                                      "endpoints may use it can change.")
         kwargs["runtime"] = self.runtime
+        if self.runtime.console_installs:
+            kwargs["delete_url"] = reverse("endpoints:runtime-delete", kwargs={"pk": self.runtime.pk})
         return super().get_context_data(**kwargs)
 
 
@@ -542,7 +518,6 @@ urlpatterns = [
     path("admin/clusters/<int:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
     path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/new/", ProjectCreateView.as_view(), name="project-create"),
-    path("projects/<slug:name>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<slug:name>/quotas/", ProjectQuotaView.as_view(), name="project-quota"),
     path("projects/<slug:name>/rotate-ingest-key/", ProjectRotateKeyView.as_view(), name="project-rotate-key"),
     path("admin/hardware/", HardwareProfileListView.as_view(), name="hardware-list"),
