@@ -34,9 +34,9 @@ from endpoints.views.registry import endpoint_url
 DELETE_TEMPLATE = "endpoints/lifecycle/delete_confirm.html"
 
 
-def _optional_url(name: str, **kwargs) -> str | None:
+def _optional_url(route: str, **kwargs) -> str | None:
     try:
-        return reverse(name, kwargs=kwargs)
+        return reverse(route, kwargs=kwargs)
     except NoReverseMatch:
         return None
 
