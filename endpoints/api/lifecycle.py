@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
@@ -96,7 +97,26 @@ class RegisteredModelLifecycleMixin(LifecycleMixin):
 
 
 class ModelVersionLifecycleMixin(LifecycleMixin):
+    """Also ``archive``/``unarchive``: a version kept for its history but no longer deployable
+    (endpoints already on it keep it)."""
+
     edit_serializer_class = ModelVersionEditSerializer
+
+    def _archived(self, archived: bool):
+        version = lifecycle.model_version_archive(actor=self.request.user, version=self.get_object(),
+                                                  archived=archived)
+        return Response(self.get_serializer(self.get_queryset().get(pk=version.pk)).data)
+
+    @extend_schema(request=None, description="Archive the version (needs manage on the model): it is kept, with "
+                                             "what refers to it, but can no longer be chosen for an endpoint.")
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        return self._archived(True)
+
+    @extend_schema(request=None, description="Make an archived version deployable again (needs manage).")
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request, pk=None):
+        return self._archived(False)
 
     def update_service(self, version, changes):
         return lifecycle.model_version_update(actor=self.request.user, version=version, **changes)

@@ -339,9 +339,9 @@ class RegisteredModelViewSet(RegisteredModelLifecycleMixin, ListFilterMixin, mix
 class ModelVersionViewSet(ModelVersionLifecycleMixin, ListFilterMixin, ProtectedReadOnlyViewSet):
     """Model versions of models the caller can see (a version follows its model's access);
     the detail carries the full reference profile. Editing the description needs deploy on the
-    model, deleting a version nothing serves or refers to needs manage."""
+    model, deleting a version nothing serves or refers to (or archiving one) needs manage."""
 
-    action_permissions = {"destroy": "manage"}
+    action_permissions = {"destroy": "manage", "archive": "manage", "unarchive": "manage"}
 
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilterSet

@@ -5,7 +5,9 @@ What may be deleted, and why (docs/architecture.md, "Lifecycle"):
 
 - a **model version** only while no endpoint serves it (primary or canary) and no existing
   endpoint's revision history names it — rollback would otherwise point at nothing — and no
-  monitoring row (bin counts, drift windows) would go with it;
+  monitoring row (bin counts, drift windows) would go with it; otherwise it can be *archived*:
+  kept, marked, and refused as the version of a new endpoint or a change (endpoints already on
+  it keep it, rollback to a revision naming it still works);
 - a **registered model** only when each of its versions may be deleted;
 - a **project** only once it has no endpoint and no storage connection of its own; its models,
   quotas, subscriptions and grants go with it (the namespace stays on the cluster);
@@ -30,6 +32,7 @@ from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.db.models import ProtectedError, Q, RestrictedError
 from django.db.models.deletion import Collector
+from django.utils import timezone
 
 from audit import services as audit
 from endpoints.models import (
@@ -128,7 +131,8 @@ def version_delete_blockers(version: ModelVersion) -> list[str]:
     if history.exists():
         names = _names(f"{p}/{n}" for p, n in history.values_list("endpoint__project__name", "endpoint__name"))
         reasons.append(f"Version {version.version} of {version.model.name} was deployed on endpoint {names}: "
-                       "their revision history (and rollback) refers to it. It is kept while those endpoints exist.")
+                       "their revision history (and rollback) refers to it. It is kept while those endpoints exist; "
+                       "archive it so it can no longer be deployed.")
     if not reasons:
         try:
             rows = _history_rows(version, cascade_counts(version))
@@ -136,7 +140,7 @@ def version_delete_blockers(version: ModelVersion) -> list[str]:
             return [exc.messages[0]]
         if rows:
             reasons.append(f"Version {version.version} of {version.model.name} has monitoring history "
-                           f"({_names(rows)}); deleting it would delete that history.")
+                           f"({_names(rows)}); deleting it would delete that history. Archive it instead.")
     return reasons
 
 
@@ -165,6 +169,37 @@ def model_version_delete(*, actor, version: ModelVersion) -> None:
                                   "aliases": list(version.aliases.values_list("name", flat=True))},
                           "deleted_with_it": counts})
     version.delete()
+
+
+@transaction.atomic
+def model_version_archive(*, actor, version: ModelVersion, archived: bool = True) -> ModelVersion:
+    """Archive a version (or bring it back): it stays, with everything that refers to it, but
+    cannot be chosen for an endpoint any more. Archiving twice changes nothing."""
+    version = ModelVersion.objects.select_for_update().select_related("model__project").get(pk=version.pk)
+    if archived == (version.archived_at is not None):
+        return version
+    version.archived_at = timezone.now() if archived else None
+    version.save(update_fields=["archived_at"])
+    serving = Endpoint.objects.filter(Q(model_version=version) | Q(canary_version=version))
+    audit.record(action="modelversion.archive" if archived else "modelversion.unarchive", actor=actor,
+                 target=version, project=version.model.project,
+                 details={"model": version.model.name, "version": version.version,
+                          "serving_endpoints": sorted(serving.values_list("name", flat=True))})
+    return version
+
+
+def refuse_archived_versions(endpoint: Endpoint, *, previous_version_id=None, previous_canary_id=None) -> None:
+    """An endpoint may keep an archived version it already has (as primary or canary, so a
+    promotion still works), never newly choose one."""
+    errors = {}
+    kept = {previous_version_id, previous_canary_id} - {None}
+    for field in ("model_version", "canary_version"):
+        version = getattr(endpoint, field)
+        if version is not None and version.archived_at is not None and version.pk not in kept:
+            errors[field] = [f"Version {version.version} of {version.model.name} is archived: it can no longer be "
+                             "deployed. Choose another version, or ask a project Owner to unarchive it."]
+    if errors:
+        raise ValidationError(errors)
 
 
 # --- registered models ---------------------------------------------------------------------------

@@ -229,6 +229,23 @@ class VersionDeleteView(LoginRequiredMixin, VersionMixin, DeleteView):
                       (f"Delete version {version.version}", None))
 
 
+class VersionArchiveView(LoginRequiredMixin, VersionMixin, View):
+    """Archive a version (``archived=1``) or bring it back (``archived=0``); needs manage."""
+
+    version_action = "manage"
+
+    def post(self, request, *args, **kwargs):
+        version = self.load_version()
+        archived = request.POST.get("archived", "1") != "0"
+        lifecycle.model_version_archive(actor=request.user, version=version, archived=archived)
+        if archived:
+            messages.success(request, f"Version {version.version} of {self.model.name} archived: it can no longer be "
+                                      "deployed; endpoints already on it keep it.")
+        else:
+            messages.success(request, f"Version {version.version} of {self.model.name} can be deployed again.")
+        return redirect(model_url(self.model) + f"#version-{version.version}")
+
+
 # --- projects --------------------------------------------------------------------------------------------
 
 def project_url(project) -> str:
@@ -399,6 +416,7 @@ urlpatterns = [
     path("models/<int:pk>/delete/", ModelDeleteView.as_view(), name="model-delete"),
     path("models/<int:pk>/versions/<int:version>/edit/", VersionEditView.as_view(), name="version-edit"),
     path("models/<int:pk>/versions/<int:version>/delete/", VersionDeleteView.as_view(), name="version-delete"),
+    path("models/<int:pk>/versions/<int:version>/archive/", VersionArchiveView.as_view(), name="version-archive"),
     path("projects/<slug:name>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<slug:name>/edit/", ProjectEditView.as_view(), name="project-edit"),
     path("projects/<slug:name>/delete/", ProjectDeleteView.as_view(), name="project-delete"),

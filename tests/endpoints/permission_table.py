@@ -248,6 +248,12 @@ ROUTES = {
         Req(UI_MANAGE_REFUSED, method="POST", kwargs=SERVING_VERSION, idor=OTHER_VERSION),
         Req(UI_MANAGE_DONE, method="POST", kwargs=SPARE_VERSION),
     ],
+    "endpoints:version-archive": [
+        Req(UI_MANAGE_DONE, method="POST", kwargs=SERVING_VERSION, data={"archived": "1"}, idor=OTHER_VERSION),
+        Req(UI_MANAGE_DONE, method="POST", kwargs=SERVING_VERSION, data={"archived": "0"}, idor=OTHER_VERSION),
+        # POST only (405 once the gate let the request through).
+        Req(expect(302, 404, 403, 403, 405, 403, 404, 405), kwargs=SERVING_VERSION, idor=OTHER_VERSION),
+    ],
     "endpoints:version-alias": [
         Req(UI_DEPLOY, kwargs={"pk": "model.pk", "version": "version.version"},
             idor={"pk": "other_model.pk", "version": "other_version.version"}),
@@ -406,4 +412,7 @@ ROUTES = {
         Req(API_MANAGE_REFUSED, method="DELETE", kwargs={"pk": "version.pk"}, idor={"pk": "other_version.pk"}),
         Req(API_MANAGE_DELETED, method="DELETE", kwargs={"pk": "spare_version.pk"}),
     ],
+    "api-version-archive": Req(API_MANAGE, method="POST", kwargs={"pk": "version.pk"}, idor={"pk": "other_version.pk"}),
+    "api-version-unarchive": Req(API_MANAGE, method="POST", kwargs={"pk": "version.pk"},
+                                 idor={"pk": "other_version.pk"}),
 }

@@ -378,3 +378,54 @@ def test_non_admins_cannot_delete_catalog_objects(client, setup, owner):
     assert api(owner).delete(reverse("api-hardware-profile-detail",
                                      kwargs={"pk": setup.profile.pk})).status_code == 403
     assert HardwareProfile.objects.filter(pk=setup.profile.pk).exists()
+
+
+# --- archived versions -------------------------------------------------------------------------------------
+
+def test_an_archived_version_cannot_be_deployed_but_endpoints_on_it_keep_it(client, setup, alice, owner):
+    endpoint = deploy(setup, alice)
+    client.force_login(owner)
+    response = client.post(version_url(setup.v1, "archive"), {"archived": "1"})
+    assert response.status_code == 302
+    setup.v1.refresh_from_db()
+    assert setup.v1.archived_at is not None
+    event = last_event("modelversion.archive")
+    assert event.actor_name == "olivia"
+    assert event.details["serving_endpoints"] == ["scorer-live"]
+
+    # New endpoints (and changes to another endpoint) cannot choose it ...
+    answer = api(owner).post(reverse("endpoint-list"), {
+        "project": setup.project.pk, "name": "second", "model_version": setup.v1.pk}, format="json")
+    assert answer.status_code == 400
+    assert "is archived" in answer.json()["errors"]["model_version"][0]
+    # ... the endpoint already on it keeps it through other changes,
+    endpoint_services.endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
+    endpoint.refresh_from_db()
+    assert endpoint.model_version_id == setup.v1.pk and endpoint.max_replicas == 3
+    # ... and rollback to a revision naming it still works once it moved on.
+    endpoint_services.endpoint_update(actor=alice, endpoint=endpoint, model_version=setup.v2)
+    with pytest.raises(Exception, match="is archived"):
+        endpoint_services.endpoint_update(actor=alice, endpoint=endpoint, model_version=setup.v1)
+    first = endpoint.revisions.get(generation=1)
+    endpoint_services.endpoint_rollback(actor=alice, endpoint=endpoint, revision=first)
+    endpoint.refresh_from_db()
+    assert endpoint.model_version_id == setup.v1.pk
+
+    # Unarchived, it can be deployed again.
+    assert api(owner).post(reverse("api-version-unarchive", kwargs={"pk": setup.v1.pk})).status_code == 200
+    assert last_event("modelversion.unarchive").actor_name == "olivia"
+    setup.v1.refresh_from_db()
+    endpoint_services.endpoint_create(actor=alice, project=setup.project, name="second", model_version=setup.v1)
+
+
+def test_model_page_marks_archived_versions_and_offers_archive_to_owners_only(client, setup, owner, deployer):
+    lifecycle.model_version_archive(actor=owner, version=setup.v1)
+    client.force_login(owner)
+    page = client.get(reverse("endpoints:model-detail", kwargs={"pk": setup.model.pk})).content.decode()
+    assert "Unarchive v1" in page and "Archive v2" in page
+    client.force_login(deployer)
+    page = client.get(reverse("endpoints:model-detail", kwargs={"pk": setup.model.pk})).content.decode()
+    assert "archived" in page
+    assert "Archive v2" not in page
+    assert client.post(version_url(setup.v2, "archive")).status_code == 403
+    assert api(deployer).post(reverse("api-version-archive", kwargs={"pk": setup.v2.pk})).status_code == 403
