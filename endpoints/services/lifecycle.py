@@ -94,6 +94,15 @@ def _history_rows(obj, counts: dict[str, int]) -> list[str]:
     return [label for label in counts if label not in allowed and not label.endswith("objectpermission")]
 
 
+def _delete(obj) -> None:
+    """Delete ``obj``; a reference that appeared since the checks (a concurrent deploy) refuses
+    it like the checks would have."""
+    try:
+        obj.delete()
+    except (ProtectedError, RestrictedError) as exc:
+        raise InUse(f"{obj} came into use meanwhile; nothing was deleted.") from exc
+
+
 def _snapshot(obj, fields) -> dict:
     return {name: getattr(obj, name) for name in fields}
 
@@ -168,7 +177,7 @@ def model_version_delete(*, actor, version: ModelVersion) -> None:
                                   "storage_uri": version.storage_uri, "format": version.model_format,
                                   "aliases": list(version.aliases.values_list("name", flat=True))},
                           "deleted_with_it": counts})
-    version.delete()
+    _delete(version)
 
 
 @transaction.atomic
@@ -244,7 +253,7 @@ def model_delete(*, actor, model: RegisteredModel) -> None:
                  details={"old": {"name": model.name, "task": model.task,
                                   "versions": list(model.versions.order_by("version").values_list("version", flat=True))},
                           "deleted_with_it": counts})
-    model.delete()
+    _delete(model)
 
 
 # --- projects --------------------------------------------------------------------------------------
@@ -300,7 +309,7 @@ def project_delete(*, actor, project: Project) -> None:
                                   "namespace": project.namespace, "models": sorted(m.name for m in models)},
                           "deleted_with_it": dict(sorted(counts.items())),
                           "namespace_kept": True})
-    project.delete()
+    _delete(project)
 
 
 # --- clusters, hardware profiles, runtimes -------------------------------------------------------------
@@ -332,7 +341,7 @@ def cluster_delete(*, actor, cluster: Cluster) -> None:
                  details={"old": _snapshot(cluster, ("name", "kind", "connection", "api_url", "ingress_domain",
                                                      "enabled")),
                           "discovered_runtimes_removed": discovered, "deleted_with_it": counts})
-    cluster.delete()
+    _delete(cluster)
 
 
 def _catalog_blockers(obj, *, kind: str, endpoints, revisions, disable: str) -> list[str]:
@@ -367,7 +376,7 @@ def hardware_profile_delete(*, actor, profile: HardwareProfile) -> None:
                                                      "accelerator_product", "max_accelerators_per_replica",
                                                      "capacity", "enabled")),
                           "quotas_removed": quotas, "deleted_with_it": counts})
-    profile.delete()
+    _delete(profile)
 
 
 def runtime_delete_blockers(runtime: ServingRuntime) -> list[str]:
@@ -386,7 +395,7 @@ def runtime_delete_blockers(runtime: ServingRuntime) -> list[str]:
 @transaction.atomic
 def runtime_delete(*, actor, runtime: ServingRuntime) -> None:
     """Delete a custom runtime no endpoint uses or used (``InUse`` otherwise)."""
-    runtime = ServingRuntime.objects.select_for_update().select_related("installed_on").get(pk=runtime.pk)
+    runtime = ServingRuntime.objects.select_for_update(of=("self",)).select_related("installed_on").get(pk=runtime.pk)
     reasons = runtime_delete_blockers(runtime)
     if reasons:
         raise InUse(reasons)
@@ -395,4 +404,4 @@ def runtime_delete(*, actor, runtime: ServingRuntime) -> None:
                  details={"old": _snapshot(runtime, ("name", "display_name", "container_image", "protocols",
                                                      "disabled")),
                           "deleted_with_it": counts})
-    runtime.delete()
+    _delete(runtime)
