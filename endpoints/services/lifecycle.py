@@ -131,10 +131,12 @@ def version_delete_blockers(version: ModelVersion) -> list[str]:
     """Why ``version`` cannot be deleted now (empty: it can)."""
     reasons = []
     serving = Endpoint.objects.filter(Q(model_version=version) | Q(canary_version=version))
-    if serving.exists():
-        reasons.append(f"Version {version.version} of {version.model.name} is served by endpoint "
-                       f"{_endpoint_names(serving)} (as primary or canary). Move those endpoints to another "
-                       "version or delete them first.")
+    primary, canary = serving.filter(model_version=version), serving.filter(canary_version=version)
+    for role, endpoints in (("", primary), (" as canary", canary)):
+        if endpoints.exists():
+            reasons.append(f"Version {version.version} of {version.model.name} is served{role} by endpoint "
+                           f"{_endpoint_names(endpoints)}. Move those endpoints to another version or delete them "
+                           "first.")
     history = (Revision.objects.filter(Q(spec__model__version_id=version.pk) | Q(spec__canary__version_id=version.pk))
                .exclude(endpoint__in=serving))
     if history.exists():

@@ -116,7 +116,7 @@ def test_a_canary_version_cannot_be_deleted(setup, alice, owner):
                                       canary_traffic_percent=10)
     answer = api(owner).delete(reverse("api-version-detail", kwargs={"pk": setup.v2.pk}))
     assert answer.status_code == 409
-    assert "primary or canary" in answer.json()["detail"]
+    assert "served as canary by endpoint fraud/scorer-live" in answer.json()["detail"]
 
 
 def test_a_version_in_an_endpoints_revision_history_is_kept_for_rollback(setup, alice, owner):
