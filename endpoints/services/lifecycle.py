@@ -9,7 +9,8 @@ What may be deleted, and why (docs/architecture.md, "Lifecycle"):
   kept, marked, and refused as the version of a new endpoint or a change (endpoints already on
   it keep it, rollback to a revision naming it still works);
 - a **registered model** only when each of its versions may be deleted;
-- a **project** only once it has no endpoint and no storage connection of its own; its models,
+- a **project** only once it has no endpoint, no storage connection of its own and no
+  connection Secrets left in its namespace (the reconciler removes them); its models,
   quotas, subscriptions and grants go with it (the namespace stays on the cluster);
 - a **cluster** only without projects; its capability reading, alerts and the runtimes
   discovered on it go with it;
@@ -273,6 +274,11 @@ def project_delete_blockers(project: Project) -> list[str]:
     if connections:
         reasons.append(f"Project {project.name} still has storage connection {_names(connections)}. Delete them "
                        "first, so their Secrets are removed from the namespace.")
+    elif project.has_connection_objects:
+        # The namespace is not visited once the project is gone: credentials left there would stay.
+        reasons.append(f"Namespace {project.namespace} still holds storage credentials (Secrets, ServiceAccounts) the "
+                       "console applied. The reconciler removes them on its next pass now that no endpoint needs "
+                       "them; try again after it.")
     return reasons
 
 

@@ -303,6 +303,14 @@ def test_a_project_with_endpoints_cannot_be_deleted_until_they_are(client, setup
     assert AuditEvent.objects.filter(action="project.create", project_name="fraud").exists()
 
 
+def test_a_project_whose_namespace_still_holds_connection_secrets_is_not_deleted_yet(setup, owner):
+    Project.objects.filter(pk=setup.project.pk).update(has_connection_objects=True)
+    answer = api(owner).delete(reverse("api-project-detail", kwargs={"pk": setup.project.pk}))
+    assert answer.status_code == 409
+    assert "still holds storage credentials" in answer.json()["detail"]
+    assert Project.objects.filter(pk=setup.project.pk).exists()
+
+
 def test_deployer_cannot_delete_the_project(client, setup, deployer):
     client.force_login(deployer)
     assert client.post(reverse("endpoints:project-delete", kwargs={"name": "fraud"})).status_code == 403
@@ -429,3 +437,27 @@ def test_model_page_marks_archived_versions_and_offers_archive_to_owners_only(cl
     assert "Archive v2" not in page
     assert client.post(version_url(setup.v2, "archive")).status_code == 403
     assert api(deployer).post(reverse("api-version-archive", kwargs={"pk": setup.v2.pk})).status_code == 403
+
+
+def test_project_page_query_count_does_not_grow_with_its_endpoints_models_and_members(client, setup, viewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.endpoints.endpoint_factories import EndpointFactory
+
+    client.force_login(viewer)
+    url = reverse("endpoints:project-detail", kwargs={"name": "fraud"})
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    baseline = queries()
+    for n in range(5):
+        model = RegisteredModelFactory(project=setup.project, name=f"extra-{n}")
+        EndpointFactory(project=setup.project, name=f"extra-{n}",
+                        model_version=ModelVersionFactory(model=model, version=1))
+        grants.grant_create(actor=None, role="viewer", target=setup.project, user=UserFactory(username=f"m{n}"),
+                            reason="test")
+    assert queries() == baseline
