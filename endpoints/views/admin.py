@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.views.generic import TemplateView, View
@@ -210,23 +209,6 @@ class ClusterTestConnectionView(AdminPageMixin, View):
 
 
 # --- platform admin: projects ----------------------------------------------------------------------
-
-class ProjectListView(AdminPageMixin, ProtectedListView):
-    template_name = "endpoints/admin/project_list.html"
-    paginate_by = PAGE_SIZE
-    admin_section = "Projects"
-
-    queryset = Project.objects.select_related("cluster").annotate(
-        model_count=Count("models", distinct=True), endpoint_count=Count("endpoints", distinct=True)
-    ).order_by("name")
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(title="Projects", object_name_plural="projects",
-                       description="Tenants: each project is one namespace on one cluster.",
-                       create_url=reverse("endpoints:project-create"), create_label="Create a project")
-        return context
-
 
 class ProjectCreateView(AdminFormView):
     form_class = ProjectForm
@@ -516,7 +498,6 @@ urlpatterns = [
     path("admin/clusters/<int:pk>/", ClusterDetailView.as_view(), name="cluster-detail"),
     path("admin/clusters/<int:pk>/test/", ClusterTestConnectionView.as_view(), name="cluster-test"),
     path("admin/clusters/<int:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
-    path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/new/", ProjectCreateView.as_view(), name="project-create"),
     path("projects/<slug:name>/quotas/", ProjectQuotaView.as_view(), name="project-quota"),
     path("projects/<slug:name>/rotate-ingest-key/", ProjectRotateKeyView.as_view(), name="project-rotate-key"),

@@ -15,20 +15,21 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, path, reverse
 from django.views.generic import View
 
 from console.permissions import PermissionChecker, is_platform_admin
 from console.redaction import redact_ingest_keys
-from console.views.base import PlatformAdminRequiredMixin, ProtectedDetailView
+from console.views.base import PlatformAdminRequiredMixin, ProtectedDetailView, ProtectedListView
 from endpoints import selectors
 from endpoints.forms.lifecycle import ModelVersionEditForm, ProjectEditForm, RegisteredModelEditForm
 from endpoints.models import Endpoint, Project, ProjectQuota
 from endpoints.services import lifecycle
 from endpoints.spec import ingest_url
 from endpoints.views.admin import ADMIN_SECTIONS, LoadObjectsMixin, project_crumbs
-from endpoints.views.common import ServiceFormView, crumbs
+from endpoints.views.common import PAGE_SIZE, ServiceFormView, crumbs
 from endpoints.views.registry import endpoint_url
 
 DELETE_TEMPLATE = "endpoints/lifecycle/delete_confirm.html"
@@ -252,6 +253,28 @@ def project_url(project) -> str:
     return reverse("endpoints:project-detail", kwargs={"name": project.name})
 
 
+class ProjectListView(ProtectedListView):
+    """The projects the user is a member of (every project for platform admins)."""
+
+    template_name = "endpoints/admin/project_list.html"
+    paginate_by = PAGE_SIZE
+    queryset = Project.objects.select_related("cluster").annotate(
+        model_count=Count("models", distinct=True), endpoint_count=Count("endpoints", distinct=True)
+    ).order_by("name")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        admin = is_platform_admin(self.request.user)
+        context.update(
+            title="Projects", object_name_plural="projects",
+            description="Tenants: each project is one namespace on one cluster. You see the projects you hold a role on.",
+            create_url=reverse("endpoints:project-create") if admin else None, create_label="Create a project",
+            admin_tabs=[{"label": label, "url": reverse(name), "active": label == "Projects"}
+                        for label, name in ADMIN_SECTIONS] if admin else None,
+        )
+        return context
+
+
 class ProjectDetailView(ProtectedDetailView):
     """A project for its members: its endpoints and models (those the viewer may see), who holds
     a role on it, its quotas; Owners edit and delete it, platform admins also set quotas and
@@ -288,7 +311,7 @@ class ProjectDetailView(ProtectedDetailView):
             notifications_url=_optional_url("endpoints:project-notifications", name=project.name),
             admin_tabs=[{"label": label, "url": reverse(name), "active": label == "Projects"}
                         for label, name in ADMIN_SECTIONS] if admin else None,
-            breadcrumbs=project_crumbs(project) if admin else crumbs((project.name, None)),
+            breadcrumbs=project_crumbs(project),
         )
         return context
 
@@ -417,6 +440,7 @@ urlpatterns = [
     path("models/<int:pk>/versions/<int:version>/edit/", VersionEditView.as_view(), name="version-edit"),
     path("models/<int:pk>/versions/<int:version>/delete/", VersionDeleteView.as_view(), name="version-delete"),
     path("models/<int:pk>/versions/<int:version>/archive/", VersionArchiveView.as_view(), name="version-archive"),
+    path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/<slug:name>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<slug:name>/edit/", ProjectEditView.as_view(), name="project-edit"),
     path("projects/<slug:name>/delete/", ProjectDeleteView.as_view(), name="project-delete"),

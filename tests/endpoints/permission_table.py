@@ -261,7 +261,7 @@ ROUTES = {
             idor={"pk": "other_model.pk", "version": "other_version.version"}),
     ],
     # --- platform-admin pages ----------------------------------------------------------------
-    "endpoints:project-list": Req(UI_ADMIN),
+    "endpoints:project-list": Req(UI_EVERYONE),  # each sees the projects they hold a role on
     "endpoints:project-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
     # Every member sees the project's page; outsiders (and the auditor, who holds no role) get 404.
     "endpoints:project-detail": Req(UI_SEE, kwargs=PROJECT, idor=PROJECT_IDOR),

@@ -461,3 +461,15 @@ def test_project_page_query_count_does_not_grow_with_its_endpoints_models_and_me
         grants.grant_create(actor=None, role="viewer", target=setup.project, user=UserFactory(username=f"m{n}"),
                             reason="test")
     assert queries() == baseline
+
+
+def test_project_list_shows_members_their_projects_only(client, setup, viewer):
+    ProjectFactory(name="elsewhere")
+    client.force_login(viewer)
+    page = client.get(reverse("endpoints:project-list")).content.decode()
+    assert reverse("endpoints:project-detail", kwargs={"name": "fraud"}) in page
+    assert "elsewhere" not in page
+    assert reverse("endpoints:project-create") not in page
+    client.force_login(UserFactory(username="mallory"))
+    page = client.get(reverse("endpoints:project-list")).content.decode()
+    assert reverse("endpoints:project-detail", kwargs={"name": "fraud"}) not in page
