@@ -363,13 +363,16 @@ class ModelVersion(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Archived: kept (endpoints' revisions and monitoring refer to it) but no longer chosen for an
+    # endpoint; endpoints already on it keep it (endpoints.services.lifecycle).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["model_id", "-version"]
         constraints = [models.UniqueConstraint(fields=["model", "version"], name="version_unique_per_model")]
 
     def __str__(self) -> str:
-        return f"{self.model.name} v{self.version}"
+        return f"{self.model.name} v{self.version}" + (" (archived)" if self.archived_at else "")
 
 
 class ModelAlias(models.Model):

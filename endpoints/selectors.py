@@ -4,7 +4,8 @@ are for views whose base class scopes them."""
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Prefetch, Sum
+from django.db.models import Count, F, Prefetch, Q, Sum
+from django.utils import timezone
 
 from console.permissions import get_visible_or_404, restrict, visible
 from endpoints.models import (
@@ -15,6 +16,8 @@ from endpoints.models import (
     ModelAlias,
     ModelVersion,
     Project,
+    ProjectGroupObjectPermission,
+    ProjectUserObjectPermission,
     ReconcileAlert,
     RegisteredModel,
     Revision,
@@ -196,3 +199,28 @@ def alert_metric_families():
     for row in rows:
         family.add_metric([row["cluster__name"], row["kind"], row["state"]], row["n"])
     yield family
+
+
+PROJECT_ACTIONS = ("view", "deploy", "infer", "manage")
+
+
+def project_members(*, project: Project) -> list[dict]:
+    """Who holds live permissions on the project itself (users and teams), with the actions
+    they may take there — read from the grant index (guardian's direct-FK tables), so it agrees
+    with what the chokepoint lets each of them do. The caller must be allowed to see the project."""
+    live = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    members: dict[tuple[str, int], dict] = {}
+    for row in (ProjectUserObjectPermission.objects.filter(live, content_object=project)
+                .select_related("user", "permission")):
+        entry = members.setdefault(("user", row.user_id), {"kind": "user", "name": row.user.get_username(),
+                                                           "actions": set()})
+        entry["actions"].add(row.permission.codename.removesuffix("_project"))
+    for row in (ProjectGroupObjectPermission.objects.filter(live, content_object=project)
+                .select_related("group", "permission")):
+        entry = members.setdefault(("team", row.group_id), {"kind": "team", "name": row.group.name, "actions": set()})
+        entry["actions"].add(row.permission.codename.removesuffix("_project"))
+    rows = []
+    for entry in members.values():
+        entry["actions"] = [a for a in PROJECT_ACTIONS if a in entry["actions"]]
+        rows.append(entry)
+    return sorted(rows, key=lambda e: (e["kind"], e["name"]))

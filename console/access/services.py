@@ -20,6 +20,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from audit import services as audit
+from console.access import grants as grant_services
 from console.access.authz.cache import invalidate_decisions
 from console.access.roles import GLOBAL_ROLES
 from console.access.tokens import tokens_revoke_all_for
@@ -167,7 +168,7 @@ def user_invite_link(*, user, base_url: str = "") -> str:
     return f"{base_url}{path}"
 
 
-def _check_team_name(name: str) -> str:
+def _check_team_name(name: str, *, team=None) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": ["Give the team a name."]})
@@ -175,7 +176,7 @@ def _check_team_name(name: str) -> str:
         raise ValidationError({"name": ["At most 150 characters."]})
     if name in GLOBAL_ROLES:
         raise ValidationError({"name": ["That is the name of a global role."]})
-    if Group.objects.filter(name__iexact=name).exists():
+    if Group.objects.filter(name__iexact=name).exclude(pk=getattr(team, "pk", None)).exists():
         raise ValidationError({"name": ["A team or role with this name exists."]})
     return name
 
@@ -227,6 +228,43 @@ def team_remove_member(*, actor, team: Group, user) -> None:
                  target=team, target_type="team", details={"team": team.name, "user": user.username,
                                                            "user_id": user.pk})
     _invalidate_decisions()
+
+
+@transaction.atomic
+def team_rename(*, actor, team: Group, name: str) -> Group:
+    """Give a team another name (its members and grants stay)."""
+    _require_admin(actor)
+    _check_team(team)
+    old = team.name
+    name = _check_team_name(name, team=team)
+    if name == old:
+        return team
+    team.name = name
+    team.save(update_fields=["name"])
+    audit.record(action="team.update", actor=actor, actor_name=None if actor is not None else "system",
+                 target=team, target_type="team", details={"old": {"name": old}, "new": {"name": name}})
+    return team
+
+
+@transaction.atomic
+def team_delete(*, actor, team: Group) -> dict:
+    """Delete a team. Its live grants are revoked first, each audited as a revocation (so the
+    trail says who lost which access, and when); then the team and its memberships go. Returns
+    what was removed (names of members, number of grants revoked)."""
+    _require_admin(actor)
+    _check_team(team)
+    team = Group.objects.select_for_update().get(pk=team.pk)
+    live = list(team.grants.filter(grant_services.live_q()))
+    for grant in live:
+        grant_services.grant_revoke(actor=actor, grant=grant, reason=f"team {team.name} deleted")
+    members = sorted(team.user_set.values_list("username", flat=True))
+    removed = {"members": members, "grants_revoked": len(live),
+               "grant_records_removed": team.grants.count()}
+    audit.record(action="team.delete", actor=actor, actor_name=None if actor is not None else "system",
+                 target=team, target_type="team", details={"old": {"name": team.name}, **removed})
+    team.delete()
+    _invalidate_decisions()
+    return removed
 
 
 # --- sign-in help: reset and unlock (people only) --------------------------------------------------

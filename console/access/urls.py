@@ -27,6 +27,8 @@ urlpatterns = [
     path("access/teams/", access.team_list, name="team-list"),
     path("access/teams/new/", access.team_create, name="team-create"),
     path("access/teams/<int:pk>/", access.team_detail, name="team-detail"),
+    path("access/teams/<int:pk>/edit/", access.team_edit, name="team-edit"),
+    path("access/teams/<int:pk>/delete/", access.team_delete, name="team-delete"),
     path("access/teams/<int:pk>/members/", access.team_member_add, name="team-member-add"),
     path("access/teams/<int:pk>/members/<int:user_pk>/remove/", access.team_member_remove,
          name="team-member-remove"),

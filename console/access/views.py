@@ -331,6 +331,51 @@ def team_member_remove(request, pk, user_pk):
     return redirect("access:team-detail", pk=team.pk)
 
 
+@platform_admin_required
+def team_edit(request, pk):
+    team = selectors.team_get(pk)
+    form = TeamForm(request.POST or None, initial={"name": team.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.team_rename(actor=request.user, team=team, name=form.cleaned_data["name"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Team renamed to {team.name}.")
+            return redirect("access:team-detail", pk=team.pk)
+    detail = reverse("access:team-detail", kwargs={"pk": team.pk})
+    return render(request, "console/access/form.html", {
+        "title": f"Rename team {team.name}", "form": form, "submit_label": "Rename", "cancel_url": detail,
+        "crumbs": _crumbs(("Access", reverse("access:access-overview")), ("Teams", reverse("access:team-list")),
+                          (team.name, detail), ("Rename", None)),
+    })
+
+
+@platform_admin_required
+def team_delete(request, pk):
+    """Confirm, then delete a team: its live grants are revoked first (each audited)."""
+    team = selectors.team_get(pk)
+    if request.method == "POST":
+        removed = services.team_delete(actor=request.user, team=team)
+        messages.success(request, f"Team {team.name} deleted: {removed['grants_revoked']} grant"
+                                  f"{'s' if removed['grants_revoked'] != 1 else ''} revoked, "
+                                  f"{len(removed['members'])} member{'s' if len(removed['members']) != 1 else ''} "
+                                  "lose the team's access now.")
+        return redirect("access:team-list")
+    grants = Grant.objects.filter(grant_services.live_q(), group=team).count()
+    members = team.user_set.count()
+    return render(request, "generic/confirm.html", {
+        "title": f"Delete team {team.name}", "object": team.name,
+        "summary": "The team's grants are revoked, then the team and its memberships are deleted.",
+        "consequences": [
+            f"{grants} live grant{'s' if grants != 1 else ''} to the team end now (each revocation is audited).",
+            f"{members} member{'s' if members != 1 else ''} lose what the team gave them; their own grants stay.",
+            "The audit trail keeps every event about the team.",
+        ],
+        "confirm_label": "Delete team", "cancel_url": reverse("access:team-detail", kwargs={"pk": team.pk}),
+    })
+
+
 # --- grants on objects -----------------------------------------------------------------------------
 
 def _object_access(request, *, target, title, crumbs, back_url):

@@ -33,6 +33,12 @@ from console.api.permissions import ChokepointPermission, IsPlatformAdmin
 from console.api.viewsets import ProtectedGenericViewSet, ProtectedReadOnlyViewSet
 from console.permissions import can, is_platform_admin, restrict
 from endpoints import selectors
+from endpoints.api.lifecycle import (
+    CatalogDeleteMixin,
+    ModelVersionLifecycleMixin,
+    ProjectLifecycleMixin,
+    RegisteredModelLifecycleMixin,
+)
 from endpoints.api.registry_serializers import (
     AliasResultSerializer,
     AliasSerializer,
@@ -49,6 +55,7 @@ from endpoints.api.registry_serializers import (
 from endpoints.filtersets import ListFilterMixin, ModelVersionFilterSet, RegisteredModelFilterSet
 from endpoints.models import HardwareProfile, Project, ProjectQuota, RegisteredModel, ServingRuntime
 from endpoints.services import connections as connection_services
+from endpoints.services import lifecycle
 from endpoints.services.platform import (
     cluster_create,
     cluster_update,
@@ -86,10 +93,11 @@ def refuse_rename(instance, data: dict) -> dict:
     return data
 
 
-class AdminWritableViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                           mixins.UpdateModelMixin, ProtectedGenericViewSet):
-    """Catalog objects written through ``create_service``/``update_service`` (no delete: they
-    are disabled instead, so endpoints that use them keep working). Their access rule
+class AdminWritableViewSet(CatalogDeleteMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                           mixins.CreateModelMixin, mixins.UpdateModelMixin, ProtectedGenericViewSet):
+    """Catalog objects written through ``create_service``/``update_service``/``delete_service``
+    (a delete is refused with 409 while endpoints use the object or name it in their history:
+    disable it instead, so endpoints that use it keep working). Their access rule
     (``endpoints.access_rules.catalog``) lets every signed-in user read and only platform
     admins ``change``."""
 
@@ -138,6 +146,9 @@ class ClusterViewSet(AdminWritableViewSet):
     def update_service(self, cluster, changes):
         return cluster_update(actor=self.request.user, cluster=cluster, verify=True, **changes)
 
+    def delete_service(self, cluster):
+        lifecycle.cluster_delete(actor=self.request.user, cluster=cluster)
+
 
 class HardwareProfileViewSet(AdminWritableViewSet):
     """Hardware profiles endpoints may use (everyone reads; platform admins write)."""
@@ -150,6 +161,9 @@ class HardwareProfileViewSet(AdminWritableViewSet):
 
     def update_service(self, profile, changes):
         return hardware_profile_update(actor=self.request.user, profile=profile, **changes)
+
+    def delete_service(self, profile):
+        lifecycle.hardware_profile_delete(actor=self.request.user, profile=profile)
 
 
 class ServingRuntimeViewSet(AdminWritableViewSet):
@@ -165,6 +179,9 @@ class ServingRuntimeViewSet(AdminWritableViewSet):
     def update_service(self, runtime, changes):
         return runtime_update(actor=self.request.user, runtime=runtime, **changes)
 
+    def delete_service(self, runtime):
+        lifecycle.runtime_delete(actor=self.request.user, runtime=runtime)
+
 
 # --- projects ---------------------------------------------------------------------------------------
 
@@ -172,9 +189,12 @@ class ServingRuntimeViewSet(AdminWritableViewSet):
     create=extend_schema(description="Create a project (platform admins). The namespace is checked on the cluster "
                                      "and created if missing; a namespace labelled 'control-plane' is refused."),
 )
-class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     ProtectedGenericViewSet):
-    """Projects the caller can see. The ingest key is never returned."""
+class ProjectViewSet(ProjectLifecycleMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     mixins.CreateModelMixin, ProtectedGenericViewSet):
+    """Projects the caller can see. The ingest key is never returned. Owners (and platform
+    admins) change the display name and description and delete a project without endpoints."""
+
+    action_permissions = {"update": "manage", "partial_update": "manage", "destroy": "manage"}
 
     serializer_class = ProjectSerializer
     queryset = Project.objects.select_related("cluster").prefetch_related(
@@ -233,11 +253,14 @@ MODEL_FILTERS = [
 
 
 @extend_schema_view(list=extend_schema(parameters=MODEL_FILTERS))
-class RegisteredModelViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                             mixins.CreateModelMixin, ProtectedGenericViewSet):
+class RegisteredModelViewSet(RegisteredModelLifecycleMixin, ListFilterMixin, mixins.ListModelMixin,
+                             mixins.RetrieveModelMixin, mixins.CreateModelMixin, ProtectedGenericViewSet):
     """Registered models the caller can see. Registering needs the deploy permission in the
-    project; a project the caller cannot see is refused as nonexistent. Registering a version
-    or setting an alias needs deploy on the model (403 without it)."""
+    project; a project the caller cannot see is refused as nonexistent. Registering a version,
+    setting an alias or editing the model needs deploy on the model (403 without it); deleting it
+    needs manage (its project's Owners)."""
+
+    action_permissions = {"destroy": "manage"}
 
     serializer_class = RegisteredModelSerializer
     # Aggregating queries ignore Meta.ordering: order explicitly for stable pages.
@@ -313,9 +336,12 @@ class RegisteredModelViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.Retr
 
 
 @extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("model", int, description="Only this model's.")]))
-class ModelVersionViewSet(ListFilterMixin, ProtectedReadOnlyViewSet):
+class ModelVersionViewSet(ModelVersionLifecycleMixin, ListFilterMixin, ProtectedReadOnlyViewSet):
     """Model versions of models the caller can see (a version follows its model's access);
-    the detail carries the full reference profile."""
+    the detail carries the full reference profile. Editing the description needs deploy on the
+    model, deleting a version nothing serves or refers to (or archiving one) needs manage."""
+
+    action_permissions = {"destroy": "manage", "archive": "manage", "unarchive": "manage"}
 
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilterSet

@@ -285,7 +285,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         fields = ["id", "model", "model_name", "version", "storage_uri", "connection", "connection_name",
                   "model_format", "format_version",
                   "input_signature", "prediction_column", "reference_filename", "reference", "aliases",
-                  "deployments", "source_run_uri", "description", "created_by", "created_at"]
+                  "deployments", "source_run_uri", "description", "created_by", "created_at", "archived_at"]
         read_only_fields = fields
 
     def get_aliases(self, version) -> list[str]:

@@ -22,6 +22,7 @@ from endpoints.models import (
     Revision,
     ServingRuntime,
 )
+from endpoints.services import lifecycle
 from endpoints.services.capabilities import capabilities_for
 
 # Endpoint fields a user may set (everything else is derived or owned by the console).
@@ -162,6 +163,7 @@ def endpoint_create(*, actor, project: Project, name: str, model_version: ModelV
     if unknown:
         raise ValidationError({"__all__": [f"Unknown endpoint fields: {', '.join(sorted(unknown))}."]})
     endpoint = Endpoint(project=project, name=name, model_version=model_version, created_by=actor, **config)
+    lifecycle.refuse_archived_versions(endpoint)
     context = cluster_context(project)
     validate_endpoint(endpoint, previous_mode=None, capabilities=context[0], available_runtimes=context[1])
     if Endpoint.objects.filter(project=project, name=name).exists():
@@ -224,8 +226,11 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
     context = cluster_context(endpoint.project)
     old_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     old_description = endpoint.description
+    previous_versions = {"previous_version_id": endpoint.model_version_id,
+                         "previous_canary_id": endpoint.canary_version_id}
     for name, value in changes.items():
         setattr(endpoint, name, value)
+    lifecycle.refuse_archived_versions(endpoint, **previous_versions)
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
                       available_runtimes=context[1])
     new_spec = specs.desired_spec(endpoint, available_runtimes=context[1])

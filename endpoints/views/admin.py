@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.views.generic import TemplateView, View
@@ -211,23 +210,6 @@ class ClusterTestConnectionView(AdminPageMixin, View):
 
 # --- platform admin: projects ----------------------------------------------------------------------
 
-class ProjectListView(AdminPageMixin, ProtectedListView):
-    template_name = "endpoints/admin/project_list.html"
-    paginate_by = PAGE_SIZE
-    admin_section = "Projects"
-
-    queryset = Project.objects.select_related("cluster").annotate(
-        model_count=Count("models", distinct=True), endpoint_count=Count("endpoints", distinct=True)
-    ).order_by("name")
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(title="Projects", object_name_plural="projects",
-                       description="Tenants: each project is one namespace on one cluster.",
-                       create_url=reverse("endpoints:project-create"), create_label="Create a project")
-        return context
-
-
 class ProjectCreateView(AdminFormView):
     form_class = ProjectForm
     title = "Create a project"
@@ -280,33 +262,6 @@ class ProjectAdminMixin(AdminPageMixin):
 
     def project_crumbs(self, last: str | None = None) -> list[dict]:
         return project_crumbs(self.project, last)
-
-
-class ProjectDetailView(AdminPageMixin, ProtectedDetailView):
-    """A project's namespace, cluster, accelerator quotas and payload-logger key."""
-
-    template_name = "endpoints/admin/project_detail.html"
-    admin_section = "Projects"
-    queryset = Project.objects.select_related("cluster")
-    slug_field = slug_url_kwarg = "name"
-    context_object_name = "project"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        project = self.object
-        quotas = {q.hardware_profile_id: q.max_accelerators for q in ProjectQuota.objects.filter(project=project)}
-        usage = selectors.project_accelerator_usage(user=self.request.user, project=project)
-        rows = [{"profile": p, "quota": quotas.get(p.pk), "used": usage.get(p.pk, 0)}
-                for p in selectors.hardware_profile_list() if p.has_accelerator or p.pk in quotas or p.pk in usage]
-        context.update(
-            title=f"Project {project.name}", quota_rows=rows,
-            logger_url=redact_ingest_keys(ingest_url(project)),
-            model_count=selectors.model_list_visible_to(user=self.request.user, project=project).count(),
-            endpoint_count=selectors.endpoint_list_visible_to(user=self.request.user, project=project.name).count(),
-            models_url=reverse("endpoints:model-list") + f"?project={project.name}",
-            breadcrumbs=project_crumbs(project),
-        )
-        return context
 
 
 class ProjectQuotaView(ProjectAdminMixin, ServiceFormView):
@@ -450,6 +405,7 @@ class HardwareProfileEditView(AdminFormView):
 
     def get_context_data(self, **kwargs):
         kwargs["title"] = f"Edit hardware profile {self.profile.name}"
+        kwargs["delete_url"] = reverse("endpoints:hardware-delete", kwargs={"pk": self.profile.pk})
         return super().get_context_data(**kwargs)
 
 
@@ -531,6 +487,8 @@ class ServingRuntimeEditView(AdminFormView):
                                      "outside the console: change it there. Here only its description and whether "
                                      "endpoints may use it can change.")
         kwargs["runtime"] = self.runtime
+        if self.runtime.console_installs:
+            kwargs["delete_url"] = reverse("endpoints:runtime-delete", kwargs={"pk": self.runtime.pk})
         return super().get_context_data(**kwargs)
 
 
@@ -540,9 +498,7 @@ urlpatterns = [
     path("admin/clusters/<int:pk>/", ClusterDetailView.as_view(), name="cluster-detail"),
     path("admin/clusters/<int:pk>/test/", ClusterTestConnectionView.as_view(), name="cluster-test"),
     path("admin/clusters/<int:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
-    path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/new/", ProjectCreateView.as_view(), name="project-create"),
-    path("projects/<slug:name>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<slug:name>/quotas/", ProjectQuotaView.as_view(), name="project-quota"),
     path("projects/<slug:name>/rotate-ingest-key/", ProjectRotateKeyView.as_view(), name="project-rotate-key"),
     path("admin/hardware/", HardwareProfileListView.as_view(), name="hardware-list"),

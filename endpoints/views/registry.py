@@ -160,7 +160,7 @@ class RegisteredModelDetailView(ProtectedDetailView):
         user = self.request.user
         model = self.object
         checker = PermissionChecker(user)
-        checker.prefetch([model], ["deploy"])
+        checker.prefetch([model], ["deploy", "manage"])
         versions = list(selectors.versions_with_deployments(user=user).filter(model=model).order_by("-version"))
         for version in versions:
             version.profile = profile_summary(version.reference_profile)
@@ -170,7 +170,8 @@ class RegisteredModelDetailView(ProtectedDetailView):
                    model.aliases.annotate(version_number=F("version__version")).order_by("name")]
         context.update(
             title=model.name, versions=versions, aliases=aliases,
-            can_deploy=checker.can(model, "deploy"), endpoint_create_url=endpoint_create_url(),
+            can_deploy=checker.can(model, "deploy"), can_manage=checker.can(model, "manage"),
+            endpoint_create_url=endpoint_create_url(),
             breadcrumbs=crumbs(("Models", reverse("endpoints:model-list")), (model.name, None)),
         )
         return context

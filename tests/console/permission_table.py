@@ -136,6 +136,14 @@ ROUTES.update({
         Req(UI_ADMIN_POST, method="POST", data={"name": "new-team"}),
     ],
     "access:team-detail": Req(UI_ADMIN, kwargs={"pk": "team.pk"}),
+    "access:team-edit": [
+        Req(UI_ADMIN, kwargs={"pk": "team.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "team.pk"}, data={"name": "renamed-team"}),
+    ],
+    "access:team-delete": [
+        Req(UI_ADMIN, kwargs={"pk": "team.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "team.pk"}),
+    ],
     "access:team-member-add": Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "team.pk"},
                                    data={"user": "@subject.pk"}),
     "access:team-member-remove": Req(UI_ADMIN_POST, method="POST",
@@ -235,7 +243,12 @@ ROUTES.update({
         Req(API_ADMIN),
         Req(API_ADMIN_CREATED, method="POST", data={"name": "api-team"}),
     ],
-    "api-team-detail": Req(API_ADMIN, kwargs={"pk": "team.pk"}),
+    "api-team-detail": [
+        Req(API_ADMIN, kwargs={"pk": "team.pk"}),
+        Req(API_ADMIN, method="PATCH", kwargs={"pk": "team.pk"}, data={"name": "renamed-team"}),
+        Req(API_ADMIN, method="PUT", kwargs={"pk": "team.pk"}, data={"name": "renamed-team"}),
+        Req(expect(401, 403, 403, 403, 403, 403, 403, 204), method="DELETE", kwargs={"pk": "team.pk"}),
+    ],
     "api-team-members": Req(API_ADMIN, method="POST", kwargs={"pk": "team.pk"}, data={"user": "@subject.pk"}),
     "api-team-remove-member": Req(API_ADMIN, method="DELETE", kwargs={"pk": "team.pk", "user_id": "users.viewer.pk"}),
     "api-group-mapping-list": [

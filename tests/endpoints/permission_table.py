@@ -42,6 +42,21 @@ API_DEPLOY_BAD_BODY = expect(401, 404, 403, 400, 400, 403, 404, 400)
 API_ADMIN_WRITE_BAD_BODY = expect(401, 403, 403, 403, 403, 403, 403, 400)
 UI_ADMIN_FORM = expect(302, 403, 403, 403, 403, 403, 403, 200)
 UI_ADMIN_ACTION = expect(302, 403, 403, 403, 403, 403, 403, 302)
+# Lifecycle: deleting needs manage (the Owner); a delete the rules refuse answers 409.
+UI_MANAGE = expect(302, 404, 403, 403, 200, 403, 404, 200)
+UI_MANAGE_DONE = expect(302, 404, 403, 403, 302, 403, 404, 302)
+UI_MANAGE_REFUSED = expect(302, 404, 403, 403, 409, 403, 404, 409)
+UI_ADMIN_REFUSED = expect(302, 403, 403, 403, 403, 403, 403, 409)
+API_MANAGE = expect(401, 404, 403, 403, 200, 403, 404, 200)
+API_MANAGE_DELETED = expect(401, 404, 403, 403, 204, 403, 404, 204)
+API_MANAGE_REFUSED = expect(401, 404, 403, 403, 409, 403, 404, 409)
+API_ADMIN_DELETED = expect(401, 403, 403, 403, 403, 403, 403, 204)
+API_ADMIN_REFUSED = expect(401, 403, 403, 403, 403, 403, 403, 409)
+SPARE_VERSION = {"pk": "spare_model.pk", "version": "spare_version.version"}
+SERVING_VERSION = {"pk": "model.pk", "version": "version.version"}
+OTHER_VERSION = {"pk": "other_model.pk", "version": "other_version.version"}
+PROJECT = {"name": "project.name"}
+PROJECT_IDOR = {"name": "other_project.name"}
 
 
 
@@ -69,6 +84,12 @@ def extend_world(world) -> None:
     world.subscription = NotificationSubscription.objects.create(project=world.project, channel=world.channel)
     world.other_subscription = NotificationSubscription.objects.create(project=world.other_project,
                                                                        channel=world.channel)
+    # Lifecycle: a model with a version nothing serves (deletable), beside world.model whose
+    # version serves world.endpoint (refused).
+    from tests.endpoints.endpoint_factories import ModelVersionFactory, RegisteredModelFactory
+
+    world.spare_model = RegisteredModelFactory(project=world.project, name="spare")
+    world.spare_version = ModelVersionFactory(model=world.spare_model, version=1)
 
 
 CONN = {"pk": "connection.pk"}
@@ -208,6 +229,31 @@ ROUTES = {
         Req(UI_DEPLOY, kwargs=MODEL, idor=MODEL_IDOR),
         Req(UI_DEPLOY, method="POST", kwargs=MODEL, idor=MODEL_IDOR),
     ],
+    "endpoints:model-edit": [
+        Req(UI_DEPLOY, kwargs=MODEL, idor=MODEL_IDOR),
+        Req(UI_DEPLOY_DONE, method="POST", kwargs=MODEL, data={"task": "regression", "description": "x"},
+            idor=MODEL_IDOR),
+    ],
+    "endpoints:model-delete": [
+        Req(UI_MANAGE, kwargs=MODEL, idor=MODEL_IDOR),
+        Req(UI_MANAGE_REFUSED, method="POST", kwargs=MODEL, idor=MODEL_IDOR),  # its version serves
+        Req(UI_MANAGE_DONE, method="POST", kwargs={"pk": "spare_model.pk"}),
+    ],
+    "endpoints:version-edit": [
+        Req(UI_DEPLOY, kwargs=SERVING_VERSION, idor=OTHER_VERSION),
+        Req(UI_DEPLOY_DONE, method="POST", kwargs=SERVING_VERSION, data={"description": "x"}, idor=OTHER_VERSION),
+    ],
+    "endpoints:version-delete": [
+        Req(UI_MANAGE, kwargs=SERVING_VERSION, idor=OTHER_VERSION),
+        Req(UI_MANAGE_REFUSED, method="POST", kwargs=SERVING_VERSION, idor=OTHER_VERSION),
+        Req(UI_MANAGE_DONE, method="POST", kwargs=SPARE_VERSION),
+    ],
+    "endpoints:version-archive": [
+        Req(UI_MANAGE_DONE, method="POST", kwargs=SERVING_VERSION, data={"archived": "1"}, idor=OTHER_VERSION),
+        Req(UI_MANAGE_DONE, method="POST", kwargs=SERVING_VERSION, data={"archived": "0"}, idor=OTHER_VERSION),
+        # POST only: a GET is refused before anything is looked up (so it tells nothing).
+        Req(expect(302, 405, 405, 405, 405, 405, 405, 405), kwargs=SERVING_VERSION),
+    ],
     "endpoints:version-alias": [
         Req(UI_DEPLOY, kwargs={"pk": "model.pk", "version": "version.version"},
             idor={"pk": "other_model.pk", "version": "other_version.version"}),
@@ -215,9 +261,19 @@ ROUTES = {
             idor={"pk": "other_model.pk", "version": "other_version.version"}),
     ],
     # --- platform-admin pages ----------------------------------------------------------------
-    "endpoints:project-list": Req(UI_ADMIN),
+    "endpoints:project-list": Req(UI_EVERYONE),  # each sees the projects they hold a role on
     "endpoints:project-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
-    "endpoints:project-detail": Req(UI_ADMIN, kwargs={"name": "project.name"}),
+    # Every member sees the project's page; outsiders (and the auditor, who holds no role) get 404.
+    "endpoints:project-detail": Req(UI_SEE, kwargs=PROJECT, idor=PROJECT_IDOR),
+    "endpoints:project-edit": [
+        Req(UI_MANAGE, kwargs=PROJECT, idor=PROJECT_IDOR),
+        Req(UI_MANAGE_DONE, method="POST", kwargs=PROJECT, data={"display_name": "Matrix", "description": ""},
+            idor=PROJECT_IDOR),
+    ],
+    "endpoints:project-delete": [
+        Req(UI_MANAGE, kwargs=PROJECT, idor=PROJECT_IDOR),
+        Req(UI_MANAGE_REFUSED, method="POST", kwargs=PROJECT, idor=PROJECT_IDOR),  # it has an endpoint
+    ],
     "endpoints:project-quota": [
         Req(UI_ADMIN, kwargs={"name": "project.name"}),
         Req(UI_ADMIN_POST, method="POST", kwargs={"name": "project.name"}),
@@ -230,6 +286,18 @@ ROUTES = {
     "endpoints:cluster-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
     "endpoints:cluster-detail": Req(UI_ADMIN, kwargs={"pk": "cluster.pk"}),
     "endpoints:cluster-test": Req(UI_ADMIN_ACTION, method="POST", kwargs={"pk": "cluster.pk"}),
+    "endpoints:cluster-delete": [
+        Req(UI_ADMIN, kwargs={"pk": "cluster.pk"}),
+        Req(UI_ADMIN_REFUSED, method="POST", kwargs={"pk": "cluster.pk"}),  # it has projects
+    ],
+    "endpoints:hardware-delete": [
+        Req(UI_ADMIN, kwargs={"pk": "hardware.pk"}),
+        Req(UI_ADMIN_POST, method="POST", kwargs={"pk": "hardware.pk"}),  # no endpoint uses it
+    ],
+    "endpoints:runtime-delete": [
+        Req(UI_ADMIN, kwargs={"pk": "runtime.pk"}),
+        Req(UI_ADMIN_REFUSED, method="POST", kwargs={"pk": "runtime.pk"}),  # built in
+    ],
     "endpoints:cluster-edit": [
         Req(UI_ADMIN, kwargs={"pk": "cluster.pk"}),
         Req(UI_ADMIN_FORM, method="POST", kwargs={"pk": "cluster.pk"}),
@@ -292,19 +360,29 @@ ROUTES = {
         # Saved disabled: the matrix world's cluster address is fictitious, and an enabled
         # cluster is read before it is saved (tests/endpoints/test_capabilities.py).
         Req(API_ADMIN, method="PATCH", kwargs={"pk": "cluster.pk"}, data={"description": "x", "enabled": False}),
+        Req(API_ADMIN_REFUSED, method="DELETE", kwargs={"pk": "cluster.pk"}),  # it has projects
     ],
     "api-hardware-profile-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
     "api-hardware-profile-detail": [
         Req(API_EVERYONE, kwargs={"pk": "hardware.pk"}),
         Req(API_ADMIN, method="PATCH", kwargs={"pk": "hardware.pk"}, data={"description": "x"}),
+        Req(API_ADMIN_DELETED, method="DELETE", kwargs={"pk": "hardware.pk"}),  # no endpoint uses it
     ],
     "api-runtime-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
     "api-runtime-detail": [
         Req(API_EVERYONE, kwargs={"pk": "runtime.pk"}),
         Req(API_ADMIN, method="PATCH", kwargs={"pk": "runtime.pk"}, data={"description": "x"}),
+        Req(API_ADMIN_REFUSED, method="DELETE", kwargs={"pk": "runtime.pk"}),  # built in
     ],
     "api-project-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
-    "api-project-detail": Req(API_SEE, kwargs={"pk": "project.pk"}, idor={"pk": "other_project.pk"}),
+    "api-project-detail": [
+        Req(API_SEE, kwargs={"pk": "project.pk"}, idor={"pk": "other_project.pk"}),
+        Req(API_MANAGE, method="PATCH", kwargs={"pk": "project.pk"}, data={"description": "x"},
+            idor={"pk": "other_project.pk"}),
+        Req(API_MANAGE, method="PUT", kwargs={"pk": "project.pk"}, data={"display_name": "M", "description": "x"},
+            idor={"pk": "other_project.pk"}),
+        Req(API_MANAGE_REFUSED, method="DELETE", kwargs={"pk": "project.pk"}, idor={"pk": "other_project.pk"}),
+    ],
     "api-project-quota": Req(API_ADMIN_WRITE_BAD_BODY, method="POST", kwargs={"pk": "project.pk"}),
     "api-project-rotate-ingest-key": Req(API_ADMIN, method="POST", kwargs={"pk": "project.pk"}),
     "api-model-list": [
@@ -313,12 +391,28 @@ ROUTES = {
         Req(expect(401, 400, 403, 201, 201, 403, 400, 201), method="POST",
             data={"project": "@project.pk", "name": "fresh", "task": "classification"}),
     ],
-    "api-model-detail": Req(API_SEE, kwargs=MODEL, idor=MODEL_IDOR),
+    "api-model-detail": [
+        Req(API_SEE, kwargs=MODEL, idor=MODEL_IDOR),
+        Req(API_DEPLOY, method="PATCH", kwargs=MODEL, data={"description": "x"}, idor=MODEL_IDOR),
+        Req(API_DEPLOY, method="PUT", kwargs=MODEL, data={"task": "regression", "description": "x"},
+            idor=MODEL_IDOR),
+        Req(API_MANAGE_REFUSED, method="DELETE", kwargs=MODEL, idor=MODEL_IDOR),
+        Req(API_MANAGE_DELETED, method="DELETE", kwargs={"pk": "spare_model.pk"}),
+    ],
     "api-model-versions": [
         Req(API_SEE, kwargs=MODEL, idor=MODEL_IDOR),
         Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=MODEL, idor=MODEL_IDOR),
     ],
     "api-model-aliases": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=MODEL, idor=MODEL_IDOR),
     "api-version-list": Req(API_EVERYONE),
-    "api-version-detail": Req(API_SEE, kwargs={"pk": "version.pk"}, idor={"pk": "other_version.pk"}),
+    "api-version-detail": [
+        Req(API_SEE, kwargs={"pk": "version.pk"}, idor={"pk": "other_version.pk"}),
+        Req(API_DEPLOY, method="PATCH", kwargs={"pk": "version.pk"}, data={"description": "x"},
+            idor={"pk": "other_version.pk"}),
+        Req(API_MANAGE_REFUSED, method="DELETE", kwargs={"pk": "version.pk"}, idor={"pk": "other_version.pk"}),
+        Req(API_MANAGE_DELETED, method="DELETE", kwargs={"pk": "spare_version.pk"}),
+    ],
+    "api-version-archive": Req(API_MANAGE, method="POST", kwargs={"pk": "version.pk"}, idor={"pk": "other_version.pk"}),
+    "api-version-unarchive": Req(API_MANAGE, method="POST", kwargs={"pk": "version.pk"},
+                                 idor={"pk": "other_version.pk"}),
 }

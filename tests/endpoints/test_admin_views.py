@@ -45,8 +45,8 @@ def admin_urls() -> list[tuple[str, dict]]:
     return [
         ("endpoints:cluster-list", {}), ("endpoints:cluster-create", {}),
         ("endpoints:cluster-edit", {"pk": cluster.pk}),
-        ("endpoints:project-list", {}), ("endpoints:project-create", {}),
-        ("endpoints:project-detail", {"name": project.name}), ("endpoints:project-quota", {"name": project.name}),
+        ("endpoints:project-create", {}),
+        ("endpoints:project-quota", {"name": project.name}),
         ("endpoints:project-rotate-key", {"name": project.name}),
         ("endpoints:hardware-list", {}), ("endpoints:hardware-create", {}),
         ("endpoints:hardware-edit", {"pk": profile.pk}),

@@ -246,6 +246,25 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         team = services.team_create(actor=request.user, name=serializer.validated_data["name"])
         return Response(TeamSerializer(self.get_queryset().get(pk=team.pk)).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(summary="Rename a team", request=TeamSerializer, responses={200: TeamSerializer})
+    def partial_update(self, request, pk=None):
+        team = self.get_object()
+        serializer = TeamSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.team_rename(actor=request.user, team=team, name=serializer.validated_data["name"])
+        return Response(TeamSerializer(self.get_queryset().get(pk=team.pk)).data)
+
+    @extend_schema(summary="Rename a team", request=TeamSerializer, responses={200: TeamSerializer})
+    def update(self, request, pk=None):
+        return self.partial_update(request, pk=pk)
+
+    @extend_schema(summary="Delete a team", request=None, responses={204: None},
+                   description="Its live grants are revoked first (each audited as a revocation), then the team "
+                               "and its memberships are deleted.")
+    def destroy(self, request, pk=None):
+        services.team_delete(actor=request.user, team=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(summary="Add a member", request=TeamMemberSerializer, responses={200: TeamSerializer})
     @action(detail=True, methods=["post"])
     def members(self, request, pk=None):
