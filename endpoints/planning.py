@@ -65,12 +65,14 @@ def encode_changes(changes: dict) -> dict:
     return {name: (value.pk if hasattr(value, "pk") else value) for name, value in changes.items()}
 
 
-def decode_changes(changes: dict, *, user, endpoint: Endpoint | None) -> dict:
-    """Resolve stored primary keys through the same restricted choices the wizard offers: an
-    object the user lost access to (or an admin disabled) meanwhile is refused."""
+def decode_changes(changes: dict, *, user, endpoint: Endpoint | None, project: Project | None = None) -> dict:
+    """Resolve stored primary keys through the same restricted choices the wizard offers (the
+    versions of the endpoint's project): an object the user lost access to (or an admin
+    disabled) meanwhile is refused."""
+    project = endpoint.project if endpoint is not None else project
     querysets = {
-        "model_version": selectors.version_choices_for(user=user),
-        "canary_version": selectors.version_choices_for(user=user),
+        "model_version": selectors.version_choices_for(user=user, project=project),
+        "canary_version": selectors.version_choices_for(user=user, project=project),
         "runtime": selectors.runtime_choices(endpoint),
         "hardware_profile": selectors.hardware_choices(endpoint),
     }
@@ -119,7 +121,7 @@ def proposal_from_entry(entry: dict, *, user) -> Proposal:
     if kind == "create":
         project = get_visible_or_404(Project.objects.select_related("cluster"), user, "deploy",
                                      pk=entry["project_id"])
-        changes = decode_changes(entry["changes"], user=user, endpoint=None)
+        changes = decode_changes(entry["changes"], user=user, endpoint=None, project=project)
         proposed = new_endpoint(project=project, name=entry["name"], created_by=user, **changes)
         return Proposal(kind, proposed, None, changes, KIND_TITLES[kind].format(name=entry["name"]))
     current = endpoint_by_id(user=user, pk=entry["endpoint_id"], action="deploy")

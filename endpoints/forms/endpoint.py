@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from endpoints import selectors
 from endpoints.models import Endpoint
@@ -226,14 +227,25 @@ class EndpointForm(forms.Form):
         if endpoint is not None and "initial" not in kwargs:
             kwargs["initial"] = initial_from_endpoint(endpoint)
         super().__init__(*args, **kwargs)
-        versions = selectors.version_choices_for(user=user).order_by(
+        projects = selectors.project_list_visible_to(user=user, action="deploy")
+        # An endpoint serves versions registered in its own project: the pickers offer those only
+        # (the edited endpoint's project, or the project chosen for a new one).
+        project = endpoint.project if endpoint is not None else self._chosen_project(projects)
+        versions = selectors.version_choices_for(user=user, project=project).order_by(
             "model__project__name", "model__name", "-version")
         self.fields["model_version"].queryset = versions
         self.fields["canary_version"].queryset = versions
         self.fields["runtime"].queryset = selectors.runtime_choices(endpoint)
         self.fields["hardware_profile"].queryset = selectors.hardware_choices(endpoint)
         if endpoint is None:
-            self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
+            self.fields["project"].queryset = projects
+            # Choosing the project refreshes the version pickers with its versions (the wizard's
+            # own GET with ?project=; without JavaScript the submitted project scopes them).
+            for name in ("model_version", "canary_version"):
+                self.fields[name].widget.attrs.update({
+                    "hx-get": reverse("endpoints:endpoint-create"), "hx-trigger": "change from:#id_project",
+                    "hx-include": "#id_project", "hx-select": f"#id_{name} option", "hx-target": "this",
+                    "hx-swap": "innerHTML"})
         else:
             del self.fields["project"]
             del self.fields["name"]
@@ -243,6 +255,18 @@ class EndpointForm(forms.Form):
                 field.help_text = (f"Fixed: the endpoint was deployed in {endpoint.deployment_mode} mode and KServe "
                                    "refuses to change the mode of an existing InferenceService. To switch, delete "
                                    "the endpoint and create it again.")
+
+    def _chosen_project(self, projects):
+        """The project of a new endpoint as far as the request says (submitted, or the initial
+        choice), among those the user may deploy to; the only one when there is one; else None."""
+        raw = self.data.get("project") if self.is_bound else self.initial.get("project")
+        if raw not in (None, ""):
+            try:
+                return projects.filter(pk=int(getattr(raw, "pk", raw))).first()
+            except (TypeError, ValueError):
+                return None
+        only = list(projects[:2])
+        return only[0] if len(only) == 1 else None
 
     # --- sections for the template ------------------------------------------------------
     def sections(self):

@@ -209,7 +209,10 @@ class EndpointCanaryView(EndpointChangeMixin, ProtectedDetailView):
 
     def _page(self, request, endpoint, form, status=200):
         return render(request, self.template_name, {
-            "title": f"Start a canary on {endpoint.name}", "form": form, "endpoint": endpoint,
+            # The endpoint page's button says "Adjust canary" when one runs; so does the page it opens.
+            "title": (f"Adjust the canary of {endpoint.name}" if endpoint.canary_version_id
+                      else f"Start a canary on {endpoint.name}"),
+            "form": form, "endpoint": endpoint,
             "submit_label": "Review the plan", "cancel_url": detail_url(endpoint),
             "no_other_version": not form.fields["canary_version"].queryset.exists(),
             "model_url": reverse("endpoints:model-detail", kwargs={"pk": endpoint.model_version.model_id}),
@@ -332,7 +335,7 @@ class EndpointPlanView(LoginRequiredMixin, View):
         if kind == "create":
             project = get_visible_or_404(Project.objects.select_related("cluster"), user, "deploy",
                                          pk=entry["project_id"])
-            config = planning.decode_changes(entry["changes"], user=user, endpoint=None)
+            config = planning.decode_changes(entry["changes"], user=user, endpoint=None, project=project)
             model_version = config.pop("model_version", None)
             if model_version is None:
                 raise ValidationError({"model_version": ["Choose a model version."]})
