@@ -240,8 +240,9 @@ class EndpointForm(forms.Form):
         if endpoint is None:
             self.fields["project"].queryset = projects
             # Choosing the project refreshes the version pickers with its versions (the wizard's
-            # own GET with ?project=; without JavaScript the submitted project scopes them).
-            for name in ("model_version", "canary_version"):
+            # own GET with ?project=; without JavaScript the submitted project scopes them). With
+            # a single project there is nothing to choose, and nothing to refresh.
+            for name in ("model_version", "canary_version") if len(projects[:2]) > 1 else ():
                 self.fields[name].widget.attrs.update({
                     "hx-get": reverse("endpoints:endpoint-create"), "hx-trigger": "change from:#id_project",
                     "hx-include": "#id_project", "hx-select": f"#id_{name} option", "hx-target": "this",

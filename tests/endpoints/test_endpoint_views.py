@@ -653,3 +653,22 @@ def test_start_canary_page_keeps_its_title_without_a_canary(client, alice, setup
     page = client.get(_url("endpoint-canary", endpoint)).content.decode()
 
     assert "<h1>Start a canary on" in page and "Adjust the canary" not in page
+
+
+def test_how_to_call_follows_the_status_poll_once_the_endpoint_is_ready(client, alice, setup):
+    endpoint = EndpointFactory(project=setup.project, name="v1-scorer", model_version=setup.v1,
+                               status={"phase": "Deploying"})
+    client.force_login(alice)
+    overview = client.get(_url("endpoint-detail", endpoint)).content.decode()
+    assert '<section id="how-to-call"' in overview and "appears here once the endpoint is Ready" in overview
+    # While it deploys the poll leaves the panel alone.
+    assert 'id="how-to-call"' not in client.get(_url("endpoint-status", endpoint)).content.decode()
+
+    EndpointStatus.objects.filter(endpoint=endpoint).update(phase="Ready", ready=True,
+                                                            url="http://v1-scorer.fraud.example.com")
+    settled = client.get(_url("endpoint-status", endpoint)).content.decode()
+
+    panel = settled.split('<section id="how-to-call"')[1]
+    assert panel.startswith(' class="card section" aria-labelledby="how-to-call-title" hx-swap-oob="true">')
+    assert "curl -sS -X POST http://v1-scorer.fraud.example.com/v1/models/v1-scorer:predict" in panel
+    assert "appears here once the endpoint is Ready" not in panel
