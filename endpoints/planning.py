@@ -28,7 +28,7 @@ from endpoints import reconcile, selectors
 from endpoints import spec as specs
 from endpoints.models import Endpoint, Project
 from endpoints.services import connections as connection_services
-from endpoints.services.endpoints import cluster_reading, validate_endpoint
+from endpoints.services.endpoints import apply_profile_defaults, cluster_reading, validate_endpoint
 
 # Fields holding a related object: stored in a session entry as primary keys and resolved
 # again through the same restricted querysets when the plan is shown or confirmed.
@@ -158,9 +158,15 @@ def proposal_from_entry(entry: dict, *, user) -> Proposal:
     return Proposal(kind, proposed, current, changes, KIND_TITLES[kind].format(name=current.name), description)
 
 
-def validate_proposed(proposed: Endpoint, *, current: Endpoint | None, user) -> ValidationError | None:
+def validate_proposed(proposed: Endpoint, *, current: Endpoint | None, user,
+                      defaults: bool = True) -> ValidationError | None:
     """The services' rules on a proposed endpoint (``current`` None: a new one), without
-    storing anything; None when it passes."""
+    storing anything; None when it passes. ``defaults``: the proposal is a create or an edit,
+    so it first takes its hardware profile's defaults as the service will
+    (``apply_profile_defaults``), and the plan shows them."""
+    if defaults:
+        previous = current.hardware_profile if current is not None and current.hardware_profile_id else None
+        apply_profile_defaults(proposed, previous_profile=previous)
     try:
         validate_endpoint(proposed, previous_mode=applied_mode(current) if current is not None else None)
         if current is None:
@@ -177,7 +183,8 @@ def validate_proposal(proposal: Proposal, *, user) -> ValidationError | None:
     """The services' rules on a proposal (stop and start carry none)."""
     if proposal.kind in ("stop", "start"):
         return None
-    return validate_proposed(proposal.endpoint, current=proposal.current, user=user)
+    return validate_proposed(proposal.endpoint, current=proposal.current, user=user,
+                             defaults=proposal.kind in ("create", "update"))
 
 
 # --- plans --------------------------------------------------------------------------------------------

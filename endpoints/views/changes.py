@@ -105,7 +105,8 @@ class EndpointCreateView(LoginRequiredMixin, View):
             for name in ("project", "model_version"):
                 if request.GET.get(name, "").isdigit():
                     initial[name] = int(request.GET[name])
-        return EndpointForm(data, user=request.user, initial=initial)
+        return EndpointForm(data, user=request.user, initial=initial,
+                            profile_choice=request.GET.get("hardware_profile") if data is None else None)
 
     def _page(self, request, form, status=200):
         if not form.fields["project"].queryset.exists():
@@ -168,7 +169,8 @@ class EndpointUpdateView(EndpointChangeMixin, ProtectedDetailView):
     def get(self, request, project, name):
         endpoint = self.get_endpoint()
         form = EndpointForm(user=request.user, endpoint=endpoint,
-                            mode_locked=planning.applied_mode(endpoint) is not None)
+                            mode_locked=planning.applied_mode(endpoint) is not None,
+                            profile_choice=request.GET.get("hardware_profile"))
         return render(request, self.template_name, self._context(request, endpoint, form))
 
     def post(self, request, project, name):
