@@ -44,6 +44,13 @@ class HardwareChoiceField(forms.ModelChoiceField):
         return f"{profile} (CPU only; {compute})"
 
 
+def _as_pk(raw) -> int | None:
+    """A primary key from request data, or None (not a number, or beyond any id: a lookup with
+    it would fail in the database instead of finding nothing)."""
+    raw = str(getattr(raw, "pk", raw) if raw is not None else "")
+    return int(raw) if raw.isdigit() and int(raw) < 2**31 else None
+
+
 def profile_initial(profile) -> dict:
     """The hardware fields as choosing ``profile`` prefills them: its default CPU and memory as
     requests (and limits where the profile applies them as limits), and its minimum number of
@@ -294,12 +301,12 @@ class EndpointForm(forms.Form):
         a profile asks the page again for its Hardware section (htmx), which comes back filled."""
         choices = self.fields["hardware_profile"].queryset
         if profile_choice is not None and not self.is_bound:
-            chosen = choices.filter(pk=int(profile_choice)).first() if profile_choice.isdigit() else None
+            pk = _as_pk(profile_choice)
+            chosen = choices.filter(pk=pk).first() if pk is not None else None
             self.initial["hardware_profile"] = chosen.pk if chosen else None
             self.initial.update(profile_initial(chosen))
-        raw = self.data.get("hardware_profile") if self.is_bound else self.initial.get("hardware_profile")
-        raw = getattr(raw, "pk", raw)
-        profile = choices.filter(pk=int(raw)).first() if str(raw or "").isdigit() else None
+        pk = _as_pk(self.data.get("hardware_profile") if self.is_bound else self.initial.get("hardware_profile"))
+        profile = choices.filter(pk=pk).first() if pk is not None else None
         count = self.fields["accelerator_count"]
         if profile is not None and profile.accelerator_resource:
             count.widget.attrs.update(min=1, max=profile.max_accelerators_per_replica)
@@ -331,10 +338,8 @@ class EndpointForm(forms.Form):
         choice), among those the user may deploy to; the only one when there is one; else None."""
         raw = self.data.get("project") if self.is_bound else self.initial.get("project")
         if raw not in (None, ""):
-            try:
-                return projects.filter(pk=int(getattr(raw, "pk", raw))).first()
-            except (TypeError, ValueError):
-                return None
+            pk = _as_pk(raw)
+            return projects.filter(pk=pk).first() if pk is not None else None
         only = list(projects[:2])
         return only[0] if len(only) == 1 else None
 

@@ -281,3 +281,14 @@ def test_api_refuses_a_default_above_the_maximum_with_a_field_message(admin_user
     assert response.status_code == 400
     assert "above the profile's maximum 2" in response.json()["errors"]["default_cpu"][0]
     assert ok.status_code == 201 and ok.json()["defaults_as_limits"] is True
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "x", "-1"])
+def test_wizard_ignores_a_profile_or_project_id_that_is_no_id(client, alice, setup, value):
+    client.force_login(alice)
+
+    page = client.get(reverse("endpoints:endpoint-create"), {"hardware_profile": value, "project": value})
+    posted = client.post(reverse("endpoints:endpoint-create"), {"hardware_profile": value, "project": value})
+
+    assert page.status_code == 200
+    assert posted.status_code == 400 and posted.context["form"].errors["project"]
