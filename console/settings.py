@@ -512,11 +512,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Ingest keys (in payload-logger URLs) never reach a log line (console/redaction.py).
-    "filters": {"redact_ingest_keys": {"()": "console.redaction.RedactIngestKeys"}},
+    "filters": {"redact_ingest_keys": {"()": "console.redaction.RedactIngestKeys"},
+                # A 403/404/400 is one line; a 500 keeps its traceback (console/log_filters.py).
+                "client_errors_one_line": {"()": "console.log_filters.ClientErrorsWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
                              "filters": ["redact_ingest_keys"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "kubernetes": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "INFO"}, "kubernetes": {"level": "WARNING"},
+                "django.request": {"filters": ["client_errors_one_line"]}},
 }
 
 # --- Encryption at rest (console/crypto.py) ---------------------------------------------------

@@ -112,8 +112,12 @@ class HardwareProfile(models.Model):
     )
     node_selector = models.JSONField(default=dict, blank=True)
     tolerations = models.JSONField(default=list, blank=True)
+    # Applied as the CPU and memory requests of an endpoint that leaves them empty (when it is
+    # created or next changed), and as its limits too where ``defaults_as_limits`` is set.
     default_cpu = models.CharField(max_length=20, default="1")
     default_memory = models.CharField(max_length=20, default="2Gi")
+    defaults_as_limits = models.BooleanField(
+        default=False, help_text="Also apply the defaults as CPU and memory limits where an endpoint sets none.")
     max_cpu = models.CharField(max_length=20, default="16")
     max_memory = models.CharField(max_length=20, default="64Gi")
     max_accelerators_per_replica = models.PositiveIntegerField(default=0)

@@ -178,6 +178,18 @@ def _gpu_image_warnings(endpoint: Endpoint, available, capabilities: Capabilitie
     return [warning] if warning else []
 
 
+def live_owned_fields(live: dict, manifest: dict, old_manifest: dict | None) -> dict:
+    """The console-owned part of the live object, to diff against the new manifest: every field
+    the console applied (the live object's managedFields; the previous manifest where the object
+    records none) and every field the new manifest sets. Server-side apply removes the ones the
+    new manifest no longer sends, so they must show as removals."""
+    paths = reconcile.managed_field_paths(manifest)
+    applied = reconcile.applied_field_paths(live)
+    if applied is None:
+        applied = reconcile.managed_field_paths(old_manifest or {})
+    return reconcile.subset_at(live, paths | applied)
+
+
 def _describe_cluster_error(exc) -> tuple[str, list[dict]]:
     causes = [{"field": c.field, "message": c.message} for c in exc.causes]
     return exc.message, causes
@@ -231,7 +243,7 @@ def compute(endpoint: Endpoint, *, old_spec: dict | None, old_manifest: dict | N
             plan.live_error = f"The live object could not be read: {_describe_cluster_error(exc)[0]}"
         else:
             plan.live_exists = live is not None
-            live_subset = reconcile.desired_subset(live, manifest) if live is not None else {}
+            live_subset = live_owned_fields(live, manifest, old_manifest) if live is not None else {}
             plan.manifest_diff = "".join(difflib.unified_diff(
                 reconcile.canonical_yaml(live_subset).splitlines(keepends=True) if live is not None else [],
                 plan.manifest_yaml.splitlines(keepends=True),

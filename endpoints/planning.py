@@ -28,7 +28,7 @@ from endpoints import reconcile, selectors
 from endpoints import spec as specs
 from endpoints.models import Endpoint, Project
 from endpoints.services import connections as connection_services
-from endpoints.services.endpoints import cluster_reading, validate_endpoint
+from endpoints.services.endpoints import apply_profile_defaults, cluster_reading, validate_endpoint
 
 # Fields holding a related object: stored in a session entry as primary keys and resolved
 # again through the same restricted querysets when the plan is shown or confirmed.
@@ -65,12 +65,14 @@ def encode_changes(changes: dict) -> dict:
     return {name: (value.pk if hasattr(value, "pk") else value) for name, value in changes.items()}
 
 
-def decode_changes(changes: dict, *, user, endpoint: Endpoint | None) -> dict:
-    """Resolve stored primary keys through the same restricted choices the wizard offers: an
-    object the user lost access to (or an admin disabled) meanwhile is refused."""
+def decode_changes(changes: dict, *, user, endpoint: Endpoint | None, project: Project | None = None) -> dict:
+    """Resolve stored primary keys through the same restricted choices the wizard offers (the
+    versions of the endpoint's project): an object the user lost access to (or an admin
+    disabled) meanwhile is refused."""
+    project = endpoint.project if endpoint is not None else project
     querysets = {
-        "model_version": selectors.version_choices_for(user=user),
-        "canary_version": selectors.version_choices_for(user=user),
+        "model_version": selectors.version_choices_for(user=user, project=project),
+        "canary_version": selectors.version_choices_for(user=user, project=project),
         "runtime": selectors.runtime_choices(endpoint),
         "hardware_profile": selectors.hardware_choices(endpoint),
     }
@@ -119,7 +121,7 @@ def proposal_from_entry(entry: dict, *, user) -> Proposal:
     if kind == "create":
         project = get_visible_or_404(Project.objects.select_related("cluster"), user, "deploy",
                                      pk=entry["project_id"])
-        changes = decode_changes(entry["changes"], user=user, endpoint=None)
+        changes = decode_changes(entry["changes"], user=user, endpoint=None, project=project)
         proposed = new_endpoint(project=project, name=entry["name"], created_by=user, **changes)
         return Proposal(kind, proposed, None, changes, KIND_TITLES[kind].format(name=entry["name"]))
     current = endpoint_by_id(user=user, pk=entry["endpoint_id"], action="deploy")
@@ -156,9 +158,15 @@ def proposal_from_entry(entry: dict, *, user) -> Proposal:
     return Proposal(kind, proposed, current, changes, KIND_TITLES[kind].format(name=current.name), description)
 
 
-def validate_proposed(proposed: Endpoint, *, current: Endpoint | None, user) -> ValidationError | None:
+def validate_proposed(proposed: Endpoint, *, current: Endpoint | None, user,
+                      defaults: bool = True) -> ValidationError | None:
     """The services' rules on a proposed endpoint (``current`` None: a new one), without
-    storing anything; None when it passes."""
+    storing anything; None when it passes. ``defaults``: the proposal is a create or an edit,
+    so it first takes its hardware profile's defaults as the service will
+    (``apply_profile_defaults``), and the plan shows them."""
+    if defaults:
+        previous = current.hardware_profile if current is not None and current.hardware_profile_id else None
+        apply_profile_defaults(proposed, previous_profile=previous)
     try:
         validate_endpoint(proposed, previous_mode=applied_mode(current) if current is not None else None)
         if current is None:
@@ -175,7 +183,8 @@ def validate_proposal(proposal: Proposal, *, user) -> ValidationError | None:
     """The services' rules on a proposal (stop and start carry none)."""
     if proposal.kind in ("stop", "start"):
         return None
-    return validate_proposed(proposal.endpoint, current=proposal.current, user=user)
+    return validate_proposed(proposal.endpoint, current=proposal.current, user=user,
+                             defaults=proposal.kind in ("create", "update"))
 
 
 # --- plans --------------------------------------------------------------------------------------------

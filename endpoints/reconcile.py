@@ -282,8 +282,15 @@ def _get(obj, keys: list[str]):
 def desired_subset(live_obj: dict, manifest: dict) -> dict:
     """The part of ``live_obj`` at the paths ``manifest`` owns (absent paths left out), shaped
     like the manifest: ``desired_subset(live, m) == m`` means no drift on owned fields."""
+    return subset_at(live_obj, managed_field_paths(manifest))
+
+
+def subset_at(live_obj: dict, paths) -> dict:
+    """The part of ``live_obj`` at ``paths`` (dotted, as ``managed_field_paths`` writes them;
+    absent paths left out), shaped like the object. A path under another path of the set is
+    covered by the shorter one."""
     subset: dict = {}
-    for path in sorted(managed_field_paths(manifest)):
+    for path in sorted(paths, key=lambda p: len(split_path(p))):
         keys = split_path(path)
         value = _get(live_obj, keys)
         if value is _MISSING:
@@ -291,8 +298,37 @@ def desired_subset(live_obj: dict, manifest: dict) -> dict:
         node = subset
         for key in keys[:-1]:
             node = node.setdefault(key, {})
-        node[keys[-1]] = copy.deepcopy(value)
+            if not isinstance(node, dict):  # a shorter path took the whole value
+                break
+        else:
+            node.setdefault(keys[-1], copy.deepcopy(value))
     return subset
+
+
+def applied_field_paths(live_obj: dict, manager: str = FIELD_MANAGER) -> set[str] | None:
+    """Dotted paths of the fields ``manager`` owns on the live object by server-side apply, read
+    from ``metadata.managedFields`` (FieldsV1) in the same form as ``managed_field_paths``: maps
+    are descended, a list (its items keyed ``k:``, ``v:`` or ``i:``) is one leaf. None when the
+    object records no apply by the manager (an object written before field tracking, or by
+    hand)."""
+    entries = [entry for entry in (live_obj.get("metadata") or {}).get("managedFields") or []
+               if isinstance(entry, dict) and entry.get("manager") == manager
+               and entry.get("operation") == "Apply" and not entry.get("subresource")]
+    if not entries:
+        return None
+    paths: set[str] = set()
+
+    def walk(fields, keys: list[str]) -> None:
+        children = [key for key in fields if key != "."] if isinstance(fields, dict) else []
+        if children and all(key.startswith("f:") for key in children):
+            for key in children:
+                walk(fields[key], [*keys, key[2:]])
+        elif keys:
+            paths.add(join_path(keys))
+
+    for entry in entries:
+        walk(entry.get("fieldsV1") or {}, [])
+    return paths
 
 
 _MODE_PATH = join_path(["metadata", "annotations", ANNOTATION_DEPLOYMENT_MODE])

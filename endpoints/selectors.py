@@ -70,9 +70,12 @@ def versions_with_deployments(*, user):
     )
 
 
-def version_choices_for(*, user, action: str = "deploy"):
-    """Model versions a user may deploy (their model is visible to them with ``action``)."""
+def version_choices_for(*, user, action: str = "deploy", project=None):
+    """Model versions a user may deploy (their model is visible to them with ``action``);
+    with ``project``, only those registered in it (an endpoint serves its own project's models)."""
     models = visible(RegisteredModel.objects.all(), user, action)
+    if project is not None:
+        models = models.filter(project=project)
     return ModelVersion.objects.filter(model__in=models).select_related("model", "model__project")
 
 

@@ -432,6 +432,14 @@ def _check_accelerators(draft: EndpointDraft, errors: _Errors) -> None:
         errors.add("accelerator_count", "The accelerator count must be a whole number, 0 or more.")
         return
     hardware = draft.hardware
+    if count == 0 and hardware is not None and hardware.accelerator_resource:
+        # The profile pins the pods to its accelerator nodes; without a request they would sit
+        # there holding no accelerator (and take the nodes from endpoints that need one).
+        errors.add(
+            "accelerator_count",
+            f"Hardware profile {hardware.name or '(unnamed)'} is for {hardware.accelerator_resource}: request at "
+            f"least 1 per replica (up to {hardware.max_accelerators_per_replica}), or choose a CPU-only profile.",
+        )
     if count > 0:
         if hardware is None:
             errors.add("accelerator_count", "Choose a hardware profile with accelerators to request any.")

@@ -26,14 +26,19 @@ from console.views.base import platform_admin_required
 PAGE_SIZE = 50
 
 
+TRAIL_ONLY_MESSAGE = ("The audit trail is open to auditors, platform admins and the owners of a project (for "
+                      "their projects); you hold none of these roles.")
+AUDITOR_ONLY_MESSAGE = "Only auditors and platform admins may open this page."
+
+
 def _require_trail_access(user) -> None:
     if not selectors.can_view_any(user):
-        raise PermissionDenied
+        raise PermissionDenied(TRAIL_ONLY_MESSAGE)
 
 
 def _require_auditor(user) -> None:
     if not selectors.can_view_all(user):
-        raise PermissionDenied
+        raise PermissionDenied(AUDITOR_ONLY_MESSAGE)
 
 
 # --- keyset pagination (newest first; no COUNT over a large table) ------------------------------

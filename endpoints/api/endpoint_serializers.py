@@ -123,6 +123,7 @@ class _EndpointFieldsSerializer(serializers.Serializer):
 
     def __init__(self, *args, endpoint: Endpoint | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.endpoint = endpoint
         request = self.context.get("request")
         user = getattr(request, "user", None)
         versions = selectors.version_choices_for(user=user)
@@ -132,6 +133,16 @@ class _EndpointFieldsSerializer(serializers.Serializer):
         self.fields["hardware_profile"].queryset = selectors.hardware_choices(endpoint)
         if "project" in self.fields:
             self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
+
+    def validate(self, attrs):
+        # A profile with an accelerator chosen without a count requests its minimum, 1 per
+        # replica (an explicit 0 is refused by the rules); CPU and memory defaults are the
+        # service's (``apply_profile_defaults``).
+        profile = attrs.get("hardware_profile")
+        if (profile is not None and profile.accelerator_resource and "accelerator_count" not in attrs
+                and (self.endpoint is None or not self.endpoint.accelerator_count)):
+            attrs["accelerator_count"] = 1
+        return attrs
 
 
 class EndpointCreateSerializer(_EndpointFieldsSerializer):

@@ -139,6 +139,8 @@ class HardwareProfileSerializer(serializers.ModelSerializer):
                                 example='[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]')
     default_cpu = serializers.CharField(max_length=20, required=False)
     default_memory = serializers.CharField(max_length=20, required=False)
+    defaults_as_limits = serializers.BooleanField(
+        required=False, help_text="Also apply the defaults as limits where an endpoint sets none.")
     max_cpu = serializers.CharField(max_length=20, required=False)
     max_memory = serializers.CharField(max_length=20, required=False)
     max_accelerators_per_replica = serializers.IntegerField(min_value=0, required=False)
@@ -148,8 +150,8 @@ class HardwareProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = HardwareProfile
         fields = ["id", "name", "display_name", "description", "accelerator_resource", "accelerator_product",
-                  "node_selector", "tolerations", "default_cpu", "default_memory", "max_cpu", "max_memory",
-                  "max_accelerators_per_replica", "capacity", "enabled"]
+                  "node_selector", "tolerations", "default_cpu", "default_memory", "defaults_as_limits", "max_cpu",
+                  "max_memory", "max_accelerators_per_replica", "capacity", "enabled"]
         read_only_fields = ["id"]
         validators: list = []
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from endpoints import selectors
 from endpoints.models import Endpoint
@@ -35,10 +36,34 @@ class RuntimeChoiceField(forms.ModelChoiceField):
 
 class HardwareChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, profile) -> str:
+        compute = f"CPU {profile.default_cpu} (max {profile.max_cpu}), memory {profile.default_memory} " \
+                  f"(max {profile.max_memory})"
         if profile.accelerator_resource:
-            return (f"{profile} ({profile.accelerator_resource}, up to {profile.max_accelerators_per_replica} "
-                    "per replica)")
-        return f"{profile} (CPU only)"
+            return (f"{profile} ({profile.accelerator_resource}, 1 to {profile.max_accelerators_per_replica} "
+                    f"per replica; {compute})")
+        return f"{profile} (CPU only; {compute})"
+
+
+def _as_pk(raw) -> int | None:
+    """A primary key from request data, or None (not a number, or beyond any id: a lookup with
+    it would fail in the database instead of finding nothing)."""
+    raw = str(getattr(raw, "pk", raw) if raw is not None else "")
+    return int(raw) if raw.isdigit() and int(raw) < 2**31 else None
+
+
+def profile_initial(profile) -> dict:
+    """The hardware fields as choosing ``profile`` prefills them: its default CPU and memory as
+    requests (and limits where the profile applies them as limits), and its minimum number of
+    accelerators, 1 for a profile with an accelerator. None: the runtime's defaults, CPU only."""
+    if profile is None:
+        return {"accelerator_count": 0, "cpu_request": "", "memory_request": "", "cpu_limit": "",
+                "memory_limit": ""}
+    limits = profile.defaults_as_limits
+    return {
+        "accelerator_count": 1 if profile.accelerator_resource else 0,
+        "cpu_request": profile.default_cpu, "memory_request": profile.default_memory,
+        "cpu_limit": profile.default_cpu if limits else "", "memory_limit": profile.default_memory if limits else "",
+    }
 
 
 def _parse_env(text: str) -> list[dict]:
@@ -220,20 +245,46 @@ class EndpointForm(forms.Form):
          ("logging_mode",)),
     )
 
-    def __init__(self, *args, user, endpoint: Endpoint | None = None, mode_locked: bool = False, **kwargs):
+    def __init__(self, *args, user, endpoint: Endpoint | None = None, mode_locked: bool = False,
+                 profile_choice: str | None = None, **kwargs):
+        """``profile_choice``: a hardware profile id (or "" for none) just chosen on the page; the
+        hardware fields are prefilled from it (``profile_initial``)."""
         self.user = user
         self.endpoint = endpoint
         if endpoint is not None and "initial" not in kwargs:
             kwargs["initial"] = initial_from_endpoint(endpoint)
+            profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
+            if profile is not None:
+                # What the service applies on the next change (apply_profile_defaults), shown
+                # before it is made.
+                initial = kwargs["initial"]
+                for kind in ("cpu", "memory"):
+                    if not initial.get(f"{kind}_request") and not initial.get(f"{kind}_limit"):
+                        initial[f"{kind}_request"] = getattr(profile, f"default_{kind}")
+                    if profile.defaults_as_limits and not initial.get(f"{kind}_limit"):
+                        initial[f"{kind}_limit"] = initial.get(f"{kind}_request") or ""
         super().__init__(*args, **kwargs)
-        versions = selectors.version_choices_for(user=user).order_by(
+        projects = selectors.project_list_visible_to(user=user, action="deploy")
+        # An endpoint serves versions registered in its own project: the pickers offer those only
+        # (the edited endpoint's project, or the project chosen for a new one).
+        project = endpoint.project if endpoint is not None else self._chosen_project(projects)
+        versions = selectors.version_choices_for(user=user, project=project).order_by(
             "model__project__name", "model__name", "-version")
         self.fields["model_version"].queryset = versions
         self.fields["canary_version"].queryset = versions
         self.fields["runtime"].queryset = selectors.runtime_choices(endpoint)
         self.fields["hardware_profile"].queryset = selectors.hardware_choices(endpoint)
+        self._bound_hardware(profile_choice)
         if endpoint is None:
-            self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
+            self.fields["project"].queryset = projects
+            # Choosing the project refreshes the version pickers with its versions (the wizard's
+            # own GET with ?project=; without JavaScript the submitted project scopes them). With
+            # a single project there is nothing to choose, and nothing to refresh.
+            for name in ("model_version", "canary_version") if len(projects[:2]) > 1 else ():
+                self.fields[name].widget.attrs.update({
+                    "hx-get": reverse("endpoints:endpoint-create"), "hx-trigger": "change from:#id_project",
+                    "hx-include": "#id_project", "hx-select": f"#id_{name} option", "hx-target": "this",
+                    "hx-swap": "innerHTML"})
         else:
             del self.fields["project"]
             del self.fields["name"]
@@ -243,6 +294,54 @@ class EndpointForm(forms.Form):
                 field.help_text = (f"Fixed: the endpoint was deployed in {endpoint.deployment_mode} mode and KServe "
                                    "refuses to change the mode of an existing InferenceService. To switch, delete "
                                    "the endpoint and create it again.")
+
+    def _bound_hardware(self, profile_choice: str | None) -> None:
+        """Prefill the hardware fields from a profile just chosen, and bound them by the chosen
+        profile: the accelerator count's range, the CPU and memory maxima in the help. Choosing
+        a profile asks the page again for its Hardware section (htmx), which comes back filled."""
+        choices = self.fields["hardware_profile"].queryset
+        if profile_choice is not None and not self.is_bound:
+            pk = _as_pk(profile_choice)
+            chosen = choices.filter(pk=pk).first() if pk is not None else None
+            self.initial["hardware_profile"] = chosen.pk if chosen else None
+            self.initial.update(profile_initial(chosen))
+        pk = _as_pk(self.data.get("hardware_profile") if self.is_bound else self.initial.get("hardware_profile"))
+        profile = choices.filter(pk=pk).first() if pk is not None else None
+        count = self.fields["accelerator_count"]
+        if profile is not None and profile.accelerator_resource:
+            count.widget.attrs.update(min=1, max=profile.max_accelerators_per_replica)
+            count.help_text = (f"{profile.accelerator_resource} per replica: 1 to {profile.max_accelerators_per_replica} "
+                               f"on {profile}.")
+        else:
+            count.widget.attrs.update(max=0)
+            count.help_text = "0: the chosen hardware has no accelerator (choose a GPU profile to request one)."
+        if profile is not None:
+            self.fields["cpu_request"].help_text = (
+                f"A Kubernetes quantity, e.g. 500m or 2. {profile}: {profile.default_cpu} by default, at most "
+                f"{profile.max_cpu}; empty takes the default.")
+            self.fields["memory_request"].help_text = (
+                f"A Kubernetes quantity, e.g. 512Mi or 4Gi ('m' means milli, not mega). {profile}: "
+                f"{profile.default_memory} by default, at most {profile.max_memory}; empty takes the default.")
+            for name, bound in (("cpu_limit", profile.max_cpu), ("memory_limit", profile.max_memory)):
+                self.fields[name].help_text = f"Not below the request, at most {bound}." + (
+                    " Empty: the request (this profile applies its defaults as limits)." if profile.defaults_as_limits
+                    else "")
+        hardware = self.fields["hardware_profile"]
+        page = (reverse("endpoints:endpoint-create") if self.endpoint is None else reverse(
+            "endpoints:endpoint-edit", kwargs={"project": self.endpoint.project.name, "name": self.endpoint.name}))
+        hardware.widget.attrs.update({
+            "hx-get": page, "hx-trigger": "change", "hx-select": "#section-hardware", "hx-target": "#section-hardware",
+            "hx-swap": "outerHTML"})
+
+    def _chosen_project(self, projects):
+        """The project of a new endpoint as far as the request says (submitted, or the initial
+        choice), among those the user may deploy to; the only one when there is one; else None."""
+        raw = self.data.get("project") if self.is_bound else self.initial.get("project")
+        if raw not in (None, ""):
+            pk = _as_pk(raw)
+            return projects.filter(pk=pk).first() if pk is not None else None
+        only = list(projects[:2])
+        return only[0] if len(only) == 1 else None
 
     # --- sections for the template ------------------------------------------------------
     def sections(self):

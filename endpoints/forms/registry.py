@@ -314,11 +314,21 @@ class HardwareProfileForm(forms.Form):
         example='[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]',
         help_text="JSON list of Kubernetes tolerations. Empty: none.",
     )
-    default_cpu = forms.CharField(label="Default CPU", max_length=20, initial="1")
-    default_memory = forms.CharField(max_length=20, initial="2Gi")
+    default_cpu = forms.CharField(
+        label="Default CPU", max_length=20, initial="1",
+        help_text="The CPU request of an endpoint on this profile that sets none; not above the maximum.")
+    default_memory = forms.CharField(
+        max_length=20, initial="2Gi",
+        help_text="The memory request of an endpoint on this profile that sets none; not above the maximum.")
+    defaults_as_limits = forms.BooleanField(
+        label="Apply the defaults as limits too", required=False,
+        help_text="Where an endpoint sets no CPU or memory limit, its request becomes the limit as well "
+                  "(Kubernetes' Guaranteed class).")
     max_cpu = forms.CharField(label="Max CPU", max_length=20, initial="16")
     max_memory = forms.CharField(max_length=20, initial="64Gi")
-    max_accelerators_per_replica = forms.IntegerField(min_value=0, initial=0)
+    max_accelerators_per_replica = forms.IntegerField(
+        min_value=0, initial=0,
+        help_text="At least 1 for a profile with an accelerator (each replica requests 1 or more); 0 for CPU only.")
     capacity = forms.IntegerField(min_value=0, initial=0,
                                   help_text="Accelerators of this kind available in total (plans warn beyond it).")
     enabled = forms.BooleanField(required=False, initial=True)

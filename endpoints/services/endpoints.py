@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 
 from audit import services as audit
-from endpoints import reconcile, validation
+from endpoints import catalog, reconcile, validation
 from endpoints import spec as specs
 from endpoints.capabilities import Capabilities
 from endpoints.models import (
@@ -22,6 +22,7 @@ from endpoints.models import (
     Revision,
     ServingRuntime,
 )
+from endpoints.quantities import parse_quantity
 from endpoints.services import lifecycle
 from endpoints.services.capabilities import capabilities_for
 
@@ -139,6 +140,57 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
         raise ValidationError(errors)
 
 
+def _quantity(value):
+    try:
+        return parse_quantity(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def apply_profile_defaults(endpoint: Endpoint, *, previous_profile=None, available_runtimes=None) -> None:
+    """Give an endpoint its hardware profile's defaults where it leaves CPU or memory empty: the
+    default becomes the request, and the limit too where the profile says so
+    (``defaults_as_limits``, which makes any request without a limit its own limit) or where the
+    runtime's default limit would sit below the default request (Kubernetes refuses that pod).
+    A value that was the defaults of ``previous_profile`` (the profile before this change)
+    follows the new profile, so switching profiles does not strand the old one's numbers.
+
+    Runs when an endpoint is created or changed (and on plans of those changes), so endpoints
+    that existed before take the defaults on their next change, and its plan shows them."""
+    profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
+    if previous_profile is not None and previous_profile != profile:
+        for kind in ("cpu", "memory"):
+            old_default = _quantity(getattr(previous_profile, f"default_{kind}"))
+            request = getattr(endpoint, f"{kind}_request")
+            if old_default is None or _quantity(request) != old_default:
+                continue
+            setattr(endpoint, f"{kind}_request", "")
+            if _quantity(getattr(endpoint, f"{kind}_limit")) == old_default:
+                setattr(endpoint, f"{kind}_limit", "")
+    if profile is None:
+        return
+    runtime_defaults = None
+    if endpoint.model_version_id:
+        available = (available_runtimes if available_runtimes is not None
+                     else available_runtime_specs(endpoint.project))
+        runtime = specs.effective_runtime(endpoint, available)
+        runtime_defaults = catalog.container_defaults_for(runtime) if runtime is not None else None
+    for kind in ("cpu", "memory"):
+        default = getattr(profile, f"default_{kind}")
+        filled = False
+        if not getattr(endpoint, f"{kind}_request") and _quantity(default):
+            limit = _quantity(getattr(endpoint, f"{kind}_limit"))
+            if limit is None or limit >= _quantity(default):  # a lower limit of the user's wins
+                setattr(endpoint, f"{kind}_request", default)
+                filled = True
+        request = _quantity(getattr(endpoint, f"{kind}_request"))
+        if request is None or getattr(endpoint, f"{kind}_limit"):
+            continue
+        runtime_limit = _quantity(getattr(runtime_defaults, f"{kind}_limit", "")) if runtime_defaults else None
+        if profile.defaults_as_limits or (filled and runtime_limit is not None and runtime_limit < request):
+            setattr(endpoint, f"{kind}_limit", getattr(endpoint, f"{kind}_request"))
+
+
 def _write_revision(endpoint: Endpoint, *, actor, summary: str, context=None) -> Revision:
     reading, available = context or cluster_context(endpoint.project)
     spec = specs.desired_spec(endpoint, available_runtimes=available)
@@ -165,6 +217,7 @@ def endpoint_create(*, actor, project: Project, name: str, model_version: ModelV
     endpoint = Endpoint(project=project, name=name, model_version=model_version, created_by=actor, **config)
     lifecycle.refuse_archived_versions(endpoint)
     context = cluster_context(project)
+    apply_profile_defaults(endpoint, available_runtimes=context[1])
     validate_endpoint(endpoint, previous_mode=None, capabilities=context[0], available_runtimes=context[1])
     if Endpoint.objects.filter(project=project, name=name).exists():
         raise ValidationError({"name": [f"{project.name} already has an endpoint named {name}."]})
@@ -228,9 +281,11 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
     old_description = endpoint.description
     previous_versions = {"previous_version_id": endpoint.model_version_id,
                          "previous_canary_id": endpoint.canary_version_id}
+    previous_profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
     for name, value in changes.items():
         setattr(endpoint, name, value)
     lifecycle.refuse_archived_versions(endpoint, **previous_versions)
+    apply_profile_defaults(endpoint, previous_profile=previous_profile, available_runtimes=context[1])
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
                       available_runtimes=context[1])
     new_spec = specs.desired_spec(endpoint, available_runtimes=context[1])

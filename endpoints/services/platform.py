@@ -91,23 +91,45 @@ def _cluster_update(*, actor, cluster: Cluster, changes: dict) -> Cluster:
 
 
 HARDWARE_FIELDS = ("display_name", "description", "accelerator_resource", "accelerator_product", "node_selector",
-                   "tolerations", "default_cpu", "default_memory", "max_cpu", "max_memory",
+                   "tolerations", "default_cpu", "default_memory", "defaults_as_limits", "max_cpu", "max_memory",
                    "max_accelerators_per_replica", "capacity", "enabled")
 
 
 def _validate_hardware(profile: HardwareProfile) -> None:
+    """The profile's own rules: quantities that parse, defaults within the maxima (endpoints get
+    the defaults as requests, and a request above the maximum is refused), and a GPU profile
+    that can request a GPU (a CPU-only profile is one without an accelerator)."""
     errors: dict[str, list[str]] = {}
+    parsed = {}
     for name in ("default_cpu", "default_memory", "max_cpu", "max_memory"):
         try:
-            quantities.parse_quantity(getattr(profile, name))
+            parsed[name] = quantities.parse_quantity(getattr(profile, name))
         except ValueError as exc:
             errors.setdefault(name, []).append(str(exc))
+            continue
+        if parsed[name] <= 0:
+            errors.setdefault(name, []).append("Must be more than 0.")
+    for kind, label in (("cpu", "CPU"), ("memory", "memory")):
+        default, maximum = parsed.get(f"default_{kind}"), parsed.get(f"max_{kind}")
+        if default is not None and maximum is not None and 0 < maximum < default:
+            errors.setdefault(f"default_{kind}", []).append(
+                f"The default {label} {getattr(profile, f'default_{kind}')} is above the profile's maximum "
+                f"{getattr(profile, f'max_{kind}')}: endpoints get the default as their request, which the "
+                "maximum would refuse.")
     if profile.accelerator_resource and "/" not in profile.accelerator_resource:
         errors.setdefault("accelerator_resource", []).append(
             "Use the extended resource name, e.g. nvidia.com/gpu.")
     if not profile.accelerator_resource and profile.max_accelerators_per_replica:
         errors.setdefault("max_accelerators_per_replica", []).append(
             "A CPU-only profile (no accelerator resource) cannot allow accelerators.")
+    if profile.accelerator_resource and not profile.max_accelerators_per_replica:
+        errors.setdefault("max_accelerators_per_replica", []).append(
+            f"A profile with an accelerator ({profile.accelerator_resource}) requests at least 1 per replica: allow "
+            "1 or more, or clear the accelerator resource for a CPU-only profile.")
+    if profile.accelerator_product and not profile.accelerator_resource:
+        errors.setdefault("accelerator_resource", []).append(
+            f"Name the accelerator resource of {profile.accelerator_product} (e.g. nvidia.com/gpu): without it the "
+            "pods would be placed on those nodes without requesting one. A CPU-only profile leaves both empty.")
     if not isinstance(profile.node_selector, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in (profile.node_selector or {}).items()
     ):

@@ -341,7 +341,7 @@ class ProjectRotateKeyView(ProjectAdminMixin, TemplateView):
 # --- platform admin: hardware profiles -------------------------------------------------------------
 
 HARDWARE_EDITABLE = ("display_name", "description", "accelerator_resource", "accelerator_product", "node_selector",
-                     "tolerations", "default_cpu", "default_memory", "max_cpu", "max_memory",
+                     "tolerations", "default_cpu", "default_memory", "defaults_as_limits", "max_cpu", "max_memory",
                      "max_accelerators_per_replica", "capacity", "enabled")
 
 

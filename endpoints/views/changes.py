@@ -105,7 +105,8 @@ class EndpointCreateView(LoginRequiredMixin, View):
             for name in ("project", "model_version"):
                 if request.GET.get(name, "").isdigit():
                     initial[name] = int(request.GET[name])
-        return EndpointForm(data, user=request.user, initial=initial)
+        return EndpointForm(data, user=request.user, initial=initial,
+                            profile_choice=request.GET.get("hardware_profile") if data is None else None)
 
     def _page(self, request, form, status=200):
         if not form.fields["project"].queryset.exists():
@@ -168,7 +169,8 @@ class EndpointUpdateView(EndpointChangeMixin, ProtectedDetailView):
     def get(self, request, project, name):
         endpoint = self.get_endpoint()
         form = EndpointForm(user=request.user, endpoint=endpoint,
-                            mode_locked=planning.applied_mode(endpoint) is not None)
+                            mode_locked=planning.applied_mode(endpoint) is not None,
+                            profile_choice=request.GET.get("hardware_profile"))
         return render(request, self.template_name, self._context(request, endpoint, form))
 
     def post(self, request, project, name):
@@ -209,7 +211,10 @@ class EndpointCanaryView(EndpointChangeMixin, ProtectedDetailView):
 
     def _page(self, request, endpoint, form, status=200):
         return render(request, self.template_name, {
-            "title": f"Start a canary on {endpoint.name}", "form": form, "endpoint": endpoint,
+            # The endpoint page's button says "Adjust canary" when one runs; so does the page it opens.
+            "title": (f"Adjust the canary of {endpoint.name}" if endpoint.canary_version_id
+                      else f"Start a canary on {endpoint.name}"),
+            "form": form, "endpoint": endpoint,
             "submit_label": "Review the plan", "cancel_url": detail_url(endpoint),
             "no_other_version": not form.fields["canary_version"].queryset.exists(),
             "model_url": reverse("endpoints:model-detail", kwargs={"pk": endpoint.model_version.model_id}),
@@ -332,7 +337,7 @@ class EndpointPlanView(LoginRequiredMixin, View):
         if kind == "create":
             project = get_visible_or_404(Project.objects.select_related("cluster"), user, "deploy",
                                          pk=entry["project_id"])
-            config = planning.decode_changes(entry["changes"], user=user, endpoint=None)
+            config = planning.decode_changes(entry["changes"], user=user, endpoint=None, project=project)
             model_version = config.pop("model_version", None)
             if model_version is None:
                 raise ValidationError({"model_version": ["Choose a model version."]})

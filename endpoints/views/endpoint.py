@@ -218,8 +218,13 @@ class EndpointStatusView(EndpointPageMixin, ProtectedDetailView):
             # 286 tells htmx to stop polling: the endpoint was deleted (or access withdrawn)
             # while the page was open, and asking again every 3 s would only repeat the error.
             return render(request, "endpoints/endpoint/_status_gone.html", status=HTMX_STOP_POLLING)
-        # As a fragment it also refreshes the phase badge in the page heading (out of band).
-        return render(request, "endpoints/endpoint/_status.html", {**status_context(endpoint), "fragment": True})
+        # As a fragment it also refreshes the phase badge in the page heading (out of band), and
+        # "How to call it" once the URL is known: the page shows it without a reload.
+        context = {**status_context(endpoint), "fragment": True}
+        if context["status"] is not None and context["status"].url:
+            runtime = specs.effective_runtime(endpoint, available_runtime_specs(endpoint.project))
+            context["how_to_call"] = how_to_call(endpoint, runtime)
+        return render(request, "endpoints/endpoint/_status.html", context)
 
 
 def status_context(endpoint: Endpoint) -> dict:

@@ -304,3 +304,27 @@ def test_batch_list_query_count_is_bounded(client, auditor, django_assert_max_nu
     client.force_login(auditor)
     with django_assert_max_num_queries(8):
         client.get(reverse("audit:batch-list"))
+
+
+def test_a_403_on_the_audit_pages_says_why_and_claims_no_access(client, outsider, world):
+    client.force_login(outsider)
+    for url in (reverse("audit:event-list"), reverse("audit:event-export", args=["csv"]),
+                reverse("audit:integrity"), reverse("audit:batch-list")):
+        response = client.get(url)
+        html = response.content.decode()
+        assert response.status_code == 403, url
+        assert "let you see" not in html, url
+        assert ("open to auditors, platform admins and the owners of a project" in html
+                or "Only auditors and platform admins may open this page." in html), url
+
+
+def test_the_generic_403_page_claims_no_access(rf, outsider):
+    from django.core.exceptions import PermissionDenied
+    from django.views.defaults import permission_denied
+
+    request = rf.get("/somewhere/")
+    request.user = outsider
+    html = permission_denied(request, PermissionDenied()).content.decode()
+
+    assert "let you see" not in html
+    assert "None of your roles allows this" in html

@@ -208,8 +208,9 @@ def test_a_model_of_another_project_is_refused_even_to_someone_who_may_deploy_bo
     before = _counts()
     response = client.post(_url("endpoint-create"), _wizard_data(setup, model_version=foreign.pk))
     assert response.status_code == 400
-    assert (f"churn-model v{foreign.version} is registered in project churn; an endpoint of fraud serves models "
-            "registered in fraud." in response.context["form"].errors["model_version"])
+    # The wizard does not even offer it for fraud (a forged choice is not a valid one).
+    assert response.context["form"].errors["model_version"]
+    assert "churn-model" not in response.content.decode()
     assert _counts() == before
     # Through the API as well, on an existing endpoint.
     from rest_framework.test import APIClient
@@ -578,3 +579,96 @@ def test_delete_confirms_then_removes_the_inference_service(
     assert not Endpoint.objects.filter(pk=applied.pk).exists()
     assert live_setup.live_isvc("scorer") is None
     assert AuditEvent.objects.filter(action="endpoint.delete", target_id=str(applied.pk)).exists()
+
+
+# --- pickers scoped to the endpoint's project ------------------------------------------------------
+
+@pytest.fixture
+def rival_version(alice):
+    """A version in another project where alice may deploy too: offered nowhere for fraud's endpoints."""
+    rival = ProjectFactory(name="rival")
+    grant(alice, rival, "view", "deploy")
+    return ModelVersionFactory(model=RegisteredModelFactory(project=rival, name="rival-secret-model"))
+
+
+def test_edit_and_canary_pages_offer_only_the_endpoints_project_versions(client, alice, setup, rival_version):
+    endpoint = EndpointFactory(project=setup.project, model_version=setup.v1, deployment_mode="Knative")
+    client.force_login(alice)
+
+    for page in ("endpoint-edit", "endpoint-canary"):
+        response = client.get(_url(page, endpoint))
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "rival-secret-model" not in html, page
+    edit_form = client.get(_url("endpoint-edit", endpoint)).context["form"]
+    assert set(edit_form.fields["model_version"].queryset) == {setup.v1, setup.v2}
+    assert set(edit_form.fields["canary_version"].queryset) == {setup.v1, setup.v2}
+
+
+def test_editing_to_another_projects_version_is_a_form_error(client, alice, setup, rival_version):
+    endpoint = EndpointFactory(project=setup.project, model_version=setup.v1)
+    client.force_login(alice)
+    data = {k: v for k, v in _wizard_data(setup, model_version=rival_version.pk).items() if k not in ("project", "name")}
+
+    response = client.post(_url("endpoint-edit", endpoint), data)
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["model_version"]
+    assert "rival-secret-model" not in response.content.decode()
+
+
+def test_wizard_offers_the_chosen_projects_versions_only(client, alice, setup, rival_version):
+    client.force_login(alice)
+
+    html = client.get(_url("endpoint-create"), {"project": setup.project.pk}).content.decode()
+    assert "rival-secret-model" not in html
+    submitted = client.post(_url("endpoint-create"), _wizard_data(setup, model_version=rival_version.pk,
+                                                                  max_replicas=0))
+    assert "rival-secret-model" not in submitted.content.decode()
+    assert submitted.context["form"].errors["model_version"]
+    # Choosing the project refreshes the pickers through the same page.
+    picker = client.get(_url("endpoint-create")).content.decode()
+    assert 'hx-trigger="change from:#id_project"' in picker and 'hx-select="#id_model_version option"' in picker
+
+
+def test_adjust_canary_opens_a_page_titled_adjust_when_a_canary_runs(client, alice, setup):
+    endpoint = EndpointFactory(project=setup.project, model_version=setup.v1, deployment_mode="Knative",
+                               canary_version=setup.v2, canary_traffic_percent=20)
+    client.force_login(alice)
+
+    detail = client.get(_url("endpoint-detail", endpoint)).content.decode()
+    page = client.get(_url("endpoint-canary", endpoint)).content.decode()
+
+    assert "Adjust canary" in detail
+    assert "<title>Adjust the canary of" in page or "Adjust the canary of" in page.split("</title>")[0]
+    assert "<h1>Adjust the canary of" in page
+    assert "Start a canary" not in page
+    assert "v2 is the canary now, with 20% of the traffic" in page
+
+
+def test_start_canary_page_keeps_its_title_without_a_canary(client, alice, setup):
+    endpoint = EndpointFactory(project=setup.project, model_version=setup.v1, deployment_mode="Knative")
+    client.force_login(alice)
+
+    page = client.get(_url("endpoint-canary", endpoint)).content.decode()
+
+    assert "<h1>Start a canary on" in page and "Adjust the canary" not in page
+
+
+def test_how_to_call_follows_the_status_poll_once_the_endpoint_is_ready(client, alice, setup):
+    endpoint = EndpointFactory(project=setup.project, name="v1-scorer", model_version=setup.v1,
+                               status={"phase": "Deploying"})
+    client.force_login(alice)
+    overview = client.get(_url("endpoint-detail", endpoint)).content.decode()
+    assert '<section id="how-to-call"' in overview and "appears here once the endpoint is Ready" in overview
+    # While it deploys the poll leaves the panel alone.
+    assert 'id="how-to-call"' not in client.get(_url("endpoint-status", endpoint)).content.decode()
+
+    EndpointStatus.objects.filter(endpoint=endpoint).update(phase="Ready", ready=True,
+                                                            url="http://v1-scorer.fraud.example.com")
+    settled = client.get(_url("endpoint-status", endpoint)).content.decode()
+
+    panel = settled.split('<section id="how-to-call"')[1]
+    assert panel.startswith(' class="card section" aria-labelledby="how-to-call-title" hx-swap-oob="true">')
+    assert "curl -sS -X POST http://v1-scorer.fraud.example.com/v1/models/v1-scorer:predict" in panel
+    assert "appears here once the endpoint is Ready" not in panel

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('endpoints', '0010_cluster_api_token_encrypted'),
+        ('endpoints', '0011_hardware_profile_resources'),
     ]
 
     operations = [
