@@ -181,6 +181,10 @@ class Store:
         self._dispatch_lock = threading.RLock()
         self._closed = False
         self._logs: dict[tuple[str, str, str], str] = {}
+        # The log of a container's previous instance (``?previous=true``) and which run the
+        # current log belongs to, so a restart moves the current one there.
+        self._previous_logs: dict[tuple[str, str, str], str] = {}
+        self._log_runs: dict[tuple[str, str, str], int] = {}
         # plural -> [(mutate, validate, webhook name)]: admission webhooks (the simulated
         # KServe controller registers its defaulting and validation here).
         self._admission: dict[str, list[tuple[Callable | None, Callable | None, str]]] = {}
@@ -224,6 +228,8 @@ class Store:
             if rtype.plural == "pods" and not rtype.group:  # a pod's logs go with it
                 for log_key in [k for k in self._logs if k[:2] == key]:
                     del self._logs[log_key]
+                for log_key in [k for k in self._previous_logs if k[:2] == key]:
+                    del self._previous_logs[log_key]
         else:
             self._bucket(rtype)[key] = obj
         stored = copy.deepcopy(obj)
@@ -1033,21 +1039,36 @@ class Store:
         return str(names[0])
 
     def set_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
-                    append: bool = False) -> None:
-        """Set (or append to) what ``GET pods/<pod>/log`` returns for a container."""
+                    append: bool = False, run: int | None = None) -> None:
+        """Set (or append to) what ``GET pods/<pod>/log`` returns for a container. ``run``
+        numbers the container's instance: a new number keeps the log so far as the previous
+        instance's (``?previous=true``), as the kubelet does after a restart."""
         with self._lock:
             stored = self._require(self._type("pods"), namespace, pod)
             key = (namespace, pod, self._log_container(stored, container))
+            if run is not None:
+                last = self._log_runs.get(key)
+                if last is not None and last != run and key in self._logs:
+                    self._previous_logs[key] = self._logs[key]
+                self._log_runs[key] = run
             self._logs[key] = (self._logs.get(key, "") if append else "") + text
 
     def api_pod_log(self, namespace: str, pod: str, *, container: str | None = None,
-                    tail_lines: int | None = None) -> str:
+                    tail_lines: int | None = None, previous: bool = False, limit_bytes: int | None = None) -> str:
         with self._lock:
             stored = self._require(self._type("pods"), namespace, pod)
-            text = self._logs.get((namespace, pod, self._log_container(stored, container)), "")
+            key = (namespace, pod, self._log_container(stored, container))
+            if previous:
+                if key not in self._previous_logs:
+                    raise bad_request(f'previous terminated container "{key[2]}" in pod "{pod}" not found')
+                text = self._previous_logs[key]
+            else:
+                text = self._logs.get(key, "")
         if tail_lines is not None:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-tail_lines:]) if tail_lines > 0 else ""
+        if limit_bytes is not None and limit_bytes > 0:
+            text = text.encode()[:limit_bytes].decode("utf-8", errors="ignore")
         return text
 
     def dump(self) -> str:
