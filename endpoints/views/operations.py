@@ -66,6 +66,10 @@ class EndpointLogsView(EndpointTabView):
             log = context["log"]
             if context["choice_error"]:
                 return JsonResponse({"errors": context["choice_error"]}, status=400)
+            if log is None:  # the cluster could not list the pods, or there are none
+                return JsonResponse({"pod": context["selected_pod"], "container": context["selected_container"],
+                                     "text": "", "truncated": False,
+                                     "error": context["cluster_error"] or "The endpoint has no pods."})
             return JsonResponse({"pod": log.pod, "container": log.container, "tail": log.tail,
                                  "previous": log.previous, "text": log.text, "error": log.error,
                                  "truncated": log.truncated})

@@ -42,6 +42,9 @@ API_DEPLOY_BAD_BODY = expect(401, 404, 403, 400, 400, 403, 404, 400)
 API_ADMIN_WRITE_BAD_BODY = expect(401, 403, 403, 403, 403, 403, 403, 400)
 UI_ADMIN_FORM = expect(302, 403, 403, 403, 403, 403, 403, 200)
 UI_ADMIN_ACTION = expect(302, 403, 403, 403, 403, 403, 403, 302)
+# Container logs can hold request data: the endpoint does not exist for those who may not deploy it.
+UI_LOGS = expect(302, 404, 404, 200, 200, 404, 404, 200)
+API_LOGS = expect(401, 404, 404, 200, 200, 404, 404, 200)
 
 
 
@@ -178,6 +181,14 @@ ROUTES = {
     "endpoints:endpoint-manifest": Req(UI_SEE, kwargs=E, idor=E_IDOR),
     "endpoints:endpoint-revisions": Req(UI_SEE, kwargs=E, idor=E_IDOR),
     "endpoints:endpoint-status": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    # Operations: pods and events for whoever sees the endpoint; logs (request data) only for
+    # those who may deploy it, 404 for the rest. The matrix cluster is unreachable: the pages
+    # answer with its message, never a 500.
+    "endpoints:endpoint-operations": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-logs": [
+        Req(UI_LOGS, kwargs=E, idor=E_IDOR),
+        Req(UI_LOGS, kwargs=E, query="pod=p&container=kserve-container&tail=50&format=json", idor=E_IDOR),
+    ],
     "endpoints:endpoint-edit": [
         Req(UI_DEPLOY, kwargs=E, idor=E_IDOR),
         Req(UI_DEPLOY_FORM_ERR, method="POST", kwargs=E, idor=E_IDOR),
@@ -283,6 +294,12 @@ ROUTES = {
     "endpoint-plan-create": Req(expect(401, 400, 400, 200, 200, 400, 400, 200), method="POST", data=NEW_ENDPOINT),
     "endpoint-promote": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=PK, idor=PK_IDOR),  # no canary: 400
     "endpoint-revisions": Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+    "endpoint-operations-pods": Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+    "endpoint-operations-events": Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+    "endpoint-operations-logs": [
+        Req(API_LOGS, kwargs=PK, query="pod=p&tail=100", idor=PK_IDOR),
+        Req(expect(401, 404, 404, 400, 400, 404, 404, 400), kwargs=PK, query="tail=1", idor=PK_IDOR),  # no pod
+    ],
     "endpoint-rollback": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=PK, idor=PK_IDOR),
     "endpoint-start": Req(API_DEPLOY, method="POST", kwargs=PK, idor=PK_IDOR),
     "endpoint-stop": Req(API_DEPLOY, method="POST", kwargs=PK, idor=PK_IDOR),
