@@ -492,8 +492,11 @@ class SandboxController:
                     pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Pending", start=start)
                 for pod, where in zip(pods, placed, strict=True):
                     pod["spec"]["nodeName"] = where["spec"].get("nodeName")
-                pod_logs = [(p["metadata"]["name"], start.log) for p in pods if start.runs]
-                runs = start.runs
+                # The log is the last finished run's (the kubelet restarts a failed init container
+                # at once, so the next run may already be counted); an earlier run's becomes the
+                # previous instance's log.
+                runs = start.runs if start.state in ("failed", "succeeded") else start.runs - 1
+                pod_logs = [(p["metadata"]["name"], start.log) for p in pods if runs]
                 if start.state == "succeeded":
                     conditions = {"Ready": ("True", "", ""), "PredictorReady": ("True", "", ""),
                                   "IngressReady": ("True", "", ""), "Stopped": ("False", "", "")}

@@ -220,3 +220,42 @@ def test_an_unreachable_cluster_is_a_message_never_a_500(client, alice, db):
     assert "could not be reached" in api["error"]
     assert "could not be reached" in client.get(
         reverse("endpoint-operations-pods", kwargs={"pk": endpoint.pk})).json()["error"]
+
+
+def test_a_restarted_storage_initializer_shows_back_off_and_its_previous_log(
+        client, alice, sandbox, s3_server, s3_bucket, django_capture_on_commit_callbacks):
+    """The real storage initializer fails on a missing key; once the kubelet restarted it, the
+    previous instance's log is there too, and the events say BackOff."""
+    from endpoints.services.connections import connection_create
+    from tests.fixtures.kube import require
+
+    require(sandbox.controller.settings.storage_initializer, "KServe's storage initializer is not available here")
+    setup = deploy_setup(actor=alice, api_url=sandbox.url, project_name=NS)
+    grant(alice, setup.project, "view", "deploy")
+    keys = s3_server.identities[0]
+    connection = connection_create(actor=alice, project=setup.project, name="models", kind="s3",
+                                   config={"endpoint_url": s3_server.endpoint_url, "region": "us-east-1"},
+                                   secrets={"access_key_id": keys.access_key, "secret_access_key": keys.secret_key})
+    version = ModelVersionFactory(model=setup.model, version=5, storage_uri=f"s3://{s3_bucket}/gone",
+                                  connection=connection, model_format="sklearn")
+    with django_capture_on_commit_callbacks(execute=True):
+        endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=version,
+                                   deployment_mode="Standard")
+
+    def restarted():
+        pods = sandbox.store.list("pods", NS)
+        statuses = [s for p in pods for s in (p.get("status") or {}).get("initContainerStatuses") or []]
+        return pods and any(s.get("restartCount", 0) >= 1 and "waiting" in s.get("state", {}) for s in statuses) \
+            and pods[0]["metadata"]["name"]
+    pod = sandbox.wait_for(restarted, timeout=90, message="the storage initializer to be restarted")
+    client.force_login(alice)
+    url = reverse("endpoint-operations-logs", kwargs={"pk": endpoint.pk})
+    current = client.get(url, {"pod": pod}).json()  # no container: the one holding the pod back
+    assert current["container"] == "storage-initializer"
+    assert "No model found in gone" in current["text"]
+    previous = client.get(url, {"pod": pod, "previous": "true"}).json()
+    assert previous["error"] == "" and "No model found in gone" in previous["text"]
+    pods = client.get(reverse("endpoint-operations-pods", kwargs={"pk": endpoint.pk})).json()["pods"]
+    assert pods[0]["status"].startswith("Init:") and pods[0]["restarts"] >= 1
+    events = client.get(reverse("endpoint-operations-events", kwargs={"pk": endpoint.pk})).json()["events"]
+    assert any(e["reason"] == "BackOff" and "storage-initializer" in e["message"] for e in events)
