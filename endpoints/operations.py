@@ -223,5 +223,19 @@ def event_rows(events: list[dict]) -> list[EventRow]:
                                  .get("creationTimestamp")),
             source=source.get("component") or event.get("reportingComponent") or "",
         ))
+    # Timestamps have one-second resolution: within a second, an object's events are told
+    # apart by their names, which the event recorder makes from the time in nanoseconds.
     epoch = datetime.min
-    return sorted(rows, key=lambda r: r.last_seen.replace(tzinfo=None) if r.last_seen else epoch, reverse=True)
+    order = sorted(zip(rows, events, strict=True), key=lambda pair: (
+        pair[0].last_seen.replace(tzinfo=None) if pair[0].last_seen else epoch,
+        _name_stamp(pair[1])), reverse=True)
+    return [row for row, _ in order]
+
+
+def _name_stamp(event: dict) -> int:
+    """The recorder's ``<object>.<hex nanoseconds>`` suffix of an event's name (0 if none)."""
+    name = (event.get("metadata") or {}).get("name") or ""
+    try:
+        return int(name.rsplit(".", 1)[-1], 16)
+    except ValueError:
+        return 0

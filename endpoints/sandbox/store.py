@@ -25,6 +25,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -185,6 +186,7 @@ class Store:
         # current log belongs to, so a restart moves the current one there.
         self._previous_logs: dict[tuple[str, str, str], str] = {}
         self._log_runs: dict[tuple[str, str, str], int] = {}
+        self._last_event_stamp = 0
         # plural -> [(mutate, validate, webhook name)]: admission webhooks (the simulated
         # KServe controller registers its defaulting and validation here).
         self._admission: dict[str, list[tuple[Callable | None, Callable | None, str]]] = {}
@@ -981,6 +983,12 @@ class Store:
                          WriteOptions(manager=manager, field_validation="Ignore"))
         return self.update_status("pods", meta["namespace"], meta["name"], pod.get("status") or {}, manager=manager)
 
+    def _event_stamp(self) -> int:
+        with self._lock:  # strictly increasing, so two events of one object never share a name
+            stamp = max(time.time_ns(), self._last_event_stamp + 1)
+            self._last_event_stamp = stamp
+        return stamp
+
     def add_event(self, involved: dict, reason: str, message: str, *, type: str = "Normal",  # noqa: A002
                   component: str = "kserve-controller") -> dict:
         """Record a core/v1 Event about ``involved`` (an object dict), aggregating repeats like the real recorder."""
@@ -1007,7 +1015,8 @@ class Store:
         return self.create({
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{ref['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            # Named like the real event recorder: the object's name and the time in hex nanoseconds.
+            "metadata": {"name": f"{ref['name']}.{self._event_stamp():x}", "namespace": namespace},
             "involvedObject": ref,
             "reason": reason,
             "message": message,

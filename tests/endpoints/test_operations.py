@@ -259,3 +259,14 @@ def test_a_restarted_storage_initializer_shows_back_off_and_its_previous_log(
     assert pods[0]["status"].startswith("Init:") and pods[0]["restarts"] >= 1
     events = client.get(reverse("endpoint-operations-events", kwargs={"pk": endpoint.pk})).json()["events"]
     assert any(e["reason"] == "BackOff" and "storage-initializer" in e["message"] for e in events)
+
+
+def test_events_of_the_same_second_keep_their_order_newest_first():
+    same = "2026-12-05T08:00:00Z"
+    # Listed by name (as the API server does): the recorder's hex nanoseconds, not in time order here.
+    stamps = {"Scheduled": 0x187e0000000000a0, "Pulled": 0x187e0000000000b0, "Created": 0x187e0000000000c0,
+              "Started": 0x187e000000000100}
+    events = [{"metadata": {"name": f"p.{stamps[reason]:x}"}, "reason": reason, "lastTimestamp": same,
+               "involvedObject": {"kind": "Pod", "name": "p"}} for reason in ("Pulled", "Started", "Scheduled",
+                                                                             "Created")]
+    assert [r.reason for r in ops.event_rows(events)] == ["Started", "Created", "Pulled", "Scheduled"]
