@@ -108,20 +108,23 @@ def _traffic(endpoint: Endpoint) -> list:
 
 
 def endpoint_read_log(*, actor, endpoint: Endpoint, pod: str, container: str = "", tail=ops.DEFAULT_TAIL,
-                      previous: bool = False) -> LogReading:
+                      previous: bool = False, pods: list[ops.PodRow] | None = None) -> LogReading:
     """A container's log, for someone who may deploy the endpoint (the caller checks).
 
     The pod must be one of the endpoint's (a name from another InferenceService in the
     namespace is refused like an unknown one), the container one of the pod's; an empty
     container means the one whose log explains the pod best (``PodRow.default_container``).
-    Raises ``ValidationError`` (fields ``pod``, ``container``) for a bad choice.
+    Raises ``ValidationError`` (fields ``pod``, ``container``) for a bad choice. ``pods``: the
+    endpoint's pods just read by the caller (``endpoint_pods``), to spare a second listing.
     """
     tail = ops.clamp_tail(tail)
     namespace = endpoint.project.namespace
-    listing, error = _read(endpoint, lambda c: c.pods_for(namespace, endpoint.name))
-    if error:
-        return LogReading(pod=pod, container=container, tail=tail, previous=previous, error=error)
-    rows = {row.name: row for row in ops.pod_rows(listing or [])}
+    if pods is None:
+        listing, error = _read(endpoint, lambda c: c.pods_for(namespace, endpoint.name))
+        if error:
+            return LogReading(pod=pod, container=container, tail=tail, previous=previous, error=error)
+        pods = ops.pod_rows(listing or [])
+    rows = {row.name: row for row in pods}
     if pod not in rows:
         raise ValidationError({"pod": [f"The endpoint has no pod named {pod!r}."]})
     row = rows[pod]

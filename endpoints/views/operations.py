@@ -86,7 +86,8 @@ class EndpointLogsView(EndpointTabView):
         if pod and not pods.error:
             try:
                 log = operations_service.endpoint_read_log(actor=self.request.user, endpoint=endpoint, pod=pod,
-                                                           container=container, tail=tail, previous=previous)
+                                                           container=container, tail=tail, previous=previous,
+                                                           pods=pods.pods)
                 container = log.container
             except ValidationError as exc:
                 choice_error = exc.message_dict
