@@ -409,11 +409,19 @@ class ClusterClient:
         items, _ = self.list(namespace, f"{ISVC_LABEL}={isvc_name}", kind="Pod")
         return items
 
-    def pod_logs(self, namespace: str, pod: str, container: str | None = None, tail_lines: int = 50) -> str:
-        """The last ``tail_lines`` lines of a container's log (for the "why not ready" panel)."""
-        options: dict[str, Any] = {"tail_lines": tail_lines}
+    def pod_logs(self, namespace: str, pod: str, container: str | None = None, tail_lines: int | None = 50, *,
+                 previous: bool = False, limit_bytes: int | None = None) -> str:
+        """A container's log: the last ``tail_lines`` lines (None: all), of the previous
+        (restarted) instance with ``previous``, at most ``limit_bytes`` bytes."""
+        options: dict[str, Any] = {}
+        if tail_lines is not None:
+            options["tail_lines"] = tail_lines
         if container:
             options["container"] = container
+        if previous:
+            options["previous"] = True
+        if limit_bytes is not None:
+            options["limit_bytes"] = limit_bytes
         try:
             response = self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False,
                                                          _request_timeout=self.timeout, **options)

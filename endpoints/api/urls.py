@@ -2,11 +2,12 @@
 
 from rest_framework.routers import DefaultRouter
 
-from endpoints.api import connections, endpoint, registry, signals
+from endpoints.api import connections, endpoint, operations, registry, signals
 
 router = DefaultRouter(trailing_slash=True)
 registry.register(router)
 endpoint.register(router)
+operations.register(router)
 connections.register(router)
 signals.register(router)
 

@@ -290,8 +290,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if verb == "get" and rtype.plural == "pods" and sub == "log":
             tail = query.get("tailLines")
+            limit = query.get("limitBytes")
             text = store.api_pod_log(ns, name, container=query.get("container") or None,
-                                     tail_lines=int(tail) if tail and tail.lstrip("-").isdigit() else None)
+                                     tail_lines=int(tail) if tail and tail.lstrip("-").isdigit() else None,
+                                     previous=(query.get("previous") or "").lower() in ("true", "1"),
+                                     limit_bytes=int(limit) if limit and limit.isdigit() else None)
             self._send_raw(200, text.encode(), "text/plain")
             return
         if verb == "get":

@@ -121,6 +121,10 @@ class SandboxSettings:
 
 
 STORAGE_INITIALIZER = "storage-initializer"
+QUEUE_PROXY = "queue-proxy"
+AGENT = "agent"
+SIDECAR_IMAGES = {QUEUE_PROXY: "gcr.io/knative-releases/knative.dev/serving/cmd/queue", AGENT: "kserve/agent"}
+REVISION_LABEL = "serving.knative.dev/revision"
 MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -422,6 +426,7 @@ class SandboxController:
         else:
             track["pod_starts"] = {}  # no pods of this InferenceService run: the next start downloads again
         pod_logs: list[tuple[str, str]] = []
+        runs = 0
         pod_events: list[tuple[str, str, str]] = []
         conditions: dict[str, tuple[str, str, str]] | None
 
@@ -487,7 +492,11 @@ class SandboxController:
                     pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Pending", start=start)
                 for pod, where in zip(pods, placed, strict=True):
                     pod["spec"]["nodeName"] = where["spec"].get("nodeName")
-                pod_logs = [(p["metadata"]["name"], start.log) for p in pods if start.runs]
+                # The log is the last finished run's (the kubelet restarts a failed init container
+                # at once, so the next run may already be counted); an earlier run's becomes the
+                # previous instance's log.
+                runs = start.runs if start.state in ("failed", "succeeded") else start.runs - 1
+                pod_logs = [(p["metadata"]["name"], start.log) for p in pods if runs]
                 if start.state == "succeeded":
                     conditions = {"Ready": ("True", "", ""), "PredictorReady": ("True", "", ""),
                                   "IngressReady": ("True", "", ""), "Stopped": ("False", "", "")}
@@ -613,7 +622,7 @@ class SandboxController:
         status["_freed"] = self._sync_pods(namespace, name, pods)
         for pod_name, text in pod_logs:
             if self.store.get("pods", namespace, pod_name) is not None:
-                self.store.set_pod_log(namespace, pod_name, text, container=STORAGE_INITIALIZER)
+                self.store.set_pod_log(namespace, pod_name, text, container=STORAGE_INITIALIZER, run=runs)
         for pod_name, reason, message in pod_events:
             pod = self.store.get("pods", namespace, pod_name)
             if pod is not None:
@@ -713,26 +722,38 @@ class SandboxController:
         predictor = (obj.get("spec") or {}).get("predictor") or {}
         image = self._image(model, runtime)
         resources = self._resources(model, runtime)
+        knative_mode = self.webhooks.resolve_mode(obj) in KNATIVE_MODES
+        modelcar = bool(self.webhooks.config_section("storageInitializer").get("enableModelcar"))
+        # The containers KServe's pod mutator and Knative put beside the model server.
+        sidecars = [c for c, wanted in ((QUEUE_PROXY, knative_mode),
+                                        (AGENT, bool(predictor.get("logger") or predictor.get("batcher")))) if wanted]
+        with_init = self._injects_storage_initializer(model.get("storageUri", ""), modelcar) or start is not None
         pods = []
         for index in range(count):
             container_status = {"name": "kserve-container", "ready": phase == "Running", "restartCount": 0,
                                 "image": image,
                                 "state": {"running": {}} if phase == "Running"
                                 else {"waiting": {"reason": "PodInitializing"}}}
+            sidecar_statuses = [{"name": c, "ready": phase == "Running", "restartCount": 0, "image": SIDECAR_IMAGES[c],
+                                 "state": {"running": {}} if phase == "Running"
+                                 else {"waiting": {"reason": "PodInitializing"}}} for c in sidecars]
             init_state = ({"terminated": {"exitCode": 0, "reason": "Completed"}} if phase == "Running" or loading
                           else {"waiting": {"reason": "PodInitializing"}})
             if failed_load:
                 init_state = {"waiting": {"reason": "CrashLoopBackOff",
                                           "message": "back-off restarting failed container storage-initializer"}}
                 container_status["state"] = {"waiting": {"reason": "PodInitializing"}}
-            spec = {"containers": [{"name": "kserve-container", "image": image, "resources": resources}],
+            spec = {"containers": [{"name": "kserve-container", "image": image, "resources": resources},
+                                   *({"name": c, "image": SIDECAR_IMAGES[c]} for c in sidecars)],
                     "initContainers": [{"name": "storage-initializer", "image": "kserve/storage-initializer"}]}
             for key in ("nodeSelector", "tolerations", "affinity", "runtimeClassName"):
                 if predictor.get(key):
                     spec[key] = predictor[key]
+            labels = {ISVC_LABEL: name, "component": "predictor"}
+            if knative_mode:
+                labels[REVISION_LABEL] = revision_name
             pods.append({
-                "metadata": {"name": f"{revision_name}-deployment-{index}", "namespace": namespace,
-                             "labels": {ISVC_LABEL: name, "component": "predictor"}},
+                "metadata": {"name": f"{revision_name}-deployment-{index}", "namespace": namespace, "labels": labels},
                 "spec": spec,
                 "status": {"phase": phase, "conditions": [{"type": "PodScheduled", "status": "True"}],
                            "initContainerStatuses": [{"name": "storage-initializer", "ready": phase == "Running",
@@ -743,8 +764,10 @@ class SandboxController:
                                                           "exitCode": 1, "reason": "Error",
                                                           "message": failed_load}}}
                                                          if failed_load else {})}],
-                           "containerStatuses": [container_status]},
+                           "containerStatuses": [container_status, *sidecar_statuses]},
             })
+            if not with_init:  # nothing to download (no storageUri, pvc://, a modelcar): no init container
+                del pods[-1]["spec"]["initContainers"], pods[-1]["status"]["initContainerStatuses"]
             if start is not None:
                 self._with_storage_initializer(pods[-1], start)
         return pods
@@ -980,7 +1003,8 @@ class SandboxController:
                 current, freed = None, True
             if current is None or _hash(current.get("status")) != _hash(pod["status"]) or \
                     _hash(current.get("spec", {}).get("nodeName")) != _hash(pod["spec"].get("nodeName")):
-                self.store.set_pod(pod)
+                stored = self.store.set_pod(pod)
+                self._kubelet_events(current, stored)
                 unscheduled = next((c for c in pod["status"].get("conditions") or []
                                     if c.get("type") == "PodScheduled" and c.get("status") == "False"), None)
                 if unscheduled and (current is None or _hash(current.get("status")) != _hash(pod["status"])):
@@ -988,11 +1012,53 @@ class SandboxController:
                                          component="default-scheduler")
         return freed
 
+    def _kubelet_events(self, before: dict | None, pod: dict) -> None:
+        """What the scheduler and the kubelet report as a pod is bound and its containers
+        start (Scheduled; Pulled, Created, Started per container), and the first lines the
+        running containers write."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        node = spec.get("nodeName")
+        if node and not ((before or {}).get("spec") or {}).get("nodeName"):
+            self.store.add_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
+                                 component="default-scheduler")
+            for container in spec.get("initContainers") or []:
+                self._container_start_events(pod, container)
+        if (pod.get("status") or {}).get("phase") == "Running" and \
+                ((before or {}).get("status") or {}).get("phase") != "Running":
+            for container in spec.get("containers") or []:
+                self._container_start_events(pod, container)
+                text = _startup_log(container["name"], meta)
+                if text:
+                    self.store.set_pod_log(meta["namespace"], meta["name"], text, container=container["name"])
+
+    def _container_start_events(self, pod: dict, container: dict) -> None:
+        name = container.get("name", "")
+        self.store.add_event(pod, "Pulled", f'Container image "{container.get("image", "")}" already present on machine',
+                             component="kubelet")
+        self.store.add_event(pod, "Created", f"Created container {name}", component="kubelet")
+        self.store.add_event(pod, "Started", f"Started container {name}", component="kubelet")
+
     def _delete_pods(self, namespace: str, name: str) -> bool:
         pods = self.store.list("pods", namespace, label_selector=f"{ISVC_LABEL}={name}")
         for pod in pods:
             self.store.delete("pods", namespace, pod["metadata"]["name"])
         return bool(pods)
+
+
+def _startup_log(container: str, meta: dict) -> str:
+    """Plausible first lines of a running container of the simulation (no process runs here)."""
+    isvc = (meta.get("labels") or {}).get(ISVC_LABEL, "")
+    stamp = _now()
+    if container == "kserve-container":
+        return (f"{stamp} INFO model server: loading model {isvc!r} from /mnt/models\n"
+                f"{stamp} INFO model server: model {isvc!r} is ready\n"
+                f"{stamp} INFO model server: listening on http://0.0.0.0:8080 (REST) and :8081 (gRPC)\n")
+    if container == QUEUE_PROXY:
+        return (f'{{"severity":"INFO","timestamp":"{stamp}","message":"queue-proxy started, '
+                f'proxying to 127.0.0.1:8080"}}\n')
+    if container == AGENT:
+        return f"{stamp} INFO agent: forwarding requests to 127.0.0.1:8080, logging payloads\n"
+    return ""
 
 
 def _schedulable_view(node: dict | None) -> list:

@@ -25,6 +25,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -181,6 +182,11 @@ class Store:
         self._dispatch_lock = threading.RLock()
         self._closed = False
         self._logs: dict[tuple[str, str, str], str] = {}
+        # The log of a container's previous instance (``?previous=true``) and which run the
+        # current log belongs to, so a restart moves the current one there.
+        self._previous_logs: dict[tuple[str, str, str], str] = {}
+        self._log_runs: dict[tuple[str, str, str], int] = {}
+        self._last_event_stamp = 0
         # plural -> [(mutate, validate, webhook name)]: admission webhooks (the simulated
         # KServe controller registers its defaulting and validation here).
         self._admission: dict[str, list[tuple[Callable | None, Callable | None, str]]] = {}
@@ -224,6 +230,8 @@ class Store:
             if rtype.plural == "pods" and not rtype.group:  # a pod's logs go with it
                 for log_key in [k for k in self._logs if k[:2] == key]:
                     del self._logs[log_key]
+                for log_key in [k for k in self._previous_logs if k[:2] == key]:
+                    del self._previous_logs[log_key]
         else:
             self._bucket(rtype)[key] = obj
         stored = copy.deepcopy(obj)
@@ -975,6 +983,12 @@ class Store:
                          WriteOptions(manager=manager, field_validation="Ignore"))
         return self.update_status("pods", meta["namespace"], meta["name"], pod.get("status") or {}, manager=manager)
 
+    def _event_stamp(self) -> int:
+        with self._lock:  # strictly increasing, so two events of one object never share a name
+            stamp = max(time.time_ns(), self._last_event_stamp + 1)
+            self._last_event_stamp = stamp
+        return stamp
+
     def add_event(self, involved: dict, reason: str, message: str, *, type: str = "Normal",  # noqa: A002
                   component: str = "kserve-controller") -> dict:
         """Record a core/v1 Event about ``involved`` (an object dict), aggregating repeats like the real recorder."""
@@ -1001,7 +1015,8 @@ class Store:
         return self.create({
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{ref['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            # Named like the real event recorder: the object's name and the time in hex nanoseconds.
+            "metadata": {"name": f"{ref['name']}.{self._event_stamp():x}", "namespace": namespace},
             "involvedObject": ref,
             "reason": reason,
             "message": message,
@@ -1033,21 +1048,36 @@ class Store:
         return str(names[0])
 
     def set_pod_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
-                    append: bool = False) -> None:
-        """Set (or append to) what ``GET pods/<pod>/log`` returns for a container."""
+                    append: bool = False, run: int | None = None) -> None:
+        """Set (or append to) what ``GET pods/<pod>/log`` returns for a container. ``run``
+        numbers the container's instance: a new number keeps the log so far as the previous
+        instance's (``?previous=true``), as the kubelet does after a restart."""
         with self._lock:
             stored = self._require(self._type("pods"), namespace, pod)
             key = (namespace, pod, self._log_container(stored, container))
+            if run is not None:
+                last = self._log_runs.get(key)
+                if last is not None and last != run and key in self._logs:
+                    self._previous_logs[key] = self._logs[key]
+                self._log_runs[key] = run
             self._logs[key] = (self._logs.get(key, "") if append else "") + text
 
     def api_pod_log(self, namespace: str, pod: str, *, container: str | None = None,
-                    tail_lines: int | None = None) -> str:
+                    tail_lines: int | None = None, previous: bool = False, limit_bytes: int | None = None) -> str:
         with self._lock:
             stored = self._require(self._type("pods"), namespace, pod)
-            text = self._logs.get((namespace, pod, self._log_container(stored, container)), "")
+            key = (namespace, pod, self._log_container(stored, container))
+            if previous:
+                if key not in self._previous_logs:
+                    raise bad_request(f'previous terminated container "{key[2]}" in pod "{pod}" not found')
+                text = self._previous_logs[key]
+            else:
+                text = self._logs.get(key, "")
         if tail_lines is not None:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-tail_lines:]) if tail_lines > 0 else ""
+        if limit_bytes is not None and limit_bytes > 0:
+            text = text.encode()[:limit_bytes].decode("utf-8", errors="ignore")
         return text
 
     def dump(self) -> str:

@@ -86,6 +86,7 @@ TABS = (
     ("endpoint-configuration", "Configuration"),
     ("endpoint-manifest", "Manifest"),
     ("endpoint-revisions", "Revisions"),
+    ("endpoint-operations", "Operations"),  # endpoints.views.operations
 )
 
 

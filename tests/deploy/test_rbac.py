@@ -1,7 +1,7 @@
 """RBAC checked against behaviour: every request the console makes to a cluster, across the
 flows that talk to one (onboarding a project, deploying with a custom runtime, planning,
-following a rollout, the periodic pass with drift repair and orphan deletion, deleting an
-endpoint), must be granted by the ClusterRole — and the role grants nothing beyond them."""
+following a rollout, the periodic pass with drift repair and orphan deletion, the Operations
+tab's pods, events and container logs, deleting an endpoint), must be granted by the ClusterRole — and the role grants nothing beyond them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from endpoints.services.capabilities import cluster_discover
 from endpoints.services.connections import connection_create
 from endpoints.services.endpoints import endpoint_create, endpoint_delete
 from endpoints.services.observation import endpoint_sync_status
+from endpoints.services.operations import endpoint_operations, endpoint_read_log
 from endpoints.services.platform import runtime_create
 from endpoints.services.reconciler import reconcile_cluster
 from endpoints.services.registry import model_version_create
@@ -51,6 +52,12 @@ def _exercise_every_cluster_flow(sandbox, alice, capture) -> None:
     sandbox.wait_for(lambda: ((sandbox.isvc("fraud", "broken") or {}).get("status") or {})
                      .get("modelStatus", {}).get("lastFailureInfo"), message="a load failure")
     endpoint_sync_status(endpoint_id=broken.pk)  # why not ready: events and pods
+    # The Operations tab: pods, events of the InferenceService and of each pod, a container's log.
+    reading = endpoint_operations(endpoint=broken)
+    assert reading.pods and not reading.error, reading.error
+    log = endpoint_read_log(actor=alice, endpoint=broken, pod=reading.pods[0].name,
+                            container="storage-initializer", tail=100)
+    assert not log.error, log.error
     sandbox.store.patch("inferenceservices", "fraud", "scorer", {"spec": {"predictor": {"maxReplicas": 5}}})
     sandbox.store.create({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
                           "metadata": {"name": "orphan", "namespace": "fraud",

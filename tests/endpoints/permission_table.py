@@ -57,6 +57,9 @@ SERVING_VERSION = {"pk": "model.pk", "version": "version.version"}
 OTHER_VERSION = {"pk": "other_model.pk", "version": "other_version.version"}
 PROJECT = {"name": "project.name"}
 PROJECT_IDOR = {"name": "other_project.name"}
+# Container logs can hold request data: the endpoint does not exist for those who may not deploy it.
+UI_LOGS = expect(302, 404, 404, 200, 200, 404, 404, 200)
+API_LOGS = expect(401, 404, 404, 200, 200, 404, 404, 200)
 
 
 
@@ -199,6 +202,14 @@ ROUTES = {
     "endpoints:endpoint-manifest": Req(UI_SEE, kwargs=E, idor=E_IDOR),
     "endpoints:endpoint-revisions": Req(UI_SEE, kwargs=E, idor=E_IDOR),
     "endpoints:endpoint-status": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    # Operations: pods and events for whoever sees the endpoint; logs (request data) only for
+    # those who may deploy it, 404 for the rest. The matrix cluster is unreachable: the pages
+    # answer with its message, never a 500.
+    "endpoints:endpoint-operations": Req(UI_SEE, kwargs=E, idor=E_IDOR),
+    "endpoints:endpoint-logs": [
+        Req(UI_LOGS, kwargs=E, idor=E_IDOR),
+        Req(UI_LOGS, kwargs=E, query="pod=p&container=kserve-container&tail=50&format=json", idor=E_IDOR),
+    ],
     "endpoints:endpoint-edit": [
         Req(UI_DEPLOY, kwargs=E, idor=E_IDOR),
         Req(UI_DEPLOY_FORM_ERR, method="POST", kwargs=E, idor=E_IDOR),
@@ -351,6 +362,12 @@ ROUTES = {
     "endpoint-plan-create": Req(expect(401, 400, 400, 200, 200, 400, 400, 200), method="POST", data=NEW_ENDPOINT),
     "endpoint-promote": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=PK, idor=PK_IDOR),  # no canary: 400
     "endpoint-revisions": Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+    "endpoint-operations-pods": Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+    "endpoint-operations-events": Req(API_SEE, kwargs=PK, idor=PK_IDOR),
+    "endpoint-operations-logs": [
+        Req(API_LOGS, kwargs=PK, query="pod=p&tail=100", idor=PK_IDOR),
+        Req(expect(401, 404, 404, 400, 400, 404, 404, 400), kwargs=PK, query="tail=1", idor=PK_IDOR),  # no pod
+    ],
     "endpoint-rollback": Req(API_DEPLOY_BAD_BODY, method="POST", kwargs=PK, idor=PK_IDOR),
     "endpoint-start": Req(API_DEPLOY, method="POST", kwargs=PK, idor=PK_IDOR),
     "endpoint-stop": Req(API_DEPLOY, method="POST", kwargs=PK, idor=PK_IDOR),
