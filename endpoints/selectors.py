@@ -70,13 +70,24 @@ def versions_with_deployments(*, user):
     )
 
 
-def version_choices_for(*, user, action: str = "deploy", project=None):
+def version_choices_for(*, user, action: str = "deploy", project=None, offered_to=None):
     """Model versions a user may deploy (their model is visible to them with ``action``);
-    with ``project``, only those registered in it (an endpoint serves its own project's models)."""
+    with ``project``, only those registered in it (an endpoint serves its own project's models).
+
+    ``offered_to`` (an endpoint, or ``False`` for a new one) narrows the list to what a picker
+    offers: archived versions are left out except those that endpoint already serves, so an
+    endpoint on an archived version can still be edited without moving off it. Without it every
+    version is returned and the service explains a refused archived one."""
     models = visible(RegisteredModel.objects.all(), user, action)
     if project is not None:
         models = models.filter(project=project)
-    return ModelVersion.objects.filter(model__in=models).select_related("model", "model__project")
+    versions = ModelVersion.objects.filter(model__in=models).select_related("model", "model__project")
+    if offered_to is not None:
+        offered = Q(archived_at__isnull=True)
+        if offered_to:
+            offered |= Q(pk__in=[pk for pk in (offered_to.model_version_id, offered_to.canary_version_id) if pk])
+        versions = versions.filter(offered)
+    return versions
 
 
 ENDPOINT_RELATED = (

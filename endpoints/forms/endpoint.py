@@ -268,7 +268,7 @@ class EndpointForm(forms.Form):
         # An endpoint serves versions registered in its own project: the pickers offer those only
         # (the edited endpoint's project, or the project chosen for a new one).
         project = endpoint.project if endpoint is not None else self._chosen_project(projects)
-        versions = selectors.version_choices_for(user=user, project=project).order_by(
+        versions = selectors.version_choices_for(user=user, project=project, offered_to=endpoint or False).order_by(
             "model__project__name", "model__name", "-version")
         self.fields["model_version"].queryset = versions
         self.fields["canary_version"].queryset = versions
@@ -423,7 +423,7 @@ class CanaryForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.endpoint = endpoint
         self.fields["canary_version"].queryset = (
-            selectors.version_choices_for(user=user)
+            selectors.version_choices_for(user=user, offered_to=endpoint)
             .filter(model_id=endpoint.model_version.model_id)
             .exclude(pk=endpoint.model_version_id)
             .order_by("-version")

@@ -5,6 +5,8 @@ project page its members see."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -473,3 +475,20 @@ def test_project_list_shows_members_their_projects_only(client, setup, viewer):
     client.force_login(UserFactory(username="mallory"))
     page = client.get(reverse("endpoints:project-list")).content.decode()
     assert reverse("endpoints:project-detail", kwargs={"name": "fraud"}) not in page
+
+
+def _options(page: str, field: str) -> list[str]:
+    select = re.search(rf'<select name="{field}".*?</select>', page, re.S).group(0)
+    return re.findall(r'<option value="(\d+)"', select)
+
+
+def test_pickers_leave_out_archived_versions_except_the_endpoints_own(client, setup, alice, owner):
+    endpoint = deploy(setup, alice)
+    lifecycle.model_version_archive(actor=owner, version=setup.v1)
+    client.force_login(owner)
+    wizard = client.get(reverse("endpoints:endpoint-create"), {"project": setup.project.pk}).content.decode()
+    assert _options(wizard, "model_version") == [str(setup.v2.pk)]
+    # The endpoint already on it keeps it on its edit page, so an edit does not move it off.
+    edit_url = reverse("endpoints:endpoint-edit", kwargs={"project": setup.project.name, "name": endpoint.name})
+    edit = client.get(edit_url).content.decode()
+    assert sorted(_options(edit, "model_version")) == sorted([str(setup.v1.pk), str(setup.v2.pk)])
