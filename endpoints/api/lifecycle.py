@@ -44,16 +44,30 @@ class ProjectEditSerializer(serializers.Serializer):
     description = serializers.CharField(allow_blank=True)
 
 
-class LifecycleMixin:
+class CatalogDeleteMixin:
+    """``destroy`` through ``delete_service``: a refusal (``InUse``) answers 409 with the reasons.
+    The catalog viewsets (clusters, profiles, runtimes) use it alone; their update stays theirs."""
+
+    def delete_service(self, instance) -> None:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    @extend_schema(responses={204: None, 409: None})
+    def destroy(self, request, *args, **kwargs):
+        instance = self.get_object()
+        try:
+            self.delete_service(instance)
+        except lifecycle.InUse as exc:
+            raise refused(exc) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LifecycleMixin(CatalogDeleteMixin):
     """``update``/``partial_update`` through ``update_service`` with ``edit_serializer_class``,
     ``destroy`` through ``delete_service``; answers with the viewset's own representation."""
 
     edit_serializer_class: type[serializers.Serializer]
 
     def update_service(self, instance, changes: dict):  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
-
-    def delete_service(self, instance) -> None:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
 
     def _edited(self, request, partial: bool):
@@ -75,15 +89,6 @@ class LifecycleMixin:
 
     def partial_update(self, request, *args, **kwargs):
         return self._edited(request, partial=True)
-
-    @extend_schema(responses={204: None, 409: None})
-    def destroy(self, request, *args, **kwargs):
-        instance = self.get_object()
-        try:
-            self.delete_service(instance)
-        except lifecycle.InUse as exc:
-            raise refused(exc) from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class RegisteredModelLifecycleMixin(LifecycleMixin):
@@ -135,17 +140,3 @@ class ProjectLifecycleMixin(LifecycleMixin):
         lifecycle.project_delete(actor=self.request.user, project=project)
 
 
-class CatalogDeleteMixin:
-    """``destroy`` for the catalog viewsets (their update stays theirs)."""
-
-    def delete_service(self, instance) -> None:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
-
-    @extend_schema(responses={204: None, 409: None})
-    def destroy(self, request, *args, **kwargs):
-        instance = self.get_object()
-        try:
-            self.delete_service(instance)
-        except lifecycle.InUse as exc:
-            raise refused(exc) from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
