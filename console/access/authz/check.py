@@ -1,0 +1,38 @@
+"""One ext_authz check, whatever the transport: the decision, its audit (every denial an
+event, allows tallied) and its metrics. The HTTP check (``http``, ``wsgi``) and the gRPC
+service (``grpc_server``) both answer through ``authorize`` so that they decide, audit and
+count alike; each only translates its protocol's request and response."""
+
+from __future__ import annotations
+
+import time
+
+from console import metrics
+from console.access.authz.decision import Decision, allow_tally, audit_denial, decide
+
+UNAUTHORIZED_BODY = "Unauthorized: send Authorization: Bearer <API token>.\n"
+FORBIDDEN_BODY = "Forbidden: this principal may not call this endpoint.\n"
+WWW_AUTHENTICATE = 'Bearer realm="inference"'
+
+
+def authorize(*, method: str, host: str, path: str, authorization: str | None, query: str = "",
+              raw_path: str | None = None) -> Decision:
+    """Decide one check and record it.
+
+    ``path`` is the original path decoded, without the query; ``raw_path`` the same as Envoy
+    sent it (percent-encoded), when known."""
+    started = time.perf_counter()
+    decision = decide(host=host, path=path, authorization=authorization, raw_path=raw_path)
+    if decision.allowed:
+        allow_tally.add(decision, method=method, at=time.time())
+    else:
+        audit_denial(decision, method=method, host=host, path=f"{path}?{query}" if query else path,
+                     raw_path=raw_path if raw_path is not None and raw_path != path else None)
+    metrics.AUTHZ_DECISIONS.labels(
+        "allow" if decision.allowed else "unauthenticated" if decision.status == 401 else "deny").inc()
+    metrics.AUTHZ_SECONDS.observe(time.perf_counter() - started)
+    return decision
+
+
+def denial_body(decision: Decision) -> str:
+    return UNAUTHORIZED_BODY if decision.status == 401 else FORBIDDEN_BODY
