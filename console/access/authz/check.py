@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from django.db import connections
+
 from console import metrics
 from console.access.authz.decision import Decision, allow_tally, audit_denial, decide
 
@@ -36,3 +38,13 @@ def authorize(*, method: str, host: str, path: str, authorization: str | None, q
 
 def denial_body(decision: Decision) -> str:
     return UNAUTHORIZED_BODY if decision.status == 401 else FORBIDDEN_BODY
+
+
+def recycle_connections() -> None:
+    """What Django's handler does around every request, for the authorizers that bypass it:
+    close database connections that are too old (``CONN_MAX_AGE``) or broken. SQLite's
+    connections are kept (a local file; Django's default of reopening it for every request
+    would cost more than a warm decision)."""
+    for connection in connections.all(initialized_only=True):
+        if connection.vendor != "sqlite" or connection.settings_dict.get("CONN_MAX_AGE"):
+            connection.close_if_unusable_or_obsolete()

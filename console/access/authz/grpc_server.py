@@ -83,17 +83,15 @@ class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
     """``Check``: one inference request, decided as the HTTP check decides it."""
 
     def Check(self, request, context):  # noqa: N802 - the protocol's name
-        from django.db import close_old_connections
-
-        from console.access.authz.check import authorize
+        from console.access.authz.check import authorize, recycle_connections
 
         # The request lifecycle Django's handler gives a view: drop connections that are too
         # old or broken before and after (CONN_MAX_AGE, health checks).
-        close_old_connections()
+        recycle_connections()
         try:
             return check_response(authorize(**request_fields(request)))
         finally:
-            close_old_connections()
+            recycle_connections()
 
 
 def _database_answers() -> bool:

@@ -24,9 +24,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django.setup()
 
 from django.core.handlers.wsgi import get_path_info  # noqa: E402
-from django.db import close_old_connections  # noqa: E402
 
-from console.access.authz.check import WWW_AUTHENTICATE, authorize, denial_body  # noqa: E402
+from console.access.authz.check import (  # noqa: E402
+    WWW_AUTHENTICATE,
+    authorize,
+    denial_body,
+    recycle_connections,
+)
 from console.access.authz.decision import PRINCIPAL_HEADER  # noqa: E402
 from console.access.authz.routing import authz_prefix, original_path  # noqa: E402
 
@@ -61,14 +65,14 @@ def application(environ, start_response):
     if not (path == PREFIX or path.startswith(PREFIX + "/")):
         return _answer(start_response, 404, [("Content-Type", "text/plain")], "Not found: only ext_authz checks.\n")
     # What Django's handler does around every request (CONN_MAX_AGE, connection health checks).
-    close_old_connections()
+    recycle_connections()
     try:
         raw = _raw_path(environ)
         decision = authorize(method=environ.get("REQUEST_METHOD", "GET"), host=environ.get("HTTP_HOST", ""),
                              path=original_path(path), authorization=environ.get("HTTP_AUTHORIZATION"),
                              query=environ.get("QUERY_STRING", ""), raw_path=raw if raw != path else None)
     finally:
-        close_old_connections()
+        recycle_connections()
     if decision.allowed:
         return _answer(start_response, 200, [(PRINCIPAL_HEADER, decision.principal)])
     headers = [("Content-Type", "text/plain")]
