@@ -137,7 +137,8 @@ class HealthReporter:
 
 
 def build_server(bind: str, *, threads: int = 16, reuse_port: bool = True) -> tuple[grpc.Server, int, HealthReporter]:
-    """A started-ready (not yet started) server with the Authorization and Health services."""
+    """A server (not yet started) with the Authorization and Health services, its port and
+    the health reporter."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="authz-grpc"),
                          options=[("grpc.so_reuseport", 1 if reuse_port else 0),
                                   # Envoy keeps its connection; answer its keepalive pings.
