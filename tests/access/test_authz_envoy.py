@@ -21,7 +21,7 @@ from console.access import grants
 from console.access.authz import decision as authz_decision
 from console.access.authz import grpc_server
 from tests.access.test_authz import infer_token
-from tests.access.test_authz_grpc import _QuietHandler, _ThreadedWSGIServer
+from tests.access.test_authz_grpc import _QuietHandler, _ThreadedWSGIServer, close_server_connections
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.fixtures.envoy import envoy_binary, envoy_proxy, free_port, provider
 
@@ -95,6 +95,7 @@ def console_authz(request):
         server.start()
         yield request.param, port
         server.stop(grace=None)
+        close_server_connections()
     else:
         from console.access.authz import wsgi
 
@@ -103,6 +104,7 @@ def console_authz(request):
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         yield request.param, httpd.server_address[1]
         httpd.shutdown()
+        close_server_connections()
 
 
 @pytest.mark.django_db(transaction=True)

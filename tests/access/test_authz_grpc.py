@@ -214,6 +214,17 @@ class _ThreadedWSGIServer(WSGIServer):
     daemon_threads = True
 
 
+def close_server_connections() -> None:
+    """The servers' threads keep their database connections (as in production); on PostgreSQL
+    end them, or the test database cannot be dropped at the end of the run."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture
 def servers():
     """The gRPC server and the lean HTTP app, each listening on loopback in this process."""
@@ -230,6 +241,7 @@ def servers():
     http.shutdown()
     reporter.stop()
     server.stop(grace=None)
+    close_server_connections()
 
 
 def _over_http(port: int, token: str) -> int:

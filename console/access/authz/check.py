@@ -44,7 +44,10 @@ def recycle_connections() -> None:
     """What Django's handler does around every request, for the authorizers that bypass it:
     close database connections that are too old (``CONN_MAX_AGE``) or broken. SQLite's
     connections are kept (a local file; Django's default of reopening it for every request
-    would cost more than a warm decision)."""
+    would cost more than a warm decision). A connection inside a transaction is left alone (the
+    check then runs inside it: a test's, or a caller's)."""
     for connection in connections.all(initialized_only=True):
+        if connection.in_atomic_block:
+            continue
         if connection.vendor != "sqlite" or connection.settings_dict.get("CONN_MAX_AGE"):
             connection.close_if_unusable_or_obsolete()
