@@ -63,7 +63,7 @@ def main() -> int:
     if options.processes == 1:
         _grpc_serve(options.bind, options.threads)
         return 0
-    children = [subprocess.Popen([sys.executable, "-m", __name__, "grpc", "--bind", options.bind,  # noqa: S603
+    children = [subprocess.Popen([sys.executable, "-m", "tests.benchmarks.floors", "grpc", "--bind", options.bind,  # noqa: S603
                                   "--threads", str(options.threads)]) for _ in range(options.processes)]
     signal.signal(signal.SIGTERM, lambda *_: [c.terminate() for c in children])
     for child in children:

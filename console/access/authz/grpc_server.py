@@ -177,7 +177,7 @@ def serve(bind: str, *, threads: int) -> None:
 def _supervise(argv: list[str], processes: int) -> int:
     """Start ``processes`` servers on the same port and pass signals on; the first to exit
     ends the others (the pod restarts as a whole)."""
-    children = [subprocess.Popen([sys.executable, "-m", __name__, *argv, "--processes", "1"])  # noqa: S603
+    children = [subprocess.Popen([sys.executable, "-m", "console.access.authz.grpc_server", *argv, "--processes", "1"])  # noqa: S603
                 for _ in range(processes)]
 
     def forward(signum, frame):
