@@ -41,7 +41,7 @@ RANGES = {
     for option in (
         RangeOption("1h", "Last hour", timedelta(hours=1), LatencyRollup.MINUTE, 60),
         RangeOption("6h", "Last 6 hours", timedelta(hours=6), LatencyRollup.MINUTE, 300),
-        RangeOption("24h", "Last 24 hours", timedelta(hours=24), LatencyRollup.MINUTE, 900),
+        RangeOption("24h", "Last 24 hours", timedelta(hours=24), LatencyRollup.QUARTER, 900),
         RangeOption("7d", "Last 7 days", timedelta(days=7), LatencyRollup.HOUR, 3600),
         RangeOption("30d", "Last 30 days", timedelta(days=30), LatencyRollup.HOUR, 6 * 3600),
     )

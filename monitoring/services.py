@@ -326,7 +326,7 @@ def _rollup_rows(records: list[InferenceRecord]) -> list[tuple]:
     completion = np.fromiter((r.completion_tokens or 0 for r in records), dtype=np.int64, count=size)
     buckets = metrics.bucket_index(np.where(measured, latency, 0.0))
     rows = []
-    for resolution in (LatencyRollup.MINUTE, LatencyRollup.HOUR):
+    for resolution in (LatencyRollup.MINUTE, LatencyRollup.QUARTER, LatencyRollup.HOUR):
         keys = np.stack([endpoint_ids, stamps - stamps % resolution, versions], axis=1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -623,6 +623,9 @@ def monitoring_prune(*, now: datetime | None = None) -> dict[str, int]:
     if minutes:
         results["minute_rollups"] = _delete_in_chunks(
             LatencyRollup.objects.filter(resolution=LatencyRollup.MINUTE, start__lt=minutes))
+        # Quarter-hour rows serve the 24-hour range only: kept as long as minute rows.
+        results["quarter_rollups"] = _delete_in_chunks(
+            LatencyRollup.objects.filter(resolution=LatencyRollup.QUARTER, start__lt=minutes))
     long_term = cutoff("MONITORING_ROLLUP_RETENTION_DAYS")
     if long_term:
         results["hour_rollups"] = _delete_in_chunks(

@@ -6,8 +6,9 @@ endpoint list of a user with grants on 200 of the 10,000 endpoints (queries and 
     make bench PYTEST_ARGS="-k authz"
 
 The database is a fresh SQLite file (WAL, as ``make run`` uses) in a temporary folder, or
-``BENCH_DATABASE_URL`` (an empty PostgreSQL database: production keeps connections open,
-SQLite opens one per request); ``BENCH_REDIS_URL`` switches the decision cache to Redis.
+a fresh database on the PostgreSQL server of ``DATABASE_URL`` (or ``BENCH_DATABASE_URL``) when
+set (production keeps connections open, SQLite opens one per request); ``REDIS_URL`` (or
+``BENCH_REDIS_URL``) switches the decision cache to Redis.
 The database is migrated and seeded by a subprocess (``python -m
 tests.benchmarks.test_bench_authz seed <folder>``) with bulk inserts of the same rows the
 grant and token services write, then served by gunicorn. Nothing leaves 127.0.0.1.
@@ -15,6 +16,7 @@ grant and token services write, then served by gunicorn. Nothing leaves 127.0.0.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -168,6 +170,8 @@ def seed(folder: Path) -> None:
                                                            if isinstance(r, EndpointGroupObjectPermission)])
         EndpointUserObjectPermission.objects.bulk_create(user_rows, batch_size=2000)
     (folder / "pairs.json").write_text(json.dumps(pairs))
+    if os.environ.get("BENCH_SEED_ONLY"):  # the protocol benchmarks need only the world
+        return
 
     figures = {"grants": Grant.objects.count(), "permission_rows": len(user_rows) + len(group_rows)}
     client = Client()
@@ -308,12 +312,23 @@ def _stop(process) -> None:
         process.kill()
 
 
-def test_authz_decisions_over_http_and_endpoint_list(report):
+def test_authz_decisions_over_http_and_endpoint_list(report, monkeypatch):
     if shutil.which("wrk") is None:
         from tests.conftest import require
 
         require(False, "the authz benchmark needs wrk (apt-get install wrk)")
+    from tests.benchmarks.authz_world import bench_database, configured_redis_url
+
     folder = Path(tempfile.mkdtemp(prefix="bench-authz-"))
+    database = contextlib.ExitStack()
+    url = database.enter_context(bench_database())
+    # PostgreSQL and Redis whenever DATABASE_URL/REDIS_URL are set (a database of its own on
+    # that server), SQLite and LocMem otherwise; labelled by what was used.
+    monkeypatch.delenv("BENCH_DATABASE_URL", raising=False)
+    if url:
+        monkeypatch.setenv("BENCH_DATABASE_URL", url)
+    if configured_redis_url():
+        monkeypatch.setenv("BENCH_REDIS_URL", configured_redis_url())
     try:
         start = time.perf_counter()
         subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=_env(folder),
@@ -345,6 +360,7 @@ def test_authz_decisions_over_http_and_endpoint_list(report):
                 _stop(process)
         report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
+        database.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -48,7 +48,9 @@ def test_web_worker_beat_and_migration_job_are_all_there(rendered):
     names = {(d["kind"], d["metadata"]["name"]) for d in rendered}
     for expected in [("Deployment", "inference-console-web"), ("Deployment", "inference-console-worker"),
                      ("Deployment", "inference-console-beat"), ("Job", "inference-console-migrate"),
-                     ("HorizontalPodAutoscaler", "inference-console-web")]:
+                     ("HorizontalPodAutoscaler", "inference-console-web"),
+                     ("Deployment", "inference-console-authz-grpc"), ("Deployment", "inference-console-authz-http"),
+                     ("Service", "inference-console-authz-grpc"), ("Service", "inference-console-authz-http")]:
         assert expected in names
     beat = next(d for d in rendered if d["metadata"]["name"] == "inference-console-beat")
     assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
@@ -83,6 +85,50 @@ def test_web_probes_hit_healthz_and_readyz_with_an_allowed_host(rendered):
     assert host in config["data"]["ALLOWED_HOSTS"].split(",")
 
 
+def test_the_istio_providers_reach_the_authz_services_and_fail_closed_with_a_timeout(rendered):
+    """deploy/istio/ names both provider kinds; each points at a Service of the rendered
+    manifests, on a port it serves, whose pods run the matching server; failOpen is false."""
+    mesh = yaml.safe_load(yaml.safe_load((ROOT / "deploy/istio/mesh-extension-provider.yaml").read_text())["data"]["mesh"])
+    providers = {p["name"]: p for p in mesh["extensionProviders"]}
+    kinds = {next(k for k in p if k.startswith("envoyExtAuthz")) for p in providers.values()}
+    assert kinds == {"envoyExtAuthzGrpc", "envoyExtAuthzHttp"}
+    services = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Service"}
+    deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
+    expected_server = {"envoyExtAuthzGrpc": "console.access.authz.grpc_server",
+                       "envoyExtAuthzHttp": "console.access.authz.wsgi"}
+    for entry in providers.values():
+        kind = next(k for k in entry if k.startswith("envoyExtAuthz"))
+        settings = entry[kind]
+        assert settings["failOpen"] is False and float(settings["timeout"].rstrip("s")) <= 1, entry["name"]
+        name, namespace = settings["service"].split(".")[:2]
+        assert namespace == "inference-console" and name in services, settings["service"]
+        port = next(p for p in services[name]["spec"]["ports"] if p["port"] == settings["port"])
+        assert port["appProtocol"] == ("grpc" if kind == "envoyExtAuthzGrpc" else "http")
+        pod = deployments[name]["spec"]["template"]["spec"]
+        assert services[name]["spec"]["selector"].items() <= deployments[name]["spec"]["template"]["metadata"][
+            "labels"].items()
+        container = pod["containers"][0]
+        assert expected_server[kind] in container["args"]
+        assert port["targetPort"] in {p["name"] for p in container["ports"]}
+    policies = [yaml.safe_load_all((ROOT / "deploy/istio/authorization-policy.yaml").read_text())]
+    for doc in (d for docs in policies for d in docs if d):
+        assert doc["spec"]["provider"]["name"] in providers
+
+
+def test_the_grpc_authorizer_is_probed_by_the_grpc_health_protocol_and_the_http_one_keeps_connections(rendered):
+    grpc_pod = next(d for d in rendered if d["metadata"]["name"] == "inference-console-authz-grpc"
+                    and d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = grpc_pod["containers"][0]
+    assert container["readinessProbe"]["grpc"]["port"] == container["ports"][0]["containerPort"]
+    assert container["livenessProbe"]["grpc"]["service"] == "envoy.service.auth.v3.Authorization"
+    http_pod = next(d for d in rendered if d["metadata"]["name"] == "inference-console-authz-http"
+                    and d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    args = http_pod["containers"][0]["args"]
+    assert args[args.index("--worker-class") + 1] == "gthread"  # sync workers close every connection
+    assert int(args[args.index("--keep-alive") + 1]) >= 60
+    assert http_pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
 def test_no_manifest_contains_a_literal_secret(rendered):
     for doc in rendered:
         assert doc["kind"] != "Secret" or not (doc.get("data") or doc.get("stringData")), doc["metadata"]["name"]
@@ -103,6 +149,8 @@ def test_only_api_clients_mount_the_service_account_token(rendered):
     assert mounts["inference-console-worker"] is True
     assert mounts["inference-console-beat"] is False
     assert mounts["inference-console-migrate"] is False
+    assert mounts["inference-console-authz-grpc"] is False
+    assert mounts["inference-console-authz-http"] is False
 
 
 def test_network_policies_admit_the_ingest_receivers_and_deny_by_default(rendered):

@@ -75,6 +75,27 @@ def test_latency_tab_shows_percentiles_throughput_and_errors_per_version(client,
     assert "prometheus" not in data["figures"]  # no PROMETHEUS_URL
 
 
+def test_latency_figures_are_the_json_plotly_itself_writes(alice, endpoint, monkeypatch):
+    """The latency tab builds its figures as plain JSON (plotly's object validation was most of
+    the 24-hour dashboard's time); through plotly's objects they come out the same."""
+    import plotly.graph_objects as go
+
+    from endpoints.selectors import endpoint_queryset
+    from monitoring import figures, selectors
+
+    traffic(endpoint, errors_every=10)
+    traffic(endpoint, version=endpoint.canary_version, minutes=20, seed=2)
+    for range_key in ("1h", "24h"):
+        dashboard = selectors.latency_dashboard(endpoint=endpoint_queryset().get(pk=endpoint.pk), range_key=range_key)
+        plain = json.loads(json.dumps(figures.latency_figures(dashboard)))
+        with monkeypatch.context() as patched:
+            patched.setattr(figures, "_plain_figure", lambda traces, **layout: figures._figure(
+                [go.Scatter(**{k: v for k, v in t.items() if k != "type"}) for t in traces], **layout))
+            through_plotly = json.loads(json.dumps(figures.latency_figures(dashboard)))
+        assert plain == through_plotly, range_key
+        assert len(plain["figures"]["latency"]["data"]) == 6
+
+
 def test_latency_json_returns_the_same_figures_and_the_summary(client, alice, endpoint):
     traffic(endpoint)
     client.force_login(alice)

