@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from audit import directory, ingest, selectors
 from audit import services as audit
-from audit.models import AuditEvent, InferenceEventPart, IngestBatch
+from audit.models import AuditEvent, InferenceEventPart, IngestBatch, IngestBufferEntry
 from endpoints.audit_directory import ProjectDirectory
 from endpoints.models import ProjectUserObjectPermission
 from tests.audit import samples
@@ -55,8 +55,8 @@ def test_kserve_deliveries_are_routed_to_the_project_of_their_key(fraud, post_ks
     for kind in ("request", "response"):
         response = post_kserve(fraud, samples.binary_event(event_id="r-1", kind=kind, namespace="fraud"))
         assert response.status_code == 202, response.content
-    batch = IngestBatch.objects.order_by("id").first()
-    assert (batch.project_id, batch.project_name) == (fraud.pk, "fraud")
+    part = InferenceEventPart.objects.order_by("id").first()
+    assert part.project_id == fraud.pk
     event = AuditEvent.objects.get(source="inference")
     assert (event.project_id, event.project_name) == (fraud.pk, "fraud")
     assert event.target_type == "endpoint" and event.target_id == str(fraud.endpoints.get().pk)
@@ -68,13 +68,13 @@ def test_an_unknown_ingest_key_is_404_and_nothing_is_stored(fraud, client):
     response = client.post(reverse("ingest:kserve", kwargs={"ingest_key": fraud.ingest_key + "x"}),
                            data=delivery.body, content_type=delivery.content_type, **delivery.headers)
     assert response.status_code == 404 and response.json() == {"detail": "Unknown ingest key."}
-    assert not IngestBatch.objects.exists()
+    assert not IngestBufferEntry.objects.exists()
 
 
 def test_without_a_directory_every_ingest_key_is_unknown(fraud, post_kserve, no_directory):
     response = post_kserve(fraud, samples.binary_event(event_id="x", kind="request", namespace="fraud"))
     assert response.status_code == 404
-    assert not IngestBatch.objects.exists()
+    assert not IngestBufferEntry.objects.exists()
 
 
 def test_kubernetes_events_are_routed_by_namespace_on_the_named_cluster(fraud, post_k8s, ingest_token):

@@ -21,7 +21,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from audit import buffer, sealing
-from audit.models import AuditEvent, InferenceEventPart, IngestBufferEntry, IngestRefusal
+from audit.models import AuditEvent, InferenceEventPart, IngestRefusal
 from audit.verify import verify
 from monitoring.models import InferenceRecord
 from tests.audit import samples
