@@ -11,14 +11,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, TextField
+from django.db.models import Count, Max, Min, Q, Sum, TextField
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from audit.directory import EndpointRef, ProjectIds, get_directory
-from audit.models import AuditEvent, AuditSeal, IngestBatch
+from audit.models import AuditEvent, AuditSeal, IngestBatch, IngestBufferEntry, IngestRefusal
 from console.permissions import is_platform_admin, is_signed_in
 
 VIEW_ALL_PERMISSION = "audit.view_auditevent"
@@ -192,3 +193,40 @@ def batch_list(*, status: str = "", kind: str = ""):
 
 def batch_counts() -> dict[str, int]:
     return dict(IngestBatch.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+
+
+@dataclass(frozen=True)
+class IngestHealth:
+    """The payload-logger buffer as the auditor's home shows it: waiting deliveries, the age of
+    the oldest, and the deliveries refused because it was full (per project and InferenceService)."""
+
+    depth: int
+    lag_seconds: float
+    refused: int
+    refused_by_service: list  # (project name, InferenceService, count, last refused at), most first
+
+
+def ingest_health(*, hours: int = 24, limit: int = 10) -> IngestHealth:
+    """Two queries: the buffer's depth and oldest row together, and the refusals of the last ``hours``."""
+    now = timezone.now()
+    waiting = IngestBufferEntry.objects.aggregate(depth=Count("id"), oldest=Min("received_at"))
+    refusals = list(
+        IngestRefusal.objects.filter(hour__gte=now - timedelta(hours=hours))
+        .values("project_id", "inference_service").annotate(total=Sum("count"), last=Max("last_refused_at"))
+        .order_by("-total")
+    )
+    projects = get_directory().projects_by_id({r["project_id"] for r in refusals[:limit]}) if refusals else {}
+    names = {pk: ref.name for pk, ref in projects.items()}
+    rows = [(names.get(r["project_id"], f"project {r['project_id']}"), r["inference_service"], r["total"], r["last"])
+            for r in refusals[:limit]]
+    lag = (now - waiting["oldest"]).total_seconds() if waiting["oldest"] else 0.0
+    return IngestHealth(depth=waiting["depth"], lag_seconds=max(0.0, lag),
+                        refused=sum(r["total"] for r in refusals), refused_by_service=rows)
+
+
+def ingest_refusals_for(*, project_id: int, inference_service: str, since: datetime) -> int:
+    """Deliveries of one InferenceService refused since the hour holding ``since`` (one query)."""
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    found = IngestRefusal.objects.filter(
+        project_id=project_id, inference_service=inference_service, hour__gte=hour).aggregate(total=Sum("count"))
+    return int(found["total"] or 0)

@@ -78,6 +78,7 @@ class TrailSection:
     last_verification: object | None
     failed_batches: list
     failed_batch_total: int
+    ingest: object = None  # audit.selectors.IngestHealth
 
 
 def _head(queryset, limit: int) -> tuple[list, int]:
@@ -136,6 +137,7 @@ def trail_section() -> TrailSection:
         last_verification=AuditEvent.objects.filter(action="audit.verify").order_by("-occurred_at", "-id").first(),
         failed_batches=batches,
         failed_batch_total=batch_total,
+        ingest=audit_selectors.ingest_health(),
     )
 
 

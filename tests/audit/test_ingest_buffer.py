@@ -50,7 +50,8 @@ def _assert_exactly_once(endpoint, calls: int) -> None:
 @pytest.mark.django_db
 @override_settings(AUDIT_INGEST_BUFFER_MAX_DEPTH=4, AUDIT_INGEST_DEPTH_CACHE_SECONDS=0,
                    AUDIT_INGEST_REFUSAL_FLUSH_SECONDS=0, AUDIT_INGEST_RETRY_AFTER_SECONDS=7)
-def test_a_full_buffer_answers_503_with_retry_after_counts_refusals_and_drains_to_zero(post_kserve):
+def test_a_full_buffer_answers_503_with_retry_after_counts_refusals_and_drains_to_zero(post_kserve, client,
+                                                                                        admin_user):
     cache.clear()  # the "audited for this interval" marks of earlier tests
     endpoint = monitored_endpoint()
     deliveries = [d for n in range(4) for d in _pair(endpoint, n)]
@@ -70,6 +71,14 @@ def test_a_full_buffer_answers_503_with_retry_after_counts_refusals_and_drains_t
     audited = AuditEvent.objects.filter(action="ingest.refuse")
     assert audited.count() == 1
     assert audited.get().project_id == endpoint.project_id and audited.get().outcome == "failure"
+    # Shown where people look: the endpoint's Latency tab and the auditor's home (with the depth).
+    client.force_login(admin_user)
+    latency = client.get(reverse("monitoring:endpoint-latency",
+                                 kwargs={"project": endpoint.project.name, "name": endpoint.name})).content.decode()
+    assert "4 payload-logger\n    events of this endpoint were refused" in latency
+    home = client.get(reverse("home")).content.decode()
+    assert "Payload-logger buffer" in home and "<dt>Waiting</dt><dd>4 deliveries</dd>" in home
+    assert f"{endpoint.project.name}/{endpoint.name}: 4," in home
     # A worker runs again: the buffer drains to zero and the receiver accepts again.
     assert buffer.buffer_drain()["deliveries"] == 4
     assert buffer.buffer_depth() == 0
