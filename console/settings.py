@@ -72,6 +72,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The payload-logger receiver, answered before everything below (audit/middleware.py): the
+    # busiest route by far, for clients with no session, cookie or browser.
+    "audit.middleware.IngestReceiverMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestContextMiddleware",
@@ -544,6 +547,9 @@ AUDIT_PAIRING_TIMEOUT_SECONDS = env.integer("AUDIT_PAIRING_TIMEOUT_SECONDS", 300
 AUDIT_INGEST_BUFFER_MAX_DEPTH = env.integer("AUDIT_INGEST_BUFFER_MAX_DEPTH", 200_000, minimum=0)
 AUDIT_INGEST_RETRY_AFTER_SECONDS = env.integer("AUDIT_INGEST_RETRY_AFTER_SECONDS", 5, minimum=1)
 AUDIT_INGEST_DRAIN_BATCH = env.integer("AUDIT_INGEST_DRAIN_BATCH", 500, minimum=1)
+# Receiver threads of a process share commits (one writer thread inserts the rows of every request
+# waiting at that moment): the commit's WAL flush is what a 202 waits for.
+AUDIT_INGEST_GROUP_COMMIT = env.boolean("AUDIT_INGEST_GROUP_COMMIT", True)
 # How long a receiver process trusts what it read: an ingest key's project (so a rotated key is
 # refused within this time; at most 1 s) and the buffer depth.
 AUDIT_INGEST_KEY_CACHE_SECONDS = 1.0

@@ -130,7 +130,7 @@ def _database_url() -> str:
 
 def _env(**extra) -> dict:
     env = dict(os.environ)
-    env.update({"DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", **extra})
+    env.update({"DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", "AUDIT_INGEST_GROUP_COMMIT": "true", **extra})
     env.pop("PYTEST_CURRENT_TEST", None)
     return env
 
