@@ -175,7 +175,7 @@ def _process_kubernetes(batch: IngestBatch) -> tuple[int, int, bool]:
             details={**event.details, **({"cluster": batch.cluster_name} if batch.cluster_name else {})},
             external_id=event.external_id,
         ))
-    created = audit.record_many(rows)
+    created = audit.record_many(rows, json_native=True)  # details built from the parsed body
     return created, len(items) - created, False
 
 
