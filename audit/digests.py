@@ -52,3 +52,22 @@ def canonical_bytes(data: dict) -> bytes:
 
 def event_digest(event) -> str:
     return hashlib.sha256(canonical_bytes(canonical_event(event))).hexdigest()
+
+
+_KEYS = CANONICAL_FIELDS
+
+
+def row_digest(values) -> str:
+    """The digest of an event given as a tuple of its ``CANONICAL_FIELDS`` values, as the
+    database returns them (``details`` as JSON text or a dict; ``source_ip`` as text or an
+    address object): the same bytes as ``event_digest``, without building an object first."""
+    data = dict(zip(_KEYS, values, strict=True))
+    data["occurred_at"] = _timestamp(data["occurred_at"])
+    if data["project_id"] is not None:
+        data["project_id"] = int(data["project_id"])
+    details = data["details"]
+    if isinstance(details, str | bytes):
+        data["details"] = json.loads(details)
+    if data["source_ip"] is not None and not isinstance(data["source_ip"], str):
+        data["source_ip"] = str(data["source_ip"])
+    return hashlib.sha256(canonical_bytes(data)).hexdigest()
