@@ -276,3 +276,122 @@ def test_prefilled_buffer_drains_into_records_rollups_bins_and_audit(endpoint, r
     assert totals["events"] == deliveries
     assert InferenceRecord.objects.filter(endpoint=endpoint).count() == deliveries // 2
     assert AuditEvent.objects.filter(source="inference").count() == deliveries // 2
+
+
+# --- Kubernetes audit ingest and verification at trail size -----------------------------------
+
+TRAIL_EVENTS = int(os.environ.get("BENCH_TRAIL_EVENTS", "1000000"))
+K8S_BATCHES = int(os.environ.get("BENCH_K8S_BATCHES", "25"))  # EventLists of 400 events
+
+
+def _k8s_rate(client, token: str, label_: str) -> float:
+    from audit.models import IngestBatch
+    from tests.audit import samples
+
+    bodies = [samples.event_list([samples.k8s_event(verb=("get", "patch", "list", "update")[i % 4],
+                                                    namespace="fraud", name=f"obj-{i % 50}")
+                                  for i in range(400)]) for _ in range(K8S_BATCHES)]
+    before = AuditEvent.objects.filter(source="kubernetes").count()
+    start = time.perf_counter()
+    for body in bodies:
+        response = client.post(reverse("ingest:kubernetes"), data=body, content_type="application/json",
+                               HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 202
+    seconds = time.perf_counter() - start
+    assert AuditEvent.objects.filter(source="kubernetes").count() - before == 400 * K8S_BATCHES
+    assert not IngestBatch.objects.exclude(status="done").exists(), label_
+    return round(400 * K8S_BATCHES / seconds, 1)
+
+
+def _fill_trail(n: int) -> None:
+    """n Kubernetes-like events with real digests, written with COPY (the fixture, not the path measured)."""
+    from datetime import UTC, datetime, timedelta
+
+    from audit import digests
+
+    columns = ("occurred_at", "received_at", "source", "actor_id", "actor_name", "action", "target_type",
+               "target_id", "target_repr", "project_id", "project_name", "outcome", "source_ip", "user_agent",
+               "request_id", "details", "external_id", "digest")
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {AuditEvent._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for i in range(n):
+            occurred = base + timedelta(milliseconds=i)
+            details = {"auditID": f"fill-{i}", "stage": "ResponseComplete", "verb": "get",
+                       "requestURI": f"/api/v1/namespaces/fraud/pods/p-{i % 997}", "user": {"username": "system:x"}}
+            values = (occurred, "kubernetes", "", "system:x", "k8s.get", "k8s:pods", f"fraud/p-{i % 997}",
+                      f"pods fraud/p-{i % 997}", None, "", "success", "10.0.0.1", "kubectl", f"fill-{i}",
+                      details, f"fill-{i}:ResponseComplete")
+            digest = digests.row_digest(values)
+            copy.write_row((occurred, occurred, *values[1:14], json.dumps(details), values[15], digest))
+
+
+def test_kubernetes_ingest_stays_flat_as_the_trail_grows_and_near_copy(report, settings):
+    from django.test import Client
+
+    from console.access import roles, tokens
+    from tests.endpoints.endpoint_factories import ProjectFactory
+    from tests.factories import UserFactory
+
+    roles.ensure_global_roles()
+    ingester = UserFactory(username="bench-ingester", is_service_account=True, password=None, roles=[roles.INGESTER])
+    _, token = tokens.token_create(actor=ingester, user=ingester, name="bench", scopes=["ingest"])
+    ProjectFactory(name="fraud", namespace="fraud")
+    client = Client()
+    report["load_average_before"] = _load()
+    report["k8s_events_per_second_empty_trail"] = _k8s_rate(client, token, "empty")
+    start = time.perf_counter()
+    _fill_trail(TRAIL_EVENTS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {AuditEvent._meta.db_table}")
+    report["trail_fill_seconds"] = round(time.perf_counter() - start, 1)
+    report["trail_events"] = AuditEvent.objects.count()
+    report["k8s_events_per_second_full_trail"] = _k8s_rate(client, token, "full")
+    report["full_vs_empty"] = round(report["k8s_events_per_second_full_trail"]
+                                    / report["k8s_events_per_second_empty_trail"], 3)
+    # The ceiling: COPY of the same rows into a logged table with the same indexes and as many rows.
+    columns = ["occurred_at", "received_at", "source", "actor_id", "actor_name", "action", "target_type",
+               "target_id", "target_repr", "project_id", "project_name", "outcome", "source_ip", "user_agent",
+               "request_id", "details", "external_id", "digest"]
+    rows = list(AuditEvent.objects.filter(source="kubernetes").exclude(external_id__startswith="fill-")
+                .values_list(*columns)[:400 * K8S_BATCHES])
+    rows = [tuple(json.dumps(v) if isinstance(v, dict) else v for v in row) for row in rows]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_copy (LIKE audit_auditevent INCLUDING ALL)")
+        cursor.execute(f"INSERT INTO bench_copy ({', '.join(columns)}) SELECT {', '.join(columns)} "  # noqa: S608
+                       "FROM audit_auditevent WHERE external_id LIKE 'fill-%%'")
+        cursor.execute("ANALYZE bench_copy")
+        start = time.perf_counter()
+        with cursor.cursor.copy(f"COPY bench_copy ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        copy_seconds = time.perf_counter() - start
+        cursor.execute("DROP TABLE bench_copy")
+    report["copy_rows_per_second_full_table"] = round(len(rows) / copy_seconds, 1)
+    report["k8s_share_of_copy"] = round(report["k8s_events_per_second_full_trail"]
+                                        / report["copy_rows_per_second_full_table"], 3)
+    report["load_average_after"] = _load()
+
+
+def test_audit_verify_rate_over_a_large_trail(report, settings):
+    from django.core.management import call_command
+
+    from audit import sealing
+
+    settings.AUDIT_SEAL_GRACE_SECONDS = 0
+    settings.AUDIT_SEAL_MAX_EVENTS = 1000
+    _fill_trail(TRAIL_EVENTS)
+    start = time.perf_counter()
+    sealing.seal_pending()
+    report["seal_seconds"] = round(time.perf_counter() - start, 1)
+    report["load_average_before"] = _load()
+    import io
+
+    out = io.StringIO()
+    call_command("audit_verify", "--json", "--no-record", stdout=out)
+    summary = json.loads(out.getvalue())
+    assert summary["ok"], summary
+    report["events"] = summary["events"]
+    report["verify_seconds"] = summary["seconds"]
+    report["verify_events_per_second"] = summary["events_per_second"]
+    report["load_average_after"] = _load()
