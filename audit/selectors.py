@@ -162,9 +162,16 @@ def endpoint_choices(*, user, ids: Collection[int] | None = None) -> list[Endpoi
     return get_directory().endpoints(within=trail_scope(user), ids=ids)
 
 
-def endpoint_get(*, user, pk: int) -> EndpointRef | None:
-    """One endpoint the user may filter the trail on, or None."""
-    found = endpoint_choices(user=user, ids={pk})
+def endpoint_get(*, user, pk: int | None = None, label: str = "") -> EndpointRef | None:
+    """One endpoint the user may filter the trail on, by id or by ``project/name``, or None
+    (one query either way)."""
+    if label:
+        project_name, _, name = label.partition("/")
+        if not project_name or not name:
+            return None
+        found = get_directory().endpoints(within=trail_scope(user), labels={(project_name, name)})
+    else:
+        found = endpoint_choices(user=user, ids={pk})
     return found[0] if found else None
 
 
