@@ -270,3 +270,35 @@ class IngestRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} refused for {self.inference_service} at {self.hour:%Y-%m-%d %H:00}"
+
+
+class VerificationRun(models.Model):
+    """A verification started from the integrity page and run by a worker (large trails): its
+    progress while it runs and its summary afterwards. The run itself is audited as
+    ``audit.verify`` when it ends, like every verification."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=256, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seals_total = models.PositiveIntegerField(default=0)
+    seals_done = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.seals_done / self.seals_total) if self.seals_total else 0

@@ -47,3 +47,10 @@ def drain_ingest_buffer_task() -> dict:
 
     buffer.refusals_flush()
     return buffer.buffer_drain(max_seconds=30)
+
+
+@idempotent_task
+def verify_trail_task(*, run_id: int) -> None:
+    from audit import verification
+
+    verification.verification_run(run_id=run_id)

@@ -550,6 +550,8 @@ AUDIT_INGEST_DRAIN_BATCH = env.integer("AUDIT_INGEST_DRAIN_BATCH", 500, minimum=
 # Receiver threads of a process share commits (one writer thread inserts the rows of every request
 # waiting at that moment): the commit's WAL flush is what a 202 waits for.
 AUDIT_INGEST_GROUP_COMMIT = env.boolean("AUDIT_INGEST_GROUP_COMMIT", True)
+# The integrity page verifies trails of more sealed events than this in a worker, with progress.
+AUDIT_VERIFY_INLINE_EVENTS = env.integer("AUDIT_VERIFY_INLINE_EVENTS", 100_000, minimum=0)
 # How long a receiver process trusts what it read: an ingest key's project (so a rotated key is
 # refused within this time; at most 1 s) and the buffer depth.
 AUDIT_INGEST_KEY_CACHE_SECONDS = 1.0
