@@ -395,3 +395,54 @@ def test_audit_verify_rate_over_a_large_trail(report, settings):
     report["verify_seconds"] = summary["seconds"]
     report["verify_events_per_second"] = summary["events_per_second"]
     report["load_average_after"] = _load()
+
+
+# --- the trail's pages at size ------------------------------------------------------------------
+
+TRAIL_ENDPOINTS = int(os.environ.get("BENCH_TRAIL_ENDPOINTS", "10000"))
+
+
+def test_trail_pages_at_size(report, auditor, client):
+    from django.test.utils import CaptureQueriesContext
+
+    from endpoints.models import Endpoint
+    from tests.endpoints.endpoint_factories import EndpointFactory, ProjectFactory
+
+    project = ProjectFactory(name="fraud", namespace="fraud")
+    template = EndpointFactory(project=project, name="scorer")
+    fields = [f for f in Endpoint._meta.concrete_fields if not f.primary_key and f.name != "name"]
+    Endpoint.objects.bulk_create(
+        [Endpoint(name=f"ep-{i}", **{f.attname: getattr(template, f.attname) for f in fields})
+         for i in range(TRAIL_ENDPOINTS - 1)], batch_size=2000)
+    _fill_trail(TRAIL_EVENTS)
+    from audit import services as audit
+
+    audit.record(action="endpoint.update", actor_name="alice", target=template, project=project,
+                 details={"reason": "zq-rare-4471"})
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {AuditEvent._meta.db_table}")
+    client.force_login(auditor)
+    url = reverse("audit:event-list")
+    client.get(url)  # warm
+    report["events"] = AuditEvent.objects.count()
+    report["endpoints"] = Endpoint.objects.count()
+    report["load_average_before"] = _load()
+
+    def timed(label_, path, params=None):
+        with CaptureQueriesContext(connection) as queries:
+            start = time.perf_counter()
+            response = client.get(path, params or {})
+            ms = round((time.perf_counter() - start) * 1000, 1)
+        assert response.status_code == 200, label_
+        report[f"{label_}_ms"] = ms
+        report[f"{label_}_queries"] = len(queries.captured_queries)
+        return response
+
+    first = timed("trail_first_page", url)
+    timed("trail_older_page", url, {"cursor": first.context["next_cursor"]})
+    timed("trail_endpoint_filter", url, {"endpoint": "fraud/scorer"})
+    timed("trail_action_filter", url, {"action": "k8s.get"})
+    found = timed("trail_rare_term_search", url, {"q": "zq-rare-4471"})
+    assert len(found.context["events"]) == 1
+    timed("auditor_home", reverse("home"))
+    report["load_average_after"] = _load()
