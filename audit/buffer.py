@@ -103,14 +103,6 @@ def buffer_full() -> bool:
     return _depth.get("depth", settings.AUDIT_INGEST_DEPTH_CACHE_SECONDS, _depth_estimate) >= limit
 
 
-def buffer_lag_seconds(*, now: datetime | None = None) -> float:
-    """Age of the oldest waiting delivery (0 when the buffer is empty)."""
-    oldest = IngestBufferEntry.objects.order_by("id").values_list("received_at", flat=True).first()
-    if oldest is None:
-        return 0.0
-    return max(0.0, ((now or timezone.now()) - oldest).total_seconds())
-
-
 def reset_caches() -> None:
     """Forget cached keys and depth (tests; a key rotation needs no call, it expires)."""
     _keys.clear()
