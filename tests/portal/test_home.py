@@ -183,3 +183,17 @@ def test_home_query_count_does_not_grow_with_endpoints(client, world, persona, b
     body = response.content.decode()
     expected = 42 if persona == "alice" else 44  # fraud's 2 + 40 (admins: secret's 2 too)
     assert f"All {expected} endpoints" in body
+
+
+def test_auditor_home_caps_the_unsealed_count_on_a_trail_nobody_sealed(client, world, auditor, monkeypatch):
+    from console.portal import home
+
+    monkeypatch.setattr(home, "UNSEALED_LIMIT", 3)
+    for n in range(5):
+        audit_services.record(action="login", actor_name=f"u{n}")
+    body = _home(client, auditor)
+    assert "seals the more than 3 events recorded so far" in body
+    sealing.seal_pending()
+    for n in range(4):
+        audit_services.record(action="login", actor_name=f"v{n}")
+    assert "Waiting for the sealer</dt><dd>more than 3 events" in _home(client, auditor)
