@@ -85,9 +85,11 @@ class Directory(Protocol):
         """Projects offered by the trail's project filter, by name: all (``within`` None) or
         those among ``within``."""
 
-    def endpoints(self, *, within: ProjectIds | None = None, ids: Collection[int] | None = None) -> list[EndpointRef]:
-        """Endpoints offered by the trail's endpoint filter, by project and name: of all
-        projects (``within`` None) or of those among ``within``; only ``ids`` when given."""
+    def endpoints(self, *, within: ProjectIds | None = None, ids: Collection[int] | None = None,
+                  labels: Collection[tuple[str, str]] | None = None) -> list[EndpointRef]:
+        """Endpoints the trail's endpoint filter may name, by project and name: of all
+        projects (``within`` None) or of those among ``within``; only ``ids`` (or the
+        (project name, endpoint name) ``labels``) when given."""
 
 
 class _NoProjects:
@@ -111,7 +113,8 @@ class _NoProjects:
     def projects(self, *, within: ProjectIds | None = None) -> list[ProjectRef]:
         return []
 
-    def endpoints(self, *, within: ProjectIds | None = None, ids: Collection[int] | None = None) -> list[EndpointRef]:
+    def endpoints(self, *, within: ProjectIds | None = None, ids: Collection[int] | None = None,
+                  labels: Collection[tuple[str, str]] | None = None) -> list[EndpointRef]:
         return []
 
 

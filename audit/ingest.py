@@ -17,8 +17,10 @@ whose halves were processed concurrently and dispatches requests whose response 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -173,7 +175,7 @@ def _process_kubernetes(batch: IngestBatch) -> tuple[int, int, bool]:
             details={**event.details, **({"cluster": batch.cluster_name} if batch.cluster_name else {})},
             external_id=event.external_id,
         ))
-    created = audit.record_many(rows)
+    created = audit.record_many(rows, json_native=True)  # details built from the parsed body
     return created, len(items) - created, False
 
 
@@ -181,39 +183,111 @@ def _process_kserve(batch: IngestBatch) -> tuple[int, int, bool]:
     project = get_directory().projects_by_id({batch.project_id}).get(batch.project_id) if batch.project_id else None
     keep_body = bool(project and project.keep_payload_bodies)
     events = cloudevents.parse_delivery(batch.headers or {}, _body(batch), batch.content_type)
-    unique: dict[tuple[str, str], cloudevents.LoggerEvent] = {}
-    for event in events:
-        unique.setdefault((event.id, event.kind), event)
-    existing = set(
-        InferenceEventPart.objects.filter(project_id=batch.project_id, event_id__in={k[0] for k in unique})
-        .values_list("event_id", "event_type")
-    )
+    created, duplicates = events_store_and_dispatch(batch.project_id, [(e, batch.received_at) for e in events],
+                                                    batch_id=batch.pk)
+    return created, duplicates, keep_body
+
+
+# --- storing events and pairing -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Half:
+    """A part known in memory (inserted by this transaction as already dispatched)."""
+
+    pk: None
+    project_id: int
+    event_id: str
+    event_type: str
+    time: object
+    inference_service: str
+    namespace: str
+    component: str
+    content_type: str
+    metadata: dict
+    annotations: dict
+    body: bytes
+
+
+_PART_COLUMNS = ("project_id", "event_id", "event_type", "time", "received_at", "inference_service", "namespace",
+                 "component", "content_type", "metadata", "annotations", "body", "body_size", "batch_id",
+                 "dispatched_at")
+
+
+def _insert_parts(rows: list[tuple]) -> set[tuple[str, str]]:
+    """Insert part rows (values in ``_PART_COLUMNS`` order), skipping those already stored, in
+    one multi-row statement per 500 rows; returns the (event id, type) of the rows inserted.
+    ``ON CONFLICT DO NOTHING`` on the unique (project, id, type) index: a concurrent worker
+    inserting the same event makes this one wait for its commit, then skip it."""
+    table = InferenceEventPart._meta.db_table
+    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    row_sql = "(" + ", ".join(json_param if c in ("metadata", "annotations") else "%s" for c in _PART_COLUMNS) + ")"
+    inserted: set[tuple[str, str]] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 500):
+            chunk = rows[start:start + 500]
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(_PART_COLUMNS)}) VALUES {', '.join([row_sql] * len(chunk))} "  # noqa: S608 - fixed identifiers
+                f"ON CONFLICT (project_id, event_id, event_type) DO NOTHING RETURNING event_id, event_type",
+                [value for row in chunk for value in row],
+            )
+            inserted.update((event_id, event_type) for event_id, event_type in cursor.fetchall())
+    return inserted
+
+
+def events_store_and_dispatch(project_id: int, events: list[tuple[cloudevents.LoggerEvent, object]], *,
+                              batch_id: int | None = None) -> tuple[int, int]:
+    """Store the de-duplication records of a project's events ((event, received_at) pairs) and
+    dispatch every pair they complete, inside the caller's transaction. Set-based: one insert
+    per 500 events; a request and its response arriving together are paired in memory (their
+    records are written already dispatched, without bodies); the others wait as parts with
+    their bodies for their partner. An event already stored (same project, id and type) is a
+    duplicate and adds nothing. Returns (new events, duplicates)."""
+    unique: dict[tuple[str, str], tuple[cloudevents.LoggerEvent, object]] = {}
+    for event, received_at in events:
+        unique.setdefault((event.id, event.kind), (event, received_at))
+    together = {event_id for event_id, kind in unique if kind == "request" and (event_id, "response") in unique}
     now = timezone.now()
-    parts = [
-        InferenceEventPart(
-            project_id=batch.project_id,
-            event_id=event.id,
-            event_type=event.kind,
-            time=event.time or batch.received_at,
-            received_at=now,
-            inference_service=event.inference_service,
-            namespace=event.namespace,
-            component=event.component,
-            content_type=event.content_type,
-            metadata=event.metadata,
-            annotations=event.annotations,
-            body=event.body,
-            body_size=len(event.body),
-            batch=batch,
-        )
-        for key, event in unique.items()
-        if key not in existing
-    ]
-    InferenceEventPart.objects.bulk_create(parts, ignore_conflicts=True)
-    new_ids = {part.event_id for part in parts}
-    if new_ids:
-        _pair_and_dispatch(batch.project_id, new_ids)
-    return len(parts), len(events) - len(parts), keep_body
+    ops = connection.ops
+    now_db = ops.adapt_datetimefield_value(now)
+    rows = []
+    for (event_id, kind), (event, received_at) in unique.items():
+        paired = event_id in together
+        rows.append((
+            project_id, event_id, kind, ops.adapt_datetimefield_value(event.time or received_at), now_db,
+            event.inference_service, event.namespace, event.component, event.content_type,
+            json.dumps(event.metadata), json.dumps(event.annotations), None if paired else event.body,
+            len(event.body), batch_id, now_db if paired else None,
+        ))
+    inserted = _insert_parts(rows)
+    groups = []
+    waiting: set[str] = set()
+    stray: list[tuple[str, str]] = []
+    for event_id in together:
+        request_new, response_new = (event_id, "request") in inserted, (event_id, "response") in inserted
+        if request_new and response_new:
+            groups.append((_half(project_id, unique[(event_id, "request")]),
+                           _half(project_id, unique[(event_id, "response")]), OK))
+        elif request_new or response_new:
+            # The other half was stored before (or by a concurrent worker): this one waits for
+            # pairing like any lone half, so it needs its body and no dispatch mark.
+            stray.append((event_id, "request" if request_new else "response"))
+            waiting.add(event_id)
+    waiting.update(event_id for event_id, kind in inserted if event_id not in together)
+    for event_id, kind in stray:
+        InferenceEventPart.objects.filter(project_id=project_id, event_id=event_id, event_type=kind).update(
+            dispatched_at=None, body=unique[(event_id, kind)][0].body)
+    _dispatch_parts(groups)
+    if waiting:
+        _pair_and_dispatch(project_id, waiting)
+    return len(inserted), len(events) - len(inserted)
+
+
+def _half(project_id: int, found: tuple[cloudevents.LoggerEvent, object]) -> _Half:
+    event, received_at = found
+    return _Half(pk=None, project_id=project_id, event_id=event.id, event_type=event.kind,
+                 time=event.time or received_at, inference_service=event.inference_service,
+                 namespace=event.namespace, component=event.component, content_type=event.content_type,
+                 metadata=event.metadata, annotations=event.annotations, body=event.body)
 
 
 # --- pairing --------------------------------------------------------------------------------
@@ -265,8 +339,9 @@ def _dispatch_parts(groups: list[tuple[InferenceEventPart | None, InferenceEvent
             status=status,
         ))
     dispatch(pairs)
-    ids = [p.pk for group in groups for p in group[:2] if p is not None]
-    InferenceEventPart.objects.filter(pk__in=ids).update(dispatched_at=timezone.now(), body=None)
+    ids = [p.pk for group in groups for p in group[:2] if p is not None and p.pk is not None]
+    if ids:
+        InferenceEventPart.objects.filter(pk__in=ids).update(dispatched_at=timezone.now(), body=None)
     return len(pairs)
 
 

@@ -231,3 +231,74 @@ class InferenceEventPart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class IngestBufferEntry(models.Model):
+    """One payload-logger delivery as the receiver accepted it: the durable buffer between the
+    receiver and the ingest workers (``audit.buffer``). The receiver writes the row in one
+    statement and answers 202 once it is committed; a worker takes rows in id order, hundreds
+    per transaction, processes them and deletes them in the same transaction, so a crash on
+    either side leaves the row to be taken again. Processing is idempotent by CloudEvents id,
+    so taking a row twice adds nothing."""
+
+    project_id = models.BigIntegerField()
+    received_at = models.DateTimeField(default=timezone.now)
+    content_type = models.CharField(max_length=200, blank=True)
+    headers = models.JSONField(default=dict, blank=True, help_text="CloudEvents attributes of a binary-mode event.")
+    body = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"buffered delivery {self.pk}"
+
+
+class IngestRefusal(models.Model):
+    """Payload-logger deliveries the receiver refused with 503 because the buffer was full,
+    counted per project, InferenceService and hour. KServe's agent never retries, so each
+    refusal is an inference call missing from monitoring and the I/O audit."""
+
+    project_id = models.BigIntegerField()
+    inference_service = models.CharField(max_length=253, blank=True)
+    hour = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+    last_refused_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project_id", "inference_service", "hour"], name="audit_refusal_unique_hour")
+        ]
+        indexes = [models.Index(fields=["hour"], name="audit_refusal_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.count} refused for {self.inference_service} at {self.hour:%Y-%m-%d %H:00}"
+
+
+class VerificationRun(models.Model):
+    """A verification started from the integrity page and run by a worker (large trails): its
+    progress while it runs and its summary afterwards. The run itself is audited as
+    ``audit.verify`` when it ends, like every verification."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=256, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seals_total = models.PositiveIntegerField(default=0)
+    seals_done = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.seals_done / self.seals_total) if self.seals_total else 0

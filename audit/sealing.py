@@ -222,12 +222,13 @@ def seal_pending(*, now=None) -> list[AuditSeal]:
     return created
 
 
-def unsealed_count(newest: AuditSeal | None = None) -> int:
+def unsealed_count(newest: AuditSeal | None = None, *, limit: int | None = None) -> int:
     """Events no seal covers yet -- what the next sealer run picks up -- counted exactly: the
     ids above the newest seal's floor outside the ranges of the seals above it (a late
     committer with a lower id counts too). Pass the newest seal if already read (its ``floor``
     is enough). Seals above the floor only exist within the sealer's grace period, so their
-    ranges are few."""
+    ranges are few. With ``limit`` it counts at most ``limit + 1`` (a page showing "more than
+    N" must not walk a trail nobody sealed)."""
     if newest is None:
         newest = AuditSeal.objects.order_by("-sequence").only("floor").first()
     floor = newest.floor if newest else 0
@@ -241,6 +242,8 @@ def unsealed_count(newest: AuditSeal | None = None) -> int:
         for first, last in covered:
             q |= Q(id__gte=first, id__lte=last)
         events = events.exclude(q)
+    if limit is not None:
+        return events.order_by().values("id")[:limit + 1].count()
     return events.count()
 
 

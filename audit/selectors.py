@@ -11,17 +11,26 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, TextField
+from django.db import connection
+from django.db.models import BooleanField, Count, Max, Min, Q, Sum, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from audit.directory import EndpointRef, ProjectIds, get_directory
-from audit.models import AuditEvent, AuditSeal, IngestBatch
+from audit.models import AuditEvent, AuditSeal, IngestBatch, IngestBufferEntry, IngestRefusal
 from console.permissions import is_platform_admin, is_signed_in
 
 VIEW_ALL_PERMISSION = "audit.view_auditevent"
+# The text the free-text search looks in, as the trigram index of migration 0006 indexes it
+# (PostgreSQL; the two must stay equal for the index to be used).
+SEARCH_TEXT_SQL = (
+    "(actor_name || ' ' || action || ' ' || target_repr || ' ' || project_name || ' ' || request_id || ' ' "
+    "|| external_id || ' ' || coalesce(host(source_ip), '') || ' ' || details::text)"
+)
 
 
 def can_view_all(user) -> bool:
@@ -134,7 +143,12 @@ def event_search(*, user, filters: EventFilters):
         qs = qs.filter(source=filters.source)
     if filters.outcome:
         qs = qs.filter(outcome=filters.outcome)
-    if filters.q:
+    if filters.q and connection.vendor == "postgresql":
+        # One ILIKE over the trigram-indexed expression (migration 0006): index-backed for
+        # terms of three characters or more.
+        like = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        qs = qs.filter(RawSQL(f"{SEARCH_TEXT_SQL} ILIKE %s", [like], output_field=BooleanField()))  # noqa: S611 - fixed SQL, the term is a parameter
+    elif filters.q:
         term = filters.q
         condition = (
             Q(actor_name__icontains=term) | Q(action__icontains=term) | Q(target_repr__icontains=term)
@@ -161,9 +175,16 @@ def endpoint_choices(*, user, ids: Collection[int] | None = None) -> list[Endpoi
     return get_directory().endpoints(within=trail_scope(user), ids=ids)
 
 
-def endpoint_get(*, user, pk: int) -> EndpointRef | None:
-    """One endpoint the user may filter the trail on, or None."""
-    found = endpoint_choices(user=user, ids={pk})
+def endpoint_get(*, user, pk: int | None = None, label: str = "") -> EndpointRef | None:
+    """One endpoint the user may filter the trail on, by id or by ``project/name``, or None
+    (one query either way)."""
+    if label:
+        project_name, _, name = label.partition("/")
+        if not project_name or not name:
+            return None
+        found = get_directory().endpoints(within=trail_scope(user), labels={(project_name, name)})
+    else:
+        found = endpoint_choices(user=user, ids={pk})
     return found[0] if found else None
 
 
@@ -192,3 +213,40 @@ def batch_list(*, status: str = "", kind: str = ""):
 
 def batch_counts() -> dict[str, int]:
     return dict(IngestBatch.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+
+
+@dataclass(frozen=True)
+class IngestHealth:
+    """The payload-logger buffer as the auditor's home shows it: waiting deliveries, the age of
+    the oldest, and the deliveries refused because it was full (per project and InferenceService)."""
+
+    depth: int
+    lag_seconds: float
+    refused: int
+    refused_by_service: list  # (project name, InferenceService, count, last refused at), most first
+
+
+def ingest_health(*, hours: int = 24, limit: int = 10) -> IngestHealth:
+    """Two queries: the buffer's depth and oldest row together, and the refusals of the last ``hours``."""
+    now = timezone.now()
+    waiting = IngestBufferEntry.objects.aggregate(depth=Count("id"), oldest=Min("received_at"))
+    refusals = list(
+        IngestRefusal.objects.filter(hour__gte=now - timedelta(hours=hours))
+        .values("project_id", "inference_service").annotate(total=Sum("count"), last=Max("last_refused_at"))
+        .order_by("-total")
+    )
+    projects = get_directory().projects_by_id({r["project_id"] for r in refusals[:limit]}) if refusals else {}
+    names = {pk: ref.name for pk, ref in projects.items()}
+    rows = [(names.get(r["project_id"], f"project {r['project_id']}"), r["inference_service"], r["total"], r["last"])
+            for r in refusals[:limit]]
+    lag = (now - waiting["oldest"]).total_seconds() if waiting["oldest"] else 0.0
+    return IngestHealth(depth=waiting["depth"], lag_seconds=max(0.0, lag),
+                        refused=sum(r["total"] for r in refusals), refused_by_service=rows)
+
+
+def ingest_refusals_for(*, project_id: int, inference_service: str, since: datetime) -> int:
+    """Deliveries of one InferenceService refused since the hour holding ``since`` (one query)."""
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    found = IngestRefusal.objects.filter(
+        project_id=project_id, inference_service=inference_service, hour__gte=hour).aggregate(total=Sum("count"))
+    return int(found["total"] or 0)

@@ -39,3 +39,18 @@ def archive_and_prune_task() -> dict:
     from audit import retention
 
     return retention.archive_and_prune()
+
+
+@idempotent_task
+def drain_ingest_buffer_task() -> dict:
+    from audit import buffer
+
+    buffer.refusals_flush()
+    return buffer.buffer_drain(max_seconds=30)
+
+
+@idempotent_task
+def verify_trail_task(*, run_id: int) -> None:
+    from audit import verification
+
+    verification.verification_run(run_id=run_id)

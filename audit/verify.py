@@ -20,14 +20,15 @@ waiting for the next sealer run, not a failure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 from types import SimpleNamespace
 
-from django.db.models import Q
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
 
 from audit import digests, sealing
 from audit.models import AuditEvent, AuditSeal, AuditSealArchive
 
-EVENT_FIELDS = ("id", "digest", *digests.CANONICAL_FIELDS)
 MAX_PROBLEMS = 1000
 
 
@@ -85,15 +86,9 @@ def _content_digest(values: dict) -> str:
     return digests.event_digest(SimpleNamespace(**values))
 
 
-def _range_filter(ranges: list[list[int]]) -> Q:
-    condition = Q(pk__in=[])
-    for first, last in ranges:
-        condition |= Q(id__gte=first, id__lte=last)
-    return condition
-
-
-def _check_events(report: Report, seal: AuditSeal, rows: dict[int, dict], *, source: str) -> None:
-    """Compare the rows found for ``seal`` (id -> field values) with what it sealed."""
+def _check_events(report: Report, seal: AuditSeal, found: dict[int, tuple[str, str]], *, source: str) -> None:
+    """Compare the events found for ``seal`` (id -> (digest recomputed from the content, digest
+    column)) with what it sealed."""
     expected_ids = sealing.expand(seal.ranges)
     fps = seal.fingerprints
     expected_fp = {event_id: fps[i * 16:(i + 1) * 16] for i, event_id in enumerate(expected_ids)}
@@ -103,14 +98,14 @@ def _check_events(report: Report, seal: AuditSeal, rows: dict[int, dict], *, sou
         return
     actual: dict[int, str] = {}
     for event_id in expected_ids:
-        values = rows.get(event_id)
+        values = found.get(event_id)
         if values is None:
             report.add(Problem("deleted", f"event {event_id} was deleted (sealed by seal {seal.sequence})",
                                event_id=event_id, seal_sequence=seal.sequence, position=event_id))
             continue
-        content = _content_digest({k: values[k] for k in digests.CANONICAL_FIELDS})
+        content, stored = values
         actual[event_id] = content
-        if source == "database" and content != values["digest"] and sealing.fingerprint(content) == expected_fp[event_id]:
+        if source == "database" and content != stored and sealing.fingerprint(content) == expected_fp[event_id]:
             # Only the stored digest column was changed: the content is the sealed one.
             report.add(Problem("modified", f"event {event_id}: its digest column was altered",
                                event_id=event_id, seal_sequence=seal.sequence, position=event_id))
@@ -169,11 +164,34 @@ def _check_seal(report: Report, seal: AuditSeal, previous: AuditSeal | None, exp
                            seal_sequence=seal.sequence, position=position))
 
 
-def _database_rows(seal: AuditSeal) -> dict[int, dict]:
-    return {
-        values["id"]: values
-        for values in AuditEvent.objects.filter(_range_filter(seal.ranges)).order_by().values(*EVENT_FIELDS)
-    }
+_COLUMNS = ("id", "digest", *digests.CANONICAL_FIELDS)
+GROUP_EVENTS = 50_000  # events of the seals verified together (one streamed query)
+
+
+def _stream_digests(first: int, last: int) -> dict[int, tuple[str, str]]:
+    """Every event with first <= id <= last as id -> (recomputed digest, digest column), read as
+    tuples through a server-side cursor on PostgreSQL (no model instances, no per-row
+    conversions beyond what the digest needs)."""
+    found: dict[int, tuple[str, str]] = {}
+    sql = (f"SELECT {', '.join(_COLUMNS)} FROM {AuditEvent._meta.db_table} "  # noqa: S608 - fixed identifiers
+           "WHERE id >= %s AND id <= %s ORDER BY id")
+    row_digest = digests.row_digest
+    sqlite = connection.vendor == "sqlite"
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(sql, [first, last])
+        while rows := cursor.fetchmany(5000):
+            for row in rows:
+                if sqlite:  # timestamps stored as naive UTC (text, or parsed by the driver)
+                    moment = parse_datetime(row[2]) if isinstance(row[2], str) else row[2]
+                    row = (*row[:2], moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment, *row[3:])
+                found[row[0]] = (row_digest(row[2:]), row[1])
+    return found
+
+
+def _verify_group(report: Report, group: list[AuditSeal]) -> None:
+    found = _stream_digests(min(s.first_event_id for s in group), max(s.last_event_id for s in group))
+    for seal in group:
+        _check_events(report, seal, found, source="database")
 
 
 def verify(*, progress=None) -> Report:
@@ -193,8 +211,18 @@ def verify(*, progress=None) -> Report:
             return
         rows_by_seal = retention.archived_rows([s.sequence for s in archive_queue])
         for queued in archive_queue:
-            _check_events(report, queued, rows_by_seal.get(queued.sequence, {}), source="archive")
+            rows = rows_by_seal.get(queued.sequence, {})
+            found = {event_id: (_content_digest({k: values[k] for k in digests.CANONICAL_FIELDS}), values["digest"])
+                     for event_id, values in rows.items()}
+            _check_events(report, queued, found, source="archive")
         archive_queue.clear()
+
+    group: list[AuditSeal] = []
+
+    def flush_group():
+        if group:
+            _verify_group(report, group)
+            group.clear()
 
     for seal in AuditSeal.objects.order_by("sequence").iterator(chunk_size=200):
         report.seals += 1
@@ -204,13 +232,16 @@ def verify(*, progress=None) -> Report:
             if len(archive_queue) >= 100:
                 flush_archive()
         else:
-            _check_events(report, seal, _database_rows(seal), source="database")
+            group.append(seal)
+            if sum(s.event_count for s in group) >= GROUP_EVENTS:
+                flush_group()
         all_ranges.extend(seal.ranges)
         floor = max(floor, seal.floor)
         expected_sequence = seal.sequence + 1
         previous = seal
         if progress and report.seals % 100 == 0:
             progress(report.seals)
+    flush_group()
     flush_archive()
     _check_uncovered(report, sealing.merge_ranges(all_ranges), floor)
     return report

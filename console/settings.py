@@ -72,6 +72,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The payload-logger receiver, answered before everything below (audit/middleware.py): the
+    # busiest route by far, for clients with no session, cookie or browser.
+    "audit.middleware.IngestReceiverMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestContextMiddleware",
@@ -569,6 +572,24 @@ AUDIT_KSERVE_MAX_BODY_BYTES = env.integer("AUDIT_KSERVE_MAX_BODY_BYTES", 16 * 10
 AUDIT_INGEST_MAX_ATTEMPTS = env.integer("AUDIT_INGEST_MAX_ATTEMPTS", 5, minimum=1)
 # A request event whose response has not arrived after this long is dispatched as "timeout".
 AUDIT_PAIRING_TIMEOUT_SECONDS = env.integer("AUDIT_PAIRING_TIMEOUT_SECONDS", 300, minimum=1)
+# The payload-logger buffer (audit/buffer.py): beyond this many waiting deliveries the receiver
+# answers 503 + Retry-After (0: no limit); workers take this many per transaction.
+AUDIT_INGEST_BUFFER_MAX_DEPTH = env.integer("AUDIT_INGEST_BUFFER_MAX_DEPTH", 200_000, minimum=0)
+AUDIT_INGEST_RETRY_AFTER_SECONDS = env.integer("AUDIT_INGEST_RETRY_AFTER_SECONDS", 5, minimum=1)
+AUDIT_INGEST_DRAIN_BATCH = env.integer("AUDIT_INGEST_DRAIN_BATCH", 500, minimum=1)
+# Receiver threads of a process share commits (one writer thread inserts the rows of every request
+# waiting at that moment): the commit's WAL flush is what a 202 waits for.
+AUDIT_INGEST_GROUP_COMMIT = env.boolean("AUDIT_INGEST_GROUP_COMMIT", True)
+# The integrity page verifies trails of more sealed events than this in a worker, with progress.
+AUDIT_VERIFY_INLINE_EVENTS = env.integer("AUDIT_VERIFY_INLINE_EVENTS", 100_000, minimum=0)
+# How long a receiver process trusts what it read: an ingest key's project (so a rotated key is
+# refused within this time; at most 1 s) and the buffer depth.
+AUDIT_INGEST_KEY_CACHE_SECONDS = 1.0
+AUDIT_INGEST_DEPTH_CACHE_SECONDS = 1.0
+# Refusals are added to their counters at most this often per process, and audited
+# (ingest.refuse) at most once per project and this many seconds.
+AUDIT_INGEST_REFUSAL_FLUSH_SECONDS = 1.0
+AUDIT_INGEST_REFUSAL_AUDIT_SECONDS = env.integer("AUDIT_INGEST_REFUSAL_AUDIT_SECONDS", 300, minimum=0)
 # Paired inference events go to these callables (dotted paths), each called with a list of
 # audit.inference.InferencePair inside the transaction that marks the events dispatched.
 INFERENCE_EVENT_CONSUMERS: list[str] = [
@@ -585,6 +606,9 @@ CELERY_BEAT_SCHEDULE.update({
     "audit-seal": {"task": "audit.tasks.seal_events_task", "schedule": float(AUDIT_SEAL_INTERVAL_SECONDS)},
     "audit-ingest-retry": {"task": "audit.tasks.retry_ingest_batches_task", "schedule": 60.0},
     "audit-pairing-timeout": {"task": "audit.tasks.sweep_inference_pairs_task", "schedule": 60.0},
+    # A safety net beside the dedicated `manage.py ingest_worker` processes (and the drain under
+    # `make run`): drains whatever waits in the payload-logger buffer.
+    "audit-ingest-drain": {"task": "audit.tasks.drain_ingest_buffer_task", "schedule": 5.0},
     "audit-retention": {"task": "audit.tasks.archive_and_prune_task", "schedule": 3600.0},
 })
 

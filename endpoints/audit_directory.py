@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import ClassVar
 
+from django.db.models import Q
+
 from audit.directory import EndpointRef, ProjectIds, ProjectRef
 from console.permissions import visible
 from endpoints.models import Endpoint, Project
@@ -67,12 +69,18 @@ class ProjectDirectory:
         projects = Project.objects.all() if within is None else Project.objects.filter(pk__in=within)
         return self._projects(projects.order_by("name"))
 
-    def endpoints(self, *, within: ProjectIds | None = None, ids: Collection[int] | None = None) -> list[EndpointRef]:
+    def endpoints(self, *, within: ProjectIds | None = None, ids: Collection[int] | None = None,
+                  labels: Collection[tuple[str, str]] | None = None) -> list[EndpointRef]:
         endpoints = Endpoint.objects.all()
         if within is not None:
             endpoints = endpoints.filter(project_id__in=within)
         if ids is not None:
             endpoints = endpoints.filter(pk__in=set(ids))
+        if labels is not None:
+            named = Q(pk__in=[])
+            for project_name, name in set(labels):
+                named |= Q(project__name=project_name, name=name)
+            endpoints = endpoints.filter(named)
         rows = endpoints.order_by("project__name", "name").values_list(
             "pk", "name", "project_id", "project__name", "project__namespace")
         return [EndpointRef(pk=pk, name=name, project_id=project_id, project_name=project_name, namespace=namespace)

@@ -18,6 +18,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from audit import selectors as audit_selectors
 from console.permissions import is_platform_admin
 from endpoints import selectors as endpoint_selectors
 from endpoints.models import Endpoint, EndpointStatus, HardwareProfile, ModelVersion
@@ -144,6 +145,7 @@ class LatencyDashboard:
     prometheus: prometheus.PrometheusSeries | None = None
     prometheus_error: str = ""
     prometheus_configured: bool = False
+    refused: int = 0  # logger deliveries refused in the range because the ingest buffer was full
 
     @property
     def has_latency(self) -> bool:
@@ -226,6 +228,8 @@ def latency_dashboard(*, endpoint: Endpoint, range_key: str | None = None,
             if endpoint.state == Endpoint.State.STOPPED:
                 empty += " The endpoint is stopped."
     dashboard = LatencyDashboard(endpoint=endpoint, window=window, versions=versions, note=note, empty_reason=empty)
+    dashboard.refused = audit_selectors.ingest_refusals_for(
+        project_id=endpoint.project_id, inference_service=endpoint.name, since=window.start)
     if settings.PROMETHEUS_URL:
         dashboard.prometheus_configured = True
         try:

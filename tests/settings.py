@@ -23,6 +23,9 @@ os.environ.setdefault("AUDIT_SIGNING_KEY", "insecure-test-suite-audit-signing-ke
 os.environ.setdefault("CONSOLE_ENCRYPTION_KEYS", "dGVzdC1zdWl0ZS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=")
 # The test client speaks plain HTTP; TLS-only cookies and HSTS are tested with override_settings.
 os.environ.setdefault("CONSOLE_TLS", "false")
+# The receiver's group writer commits from a thread of its own, outside a test's transaction:
+# off in the suite; the crash tests and benchmarks turn it on for their gunicorn processes.
+os.environ.setdefault("AUDIT_INGEST_GROUP_COMMIT", "false")
 
 
 def _redis_url_for_this_worker() -> None:

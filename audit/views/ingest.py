@@ -16,8 +16,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from audit import cloudevents, ingest, k8s
-from audit.directory import get_directory
+from audit import buffer, cloudevents, ingest, k8s
 from audit.models import IngestBatch
 from console import metrics
 from console.auth import authenticate_bearer
@@ -82,10 +81,17 @@ def _counted(source: str):
 @require_POST
 def kserve_receiver(request, ingest_key: str):
     """Where a project's payload loggers post (the logger cannot authenticate: the project's
-    rotatable ingest key in the path identifies it; a wrong key is 404)."""
-    project = get_directory().project_for_ingest_key(ingest_key)
+    rotatable ingest key in the path identifies it; a wrong key is 404). The least work per
+    request: the key from a cache, the size and shape checked, one row appended to the buffer
+    (``audit.buffer``), 202. Beyond the buffer's configured depth: 503 with Retry-After."""
+    project = buffer.project_for_ingest_key(ingest_key)
     if project is None:
         return JsonResponse({"detail": "Unknown ingest key."}, status=404)
+    if buffer.buffer_full():
+        buffer.refusal_count(project, request.META.get("HTTP_CE_INFERENCESERVICENAME", ""))
+        return JsonResponse(
+            {"detail": "The ingest buffer is full; the workers are behind. Try again later."}, status=503,
+            headers={"Retry-After": str(settings.AUDIT_INGEST_RETRY_AFTER_SECONDS)})
     try:
         body = _read_body(request, settings.AUDIT_KSERVE_MAX_BODY_BYTES)
         content_type = request.META.get("CONTENT_TYPE", "")
@@ -102,12 +108,11 @@ def kserve_receiver(request, ingest_key: str):
                                 f"key belongs to the project in namespace {project.namespace!r}. Nothing was stored.")
     except _Refused as refused:
         return refused.response
-    batch = ingest.batch_receive(
-        kind=IngestBatch.Kind.KSERVE, body=body, content_type=content_type,
+    entry = buffer.buffer_append(
+        project=project, content_type=content_type, body=body,
         headers=headers if not (cloudevents.is_batch(content_type) or cloudevents.is_structured(content_type)) else {},
-        project=project, source_ip=client_ip(request), item_count=len(events),
     )
-    return JsonResponse({"batch": batch.pk, "events": len(events)}, status=202)
+    return JsonResponse({"buffered": entry, "events": len(events)}, status=202)
 
 
 @csrf_exempt

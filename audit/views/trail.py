@@ -16,9 +16,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from audit import exports, ingest, sealing, selectors, services
+from audit import exports, ingest, sealing, selectors, services, verification
 from audit.filters import EventFilterForm
-from audit.models import IngestBatch
+from audit.models import IngestBatch, VerificationRun
 from audit.verify import verify
 from console.permissions import is_platform_admin
 from console.views.base import platform_admin_required
@@ -194,6 +194,10 @@ def integrity(request):
     """Run the full verification (POST) and show its result and the previous runs (auditors)."""
     _require_auditor(request.user)
     report = None
+    if request.method == "POST" and verification.runs_in_background():
+        run = verification.verification_start(actor=request.user)
+        messages.info(request, f"Verification {run.pk} runs in the background; this page shows its progress.")
+        return redirect("audit:integrity")
     if request.method == "POST":
         report = verify()
         services.record_verification(actor=request.user, report=report)
@@ -210,6 +214,7 @@ def integrity(request):
         "problems": sorted(report.problems, key=lambda p: p.position)[:50] if report else [],
         "seals": selectors.seal_summary(),
         "history": selectors.verification_history(),
+        "run": VerificationRun.objects.order_by("-created_at", "-id").first(),
     })
 
 

@@ -236,6 +236,8 @@ def main() -> int:
                         "--logger-class", "console.gunicorn_logging.RedactingLogger"])
     stack.start("worker", [str(bindir / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
                            "--concurrency", "2", "--without-gossip", "--without-mingle"])
+    # The payload-logger buffer's worker (docs/audit.md §5): drains what the receiver accepted.
+    stack.start("ingest", [*manage, "ingest_worker"])
     stack.start("beat", [str(bindir / "celery"), "-A", "console", "beat", "--loglevel", "INFO",
                          "--schedule", str(var_dir / "celerybeat-schedule")])
 
@@ -247,7 +249,7 @@ def main() -> int:
 
     # Demo traffic for the dashboards (monitoring): simulated payload-logger events posted to the
     # receiver above — two hours of history, then a low steady rate (3 calls of 10 rows a minute
-    # per demo endpoint: one Celery task per event, which the local filesystem broker absorbs),
+    # per demo endpoint, buffered and drained by the ingest worker above),
     # with drift injected on fraud-detection/iris for the last hour. DEMO_TRAFFIC=0 turns it off.
     if os.environ.get("DEMO_TRAFFIC", "1") != "0":
         stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",

@@ -78,6 +78,8 @@ class TrailSection:
     last_verification: object | None
     failed_batches: list
     failed_batch_total: int
+    ingest: object = None  # audit.selectors.IngestHealth
+    unsealed_limit: int = 0  # the count stops above this: "more than"
 
 
 def _head(queryset, limit: int) -> tuple[list, int]:
@@ -124,11 +126,15 @@ def platform_section(user, *, now=None) -> PlatformSection:
     )
 
 
+# The home counts unsealed events up to this many (a trail nobody sealed would cost a full count).
+UNSEALED_LIMIT = 10_000
+
+
 def trail_section() -> TrailSection:
     newest = AuditSeal.objects.order_by("-sequence").only(
         "sequence", "created_at", "event_count", "last_event_id", "floor").first()
     sealed = AuditSeal.objects.aggregate(events=Sum("event_count")) if newest else {}
-    unsealed = sealing.unsealed_count(newest)
+    unsealed = sealing.unsealed_count(newest, limit=UNSEALED_LIMIT)
     batches, batch_total = _head(IngestBatch.objects.filter(status=IngestBatch.Status.FAILED)
                                  .defer("body", "headers").order_by("-received_at", "-id"), BATCH_ROWS)
     return TrailSection(
@@ -136,6 +142,8 @@ def trail_section() -> TrailSection:
         last_verification=AuditEvent.objects.filter(action="audit.verify").order_by("-occurred_at", "-id").first(),
         failed_batches=batches,
         failed_batch_total=batch_total,
+        ingest=audit_selectors.ingest_health(),
+        unsealed_limit=UNSEALED_LIMIT,
     )
 
 

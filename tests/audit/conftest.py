@@ -20,15 +20,30 @@ def iris_endpoint(project):
     return EndpointFactory(project=project, name="sklearn-iris")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_ingest_caches():
+    """The receiver caches keys and the buffer depth per process: start each test without."""
+    from audit import buffer
+
+    buffer.reset_caches()
+    yield
+    buffer.reset_caches()
+
+
 @pytest.fixture
 def post_kserve(client, django_capture_on_commit_callbacks):
-    """POST a delivery to a project's logger URL; enqueued tasks run (eagerly) on commit."""
+    """POST a delivery to a project's logger URL, then let an ingest worker drain the buffer
+    (``drain=False`` leaves it waiting)."""
+    from audit import buffer
 
-    def post(project, delivery, **extra):
+    def post(project, delivery, *, drain=True, **extra):
         url = reverse("ingest:kserve", kwargs={"ingest_key": project.ingest_key})
         with django_capture_on_commit_callbacks(execute=True):
-            return client.post(url, data=delivery.body, content_type=delivery.content_type,
-                               **delivery.headers, **extra)
+            response = client.post(url, data=delivery.body, content_type=delivery.content_type,
+                                   **delivery.headers, **extra)
+            if drain:
+                buffer.buffer_drain()
+        return response
 
     return post
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from audit import ingest
 from audit.inference import InferencePair
-from audit.models import AuditEvent, InferenceEventPart, IngestBatch
+from audit.models import AuditEvent, InferenceEventPart, IngestBatch, IngestBufferEntry
 from tests.audit import samples
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def test_captured_logger_events_are_paired_and_audited(project, iris_endpoint, p
     assert event.details["latency_ms"] > 0
     assert "bodies" not in event.details  # the project does not keep bodies
     # Raw bodies are gone once processed.
-    assert not IngestBatch.objects.exclude(body=None).exists()
+    assert not IngestBufferEntry.objects.exists()
     assert not InferenceEventPart.objects.exclude(body=None).exists()
 
 
@@ -105,8 +105,27 @@ def test_redelivered_events_create_no_duplicates(project, post_kserve):
     assert len(RECEIVED) == 1
     assert AuditEvent.objects.filter(source="inference").count() == 1
     assert InferenceEventPart.objects.count() == 2
-    duplicates = sum(IngestBatch.objects.values_list("duplicate_count", flat=True))
-    assert duplicates == 3
+    assert not IngestBufferEntry.objects.exists()
+
+
+@override_settings(INFERENCE_EVENT_CONSUMERS=CONSUMERS)
+def test_redelivery_within_one_drained_batch_adds_nothing(project, post_kserve):
+    """The same CloudEvents waiting several times in the buffer, drained in one transaction,
+    and then all of them again: one pair, one audit event, two de-duplication records."""
+    from audit import buffer
+
+    deliveries = [samples.binary_event(event_id=f"r-{n}", kind=kind) for n in range(3)
+                  for kind in ("request", "response")]
+    for delivery in deliveries + deliveries:
+        assert post_kserve(project, delivery, drain=False).status_code == 202
+    assert buffer.buffer_depth() == 12
+    assert buffer.buffer_drain() == {"deliveries": 12, "events": 6, "duplicates": 6, "failed": 0}
+    for delivery in deliveries:
+        post_kserve(project, delivery, drain=False)
+    assert buffer.buffer_drain()["duplicates"] == 6
+    assert sorted(p.event_id for p in RECEIVED) == ["r-0", "r-1", "r-2"]
+    assert AuditEvent.objects.filter(source="inference").count() == 3
+    assert InferenceEventPart.objects.count() == 6 and buffer.buffer_depth() == 0
 
 
 @override_settings(INFERENCE_EVENT_CONSUMERS=CONSUMERS)
@@ -163,8 +182,6 @@ def test_project_keeping_bodies_stores_them_capped_in_the_io_audit(project, post
     event = AuditEvent.objects.get(source="inference")
     assert event.details["bodies"]["request"] == {"text": '{"instance', "truncated": True}
     assert event.details["bodies"]["response"] == {"text": '{"p": 1}', "truncated": False}
-    # The raw batches are kept too.
-    assert IngestBatch.objects.filter(body=None).count() == 0
 
 
 def test_wrong_ingest_key_is_404(client):
@@ -172,7 +189,7 @@ def test_wrong_ingest_key_is_404(client):
     delivery = samples.binary_event(event_id="x", kind="request")
     response = client.post(url, data=delivery.body, content_type=delivery.content_type, **delivery.headers)
     assert response.status_code == 404
-    assert not IngestBatch.objects.exists()
+    assert not IngestBufferEntry.objects.exists()
 
 
 def test_a_projects_key_cannot_post_events_of_another_namespace(project, post_kserve):
@@ -186,13 +203,13 @@ def test_a_projects_key_cannot_post_events_of_another_namespace(project, post_ks
     response = post_kserve(project, forged)
     assert response.status_code == 400
     assert "namespace 'llm-apps'" in response.json()["detail"] and "'default'" in response.json()["detail"]
-    assert not IngestBatch.objects.exists() and not InferenceEventPart.objects.exists()
+    assert not IngestBufferEntry.objects.exists() and not InferenceEventPart.objects.exists()
     # One foreign event in a batch refuses the whole delivery.
     events = [samples.structured_event(event_id="ok-1", kind="request"),
               samples.structured_event(event_id="ok-2", kind="request", namespace="llm-apps")]
     delivery = samples.Delivery({}, json.dumps(events).encode(), "application/cloudevents-batch+json")
     assert post_kserve(project, delivery).status_code == 400
-    assert not IngestBatch.objects.exists()
+    assert not IngestBufferEntry.objects.exists()
     # The project's own namespace is accepted.
     assert post_kserve(project, samples.binary_event(event_id="own-1", kind="request")).status_code == 202
 
@@ -209,7 +226,7 @@ def test_malformed_binary_event_gets_400_with_the_reason_and_nothing_is_stored(p
     response = post_kserve(project, delivery)
     assert response.status_code == 400
     assert reason in response.json()["detail"]
-    assert not IngestBatch.objects.exists() and not InferenceEventPart.objects.exists()
+    assert not IngestBufferEntry.objects.exists() and not InferenceEventPart.objects.exists()
 
 
 def test_a_batch_with_one_bad_event_is_refused_whole(project, post_kserve):
@@ -218,7 +235,7 @@ def test_a_batch_with_one_bad_event_is_refused_whole(project, post_kserve):
     response = post_kserve(project, delivery)
     assert response.status_code == 400
     assert "event 1: missing event type" in response.json()["detail"]
-    assert not IngestBatch.objects.exists() and not InferenceEventPart.objects.exists()
+    assert not IngestBufferEntry.objects.exists() and not InferenceEventPart.objects.exists()
 
 
 class ExplodingStream:
@@ -237,7 +254,7 @@ def test_body_over_the_limit_gets_413_before_it_is_read(project, client):
     response = client.post(url, data=b"", content_type="application/json", CONTENT_LENGTH="2049",
                            **{"wsgi.input": ExplodingStream()}, **delivery.headers)
     assert response.status_code == 413
-    assert not IngestBatch.objects.exists()
+    assert not IngestBufferEntry.objects.exists()
 
 
 @override_settings(AUDIT_KSERVE_MAX_BODY_BYTES=4 * 1024 * 1024, DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
@@ -258,9 +275,12 @@ def test_a_batch_failing_in_the_worker_is_visible_and_retryable(project, post_ks
                                                                  django_capture_on_commit_callbacks):
     post_kserve(project, samples.binary_event(event_id="f-1", kind="request"))
     assert post_kserve(project, samples.binary_event(event_id="f-1", kind="response")).status_code == 202
+    # The buffered delivery the worker could not process is set aside as a failed batch.
     failed = IngestBatch.objects.get(status="failed")
     assert "consumer is down" in failed.error
     assert failed.attempts == 1 and failed.body is not None
+    assert failed.project_id == project.pk and failed.headers["id"] == "f-1"
+    assert not IngestBufferEntry.objects.exists()
     assert not InferenceEventPart.objects.filter(event_id="f-1", event_type="response").exists()
     with override_settings(INFERENCE_EVENT_CONSUMERS=CONSUMERS), django_capture_on_commit_callbacks(execute=True):
         ingest.batch_retry(actor=admin_user, batch=failed)

@@ -160,3 +160,21 @@ def test_a_batch_failing_in_the_worker_is_visible_and_retried_by_the_sweep(post_
     assert ingest.batch_retry_due(now=timezone.now() + timedelta(minutes=2)) == 1
     batch.refresh_from_db()
     assert batch.status == "done" and AuditEvent.objects.filter(source="kubernetes").count() == 1
+
+
+def test_a_full_batch_is_checked_for_duplicates_in_index_sized_chunks_and_redelivery_adds_nothing(post_k8s,
+                                                                                                   ingest_token):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    body = samples.event_list([samples.k8s_event(name=f"obj-{i}") for i in range(250)])
+    assert post_k8s(body, ingest_token).status_code == 202
+    assert AuditEvent.objects.filter(source="kubernetes").count() == 250
+    with CaptureQueriesContext(connection) as queries:
+        assert post_k8s(body, ingest_token).status_code == 202
+    assert AuditEvent.objects.filter(source="kubernetes").count() == 250
+    # One existence query per 100 ids (PostgreSQL keeps the partial unique index's plan for
+    # short lists, and scans the whole trail for long ones).
+    checks = [q["sql"] for q in queries.captured_queries
+              if "external_id" in q["sql"] and q["sql"].lstrip().upper().startswith("SELECT")]
+    assert len(checks) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -76,6 +77,8 @@ def test_clean_trail_verifies_and_the_command_says_so():
     call_command("audit_verify", stdout=out)
     assert "OK: the audit trail verifies" in out.getvalue()
     assert "unsealed (waiting for the sealer): 2" in out.getvalue()
+    assert re.search(r"Checked 3 events in [\d.]+ s \(\d+ events/s\)", out.getvalue())
+    assert run_verify()[1]["events_per_second"] > 0
     assert AuditEvent.objects.filter(action="audit.verify", outcome="success").exists()
 
 

@@ -5,6 +5,7 @@ it does not."""
 from __future__ import annotations
 
 import json
+import time
 
 from django.core.management.base import BaseCommand
 
@@ -23,13 +24,19 @@ class Command(BaseCommand):
                             help="Do not record the verification in the audit trail.")
 
     def handle(self, *args, **options):
+        started = time.perf_counter()
         report = verify()
+        seconds = time.perf_counter() - started
+        checked = report.events + report.archived_events
+        rate = round(checked / seconds) if seconds > 0 else 0
         if not options["no_record"]:
             services.record_verification(actor=None, actor_name="audit_verify (command)", report=report)
         if options["json"]:
-            self.stdout.write(json.dumps(report.summary(), indent=2, default=str))
+            summary = {**report.summary(), "seconds": round(seconds, 3), "events_per_second": rate}
+            self.stdout.write(json.dumps(summary, indent=2, default=str))
         else:
             self._print(report, every=options["all"])
+            self.stdout.write(f"Checked {checked} events in {seconds:.1f} s ({rate} events/s).")
         if not report.ok:
             raise SystemExit(1)
 

@@ -1,0 +1,379 @@
+"""The payload-logger buffer: what the receiver does per request, and how workers drain it.
+
+Receiver (``audit.views.ingest.kserve_receiver``), per POST: the ingest key is looked up in a
+per-process cache (``project_for_ingest_key``; an entry lives at most
+``AUDIT_INGEST_KEY_CACHE_SECONDS``, so a rotated key is refused within that time), the buffer
+depth is compared with ``AUDIT_INGEST_BUFFER_MAX_DEPTH`` (also cached for a second; beyond it:
+503 with ``Retry-After``, counted per InferenceService), the delivery is parsed for its shape and
+namespace, and ``buffer_append`` writes ONE row in autocommit. The 202 follows the commit.
+
+Workers (``python manage.py ingest_worker``, or the periodic ``drain_ingest_buffer_task``) call
+``buffer_drain``: each round takes up to ``AUDIT_INGEST_DRAIN_BATCH`` rows in id order
+(PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers share the buffer without waiting on each
+other), stores the events' de-duplication records and dispatches the pairs to the consumers
+with set-based writes, and deletes the rows, all in one transaction. A worker killed mid-batch
+rolls back; the rows are taken again. Processing is idempotent by (project, CloudEvents id,
+type), so taking a row twice — or a logger sending an event twice — adds nothing.
+
+A row that cannot be processed (a consumer raising on its events) is moved, alone, to a failed
+``IngestBatch`` with its error, where the retry sweep and the ingest pages handle it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import cloudevents
+from audit import services as audit
+from audit.directory import ProjectRef, get_directory
+from audit.models import IngestBatch, IngestBufferEntry, IngestRefusal
+
+logger = logging.getLogger(__name__)
+
+
+# --- the receiver's caches ------------------------------------------------------------------
+
+class _TTLCache:
+    """A small per-process cache whose entries expire after ``ttl`` seconds (thread-safe)."""
+
+    def __init__(self):
+        self._items: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, ttl: float, load):
+        now = time.monotonic()
+        with self._lock:
+            found = self._items.get(key)
+        if found is not None and now - found[0] < ttl:
+            return found[1]
+        value = load()
+        with self._lock:
+            if len(self._items) > 10_000:  # unknown keys must not grow it without bound
+                self._items.clear()
+            self._items[key] = (now, value)
+        return value
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+
+
+_keys = _TTLCache()
+_depth = _TTLCache()
+
+
+def project_for_ingest_key(key: str) -> ProjectRef | None:
+    """The project of an ingest key (None for an unknown key), from a cache that forgets an
+    answer after ``AUDIT_INGEST_KEY_CACHE_SECONDS``: a rotated key stops working within that."""
+    return _keys.get(key, settings.AUDIT_INGEST_KEY_CACHE_SECONDS,
+                     lambda: get_directory().project_for_ingest_key(key))
+
+
+def buffer_depth() -> int:
+    """Deliveries waiting in the buffer (exact: one COUNT)."""
+    return IngestBufferEntry.objects.count()
+
+
+def _depth_estimate() -> int:
+    # The ids of waiting rows lie between the lowest and the highest: an upper bound read from
+    # the primary key's two ends, which costs the same at any depth (COUNT does not).
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MIN(id), MAX(id) FROM {IngestBufferEntry._meta.db_table}")  # noqa: S608 - fixed identifiers
+        low, high = cursor.fetchone()
+    return 0 if low is None else int(high) - int(low) + 1
+
+
+def buffer_full() -> bool:
+    """Is the buffer at or beyond ``AUDIT_INGEST_BUFFER_MAX_DEPTH``? (re-read once a second)."""
+    limit = settings.AUDIT_INGEST_BUFFER_MAX_DEPTH
+    if not limit:
+        return False
+    return _depth.get("depth", settings.AUDIT_INGEST_DEPTH_CACHE_SECONDS, _depth_estimate) >= limit
+
+
+def reset_caches() -> None:
+    """Forget cached keys and depth (tests; a key rotation needs no call, it expires)."""
+    _keys.clear()
+    _depth.clear()
+
+
+# --- receiving ------------------------------------------------------------------------------
+
+def buffer_append(*, project: ProjectRef, content_type: str, headers: dict, body: bytes) -> int:
+    """Store one accepted delivery and return its id once it is committed. Under
+    ``AUDIT_INGEST_GROUP_COMMIT`` (and outside any transaction) the row is handed to the
+    process's group writer, which commits the rows of every request waiting at that moment in
+    one statement: the WAL flush of a commit, not the insert, is what each request waits for."""
+    row = (project.pk, timezone.now(), content_type[:200], json.dumps(headers), body)
+    if settings.AUDIT_INGEST_GROUP_COMMIT and not connection.in_atomic_block:
+        return _writer().append(row)
+    return _insert_rows([row])[0]
+
+
+def _insert_rows(rows: list[tuple]) -> list[int]:
+    table = IngestBufferEntry._meta.db_table
+    ops = connection.ops
+    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    values = ", ".join([f"(%s, %s, %s, {json_param}, %s)"] * len(rows))
+    params = []
+    for project_id, received_at, content_type, headers, body in rows:
+        params += [project_id, ops.adapt_datetimefield_value(received_at), content_type, headers, body]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} (project_id, received_at, content_type, headers, body) "  # noqa: S608
+                       f"VALUES {values} RETURNING id", params)
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+class _Slot:
+    __slots__ = ("done", "error", "pk")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.pk = None
+        self.error = None
+
+
+class _GroupWriter:
+    """One thread per process that inserts what the request threads hand it: everything
+    waiting when it wakes goes into one multi-row INSERT and one commit (at most 1,000 rows), then
+    every request of that commit is answered. No delay is added: a lone request is committed at
+    once; under load the rows arriving during one commit share the next."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._pending: list[tuple[tuple, _Slot]] = []
+        self._thread: threading.Thread | None = None
+
+    def append(self, row: tuple) -> int:
+        slot = _Slot()
+        with self._cond:
+            self._pending.append((row, slot))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ingest-group-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        return slot.pk
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                batch, self._pending = self._pending[:1000], self._pending[1000:]
+            try:
+                ids = _insert_rows([row for row, _ in batch])
+                for (_, slot), pk in zip(batch, ids, strict=True):
+                    slot.pk = pk
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting request (a 500: not acknowledged)
+                logger.exception("ingest buffer insert failed")
+                connection.close()  # a broken connection is opened afresh for the next batch
+                for _, slot in batch:
+                    slot.error = exc
+            for _, slot in batch:
+                slot.done.set()
+
+
+_writers: dict[int, _GroupWriter] = {}
+
+
+def _writer() -> _GroupWriter:
+    # One per process: a gunicorn worker forked from a master that had one starts its own.
+    pid = os.getpid()
+    writer = _writers.get(pid)
+    if writer is None:
+        writer = _writers.setdefault(pid, _GroupWriter())
+    return writer
+
+
+# --- refusals (back-pressure) ---------------------------------------------------------------
+
+class _RefusalCounter:
+    """Refusals counted in memory and added to ``IngestRefusal`` at most once per
+    ``AUDIT_INGEST_REFUSAL_FLUSH_SECONDS`` (one upsert per InferenceService), so an overloaded
+    receiver does not add a database write per refused request."""
+
+    def __init__(self):
+        self._counts: dict[tuple[int, str, str], int] = defaultdict(int)
+        self._last: dict[tuple[int, str, str], datetime] = {}
+        self._flushed = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, project: ProjectRef, inference_service: str) -> None:
+        key = (project.pk, project.name, inference_service[:253])
+        with self._lock:
+            self._counts[key] += 1
+            self._last[key] = timezone.now()
+            due = time.monotonic() - self._flushed >= settings.AUDIT_INGEST_REFUSAL_FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, last = dict(self._counts), dict(self._last)
+            self._counts.clear()
+            self._last.clear()
+            self._flushed = time.monotonic()
+        if counts:
+            refusals_record(counts=counts, last=last)
+
+
+_refusals = _RefusalCounter()
+
+
+def refusal_count(project: ProjectRef, inference_service: str) -> None:
+    """Count one delivery refused because the buffer was full."""
+    _refusals.add(project, inference_service)
+
+
+def refusals_flush() -> None:
+    _refusals.flush()
+
+
+def _upsert_sql() -> str:
+    table = IngestRefusal._meta.db_table
+    return (f"INSERT INTO {table} (project_id, inference_service, hour, count, last_refused_at) "  # noqa: S608
+            f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, inference_service, hour) DO UPDATE SET "
+            f"count = {table}.count + excluded.count, last_refused_at = excluded.last_refused_at")
+
+
+def refusals_record(*, counts: dict[tuple[int, str, str], int], last: dict) -> None:
+    """Add refusal counts (keyed by project id, project name, InferenceService) to their hour,
+    and audit them as ``ingest.refuse`` at most once per project and
+    ``AUDIT_INGEST_REFUSAL_AUDIT_SECONDS`` (shared through the cache across processes)."""
+    ops = connection.ops
+    by_project: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for (project_id, project_name, isvc), count in sorted(counts.items()):
+            moment = last[(project_id, project_name, isvc)]
+            hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            cursor.execute(_upsert_sql(), [project_id, isvc, ops.adapt_datetimefield_value(hour), count,
+                                           ops.adapt_datetimefield_value(moment)])
+            by_project[(project_id, project_name)][isvc] = count
+        interval = settings.AUDIT_INGEST_REFUSAL_AUDIT_SECONDS
+        for (project_id, project_name), services in by_project.items():
+            if interval and not cache.add(f"audit:ingest-refusal-audited:{project_id}", 1, timeout=interval):
+                continue
+            audit.record(
+                action="ingest.refuse", actor=None, actor_name="", target_type="project",
+                target_id=str(project_id), target_repr=project_name,
+                project=ProjectRef(pk=project_id, name=project_name, namespace=""),
+                outcome=audit.FAILURE, source_ip=None, user_agent="", request_id="",
+                details={"reason": "buffer full", "refused": services,
+                         "max_depth": settings.AUDIT_INGEST_BUFFER_MAX_DEPTH,
+                         "note": f"further refusals are counted, not audited, for {interval} s"},
+            )
+
+
+# --- draining -------------------------------------------------------------------------------
+
+def _claim(limit: int) -> list[tuple]:
+    qs = IngestBufferEntry.objects.order_by("id")
+    if connection.features.has_select_for_update_skip_locked:
+        qs = qs.select_for_update(skip_locked=True)
+    rows = qs.values_list("id", "project_id", "received_at", "content_type", "headers", "body")[:limit]
+    return [(pk, project_id, received_at, content_type, headers or {}, bytes(body))
+            for pk, project_id, received_at, content_type, headers, body in rows]
+
+
+def _delete(ids: list[int]) -> None:
+    table = IngestBufferEntry._meta.db_table
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)  # noqa: S608
+
+
+def _process(rows: list[tuple]) -> tuple[int, int]:
+    from audit.ingest import events_store_and_dispatch
+
+    by_project: dict[int, list] = defaultdict(list)
+    for _pk, project_id, received_at, content_type, headers, body in rows:
+        for event in cloudevents.parse_delivery(headers, body, content_type):
+            by_project[project_id].append((event, received_at))
+    created = duplicates = 0
+    for project_id, events in by_project.items():
+        c, d = events_store_and_dispatch(project_id, events)
+        created += c
+        duplicates += d
+    return created, duplicates
+
+
+def _move_to_failed(row: tuple, exc: Exception) -> None:
+    pk, project_id, received_at, content_type, headers, body = row
+    project = get_directory().projects_by_id({project_id}).get(project_id)
+    IngestBatch.objects.create(
+        kind=IngestBatch.Kind.KSERVE, status=IngestBatch.Status.FAILED, received_at=received_at,
+        project_id=project_id, project_name=project.name if project else "", content_type=content_type,
+        headers=headers, body=body, body_size=len(body), body_sha256=hashlib.sha256(body).hexdigest(),
+        attempts=1, error=f"{type(exc).__name__}: {exc}"[:4000],
+        next_attempt_at=timezone.now() + timedelta(minutes=1),  # the backoff of a first failure
+    )
+    _delete([pk])
+
+
+def drain_once(*, limit: int | None = None) -> dict:
+    """Process one batch of buffered deliveries in one transaction. Returns counts
+    (``deliveries`` taken, ``events`` new, ``duplicates``, ``failed`` moved to batches)."""
+    limit = limit or settings.AUDIT_INGEST_DRAIN_BATCH
+    counts = {"deliveries": 0, "events": 0, "duplicates": 0, "failed": 0}
+    try:
+        with transaction.atomic():
+            rows = _claim(limit)
+            if not rows:
+                return counts
+            counts["events"], counts["duplicates"] = _process(rows)
+            _delete([row[0] for row in rows])
+            counts["deliveries"] = len(rows)
+        return counts
+    except Exception:
+        logger.exception("ingest buffer batch failed; processing its deliveries one by one")
+    # One delivery spoilt the batch: take them one at a time and set the bad ones aside.
+    for _ in range(limit):
+        with transaction.atomic():
+            rows = _claim(1)
+            if not rows:
+                break
+            try:
+                with transaction.atomic():
+                    created, duplicates = _process(rows)
+                    _delete([rows[0][0]])
+                counts["events"] += created
+                counts["duplicates"] += duplicates
+            except Exception as exc:
+                logger.exception("buffered delivery %s failed; kept as a failed ingest batch", rows[0][0])
+                _move_to_failed(rows[0], exc)
+                counts["failed"] += 1
+            counts["deliveries"] += 1
+    return counts
+
+
+def buffer_drain(*, limit: int | None = None, max_seconds: float | None = None, stop=None) -> dict:
+    """Drain the buffer until it is empty (or ``max_seconds`` passed, or ``stop()`` is true)."""
+    started = time.monotonic()
+    totals = {"deliveries": 0, "events": 0, "duplicates": 0, "failed": 0}
+    while True:
+        counts = drain_once(limit=limit)
+        for key, value in counts.items():
+            totals[key] += value
+        if not counts["deliveries"]:
+            break
+        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            break
+        if stop is not None and stop():
+            break
+    return totals
