@@ -189,6 +189,8 @@ if REDIS_URL:
     }
 else:
     _broker_dir = VAR_DIR / "broker"
+    # kombu's filesystem transport, with messages written atomically (console/broker.py).
+    CELERY_BROKER_TRANSPORT = "console.broker:Transport"
     # kombu's filesystem transport does not create its folders.
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
