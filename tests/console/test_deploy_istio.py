@@ -15,9 +15,13 @@ def _mesh() -> dict:
     return yaml.safe_load(configmap["data"]["mesh"])
 
 
-def _provider() -> dict:
-    (provider,) = _mesh()["extensionProviders"]
-    return provider
+def _providers() -> dict:
+    """{provider kind: provider}: the mesh declares one per protocol (gRPC and HTTP)."""
+    providers = {}
+    for provider in _mesh()["extensionProviders"]:
+        (kind,) = (key for key in provider if key != "name")
+        providers[kind] = provider
+    return providers
 
 
 def test_the_mesh_normalises_paths_before_the_check():
@@ -26,22 +30,30 @@ def test_the_mesh_normalises_paths_before_the_check():
     assert _mesh()["pathNormalization"] == {"normalization": "DECODE_AND_MERGE_SLASHES"}
 
 
-def test_the_provider_forwards_only_authorization_fails_closed_and_has_a_timeout():
-    provider = _provider()
-    http = provider["envoyExtAuthzHttp"]
+def test_both_providers_fail_closed_with_a_short_timeout():
+    providers = _providers()
+    assert set(providers) == {"envoyExtAuthzGrpc", "envoyExtAuthzHttp"}
+    for kind, provider in providers.items():
+        config = provider[kind]
+        assert config["failOpen"] is False
+        assert config["statusOnError"] == "503"
+        assert config["timeout"].endswith("s") and float(config["timeout"][:-1]) <= 1
+
+
+def test_the_http_provider_forwards_only_authorization_and_passes_the_principal_upstream():
+    http = _providers()["envoyExtAuthzHttp"]["envoyExtAuthzHttp"]
     assert http["pathPrefix"] == settings.AUTHZ_PATH_PREFIX
     assert http["includeRequestHeadersInCheck"] == ["authorization"]
-    assert http["failOpen"] is False
-    assert http["timeout"].endswith("s") and float(http["timeout"][:-1]) <= 1
     assert http["headersToUpstreamOnAllow"] == [PRINCIPAL_HEADER]
 
 
-def test_the_policies_are_custom_and_name_the_provider():
+def test_the_policies_are_custom_and_name_a_declared_provider():
+    names = {provider["name"] for provider in _providers().values()}
     policies = list(yaml.safe_load_all((ISTIO / "authorization-policy.yaml").read_text()))
     assert policies
     for policy in policies:
         assert policy["kind"] == "AuthorizationPolicy"
         assert policy["spec"]["action"] == "CUSTOM"
-        assert policy["spec"]["provider"]["name"] == _provider()["name"]
+        assert policy["spec"]["provider"]["name"] in names
         operations = [op["operation"] for rule in policy["spec"]["rules"] for op in rule["to"]]
         assert all("/metrics" in op["notPaths"] for op in operations)

@@ -24,6 +24,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from audit import buffer
 from console.access import grants
 from endpoints.models import Endpoint
 from endpoints.services.connections import connection_create
@@ -163,6 +164,7 @@ def test_data_scientist_deploys_watches_monitors_canaries_and_promotes(
     call_command("simulate_traffic", endpoint=["fraud/card-scorer"], drift=["fraud/card-scorer"],
                  drift_shift=2.0, drift_minutes=15, url=live_server.url, duration=0, backfill_minutes=30,
                  backfill_calls=80, rows=4, rate=10, error_rate=0.05, principal=["alice"], seed=11)
+    buffer.buffer_drain()  # the ingest worker (make run starts one)
     assert InferenceRecord.objects.filter(endpoint__name="card-scorer").count() >= 70
 
     page.get_by_role("link", name="Latency").click()

@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from audit import buffer
 from audit.ingest import pairs_sweep
 from endpoints.spec import ingest_url
 from monitoring import simulate, tasks
@@ -72,6 +73,7 @@ def test_latency_and_drift_tabs_render_live_traffic_and_show_the_drift_alert(con
     call_command("simulate_traffic", endpoint=[name], drift=[name], drift_shift=2.0, drift_minutes=30,
                  url=live_server.url, rate=10, duration=0, backfill_minutes=30, backfill_calls=60, rows=5,
                  error_rate=0.05, seed=3)
+    buffer.buffer_drain()  # the ingest worker
     assert InferenceRecord.objects.filter(endpoint=endpoint).count() >= 50
     # Requests whose response never came are dispatched as errors once the pairing timeout passes.
     pairs_sweep(now=timezone.now() + timedelta(seconds=settings.AUDIT_PAIRING_TIMEOUT_SECONDS + 1))
@@ -126,4 +128,5 @@ def test_latency_and_drift_tabs_render_live_traffic_and_show_the_drift_alert(con
         live.stopping.set()
         live.join(timeout=10)
     assert live.calls > 0 and live.sender.failed == 0
+    buffer.buffer_drain()
     assert InferenceRecord.objects.filter(endpoint=endpoint).count() >= 50 + live.calls * 0.8
