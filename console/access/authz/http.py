@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from console.access.authz.check import WWW_AUTHENTICATE, authorize, denial_body
 from console.access.authz.decision import PRINCIPAL_HEADER, Decision
-from console.access.authz.routing import authz_prefix, original_path
+from console.access.authz.routing import authz_prefix, origin_form, original_path
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +26,7 @@ def raw_request_path(request) -> str | None:
         raw = raw_bytes.decode("latin-1") if raw_bytes else None
     if not raw:
         return None
-    raw = raw.split("?", 1)[0]
-    if not raw.startswith("/") and "://" in raw:  # absolute form: http://host/path
-        rest = raw.split("://", 1)[1]
-        raw = rest[rest.index("/"):] if "/" in rest else "/"
-    return raw
+    return origin_form(raw)
 
 
 def _respond(decision: Decision) -> HttpResponse:

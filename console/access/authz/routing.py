@@ -232,3 +232,13 @@ def original_path(request_path: str) -> str:
     prefix = authz_prefix()
     rest = request_path[len(prefix):] if request_path.startswith(prefix) else request_path
     return rest if rest.startswith("/") else "/" + rest
+
+
+def origin_form(raw: str) -> str:
+    """A request target as sent, reduced to its path: the query dropped, the absolute form
+    (``http://host/path``) reduced to ``/path``; still percent-encoded."""
+    raw = raw.split("?", 1)[0]
+    if not raw.startswith("/") and "://" in raw:
+        rest = raw.split("://", 1)[1]
+        raw = rest[rest.index("/"):] if "/" in rest else "/"
+    return raw

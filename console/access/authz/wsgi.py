@@ -32,7 +32,7 @@ from console.access.authz.check import (  # noqa: E402
     recycle_connections,
 )
 from console.access.authz.decision import PRINCIPAL_HEADER  # noqa: E402
-from console.access.authz.routing import authz_prefix, original_path  # noqa: E402
+from console.access.authz.routing import authz_prefix, origin_form, original_path  # noqa: E402
 
 PREFIX = authz_prefix()
 _STATUS = {200: "200 OK", 401: "401 Unauthorized", 403: "403 Forbidden", 404: "404 Not Found",
@@ -43,11 +43,7 @@ def _raw_path(environ) -> str | None:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if not raw:
         return None
-    raw = raw.split("?", 1)[0]
-    if not raw.startswith("/") and "://" in raw:  # absolute form: http://host/path
-        rest = raw.split("://", 1)[1]
-        raw = rest[rest.index("/"):] if "/" in rest else "/"
-    return raw
+    return origin_form(raw)
 
 
 def _answer(start_response, status: int, headers: list[tuple[str, str]], body: str = "") -> list[bytes]:
