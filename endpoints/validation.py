@@ -139,6 +139,9 @@ class EndpointDraft:
     quota_remaining: int | None = None  # None = the project has no quota for the profile
     # Accelerators the endpoint may hold at max scale; None = accelerator_count × max_replicas.
     accelerators_requested_at_max: int | None = None
+    # Rollback and promotion restore or keep hardware that already ran: a GPU profile with 0
+    # accelerators (allowed before that rule existed) is not refused then, only on an edit.
+    zero_accelerators_kept: bool = False
     # The target cluster's reading; None = no cluster rules (offline preview, never read).
     capabilities: Capabilities | None = None
     cluster_name: str = ""
@@ -230,6 +233,7 @@ def draft_from_endpoint(
     quota_remaining: int | None,
     accelerators_requested: int | None,
     capabilities: Capabilities | None = None,
+    zero_accelerators_kept: bool = False,
 ) -> EndpointDraft:
     """Build a draft from an ``Endpoint`` instance (saved or not). Only reads attributes; the
     caller should have ``select_related`` the project, model version and its model, runtime,
@@ -291,6 +295,7 @@ def draft_from_endpoint(
         quota_remaining=quota_remaining,
         accelerators_requested_at_max=accelerators_requested,
         capabilities=capabilities,
+        zero_accelerators_kept=zero_accelerators_kept,
         cluster_name=endpoint.project.cluster.name if capabilities is not None else "",
         manifest_spec=_rendered_spec(endpoint, available_runtimes) if capabilities is not None else None,
     )
@@ -432,7 +437,7 @@ def _check_accelerators(draft: EndpointDraft, errors: _Errors) -> None:
         errors.add("accelerator_count", "The accelerator count must be a whole number, 0 or more.")
         return
     hardware = draft.hardware
-    if count == 0 and hardware is not None and hardware.accelerator_resource:
+    if count == 0 and hardware is not None and hardware.accelerator_resource and not draft.zero_accelerators_kept:
         # The profile pins the pods to its accelerator nodes; without a request they would sit
         # there holding no accelerator (and take the nodes from endpoints that need one).
         errors.add(

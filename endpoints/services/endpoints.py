@@ -107,7 +107,7 @@ def cluster_context(project: Project) -> tuple[Capabilities | None, list]:
 
 
 def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabilities=_READ,
-                      available_runtimes: list | None = None) -> None:
+                      available_runtimes: list | None = None, zero_accelerators_kept: bool = False) -> None:
     """All field rules at once (endpoints/validation.py), raising ValidationError by field,
     including the rules of the project's cluster (``capabilities``: its reading, read through
     ``cluster_reading`` unless given; None skips them).
@@ -124,7 +124,8 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
                                                                                             capabilities)),
                                            quota_remaining=quota_remaining(endpoint),
                                            accelerators_requested=accelerators_at_max(endpoint),
-                                           capabilities=capabilities)
+                                           capabilities=capabilities,
+                                           zero_accelerators_kept=zero_accelerators_kept)
         )
     except ValidationError as exc:
         errors = exc.message_dict
@@ -331,8 +332,10 @@ def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpo
     old_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     for name, value in specs.fields_from_spec(revision.spec).items():
         setattr(endpoint, name, value)
+    # The revision's hardware ran before: a GPU profile with 0 accelerators from before that
+    # rule is restored as it was (refusing a rollback in an incident would be worse).
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
-                      available_runtimes=context[1])
+                      available_runtimes=context[1], zero_accelerators_kept=True)
     new_spec = specs.desired_spec(endpoint, available_runtimes=context[1])
     if specs.without_generation(new_spec) == specs.without_generation(old_spec):
         return endpoint  # already the configuration of that revision: nothing to roll back
@@ -352,8 +355,9 @@ def endpoint_promote_canary(*, actor, endpoint: Endpoint) -> Endpoint:
     endpoint.model_version = endpoint.canary_version
     endpoint.canary_version = None
     endpoint.canary_traffic_percent = None
+    # Promotion changes versions only: the hardware stays as it runs.
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
-                      available_runtimes=context[1])
+                      available_runtimes=context[1], zero_accelerators_kept=True)
     new_generation(endpoint, actor=actor, summary=f"promoted canary v{endpoint.model_version.version}",
                     action="endpoint.promote", old_spec=old_spec, context=context)
     return endpoint

@@ -292,3 +292,27 @@ def test_wizard_ignores_a_profile_or_project_id_that_is_no_id(client, alice, set
 
     assert page.status_code == 200
     assert posted.status_code == 400 and posted.context["form"].errors["project"]
+
+
+def test_an_endpoint_from_before_the_gpu_rule_can_still_be_promoted_and_rolled_back(alice, setup):
+    # Saved with 0 accelerators on the A100 profile before the rule existed (written directly,
+    # as the old code allowed): an edit must fix it, but promote and rollback keep working.
+    endpoint = endpoint_create(actor=alice, project=setup.project, name="legacy", model_version=setup.v1,
+                               hardware_profile=setup.profile, accelerator_count=1)
+    endpoint_update(actor=alice, endpoint=endpoint, canary_version=setup.v2, canary_traffic_percent=10)
+    Endpoint.objects.filter(pk=endpoint.pk).update(accelerator_count=0)
+    endpoint.refresh_from_db()
+    first = endpoint.revisions.get(generation=1)
+    with pytest.raises(ValidationError) as refused:
+        endpoint_update(actor=alice, endpoint=endpoint, max_replicas=2)
+    assert "request at least 1 per replica" in refused.value.message_dict["accelerator_count"][0]
+
+    endpoint = endpoint_services.endpoint_promote_canary(actor=alice, endpoint=endpoint)
+    assert endpoint.model_version_id == setup.v2.pk and endpoint.accelerator_count == 0
+    promoted = endpoint.revisions.order_by("-generation").first()
+    assert promoted.spec["hardware"]["accelerator_count"] == 0
+    endpoint = endpoint_services.endpoint_rollback(actor=alice, endpoint=endpoint, revision=first)
+    assert endpoint.model_version_id == setup.v1.pk and endpoint.accelerator_count == 1
+    # Back to the promoted configuration, 0 accelerators and all: it ran, so it may run again.
+    endpoint = endpoint_services.endpoint_rollback(actor=alice, endpoint=endpoint, revision=promoted)
+    assert endpoint.model_version_id == setup.v2.pk and endpoint.accelerator_count == 0
