@@ -3,6 +3,9 @@ consumer can see it (kombu's own channel creates it empty, then writes; a worker
 in between died with JSONDecodeError)."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from kombu import Connection
@@ -49,9 +52,12 @@ def test_no_message_file_is_visible_until_it_is_complete(folders, monkeypatch):
     assert not [name for name in os.listdir(folders["data_folder_in"]) if name.endswith(".part")]
 
 
-def test_make_run_settings_select_the_atomic_transport(settings):
-    from console.celery import app
-
-    if settings.REDIS_URL:
-        pytest.skip("the Redis broker is in use")
-    assert app.conf.broker_transport == "console.broker:Transport"
+def test_make_run_settings_select_the_atomic_transport(tmp_path):
+    # Settings as `make run` has them (no REDIS_URL), read in a fresh process.
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(DJANGO_SETTINGS_MODULE="console.settings", DEBUG="true", SECRET_KEY="x" * 50,
+               CONSOLE_VAR_DIR=str(tmp_path))
+    code = "import django; django.setup(); from console.celery import app; print(app.conf.broker_transport)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2], check=True)
+    assert result.stdout.strip().splitlines()[-1] == "console.broker:Transport"
