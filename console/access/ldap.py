@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 import ldap
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
-from django.utils import timezone
 from django_auth_ldap.backend import LDAPBackend
 from django_auth_ldap.config import (
     GroupOfNamesType,
@@ -39,6 +37,7 @@ from django_auth_ldap.config import (
 
 from console.access import identity
 from console.access.models import ApiToken, ExternalIdentity, IdentitySource
+from console.access.services import live_sessions_of
 
 logger = logging.getLogger(__name__)
 
@@ -255,10 +254,7 @@ def _has_live_access(user) -> bool:
     """Whether ending access would end anything (so a locked person is not re-audited every pass)."""
     if ApiToken.objects.filter(user=user, revoked_at__isnull=True).exists():
         return True
-    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
-        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
-            return True
-    return False
+    return any(True for _ in live_sessions_of(user))
 
 
 def ldap_sync() -> SyncReport:

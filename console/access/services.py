@@ -91,13 +91,20 @@ def _require_admin(actor) -> None:
         raise PermissionDenied("Only platform admins may manage users and teams.")
 
 
+def live_sessions_of(user):
+    """The unexpired database sessions signed in as ``user`` (the user id is inside the
+    encoded data, so every live session is decoded)."""
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            yield session
+
+
 def _end_sessions(user) -> int:
     """Delete every session signed in as ``user`` (database sessions)."""
     ended = 0
-    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
-        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
-            session.delete()
-            ended += 1
+    for session in live_sessions_of(user):
+        session.delete()
+        ended += 1
     return ended
 
 

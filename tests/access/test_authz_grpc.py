@@ -24,21 +24,12 @@ from audit.models import AuditEvent
 from console.access import grants, tokens
 from console.access.authz import decision as authz_decision
 from console.access.authz import grpc_server
-from tests.access.test_authz import PREDICT, envoy_check, infer_token
+from tests.access.test_authz import PREDICT, _fresh_decision_cache, envoy_check, infer_token  # noqa: F401 - autouse fixture
 from tests.console.access_factories import endpoint_in, project_with_model
 
 HOST = "scorer.fraud.example.com"
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_decision_cache():
-    caches["authz"].clear()
-    authz_decision.allow_tally.flush(everything=True)
-    yield
-    caches["authz"].clear()
-    authz_decision.allow_tally.flush(everything=True)
 
 
 def check_request(host: str, path: str = PREDICT, *, token: str | None = None, method: str = "POST",
