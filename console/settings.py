@@ -357,9 +357,11 @@ OIDC_TIMEOUT_SECONDS = env.integer("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
 if bool(OIDC_DISCOVERY_URL) != bool(OIDC_CLIENT_ID):
     raise ImproperlyConfigured("OIDC_DISCOVERY_URL and OIDC_CLIENT_ID go together: set both or neither")
 # Re-checks OIDC identities holding a refresh token (API-token-only users included; the
-# middleware re-checks browser sessions). Runs three times per interval; does nothing when off.
-CELERY_BEAT_SCHEDULE["oidc-recheck"] = {"task": "console.access.tasks.oidc_recheck_task",
-                                        "schedule": float(max(OIDC_RECHECK_SECONDS // 3, 10))}
+# middleware re-checks browser sessions). Runs three times per interval; scheduled only when
+# OIDC is configured, as the LDAP sync is.
+if OIDC_DISCOVERY_URL:
+    CELERY_BEAT_SCHEDULE["oidc-recheck"] = {"task": "console.access.tasks.oidc_recheck_task",
+                                            "schedule": float(max(OIDC_RECHECK_SECONDS // 3, 10))}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

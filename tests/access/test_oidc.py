@@ -374,7 +374,7 @@ def test_an_unreachable_provider_is_not_a_refusal(client, settings, sso):
 
 # --- settings -------------------------------------------------------------------------------------
 
-def _settings_in_subprocess(**env):
+def _settings_in_subprocess(expression: str = "s.OIDC_CLIENT_SECRET", **env):
     import os
     import subprocess
     import sys
@@ -383,7 +383,7 @@ def _settings_in_subprocess(**env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OIDC_") and k != "PYTEST_CURRENT_TEST"}
     clean.update(DEBUG="true", **env)
     return subprocess.run(
-        [sys.executable, "-c", "import console.settings as s; print(s.OIDC_CLIENT_SECRET)"],
+        [sys.executable, "-c", f"import console.settings as s; print({expression})"],
         cwd=Path(__file__).resolve().parents[2], env=clean, capture_output=True, text=True, timeout=60)
 
 
@@ -400,3 +400,11 @@ def test_the_client_secret_comes_from_a_file(tmp_path):
                                      OIDC_CLIENT_ID="console", OIDC_CLIENT_SECRET_FILE=str(secret))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("s3cret-from-file")
+
+
+def test_the_periodic_recheck_is_scheduled_only_when_oidc_is_configured():
+    expression = "'oidc-recheck' in s.CELERY_BEAT_SCHEDULE"
+    off = _settings_in_subprocess(expression)
+    on = _settings_in_subprocess(expression, OIDC_DISCOVERY_URL="https://idp.example.test/.well-known/openid-configuration",
+                                 OIDC_CLIENT_ID="console")
+    assert (off.stdout.strip(), on.stdout.strip()) == ("False", "True"), off.stderr + on.stderr
