@@ -20,6 +20,11 @@ class AccessConfig(AppConfig):
         # Changes made outside the services (Django admin, guardian shortcuts) drop cached
         # inference-authorization decisions too.
         authz_cache.connect_signals()
+        # "Try it" on the endpoint page (the endpoints app shows panels registered here).
+        from console.access import try_it
+        from endpoints.views.endpoint import register_overview_panel
+
+        register_overview_panel(try_it.overview_panel)
         from console.access.models import ExternalIdentity
         from console.crypto import register_encrypted_column
 

@@ -28,6 +28,17 @@ HTMX_STOP_POLLING = 286
 ENDPOINT_ROUTE = "endpoints/<slug:project>/<slug:name>/"
 
 
+# Panels a higher layer adds to the overview below "How to call it" ("Try it", from access
+# control), registered from its AppConfig.ready: callables (request, endpoint) -> a dict with the
+# panel's "template" and its context, or None for no panel.
+_OVERVIEW_PANELS: list = []
+
+
+def register_overview_panel(panel) -> None:
+    if panel not in _OVERVIEW_PANELS:
+        _OVERVIEW_PANELS.append(panel)
+
+
 # --- list -------------------------------------------------------------------------------------------
 
 class EndpointListView(ProtectedListView):
@@ -147,7 +158,8 @@ class EndpointDetailView(EndpointTabView):
 
     def tab_context(self, endpoint):
         runtime = specs.effective_runtime(endpoint, available_runtime_specs(endpoint.project))
-        return {"how_to_call": how_to_call(endpoint, runtime), **status_context(endpoint)}
+        panels = [p for p in (panel(self.request, endpoint) for panel in _OVERVIEW_PANELS) if p]
+        return {"how_to_call": how_to_call(endpoint, runtime), "panels": panels, **status_context(endpoint)}
 
 
 class EndpointConfigurationView(EndpointTabView):
