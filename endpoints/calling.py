@@ -150,24 +150,29 @@ def how_to_call(endpoint: Endpoint, runtime) -> dict:
 # Formats whose runtime the sandbox really runs (KServe's Python model server on a CPU); the
 # others (LLMs, GPUs, Triton, TensorFlow, ...) answer from a simulation there.
 SANDBOX_SERVED_FORMATS = frozenset({"sklearn", "xgboost", "lightgbm"})
-# The condition a data plane reports on an InferenceService when it says how a revision is served:
-# status "True" when a real model server answers, "False" (with a message) when it is simulated.
-SERVING_CONDITION = "ModelServing"
+# The condition the sandbox's data plane sets on an InferenceService whose model does not really
+# serve (status "True", the message says why: no CPU runtime for the format, a storage URI it
+# cannot download).
+SIMULATED_CONDITION = "SandboxSimulated"
 
 
 def serving(endpoint: Endpoint) -> dict:
     """Whether the endpoint's answers come from its model or from a simulation: {"simulated":
-    bool, "note": str}. A real cluster serves; on the sandbox the data plane's condition says
-    so when it reports one, else the model format decides."""
+    bool, "note": str}. A real cluster serves. On the sandbox, the data plane's condition says
+    so when it reports one; without a gateway nothing serves; else the model format decides."""
     cluster = endpoint.project.cluster
     if not cluster.is_sandbox:
         return {"simulated": False, "note": ""}
     status = selectors.endpoint_status(endpoint)
     for condition in (status.conditions if status else None) or []:
-        if isinstance(condition, dict) and condition.get("type") == SERVING_CONDITION:
-            if str(condition.get("status")) == "True":
-                return {"simulated": False, "note": ""}
-            return {"simulated": True, "note": str(condition.get("message") or "")}
+        if isinstance(condition, dict) and condition.get("type") == SIMULATED_CONDITION \
+                and str(condition.get("status")) == "True":
+            message = str(condition.get("message") or "").removeprefix("simulated: ")
+            return {"simulated": True, "note": f"The sandbox does not run this model: {message}." if message
+                    else "The sandbox does not run this model."}
+    if not cluster.gateway_address:
+        return {"simulated": True, "note": "This sandbox cluster has no data plane (no gateway address): nothing "
+                                           "really serves on it."}
     model_format = (endpoint.model_version.model_format or "").lower()
     if model_format in SANDBOX_SERVED_FORMATS:
         return {"simulated": False, "note": ""}

@@ -15,7 +15,7 @@ from audit.selectors import can_view_all
 from console.permissions import PermissionChecker
 from console.redaction import redact_ingest_keys
 from console.views.base import ProtectedDetailView, ProtectedListView
-from endpoints import cluster_rules, reconcile, selectors
+from endpoints import calling, cluster_rules, reconcile, selectors
 from endpoints import spec as specs
 from endpoints.calling import how_to_call
 from endpoints.filtersets import EndpointFilterSet
@@ -114,6 +114,7 @@ def endpoint_frame(request, endpoint: Endpoint, tab: str = "") -> dict:
         "title": endpoint.name,
         "endpoint": endpoint,
         "status": selectors.endpoint_status(endpoint),
+        "serving": calling.serving(endpoint),
         "can_deploy": can_deploy,
         "audit_history_url": reverse("audit:object-history",
                                      kwargs={"target_type": "endpoint", "target_id": endpoint.pk})
