@@ -209,10 +209,15 @@ def main() -> int:
     # on loopback only and asks for no token: kubectl never sends bearer tokens over plain
     # HTTP, and a simulated cluster holds nothing worth protecting.
     sandbox_port = int(os.environ.get("SANDBOX_PORT", "8001"))
+    # Its data plane: an Envoy ingress gateway on loopback that asks this console's ext_authz
+    # (the web server below) about every request, in front of the models the sandbox serves.
+    gateway_port = int(os.environ.get("SANDBOX_GATEWAY_PORT", "8081"))
     kubeconfig = var_dir / "sandbox.kubeconfig"
     stack.start("sandbox", [python, "-m", "endpoints.sandbox.run", "--port", str(sandbox_port),
-                            "--kubeconfig-out", str(kubeconfig), "--models-dir", str(var_dir / "sandbox-models")])
+                            "--kubeconfig-out", str(kubeconfig), "--models-dir", str(var_dir / "sandbox-models"),
+                            "--gateway-port", str(gateway_port), "--authz-url", f"http://127.0.0.1:{port}"])
     env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
+    env["SANDBOX_GATEWAY_ADDRESS"] = f"127.0.0.1:{gateway_port}"
     if not _wait_for_port("127.0.0.1", sandbox_port, 30):
         print("The sandbox cluster did not start within 30 s; stopping.", file=sys.stderr)
         stack.stop()
@@ -247,18 +252,27 @@ def main() -> int:
         stack.stop()
         return 1
 
-    # Demo traffic for the dashboards (monitoring): simulated payload-logger events posted to the
-    # receiver above — two hours of history, then a low steady rate (3 calls of 10 rows a minute
-    # per demo endpoint, buffered and drained by the ingest worker above),
-    # with drift injected on fraud-detection/iris for the last hour. DEMO_TRAFFIC=0 turns it off.
+    # Demo traffic for the dashboards (monitoring). History first: two hours of simulated
+    # payload-logger events posted to the receiver (drift on fraud-detection/iris for the last
+    # hour), recorded with the caller "simulated" so every page can tell them apart. Then real
+    # requests through the sandbox's gateway to the endpoints that serve (demo_traffic: the
+    # service account and alice, drifted inputs for iris), and simulated events only for the LLM
+    # assistant, which cannot run here. DEMO_TRAFFIC=0 turns it all off.
     if os.environ.get("DEMO_TRAFFIC", "1") != "0":
-        stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
-                                "--duration", str(7 * 24 * 3600), "--rows", "10", "--backfill-minutes", "120",
+        stack.start("history", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
+                                "--duration", "0", "--rows", "10", "--backfill-minutes", "120",
                                 "--backfill-calls", "150", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
-                                "--principal", "alice", "--principal", "svc-scoring",
-                                # Only the demo endpoints that serve: not the scaled-to-zero or Failed ones.
+                                "--principal", "simulated",
                                 "--endpoint", "fraud-detection/iris", "--endpoint", "fraud-detection/transaction-amount",
                                 "--endpoint", "llm-apps/assistant"], optional=True)
+        stack.start("traffic", [*manage, "demo_traffic", "--rate", "0.2", "--rows", "5",
+                                "--duration", str(7 * 24 * 3600), "--drift", "fraud-detection/iris",
+                                "--principal", "fraud-scorer-client", "--principal", "alice",
+                                "--endpoint", "fraud-detection/iris",
+                                "--endpoint", "fraud-detection/transaction-amount"], optional=True)
+        stack.start("simulated traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
+                                          "--duration", str(7 * 24 * 3600), "--rows", "10", "--principal", "simulated",
+                                          "--endpoint", "llm-apps/assistant"], optional=True)
 
     logins = json.loads((var_dir / "demo-logins.json").read_text())
     print("\n" + "=" * 64)
@@ -270,6 +284,8 @@ def main() -> int:
     if object_store is not None:
         print(f"Demo object store (S3, private bucket fraud-models-private): {object_store}")
         print("  its keys are in var/demo-s3-credentials.json and in the storage connection fraud-models-s3")
+    print(f"Sandbox gateway (Envoy, asks the console about every call): http://{env['SANDBOX_GATEWAY_ADDRESS']}")
+    print("  see README, 'How to call it', for a curl that works")
     print("Sandbox cluster (simulated KServe) for kubectl:")
     print(f"  .venv/bin/kubectl --kubeconfig {shown} get inferenceservices -A")
     print("Press Ctrl-C to stop every process.")
