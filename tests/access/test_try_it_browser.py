@@ -9,7 +9,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from console.access import grants
-from tests.access.test_try_it import gateway, model_server, scorer  # noqa: F401  (fixtures)
+from tests.access.test_try_it import scorer  # noqa: F401  (fixture)
 from tests.factories import DEFAULT_PASSWORD
 from tests.fixtures.browser import login
 
@@ -24,7 +24,7 @@ def _open_try_it(page, live_server, username: str):
     return panel
 
 
-def test_a_caller_sends_the_prefilled_request_and_sees_the_prediction(console_page, live_server, alice, scorer):
+def test_a_caller_sends_the_prefilled_request_and_sees_the_prediction(console_page, live_server, alice, scorer):  # noqa: F811
     grants.grant_create(actor=None, role="caller", target=scorer.project, user=alice, reason="test")
     panel = _open_try_it(console_page, live_server, "alice")
     editor = panel.get_by_label("Request body for POST /v1/models/scorer:predict")
@@ -37,7 +37,7 @@ def test_a_caller_sends_the_prefilled_request_and_sees_the_prediction(console_pa
     expect(panel.get_by_test_id("try-it-latency")).to_contain_text("ms")
 
 
-def test_a_viewer_is_refused_by_the_gateway_with_the_consoles_reason(console_page, live_server, bob, scorer):
+def test_a_viewer_is_refused_by_the_gateway_with_the_consoles_reason(console_page, live_server, bob, scorer):  # noqa: F811
     grants.grant_create(actor=None, role="viewer", target=scorer.project, user=bob, reason="test")
     panel = _open_try_it(console_page, live_server, "bob")
     panel.get_by_role("button", name="Send").click()
