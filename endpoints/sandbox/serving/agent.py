@@ -184,7 +184,7 @@ def make_handler(agent: Agent):
                                                      content_type="application/json", metadata=metadata), answer)
             self.send_response(status)
             for name, value in answer_headers:
-                if name.lower() not in HOP_BY_HOP:
+                if name.lower() not in HOP_BY_HOP and name.lower() not in ("date", "server"):
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()

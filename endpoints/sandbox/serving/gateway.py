@@ -168,16 +168,14 @@ def route_configuration(config: GatewayConfig) -> dict:
         if not service.backends or not any(b.weight for b in service.backends):
             continue
         virtual_hosts.append({"name": f"{service.namespace}/{service.name}", "domains": list(service.hosts),
-                              "request_headers_to_remove": [ACTIVATOR_HEADER],
                               "routes": _routes(service.backends)})
         for host, backend in service.tagged:
             virtual_hosts.append({"name": f"{service.namespace}/{service.name}/{host}", "domains": [host],
-                                  "request_headers_to_remove": [ACTIVATOR_HEADER],
                                   "routes": _routes((backend,))})
         prefix = f"{SERVING_PREFIX}/{service.namespace}/{service.name}/"
         path_routes.append({"match": {"prefix": prefix}, "route": _action(
             service.backends, rewrite=f"^{SERVING_PREFIX}/{service.namespace}/{service.name}/")})
-    virtual_hosts.append({"name": "path-routing", "domains": ["*"], "request_headers_to_remove": [ACTIVATOR_HEADER],
+    virtual_hosts.append({"name": "path-routing", "domains": ["*"],
                           "routes": [*path_routes, {"match": {"prefix": "/"},
                                                     "direct_response": {"status": 404},
                                                     "typed_per_filter_config": NO_CHECK}]})
