@@ -108,10 +108,10 @@ class EventSender:
 class Agent:
     def __init__(self, *, upstream_port: int, logger_url: str | None, mode: str, inference_service: str,
                  namespace: str, component: str, endpoint: str, metadata_headers: list[str],
-                 annotations: dict[str, str], source: str):
+                 annotations: dict[str, str], source: str, workers: int = WORKERS):
         self.upstream_port = upstream_port
         self.mode = mode
-        self.sender = EventSender(logger_url) if logger_url else None
+        self.sender = EventSender(logger_url, workers=workers) if logger_url else None
         self.attributes = {"Ce-Inferenceservicename": inference_service, "Ce-Namespace": namespace,
                            "Ce-Component": component, "Ce-Endpoint": endpoint}
         self.metadata_headers = metadata_headers
@@ -223,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", default="")
     parser.add_argument("--metadata-header", action="append", default=[])
     parser.add_argument("--annotation", action="append", default=[], help="key=value, repeatable")
+    parser.add_argument("--logger-workers", type=int, default=WORKERS, help="senders working the event queue")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s agent: %(message)s")
     agent = Agent(upstream_port=args.upstream_port, logger_url=args.logger_url, mode=args.logger_mode,
                   inference_service=args.inference_service, namespace=args.namespace, component=args.component,
                   endpoint=args.endpoint, metadata_headers=args.metadata_header,
-                  annotations=parse_annotations(args.annotation), source=f"http://localhost:{args.port}/")
+                  annotations=parse_annotations(args.annotation), source=f"http://localhost:{args.port}/",
+                  workers=max(args.logger_workers, 1))
     server = AgentServer(("127.0.0.1", args.port), make_handler(agent))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"agent listening on 127.0.0.1:{args.port}, proxying to 127.0.0.1:{args.upstream_port}", flush=True)

@@ -79,6 +79,9 @@ class DataPlaneSettings:
     runtime_timeout: float = 120.0
     logs_dir: str | Path | None = None
     idle_poll_seconds: float = 1.0
+    # The agent's event senders (KServe's agent: 5). One suits a receiver that takes one write
+    # at a time (the console's tests on SQLite's shared in-memory database).
+    logger_workers: int = 5
 
 
 @dataclass
@@ -351,7 +354,8 @@ class DataPlane:
                    "--upstream-port", str(entry.runtime.port), "--inference-service", name, "--namespace", namespace]
         url = logger_spec.get("url") or ""
         if url and is_loopback(urlsplit(url).hostname):
-            command += ["--logger-url", url, "--logger-mode", logger_spec.get("mode") or "all"]
+            command += ["--logger-url", url, "--logger-mode", logger_spec.get("mode") or "all",
+                        "--logger-workers", str(self.settings.logger_workers)]
             for header in logger_spec.get("metadataHeaders") or []:
                 command += ["--metadata-header", header]
             for key, value in self._annotations.get(entry.key, {}).items():

@@ -109,7 +109,8 @@ def cluster(name: str, host: str, port: int, *, timeout: str = "1s") -> dict:
         kind = "STATIC"
     except ValueError:
         kind = "STRICT_DNS"
-    return {"@type": TYPE + "envoy.config.cluster.v3.Cluster", "name": name, "type": kind,
+    extra = {"dns_lookup_family": "V4_PREFERRED"} if kind == "STRICT_DNS" else {}  # localhost: 127.0.0.1 first
+    return {"@type": TYPE + "envoy.config.cluster.v3.Cluster", "name": name, "type": kind, **extra,
             "connect_timeout": timeout,
             "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                 {"endpoint": {"address": _socket(host, port)}}]}]}}
