@@ -5,7 +5,11 @@ grants, and a sealed audit trail.
 Once the sandbox controller and the worker have run, the endpoints show the states a console
 meets in real life:
 
-- ``fraud-detection/iris``: Ready, with a Knative canary sending 20 % to v2;
+- ``fraud-detection/iris``: Ready, with a Knative canary sending 20 % to v2; with the demo
+  object store both versions are scikit-learn models trained at seed time on the iris data
+  scikit-learn ships (``_iris_models``), kept in the private bucket, which the sandbox's data
+  plane really serves behind its gateway (whose address the sandbox cluster gets from
+  ``SANDBOX_GATEWAY_ADDRESS``);
 - ``fraud-detection/iris-batch``: Ready but scaled to zero (minReplicas 0, no traffic);
 - ``fraud-detection/transaction-amount``: a Ready regressor, version 3 of which is a real
   scikit-learn model trained at seed time and kept in the demo's private bucket (a local S3

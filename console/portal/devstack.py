@@ -191,11 +191,20 @@ def main() -> int:
     python = sys.executable
     bindir = Path(python).parent
     manage = [python, str(BASE_DIR / "manage.py")]
-
-    _run_step([*manage, "migrate", "--noinput"], env)
-    _run_step([*manage, "collectstatic", "--noinput", "--verbosity", "0"], env)
-
     stack = Stack(env)
+    # The sandbox's model runtimes (kserve, scikit-learn, xgboost, lightgbm in a virtualenv of
+    # their own under var/) take minutes to install on a fresh clone: start now, so it overlaps
+    # the migrations and the seed; the sandbox's data plane waits for it (a file lock), and it
+    # returns at once when the virtualenv is already there.
+    stack.start("model runtimes", [python, "-m", "endpoints.sandbox.serving.runtimes", "ensure"], optional=True)
+
+    try:
+        _run_step([*manage, "migrate", "--noinput"], env)
+        _run_step([*manage, "collectstatic", "--noinput", "--verbosity", "0"], env)
+    except subprocess.CalledProcessError:
+        stack.stop()
+        return 1
+
     stopping = False
 
     def _on_signal(signum, frame):
