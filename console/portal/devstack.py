@@ -26,6 +26,7 @@ import yaml
 
 BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (console/portal/devstack.py)
 STOP_GRACE_SECONDS = 10
+SANDBOX_STOP_GRACE_SECONDS = 90
 
 
 def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
@@ -158,13 +159,16 @@ class Stack:
         self.children: dict[str, subprocess.Popen] = {}
         # Children whose exit does not stop the stack (demo helpers such as simulated traffic).
         self.optional: set[str] = set()
+        # Seconds a child may take to stop after SIGTERM (STOP_GRACE_SECONDS unless given).
+        self.grace: dict[str, float] = {}
 
-
-    def start(self, name: str, args: list[str], *, optional: bool = False) -> None:
+    def start(self, name: str, args: list[str], *, optional: bool = False, grace: float | None = None) -> None:
         print(f"==> starting {name}", flush=True)
         self.children[name] = subprocess.Popen(args, cwd=BASE_DIR, env=self.env, start_new_session=True)
         if optional:
             self.optional.add(name)
+        if grace is not None:
+            self.grace[name] = grace
 
     def exited(self) -> list[tuple[str, int]]:
         return [(name, proc.returncode) for name, proc in self.children.items()
@@ -174,8 +178,9 @@ class Stack:
         for proc in self.children.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for proc in self.children.values():
+        started = time.monotonic()
+        for name, proc in self.children.items():
+            deadline = started + self.grace.get(name, STOP_GRACE_SECONDS)
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -224,7 +229,10 @@ def main() -> int:
     kubeconfig = var_dir / "sandbox.kubeconfig"
     stack.start("sandbox", [python, "-m", "endpoints.sandbox.run", "--port", str(sandbox_port),
                             "--kubeconfig-out", str(kubeconfig), "--models-dir", str(var_dir / "sandbox-models"),
-                            "--gateway-port", str(gateway_port), "--authz-url", f"http://127.0.0.1:{port}"])
+                            "--gateway-port", str(gateway_port), "--authz-url", f"http://127.0.0.1:{port}"],
+                # Its data plane stops its model servers (each may take seconds to drain) and
+                # Envoy, which run in sessions of their own: a SIGKILL would leave them behind.
+                grace=SANDBOX_STOP_GRACE_SECONDS)
     env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
     env["SANDBOX_GATEWAY_ADDRESS"] = f"127.0.0.1:{gateway_port}"
     if not _wait_for_port("127.0.0.1", sandbox_port, 30):
