@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # Re-checks sessions signed in through OpenID Connect at the provider (console/access/oidc.py).
     "console.access.oidc.OIDCRecheckMiddleware",
+    # Idempotency-Key on API writes: a retry replays the first answer (console/api/idempotency.py).
+    "console.api.idempotency.IdempotencyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Axes must come last: it turns a locked-out login into its own response.
@@ -99,6 +101,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "console.portal.urls"
+# A CSRF failure under /api/ answers the API's JSON error body (console/views).
+CSRF_FAILURE_VIEW = "console.views.csrf_failure"
 WSGI_APPLICATION = "console.wsgi.application"
 ASGI_APPLICATION = "console.asgi.application"
 
@@ -495,6 +499,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["console.api.throttling.TokenRateThrottle",
                                  "console.api.throttling.UserRateThrottle"],
 }
+# Idempotency-Key (console/api/idempotency.py): how long a write's answer is kept for retries,
+# and after how long a first request that never finished no longer blocks its retries (409).
+IDEMPOTENCY_KEY_TTL_SECONDS = env.integer("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=60)
+IDEMPOTENCY_PENDING_SECONDS = env.integer("IDEMPOTENCY_PENDING_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["idempotency-prune"] = {"task": "console.tasks.prune_idempotency_keys_task",
+                                             "schedule": 3600.0}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Inference Console API",
     "DESCRIPTION": "Register models, deploy them to KServe, manage access and review the audit trail.",
