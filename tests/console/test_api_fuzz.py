@@ -20,7 +20,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance,
 from console.access import grants, tokens
 from tests.console.matrix_world import build_world
 
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 5
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
 
