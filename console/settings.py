@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # Re-checks sessions signed in through OpenID Connect at the provider (console/access/oidc.py).
     "console.access.oidc.OIDCRecheckMiddleware",
+    # Idempotency-Key on API writes: a retry replays the first answer (console/api/idempotency.py).
+    "console.api.idempotency.IdempotencyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Axes must come last: it turns a locked-out login into its own response.
@@ -99,6 +101,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "console.portal.urls"
+# A CSRF failure under /api/ answers the API's JSON error body (console/views).
+CSRF_FAILURE_VIEW = "console.views.csrf_failure"
 WSGI_APPLICATION = "console.wsgi.application"
 ASGI_APPLICATION = "console.asgi.application"
 
@@ -487,7 +491,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "console.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "console.api.schema.ConsoleAutoSchema",
     "EXCEPTION_HANDLER": "console.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -495,6 +499,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["console.api.throttling.TokenRateThrottle",
                                  "console.api.throttling.UserRateThrottle"],
 }
+# Idempotency-Key (console/api/idempotency.py): how long a write's answer is kept for retries,
+# and after how long a first request that never finished no longer blocks its retries (409).
+IDEMPOTENCY_KEY_TTL_SECONDS = env.integer("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=60)
+IDEMPOTENCY_PENDING_SECONDS = env.integer("IDEMPOTENCY_PENDING_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["idempotency-prune"] = {"task": "console.tasks.prune_idempotency_keys_task",
+                                             "schedule": 3600.0}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Inference Console API",
     "DESCRIPTION": "Register models, deploy them to KServe, manage access and review the audit trail.",
@@ -507,6 +517,10 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI otherwise loads a badge from validator.swagger.io on any non-localhost host.
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
+    # Error answers (400/401/403/404/409/422/429 with the one error body) and the Idempotency-Key
+    # header on writes, added to every operation (console/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "console.api.schema.add_error_responses"],
     # Several components have a "role" field; the grant roles get a stable name.
     "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.access.models.Grant.Role",
                             "IdentitySourceEnum": "console.access.models.IdentitySource"},

@@ -68,14 +68,23 @@ class Cluster(models.Model):
         self.api_token_ciphertext = crypto.encrypt(value) if value else ""
 
     def client(self):
-        """A ``ClusterClient`` for this cluster's credentials."""
-        from endpoints.cluster import ClusterClient
+        """A ``ClusterClient`` for this cluster's credentials; ``ClusterError`` when they cannot
+        be used (a kubeconfig that is missing, unreadable, not YAML or without the context; no
+        in-cluster credentials), like any other failure to reach the cluster, so every caller
+        that handles an unreachable cluster handles these too."""
+        from endpoints.cluster import ClusterClient, ClusterError
 
-        if self.connection == self.Connection.IN_CLUSTER:
-            return ClusterClient.in_cluster()
-        if self.connection == self.Connection.KUBECONFIG:
-            return ClusterClient.from_kubeconfig(self.kubeconfig_path, context=self.kubeconfig_context or None)
-        return ClusterClient.for_url(self.api_url, token=self.api_token or None)
+        try:
+            if self.connection == self.Connection.IN_CLUSTER:
+                return ClusterClient.in_cluster()
+            if self.connection == self.Connection.KUBECONFIG:
+                return ClusterClient.from_kubeconfig(self.kubeconfig_path, context=self.kubeconfig_context or None)
+            return ClusterClient.for_url(self.api_url, token=self.api_token or None)
+        except ClusterError:
+            raise
+        except Exception as exc:  # kubernetes' ConfigException, OSError, yaml errors, TypeError on odd YAML
+            raise ClusterError(message=f"the connection settings cannot be used: {exc}",
+                               reason="InvalidConnection") from exc
 
 
 class ClusterCapabilities(models.Model):

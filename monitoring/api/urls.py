@@ -5,8 +5,8 @@ from django.urls import path
 from monitoring.api import views
 
 urlpatterns = [
-    path("endpoints/<int:pk>/latency/", views.EndpointLatencyView.as_view(), name="api-endpoint-latency"),
-    path("endpoints/<int:pk>/drift/", views.EndpointDriftView.as_view(), name="api-endpoint-drift"),
-    path("endpoints/<int:pk>/monitoring/", views.EndpointMonitoringConfigView.as_view(),
+    path("endpoints/<id:pk>/latency/", views.EndpointLatencyView.as_view(), name="api-endpoint-latency"),
+    path("endpoints/<id:pk>/drift/", views.EndpointDriftView.as_view(), name="api-endpoint-drift"),
+    path("endpoints/<id:pk>/monitoring/", views.EndpointMonitoringConfigView.as_view(),
          name="api-endpoint-monitoring"),
 ]
