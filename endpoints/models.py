@@ -216,6 +216,9 @@ class ServingRuntime(models.Model):
         help_text="Read from this cluster (installed there by someone else); the console never installs it.")
     installed_namespace = models.CharField(
         max_length=63, blank=True, help_text="For a discovered namespace ServingRuntime: its namespace.")
+    # A NIM runtime (docs/nim.md): {"entry": <catalog entry>, "connection_id": <NGC connection>,
+    # "cache": {"name", "size", "storage_class", "create"}}; the console renders the runtime from it.
+    nim = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -253,6 +256,7 @@ class StorageConnection(models.Model):
         HUGGINGFACE = "hf", "Hugging Face token"
         OCI = "oci", "OCI registry"
         HTTPS = "https", "HTTPS with headers"
+        NGC = "ngc", "NVIDIA NGC API key"
 
     name = models.SlugField(max_length=40, help_text="Lowercase letters, digits and hyphens; names the Secret on the cluster.")
     display_name = models.CharField(max_length=100, blank=True)

@@ -1,0 +1,183 @@
+"""NVIDIA NIM runtimes and NIM endpoints (docs/nim.md): install one runtime per NIM from the
+catalog, and deploy a NIM on a GPU profile that fits one of its shapes.
+
+A NIM runtime is a console-installed ``ServingRuntime`` row whose ``nim`` field holds the catalog
+entry, the NGC connection whose Secret and pull secret it names, and the model cache it serves
+from; the worker applies it in each project namespace that deploys it, before the
+InferenceService, like every custom runtime. A NIM endpoint is an ordinary endpoint: its model
+version (``nim-<key>`` in the project, ``pvc://<cache>/``, the NIM's format and version, the NGC
+connection) makes the worker write the NGC Secret and pull secret into the namespace first.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from audit import services as audit
+from endpoints import connections as connection_rules
+from endpoints import nim
+from endpoints.models import (
+    Endpoint,
+    HardwareProfile,
+    ModelVersion,
+    Project,
+    RegisteredModel,
+    ServingRuntime,
+    StorageConnection,
+)
+from endpoints.services import connections as connection_services
+from endpoints.services import endpoints as endpoint_services
+from endpoints.services import registry
+
+DEFAULT_CACHE = "nvidia-nim-pvc"
+
+
+def entry_of(runtime: ServingRuntime) -> nim.NimEntry | None:
+    """The catalog entry a NIM runtime was installed from (None: not a NIM runtime)."""
+    if not runtime or not runtime.nim:
+        return None
+    return nim.entry_from_json(runtime.nim["entry"])
+
+
+def hardware_of(profile: HardwareProfile) -> nim.Hardware:
+    return nim.Hardware(name=profile.name, accelerator_resource=profile.accelerator_resource,
+                        accelerator_product=profile.accelerator_product, node_selector=dict(profile.node_selector or {}),
+                        max_accelerators=profile.max_accelerators_per_replica)
+
+
+def fitting_profiles(entry: nim.NimEntry, profiles) -> list[HardwareProfile]:
+    """The enabled profiles on which some GPU count satisfies one of the NIM's shapes."""
+    return [p for p in profiles if p.enabled and nim.profile_can_fit(entry, hardware_of(p))]
+
+
+def catalog() -> list[nim.NimEntry]:
+    return nim.builtin_entries()
+
+
+def catalog_entry(key: str, version: str = "") -> nim.NimEntry | None:
+    return next((e for e in catalog() if e.key == key and (not version or e.version == version)), None)
+
+
+def secret_names(connection: StorageConnection) -> tuple[str, str]:
+    """(the Opaque Secret with NGC_API_KEY, the nvcr.io pull secret) of an NGC connection."""
+    name = connection_rules.object_name(connection.name, platform=connection.is_platform)
+    return name, name + connection_rules.PULL_SUFFIX
+
+
+def runtime_manifest(runtime: ServingRuntime, namespace: str, labels: dict) -> dict:
+    """The namespaced ServingRuntime the worker applies for a NIM runtime row."""
+    entry = entry_of(runtime)
+    connection = StorageConnection.objects.filter(pk=runtime.nim.get("connection_id")).first()
+    if connection is None:
+        raise ValueError(f"NIM runtime {runtime.name} has lost its NGC connection.")
+    secret, pull = secret_names(connection)
+    return nim.runtime_manifest(entry, name=runtime.name, secret_name=secret, pull_secret_name=pull,
+                                namespace=namespace, labels=labels)
+
+
+def _ngc_connection_problem(connection: StorageConnection | None) -> str | None:
+    if connection is None:
+        return "Choose the NGC connection whose API key the NIM downloads with."
+    if connection.kind != StorageConnection.Kind.NGC:
+        return f"Connection {connection.name} is a {connection.get_kind_display()} connection, not an NGC API key."
+    if not connection.is_platform:
+        return ("A NIM runtime serves every project: choose a platform-wide NGC connection (projects opt into it "
+                "before they deploy).")
+    return None
+
+
+@transaction.atomic
+def nim_runtime_install(*, actor, entry: nim.NimEntry, connection: StorageConnection,
+                        cache_name: str = DEFAULT_CACHE) -> ServingRuntime:
+    """Install a NIM as a runtime (platform admins): the ServingRuntime is applied in each project
+    namespace that deploys it. Audited as ``runtime.create`` with the NIM and the connection's
+    name (never a value)."""
+    errors: dict[str, list[str]] = {}
+    if problem := _ngc_connection_problem(connection):
+        errors["connection"] = [problem]
+    if not nim._NAME.match(cache_name or "") or len(cache_name) > 63:
+        errors["cache_name"] = ["The cache is a PersistentVolumeClaim name (lowercase letters, digits, '-', '.')."]
+    if ServingRuntime.objects.filter(name=entry.runtime_name).exists():
+        errors["nim"] = [f"A runtime named {entry.runtime_name} exists already (NIM {entry.key} {entry.version} is "
+                         "installed)."]
+    if errors:
+        raise ValidationError(errors)
+    runtime = ServingRuntime.objects.create(
+        name=entry.runtime_name, display_name=f"NIM {entry.display_name} {entry.version}",
+        description=f"NVIDIA NIM {entry.model_id} ({entry.api} API), image {entry.image}",
+        supported_formats=[{"name": entry.model_format, "version": entry.version, "autoSelect": True, "priority": 1}],
+        protocols=["v2", "grpc-v2"], openai_compatible=True, container_image=entry.image,
+        nim={"entry": entry.to_json(), "connection_id": connection.pk, "connection": connection.name,
+             "cache": {"name": cache_name}},
+    )
+    audit.record(action="runtime.create", actor=actor, target=runtime,
+                 details={"new": {"name": runtime.name, "nim": f"{entry.key} {entry.version}", "image": entry.image,
+                                  "model_format": entry.model_format, "connection": connection.name,
+                                  "cache": cache_name}})
+    return runtime
+
+
+def _nim_version(*, actor, project: Project, runtime: ServingRuntime, entry: nim.NimEntry) -> ModelVersion:
+    """The project's model version of the NIM (registered on first deploy, reused after)."""
+    connection = StorageConnection.objects.filter(pk=runtime.nim.get("connection_id")).first()
+    if connection is None or not connection_services.usable_in(project).filter(pk=connection.pk).exists():
+        raise ValidationError({"runtime": [
+            f"Project {project.name} has not opted into NGC connection {runtime.nim.get('connection')}: an Owner of "
+            "the project opts in on the connection's page before a NIM can be deployed."]})
+    model_name = f"nim-{entry.key}".replace(".", "-")[:63].rstrip("-")
+    uri = nim.storage_uri(runtime.nim["cache"]["name"])
+    model = RegisteredModel.objects.filter(project=project, name=model_name).first()
+    if model is None:
+        model = registry.model_register(actor=actor, project=project, name=model_name, task=entry.task,
+                                        description=f"NVIDIA NIM {entry.model_id}")
+    version = (model.versions.filter(storage_uri=uri, model_format=entry.model_format, format_version=entry.version,
+                                     connection=connection, archived_at__isnull=True).order_by("-version").first())
+    if version is None:
+        version = registry.model_version_create(actor=actor, model=model, storage_uri=uri,
+                                                model_format=entry.model_format, format_version=entry.version,
+                                                connection=connection,
+                                                description=f"NIM {entry.key} {entry.version} from the NIM cache")
+    return version
+
+
+def nim_deploy(*, actor, project: Project, runtime: ServingRuntime, name: str, hardware_profile: HardwareProfile | None,
+               accelerator_count: int, deployment_mode: str = Endpoint.DeploymentMode.STANDARD,
+               min_replicas: int = 1, max_replicas: int = 1) -> Endpoint:
+    """Deploy a NIM as an endpoint of ``project``: the NIM's model version, its runtime by name,
+    the GPU profile (refused unless it fits one of the NIM's shapes) and the NIM's CPU and memory.
+    The endpoint services validate and audit the rest."""
+    entry = entry_of(runtime)
+    if entry is None:
+        raise ValidationError({"runtime": ["Choose a NIM runtime."]})
+    if problem := nim.fit_problem(entry, hardware_of(hardware_profile) if hardware_profile else None,
+                                  accelerator_count):
+        raise ValidationError({"hardware_profile": [problem]})
+    with transaction.atomic():
+        version = _nim_version(actor=actor, project=project, runtime=runtime, entry=entry)
+        return endpoint_services.endpoint_create(
+            actor=actor, project=project, name=name, model_version=version, runtime=runtime,
+            protocol=Endpoint.Protocol.OPENAI, deployment_mode=deployment_mode, min_replicas=min_replicas,
+            max_replicas=max_replicas, scale_metric=Endpoint.ScaleMetric.CONCURRENCY, scale_target=10,
+            hardware_profile=hardware_profile, accelerator_count=accelerator_count,
+            cpu_request=entry.cpu_request, cpu_limit=entry.cpu_limit, memory_request=entry.memory_request,
+            memory_limit=entry.memory_limit)
+
+
+def endpoint_problems(endpoint: Endpoint, capabilities) -> dict[str, list[str]]:
+    """The NIM rules of an endpoint whose runtime is a NIM runtime (any path: wizard, API, edit):
+    the GPU profile fits one of the NIM's shapes, and Knative has the flags NIM pods need."""
+    runtime = endpoint.runtime if endpoint.runtime_id else None
+    entry = entry_of(runtime) if runtime is not None else None
+    if entry is None:
+        return {}
+    errors: dict[str, list[str]] = {}
+    profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
+    if problem := nim.fit_problem(entry, hardware_of(profile) if profile else None, endpoint.accelerator_count):
+        errors["hardware_profile"] = [problem]
+    if (str(endpoint.deployment_mode) == Endpoint.DeploymentMode.KNATIVE and capabilities is not None
+            and capabilities.knative is not False):
+        if problem := nim.knative_problem(capabilities.knative_features,
+                                          cluster=f"cluster {endpoint.project.cluster.name}"):
+            errors["deployment_mode"] = [problem]
+    return errors
