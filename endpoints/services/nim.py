@@ -118,7 +118,7 @@ def nim_runtime_install(*, actor, entry: nim.NimEntry, connection: StorageConnec
     return runtime
 
 
-def _nim_version(*, actor, project: Project, runtime: ServingRuntime, entry: nim.NimEntry) -> ModelVersion:
+def nim_version(*, actor, project: Project, runtime: ServingRuntime, entry: nim.NimEntry) -> ModelVersion:
     """The project's model version of the NIM (registered on first deploy, reused after)."""
     connection = StorageConnection.objects.filter(pk=runtime.nim.get("connection_id")).first()
     if connection is None or not connection_services.usable_in(project).filter(pk=connection.pk).exists():
@@ -141,27 +141,47 @@ def _nim_version(*, actor, project: Project, runtime: ServingRuntime, entry: nim
     return version
 
 
+def refuse_unfit(entry: nim.NimEntry, profile: HardwareProfile | None, count: int) -> None:
+    """ValidationError on ``hardware_profile`` naming why the profile fits none of the NIM's shapes."""
+    if problem := nim.fit_problem(entry, hardware_of(profile) if profile else None, count):
+        raise ValidationError({"hardware_profile": [problem]})
+
+
+def endpoint_config(entry: nim.NimEntry, *, runtime: ServingRuntime, version: ModelVersion,
+                    hardware_profile: HardwareProfile | None, accelerator_count: int,
+                    deployment_mode: str, min_replicas: int, max_replicas: int) -> dict:
+    """The endpoint fields of a NIM deployment: the runtime by name, the OpenAI API, NVIDIA's
+    autoscaling target (10 concurrent requests), the GPU profile and the NIM's CPU and memory
+    (written on the model as well: a hardware profile's defaults would otherwise replace the
+    runtime's)."""
+    knative = str(deployment_mode) == Endpoint.DeploymentMode.KNATIVE
+    return {"model_version": version, "runtime": runtime, "protocol": Endpoint.Protocol.OPENAI.value,
+            "deployment_mode": str(deployment_mode), "min_replicas": min_replicas, "max_replicas": max_replicas,
+            # NVIDIA's autoscaling.knative.dev/target "10" (Knative only; Standard mode's HPA scales on
+            # CPU or memory, and KServe rejects concurrency there).
+            "scale_metric": Endpoint.ScaleMetric.CONCURRENCY.value if knative else "",
+            "scale_target": 10 if knative else None,
+            "hardware_profile": hardware_profile, "accelerator_count": accelerator_count,
+            "cpu_request": entry.cpu_request, "cpu_limit": entry.cpu_limit,
+            "memory_request": entry.memory_request, "memory_limit": entry.memory_limit}
+
+
 def nim_deploy(*, actor, project: Project, runtime: ServingRuntime, name: str, hardware_profile: HardwareProfile | None,
                accelerator_count: int, deployment_mode: str = Endpoint.DeploymentMode.STANDARD,
                min_replicas: int = 1, max_replicas: int = 1) -> Endpoint:
-    """Deploy a NIM as an endpoint of ``project``: the NIM's model version, its runtime by name,
-    the GPU profile (refused unless it fits one of the NIM's shapes) and the NIM's CPU and memory.
-    The endpoint services validate and audit the rest."""
+    """Deploy a NIM as an endpoint of ``project`` (API and tests; the page goes through the
+    plan): refused unless the GPU profile fits one of the NIM's shapes; the endpoint services
+    validate (Knative flags included) and audit the rest."""
     entry = entry_of(runtime)
     if entry is None:
         raise ValidationError({"runtime": ["Choose a NIM runtime."]})
-    if problem := nim.fit_problem(entry, hardware_of(hardware_profile) if hardware_profile else None,
-                                  accelerator_count):
-        raise ValidationError({"hardware_profile": [problem]})
+    refuse_unfit(entry, hardware_profile, accelerator_count)
     with transaction.atomic():
-        version = _nim_version(actor=actor, project=project, runtime=runtime, entry=entry)
-        return endpoint_services.endpoint_create(
-            actor=actor, project=project, name=name, model_version=version, runtime=runtime,
-            protocol=Endpoint.Protocol.OPENAI, deployment_mode=deployment_mode, min_replicas=min_replicas,
-            max_replicas=max_replicas, scale_metric=Endpoint.ScaleMetric.CONCURRENCY, scale_target=10,
-            hardware_profile=hardware_profile, accelerator_count=accelerator_count,
-            cpu_request=entry.cpu_request, cpu_limit=entry.cpu_limit, memory_request=entry.memory_request,
-            memory_limit=entry.memory_limit)
+        version = nim_version(actor=actor, project=project, runtime=runtime, entry=entry)
+        config = endpoint_config(entry, runtime=runtime, version=version, hardware_profile=hardware_profile,
+                                 accelerator_count=accelerator_count, deployment_mode=deployment_mode,
+                                 min_replicas=min_replicas, max_replicas=max_replicas)
+        return endpoint_services.endpoint_create(actor=actor, project=project, name=name, **config)
 
 
 def endpoint_problems(endpoint: Endpoint, capabilities) -> dict[str, list[str]]:
