@@ -29,7 +29,8 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 NIM_PORT = 8000
 SHM_VOLUME = "dshm"
 NGC_KEY = "NGC_API_KEY"
-HF_TOKEN_KEY = "HF_TOKEN"
+HF_TOKEN_KEY = "HF_TOKEN"  # noqa: S105 - the Secret key a NIM reads
+SHM_PATH = "/dev/shm"  # noqa: S108 - the container's shared memory mount, not a temp file
 APIS = ("chat", "completions", "embeddings", "ranking")
 # The Knative config-features flags NIM pods need in Knative mode: the GPU product's node
 # selector and the /dev/shm memory emptyDir (NVIDIA's setup script enables both).
@@ -135,7 +136,7 @@ def entry_from_json(data: dict) -> NimEntry:
         if not _QUANTITY.match(values[name]):
             raise NimError(name, f"{values[name]!r} is not a Kubernetes quantity (e.g. 12, 4000m, 32Gi).")
     for name in ("shm_mount_path", "cache_path"):
-        values[name] = text(name, required=False) or {"shm_mount_path": "/dev/shm",
+        values[name] = text(name, required=False) or {"shm_mount_path": SHM_PATH,
                                                         "cache_path": "/mnt/models/cache"}[name]
         if not values[name].startswith("/"):
             raise NimError(name, "A path in the container starts with /.")
@@ -331,7 +332,7 @@ def entry_from_runtime(obj: dict) -> NimEntry | None:
         "memory_request": str(requests.get("memory") or limits.get("memory") or "1Gi"),
         "memory_limit": str(limits.get("memory") or requests.get("memory") or "1Gi"),
         "shm_size": str((volumes.get(shm_name, {}).get("emptyDir") or {}).get("sizeLimit") or "16Gi"),
-        "shm_mount_path": mounts.get(shm_name) or "/dev/shm",
+        "shm_mount_path": mounts.get(shm_name) or SHM_PATH,
         "cache_path": env.get("NIM_CACHE_PATH") or "/mnt/models/cache",
         # The runtime says nothing of GPUs: one GPU of at least 24 GiB until the admin edits it.
         "shapes": [{"gpu_count": 1, "min_gpu_memory_gib": 24}],

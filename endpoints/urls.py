@@ -1,6 +1,16 @@
 """UI routes of the endpoints app (namespace ``endpoints``)."""
 
-from endpoints.views import admin, changes, connections, endpoint, lifecycle, nim, operations, registry, signals
+from endpoints.views import (
+               admin,
+               changes,
+               connections,
+               endpoint,
+               lifecycle,
+               nim,
+               operations,
+               registry,
+               signals,
+)
 
 app_name = "endpoints"
 

@@ -195,9 +195,9 @@ def endpoint_problems(endpoint: Endpoint, capabilities) -> dict[str, list[str]]:
     profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
     if problem := nim.fit_problem(entry, hardware_of(profile) if profile else None, endpoint.accelerator_count):
         errors["hardware_profile"] = [problem]
-    if (str(endpoint.deployment_mode) == Endpoint.DeploymentMode.KNATIVE and capabilities is not None
-            and capabilities.knative is not False):
-        if problem := nim.knative_problem(capabilities.knative_features,
-                                          cluster=f"cluster {endpoint.project.cluster.name}"):
-            errors["deployment_mode"] = [problem]
+    knative = (str(endpoint.deployment_mode) == Endpoint.DeploymentMode.KNATIVE and capabilities is not None
+               and capabilities.knative is not False)
+    if knative and (problem := nim.knative_problem(capabilities.knative_features,
+                                                   cluster=f"cluster {endpoint.project.cluster.name}")):
+        errors["deployment_mode"] = [problem]
     return errors

@@ -17,8 +17,8 @@ import yaml
 
 from endpoints import nim
 from endpoints.capabilities import declared_fields
-from endpoints.reconcile import render
 from endpoints.models import Endpoint, HardwareProfile, Revision
+from endpoints.reconcile import render
 from endpoints.services.apply import serving_runtime_manifest
 from endpoints.services.connections import connection_create, connection_opt_in
 from endpoints.services.nim import catalog_entry, nim_deploy, nim_runtime_install

@@ -19,8 +19,8 @@ from endpoints.services.connections import connection_create, connection_opt_in
 from endpoints.services.nim import catalog_entry, nim_deploy, nim_runtime_install
 from endpoints.services.projects import project_create
 from tests.endpoints.endpoint_factories import ClusterFactory
-from tests.fixtures.kube import make_kubectl
 from tests.factories import UserFactory
+from tests.fixtures.kube import make_kubectl
 
 pytestmark = pytest.mark.django_db
 NGC_KEY = "nvapi-SECRET-abc123-sandbox-ngc-key"  # noqa: S105 - a test value
