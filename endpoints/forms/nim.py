@@ -43,9 +43,14 @@ class NimInstallForm(forms.Form):
         return self.entries[self.cleaned_data["nim"]]
 
 
+class NimChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, runtime) -> str:
+        return runtime.display_name or runtime.name
+
+
 class NimDeployForm(forms.Form):
     project = forms.ModelChoiceField(queryset=None, label="Project")
-    runtime = forms.ModelChoiceField(queryset=None, label="NIM", help_text="NIMs a platform admin installed.")
+    runtime = NimChoiceField(queryset=None, label="NIM", help_text="NIMs a platform admin installed.")
     name = forms.SlugField(max_length=45, label="Endpoint name")
     hardware_profile = forms.ModelChoiceField(
         queryset=HardwareProfile.objects.none(), label="GPU profile",
@@ -58,7 +63,11 @@ class NimDeployForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
+        projects = selectors.project_list_visible_to(user=user, action="deploy")
+        self.fields["project"].queryset = projects
+        only = list(projects[:2])
+        if len(only) == 1:
+            self.initial.setdefault("project", only[0].pk)  # nothing to choose
         runtimes = ServingRuntime.objects.filter(nim__isnull=False, disabled=False).order_by("name")
         self.fields["runtime"].queryset = runtimes
         # Choosing the NIM asks the page again for the profiles that fit it (htmx); without
