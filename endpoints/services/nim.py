@@ -201,3 +201,28 @@ def endpoint_problems(endpoint: Endpoint, capabilities) -> dict[str, list[str]]:
                                                    cluster=f"cluster {endpoint.project.cluster.name}")):
         errors["deployment_mode"] = [problem]
     return errors
+
+
+def sync_namespace_runtimes(client, project: Project, *, report: dict) -> None:
+    """The reconcile pass for the NIM runtimes the namespace's endpoints use: a missing one is
+    applied, one edited outside the console (image, env, secrets, volumes…) is put back and the
+    repair audited (``runtime.drift_corrected``, naming the changed fields)."""
+    from endpoints import reconcile
+    from endpoints.services.apply import serving_runtime_manifest
+
+    runtimes = ServingRuntime.objects.filter(
+        nim__isnull=False, pk__in=project.endpoints.exclude(state=Endpoint.State.DELETING).values("runtime"))
+    for runtime in runtimes:
+        manifest = serving_runtime_manifest(runtime, project.namespace)
+        live = client.get("ServingRuntime", project.namespace, runtime.name)
+        if live is not None and reconcile.desired_subset(live, manifest).get("spec") == manifest["spec"]:
+            continue
+        client.apply_serving_runtime(manifest)
+        if live is None:
+            report["nim_runtimes_applied"] = report.get("nim_runtimes_applied", 0) + 1
+            continue
+        report["nim_runtimes_repaired"] = report.get("nim_runtimes_repaired", 0) + 1
+        changed = sorted(key for key, value in manifest["spec"].items() if (live.get("spec") or {}).get(key) != value)
+        audit.record(action="runtime.drift_corrected", actor=None, actor_name="reconciler", target=runtime,
+                     project=project, details={"namespace": project.namespace, "changed": changed,
+                                               "reason": "the ServingRuntime was changed outside the console"})

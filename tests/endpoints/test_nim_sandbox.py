@@ -114,3 +114,24 @@ def test_without_a_pull_secret_the_pod_waits_with_an_image_pull_error_until_the_
     kubectl("create", "secret", "docker-registry", "ngc-secret", "-n", "nim", "--docker-server=nvcr.io",
             "--docker-username=$oauthtoken", "--docker-password=nvapi-test")
     sandbox.wait_ready("nim", "embed")
+
+
+def test_a_nim_runtime_edited_with_kubectl_is_repaired_by_the_reconcile_pass_and_audited(
+        sandbox, nim_world, tmp_path, django_capture_on_commit_callbacks):
+    from endpoints.services.reconciler import reconcile_cluster
+
+    admin, cluster, project, runtime, profile = nim_world
+    with django_capture_on_commit_callbacks(execute=True):
+        nim_deploy(actor=admin, project=project, runtime=runtime, name="chat", hardware_profile=profile,
+                   accelerator_count=1, deployment_mode="Standard")
+    sandbox.wait_ready("llm", "chat")
+    kubectl = make_kubectl(sandbox.server, tmp_path / "home")
+    kubectl("patch", "servingruntime", runtime.name, "-n", "llm", "--type", "json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/containers/0/image", "value": "registry.example.com/other:latest"}]))
+    report = reconcile_cluster(cluster=cluster)
+    assert report.get("nim_runtimes_repaired") == 1, report
+    live = sandbox.store.get("servingruntimes", "llm", runtime.name)
+    assert live["spec"]["containers"][0]["image"] == "nvcr.io/nim/meta/llama3-8b-instruct:1.0.0"
+    event = AuditEvent.objects.get(action="runtime.drift_corrected")
+    assert event.details["changed"] == ["containers"] and event.details["namespace"] == "llm"
+    assert reconcile_cluster(cluster=cluster).get("nim_runtimes_repaired") is None  # nothing left to repair
