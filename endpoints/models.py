@@ -237,6 +237,33 @@ class ServingRuntime(models.Model):
         return not self.built_in and not self.discovered
 
 
+class NimCatalogEntry(models.Model):
+    """A NIM an admin added to the catalog (by hand, or imported from a ClusterServingRuntime
+    whose format is ``nvidia-nim-*``); the entries the console ships are data in
+    ``endpoints/nim_catalog.json``. One row per (key, version): a new version is a new row, never
+    an edit, so what a runtime was installed from stays known (docs/nim.md)."""
+
+    class Source(models.TextChoices):
+        CUSTOM = "custom", "Added by an admin"
+        IMPORTED = "imported", "Imported from a cluster"
+
+    key = models.CharField(max_length=40)
+    version = models.CharField(max_length=32)
+    data = models.JSONField()
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CUSTOM)
+    imported_from = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["key", "version"]
+        constraints = [models.UniqueConstraint(fields=["key", "version"], name="nim_entry_key_version")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.version}"
+
+
 class StorageConnection(models.Model):
     """Credentials for private model storage: an S3/GCS/Azure bucket, a Hugging Face token, an OCI
     registry's pull credentials or HTTPS headers. Owned by a project, or platform-wide (no project)

@@ -89,3 +89,20 @@ class NimDeployForm(forms.Form):
         if self.nim_entry is not None:
             shapes = "; ".join(s.describe() for s in self.nim_entry.shapes)
             self.fields["accelerator_count"].help_text = f"GPU shapes of this NIM: {shapes}."
+
+
+class NimEntryForm(forms.Form):
+    data = forms.JSONField(
+        label="Catalog entry (JSON)", widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}),
+        help_text="key, display_name, version, image, model_format (nvidia-nim-…), api (chat, completions, "
+                  "embeddings or ranking), model_id, cpu_request, cpu_limit, memory_request, memory_limit, shm_size, "
+                  "shm_mount_path, cache_path, and shapes: [{gpu_count, min_gpu_memory_gib, gpu_product}].")
+
+
+class NimImportForm(forms.Form):
+    cluster = forms.ModelChoiceField(queryset=None, label="Cluster",
+                                     help_text="Its ClusterServingRuntimes whose format is nvidia-nim-* become entries.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cluster"].queryset = selectors.cluster_list().filter(enabled=True)

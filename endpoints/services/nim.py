@@ -18,9 +18,11 @@ from audit import services as audit
 from endpoints import connections as connection_rules
 from endpoints import nim
 from endpoints.models import (
+    Cluster,
     Endpoint,
     HardwareProfile,
     ModelVersion,
+    NimCatalogEntry,
     Project,
     RegisteredModel,
     ServingRuntime,
@@ -52,7 +54,60 @@ def fitting_profiles(entry: nim.NimEntry, profiles) -> list[HardwareProfile]:
 
 
 def catalog() -> list[nim.NimEntry]:
-    return nim.builtin_entries()
+    """The shipped NIMs, then those admins added or imported."""
+    return [*nim.builtin_entries(), *(nim.entry_from_json(row.data) for row in NimCatalogEntry.objects.all())]
+
+
+def catalog_rows() -> list[tuple[nim.NimEntry, str]]:
+    """(entry, where it comes from) for the catalog page."""
+    rows = [(entry, "Shipped with the console") for entry in nim.builtin_entries()]
+    for row in NimCatalogEntry.objects.all():
+        origin = row.get_source_display() + (f" ({row.imported_from})" if row.imported_from else "")
+        rows.append((nim.entry_from_json(row.data), origin))
+    return rows
+
+
+@transaction.atomic
+def nim_entry_create(*, actor, data: dict, source: str = NimCatalogEntry.Source.CUSTOM,
+                     imported_from: str = "") -> NimCatalogEntry:
+    """Add a NIM to the catalog (platform admins): checked like the shipped entries, refused when
+    that key and version exist already (a new version is a new entry). Audited as
+    ``nim.entry_create`` with the entry."""
+    try:
+        entry = nim.entry_from_json(data)
+    except nim.NimError as exc:
+        raise ValidationError({"data": [f"{exc.field}: {exc.message}" if exc.field != "__all__" else exc.message]})
+    if any(e.key == entry.key and e.version == entry.version for e in catalog()):
+        raise ValidationError({"data": [f"The catalog has NIM {entry.key} {entry.version} already; a new version "
+                                        "is a new entry."]})
+    row = NimCatalogEntry.objects.create(key=entry.key, version=entry.version, data=entry.to_json(), source=source,
+                                         imported_from=imported_from[:200], created_by=actor)
+    audit.record(action="nim.entry_create", actor=actor, target=row,
+                 details={"new": entry.to_json(), "source": source,
+                          **({"imported_from": imported_from} if imported_from else {})})
+    return row
+
+
+def nim_entries_import(*, actor, cluster: Cluster) -> list[NimCatalogEntry]:
+    """Import the NIMs installed on ``cluster`` by someone else: every ClusterServingRuntime whose
+    format is ``nvidia-nim-*`` and that the catalog lacks becomes an entry (its GPU shapes are a
+    guess — one GPU of 24 GiB — until an admin adds a corrected version)."""
+    with cluster.client() as client:
+        items, _rv = client.list(None, kind="ClusterServingRuntime")
+    known = {(e.key, e.version) for e in catalog()}
+    created = []
+    for obj in items:
+        try:
+            entry = nim.entry_from_runtime(obj)
+        except nim.NimError:
+            continue
+        if entry is None or (entry.key, entry.version) in known:
+            continue
+        name = (obj.get("metadata") or {}).get("name", "")
+        created.append(nim_entry_create(actor=actor, data=entry.to_json(), source=NimCatalogEntry.Source.IMPORTED,
+                                        imported_from=f"ClusterServingRuntime {name} on cluster {cluster.name}"))
+        known.add((entry.key, entry.version))
+    return created
 
 
 def catalog_entry(key: str, version: str = "") -> nim.NimEntry | None:

@@ -4,16 +4,18 @@ endpoint wizard — nothing is applied before the plan is confirmed."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views import View
 from django.views.generic import TemplateView
 
 from endpoints import planning
 from endpoints.forms.endpoint import apply_service_errors
-from endpoints.forms.nim import NimDeployForm, NimInstallForm
+from endpoints.cluster import ClusterError
+from endpoints.forms.nim import NimDeployForm, NimEntryForm, NimImportForm, NimInstallForm
 from endpoints.models import ServingRuntime
 from endpoints.services import nim as nim_services
 from endpoints.views.admin import AdminFormView, AdminPageMixin
@@ -30,8 +32,11 @@ class NimCatalogView(AdminPageMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         installed = {r.name: r for r in ServingRuntime.objects.filter(nim__isnull=False)}
-        rows = [{"entry": e, "runtime": installed.get(e.runtime_name)} for e in nim_services.catalog()]
+        rows = [{"entry": e, "origin": origin, "runtime": installed.get(e.runtime_name)}
+                for e, origin in nim_services.catalog_rows()]
         context.update(title="NVIDIA NIM catalog", rows=rows, install_url=reverse("endpoints:nim-install"),
+                       add_url=reverse("endpoints:nim-entry-create"), import_form=NimImportForm(),
+                       import_url=reverse("endpoints:nim-import"),
                        description="One runtime per NIM: a platform admin installs it with an NGC connection; "
                                    "data scientists then deploy it on a GPU profile that fits.",
                        breadcrumbs=crumbs(("Runtimes", reverse("endpoints:runtime-list")), ("NIM catalog", None)))
@@ -62,6 +67,51 @@ class NimInstallView(AdminFormView):
 
     def get_success_url_for(self, runtime):
         return reverse("endpoints:nim-catalog")
+
+
+class NimEntryCreateView(AdminFormView):
+    form_class = NimEntryForm
+    title = "Add a NIM to the catalog"
+    submit_label = "Add to the catalog"
+    admin_section = "Runtimes"
+    list_url_name = "endpoints:nim-catalog"
+    service_field_map = {"data": "data"}
+
+    def call_service(self, form):
+        return nim_services.nim_entry_create(actor=self.request.user, data=form.cleaned_data["data"])
+
+    def success_message(self, row):
+        return f"NIM {row.key} {row.version} added to the catalog."
+
+    def get_success_url_for(self, row):
+        return reverse("endpoints:nim-catalog")
+
+
+class NimImportView(AdminPageMixin, View):
+    """POST: import the NIM runtimes a cluster holds into the catalog."""
+
+    http_method_names = ["post"]
+
+    def load_objects(self) -> None:
+        pass
+
+    def post(self, request):
+        form = NimImportForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose the cluster to import from.")
+            return redirect("endpoints:nim-catalog")
+        cluster = form.cleaned_data["cluster"]
+        try:
+            created = nim_services.nim_entries_import(actor=request.user, cluster=cluster)
+        except ClusterError as exc:
+            messages.error(request, f"Could not read the runtimes of cluster {cluster.name}: {exc}")
+            return redirect("endpoints:nim-catalog")
+        if created:
+            messages.success(request, f"Imported from {cluster.name}: "
+                                      f"{', '.join(f'{row.key} {row.version}' for row in created)}.")
+        else:
+            messages.info(request, f"Cluster {cluster.name} has no NIM runtime the catalog lacks.")
+        return redirect("endpoints:nim-catalog")
 
 
 class NimDeployView(LoginRequiredMixin, View):
@@ -112,5 +162,7 @@ class NimDeployView(LoginRequiredMixin, View):
 urlpatterns = [
     path("admin/nims/", NimCatalogView.as_view(), name="nim-catalog"),
     path("admin/nims/install/", NimInstallView.as_view(), name="nim-install"),
+    path("admin/nims/new/", NimEntryCreateView.as_view(), name="nim-entry-create"),
+    path("admin/nims/import/", NimImportView.as_view(), name="nim-import"),
     path("endpoints/-/nim/", NimDeployView.as_view(), name="nim-deploy"),
 ]

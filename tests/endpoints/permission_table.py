@@ -331,6 +331,8 @@ ROUTES = {
     "endpoints:runtime-list": Req(UI_ADMIN),
     "endpoints:nim-catalog": Req(UI_ADMIN),
     "endpoints:nim-install": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:nim-entry-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:nim-import": Req(UI_ADMIN_ACTION, method="POST"),  # no cluster chosen: back with a message
     # Deploying a NIM offers only projects the user may deploy to; an empty form is a 400.
     "endpoints:nim-deploy": [Req(UI_EVERYONE), Req(expect(302, 400, 400, 400, 400, 400, 400, 400), method="POST")],
     "endpoints:runtime-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],

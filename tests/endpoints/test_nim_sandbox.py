@@ -135,3 +135,28 @@ def test_a_nim_runtime_edited_with_kubectl_is_repaired_by_the_reconcile_pass_and
     event = AuditEvent.objects.get(action="runtime.drift_corrected")
     assert event.details["changed"] == ["containers"] and event.details["namespace"] == "llm"
     assert reconcile_cluster(cluster=cluster).get("nim_runtimes_repaired") is None  # nothing left to repair
+
+
+def test_an_admin_imports_the_nim_runtimes_a_cluster_holds_into_the_catalog(sandbox, nim_world, tmp_path):
+    from endpoints.models import NimCatalogEntry
+    from endpoints.services.nim import catalog_entry as lookup
+    from endpoints.services.nim import nim_entries_import
+    from tests.conftest import shared_path
+
+    admin, cluster, _project, _runtime, _profile = nim_world
+    kubectl = make_kubectl(sandbox.server, tmp_path / "home")
+    theirs = shared_path("kserve", "nim", "runtimes", "llama3-8b-instruct-1.0.0.yaml").read_text()
+    newer = (theirs.replace("nvidia-nim-llama3-8b-instruct-1.0.0", "nvidia-nim-llama3-8b-instruct-1.0.3")
+             .replace("llama3-8b-instruct:1.0.0", "llama3-8b-instruct:1.0.3").replace('version: "1.0.0"',
+                                                                                      'version: "1.0.3"'))
+    kubectl("apply", "-f", "-", input=theirs + "\n---\n" + newer)
+    created = nim_entries_import(actor=admin, cluster=cluster)
+    assert [(row.key, row.version, row.source) for row in created] == [("llama3-8b-instruct", "1.0.3", "imported")]
+    entry = lookup("llama3-8b-instruct", "1.0.3")
+    assert entry.image == "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3"
+    assert (entry.cpu_limit, entry.memory_limit, entry.shm_size) == ("12", "32Gi", "16Gi")
+    event = AuditEvent.objects.get(action="nim.entry_create")
+    assert "ClusterServingRuntime nvidia-nim-llama3-8b-instruct-1.0.3 on cluster gpu-lab" in event.details[
+        "imported_from"]
+    assert nim_entries_import(actor=admin, cluster=cluster) == []  # nothing new the second time
+    assert NimCatalogEntry.objects.count() == 1

@@ -189,3 +189,25 @@ def test_the_ngc_key_appears_in_no_response_plan_diff_audit_event_export_or_log(
     for revision in endpoint.revisions.all():
         assert_no_key(json.dumps(revision.spec) + json.dumps(revision.manifest), "revision")
     assert_no_key(caplog.text, "log output")
+
+
+def test_an_admin_adds_a_nim_version_to_the_catalog_and_a_bad_entry_is_refused_with_the_field(client, w):
+    from endpoints.models import NimCatalogEntry
+    from endpoints.nim import builtin_entries
+
+    entry = next(e for e in builtin_entries() if e.key == "llama3-8b-instruct").to_json()
+    client.force_login(w.admin)
+    bad = {**entry, "version": "1.0.3", "api": "telepathy"}
+    response = client.post(reverse("endpoints:nim-entry-create"), {"data": json.dumps(bad)})
+    assert response.status_code in (200, 400) and "api: The API is one of" in response.content.decode()
+    duplicate = client.post(reverse("endpoints:nim-entry-create"), {"data": json.dumps(entry)})
+    assert "has NIM llama3-8b-instruct 1.0.0 already" in duplicate.content.decode()
+    assert not NimCatalogEntry.objects.exists()
+    newer = {**entry, "version": "1.0.3", "image": "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3"}
+    response = client.post(reverse("endpoints:nim-entry-create"), {"data": json.dumps(newer)}, follow=True)
+    assert "NIM llama3-8b-instruct 1.0.3 added to the catalog." in response.content.decode()
+    assert "nvcr.io/nim/meta/llama3-8b-instruct:1.0.3" in response.content.decode()
+    event = AuditEvent.objects.get(action="nim.entry_create")
+    assert event.details["new"]["version"] == "1.0.3" and event.actor_name == w.admin.username
+    client.force_login(w.owner)
+    assert client.post(reverse("endpoints:nim-entry-create"), {"data": json.dumps(newer)}).status_code == 403
