@@ -76,7 +76,7 @@ def nim_entry_create(*, actor, data: dict, source: str = NimCatalogEntry.Source.
     try:
         entry = nim.entry_from_json(data)
     except nim.NimError as exc:
-        raise ValidationError({"data": [f"{exc.field}: {exc.message}" if exc.field != "__all__" else exc.message]})
+        raise ValidationError({"data": [f"{exc.field}: {exc.message}" if exc.field != "__all__" else exc.message]}) from None
     if any(e.key == entry.key and e.version == entry.version for e in catalog()):
         raise ValidationError({"data": [f"The catalog has NIM {entry.key} {entry.version} already; a new version "
                                         "is a new entry."]})

@@ -13,8 +13,8 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from endpoints import planning
-from endpoints.forms.endpoint import apply_service_errors
 from endpoints.cluster import ClusterError
+from endpoints.forms.endpoint import apply_service_errors
 from endpoints.forms.nim import NimDeployForm, NimEntryForm, NimImportForm, NimInstallForm
 from endpoints.models import ServingRuntime
 from endpoints.services import nim as nim_services
