@@ -232,5 +232,6 @@ def test_catalog_entries_read_back_from_nvidia_runtimes_match_image_format_and_r
             assert getattr(read, field) == getattr(shipped, field), (path.stem, field)
 
 
+@pytest.mark.django_db
 def test_catalog_entry_lookup():
     assert catalog_entry("llama3-8b-instruct", "1.0.0").model_format == "nvidia-nim-llama3-8b-instruct"
