@@ -225,6 +225,9 @@ class ServingRuntime(models.Model):
         help_text="Read from this cluster (installed there by someone else); the console never installs it.")
     installed_namespace = models.CharField(
         max_length=63, blank=True, help_text="For a discovered namespace ServingRuntime: its namespace.")
+    # A NIM runtime (docs/nim.md): {"entry": <catalog entry>, "connection_id": <NGC connection>,
+    # "cache": {"name", "size", "storage_class", "create"}}; the console renders the runtime from it.
+    nim = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -241,6 +244,33 @@ class ServingRuntime(models.Model):
     def console_installs(self) -> bool:
         """A custom runtime the console applies as a ServingRuntime in each project namespace."""
         return not self.built_in and not self.discovered
+
+
+class NimCatalogEntry(models.Model):
+    """A NIM an admin added to the catalog (by hand, or imported from a ClusterServingRuntime
+    whose format is ``nvidia-nim-*``); the entries the console ships are data in
+    ``endpoints/nim_catalog.json``. One row per (key, version): a new version is a new row, never
+    an edit, so what a runtime was installed from stays known (docs/nim.md)."""
+
+    class Source(models.TextChoices):
+        CUSTOM = "custom", "Added by an admin"
+        IMPORTED = "imported", "Imported from a cluster"
+
+    key = models.CharField(max_length=40)
+    version = models.CharField(max_length=32)
+    data = models.JSONField()
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CUSTOM)
+    imported_from = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["key", "version"]
+        constraints = [models.UniqueConstraint(fields=["key", "version"], name="nim_entry_key_version")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.version}"
 
 
 class StorageConnection(models.Model):
@@ -262,6 +292,7 @@ class StorageConnection(models.Model):
         HUGGINGFACE = "hf", "Hugging Face token"
         OCI = "oci", "OCI registry"
         HTTPS = "https", "HTTPS with headers"
+        NGC = "ngc", "NVIDIA NGC API key"
 
     name = models.SlugField(max_length=40, help_text="Lowercase letters, digits and hyphens; names the Secret on the cluster.")
     display_name = models.CharField(max_length=100, blank=True)

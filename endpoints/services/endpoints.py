@@ -131,6 +131,10 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
         errors = exc.message_dict
     if missing := runtime_not_installed(endpoint, capabilities):
         errors.setdefault("runtime", []).append(missing)
+    from endpoints.services import nim  # nim builds on this module's services
+
+    for field, messages in nim.endpoint_problems(endpoint, capabilities).items():
+        errors.setdefault(field, []).extend(messages)
     for field, version in (("model_version", endpoint.model_version),
                            ("canary_version", endpoint.canary_version if endpoint.canary_version_id else None)):
         if version is not None and version.model.project_id != endpoint.project_id:

@@ -427,7 +427,8 @@ class ServingRuntimeListView(AdminPageMixin, ProtectedListView):
         context.update(title="Runtimes", object_name_plural="runtimes",
                        description="Built-in entries mirror KServe's default ClusterServingRuntimes and can only be "
                                    "disabled; custom runtimes are applied by the console.",
-                       create_url=reverse("endpoints:runtime-create"), create_label="Add a custom runtime")
+                       create_url=reverse("endpoints:runtime-create"), create_label="Add a custom runtime",
+                       nim_catalog_url=reverse("endpoints:nim-catalog"))
         return context
 
 
