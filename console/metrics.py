@@ -50,6 +50,9 @@ RECONCILE_PASSES = Counter("console_reconcile_passes_total", "Reconcile passes o
 RECONCILE_PASS_ERRORS = Counter(
     "console_reconcile_pass_errors_total", "Errors met by reconcile passes (a namespace not listed, an apply "
     "refused or failed, an orphan not deleted).", ["cluster"])
+PERIODIC_PASS_FAILURES = Counter(
+    "console_periodic_pass_failures_total", "A periodic pass that failed on one cluster and went on with the "
+    "others (each is that cluster's reconciler alert).", ["cluster", "kind"])
 RECONCILE_APPLIES = Counter(
     "console_reconcile_applies_total", "Applies of an endpoint's generation to its cluster, by result "
     "(applied, failed: refused by the API server, error: transient, retried).", ["cluster", "result"])
