@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from endpoints.models import Cluster, ReconcileAlert
+from endpoints.models import Cluster, ClusterCapabilities, ReconcileAlert
 from endpoints.services.alerts import isolated
 from endpoints.services.capabilities import refresh_all
 from endpoints.services.endpoints import endpoint_create
@@ -69,6 +69,7 @@ def test_the_alert_clears_when_the_cluster_passes_again(sandbox, fleet):
 
 def test_capability_refresh_reads_the_clusters_after_a_broken_one(sandbox, fleet):
     broken, setup = fleet
+    ClusterCapabilities.objects.all().delete()
 
     assert refresh_all() == 2
 
