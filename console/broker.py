@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import tempfile
 import uuid
 from time import monotonic
@@ -68,5 +67,5 @@ class Transport(filesystem.Transport):
         for _ in range(_DELIVERIES_PER_TICK):
             try:
                 self.drain_events(connection, timeout=0)
-            except socket.timeout:
+            except TimeoutError:
                 return

@@ -74,6 +74,9 @@ AUTHZ_SECONDS = Histogram("console_authz_decision_seconds", "Time to answer an i
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 IDENTITY_RECHECKS = Counter("console_identity_rechecks_total", "Re-checks of signed-in people at their identity "
                             "provider, by source and outcome (ok, refused, unreachable).", ["source", "outcome"])
+TASK_ENQUEUE_FAILURES = Counter(
+    "console_task_enqueue_failures_total", "Tasks that could not be published after their change was committed "
+    "(broker down); the periodic passes do their work.", ["task"])
 WORKER_HEARTBEAT = Gauge(
     "console_worker_heartbeat_timestamp_seconds", "When a Celery worker last finished a task (Unix time; the "
     "heartbeat task runs every 15 s).", multiprocess_mode="max")

@@ -90,6 +90,8 @@ MIDDLEWARE = [
     # Gateway sign-in (TRUSTED_HEADER_ENABLED; does nothing when off): console/access/gateway.py.
     "console.access.gateway.TrustedHeaderMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A change saved while the broker is down says "queued" instead of failing (console/celery.py).
+    "console.middleware.QueuedWorkMiddleware",
     # Re-checks sessions signed in through OpenID Connect at the provider (console/access/oidc.py).
     "console.access.oidc.OIDCRecheckMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -234,6 +236,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
     "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
     "grants-expiring-notify": {"task": "console.access.tasks.grants_expiring_notify_task", "schedule": 3600.0},
+    # Notification deliveries whose task could not be published (broker down) are queued again.
+    "notifications-requeue-lost": {"task": "endpoints.tasks.requeue_lost_notifications_task", "schedule": 300.0},
     # Keeps console_worker_heartbeat_timestamp_seconds fresh while the queues are idle.
     "worker-heartbeat": {"task": "console.tasks.worker_heartbeat_task", "schedule": 15.0},
 }

@@ -271,8 +271,9 @@ def refresh_all() -> int:
     A cluster whose reading fails gets a ``capabilities_failed`` alert and the others are read."""
     count = 0
     for cluster in Cluster.objects.filter(enabled=True):
-        if _stale(ClusterCapabilities.objects.filter(cluster=cluster).first()):
-            if isolated(cluster, kind=ReconcileAlert.Kind.CAPABILITIES_FAILED, what="capability reading",
-                        work=lambda cluster=cluster: cluster_discover(cluster=cluster)) is not None:
-                count += 1
+        if not _stale(ClusterCapabilities.objects.filter(cluster=cluster).first()):
+            continue
+        if isolated(cluster, kind=ReconcileAlert.Kind.CAPABILITIES_FAILED, what="capability reading",
+                    work=lambda cluster=cluster: cluster_discover(cluster=cluster)) is not None:
+            count += 1
     return count
