@@ -238,9 +238,18 @@ CELERY_BEAT_SCHEDULE: dict = {
     "grants-expiring-notify": {"task": "console.access.tasks.grants_expiring_notify_task", "schedule": 3600.0},
     # Notification deliveries whose task could not be published (broker down) are queued again.
     "notifications-requeue-lost": {"task": "endpoints.tasks.requeue_lost_notifications_task", "schedule": 300.0},
-    # Keeps console_worker_heartbeat_timestamp_seconds fresh while the queues are idle.
+    # A heartbeat through the shared queue: some worker consumes (console/heartbeats.py); each
+    # worker also sends one to its own queue (console/celery.py), which its liveness probe reads.
     "worker-heartbeat": {"task": "console.tasks.worker_heartbeat_task", "schedule": 15.0},
 }
+# Worker and beat liveness (console/heartbeats.py, console/liveness.py, docs/operations.md).
+# Heartbeats older than these make /readyz answer 503 naming worker or beat, and show as stale
+# on the admin overview. A worker all of whose processes are busy longer than its limit shows
+# stale too; only the liveness probe's limit (CELERY_TASK_TIME_LIMIT + 60) restarts a worker.
+WORKER_HEARTBEAT_MAX_AGE = env.integer("WORKER_HEARTBEAT_MAX_AGE", 120, minimum=15)
+BEAT_HEARTBEAT_MAX_AGE = env.integer("BEAT_HEARTBEAT_MAX_AGE", 60, minimum=20)
+# Per-host heartbeat files for the probes and `make run`'s watchdog (an emptyDir in Kubernetes).
+HEARTBEAT_DIR = Path(env.string("HEARTBEAT_DIR", str(VAR_DIR / "heartbeat")))
 
 # --- Authentication -----------------------------------------------------------------------
 AUTH_USER_MODEL = "console.User"
