@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # database and Redis database); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: setup storage-initializer run test lint layers format bench clean
+.PHONY: setup storage-initializer run test lint layers format faults bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ layers: setup
 ## format: apply the code formatter
 format: setup
 	$(VENV)/bin/ruff format .
+
+## faults: the fault suite (docs/robustness.md): its own PostgreSQL and redis-server, real worker and beat
+faults: setup
+	$(PY) -m pytest tests/faults -p no:cacheprovider $(PYTEST_ARGS)
 
 ## bench: the benchmarks in tests/benchmarks (not part of `make test`)
 bench: setup

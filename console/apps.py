@@ -25,6 +25,9 @@ class ConsoleConfig(AppConfig):
         from console import metrics
 
         metrics.register_collector(metrics.task_queue_families)
+        from console import heartbeats
+
+        metrics.register_collector(heartbeats.metric_families)
 
 
 def _store_encryption_check(sender, using="default", **kwargs) -> None:

@@ -90,6 +90,8 @@ MIDDLEWARE = [
     # Gateway sign-in (TRUSTED_HEADER_ENABLED; does nothing when off): console/access/gateway.py.
     "console.access.gateway.TrustedHeaderMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A change saved while the broker is down says "queued" instead of failing (console/celery.py).
+    "console.middleware.QueuedWorkMiddleware",
     # Re-checks sessions signed in through OpenID Connect at the provider (console/access/oidc.py).
     "console.access.oidc.OIDCRecheckMiddleware",
     # Idempotency-Key on API writes: a retry replays the first answer (console/api/idempotency.py).
@@ -238,9 +240,20 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Access already ends at a grant's expiry; this removes the expired rows and audits it.
     "grants-expire": {"task": "console.access.tasks.grants_expire_task", "schedule": 60.0},
     "grants-expiring-notify": {"task": "console.access.tasks.grants_expiring_notify_task", "schedule": 3600.0},
-    # Keeps console_worker_heartbeat_timestamp_seconds fresh while the queues are idle.
+    # Notification deliveries whose task could not be published (broker down) are queued again.
+    "notifications-requeue-lost": {"task": "endpoints.tasks.requeue_lost_notifications_task", "schedule": 300.0},
+    # A heartbeat through the shared queue: some worker consumes (console/heartbeats.py); each
+    # worker also sends one to its own queue (console/celery.py), which its liveness probe reads.
     "worker-heartbeat": {"task": "console.tasks.worker_heartbeat_task", "schedule": 15.0},
 }
+# Worker and beat liveness (console/heartbeats.py, console/liveness.py, docs/operations.md).
+# Heartbeats older than these make /readyz answer 503 naming worker or beat, and show as stale
+# on the admin overview. A worker all of whose processes are busy longer than its limit shows
+# stale too; only the liveness probe's limit (CELERY_TASK_TIME_LIMIT + 60) restarts a worker.
+WORKER_HEARTBEAT_MAX_AGE = env.integer("WORKER_HEARTBEAT_MAX_AGE", 120, minimum=15)
+BEAT_HEARTBEAT_MAX_AGE = env.integer("BEAT_HEARTBEAT_MAX_AGE", 60, minimum=20)
+# Per-host heartbeat files for the probes and `make run`'s watchdog (an emptyDir in Kubernetes).
+HEARTBEAT_DIR = Path(env.string("HEARTBEAT_DIR", str(VAR_DIR / "heartbeat")))
 
 # --- Authentication -----------------------------------------------------------------------
 AUTH_USER_MODEL = "console.User"

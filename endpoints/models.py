@@ -611,7 +611,7 @@ class Revision(models.Model):
 class ReconcileAlert(models.Model):
     """Something the reconciler refused to do on its own, or could not do, and a person must
     look at: a pass that would have deleted more managed objects than the safety cap allows, a
-    cluster none of whose namespaces could be listed.
+    cluster none of whose namespaces could be listed, a periodic pass that failed on the cluster.
 
     Lifecycle (``docs/signals.md``): *open* when raised; *acknowledged* once a platform admin
     says someone is on it (who and when are kept); *resolved* when a later pass finds the cause
@@ -621,6 +621,10 @@ class ReconcileAlert(models.Model):
     class Kind(models.TextChoices):
         DELETION_CAP = "deletion_cap", "Deletion cap reached"
         CLUSTER_UNREACHABLE = "cluster_unreachable", "Cluster unreachable"
+        # A periodic pass failed on this cluster with an error of its own (a kubeconfig that no
+        # longer parses, a bug met by this cluster's data): the pass went on with the others.
+        RECONCILE_FAILED = "reconcile_failed", "Reconcile pass failed"
+        CAPABILITIES_FAILED = "capabilities_failed", "Capability reading failed"
 
     class State(models.TextChoices):
         OPEN = "open", "Open"

@@ -82,3 +82,11 @@ def deliver_notification_task(self, *, delivery_id: int) -> str:
             return "failed"
         countdown = min(30 * 2 ** self.request.retries, 3600)
         raise self.retry(exc=exc, countdown=countdown + random.uniform(0, countdown / 4)) from None
+
+
+@app.task
+def requeue_lost_notifications_task() -> int:
+    """Deliveries whose task was never published (broker down at the time) are sent now."""
+    from endpoints.services.notifications import deliveries_requeue_lost
+
+    return deliveries_requeue_lost()

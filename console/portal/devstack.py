@@ -24,8 +24,12 @@ from pathlib import Path
 
 import yaml
 
+from console import liveness
+
 BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (console/portal/devstack.py)
 STOP_GRACE_SECONDS = 10
+# The worker watchdog: how often the worker's heartbeat files are read (console/liveness.py).
+WATCHDOG_SECONDS = 5.0
 
 
 def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
@@ -166,6 +170,14 @@ class Stack:
         if optional:
             self.optional.add(name)
 
+    def restart(self, name: str) -> None:
+        """SIGKILL a child's process group (a wedged worker does not stop on SIGTERM) and start it again."""
+        proc = self.children[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self.start(name, list(proc.args), optional=name in self.optional)
+
     def exited(self) -> list[tuple[str, int]]:
         return [(name, proc.returncode) for name, proc in self.children.items()
                 if name not in self.optional and proc.poll() is not None]
@@ -182,6 +194,32 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
+
+
+class WorkerWatchdog:
+    """Restarts the worker whose heartbeat stopped (console/liveness.py): a worker that runs but
+    whose pool takes no work is killed and started again, as Kubernetes' liveness probe does.
+    ``WORKER_WATCHDOG_SECONDS`` sets the limit (default: the hard task time limit plus a minute)."""
+
+    def __init__(self, stack: Stack, directory: Path, *, limit: float):
+        self.stack, self.directory, self.limit = stack, directory, limit
+        self.started = time.monotonic()
+        self.next_check = 0.0
+
+    def check(self) -> bool:
+        """Restart the worker if it is wedged; returns whether it did."""
+        now = time.monotonic()
+        # A fresh worker gets the limit to start and send its first heartbeat.
+        if now < self.next_check or now - self.started < self.limit:
+            return False
+        self.next_check = now + WATCHDOG_SECONDS
+        ok, reason = liveness.check_worker(self.directory, limit=self.limit)
+        if ok or "worker" not in self.stack.children:
+            return False
+        print(f"The worker's heartbeat stopped ({reason}); restarting the worker.", file=sys.stderr, flush=True)
+        self.stack.restart("worker")
+        self.started = time.monotonic()
+        return True
 
 
 def main() -> int:
@@ -276,7 +314,10 @@ def main() -> int:
     print("=" * 64 + "\n", flush=True)
 
     code = 0
+    watchdog = WorkerWatchdog(stack, Path(env.get("HEARTBEAT_DIR") or var_dir / "heartbeat"),
+                              limit=float(env.get("WORKER_WATCHDOG_SECONDS") or liveness.default_worker_limit()))
     while not stopping:
+        watchdog.check()
         dead = stack.exited()
         if dead:
             for name, returncode in dead:

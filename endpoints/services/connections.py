@@ -296,7 +296,7 @@ def preflight(uri: str, connection: StorageConnection | None, *, timeout: float 
 def _enqueue_project_sync(project: Project) -> None:
     from endpoints import tasks
 
-    transaction.on_commit(lambda: tasks.sync_connections_task.delay(project_id=project.pk))
+    tasks.sync_connections_task.delay_on_commit(project_id=project.pk)
 
 
 def _enqueue_cluster_sync(connection: StorageConnection) -> None:

@@ -18,7 +18,7 @@ from endpoints import reconcile
 from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, EndpointStatus, ReconcileAlert, Revision
 from endpoints.services import connections, nim
-from endpoints.services.alerts import alert_clear, alert_raise
+from endpoints.services.alerts import alert_clear, alert_raise, isolated
 from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
 from endpoints.services.capabilities import capabilities_for
 from endpoints.services.observation import STATUS_COLUMNS, observation_fields, phase_changed
@@ -272,5 +272,10 @@ def _path_value(obj: dict, path: str):
     return node
 
 
-def reconcile_all() -> dict[str, dict]:
-    return {cluster.name: reconcile_cluster(cluster=cluster) for cluster in Cluster.objects.filter(enabled=True)}
+def reconcile_all() -> dict[str, dict | None]:
+    """Reconcile every enabled cluster. A cluster whose pass fails (an error that is not the
+    cluster answering badly, which ``reconcile_cluster`` already records and goes on from) gets a
+    ``reconcile_failed`` alert and None in the report; the pass goes on with the next cluster."""
+    return {cluster.name: isolated(cluster, kind=ReconcileAlert.Kind.RECONCILE_FAILED, what="reconcile pass",
+                                   work=lambda cluster=cluster: reconcile_cluster(cluster=cluster))
+            for cluster in Cluster.objects.filter(enabled=True)}

@@ -32,6 +32,7 @@ from endpoints.models import (
     ProjectQuota,
     ServingRuntime,
 )
+from endpoints.services.alerts import UNRESOLVED
 from endpoints.services.capabilities import cluster_discover, connection_summary
 from endpoints.services.platform import (
     cluster_create,
@@ -186,6 +187,7 @@ class ClusterDetailView(AdminPageMixin, ProtectedDetailView):
             knative_flags=[{"field": f, "key": key, "allowed": caps.knative_allows(f)}
                            for f, key in KNATIVE_FLAGS.items()] if caps and caps.knative else [],
             project_count=Project.objects.filter(cluster=cluster).count(),
+            open_alerts=list(cluster.alerts.filter(state__in=UNRESOLVED).order_by("-last_seen_at")),
             breadcrumbs=crumbs(("Clusters", list_url), (cluster.name, None)),
         )
         return context

@@ -79,7 +79,8 @@ def test_web_probes_hit_healthz_and_readyz_with_an_allowed_host(rendered):
     web = next(d for d in rendered if d["metadata"]["name"] == "inference-console-web")
     container = web["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # Only the checks serving needs: a stale worker must not take every web pod out of service.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz?check=database&check=broker"
     config = next(d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "inference-console")
     host = container["readinessProbe"]["httpGet"]["httpHeaders"][0]["value"]
     assert host in config["data"]["ALLOWED_HOSTS"].split(",")
@@ -193,3 +194,19 @@ def test_wiring_examples_parse_and_are_checked_against_their_own_schemas():
                 assert doc.get("apiVersion") and doc.get("kind"), path
                 report.append(f"{doc['kind']} ({path.name}): parsed, no schema available")
     print("\n".join(report))
+
+
+def test_worker_and_beat_have_heartbeat_probes_on_their_own_heartbeat_directory(rendered):
+    for name, component in (("inference-console-worker", "worker"), ("inference-console-beat", "beat")):
+        deployment = next(d for d in rendered if d["metadata"]["name"] == name)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = container[probe]["exec"]["command"]
+            assert command[:4] == ["python", "-m", "console.liveness", component], (name, probe)
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert env["HEARTBEAT_DIR"].startswith("/tmp/")  # the pod's own emptyDir, writable
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+    worker = next(d for d in rendered if d["metadata"]["name"] == "inference-console-worker")
+    liveness = worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    # Never kill a worker whose pool is merely busy: the probe's own limit exceeds the task time limit.
+    assert "--max-age" not in liveness["exec"]["command"]
