@@ -157,10 +157,12 @@ AUTHZ_DECISION_TTL = env.integer("AUTHZ_DECISION_TTL", 5, minimum=0)
 # by path (KServe's ingress pathTemplate), the prefix naming an endpoint.
 AUTHZ_PATH_PREFIX = env.string("AUTHZ_PATH_PREFIX", "/authz/check")
 AUTHZ_PATH_TEMPLATE = env.string("AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{name}")
-# Allowed inference calls are audited as one event per principal, endpoint and minute, written
-# by a thread in each web process every AUTHZ_ALLOW_FLUSH_SECONDS (tests flush by hand).
-AUTHZ_ALLOW_FLUSH_SECONDS = env.integer("AUTHZ_ALLOW_FLUSH_SECONDS", 10, minimum=1)
-AUTHZ_FLUSH_THREAD = True
+# Every allowed inference call is committed (a StagedAllow row) before it is answered; the
+# process's group writer lets concurrent checks share one commit (off: one commit per check).
+# A worker drains the rows into infer.allow events (one per principal, endpoint and minute, with
+# the count) every AUTHZ_ALLOW_DRAIN_SECONDS (console/access/authz/allows.py).
+AUTHZ_ALLOW_GROUP_COMMIT = env.boolean("AUTHZ_ALLOW_GROUP_COMMIT", True)
+AUTHZ_ALLOW_DRAIN_SECONDS = env.integer("AUTHZ_ALLOW_DRAIN_SECONDS", 10, minimum=1)
 CACHES[AUTHZ_CACHE_ALIAS] = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}
     if REDIS_URL
@@ -613,6 +615,8 @@ CELERY_BEAT_SCHEDULE.update({
     # A safety net beside the dedicated `manage.py ingest_worker` processes (and the drain under
     # `make run`): drains whatever waits in the payload-logger buffer.
     "audit-ingest-drain": {"task": "audit.tasks.drain_ingest_buffer_task", "schedule": 5.0},
+    "authz-allows-drain": {"task": "console.access.tasks.drain_allows_task",
+                           "schedule": float(AUTHZ_ALLOW_DRAIN_SECONDS)},
     "audit-retention": {"task": "audit.tasks.archive_and_prune_task", "schedule": 3600.0},
 })
 
