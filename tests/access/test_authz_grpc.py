@@ -179,6 +179,24 @@ def test_grpc_allows_are_audited_like_http_allows(alice, fraud, scorer):
     assert event.actor_name == "alice" and event.details["count"] == 3 and event.target_repr == "fraud/scorer"
 
 
+def test_an_allow_that_cannot_be_committed_is_unavailable_on_grpc_and_503_on_the_lean_app(
+        alice, fraud, scorer, monkeypatch):
+    from django.db import OperationalError
+
+    grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="test")
+    token = infer_token(alice)
+
+    def broken(rows):
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(allows, "_insert", broken)
+    answer = grpc_check(HOST, token=token)
+    assert answer.status.code == code_pb2.UNAVAILABLE and not answer.HasField("ok_response")
+    assert grpc_outcome(answer) == (503, None)
+    status, headers = lean_check(HOST, token=token)
+    assert status == 503 and "x-console-principal" not in headers
+
+
 def test_the_lean_app_answers_nothing_but_checks_and_healthz(alice, fraud, scorer):
     from console.access.authz import wsgi
 
