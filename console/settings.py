@@ -162,6 +162,9 @@ AUTHZ_PATH_TEMPLATE = env.string("AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{n
 # A worker drains the rows into infer.allow events (one per principal, endpoint and minute, with
 # the count) every AUTHZ_ALLOW_DRAIN_SECONDS (console/access/authz/allows.py).
 AUTHZ_ALLOW_GROUP_COMMIT = env.boolean("AUTHZ_ALLOW_GROUP_COMMIT", True)
+# Off: the allow's commit does not wait for PostgreSQL's WAL flush (survives a crash of the
+# authorizer, workers and broker, not of the database server: docs/access-control.md).
+AUTHZ_ALLOW_SYNCHRONOUS_COMMIT = env.boolean("AUTHZ_ALLOW_SYNCHRONOUS_COMMIT", True)
 AUTHZ_ALLOW_DRAIN_SECONDS = env.integer("AUTHZ_ALLOW_DRAIN_SECONDS", 10, minimum=1)
 CACHES[AUTHZ_CACHE_ALIAS] = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}

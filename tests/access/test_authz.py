@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core.cache import caches
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +17,7 @@ from audit.models import AuditEvent
 from console.access import grants, services, tokens
 from console.access.authz import allows, cache, http, routing
 from console.access.authz import decision as authz_decision
+from console.access.authz.decision import clear_cached_decisions
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.console.matrix_world import build_world
 from tests.console.permission_table import PERSONAS
@@ -30,9 +30,9 @@ PREDICT = "/v1/models/scorer:predict"
 
 @pytest.fixture(autouse=True)
 def _fresh_decision_cache():
-    caches["authz"].clear()
+    clear_cached_decisions()
     yield
-    caches["authz"].clear()
+    clear_cached_decisions()
 
 
 def envoy_check(host: str, path: str = PREDICT, *, token: str | None = None, method: str = "POST",

@@ -14,7 +14,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import grpc
 import pytest
 import time_machine
-from django.core.cache import caches
 from django.utils import timezone
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
@@ -23,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from audit.models import AuditEvent
 from console.access import grants, tokens
 from console.access.authz import allows, grpc_server
+from console.access.authz.decision import clear_cached_decisions
 from tests.access.test_authz import PREDICT, _fresh_decision_cache, envoy_check, infer_token  # noqa: F401 - autouse fixture
 from tests.console.access_factories import endpoint_in, project_with_model
 
@@ -138,13 +138,13 @@ def test_grpc_and_lean_http_answer_every_request_as_the_http_check_does(alice, b
     seen = set()
     with time_machine.travel(expiring + timedelta(seconds=1), tick=False):
         for label, host, path, token, extra in cases:
-            caches["authz"].clear()
+            clear_cached_decisions()
             http = envoy_check(host, path, token=token, extra=extra)
             http_reason = last_denial_reason() if http.status_code != 200 else None
-            caches["authz"].clear()
+            clear_cached_decisions()
             outcome = grpc_outcome(grpc_check(host, path, token=token, extra=extra))
             grpc_reason = last_denial_reason() if outcome[0] != 200 else None
-            caches["authz"].clear()
+            clear_cached_decisions()
             lean_status, lean_headers = lean_check(host, path, token=token, extra=extra)
             lean_reason = last_denial_reason() if lean_status != 200 else None
             expected = (http.status_code, http.headers.get("x-console-principal"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from audit import services as audit
 from audit.models import AuditEvent
 from console.access import tokens
-from console.access.authz.cache import VERSION_KEY, _db_version, cache_is_shared, decision_cache
+from console.access.authz.cache import _db_version, cache_is_shared, decision_cache, shared_version
 from console.access.authz.routing import normalise_host, path_refusal, path_route, resolve_target
 from console.access.selectors import access_check
 from console.permissions import is_platform_admin, protection_for
@@ -57,6 +56,23 @@ class _Cached:
     version: int
     until: float
     decision: Decision
+    hit: Decision | None = None  # the same decision marked cached, built once (never mutated)
+
+
+# The process's own copy of the decisions it used (key -> _Cached), checked against the access
+# version exactly as the shared cache's entries are: a warm check reads only the version (one
+# Redis GET, or one primary-key query with LocMem) and unpickles nothing. Bounded by
+# AUTHZ_CACHE_ENTRIES (cleared when full; the shared cache refills it).
+_local: dict[str, _Cached] = {}
+
+
+def _remember(key: str, entry: _Cached) -> _Cached:
+    if entry.hit is None:
+        entry.hit = Decision(**{**entry.decision.__dict__, "cached": True})
+    if len(_local) >= getattr(settings, "AUTHZ_CACHE_ENTRIES", 100_000):
+        _local.clear()
+    _local[key] = entry
+    return entry
 
 
 def _cache_key(plaintext: str, host: str, path: str) -> str:
@@ -97,19 +113,17 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
     key = _cache_key(plaintext, host, path)
     ttl = _ttl()
     if ttl > 0:
-        if cache_is_shared():
-            values = cache.get_many([VERSION_KEY, key])
-            version = values.get(VERSION_KEY)
-            if version is None:
-                cache.add(VERSION_KEY, time.time_ns(), timeout=None)
-                version = cache.get(VERSION_KEY)
-            entry = values.get(key)
-        else:
-            version = _db_version()
-            entry = cache.get(key)
-        if isinstance(entry, _Cached) and entry.version == version and entry.until > now.timestamp():
-            decision = Decision(**{**entry.decision.__dict__, "cached": True})
-            return decision
+        version = shared_version() if cache_is_shared() else _db_version()
+        moment = now.timestamp()
+        entry = _local.get(key)
+        if entry is None or entry.version != version or entry.until <= moment:
+            entry = cache.get(key)  # another process may have decided it
+            if isinstance(entry, _Cached) and entry.version == version and entry.until > moment:
+                _remember(key, entry)
+            else:
+                entry = None
+        if entry is not None:
+            return entry.hit
     result = tokens.authenticate_token(plaintext)
     if result is None:
         return Decision(401, "unknown, expired or revoked token, or deactivated user")
@@ -141,8 +155,17 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
 
                 decision.reason = access_check(user=user, obj=endpoint.load(), action="infer", now=now).reason
     if ttl > 0:
-        cache.set(key, _Cached(version, until, decision), timeout=max(1, int(ttl) + 1))
+        entry = _Cached(version, until, decision)
+        cache.set(key, entry, timeout=max(1, int(ttl) + 1))
+        _remember(key, entry)
     return decision
+
+
+def clear_cached_decisions() -> None:
+    """Forget every cached decision: the shared cache's and this process's copies (tests; in
+    service, a change bumps the access version instead)."""
+    decision_cache().clear()
+    _local.clear()
 
 
 _caller_sql: str | None = None
