@@ -153,6 +153,10 @@ else:
 # working set (invalidation then goes through a version row in the database).
 AUTHZ_CACHE_ALIAS = "authz"
 AUTHZ_DECISION_TTL = env.integer("AUTHZ_DECISION_TTL", 5, minimum=0)
+# Each authorizer process re-reads the access version this often (a thread), so a warm check
+# reads neither the database nor the cache; a change made elsewhere reaches it within this
+# time (a change made in the same process at once). 0: every check reads the version itself.
+AUTHZ_VERSION_POLL_MS = env.integer("AUTHZ_VERSION_POLL_MS", 100, minimum=0)
 # Where Envoy sends checks (the extension provider's pathPrefix) and, for gateways that route
 # by path (KServe's ingress pathTemplate), the prefix naming an endpoint.
 AUTHZ_PATH_PREFIX = env.string("AUTHZ_PATH_PREFIX", "/authz/check")
@@ -162,9 +166,11 @@ AUTHZ_PATH_TEMPLATE = env.string("AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{n
 # A worker drains the rows into infer.allow events (one per principal, endpoint and minute, with
 # the count) every AUTHZ_ALLOW_DRAIN_SECONDS (console/access/authz/allows.py).
 AUTHZ_ALLOW_GROUP_COMMIT = env.boolean("AUTHZ_ALLOW_GROUP_COMMIT", True)
-# Off: the allow's commit does not wait for PostgreSQL's WAL flush (survives a crash of the
-# authorizer, workers and broker, not of the database server: docs/access-control.md).
-AUTHZ_ALLOW_SYNCHRONOUS_COMMIT = env.boolean("AUTHZ_ALLOW_SYNCHRONOUS_COMMIT", True)
+# Off (default): the allow's commit does not wait for PostgreSQL's WAL flush — it survives a
+# crash of the authorizer, workers and broker and a clean database restart, not a crash of the
+# database server itself (its last ~0.6 s). On: every allow waits for the flush as well
+# (docs/access-control.md, "Durable allow decisions").
+AUTHZ_ALLOW_SYNCHRONOUS_COMMIT = env.boolean("AUTHZ_ALLOW_SYNCHRONOUS_COMMIT", False)
 AUTHZ_ALLOW_DRAIN_SECONDS = env.integer("AUTHZ_ALLOW_DRAIN_SECONDS", 10, minimum=1)
 CACHES[AUTHZ_CACHE_ALIAS] = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}

@@ -58,10 +58,13 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _start(args: list[str], port: int, log: Path) -> subprocess.Popen:
+def _start(args: list[str], port: int, log: Path, **extra: str) -> subprocess.Popen:
+    # The product's defaults for the authorizers (the suite turns the group writer and the
+    # version poll off for its own process): group commit, asynchronous commits, poll.
     env = dict(os.environ)
     env.update({"DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", "AUTHZ_ALLOW_GROUP_COMMIT": "true",
-                "DJANGO_SETTINGS_MODULE": "tests.settings"})
+                "AUTHZ_VERSION_POLL_MS": "100", "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": "false",
+                "DJANGO_SETTINGS_MODULE": "tests.settings", **extra})
     env.pop("PYTEST_CURRENT_TEST", None)
     with open(log, "wb") as out:
         process = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,  # noqa: S603
@@ -153,10 +156,11 @@ def test_allows_answered_over_http_survive_a_sigkill_of_gunicorn(tmp_path, calle
     _assert_every_answered_allow_is_in_the_trail_once()
 
 
-def test_allows_answered_over_grpc_survive_a_sigkill_of_the_grpc_server(tmp_path, caller_token):
+@pytest.mark.parametrize("synchronous", ["false", "true"])
+def test_allows_answered_over_grpc_survive_a_sigkill_of_the_grpc_server(tmp_path, caller_token, synchronous):
     port = _free_port()
     server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
-                     "--processes", "1"], port, tmp_path / "grpc.log")
+                     "--processes", "2"], port, tmp_path / "grpc.log", AUTHZ_ALLOW_SYNCHRONOUS_COMMIT=synchronous)
     try:
         codes = _grpc_checks(port, caller_token)
         _kill(server)

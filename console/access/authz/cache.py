@@ -5,6 +5,8 @@ process (see the package docstring)."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 
 from django.apps import apps
@@ -63,6 +65,8 @@ def invalidate_decisions() -> None:
     """
     if not AccessVersion.objects.filter(pk=1).update(version=F("version") + 1):
         AccessVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+    watcher.mark_stale()
+    transaction.on_commit(watcher.mark_stale)
     if cache_is_shared():
         _bump_cached_version()
         transaction.on_commit(_bump_cached_version)
@@ -100,6 +104,74 @@ def _db_version() -> int:
         cursor.execute(f"SELECT version FROM {AccessVersion._meta.db_table} WHERE id = 1")  # noqa: S608
         row = cursor.fetchone()
     return row[0] if row else 0
+
+
+def read_version() -> int:
+    return shared_version() if cache_is_shared() else _db_version()
+
+
+class VersionWatcher:
+    """The access version as this process last read it, kept fresh by a thread that re-reads it
+    every ``AUTHZ_VERSION_POLL_MS``, so a warm check reads no database and no cache at all.
+
+    A change made in this process marks the copy stale at once (and again when it commits):
+    the next check reads the version itself, as every check does with the poll off (0). A
+    change made in another process reaches this one within one poll interval; if the thread
+    falls behind (three intervals without a read) checks read the version themselves again."""
+
+    def __init__(self):
+        self.value = 0
+        self.read_at = 0.0
+        self.stale = True
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    @staticmethod
+    def interval() -> float:
+        return getattr(settings, "AUTHZ_VERSION_POLL_MS", 0) / 1000
+
+    def mark_stale(self) -> None:
+        self.stale = True
+
+    def current(self) -> int:
+        interval = self.interval()
+        if interval <= 0:
+            return read_version()
+        if self._pid != os.getpid():
+            self._start()
+        if self.stale or time.monotonic() - self.read_at > 3 * interval:
+            return self.refresh()
+        return self.value
+
+    def refresh(self) -> int:
+        # Cleared before reading: an invalidation that lands during the read marks it again.
+        self.stale = False
+        value = read_version()
+        self.value, self.read_at = value, time.monotonic()
+        return value
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self.stale = True
+            self._thread = threading.Thread(target=self._run, name="authz-version-watcher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(max(self.interval(), 0.01))
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the checks read the version themselves meanwhile
+                logger.warning("reading the access version failed", exc_info=True)
+                self.stale = True
+                connection.close()
+
+
+watcher = VersionWatcher()
 
 
 def _invalidate_on_change(sender, **kwargs) -> None:

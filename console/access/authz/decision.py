@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from audit import services as audit
 from audit.models import AuditEvent
 from console.access import tokens
-from console.access.authz.cache import _db_version, cache_is_shared, decision_cache, shared_version
+from console.access.authz.cache import decision_cache, watcher
 from console.access.authz.routing import normalise_host, path_refusal, path_route, resolve_target
 from console.access.selectors import access_check
 from console.permissions import is_platform_admin, protection_for
@@ -113,7 +113,7 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
     key = _cache_key(plaintext, host, path)
     ttl = _ttl()
     if ttl > 0:
-        version = shared_version() if cache_is_shared() else _db_version()
+        version = watcher.current()
         moment = now.timestamp()
         entry = _local.get(key)
         if entry is None or entry.version != version or entry.until <= moment:
