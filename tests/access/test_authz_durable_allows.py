@@ -94,8 +94,8 @@ def caller_token():
     return plaintext
 
 
-def _http_checks(port: int, prefix: str, token: str) -> list[int]:
-    """CHECKS allowed checks, IN_FLIGHT at a time, each client on its own keep-alive connection."""
+def _http_checks(port: int, prefix: str, token: str, calls: int = CHECKS) -> list[int]:
+    """``calls`` checks, IN_FLIGHT at a time, each client on its own keep-alive connection."""
 
     def client(share: int) -> list[int]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
@@ -110,10 +110,10 @@ def _http_checks(port: int, prefix: str, token: str) -> list[int]:
         return statuses
 
     with futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
-        return [s for part in pool.map(client, [CHECKS // IN_FLIGHT] * IN_FLIGHT) for s in part]
+        return [s for part in pool.map(client, [calls // IN_FLIGHT] * IN_FLIGHT) for s in part]
 
 
-def _grpc_checks(port: int, token: str) -> list[int]:
+def _grpc_checks(port: int, token: str, calls: int = CHECKS) -> list[int]:
     http_request = attribute_context_pb2.AttributeContext.HttpRequest(
         method="POST", host=HOST, path=PREDICT, protocol="HTTP/1.1",
         headers={":authority": HOST, ":method": "POST", ":path": PREDICT, "authorization": f"Bearer {token}"})
@@ -122,9 +122,9 @@ def _grpc_checks(port: int, token: str) -> list[int]:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = external_auth_pb2_grpc.AuthorizationStub(channel)
         codes = []
-        for start in range(0, CHECKS, IN_FLIGHT):  # IN_FLIGHT calls multiplexed on one connection
-            calls = [stub.Check.future(request, timeout=20) for _ in range(min(IN_FLIGHT, CHECKS - start))]
-            codes += [call.result().status.code for call in calls]
+        for start in range(0, calls, IN_FLIGHT):  # IN_FLIGHT calls multiplexed on one connection
+            futures_ = [stub.Check.future(request, timeout=20) for _ in range(min(IN_FLIGHT, calls - start))]
+            codes += [call.result().status.code for call in futures_]
         return codes
 
 
@@ -168,3 +168,36 @@ def test_allows_answered_over_grpc_survive_a_sigkill_of_the_grpc_server(tmp_path
         _kill(server)
     assert codes == [0] * CHECKS
     _assert_every_answered_allow_is_in_the_trail_once()
+
+
+def test_a_revocation_reaches_running_authorizer_processes_within_a_second(tmp_path, caller_token):
+    """The version poll (AUTHZ_VERSION_POLL_MS) in real processes: warm decisions in the gRPC
+    server (2 processes) and the lean app (2 workers) die within a second of a revocation
+    committed by another process."""
+    grpc_port, http_port = _free_port(), _free_port()
+    grpc_server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind",
+                          f"127.0.0.1:{grpc_port}", "--processes", "2"], grpc_port, tmp_path / "grpc.log")
+    web = _start([str(Path(sys.executable).parent / "gunicorn"), "console.access.authz.wsgi", "--bind",
+                  f"127.0.0.1:{http_port}", "--worker-class", "gthread", "--workers", "2", "--threads", "4"],
+                 http_port, tmp_path / "web.log")
+    try:
+        assert set(_grpc_checks(grpc_port, caller_token)) == {0}  # warm decisions
+        assert set(_http_checks(http_port, "/authz/check", caller_token)) == {200}
+        grants.grant_revoke(actor=None, grant=grants_of("alice")[0])
+        revoked_at = time.monotonic()
+        denied = {"grpc": False, "http": False}
+        while time.monotonic() - revoked_at < 1 and not all(denied.values()):
+            denied["grpc"] = denied["grpc"] or _grpc_checks(grpc_port, caller_token, calls=IN_FLIGHT) == [7] * IN_FLIGHT
+            denied["http"] = denied["http"] or _http_checks(http_port, "/authz/check", caller_token,
+                                                            calls=IN_FLIGHT) == [403] * IN_FLIGHT
+        assert denied == {"grpc": True, "http": True}, "a warm allow outlived the revocation by a second"
+    finally:
+        _kill(grpc_server)
+        _kill(web)
+    allows.allows_drain()
+
+
+def grants_of(username: str):
+    from console.access.models import Grant
+
+    return list(Grant.objects.filter(user__username=username))
