@@ -1,9 +1,9 @@
 """Durable allow decisions: an allowed check is answered only once a row saying so is committed
 (``StagedAllow``), and the rows become ``infer.allow`` audit events later, when they are drained.
 
-**Staging (the check's path).** ``stage`` hands the row to the process's *group writer*, one
-thread that inserts every row waiting when it wakes in one multi-row INSERT and one commit, then
-releases every check of that commit. What a check waits for is the commit's WAL flush, and
+**Staging (the check's path).** ``stage`` hands the row to the process's *group writer*:
+threads (``AUTHZ_ALLOW_WRITERS``, 2, each with its own connection) that insert every row waiting
+when they wake in one multi-row INSERT and one commit, then release every check of that commit. What a check waits for is the commit's WAL flush, and
 concurrent checks share it: with 8 checks in flight a commit carries about 8 allows. No delay is
 added to wait for company: a lone check is committed at once. Inside a transaction (a test's, a
 caller's) the row is written on the caller's connection and commits with it. When the row
@@ -62,15 +62,9 @@ def _row(decision, *, method: str, at: float) -> tuple:
 
 
 def _insert(rows: list[tuple]) -> None:
-    if connection.vendor == "postgresql":
-        # COPY: one statement text for any batch size, rows encoded by psycopg's C adapters
-        # (the multi-row INSERT's client-side quoting of every value was most of the writer's
-        # CPU, profiled). In autocommit it is its own transaction.
-        with connection.cursor() as cursor, cursor.cursor.copy(
-                f"COPY {StagedAllow._meta.db_table} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
+    """One multi-row INSERT on the thread's connection, one round trip: in autocommit it is its
+    own transaction; inside a caller's transaction it commits with it. (COPY was tried: two
+    round trips per commit, no CPU saved at the batch sizes seen here.)"""
     ops = connection.ops
     placeholders = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     params: list = []
@@ -79,8 +73,6 @@ def _insert(rows: list[tuple]) -> None:
         params.extend(row[1:])
     sql = (f"INSERT INTO {StagedAllow._meta.db_table} ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed identifiers
            f"VALUES {', '.join([placeholders] * len(rows))}")
-    # One statement: in autocommit it is its own transaction (no BEGIN/COMMIT round trips);
-    # inside a caller's transaction it commits with it.
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -95,15 +87,17 @@ class _Slot:
 
 
 class GroupWriter:
-    """The process's one writer thread (see the module docstring)."""
+    """The process's writer threads (``AUTHZ_ALLOW_WRITERS``, see the module docstring): each
+    takes everything waiting when it wakes. With more than one, a check that arrives while a
+    commit is on its way need not wait for it to finish before its own starts."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._pending: list[tuple[tuple, _Slot]] = []
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.commits = 0
         self.rows = 0
-        self._configured = None
+        self._local = threading.local()
 
     def submit(self, row: tuple, callback=None) -> _Slot:
         """Queue ``row``; ``callback(error_or_None)`` runs on the writer thread once it is
@@ -111,9 +105,10 @@ class GroupWriter:
         slot = _Slot(callback)
         with self._cond:
             self._pending.append((row, slot))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="authz-allow-writer", daemon=True)
-                self._thread.start()
+            if len(self._threads) < max(1, getattr(settings, "AUTHZ_ALLOW_WRITERS", 2)):
+                thread = threading.Thread(target=self._run, name="authz-allow-writer", daemon=True)
+                self._threads.append(thread)
+                thread.start()
             self._cond.notify()
         return slot
 
@@ -123,10 +118,10 @@ class GroupWriter:
         if getattr(settings, "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT", True) or connection.vendor != "postgresql":
             return
         connection.ensure_connection()
-        if connection.connection is not self._configured:
+        if connection.connection is not getattr(self._local, "configured", None):
             with connection.cursor() as cursor:
                 cursor.execute("SET synchronous_commit TO off")
-            self._configured = connection.connection
+            self._local.configured = connection.connection
 
     def _run(self) -> None:
         while True:
