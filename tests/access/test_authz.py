@@ -4,6 +4,7 @@ only the forwarded ``authorization`` header, no body, no cookies."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
@@ -555,3 +556,19 @@ def test_the_fast_caller_check_agrees_with_the_chokepoint_for_every_persona_and_
                     assert allowed is can(user, endpoint, "infer"), (user.username, endpoint.name, moment)
                     if user == late and allowed:
                         assert until == expiry
+
+
+def test_the_drain_command_and_task_write_staged_allows_to_the_trail(caller, scorer):
+    from django.core.management import call_command
+
+    from console.access.tasks import drain_allows_task
+
+    token = infer_token(caller)
+    for _ in range(2):
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    out = io.StringIO()
+    call_command("authz_allows_drain", stdout=out)
+    assert out.getvalue().strip() == "drained 2 staged allows"
+    envoy_check("scorer.fraud.example.com", token=token)
+    assert drain_allows_task() == 1
+    assert sorted(e.details["count"] for e in AuditEvent.objects.filter(action="infer.allow")) == [1, 2]
