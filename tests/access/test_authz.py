@@ -572,3 +572,24 @@ def test_the_drain_command_and_task_write_staged_allows_to_the_trail(caller, sco
     envoy_check("scorer.fraud.example.com", token=token)
     assert drain_allows_task() == 1
     assert sorted(e.details["count"] for e in AuditEvent.objects.filter(action="infer.allow")) == [1, 2]
+
+
+def test_metrics_show_the_allows_waiting_to_be_drained_and_the_oldest_ones_age(caller, scorer):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scraped() -> dict:
+        text = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
+        return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+    token = infer_token(caller)
+    started = timezone.now()
+    with time_machine.travel(started, tick=False):
+        envoy_check("scorer.fraud.example.com", token=token)
+        envoy_check("scorer.fraud.example.com", token=token)
+    with time_machine.travel(started + timedelta(seconds=90), tick=False):
+        metrics = scraped()
+    assert metrics["console_authz_staged_allows"] == 2
+    assert metrics["console_authz_staged_allows_oldest_age_seconds"] == 90
+    allows.allows_drain()
+    metrics = scraped()
+    assert metrics["console_authz_staged_allows"] == 0 and metrics["console_authz_staged_allows_oldest_age_seconds"] == 0

@@ -262,3 +262,18 @@ def oldest_staged_age(now: datetime | None = None) -> float | None:
     if oldest is None:
         return None
     return ((now or timezone.now()) - oldest).total_seconds()
+
+
+def staged_allow_families():
+    """/metrics (scrape time): allows waiting to be drained and the age of the oldest — a
+    drain that has stopped shows here long before anyone misses an event in the trail."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    waiting = GaugeMetricFamily("console_authz_staged_allows",
+                                "Allowed inference checks committed but not yet drained into the audit trail.")
+    oldest = GaugeMetricFamily("console_authz_staged_allows_oldest_age_seconds",
+                               "Age of the oldest allowed check waiting to be drained (0: none).")
+    waiting.add_metric([], staged_count())
+    oldest.add_metric([], max(0.0, oldest_staged_age() or 0.0))
+    yield waiting
+    yield oldest
