@@ -159,14 +159,27 @@ else:
 # working set (invalidation then goes through a version row in the database).
 AUTHZ_CACHE_ALIAS = "authz"
 AUTHZ_DECISION_TTL = env.integer("AUTHZ_DECISION_TTL", 5, minimum=0)
+# Each authorizer process re-reads the access version this often (a thread), so a warm check
+# reads neither the database nor the cache; a change made elsewhere reaches it within this
+# time (a change made in the same process at once). 0: every check reads the version itself.
+AUTHZ_VERSION_POLL_MS = env.integer("AUTHZ_VERSION_POLL_MS", 100, minimum=0)
 # Where Envoy sends checks (the extension provider's pathPrefix) and, for gateways that route
 # by path (KServe's ingress pathTemplate), the prefix naming an endpoint.
 AUTHZ_PATH_PREFIX = env.string("AUTHZ_PATH_PREFIX", "/authz/check")
 AUTHZ_PATH_TEMPLATE = env.string("AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{name}")
-# Allowed inference calls are audited as one event per principal, endpoint and minute, written
-# by a thread in each web process every AUTHZ_ALLOW_FLUSH_SECONDS (tests flush by hand).
-AUTHZ_ALLOW_FLUSH_SECONDS = env.integer("AUTHZ_ALLOW_FLUSH_SECONDS", 10, minimum=1)
-AUTHZ_FLUSH_THREAD = True
+# Every allowed inference call is committed (a StagedAllow row) before it is answered; the
+# process's group writer lets concurrent checks share one commit (off: one commit per check).
+# A worker drains the rows into infer.allow events (one per principal, endpoint and minute, with
+# the count) every AUTHZ_ALLOW_DRAIN_SECONDS (console/access/authz/allows.py).
+AUTHZ_ALLOW_GROUP_COMMIT = env.boolean("AUTHZ_ALLOW_GROUP_COMMIT", True)
+# Writer threads (each with its own database connection) per authorizer process.
+AUTHZ_ALLOW_WRITERS = env.integer("AUTHZ_ALLOW_WRITERS", 2, minimum=1)
+# Off (default): the allow's commit does not wait for PostgreSQL's WAL flush — it survives a
+# crash of the authorizer, workers and broker and a clean database restart, not a crash of the
+# database server itself (its last ~0.6 s). On: every allow waits for the flush as well
+# (docs/access-control.md, "Durable allow decisions").
+AUTHZ_ALLOW_SYNCHRONOUS_COMMIT = env.boolean("AUTHZ_ALLOW_SYNCHRONOUS_COMMIT", False)
+AUTHZ_ALLOW_DRAIN_SECONDS = env.integer("AUTHZ_ALLOW_DRAIN_SECONDS", 10, minimum=1)
 CACHES[AUTHZ_CACHE_ALIAS] = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}
     if REDIS_URL
@@ -640,6 +653,8 @@ CELERY_BEAT_SCHEDULE.update({
     # A safety net beside the dedicated `manage.py ingest_worker` processes (and the drain under
     # `make run`): drains whatever waits in the payload-logger buffer.
     "audit-ingest-drain": {"task": "audit.tasks.drain_ingest_buffer_task", "schedule": 5.0},
+    "authz-allows-drain": {"task": "console.access.tasks.drain_allows_task",
+                           "schedule": float(AUTHZ_ALLOW_DRAIN_SECONDS)},
     "audit-retention": {"task": "audit.tasks.archive_and_prune_task", "schedule": 3600.0},
 })
 

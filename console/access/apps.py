@@ -20,6 +20,11 @@ class AccessConfig(AppConfig):
         # Changes made outside the services (Django admin, guardian shortcuts) drop cached
         # inference-authorization decisions too.
         authz_cache.connect_signals()
+        from console.access.authz.allows import staged_allow_families
+        from console.metrics import register_collector
+
+        # Allows committed but not yet in the trail: a stopped drain shows on /metrics.
+        register_collector(staged_allow_families)
         from console.access.models import ExternalIdentity
         from console.crypto import register_encrypted_column
 
