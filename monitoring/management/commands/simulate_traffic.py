@@ -120,6 +120,13 @@ class Command(BaseCommand):
                             help="First post this many minutes of history (events with past timestamps).")
         parser.add_argument("--backfill-calls", type=int, default=600,
                             help="At most this many back-filled calls per endpoint (default 600).")
+        parser.add_argument("--canary-latency-factor", type=float, default=1.3,
+                            help="The canary's latency as a multiple of the primary's (default 1.3).")
+        parser.add_argument("--canary-error-rate", type=float, default=None,
+                            help="The canary's own error rate, 0..1 (default: the same as --error-rate).")
+        parser.add_argument("--canary-drift-shift", type=float, default=0.0,
+                            help="Drift the canary's features and predictions by this many reference standard "
+                                 "deviations (default 0: none).")
         parser.add_argument("--rows", type=int, default=1, help="Rows (instances) per request (default 1).")
         parser.add_argument("--principal", action="append", default=[],
                             help="Caller names carried as X-Console-Principal (repeatable; default demo-client).")
@@ -141,6 +148,10 @@ class Command(BaseCommand):
             raise CommandError("Give --duration or --count (the simulation must be bounded).")
         if not 0 <= options["error_rate"] <= 1:
             raise CommandError("--error-rate must lie between 0 and 1.")
+        if options["canary_error_rate"] is not None and not 0 <= options["canary_error_rate"] <= 1:
+            raise CommandError("--canary-error-rate must lie between 0 and 1.")
+        if not 0 < options["canary_latency_factor"] <= 100:
+            raise CommandError("--canary-latency-factor must be above 0 and at most 100.")
         if not 1 <= options["rows"] <= 1000:
             raise CommandError("--rows must lie between 1 and 1000.")
         if not 0 <= options["backfill_minutes"] <= 30 * 24 * 60:
@@ -189,6 +200,8 @@ class Command(BaseCommand):
             latency_ms=options["latency_ms"], latency_sigma=options["latency_sigma"],
             error_rate=options["error_rate"], rows_per_request=options["rows"],
             principals=tuple(options["principal"] or ["demo-client"]),
+            slower_canary=options["canary_latency_factor"], canary_error_rate=options["canary_error_rate"],
+            canary_drift_shift=options["canary_drift_shift"],
         )
 
     def handle(self, *args, **options):
