@@ -157,7 +157,7 @@ class Verdict:
     ``passed`` (True, False, or None when not measured) and ``note`` — the values each
     decision is audited with. ``message``: one line, e.g. "waiting: 38 of 200 requests"."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - an outcome, not a password
     FAIL = "fail"
     WAIT = "wait"
 

@@ -28,10 +28,10 @@ import numpy as np
 from django.db.models import Sum
 from django.utils import timezone
 
-from endpoints.models import Rollout
+from endpoints.models import Rollout, RolloutDecision
 from endpoints.rollout_policy import Verdict
 from endpoints.services import rollouts as rollout_services
-from monitoring import drift, metrics
+from monitoring import drift, figures, metrics
 from monitoring.models import BinCount, DriftWindow, LatencyRollup
 
 logger = logging.getLogger(__name__)
@@ -220,3 +220,24 @@ def evaluate_all(*, now: datetime | None = None) -> int:
         except Exception:  # noqa: BLE001 - one rollout's error must not stop the pass
             logger.exception("rollout %s: evaluation failed", rollout_id)
     return count
+
+
+# --- reading (the Rollout tab and the API) ---------------------------------------------------------
+
+HISTORY = 10
+
+
+def rollout_data(endpoint, *, now=None) -> dict:
+    """The endpoint's rollouts (newest first, at most ``HISTORY``), each with its decisions, and
+    the timeline figure of the newest."""
+    now = now or timezone.now()
+    rollouts = list(Rollout.objects.filter(endpoint=endpoint).select_related("canary_version", "primary_version")
+                    .order_by("-created_at", "-pk")[:HISTORY])
+    decisions = {r.pk: [] for r in rollouts}
+    for decision in RolloutDecision.objects.filter(rollout__in=rollouts).order_by("rollout_id", "sequence"):
+        decisions[decision.rollout_id].append(decision)
+    current = rollouts[0] if rollouts else None
+    figure = figures.rollout_timeline_figure(current, decisions[current.pk], now=now) if current else None
+    return {"rollouts": [(r, decisions[r.pk]) for r in rollouts], "current": current,
+            "current_decisions": decisions[current.pk] if current else [],
+            "figures": {"timeline": figure}, "empty": {"timeline": "No rollout yet."}}

@@ -25,7 +25,15 @@ from django.utils import timezone
 
 from audit import services as audit
 from endpoints import cluster_rules, rollout_policy
-from endpoints.models import Endpoint, ModelVersion, Notification, Project, Rollout, RolloutDecision, RolloutPolicy
+from endpoints.models import (
+    Endpoint,
+    ModelVersion,
+    Notification,
+    Project,
+    Rollout,
+    RolloutDecision,
+    RolloutPolicy,
+)
 from endpoints.rollout_policy import Verdict
 
 STANDARD_REFUSAL = ("Automated rollouts need Knative mode: KServe splits traffic in Standard mode only from "
