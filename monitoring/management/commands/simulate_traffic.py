@@ -37,6 +37,7 @@ from monitoring import simulate
 MAX_DURATION_SECONDS = 7 * 24 * 3600
 MAX_CALLS = 1_000_000
 MAX_RATE = 500.0
+FOLLOW_SPLIT_SECONDS = 5.0  # how often live traffic re-reads the endpoints' canary share
 
 
 def _is_loopback(host: str) -> bool:
@@ -231,7 +232,7 @@ class Command(BaseCommand):
         calls = 0
         if options["backfill_minutes"] > 0:
             calls += self._backfill(plans, sender, rng, now, drift_from, options)
-        calls += self._live(plans, sender, rng, options)
+        calls += self._live(plans, sender, rng, options, drifting)
         self.stdout.write(f"Simulated {calls} calls on {len(plans)} endpoint(s): {sender.sent} events accepted, "
                           f"{sender.failed} refused{': ' + sender.last_error if sender.failed else ''}.")
         if sender.failed and not sender.sent:
@@ -256,7 +257,20 @@ class Command(BaseCommand):
             self._send(sender, path, simulate.make_call(traffic, at=at, rng=rng, drifted=drifted, recorded=now))
         return len(queue)
 
-    def _live(self, plans, sender, rng, options) -> int:
+    def _follow_splits(self, plans, options, drifting) -> None:
+        """Re-read each endpoint's versions and canary share: an automated rollout (or a person)
+        moves the split while the traffic runs, and the simulated callers must follow it."""
+        for order, (endpoint, _traffic, path) in enumerate(plans):
+            fresh = (Endpoint.objects.select_related("project", "model_version__model", "canary_version__model")
+                     .filter(pk=endpoint.pk).first())
+            if fresh is None:
+                continue
+            updated = self._traffic(fresh, options)
+            if fresh.pk in drifting:
+                updated = replace(updated, drift_shift=options["drift_shift"])
+            plans[order] = (fresh, updated, path)
+
+    def _live(self, plans, sender, rng, options, drifting=frozenset()) -> int:
         duration = options["duration"] or float("inf")
         limit = options["count"] or MAX_CALLS
         if options["duration"] == 0 and options["count"] == 0:
@@ -265,7 +279,11 @@ class Command(BaseCommand):
         heap = [(started + rng.expovariate(options["rate"]), order) for order in range(len(plans))]
         heapq.heapify(heap)
         sent = [0] * len(plans)
+        followed = started
         while heap:
+            if time.monotonic() - followed >= FOLLOW_SPLIT_SECONDS:
+                self._follow_splits(plans, options, drifting)
+                followed = time.monotonic()
             due, order = heapq.heappop(heap)
             if due - started > duration:
                 continue
