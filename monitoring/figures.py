@@ -385,13 +385,14 @@ def rollout_timeline_figure(rollout, decisions: list, *, now: datetime) -> dict:
     """Two stacked panels sharing the time axis: the canary's traffic share step by step, with
     every decision marked (who or what made it, and why, on hover); below, each gate's value at
     each decision as a share of its threshold (1 = the threshold), failed values in red."""
-    times, percents = [], []
+    times, percents, last = [], [], None
     for decision in decisions:
         if decision.applied_at is not None and decision.kind not in ("pause", "resume", "hold", "cancel"):
             times.append(_time(decision.applied_at))
             percents.append(decision.traffic_percent or 0)
+            last = decision.applied_at
     if times:
-        end = rollout.finished_at or now
+        end = rollout.finished_at or max(now, last)
         times.append(_time(end))
         percents.append(percents[-1])
     traces = [_scatter(x=times, y=percents, mode="lines", line={"shape": "hv", "color": ROLE_COLOURS["canary"],
@@ -429,16 +430,16 @@ def rollout_timeline_figure(rollout, decisions: list, *, now: datetime) -> dict:
                                line={"dash": dashes[index % len(dashes)], "color": "#7a8494", "width": 1},
                                marker={"size": 9, "color": entry["colour"]},
                                hovertemplate="%{text}<extra></extra>"))
+    # The threshold as a trace, not a shape: it spans the rollout's time, and it keeps the lower
+    # panel from being empty (plotly draws an empty subplot's axes with NaN coordinates).
+    span = [times[0], times[-1]] if times else [_time(rollout.created_at), _time(now)]
+    traces.append(_scatter(x=span, y=[1, 1], xaxis="x2", yaxis="y2", mode="lines", name="Threshold",
+                           line={"color": STATUS_COLOURS["alert"], "dash": "dash", "width": 1}, hoverinfo="skip"))
     x_axis = _axis(TIME_TITLE, type="date")
     layout = {
         "xaxis": {**x_axis, "domain": [0, 1], "anchor": "y", "showticklabels": False, "title": {"text": ""}},
         "yaxis": _axis("Canary traffic (%)", range=[-5, 105], domain=[0.55, 1.0], anchor="x"),
         "xaxis2": {**x_axis, "domain": [0, 1], "anchor": "y2", "matches": "x"},
         "yaxis2": _axis("Gate value ÷ threshold", domain=[0.0, 0.42], anchor="x2", rangemode="tozero"),
-        "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y2", "y0": 1, "y1": 1,
-                    "line": {"color": STATUS_COLOURS["alert"], "dash": "dash", "width": 1}}],
-        "annotations": [{"text": "threshold", "xref": "paper", "x": 1, "yref": "y2", "y": 1, "showarrow": False,
-                         "xanchor": "right", "yanchor": "bottom", "font": {"size": 11,
-                                                                           "color": STATUS_COLOURS["alert"]}}],
     }
     return _plain_figure(traces, height=460, **layout)
