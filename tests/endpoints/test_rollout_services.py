@@ -212,3 +212,22 @@ def test_start_form_and_api_refuse_nonsense_with_field_errors(client, alice, end
                         {"canary_version": _v2(endpoint).pk, "policy": {"steps": [20, 100]}}, format="json")
     assert response.status_code == 201 and response.json()["traffic_percent"] == 20
     assert response.json()["decisions"][0]["kind"] == "start"
+
+
+def test_the_rollout_tab_costs_the_same_queries_with_more_rollouts(client, alice, endpoint):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(alice)
+    url = _urls(endpoint)["tab"]
+    rollout = rollouts.rollout_start(actor=alice, endpoint=endpoint, canary_version=_v2(endpoint))
+    rollouts.rollout_abort(actor=alice, rollout=rollout)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(url).status_code == 200
+    for _ in range(4):
+        rollout = rollouts.rollout_start(actor=alice, endpoint=endpoint, canary_version=_v2(endpoint))
+        rollouts.rollout_pause(actor=alice, rollout=rollout)
+        rollouts.rollout_abort(actor=alice, rollout=rollout)
+    with CaptureQueriesContext(connection) as five:
+        assert client.get(url).status_code == 200
+    assert len(five) == len(one)
