@@ -677,6 +677,10 @@ CELERY_BEAT_SCHEDULE.update({
                          "schedule": float(MONITORING_DRIFT_INTERVAL_SECONDS)},
     "monitoring-prune": {"task": "monitoring.tasks.prune_monitoring_task", "schedule": 3600.0},
 })
+# Automated canary rollouts are measured and stepped this often (docs/rollouts.md).
+ROLLOUT_EVALUATION_SECONDS = env.integer("ROLLOUT_EVALUATION_SECONDS", 30, minimum=5)
+CELERY_BEAT_SCHEDULE["rollout-evaluation"] = {"task": "monitoring.tasks.evaluate_rollouts_task",
+                                              "schedule": float(ROLLOUT_EVALUATION_SECONDS)}
 # plotly.js is served from the plotly Python package (no copy in static/, no CDN).
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",

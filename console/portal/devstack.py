@@ -297,6 +297,15 @@ def main() -> int:
                                 # Only the demo endpoints that serve: not the scaled-to-zero or Failed ones.
                                 "--endpoint", "fraud-detection/iris", "--endpoint", "fraud-detection/transaction-amount",
                                 "--endpoint", "llm-apps/assistant"], optional=True)
+        # The automated-rollout demo (docs/rollouts.md): steady traffic for 15 minutes that follows
+        # each rollout's canary share — a healthy canary on iris-rollout (it promotes itself) and
+        # one failing a quarter of its calls on iris-rollout-bad (it rolls itself back).
+        for name, endpoint, canary in (("rollout traffic", "fraud-detection/iris-rollout", []),
+                                       ("failing rollout traffic", "fraud-detection/iris-rollout-bad",
+                                        ["--canary-error-rate", "0.25"])):
+            stack.start(name, [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "4",
+                               "--duration", "900", "--latency-sigma", "0.2", "--error-rate", "0.002",
+                               "--canary-latency-factor", "1.0", *canary, "--endpoint", endpoint], optional=True)
 
     logins = json.loads((var_dir / "demo-logins.json").read_text())
     print("\n" + "=" * 64)
