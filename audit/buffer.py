@@ -303,7 +303,8 @@ def _process(rows: list[tuple]) -> tuple[int, int]:
 
     by_project: dict[int, list] = defaultdict(list)
     for _pk, project_id, received_at, content_type, headers, body in rows:
-        for event in cloudevents.parse_delivery(headers, body, content_type):
+        for event in cloudevents.parse_delivery(headers, body, content_type,
+                                                max_depth=settings.AUDIT_INGEST_MAX_JSON_DEPTH):
             by_project[project_id].append((event, received_at))
     created = duplicates = 0
     for project_id, events in by_project.items():

@@ -574,6 +574,13 @@ AUDIT_SEAL_GRACE_SECONDS = env.integer("AUDIT_SEAL_GRACE_SECONDS", 900, minimum=
 AUDIT_K8S_MAX_BODY_BYTES = env.integer("AUDIT_K8S_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 AUDIT_KSERVE_MAX_BODY_BYTES = env.integer("AUDIT_KSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 AUDIT_INGEST_MAX_ATTEMPTS = env.integer("AUDIT_INGEST_MAX_ATTEMPTS", 5, minimum=1)
+# Both receivers read a body within a deadline and at a minimum rate (after a short grace):
+# a client that declares a body and trickles it gets 408 instead of holding the receiver.
+AUDIT_INGEST_BODY_TIMEOUT_SECONDS = env.integer("AUDIT_INGEST_BODY_TIMEOUT_SECONDS", 60, minimum=1)
+AUDIT_INGEST_BODY_MIN_BYTES_PER_SECOND = env.integer("AUDIT_INGEST_BODY_MIN_BYTES_PER_SECOND", 16 * 1024, minimum=1)
+AUDIT_INGEST_BODY_GRACE_SECONDS = 2.0
+# JSON nested deeper than this (arrays and objects) is refused with 400 before it is parsed.
+AUDIT_INGEST_MAX_JSON_DEPTH = env.integer("AUDIT_INGEST_MAX_JSON_DEPTH", 100, minimum=8)
 # A request event whose response has not arrived after this long is dispatched as "timeout".
 AUDIT_PAIRING_TIMEOUT_SECONDS = env.integer("AUDIT_PAIRING_TIMEOUT_SECONDS", 300, minimum=1)
 # The payload-logger buffer (audit/buffer.py): beyond this many waiting deliveries the receiver
