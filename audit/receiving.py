@@ -87,10 +87,17 @@ class BodyClock:
         self.grace = settings.AUDIT_INGEST_BODY_GRACE_SECONDS
         self.rate = settings.AUDIT_INGEST_BODY_MIN_BYTES_PER_SECOND
 
+    def allowed(self, received: int) -> float:
+        """Seconds a body may have taken once ``received`` bytes of it arrived."""
+        return min(self.total, self.grace + received / self.rate)
+
     def remaining(self, received: int) -> float:
         """Seconds the next chunk may take to arrive (≤ 0: too slow already)."""
-        allowed = min(self.total, self.grace + received / self.rate)
-        return allowed - (time.monotonic() - self.started)
+        return self.allowed(received) - (time.monotonic() - self.started)
+
+    def expired(self, length: int) -> bool:
+        """Has the time for a whole body of ``length`` bytes passed?"""
+        return self.remaining(length) <= 0
 
     def check(self, received: int) -> float:
         left = self.remaining(received)

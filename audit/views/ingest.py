@@ -7,12 +7,17 @@ body is read from the stream), the body is read within a deadline and at a minim
 otherwise), the delivery's shape is validated (400 with the reason, nothing stored), it is
 stored and answered 202. Processing happens in the ingest workers.
 
-Under gunicorn the body is read from the connection's socket with a timeout per read, so a slow
-client is cut off after the deadline; it still holds one worker thread until then. The receiver
+Under gunicorn a body must arrive by the time the minimum rate allows for its declared length
+(``_Watchdog``), so a slow client is cut off then; it still holds one worker thread until then. The receiver
 process holds none (docs/audit.md §5, "Serving").
 """
 
 from __future__ import annotations
+
+import heapq
+import socket
+import threading
+import time
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -20,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from audit import receiving
-from audit.receiving import Answer, BodyClock, BodyTimeout
+from audit.receiving import Answer, BodyClock
 from console.middleware import client_ip
 
 CHUNK = 64 * 1024
@@ -30,33 +35,83 @@ def _response(answer: Answer) -> JsonResponse:
     return JsonResponse(answer.payload, status=answer.status, headers=answer.headers or None)
 
 
+class _Watchdog:
+    """One thread per process that ends the body reads whose time is up. A blocking read under
+    gunicorn returns as soon as any byte arrives, so a per-read socket timeout never fires for a
+    client sending a byte a second; at the deadline the watchdog shuts the socket for reading,
+    the read returns what arrived, and the view answers 408."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, socket.socket]] = []
+        self._ended: set[int] = set()
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket, deadline: float) -> int:
+        with self._cond:
+            self._next += 1
+            token = self._next
+            heapq.heappush(self._due, (deadline, token, sock))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ingest-body-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def release(self, token: int) -> None:
+        with self._cond:
+            self._ended.add(token)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._due and self._due[0][1] in self._ended:
+                    self._ended.discard(heapq.heappop(self._due)[1])
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                deadline, token, sock = self._due[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(min(wait, 1.0))
+                    continue
+                heapq.heappop(self._due)
+                self._ended.discard(token)
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+
+_watchdog = _Watchdog()
+
+
 def _read_body(request, limit: int) -> bytes | Answer:
     length = receiving.declared_length(request.META.get("CONTENT_LENGTH", ""), limit)
     if isinstance(length, Answer):
         return length
-    sock = request.META.get("gunicorn.socket")
-    previous = sock.gettimeout() if sock is not None else None
     clock = BodyClock()
+    # Under gunicorn the whole body must arrive by the time the minimum rate allows for its
+    # declared length (at most the deadline); the aiohttp receiver checks the rate as it reads.
+    sock = request.META.get("gunicorn.socket")
+    token = _watchdog.watch(sock, clock.started + clock.allowed(length)) if sock is not None and length else None
     chunks, received = [], 0
     try:
         while received < length:
-            left = clock.check(received)
-            if sock is not None:
-                sock.settimeout(left)
             chunk = request.read(min(CHUNK, length - received))
             if not chunk:
                 break
             chunks.append(chunk)
             received += len(chunk)
-    except (BodyTimeout, TimeoutError):
-        return receiving.too_slow()
+    except OSError:
+        pass
     finally:
-        if sock is not None:
-            try:
-                sock.settimeout(previous)
-            except OSError:
-                pass
+        if token is not None:
+            _watchdog.release(token)
     if received != length:
+        if clock.expired(length):
+            return receiving.too_slow()
         return receiving.refused(400, "The body is shorter than its Content-Length.")
     return b"".join(chunks)
 
