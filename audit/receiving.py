@@ -126,6 +126,18 @@ def kserve_before_body(ingest_key: str, inference_service: str) -> ProjectRef | 
 
 def kserve_accept(project: ProjectRef, *, content_type: str, ce_headers: dict[str, str], body: bytes) -> Answer:
     """Check the delivery's shape and namespace, append it to the buffer, 202 once committed."""
+    checked = kserve_check(project, content_type=content_type, ce_headers=ce_headers, body=body)
+    if isinstance(checked, Answer):
+        return checked
+    events, row_headers = checked
+    entry = buffer.buffer_append(project=project, content_type=content_type, body=body, headers=row_headers)
+    return Answer(202, {"buffered": entry, "events": events})
+
+
+def kserve_check(project: ProjectRef, *, content_type: str, ce_headers: dict[str, str],
+                 body: bytes) -> tuple[int, dict] | Answer:
+    """The delivery's shape and namespace (no database): the number of events and the headers
+    to keep with the buffered row, or the refusal."""
     try:
         events = cloudevents.parse_delivery(ce_headers, body, content_type,
                                             max_depth=settings.AUDIT_INGEST_MAX_JSON_DEPTH)
@@ -138,9 +150,7 @@ def kserve_accept(project: ProjectRef, *, content_type: str, ce_headers: dict[st
         return refused(400, f"Event {foreign.id!r} comes from namespace {foreign.namespace!r}; this ingest "
                             f"key belongs to the project in namespace {project.namespace!r}. Nothing was stored.")
     binary = not (cloudevents.is_batch(content_type) or cloudevents.is_structured(content_type))
-    entry = buffer.buffer_append(project=project, content_type=content_type, body=body,
-                                 headers=ce_headers if binary else {})
-    return Answer(202, {"buffered": entry, "events": len(events)})
+    return len(events), (ce_headers if binary else {})
 
 
 def ce_headers(headers) -> dict[str, str]:

@@ -591,6 +591,9 @@ AUDIT_INGEST_DRAIN_BATCH = env.integer("AUDIT_INGEST_DRAIN_BATCH", 500, minimum=
 # Receiver threads of a process share commits (one writer thread inserts the rows of every request
 # waiting at that moment): the commit's WAL flush is what a 202 waits for.
 AUDIT_INGEST_GROUP_COMMIT = env.boolean("AUDIT_INGEST_GROUP_COMMIT", True)
+# Writer threads per receiver process: several commits in flight (PostgreSQL flushes concurrent
+# commits together), each taking every row waiting when it starts.
+AUDIT_INGEST_WRITERS = env.integer("AUDIT_INGEST_WRITERS", 4, minimum=1)
 # The integrity page verifies trails of more sealed events than this in a worker, with progress.
 AUDIT_VERIFY_INLINE_EVENTS = env.integer("AUDIT_VERIFY_INLINE_EVENTS", 100_000, minimum=0)
 # How long a receiver process trusts what it read: an ingest key's project (so a rotated key is
