@@ -123,10 +123,20 @@ def slow_body(port: int, path: str, headers: dict, *, declared: int = 100_000, e
     return SlowResult(None, time.monotonic() - started, sent)
 
 
-def slow_clients(count: int, port: int, path: str, headers: dict, **kwargs) -> tuple[ThreadPoolExecutor, list]:
-    """Start ``count`` slow-body clients in threads; returns the pool and their futures."""
+def slow_clients(count: int, port: int, path: str, headers: dict, *, until=None,
+                 **kwargs) -> tuple[ThreadPoolExecutor, list]:
+    """Start ``count`` slow-body clients in threads; returns the pool and their futures (each a
+    list of results). With ``until`` (a ``threading.Event``) each client connects again after
+    its answer until the event is set, so ``count`` slow connections stay open all along."""
+
+    def client():
+        results = [slow_body(port, path, headers, **kwargs)]
+        while until is not None and not until.is_set():
+            results.append(slow_body(port, path, headers, **kwargs))
+        return results
+
     pool = ThreadPoolExecutor(max_workers=count)
-    return pool, [pool.submit(slow_body, port, path, headers, **kwargs) for _ in range(count)]
+    return pool, [pool.submit(client) for _ in range(count)]
 
 
 def timed_request(port: int, method: str, path: str, *, body: bytes | None = None, headers: dict | None = None,
