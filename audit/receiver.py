@@ -1,6 +1,6 @@
 """The ingest receiver process: both receivers on an asynchronous HTTP server.
 
-``python manage.py ingest_receiver --bind 127.0.0.1:8001`` serves ``/ingest/kserve/<key>/``,
+``python manage.py ingest_receiver --bind 127.0.0.1:8002`` serves ``/ingest/kserve/<key>/``,
 ``/ingest/kubernetes/`` and ``/healthz`` with aiohttp. Why a process of its own rather than the
 console's gunicorn workers:
 

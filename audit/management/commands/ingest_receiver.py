@@ -20,10 +20,11 @@ def _bind(value: str) -> tuple[str, int]:
 
 
 class Command(BaseCommand):
+    requires_system_checks = []  # a receiver restarts fast; `manage.py check` runs with the web process
     help = "Serve the ingest receivers (payload logger, Kubernetes audit webhook) on an asynchronous server."
 
     def add_arguments(self, parser):
-        parser.add_argument("--bind", default="127.0.0.1:8001", help="HOST:PORT to listen on (default 127.0.0.1:8001).")
+        parser.add_argument("--bind", default="127.0.0.1:8002", help="HOST:PORT to listen on (default 127.0.0.1:8002).")
         parser.add_argument("--threads", type=int, default=16,
                             help="Threads for the database work of complete deliveries (default 16).")
 
