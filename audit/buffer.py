@@ -21,6 +21,7 @@ A row that cannot be processed (a consumer raising on its events) is moved, alon
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -258,10 +259,8 @@ class _GroupWriter:
                 else:
                     by_loop[slot.loop].append(slot)
             for loop, slots in by_loop.items():  # one wake-up per loop, not per request
-                try:
+                with contextlib.suppress(RuntimeError):  # the loop closed (the process is stopping)
                     loop.call_soon_threadsafe(_resolve, slots)
-                except RuntimeError:  # the loop closed (the process is stopping)
-                    pass
 
 
 _writers: dict[int, _GroupWriter] = {}

@@ -30,12 +30,11 @@ from typing import Any
 import numpy as np
 
 from audit.jsonlimits import nesting_within
+from endpoints.profiles import bin_categorical, bin_numeric
 
 # The receivers refuse deeper bodies (AUDIT_INGEST_MAX_JSON_DEPTH); this guards what reached the
 # buffer another way (a batch stored before the check) from parsing recursion.
 _MAX_DEPTH = 200
-
-from endpoints.profiles import bin_categorical, bin_numeric
 
 # Rows of one request that are binned (a batch request may carry thousands).
 MAX_ROWS = 1000

@@ -14,6 +14,7 @@ process holds none (docs/audit.md §5, "Serving").
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import socket
 import threading
@@ -78,10 +79,8 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._due)
                 self._ended.discard(token)
-            try:
+            with contextlib.suppress(OSError):  # the client went away meanwhile
                 sock.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
 
 
 _watchdog = _Watchdog()
