@@ -614,6 +614,13 @@ AUDIT_SEAL_GRACE_SECONDS = env.integer("AUDIT_SEAL_GRACE_SECONDS", 900, minimum=
 AUDIT_K8S_MAX_BODY_BYTES = env.integer("AUDIT_K8S_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 AUDIT_KSERVE_MAX_BODY_BYTES = env.integer("AUDIT_KSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 AUDIT_INGEST_MAX_ATTEMPTS = env.integer("AUDIT_INGEST_MAX_ATTEMPTS", 5, minimum=1)
+# Both receivers read a body within a deadline and at a minimum rate (after a short grace):
+# a client that declares a body and trickles it gets 408 instead of holding the receiver.
+AUDIT_INGEST_BODY_TIMEOUT_SECONDS = env.integer("AUDIT_INGEST_BODY_TIMEOUT_SECONDS", 60, minimum=1)
+AUDIT_INGEST_BODY_MIN_BYTES_PER_SECOND = env.integer("AUDIT_INGEST_BODY_MIN_BYTES_PER_SECOND", 16 * 1024, minimum=1)
+AUDIT_INGEST_BODY_GRACE_SECONDS = 2.0
+# JSON nested deeper than this (arrays and objects) is refused with 400 before it is parsed.
+AUDIT_INGEST_MAX_JSON_DEPTH = env.integer("AUDIT_INGEST_MAX_JSON_DEPTH", 100, minimum=8)
 # A request event whose response has not arrived after this long is dispatched as "timeout".
 AUDIT_PAIRING_TIMEOUT_SECONDS = env.integer("AUDIT_PAIRING_TIMEOUT_SECONDS", 300, minimum=1)
 # The payload-logger buffer (audit/buffer.py): beyond this many waiting deliveries the receiver
@@ -624,6 +631,9 @@ AUDIT_INGEST_DRAIN_BATCH = env.integer("AUDIT_INGEST_DRAIN_BATCH", 500, minimum=
 # Receiver threads of a process share commits (one writer thread inserts the rows of every request
 # waiting at that moment): the commit's WAL flush is what a 202 waits for.
 AUDIT_INGEST_GROUP_COMMIT = env.boolean("AUDIT_INGEST_GROUP_COMMIT", True)
+# Writer threads per receiver process: several commits in flight (PostgreSQL flushes concurrent
+# commits together), each taking every row waiting when it starts.
+AUDIT_INGEST_WRITERS = env.integer("AUDIT_INGEST_WRITERS", 4, minimum=1)
 # The integrity page verifies trails of more sealed events than this in a worker, with progress.
 AUDIT_VERIFY_INLINE_EVENTS = env.integer("AUDIT_VERIFY_INLINE_EVENTS", 100_000, minimum=0)
 # How long a receiver process trusts what it read: an ingest key's project (so a rotated key is

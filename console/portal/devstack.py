@@ -32,7 +32,7 @@ STOP_GRACE_SECONDS = 10
 WATCHDOG_SECONDS = 5.0
 
 
-def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
+def _prepare_environment(var_dir: Path, port: int, ingest_port: int | None = None) -> dict[str, str]:
     var_dir.mkdir(parents=True, exist_ok=True)
     secret = var_dir / "secret_key"
     if not secret.exists() or not secret.read_text().strip():
@@ -63,6 +63,9 @@ def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
     env.setdefault("CONSOLE_TLS", "false")
     env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
     env.setdefault("CONSOLE_BASE_URL", f"http://127.0.0.1:{port}")
+    # The payload loggers post to the ingest receiver process (docs/audit.md §5, "Serving").
+    if ingest_port:
+        env.setdefault("CONSOLE_INGEST_BASE_URL", f"http://127.0.0.1:{ingest_port}")
     env.setdefault("CONSOLE_VAR_DIR", str(var_dir))
     # /metrics (docs/signals.md): gunicorn's workers and the Celery worker write their metric
     # files to one directory (gunicorn's master empties it at start); without METRICS_TOKEN it
@@ -224,8 +227,9 @@ class WorkerWatchdog:
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
+    ingest_port = int(os.environ.get("INGEST_PORT", "8002"))
     var_dir = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var")).resolve()
-    env = _prepare_environment(var_dir, port)
+    env = _prepare_environment(var_dir, port, ingest_port)
     python = sys.executable
     bindir = Path(python).parent
     manage = [python, str(BASE_DIR / "manage.py")]
@@ -274,7 +278,9 @@ def main() -> int:
                         "--logger-class", "console.gunicorn_logging.RedactingLogger"])
     stack.start("worker", [str(bindir / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
                            "--concurrency", "2", "--without-gossip", "--without-mingle"])
-    # The payload-logger buffer's worker (docs/audit.md §5): drains what the receiver accepted.
+    # The ingest receivers in their own process (slow clients hold no thread of the web
+    # process) and the payload-logger buffer's worker that drains what they accepted (docs/audit.md §5).
+    stack.start("receiver", [*manage, "ingest_receiver", "--bind", f"127.0.0.1:{ingest_port}"])
     stack.start("ingest", [*manage, "ingest_worker"])
     stack.start("beat", [str(bindir / "celery"), "-A", "console", "beat", "--loglevel", "INFO",
                          "--schedule", str(var_dir / "celerybeat-schedule")])
@@ -284,13 +290,19 @@ def main() -> int:
         print("The web server did not answer /healthz within 60 s; stopping.", file=sys.stderr)
         stack.stop()
         return 1
+    ingest_url = f"http://127.0.0.1:{ingest_port}"
+    if not _wait_for(f"{ingest_url}/healthz", 60):
+        print(f"The ingest receiver did not answer {ingest_url}/healthz within 60 s (is INGEST_PORT {ingest_port} "
+              "free?); stopping.", file=sys.stderr)
+        stack.stop()
+        return 1
 
     # Demo traffic for the dashboards (monitoring): simulated payload-logger events posted to the
     # receiver above — two hours of history, then a low steady rate (3 calls of 10 rows a minute
     # per demo endpoint, buffered and drained by the ingest worker above),
     # with drift injected on fraud-detection/iris for the last hour. DEMO_TRAFFIC=0 turns it off.
     if os.environ.get("DEMO_TRAFFIC", "1") != "0":
-        stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
+        stack.start("traffic", [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "0.05",
                                 "--duration", str(7 * 24 * 3600), "--rows", "10", "--backfill-minutes", "120",
                                 "--backfill-calls", "150", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
                                 "--principal", "alice", "--principal", "svc-scoring",
