@@ -13,7 +13,9 @@ from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from console import crypto
+from endpoints import gateway
 from endpoints.capabilities import Capabilities
+from endpoints.gateway import validate_gateway_address
 
 
 def new_ingest_key() -> str:
@@ -45,6 +47,10 @@ class Cluster(models.Model):
     # forms and serializers never render it back.
     api_token_ciphertext = models.TextField(blank=True, editable=False)
     ingress_domain = models.CharField(max_length=253, default="example.com")
+    # Where callers outside the cluster reach the endpoints (the ingress gateway), sending the
+    # InferenceService's host in the Host header; "How to call it" and "Try it" use it.
+    gateway_address = models.CharField(max_length=300, blank=True, validators=[validate_gateway_address],
+                                       help_text=gateway.HELP)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -53,6 +59,11 @@ class Cluster(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def gateway_url(self) -> str:
+        """``scheme://host[:port]`` of the ingress gateway, or "" when none is set."""
+        return gateway.base_url(self.gateway_address)
 
     @property
     def is_sandbox(self) -> bool:

@@ -35,6 +35,7 @@ urlpatterns = [
     path("access/projects/<slug:name>/", access.project_access, name="project-access"),
     path("access/models/<id:pk>/", access.model_access, name="model-access"),
     path("access/endpoints/<slug:project>/<slug:name>/", access.endpoint_access, name="endpoint-access"),
+    path("endpoints/<slug:project>/<slug:name>/try/", access.endpoint_try, name="endpoint-try"),
     path("access/grants/<id:pk>/revoke/", access.grant_revoke, name="grant-revoke"),
     path("access/check/", access.check_access, name="check-access"),
     path("account/tokens/", access.token_list, name="token-list"),

@@ -147,7 +147,7 @@ class ClusterEditView(AdminFormView):
 
     def get_initial(self):
         fields = ("description", "kind", "connection", "kubeconfig_path", "kubeconfig_context", "api_url",
-                  "ingress_domain", "enabled")
+                  "ingress_domain", "gateway_address", "enabled")
         return {name: getattr(self.cluster, name) for name in fields}  # never the token
 
     def call_service(self, form):

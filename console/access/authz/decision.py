@@ -97,13 +97,13 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
     plaintext = tokens.bearer_value(authorization)
     if plaintext is None:
         return Decision(401, "no bearer token")
-    if tokens.parse_token(plaintext) is None:
+    if tokens.parse_token(plaintext) is None and not tokens.is_endpoint_credential(plaintext):
         return Decision(401, "malformed token")
     refusal = path_refusal(path, raw_path)
     if refusal:
         # Before the cache: its key holds only the endpoint the path names, which is exactly
         # what a dot segment would lie about. Rare and audited: name the principal.
-        result = tokens.authenticate_token(plaintext)
+        result = tokens.authenticate_inference(plaintext)
         if result is None:
             return Decision(401, "unknown, expired or revoked token, or deactivated user")
         user, token = result
@@ -124,7 +124,7 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
                 entry = None
         if entry is not None:
             return entry.hit
-    result = tokens.authenticate_token(plaintext)
+    result = tokens.authenticate_inference(plaintext)
     if result is None:
         return Decision(401, "unknown, expired or revoked token, or deactivated user")
     user, token = result
@@ -139,6 +139,8 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
         endpoint, why_not = resolve_target(host, path)
         if endpoint is None:
             decision.reason = why_not
+        elif not tokens.credential_allows_endpoint(token, endpoint.pk):
+            decision.reason = "the credential was issued for another endpoint"
         else:
             decision.endpoint_id = endpoint.pk
             decision.endpoint_repr = f"{endpoint.project_name}/{endpoint.name}"
