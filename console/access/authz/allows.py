@@ -78,12 +78,11 @@ def _insert(rows: list[tuple]) -> None:
 
 
 class _Slot:
-    __slots__ = ("callback", "done", "error")
+    __slots__ = ("done", "error")
 
-    def __init__(self, callback=None):
+    def __init__(self):
         self.done = threading.Event()
         self.error: BaseException | None = None
-        self.callback = callback
 
 
 class GroupWriter:
@@ -99,10 +98,9 @@ class GroupWriter:
         self.rows = 0
         self._local = threading.local()
 
-    def submit(self, row: tuple, callback=None) -> _Slot:
-        """Queue ``row``; ``callback(error_or_None)`` runs on the writer thread once it is
-        committed (or failed), and ``slot.done`` is set."""
-        slot = _Slot(callback)
+    def submit(self, row: tuple) -> _Slot:
+        """Queue ``row``; ``slot.done`` is set once it is committed (or failed: ``slot.error``)."""
+        slot = _Slot()
         with self._cond:
             self._pending.append((row, slot))
             if len(self._threads) < max(1, getattr(settings, "AUTHZ_ALLOW_WRITERS", 2)):
@@ -146,11 +144,6 @@ class GroupWriter:
             for _, slot in batch:
                 slot.error = error
                 slot.done.set()
-                if slot.callback is not None:
-                    try:
-                        slot.callback(error)
-                    except Exception:  # noqa: BLE001 - one waiter's failure must not stop the writer
-                        logger.exception("an allow waiter's callback failed")
 
 
 _writers: dict[int, GroupWriter] = {}
@@ -182,12 +175,6 @@ def stage(decision, *, method: str, at: float | None = None) -> None:
     slot.done.wait()
     if slot.error is not None:
         raise AllowNotRecorded(str(slot.error)) from slot.error
-
-
-def stage_later(decision, *, method: str, at: float | None, callback) -> None:
-    """``stage`` for an event loop: ``callback(error_or_None)`` runs on the writer thread once
-    the row is committed (the caller moves the answer back to its loop)."""
-    writer().submit(_row(decision, method=method, at=time.time() if at is None else at), callback)
 
 
 # --- draining --------------------------------------------------------------------------------

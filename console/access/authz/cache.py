@@ -92,9 +92,12 @@ def shared_version() -> int:
         reader = cache.__dict__["_authz_version_reader"] = (client, cache.make_and_validate_key(VERSION_KEY))
     client, key = reader
     raw = client.get(key)
-    if raw is None:
-        cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+    if raw is None:  # lost (evicted, flushed): a new version no cached decision carries
+        fresh = time.time_ns()
+        cache.add(VERSION_KEY, fresh, timeout=None)
         raw = client.get(key)
+        if raw is None:  # gone again at once (a flush meanwhile): still a version of its own
+            return fresh
     return int(raw)
 
 
