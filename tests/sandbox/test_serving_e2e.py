@@ -193,8 +193,10 @@ def test_a_canary_at_20_percent_takes_20_percent_of_the_requests_at_the_gateway(
         deployment, django_capture_on_commit_callbacks):
     primary, canary = deployment.version(trained(constant=0)), deployment.version(trained(constant=2))
     with django_capture_on_commit_callbacks(execute=True):
+        # Without payload logging: the split is the gateway's alone, and the console's receiver
+        # does not compete with its ext_authz checks for SQLite's one writer.
         endpoint = endpoint_create(actor=deployment.owner, project=deployment.project, name="iris",
-                                   model_version=primary, deployment_mode="Knative")
+                                   model_version=primary, deployment_mode="Knative", logging_mode="off")
     deployment.ready(endpoint)
     with django_capture_on_commit_callbacks(execute=True):
         endpoint_update(actor=deployment.owner, endpoint=endpoint, canary_version=canary, canary_traffic_percent=20,
@@ -209,17 +211,23 @@ def test_a_canary_at_20_percent_takes_20_percent_of_the_requests_at_the_gateway(
     grants.grant_create(actor=None, role="caller", target=deployment.project, user=caller, reason="test")
     token = infer_token(caller)
     connection = http.client.HTTPConnection("127.0.0.1", deployment.cluster.gateway_port, timeout=200)
-    seen = Counter()
+    seen, refused = Counter(), 0
     payload = json.dumps({"instances": [SETOSA]}).encode()
-    for _ in range(2000):
+    while sum(seen.values()) < 2000:
         connection.request("POST", "/v1/models/iris:predict", body=payload, headers={
             "Host": host, "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
         answer = connection.getresponse()
         body = answer.read()
+        if answer.status == 503 and body == b"":
+            # The console did not answer the check within deploy/istio's 0.5 s (a loaded machine):
+            # Envoy failed closed (statusOnError) before routing; the caller sends it again.
+            refused += 1
+            assert refused <= 20, "the console's ext_authz keeps timing out"
+            continue
         assert answer.status == 200, body
         seen[json.loads(body)["predictions"][0]] += 1
     connection.close()
-    assert sum(seen.values()) == 2000
+    assert set(seen) == {0, 2}
     assert abs(seen[2] / 2000 - 0.20) <= 0.03, seen  # the canary answers 2, the primary 0
 
 
