@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # database and Redis database); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: setup storage-initializer run test lint layers format bench clean
+.PHONY: setup storage-initializer model-runtimes run test lint layers format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ setup: $(STAMP)
 ## reused. Not fatal: without it the sandbox simulates downloads (the tests that need it skip, in CI fail).
 storage-initializer: setup
 	-$(PY) -m endpoints.sandbox.storage_initializer ensure
+
+## model-runtimes: the sandbox's model servers (PyPI kserve + scikit-learn + xgboost-cpu + lightgbm)
+## in their own virtualenv (var/model-runtimes, or $$SANDBOX_MODEL_RUNTIMES_VENV); made once (~1-2 min),
+## then reused. Not fatal: without it the sandbox's models are not served (the serving tests skip, in CI fail).
+model-runtimes: setup
+	-$(PY) -m endpoints.sandbox.serving.runtimes ensure
 
 ## run: migrate, seed the demo and start web + worker + beat; Ctrl-C stops everything
 run: setup
