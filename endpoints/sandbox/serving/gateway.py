@@ -277,13 +277,29 @@ class Gateway:
             # Clusters a new route needs are added before the routes, removed after them.
             previous = json.loads(self._written[0]) if self._written else []
             union = {c["name"]: c for c in [*previous, *cluster_list]}
-            if self.process is not None and self._written is not None:
+            running = self.process is not None and self._written is not None
+            if running:
                 self._write("cds.json", _discovery(version + "a", [union[n] for n in sorted(union)]))
                 self._wait_clusters(set(union))
-            self._write("cds.json", _discovery(version, cluster_list))
             self._write("rds.json", _discovery(version, [routes]))
+            if running:
+                self._wait_routes(version)
+            self._write("cds.json", _discovery(version, cluster_list))
             self._written = wanted
             return True
+
+    def _wait_routes(self, version: str, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/config_dump?"  # noqa: S310
+                                            "resource=dynamic_route_configs", timeout=2) as answer:
+                    configs = json.load(answer).get("configs") or []
+                if any(c.get("version_info") == version for c in configs):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
 
     def _wait_clusters(self, names: set[str], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
