@@ -136,6 +136,9 @@ NO_CHECK = {"envoy.filters.http.ext_authz": {
     "@type": TYPE + "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute", "disabled": True}}
 
 
+NOT_FOUND = {"match": {"prefix": "/"}, "direct_response": {"status": 404}, "typed_per_filter_config": NO_CHECK}
+
+
 def _action(backends: tuple[Backend, ...], *, rewrite: str | None = None) -> dict:
     action: dict = {"timeout": "300s"}
     if rewrite is not None:
@@ -158,6 +161,7 @@ def _routes(backends: tuple[Backend, ...]) -> list[dict]:
     routes += [{"match": {"prefix": prefix}, "route": _action(backends), "typed_per_filter_config": NO_CHECK}
                for prefix in OPEN_PREFIXES]
     routes += [{"match": {"prefix": prefix}, "route": _action(backends)} for prefix in CHECKED_PREFIXES]
+    routes.append(NOT_FOUND)  # nothing else of the model server is exposed
     return routes
 
 
@@ -177,9 +181,7 @@ def route_configuration(config: GatewayConfig) -> dict:
         path_routes.append({"match": {"prefix": prefix}, "route": _action(
             service.backends, rewrite=f"^{SERVING_PREFIX}/{service.namespace}/{service.name}/")})
     virtual_hosts.append({"name": "path-routing", "domains": ["*"],
-                          "routes": [*path_routes, {"match": {"prefix": "/"},
-                                                    "direct_response": {"status": 404},
-                                                    "typed_per_filter_config": NO_CHECK}]})
+                          "routes": [*path_routes, NOT_FOUND]})
     return {"@type": TYPE + "envoy.config.route.v3.RouteConfiguration", "name": "gateway",
             "virtual_hosts": virtual_hosts}
 
