@@ -75,8 +75,9 @@ class Model(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        body = b'{"predictions": [1, 1]}'
-        self.send_response(200)
+        failed = "broken" in self.path
+        body = b'{"error": "boom"}' if failed else b'{"predictions": [1, 1]}'
+        self.send_response(500 if failed else 200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -118,9 +119,9 @@ def _open(port: int) -> bool:
         return False
 
 
-def _post(port: int, body: bytes, headers: dict) -> tuple[int, bytes]:
+def _post(port: int, body: bytes, headers: dict, path: str = "/v1/models/sklearn-iris:predict") -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("POST", "/v1/models/sklearn-iris:predict", body=body, headers=headers)
+    connection.request("POST", path, body=body, headers=headers)
     answer = connection.getresponse()
     data = answer.read()
     connection.close()
@@ -156,6 +157,14 @@ def test_the_agent_logs_request_and_response_like_kserves_agent(agent):
     _post(port, b'{"instances": [[1, 2, 3, 4]]}', {"Content-Type": "application/json", "Ce-Id": "given-1"})
     wait_for(lambda: len(receiver.deliveries) == 4, 10, "the second pair")
     assert {d[0]["ce-id"] for d in receiver.deliveries[2:]} == {"given-1"}
+    assert json.loads(receiver.deliveries[2][0]["ce-metadata"]) == {}  # no metadata header: an empty object
+    # A failed inference: the request is logged, the error answer is not (only a 200 is).
+    status, _ = _post(port, b'{"instances": []}', {"Content-Type": "application/json", "Ce-Id": "failed-1"},
+                      path="/v1/models/broken:predict")
+    assert status == 500
+    wait_for(lambda: len(receiver.deliveries) == 5, 10, "the failed call's request event")
+    time.sleep(0.3)
+    assert [d[0]["ce-type"].rsplit(".", 1)[1] for d in receiver.deliveries[4:]] == ["request"]
 
 
 @pytest.mark.parametrize("agent", [500], indirect=True)
