@@ -32,6 +32,7 @@ import json
 import logging
 import queue
 import signal
+import socket
 import sys
 import threading
 import uuid
@@ -48,6 +49,14 @@ WORKERS = 5
 SEND_TIMEOUT = 5.0
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "content-length", "host"}
+
+
+class NoDelayConnection(http.client.HTTPConnection):
+    """Small requests and answers leave at once (no Nagle wait for the peer's delayed ACK)."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def rfc3339_now() -> str:
@@ -127,8 +136,7 @@ class Agent:
     def upstream(self) -> http.client.HTTPConnection:
         connection = getattr(self.local, "connection", None)
         if connection is None:
-            connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port,
-                                                                           timeout=300)
+            connection = self.local.connection = NoDelayConnection("127.0.0.1", self.upstream_port, timeout=300)
         return connection
 
     def forward(self, method: str, target: str, headers: dict[str, str], body: bytes):
@@ -150,6 +158,10 @@ def make_handler(agent: Agent):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "sandbox-agent"
+
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format, *args):  # noqa: A002 - the base class's name
             logger.debug("%s " + format, self.address_string(), *args)

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from endpoints.sandbox.serving import gateway as gw
 from endpoints.sandbox.serving import runtimes
+from endpoints.sandbox.serving.agent import NoDelayConnection
 from endpoints.sandbox.storage_entrypoint import is_loopback
 
 logger = logging.getLogger(__name__)
@@ -447,6 +448,10 @@ def _activator_handler(plane: DataPlane):
         protocol_version = "HTTP/1.1"
         server_version = "sandbox-activator"
 
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format, *args):  # noqa: A002
             logger.debug("activator: " + format, *args)
 
@@ -463,7 +468,7 @@ def _activator_handler(plane: DataPlane):
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length",
                                             gw.ACTIVATOR_HEADER)}
-            connection = http.client.HTTPConnection("127.0.0.1", entry.agent_port, timeout=300)
+            connection = NoDelayConnection("127.0.0.1", entry.agent_port, timeout=300)
             try:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 answer = connection.getresponse()
