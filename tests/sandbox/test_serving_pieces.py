@@ -268,3 +268,64 @@ def test_formats_and_storage_that_cannot_run_here_are_marked_simulated(tmp_path)
         plane.stop()
         controller.stop()
         server.stop()
+
+
+# --- a model that cannot load ----------------------------------------------------------------------------
+def test_a_model_server_that_cannot_load_is_an_event_and_a_503_with_the_reason(
+        kserve_storage, model_runtimes, tmp_path):
+    """No model file where the sklearn server looks: a Warning event on the InferenceService with
+    the server's words, and the gateway answers 503 with them instead of holding the caller."""
+    class Allow(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the console's check, allowing everything (not under test here)
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    class Files(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"not a model"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler) for handler in (Allow, Files)]
+    for server in servers:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    authz, web = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    cluster, controller = start_sandbox(settings=SandboxSettings(
+        storage_initializer=True, storage_initializer_venv=kserve_storage.parent.parent, models_dir=tmp_path / "m"))
+    plane = start_data_plane(controller, DataPlaneSettings(gateway_port=free_port(), authz_url=authz,
+                                                           runtimes_venv=model_runtimes.parent.parent,
+                                                           logs_dir=tmp_path / "rt"))
+    try:
+        store = cluster.store
+        store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "proj"}})
+        store.create({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+                      "metadata": {"name": "iris", "namespace": "proj"},
+                      "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                                       "storageUri": f"{web}/iris/model.txt"}}}})
+        event = wait_for(lambda: next((e for e in store.list("events", "proj")
+                                       if e.get("reason") == "ModelServerFailed"), None), 120, "the failure event")
+        assert event["type"] == "Warning" and "no sklearn model file" in event["message"]
+        connection = http.client.HTTPConnection("127.0.0.1", plane.gateway.port, timeout=60)
+        connection.request("POST", "/v1/models/iris:predict", body=b'{"instances": [[1, 2, 3, 4]]}',
+                           headers={"Host": "iris.proj.example.com", "Content-Type": "application/json"})
+        answer = connection.getresponse()
+        assert answer.status == 503 and b"no sklearn model file" in answer.read()
+        connection.close()
+    finally:
+        plane.stop()
+        controller.stop()
+        cluster.stop()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
