@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # database and Redis database); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: setup storage-initializer run test lint layers format bench clean
+.PHONY: setup storage-initializer model-runtimes run test lint layers format faults bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,12 +27,18 @@ setup: $(STAMP)
 storage-initializer: setup
 	-$(PY) -m endpoints.sandbox.storage_initializer ensure
 
+## model-runtimes: the sandbox's model servers (PyPI kserve + scikit-learn + xgboost-cpu + lightgbm)
+## in their own virtualenv (var/model-runtimes, or $$SANDBOX_MODEL_RUNTIMES_VENV); made once (~1-2 min),
+## then reused. Not fatal: without it the sandbox's models are not served (the serving tests skip, in CI fail).
+model-runtimes: setup
+	-$(PY) -m endpoints.sandbox.serving.runtimes ensure
+
 ## run: migrate, seed the demo and start web + worker + beat; Ctrl-C stops everything
 run: setup
 	$(PY) -m console.portal.devstack
 
 ## test: the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite), in parallel
-test: setup storage-initializer
+test: setup storage-initializer model-runtimes
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 8 $(PYTEST_ARGS)
 
 ## lint: static checks, the import contract included
@@ -47,12 +53,17 @@ layers: setup
 format: setup
 	$(VENV)/bin/ruff format .
 
+## faults: the fault suite (docs/robustness.md): its own PostgreSQL and redis-server, real worker and beat
+faults: setup
+	$(PY) -m pytest tests/faults -p no:cacheprovider $(PYTEST_ARGS)
+
 ## bench: the benchmarks in tests/benchmarks (not part of `make test`)
 bench: setup
 	$(PY) -m pytest tests/benchmarks -s -p no:cacheprovider $(PYTEST_ARGS)
 
 ## clean: remove local state (database, broker queue, demo logins) but keep .venv and the
-## storage initializer's virtualenv
+## virtualenvs of the storage initializer and the model servers
 clean:
-	find var -mindepth 1 -maxdepth 1 ! -name kserve-storage ! -name .kserve-storage.lock -exec rm -rf {} + 2>/dev/null || true
+	find var -mindepth 1 -maxdepth 1 ! -name kserve-storage ! -name .kserve-storage.lock \
+	  ! -name model-runtimes ! -name .model-runtimes.lock -exec rm -rf {} + 2>/dev/null || true
 	rm -rf test-output

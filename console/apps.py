@@ -11,6 +11,12 @@ class ConsoleConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
+        from django.urls import register_converter
+
+        from console.ids import IdConverter
+
+        # <id:pk> in every URLconf: ids in the database's range only (console/ids.py).
+        register_converter(IdConverter, "id")
 
         from console import checks  # noqa: F401  (registers the encryption-key check)
 
@@ -19,6 +25,9 @@ class ConsoleConfig(AppConfig):
         from console import metrics
 
         metrics.register_collector(metrics.task_queue_families)
+        from console import heartbeats
+
+        metrics.register_collector(heartbeats.metric_families)
 
 
 def _store_encryption_check(sender, using="default", **kwargs) -> None:

@@ -50,6 +50,9 @@ RECONCILE_PASSES = Counter("console_reconcile_passes_total", "Reconcile passes o
 RECONCILE_PASS_ERRORS = Counter(
     "console_reconcile_pass_errors_total", "Errors met by reconcile passes (a namespace not listed, an apply "
     "refused or failed, an orphan not deleted).", ["cluster"])
+PERIODIC_PASS_FAILURES = Counter(
+    "console_periodic_pass_failures_total", "A periodic pass that failed on one cluster and went on with the "
+    "others (each is that cluster's reconciler alert).", ["cluster", "kind"])
 RECONCILE_APPLIES = Counter(
     "console_reconcile_applies_total", "Applies of an endpoint's generation to its cluster, by result "
     "(applied, failed: refused by the API server, error: transient, retried).", ["cluster", "result"])
@@ -66,11 +69,15 @@ INGEST_LAG = Histogram(
     "console_ingest_lag_seconds", "Time from an ingest batch's receipt to the end of its processing.", ["source"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
 AUTHZ_DECISIONS = Counter("console_authz_decisions_total", "Inference authorization decisions, by outcome "
-                          "(allow, deny: 403, unauthenticated: 401).", ["outcome"])
+                          "(allow, deny: 403, unauthenticated: 401, unavailable: 503 when an allow could not be "
+                          "recorded).", ["outcome"])
 AUTHZ_SECONDS = Histogram("console_authz_decision_seconds", "Time to answer an inference authorization check.",
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 IDENTITY_RECHECKS = Counter("console_identity_rechecks_total", "Re-checks of signed-in people at their identity "
                             "provider, by source and outcome (ok, refused, unreachable).", ["source", "outcome"])
+TASK_ENQUEUE_FAILURES = Counter(
+    "console_task_enqueue_failures_total", "Tasks that could not be published after their change was committed "
+    "(broker down); the periodic passes do their work.", ["task"])
 WORKER_HEARTBEAT = Gauge(
     "console_worker_heartbeat_timestamp_seconds", "When a Celery worker last finished a task (Unix time; the "
     "heartbeat task runs every 15 s).", multiprocess_mode="max")

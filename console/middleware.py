@@ -67,3 +67,49 @@ class RequestContextMiddleware:
             _current.reset(token)
         response["X-Request-Id"] = request_id
         return response
+
+
+QUEUED_NOTICE = "Saved and queued; the periodic pass will apply it (the task queue cannot be reached just now)."
+
+
+class QueuedWorkMiddleware:
+    """A change committed while the broker is down answers success, saying so.
+
+    ``ConsoleTask.delay_on_commit`` (console/celery.py) never lets a failed publish turn a
+    committed change into a 500; it notes the task here. A page then shows ``QUEUED_NOTICE``
+    as a message (on the page the form redirects to), an API response carries it in a
+    ``Console-Queued`` header and, for a JSON object body, a ``queued`` field. Placed after
+    MessageMiddleware, so the message is stored with the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from console.celery import track_unpublished, untrack_unpublished
+
+        token = track_unpublished()
+        try:
+            response = self.get_response(request)
+        finally:
+            unpublished = untrack_unpublished(token)
+        if unpublished and response.status_code < 400:
+            self._announce(request, response)
+        return response
+
+    @staticmethod
+    def _announce(request, response) -> None:
+        import json
+
+        from django.contrib import messages
+
+        response["Console-Queued"] = "periodic-pass"
+        if response.get("Content-Type", "").startswith("application/json"):
+            try:
+                body = json.loads(response.content or b"null")
+            except ValueError:
+                return
+            if isinstance(body, dict):
+                body["queued"] = QUEUED_NOTICE
+                response.content = json.dumps(body).encode()
+        elif hasattr(request, "_messages"):
+            messages.warning(request, QUEUED_NOTICE)

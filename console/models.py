@@ -1,4 +1,5 @@
-"""The framework's one model: the user (people and service accounts).
+"""The framework's models: the user (people and service accounts) and the background processes'
+heartbeats.
 
 ``AUTH_USER_MODEL`` stays ``console.User``: Django cannot move it on a live database. Everything
 else about access (grants, API tokens, teams' roles) lives in the access app, which points at it.
@@ -50,3 +51,48 @@ class EncryptionCheck(models.Model):
 
     def __str__(self) -> str:
         return f"encryption check value of {self.created_at:%Y-%m-%d}"
+
+
+class IdempotencyKey(models.Model):
+    """One ``Idempotency-Key`` a user sent with a write to the API, and the answer it got
+    (``console/api/idempotency.py``). ``status_code`` is null while the first request is still
+    being answered. Kept ``IDEMPOTENCY_KEY_TTL_SECONDS`` (24 h), then pruned."""
+
+    user = models.ForeignKey("console.User", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of method, path, query string and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=7)
+    path = models.CharField(max_length=2048)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    content_type = models.CharField(max_length=255, blank=True)
+    body = models.BinaryField(default=bytes)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="console_idempotency_user_key")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.key})"
+
+
+class Heartbeat(models.Model):
+    """The last sign of life of a Celery worker (a heartbeat task its pool ran) or of beat (a
+    task it scheduled), by host: ``/readyz``, the admin overview and ``/metrics`` report its age
+    (``console/heartbeats.py``). Written at most every few seconds per process; never audited
+    (it is the system's own bookkeeping, not a change anyone made)."""
+
+    class Component(models.TextChoices):
+        WORKER = "worker", "Celery worker"
+        BEAT = "beat", "Celery beat"
+
+    component = models.CharField(max_length=16, choices=Component.choices)
+    name = models.CharField(max_length=200, help_text="The worker's node name, or beat's host and process id.")
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["component", "name"], name="heartbeat_once_per_process")]
+        ordering = ["component", "-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.name} at {self.last_seen_at:%H:%M:%S}"

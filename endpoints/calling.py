@@ -10,7 +10,7 @@ import re
 import shlex
 from urllib.parse import urlsplit
 
-from endpoints import selectors
+from endpoints import nim, selectors
 from endpoints.models import Endpoint
 
 _TEXT_TYPES = {"categorical", "string", "str", "object", "category", "bytes", "text", "bool", "boolean"}
@@ -82,7 +82,14 @@ def example_request(endpoint: Endpoint, runtime) -> dict:
     status = selectors.endpoint_status(endpoint)
     base = (status.url if status else "").rstrip("/") or "$ENDPOINT_URL"
     signature = [f for f in (endpoint.model_version.input_signature or []) if isinstance(f, dict)]
-    if endpoint.protocol == Endpoint.Protocol.OPENAI:
+    runtime_row = endpoint.runtime if endpoint.runtime_id else None
+    nim_entry = nim.entry_from_json(runtime_row.nim["entry"]) if runtime_row is not None and runtime_row.nim else None
+    if endpoint.protocol == Endpoint.Protocol.OPENAI and nim_entry is not None:
+        # A NIM serves NVIDIA's OpenAI-style API; its "model" is the NIM's own model id.
+        route, body = nim.openai_request(nim_entry)
+        protocol = f"OpenAI-compatible API of NVIDIA NIM {nim_entry.display_name} ({nim_entry.api})"
+        notes = [f"The request's \"model\" field is the NIM's model id, {nim_entry.model_id}."]
+    elif endpoint.protocol == Endpoint.Protocol.OPENAI:
         prefix = (runtime.openai_route_prefix if runtime is not None else "") or ""
         route, body = _openai_request(endpoint, prefix.rstrip("/"))
         protocol = "OpenAI-compatible API" + (f" (routes under {prefix})" if prefix else " (routes at the root)")

@@ -82,3 +82,20 @@ def deliver_notification_task(self, *, delivery_id: int) -> str:
             return "failed"
         countdown = min(30 * 2 ** self.request.retries, 3600)
         raise self.retry(exc=exc, countdown=countdown + random.uniform(0, countdown / 4)) from None
+
+
+@app.task
+def requeue_lost_notifications_task() -> int:
+    """Deliveries whose task was never published (broker down at the time) are sent now."""
+    from endpoints.services.notifications import deliveries_requeue_lost
+
+    return deliveries_requeue_lost()
+
+
+@idempotent_task
+def apply_rollout_decision_task(*, decision_id: int) -> str:
+    """Apply one decision of an automated rollout (a no-op once applied: safe to deliver twice)."""
+    from endpoints.services.rollouts import rollout_apply
+
+    decision = rollout_apply(decision_id=decision_id)
+    return decision.kind if decision is not None else "gone"

@@ -20,7 +20,12 @@ meets in real life:
   that does not exist (``s3://missing-bucket/…``: ModelLoadFailed, see the sandbox controller's
   failure rules);
 - ``llm-apps/assistant``: an LLM on the Hugging Face runtime (OpenAI protocol) on an A100 node,
-  in Standard mode: Knative as it ships refuses the GPU node selector and toleration.
+  in Standard mode: Knative as it ships refuses the GPU node selector and toleration;
+- ``fraud-detection/iris-rollout`` and ``fraud-detection/iris-rollout-bad``: automated canary
+  rollouts of iris v2 (docs/rollouts.md). ``make run``'s rollout traffic keeps the first canary
+  healthy, so it steps 10 → 50 → 100 % and promotes itself within a few minutes, and makes the
+  second one fail a quarter of its calls, so it rolls itself back (removing the canary) at its
+  first step. Each rollout is started once: a re-run leaves the finished ones as they ended.
 
 bob's Caller grant on ``iris`` expires three days after it is first seeded. Everything is
 created through the apps' services, so the demo's audit trail is real; a re-run creates
@@ -37,6 +42,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit import sealing
@@ -80,6 +86,10 @@ EXPIRING_GRANT_DAYS = 3
 # How long the seed waits for the sandbox to report iris v1 Ready before starting its canary
 # (the sandbox takes about 6 s: 2 s until the model loads, 4 s until it is Ready).
 ROLLOUT_WAIT_SECONDS = 20.0
+# The demo's automated rollouts: short steps so they finish while someone watches (the built-in
+# defaults are 10 → 25 → 50 → 100 % with ≥ 5 minutes and ≥ 200 requests per step).
+DEMO_ROLLOUT_POLICY = {"steps": [10, 50, 100], "min_step_minutes": 1, "min_step_requests": 40,
+                       "max_p99_ratio": 1.5, "max_wait_minutes": 20}
 
 
 def _iris_sample(rows: int = 300, seed: int = 7) -> bytes:
@@ -386,6 +396,36 @@ def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> 
     return True
 
 
+def _start_demo_rollout(*, actor, endpoint: Endpoint, canary_version, policy: dict, stdout=None) -> bool:
+    """Start an automated rollout of ``canary_version`` on ``endpoint`` once its primary is Ready
+    (a Knative canary splits against a rolled-out revision). Once only: an endpoint that had a
+    rollout keeps it as it ended."""
+    from endpoints.services.rollouts import rollout_start
+
+    endpoint.refresh_from_db()
+    if endpoint.rollouts.exists() or endpoint.canary_version_id is not None:
+        return False
+
+    def ready() -> bool:
+        try:
+            return endpoint_sync_status(endpoint_id=endpoint.pk) == "Ready"
+        except ClusterError:
+            return False
+
+    if not _wait_for_rollout(ready):
+        if stdout is not None:
+            stdout.write(f"{endpoint.project.name}/{endpoint.name} was not Ready in time; its automated rollout "
+                         "starts on the next seed_demo run.")
+        return False
+    try:
+        rollout_start(actor=actor, endpoint=endpoint, canary_version=canary_version, policy=policy)
+    except ValidationError as exc:
+        if stdout is not None:
+            stdout.write(f"The automated rollout of {endpoint.name} was not started: {' '.join(exc.messages)}")
+        return False
+    return True
+
+
 def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
     """The sandbox keeps its cluster in memory, so each ``make run`` starts with an empty one
     and the worker re-creates every InferenceService. Re-created with its canary, iris would
@@ -494,6 +534,15 @@ def seed(stdout=None) -> None:
         _apply_now(iris_endpoint, stdout)  # rolls out while the rest is seeded; the canary needs it Ready
     else:
         _replay_canary_on_empty_sandbox(iris_endpoint, stdout)
+    rollout_endpoints = []
+    for name, description in (("iris-rollout", "Automated rollout demo: a healthy canary that promotes itself"),
+                              ("iris-rollout-bad", "Automated rollout demo: a failing canary that rolls itself back")):
+        endpoint, created_now = _ensure_endpoint(
+            actor=alice, project=fraud, name=name, model_version=v1, protocol="v1", deployment_mode="Knative",
+            min_replicas=1, max_replicas=1, hardware_profile=cpu, description=description)
+        if created_now:
+            _apply_now(endpoint, stdout)
+        rollout_endpoints.append(endpoint)
     _ensure_endpoint(
         actor=alice, project=fraud, name="iris-batch", model_version=v2, protocol="v2",
         deployment_mode="Knative", min_replicas=0, max_replicas=2, hardware_profile=cpu,
@@ -519,6 +568,10 @@ def seed(stdout=None) -> None:
     _seed_temporary_access(bob=bob, iris=iris_endpoint)
     _start_canary(actor=alice, endpoint=iris_endpoint, canary_version=v2, stdout=stdout)
     _read_cluster(cluster, stdout)
+    good, bad = rollout_endpoints
+    _start_demo_rollout(actor=alice, endpoint=good, canary_version=v2, policy=DEMO_ROLLOUT_POLICY, stdout=stdout)
+    _start_demo_rollout(actor=alice, endpoint=bad, canary_version=v2, stdout=stdout,
+                        policy={**DEMO_ROLLOUT_POLICY, "on_failure": "remove"})
     _seal_trail()
     if stdout is not None:
         stdout.write("Demo projects, models, endpoints, grants and sealed audit trail ready.")

@@ -24,12 +24,16 @@ from pathlib import Path
 
 import yaml
 
+from console import liveness
+
 BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (console/portal/devstack.py)
 STOP_GRACE_SECONDS = 10
+# The worker watchdog: how often the worker's heartbeat files are read (console/liveness.py).
+WATCHDOG_SECONDS = 5.0
 SANDBOX_STOP_GRACE_SECONDS = 90
 
 
-def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
+def _prepare_environment(var_dir: Path, port: int, ingest_port: int | None = None) -> dict[str, str]:
     var_dir.mkdir(parents=True, exist_ok=True)
     secret = var_dir / "secret_key"
     if not secret.exists() or not secret.read_text().strip():
@@ -60,6 +64,9 @@ def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
     env.setdefault("CONSOLE_TLS", "false")
     env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
     env.setdefault("CONSOLE_BASE_URL", f"http://127.0.0.1:{port}")
+    # The payload loggers post to the ingest receiver process (docs/audit.md §5, "Serving").
+    if ingest_port:
+        env.setdefault("CONSOLE_INGEST_BASE_URL", f"http://127.0.0.1:{ingest_port}")
     env.setdefault("CONSOLE_VAR_DIR", str(var_dir))
     # /metrics (docs/signals.md): gunicorn's workers and the Celery worker write their metric
     # files to one directory (gunicorn's master empties it at start); without METRICS_TOKEN it
@@ -170,6 +177,14 @@ class Stack:
         if grace is not None:
             self.grace[name] = grace
 
+    def restart(self, name: str) -> None:
+        """SIGKILL a child's process group (a wedged worker does not stop on SIGTERM) and start it again."""
+        proc = self.children[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self.start(name, list(proc.args), optional=name in self.optional)
+
     def exited(self) -> list[tuple[str, int]]:
         return [(name, proc.returncode) for name, proc in self.children.items()
                 if name not in self.optional and proc.poll() is not None]
@@ -189,10 +204,37 @@ class Stack:
 
 
 
+class WorkerWatchdog:
+    """Restarts the worker whose heartbeat stopped (console/liveness.py): a worker that runs but
+    whose pool takes no work is killed and started again, as Kubernetes' liveness probe does.
+    ``WORKER_WATCHDOG_SECONDS`` sets the limit (default: the hard task time limit plus a minute)."""
+
+    def __init__(self, stack: Stack, directory: Path, *, limit: float):
+        self.stack, self.directory, self.limit = stack, directory, limit
+        self.started = time.monotonic()
+        self.next_check = 0.0
+
+    def check(self) -> bool:
+        """Restart the worker if it is wedged; returns whether it did."""
+        now = time.monotonic()
+        # A fresh worker gets the limit to start and send its first heartbeat.
+        if now < self.next_check or now - self.started < self.limit:
+            return False
+        self.next_check = now + WATCHDOG_SECONDS
+        ok, reason = liveness.check_worker(self.directory, limit=self.limit)
+        if ok or "worker" not in self.stack.children:
+            return False
+        print(f"The worker's heartbeat stopped ({reason}); restarting the worker.", file=sys.stderr, flush=True)
+        self.stack.restart("worker")
+        self.started = time.monotonic()
+        return True
+
+
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
+    ingest_port = int(os.environ.get("INGEST_PORT", "8002"))
     var_dir = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var")).resolve()
-    env = _prepare_environment(var_dir, port)
+    env = _prepare_environment(var_dir, port, ingest_port)
     python = sys.executable
     bindir = Path(python).parent
     manage = [python, str(BASE_DIR / "manage.py")]
@@ -258,7 +300,9 @@ def main() -> int:
                         "--logger-class", "console.gunicorn_logging.RedactingLogger"])
     stack.start("worker", [str(bindir / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
                            "--concurrency", "2", "--without-gossip", "--without-mingle"])
-    # The payload-logger buffer's worker (docs/audit.md §5): drains what the receiver accepted.
+    # The ingest receivers in their own process (slow clients hold no thread of the web
+    # process) and the payload-logger buffer's worker that drains what they accepted (docs/audit.md §5).
+    stack.start("receiver", [*manage, "ingest_receiver", "--bind", f"127.0.0.1:{ingest_port}"])
     stack.start("ingest", [*manage, "ingest_worker"])
     stack.start("beat", [str(bindir / "celery"), "-A", "console", "beat", "--loglevel", "INFO",
                          "--schedule", str(var_dir / "celerybeat-schedule")])
@@ -266,6 +310,12 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}/"
     if not _wait_for(f"{url}healthz", 60):
         print("The web server did not answer /healthz within 60 s; stopping.", file=sys.stderr)
+        stack.stop()
+        return 1
+    ingest_url = f"http://127.0.0.1:{ingest_port}"
+    if not _wait_for(f"{ingest_url}/healthz", 60):
+        print(f"The ingest receiver did not answer {ingest_url}/healthz within 60 s (is INGEST_PORT {ingest_port} "
+              "free?); stopping.", file=sys.stderr)
         stack.stop()
         return 1
 
@@ -276,18 +326,27 @@ def main() -> int:
     # service account and alice, drifted inputs for iris), and simulated events only for the LLM
     # assistant, which cannot run here. DEMO_TRAFFIC=0 turns it all off.
     if os.environ.get("DEMO_TRAFFIC", "1") != "0":
-        stack.start("history", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
+        stack.start("history", [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "0.05",
                                 "--duration", "0", "--rows", "10", "--backfill-minutes", "120",
                                 "--backfill-calls", "150", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
                                 "--principal", "simulated",
                                 "--endpoint", "fraud-detection/iris", "--endpoint", "fraud-detection/transaction-amount",
                                 "--endpoint", "llm-apps/assistant"], optional=True)
+        # The automated-rollout demo (docs/rollouts.md): steady traffic for 15 minutes that follows
+        # each rollout's canary share — a healthy canary on iris-rollout (it promotes itself) and
+        # one failing a quarter of its calls on iris-rollout-bad (it rolls itself back).
+        for name, endpoint, canary in (("rollout traffic", "fraud-detection/iris-rollout", []),
+                                       ("failing rollout traffic", "fraud-detection/iris-rollout-bad",
+                                        ["--canary-error-rate", "0.25"])):
+            stack.start(name, [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "4",
+                               "--duration", "900", "--latency-sigma", "0.2", "--error-rate", "0.002",
+                               "--canary-latency-factor", "1.0", *canary, "--endpoint", endpoint], optional=True)
         stack.start("traffic", [*manage, "demo_traffic", "--rate", "0.2", "--rows", "5",
                                 "--duration", str(7 * 24 * 3600), "--drift", "fraud-detection/iris",
                                 "--principal", "fraud-scorer-client", "--principal", "alice",
                                 "--endpoint", "fraud-detection/iris",
                                 "--endpoint", "fraud-detection/transaction-amount"], optional=True)
-        stack.start("simulated traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
+        stack.start("simulated traffic", [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "0.05",
                                           "--duration", str(7 * 24 * 3600), "--rows", "10", "--principal", "simulated",
                                           "--endpoint", "llm-apps/assistant"], optional=True)
 
@@ -309,7 +368,10 @@ def main() -> int:
     print("=" * 64 + "\n", flush=True)
 
     code = 0
+    watchdog = WorkerWatchdog(stack, Path(env.get("HEARTBEAT_DIR") or var_dir / "heartbeat"),
+                              limit=float(env.get("WORKER_WATCHDOG_SECONDS") or liveness.default_worker_limit()))
     while not stopping:
+        watchdog.check()
         dead = stack.exited()
         if dead:
             for name, returncode in dead:

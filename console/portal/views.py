@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from console.heartbeats import readings as heartbeat_readings
 from console.portal.home import EXPIRY_WINDOW_DAYS, home_for
 from console.views.base import platform_admin_required
 from endpoints import selectors as endpoint_selectors
@@ -23,4 +24,5 @@ def admin_overview(request):
     return render(request, "console/admin_overview.html", {
         "counts": endpoint_selectors.platform_counts(),
         "alerts": list(endpoint_selectors.alerts_active()),
+        "heartbeats": list(heartbeat_readings().values()),
     })

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from endpoints.sandbox import knative, scheduler
+from endpoints.sandbox import images, knative, scheduler
 from endpoints.sandbox import profile as profiles
 from endpoints.sandbox import storage_initializer as initializer
 from endpoints.sandbox.admission import KNATIVE_MODES, WEBHOOK_NAME, KServeWebhooks
@@ -432,7 +432,11 @@ class SandboxController:
             replicas = 0 if track.get("idle") else 1
         next_check = None
         pods: list[dict] = []
-        refusal = knative.refusal(self.store, predictor) if knative_mode and not stopped else None
+        # KServe merges the runtime's volumes and pull secrets into the pod spec Knative checks.
+        refusal = (knative.refusal(self.store, images.pod_fields(predictor, runtime))
+                   if knative_mode and not stopped else None)
+        pull_events = (images.pull_problem(self.store, namespace, self._image(model, runtime), predictor, runtime)
+                       if not stopped and not selection.reason and not refusal else [])
         storage_uri = model.get("storageUri", "")
         storage_failure = None
         if unreachable_storage(storage_uri):
@@ -479,6 +483,14 @@ class SandboxController:
                               "Stopped": ("False", "", "")}
             else:
                 conditions = None  # the release leaves the conditions as they were
+        elif pull_events and not self._place(namespace, name, pods := self._pods(
+                obj, model, runtime, replicas, revision_name, phase="Pending")):
+            # The kubelet cannot pull the image (no pull secret for its registry): the pods wait.
+            images.waiting_for_pull(pods, self._image(model, runtime))
+            conditions = _waiting_conditions(knative_mode)
+            status["modelStatus"] = {"transitionStatus": "InProgress",
+                                     "states": {"activeModelState": "", "targetModelState": "Pending"}}
+            pod_events = [(p["metadata"]["name"], reason, message) for p in pods for reason, message in pull_events]
         elif isinstance(start, CredentialError):
             # KServe's pod mutator refused the pods: none exist, the ReplicaSet keeps retrying.
             message = start.denial
@@ -788,7 +800,7 @@ class SandboxController:
             for key in ("nodeSelector", "tolerations", "affinity", "runtimeClassName"):
                 if predictor.get(key):
                     spec[key] = predictor[key]
-            labels = {ISVC_LABEL: name, "component": "predictor"}
+            labels = {ISVC_LABEL: name, "component": "predictor", **images.simulated_labels(runtime)}
             if knative_mode:
                 labels[REVISION_LABEL] = revision_name
             pods.append({

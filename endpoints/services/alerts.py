@@ -11,6 +11,10 @@ alert and its new state)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +23,8 @@ from endpoints.models import Cluster, Notification, ReconcileAlert
 from endpoints.services.notifications import notify
 
 UNRESOLVED = [ReconcileAlert.State.OPEN, ReconcileAlert.State.ACKNOWLEDGED]
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _notify(alert: ReconcileAlert, state: str, text: str) -> None:
@@ -96,3 +102,29 @@ def alert_resolve(*, actor, alert: ReconcileAlert) -> bool:
                  details={"kind": alert.kind, "alert_id": alert.pk, "message": alert.message})
     _notify(alert, "resolved", f"Resolved by {actor.get_username()}.\n\nThe alert was: {alert.message}")
     return True
+
+
+def isolated(cluster: Cluster, *, kind: str, what: str, work: Callable[[], T]) -> T | None:
+    """Run one cluster's share of a periodic pass so that an error of this cluster stays this
+    cluster's: the error is logged, counted and raised as the cluster's ``kind`` alert (shown on
+    the cluster page and the alerts page, notified), and None is returned so the caller goes on
+    with the next cluster. A later pass that succeeds clears the alert. ``what`` names the pass
+    in the alert ("reconcile pass", "capability reading")."""
+    from console import metrics
+
+    try:
+        result = work()
+    except Exception as exc:  # noqa: BLE001 - any error of one cluster must not stop the others
+        logger.exception("%s failed on cluster %s", what, cluster.name)
+        metrics.PERIODIC_PASS_FAILURES.labels(cluster.name, kind).inc()
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        try:
+            alert_raise(cluster=cluster, kind=kind,
+                        message=f"The {what} failed on this cluster: {error}. The other clusters were not "
+                                "affected; this one is retried at every pass.",
+                        details={"error": error})
+        except Exception:  # noqa: BLE001 - e.g. the database itself is gone; logged above, next pass retries
+            logger.exception("could not record the %s failure of cluster %s", what, cluster.name)
+        return None
+    alert_clear(cluster=cluster, kind=kind, reason=f"The {what} succeeded on this cluster again.")
+    return result

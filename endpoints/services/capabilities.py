@@ -26,7 +26,8 @@ from django.utils import timezone
 from audit import services as audit
 from endpoints import capabilities as caps
 from endpoints.cluster import ClusterError, PermanentClusterError
-from endpoints.models import Cluster, ClusterCapabilities, Project, ServingRuntime
+from endpoints.models import Cluster, ClusterCapabilities, Project, ReconcileAlert, ServingRuntime
+from endpoints.services.alerts import isolated
 
 CONTROLLER_SELECTOR = "control-plane=kserve-controller-manager"
 DEFAULT_MAX_AGE = 600
@@ -266,10 +267,13 @@ def capabilities_for(cluster: Cluster, *, refresh_if_older: bool = True) -> caps
 
 
 def refresh_all() -> int:
-    """Re-read every enabled cluster whose reading is older than ``max_age()``; how many were read."""
+    """Re-read every enabled cluster whose reading is older than ``max_age()``; how many were read.
+    A cluster whose reading fails gets a ``capabilities_failed`` alert and the others are read."""
     count = 0
     for cluster in Cluster.objects.filter(enabled=True):
-        if _stale(ClusterCapabilities.objects.filter(cluster=cluster).first()):
-            cluster_discover(cluster=cluster)
+        if not _stale(ClusterCapabilities.objects.filter(cluster=cluster).first()):
+            continue
+        if isolated(cluster, kind=ReconcileAlert.Kind.CAPABILITIES_FAILED, what="capability reading",
+                    work=lambda cluster=cluster: cluster_discover(cluster=cluster)) is not None:
             count += 1
     return count

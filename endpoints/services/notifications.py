@@ -15,6 +15,7 @@ import json
 import secrets
 import urllib.error
 import urllib.request
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -151,6 +152,26 @@ def notify(*, key: str, event: str, state: str = "", project: Project | None = N
     for delivery in deliveries:
         deliver_notification_task.delay_on_commit(delivery_id=delivery.pk)
     return notification
+
+
+# A delivery never attempted this long after it was recorded lost its task (the broker was down
+# when it was published): the sweep queues it again. Far beyond a queue's normal delay, so a
+# slow queue does not get a second copy.
+LOST_DELIVERY_AFTER = timedelta(minutes=10)
+
+
+def deliveries_requeue_lost(*, now=None, limit: int = 500) -> int:
+    """Queue again the deliveries whose task never ran (``attempts`` 0, older than
+    ``LOST_DELIVERY_AFTER``); how many. Run by beat (``notifications-requeue-lost``)."""
+    from endpoints.tasks import deliver_notification_task
+
+    now = now or timezone.now()
+    ids = list(NotificationDelivery.objects.filter(
+        status=NotificationDelivery.Status.PENDING, attempts=0, created_at__lt=now - LOST_DELIVERY_AFTER)
+        .order_by("pk").values_list("pk", flat=True)[:limit])
+    for delivery_id in ids:
+        deliver_notification_task.delay(delivery_id=delivery_id)
+    return len(ids)
 
 
 def webhook_body(notification: Notification) -> bytes:

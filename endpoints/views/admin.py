@@ -32,6 +32,7 @@ from endpoints.models import (
     ProjectQuota,
     ServingRuntime,
 )
+from endpoints.services.alerts import UNRESOLVED
 from endpoints.services.capabilities import cluster_discover, connection_summary
 from endpoints.services.platform import (
     cluster_create,
@@ -186,6 +187,7 @@ class ClusterDetailView(AdminPageMixin, ProtectedDetailView):
             knative_flags=[{"field": f, "key": key, "allowed": caps.knative_allows(f)}
                            for f, key in KNATIVE_FLAGS.items()] if caps and caps.knative else [],
             project_count=Project.objects.filter(cluster=cluster).count(),
+            open_alerts=list(cluster.alerts.filter(state__in=UNRESOLVED).order_by("-last_seen_at")),
             breadcrumbs=crumbs(("Clusters", list_url), (cluster.name, None)),
         )
         return context
@@ -427,7 +429,8 @@ class ServingRuntimeListView(AdminPageMixin, ProtectedListView):
         context.update(title="Runtimes", object_name_plural="runtimes",
                        description="Built-in entries mirror KServe's default ClusterServingRuntimes and can only be "
                                    "disabled; custom runtimes are applied by the console.",
-                       create_url=reverse("endpoints:runtime-create"), create_label="Add a custom runtime")
+                       create_url=reverse("endpoints:runtime-create"), create_label="Add a custom runtime",
+                       nim_catalog_url=reverse("endpoints:nim-catalog"))
         return context
 
 
@@ -495,16 +498,16 @@ class ServingRuntimeEditView(AdminFormView):
 urlpatterns = [
     path("admin/clusters/", ClusterListView.as_view(), name="cluster-list"),
     path("admin/clusters/new/", ClusterCreateView.as_view(), name="cluster-create"),
-    path("admin/clusters/<int:pk>/", ClusterDetailView.as_view(), name="cluster-detail"),
-    path("admin/clusters/<int:pk>/test/", ClusterTestConnectionView.as_view(), name="cluster-test"),
-    path("admin/clusters/<int:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
+    path("admin/clusters/<id:pk>/", ClusterDetailView.as_view(), name="cluster-detail"),
+    path("admin/clusters/<id:pk>/test/", ClusterTestConnectionView.as_view(), name="cluster-test"),
+    path("admin/clusters/<id:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
     path("projects/new/", ProjectCreateView.as_view(), name="project-create"),
     path("projects/<slug:name>/quotas/", ProjectQuotaView.as_view(), name="project-quota"),
     path("projects/<slug:name>/rotate-ingest-key/", ProjectRotateKeyView.as_view(), name="project-rotate-key"),
     path("admin/hardware/", HardwareProfileListView.as_view(), name="hardware-list"),
     path("admin/hardware/new/", HardwareProfileCreateView.as_view(), name="hardware-create"),
-    path("admin/hardware/<int:pk>/edit/", HardwareProfileEditView.as_view(), name="hardware-edit"),
+    path("admin/hardware/<id:pk>/edit/", HardwareProfileEditView.as_view(), name="hardware-edit"),
     path("admin/runtimes/", ServingRuntimeListView.as_view(), name="runtime-list"),
     path("admin/runtimes/new/", ServingRuntimeCreateView.as_view(), name="runtime-create"),
-    path("admin/runtimes/<int:pk>/edit/", ServingRuntimeEditView.as_view(), name="runtime-edit"),
+    path("admin/runtimes/<id:pk>/edit/", ServingRuntimeEditView.as_view(), name="runtime-edit"),
 ]

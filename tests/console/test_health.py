@@ -9,6 +9,16 @@ from console.celery import app as celery_app
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _background_alive(db):
+    """A worker and beat that just sent their heartbeats (tests/console/test_heartbeats.py
+    covers the stale and missing cases)."""
+    from console.heartbeats import record
+
+    record(component="worker", name="celery@test")
+    record(component="beat", name="test:1")
+
+
 def test_healthz_answers_without_touching_dependencies(client, monkeypatch):
     monkeypatch.setitem(health.CHECKS, "database", lambda: (_ for _ in ()).throw(OperationalError("down")))
     response = client.get("/healthz")
@@ -19,12 +29,13 @@ def test_healthz_answers_without_touching_dependencies(client, monkeypatch):
 def test_readyz_is_ok_when_database_and_broker_answer(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.json()
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "worker": "ok", "beat": "ok"}
 
 
 def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(client, monkeypatch):
     # Port 1 on loopback: nothing listens there, the connection is refused at once.
     monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setitem(celery_app.conf, "broker_transport", None)  # SQLite runs name the filesystem one
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()

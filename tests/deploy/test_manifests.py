@@ -50,7 +50,8 @@ def test_web_worker_beat_and_migration_job_are_all_there(rendered):
                      ("Deployment", "inference-console-beat"), ("Job", "inference-console-migrate"),
                      ("HorizontalPodAutoscaler", "inference-console-web"),
                      ("Deployment", "inference-console-authz-grpc"), ("Deployment", "inference-console-authz-http"),
-                     ("Service", "inference-console-authz-grpc"), ("Service", "inference-console-authz-http")]:
+                     ("Service", "inference-console-authz-grpc"), ("Service", "inference-console-authz-http"),
+                     ("Deployment", "inference-console-receiver"), ("Service", "inference-console-ingest")]:
         assert expected in names
     beat = next(d for d in rendered if d["metadata"]["name"] == "inference-console-beat")
     assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
@@ -79,7 +80,8 @@ def test_web_probes_hit_healthz_and_readyz_with_an_allowed_host(rendered):
     web = next(d for d in rendered if d["metadata"]["name"] == "inference-console-web")
     container = web["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # Only the checks serving needs: a stale worker must not take every web pod out of service.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz?check=database&check=broker"
     config = next(d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "inference-console")
     host = container["readinessProbe"]["httpGet"]["httpHeaders"][0]["value"]
     assert host in config["data"]["ALLOWED_HOSTS"].split(",")
@@ -153,6 +155,17 @@ def test_only_api_clients_mount_the_service_account_token(rendered):
     assert mounts["inference-console-authz-http"] is False
 
 
+def test_the_loggers_post_to_the_receiver_process_which_is_probed_on_healthz(rendered):
+    config = next(d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "inference-console")
+    assert config["data"]["CONSOLE_INGEST_BASE_URL"] == "http://inference-console-ingest.inference-console.svc"
+    receiver = next(d for d in rendered if d["metadata"]["name"] == "inference-console-receiver")
+    container = receiver["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["python", "manage.py", "ingest_receiver"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    policy = next(d for d in rendered if d["metadata"]["name"] == "inference-console-ingest-from-projects")
+    assert {"port": 8002, "protocol": "TCP"} in policy["spec"]["ingress"][0]["ports"]
+
+
 def test_network_policies_admit_the_ingest_receivers_and_deny_by_default(rendered):
     policies = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "NetworkPolicy"}
     assert policies["inference-console-default-deny"]["spec"]["podSelector"] == {}
@@ -193,3 +206,19 @@ def test_wiring_examples_parse_and_are_checked_against_their_own_schemas():
                 assert doc.get("apiVersion") and doc.get("kind"), path
                 report.append(f"{doc['kind']} ({path.name}): parsed, no schema available")
     print("\n".join(report))
+
+
+def test_worker_and_beat_have_heartbeat_probes_on_their_own_heartbeat_directory(rendered):
+    for name, component in (("inference-console-worker", "worker"), ("inference-console-beat", "beat")):
+        deployment = next(d for d in rendered if d["metadata"]["name"] == name)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = container[probe]["exec"]["command"]
+            assert command[:4] == ["python", "-m", "console.liveness", component], (name, probe)
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert env["HEARTBEAT_DIR"].startswith("/tmp/")  # the pod's own emptyDir, writable
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+    worker = next(d for d in rendered if d["metadata"]["name"] == "inference-console-worker")
+    liveness = worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    # Never kill a worker whose pool is merely busy: the probe's own limit exceeds the task time limit.
+    assert "--max-age" not in liveness["exec"]["command"]

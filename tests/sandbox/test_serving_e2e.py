@@ -102,16 +102,22 @@ class Deployment:
 
     def call(self, host: str, path: str, body: dict, *, token: str | None = None,
              headers: dict | None = None) -> tuple[int, dict, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.cluster.gateway_port, timeout=200)
         sent = {"Host": host, "Content-Type": "application/json", **(headers or {})}
         if token:
             sent["Authorization"] = f"Bearer {token}"
-        try:
-            connection.request("POST", path, body=json.dumps(body).encode(), headers=sent)
-            answer = connection.getresponse()
-            return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
-        finally:
-            connection.close()
+        for _ in range(5):
+            connection = http.client.HTTPConnection("127.0.0.1", self.cluster.gateway_port, timeout=200)
+            try:
+                connection.request("POST", path, body=json.dumps(body).encode(), headers=sent)
+                answer = connection.getresponse()
+                result = answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+            finally:
+                connection.close()
+            if result[0] != 503 or result[2] != b"":
+                return result
+            # Envoy's own 503 (statusOnError): the console did not answer the check within
+            # deploy/istio's 0.5 s on a loaded machine. Fail closed, so the caller asks again.
+        return result
 
 
 @pytest.fixture
@@ -193,8 +199,10 @@ def test_a_canary_at_20_percent_takes_20_percent_of_the_requests_at_the_gateway(
         deployment, django_capture_on_commit_callbacks):
     primary, canary = deployment.version(trained(constant=0)), deployment.version(trained(constant=2))
     with django_capture_on_commit_callbacks(execute=True):
+        # Without payload logging: the split is the gateway's alone, and the console's receiver
+        # does not compete with its ext_authz checks for SQLite's one writer.
         endpoint = endpoint_create(actor=deployment.owner, project=deployment.project, name="iris",
-                                   model_version=primary, deployment_mode="Knative")
+                                   model_version=primary, deployment_mode="Knative", logging_mode="off")
     deployment.ready(endpoint)
     with django_capture_on_commit_callbacks(execute=True):
         endpoint_update(actor=deployment.owner, endpoint=endpoint, canary_version=canary, canary_traffic_percent=20,
@@ -209,17 +217,23 @@ def test_a_canary_at_20_percent_takes_20_percent_of_the_requests_at_the_gateway(
     grants.grant_create(actor=None, role="caller", target=deployment.project, user=caller, reason="test")
     token = infer_token(caller)
     connection = http.client.HTTPConnection("127.0.0.1", deployment.cluster.gateway_port, timeout=200)
-    seen = Counter()
+    seen, refused = Counter(), 0
     payload = json.dumps({"instances": [SETOSA]}).encode()
-    for _ in range(2000):
+    while sum(seen.values()) < 2000:
         connection.request("POST", "/v1/models/iris:predict", body=payload, headers={
             "Host": host, "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
         answer = connection.getresponse()
         body = answer.read()
+        if answer.status == 503 and body == b"":
+            # The console did not answer the check within deploy/istio's 0.5 s (a loaded machine):
+            # Envoy failed closed (statusOnError) before routing; the caller sends it again.
+            refused += 1
+            assert refused <= 20, "the console's ext_authz keeps timing out"
+            continue
         assert answer.status == 200, body
         seen[json.loads(body)["predictions"][0]] += 1
     connection.close()
-    assert sum(seen.values()) == 2000
+    assert set(seen) == {0, 2}
     assert abs(seen[2] / 2000 - 0.20) <= 0.03, seen  # the canary answers 2, the primary 0
 
 
@@ -243,7 +257,8 @@ def test_the_first_request_after_idle_cold_starts_the_runtime(deployment, django
     wait_for(lambda: not pods(), SCALE_TO_ZERO_SECONDS + 30, "the idle revision to scale to zero", interval=0.2)
     deployment.ready(endpoint)
     status, headers, body = deployment.call(host, "/v1/models/iris:predict", {"instances": [VIRGINICA]}, token=token)
-    assert (status, json.loads(body)) == (200, {"predictions": [2]})
+    assert status == 200, (status, body)
+    assert json.loads(body) == {"predictions": [2]}
     assert int(headers["x-sandbox-cold-start-ms"]) > 0
     assert pods(), "the revision's pod is back"
     events = [e for e in store.list("events", deployment.name) if e.get("reason") in ("ScaledToZero", "ColdStart")]
@@ -251,3 +266,26 @@ def test_the_first_request_after_idle_cold_starts_the_runtime(deployment, django
     # The next request is served warm.
     status, headers, _ = deployment.call(host, "/v1/models/iris:predict", {"instances": [SETOSA]}, token=token)
     assert status == 200 and "x-sandbox-cold-start-ms" not in headers
+
+
+def test_a_standard_mode_endpoint_is_routed_by_its_own_hosts(deployment, django_capture_on_commit_callbacks):
+    version = deployment.version(trained())
+    with django_capture_on_commit_callbacks(execute=True):
+        endpoint = endpoint_create(actor=deployment.owner, project=deployment.project, name="iris",
+                                   model_version=version, deployment_mode="Standard", logging_mode="off")
+    isvc = deployment.ready(endpoint)
+    host = host_of(isvc)
+    assert host == f"iris-{deployment.name}.example.com"  # Standard mode's host form
+    caller = UserFactory(username="cal")
+    grants.grant_create(actor=None, role="caller", target=deployment.project, user=caller, reason="test")
+    token = infer_token(caller)
+    predictor_host = isvc["status"]["components"]["predictor"]["url"].split("://", 1)[1]
+    for name in (host, predictor_host):
+        status, _, body = deployment.call(name, "/v1/models/iris:predict", {"instances": [VIRGINICA]}, token=token)
+        assert (status, json.loads(body)) == (200, {"predictions": [2]}), name
+    # Open paths of the policy reach the model server without a token; others are 404.
+    connection = http.client.HTTPConnection("127.0.0.1", deployment.cluster.gateway_port, timeout=60)
+    connection.request("GET", "/v2/health/ready", headers={"Host": host})
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert deployment.call(host, "/docs", {}, token=token)[0] == 404

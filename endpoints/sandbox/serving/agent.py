@@ -3,20 +3,21 @@ revision that proxies to the model server and posts the payload logger's CloudEv
 
 What it does, as the agent's logger does (``pkg/logger`` of KServe):
 
-- every POST is read whole, given an id (the caller's ``Ce-Id`` header, else a new UUID) and,
-  when the logger mode is ``all`` or ``request``, queued as an ``org.kubeflow.serving.inference.request``
-  event carrying the request's body and ``Content-Type``;
-- it is then proxied to the model server; the answer goes back to the caller unchanged and,
-  when the mode is ``all`` or ``response``, is queued as an ``org.kubeflow.serving.inference.response``
-  event with the *same id* and ``Content-Type: application/json``;
+- every request but the kubelet's probes is read whole, given an id (the caller's ``Ce-Id``
+  header, else a new UUID) and, when the logger mode is ``all`` or ``request``, queued as an
+  ``org.kubeflow.serving.inference.request`` event carrying the request's body and ``Content-Type``;
+- it is then proxied to the model server; the answer goes back to the caller unchanged and, when
+  it is a 200 and the mode is ``all`` or ``response``, is queued as an
+  ``org.kubeflow.serving.inference.response`` event with the *same id* (and the request's
+  ``Content-Type``, as the agent does);
 - events are sent in CloudEvents 1.0 binary mode (attributes in ``Ce-*`` headers, the payload
-  as the body) to the logger URL by a small pool of workers from a bounded queue:
-  fire-and-forget — a full queue drops the event, a failed POST is logged, never retried —
-  so the logger never slows or fails an inference;
+  as the body) to the logger URL by five workers from a queue of 100 (a full queue holds the
+  request until there is room, as the agent's channel does): fire-and-forget — a failed or
+  refused POST is logged, never retried, and never changes the caller's answer;
 - extensions: ``inferenceservicename``, ``namespace``, ``component``, ``endpoint`` (empty for
   the default endpoint), ``metadata`` (the request headers listed in ``metadataHeaders``, exact
-  canonical names, as a JSON object of lists) and ``annotations`` (the listed annotations of
-  the revision, a JSON object), each only when non-empty as the agent does for the last two.
+  canonical names, as a JSON object of lists; ``{}`` when none) and ``annotations`` (the listed
+  annotations of the revision, a JSON object, only when there are some).
 
 Plain standard library: no project imports (the sandbox rule), so it runs under any Python.
 ``python -m endpoints.sandbox.serving.agent --help``.
@@ -31,6 +32,7 @@ import json
 import logging
 import queue
 import signal
+import socket
 import sys
 import threading
 import uuid
@@ -49,6 +51,14 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "content-length", "host"}
 
 
+class NoDelayConnection(http.client.HTTPConnection):
+    """Small requests and answers leave at once (no Nagle wait for the peer's delayed ACK)."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def rfc3339_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -59,18 +69,13 @@ class EventSender:
     def __init__(self, url: str, *, workers: int = WORKERS, size: int = QUEUE_SIZE):
         self.url = url
         self.queue: queue.Queue = queue.Queue(maxsize=size)
-        self.sent = self.failed = self.dropped = 0
+        self.sent = self.failed = 0
         self._lock = threading.Lock()
         for index in range(workers):
             threading.Thread(target=self._work, name=f"agent-logger-{index}", daemon=True).start()
 
     def put(self, headers: dict[str, str], body: bytes) -> None:
-        try:
-            self.queue.put_nowait((headers, body))
-        except queue.Full:
-            with self._lock:
-                self.dropped += 1
-            logger.error("log request queue is full: event %s dropped", headers.get("Ce-Id"))
+        self.queue.put((headers, body))  # the agent's buffered channel: waits while it is full
 
     def _work(self) -> None:
         parts = urlsplit(self.url)
@@ -123,8 +128,7 @@ class Agent:
         headers = {"Ce-Specversion": "1.0", "Ce-Id": event_id, "Ce-Source": self.source,
                    "Ce-Type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE, "Ce-Time": rfc3339_now(),
                    **self.attributes, "Content-Type": content_type}
-        if metadata:
-            headers["Ce-Metadata"] = json.dumps(metadata, separators=(",", ":"))
+        headers["Ce-Metadata"] = json.dumps(metadata, separators=(",", ":"))
         if self.annotations:
             headers["Ce-Annotations"] = json.dumps(self.annotations, separators=(",", ":"))
         return headers
@@ -132,8 +136,7 @@ class Agent:
     def upstream(self) -> http.client.HTTPConnection:
         connection = getattr(self.local, "connection", None)
         if connection is None:
-            connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port,
-                                                                           timeout=300)
+            connection = self.local.connection = NoDelayConnection("127.0.0.1", self.upstream_port, timeout=300)
         return connection
 
     def forward(self, method: str, target: str, headers: dict[str, str], body: bytes):
@@ -156,22 +159,26 @@ def make_handler(agent: Agent):
         protocol_version = "HTTP/1.1"
         server_version = "sandbox-agent"
 
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format, *args):  # noqa: A002 - the base class's name
             logger.debug("%s " + format, self.address_string(), *args)
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            log = self.command == "POST" and agent.sender is not None
+            probe = (self.headers.get("User-Agent") or "").startswith("kube-probe/") or \
+                bool(self.headers.get("K-Kubelet-Probe"))
+            log = agent.sender is not None and not probe
             event_id = self.headers.get("Ce-Id") or str(uuid.uuid4())
+            content_type = self.headers.get("Content-Type", "")
+            metadata = {name: self.headers.get_all(name) for name in agent.metadata_headers
+                        if self.headers.get_all(name)}
             if log and agent.mode in ("all", "request"):
-                metadata = {name: self.headers.get_all(name) for name in agent.metadata_headers
-                            if self.headers.get_all(name)}
-                agent.sender.put(agent.event_headers(event_id=event_id, kind="request",
-                                                     content_type=self.headers.get("Content-Type", ""),
+                agent.sender.put(agent.event_headers(event_id=event_id, kind="request", content_type=content_type,
                                                      metadata=metadata), body)
-            else:
-                metadata = {}
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             headers["Host"] = self.headers.get("Host", "")
             try:
@@ -179,9 +186,9 @@ def make_handler(agent: Agent):
             except (OSError, http.client.HTTPException) as exc:
                 status, answer_headers = 502, [("Content-Type", "text/plain")]
                 answer = f"agent: the model server did not answer: {exc}\n".encode()
-            if log and agent.mode in ("all", "response"):
-                agent.sender.put(agent.event_headers(event_id=event_id, kind="response",
-                                                     content_type="application/json", metadata=metadata), answer)
+            if log and status == 200 and agent.mode in ("all", "response"):
+                agent.sender.put(agent.event_headers(event_id=event_id, kind="response", content_type=content_type,
+                                                     metadata=metadata), answer)
             self.send_response(status)
             for name, value in answer_headers:
                 if name.lower() not in HOP_BY_HOP and name.lower() not in ("date", "server"):

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from endpoints.sandbox.serving import gateway as gw
 from endpoints.sandbox.serving import runtimes
+from endpoints.sandbox.serving.agent import NoDelayConnection
 from endpoints.sandbox.storage_entrypoint import is_loopback
 
 logger = logging.getLogger(__name__)
@@ -386,6 +387,8 @@ class DataPlane:
         while time.monotonic() < deadline and not self._stopping:
             with self._lock:
                 entry = self._processes.get(key)
+            if entry is not None and entry.failed:
+                return entry, None  # the model server failed: answered at once, with the reason
             if entry is not None and entry.ready.wait(timeout=0.05):
                 if woke is not None:
                     self._woken(namespace, name, key, woke)
@@ -447,6 +450,10 @@ def _activator_handler(plane: DataPlane):
         protocol_version = "HTTP/1.1"
         server_version = "sandbox-activator"
 
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format, *args):  # noqa: A002
             logger.debug("activator: " + format, *args)
 
@@ -457,13 +464,14 @@ def _activator_handler(plane: DataPlane):
             if len(target) != 3:
                 return self._answer(404, [("Content-Type", "text/plain")], b"activator: no revision named\n")
             entry, cold = plane.wait_for(tuple(target))
-            if entry is None:
+            if entry is None or entry.failed:
+                why = f": {entry.failed}" if entry is not None else f" within {plane.settings.cold_start_timeout:g} s"
                 return self._answer(503, [("Content-Type", "text/plain")],
-                                    f"activator: revision {target[2]} did not become ready\n".encode())
+                                    f"activator: revision {target[2]} is not serving{why}\n".encode())
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length",
                                             gw.ACTIVATOR_HEADER)}
-            connection = http.client.HTTPConnection("127.0.0.1", entry.agent_port, timeout=300)
+            connection = NoDelayConnection("127.0.0.1", entry.agent_port, timeout=300)
             try:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 answer = connection.getresponse()

@@ -136,6 +136,9 @@ NO_CHECK = {"envoy.filters.http.ext_authz": {
     "@type": TYPE + "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute", "disabled": True}}
 
 
+NOT_FOUND = {"match": {"prefix": "/"}, "direct_response": {"status": 404}, "typed_per_filter_config": NO_CHECK}
+
+
 def _action(backends: tuple[Backend, ...], *, rewrite: str | None = None) -> dict:
     action: dict = {"timeout": "300s"}
     if rewrite is not None:
@@ -158,6 +161,7 @@ def _routes(backends: tuple[Backend, ...]) -> list[dict]:
     routes += [{"match": {"prefix": prefix}, "route": _action(backends), "typed_per_filter_config": NO_CHECK}
                for prefix in OPEN_PREFIXES]
     routes += [{"match": {"prefix": prefix}, "route": _action(backends)} for prefix in CHECKED_PREFIXES]
+    routes.append(NOT_FOUND)  # nothing else of the model server is exposed
     return routes
 
 
@@ -177,9 +181,7 @@ def route_configuration(config: GatewayConfig) -> dict:
         path_routes.append({"match": {"prefix": prefix}, "route": _action(
             service.backends, rewrite=f"^{SERVING_PREFIX}/{service.namespace}/{service.name}/")})
     virtual_hosts.append({"name": "path-routing", "domains": ["*"],
-                          "routes": [*path_routes, {"match": {"prefix": "/"},
-                                                    "direct_response": {"status": 404},
-                                                    "typed_per_filter_config": NO_CHECK}]})
+                          "routes": [*path_routes, NOT_FOUND]})
     return {"@type": TYPE + "envoy.config.route.v3.RouteConfiguration", "name": "gateway",
             "virtual_hosts": virtual_hosts}
 
@@ -277,13 +279,29 @@ class Gateway:
             # Clusters a new route needs are added before the routes, removed after them.
             previous = json.loads(self._written[0]) if self._written else []
             union = {c["name"]: c for c in [*previous, *cluster_list]}
-            if self.process is not None and self._written is not None:
+            running = self.process is not None and self._written is not None
+            if running:
                 self._write("cds.json", _discovery(version + "a", [union[n] for n in sorted(union)]))
                 self._wait_clusters(set(union))
-            self._write("cds.json", _discovery(version, cluster_list))
             self._write("rds.json", _discovery(version, [routes]))
+            if running:
+                self._wait_routes(version)
+            self._write("cds.json", _discovery(version, cluster_list))
             self._written = wanted
             return True
+
+    def _wait_routes(self, version: str, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/config_dump?"  # noqa: S310
+                                            "resource=dynamic_route_configs", timeout=2) as answer:
+                    configs = json.load(answer).get("configs") or []
+                if any(c.get("version_info") == version for c in configs):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
 
     def _wait_clusters(self, names: set[str], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
