@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.core.cache import caches
 
 from console.access import tokens
+from console.access.authz.decision import clear_cached_decisions
 from console.portal import demo
 from endpoints.services.reconciler import reconcile_all
 from tests.fixtures.kube import wait_for
@@ -54,7 +54,7 @@ def _answers(port: int, token: str) -> bool:
 def test_the_readmes_how_to_call_it_works_against_the_demo(
         serving_cluster, demo_bucket, live_server, alice, bob, settings, monkeypatch):  # noqa: F811
     settings.CONSOLE_INGEST_BASE_URL = live_server.url
-    caches["authz"].clear()
+    clear_cached_decisions()
     gateway = f"127.0.0.1:{serving_cluster.gateway_port}"
     monkeypatch.setenv("SANDBOX_URL", serving_cluster.url)
     monkeypatch.delenv("SANDBOX_TOKEN_FILE", raising=False)
