@@ -21,7 +21,7 @@ from endpoints.services.reconciler import reconcile_all
 from tests.fixtures.kube import wait_for
 from tests.portal.test_demo_models import demo_bucket  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

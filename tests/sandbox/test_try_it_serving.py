@@ -22,7 +22,7 @@ from tests.fixtures.browser import login
 from tests.fixtures.kube import wait_for
 from tests.sandbox.test_serving_e2e import SETOSA, VIRGINICA, deployment, trained  # noqa: F401  (fixture)
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _send(page, body: str):
