@@ -242,7 +242,7 @@ def test_the_edit_wizard_saves_the_rollout_policy_and_refuses_nonsense(client, a
     assert page.status_code == 200 and "Automated rollout policy" in page.content.decode()
     form = EndpointForm(user=alice, endpoint=endpoint)
     data = {}
-    for name, field in form.fields.items():
+    for name in form.fields:
         value = form[name].value()
         if value is None or value is False:
             continue
