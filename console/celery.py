@@ -74,6 +74,9 @@ class ConsoleTask(DjangoTask):
         transaction.on_commit(functools.partial(self._publish_after_commit, args or (), kwargs or {}, options))
 
     def _publish_after_commit(self, args, kwargs, options) -> None:
+        if self.app.conf.task_always_eager:  # runs here and now: its own errors are not the broker's
+            self.apply_async(args, kwargs, **options)
+            return
         try:
             self.apply_async(args, kwargs, **options)
         except Exception:  # noqa: BLE001 - the broker is down or refuses: the periodic pass applies it
