@@ -18,12 +18,17 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from audit.jsonlimits import nesting_within
+
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 TYPES = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 MAX_ID_LENGTH = 200
+# Arrays and objects nested deeper than this are refused before they are parsed (the receivers
+# pass AUDIT_INGEST_MAX_JSON_DEPTH; parsing recursion must never fail).
+DEFAULT_MAX_DEPTH = 100
 
 # CloudEvents 0.1 header names -> 1.0 attribute names.
 _LEGACY_HEADERS = {
@@ -93,6 +98,8 @@ def _json_object(value, *, what: str) -> dict:
     if value in (None, ""):
         return {}
     if isinstance(value, str):
+        if not nesting_within(value, DEFAULT_MAX_DEPTH):
+            raise MalformedEvent(f"{what} nests arrays or objects more than {DEFAULT_MAX_DEPTH} levels deep")
         try:
             value = json.loads(value)
         except ValueError:
@@ -159,8 +166,10 @@ def parse_structured(event) -> LoggerEvent:
     return _event({str(k).lower(): v for k, v in event.items()}, body, content_type)
 
 
-def parse_json_body(body: bytes, *, batch: bool) -> list[LoggerEvent]:
+def parse_json_body(body: bytes, *, batch: bool, max_depth: int = DEFAULT_MAX_DEPTH) -> list[LoggerEvent]:
     """The events of a structured (``batch=False``) or batched delivery."""
+    if not nesting_within(body, max_depth):
+        raise MalformedEvent(f"the body nests arrays or objects more than {max_depth} levels deep")
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -178,10 +187,15 @@ def parse_json_body(body: bytes, *, batch: bool) -> list[LoggerEvent]:
     return events
 
 
-def parse_delivery(headers: dict[str, str], body: bytes, content_type: str) -> list[LoggerEvent]:
-    """All events of one POST, whatever its mode."""
+def parse_delivery(headers: dict[str, str], body: bytes, content_type: str, *,
+                   max_depth: int = DEFAULT_MAX_DEPTH) -> list[LoggerEvent]:
+    """All events of one POST, whatever its mode. A JSON payload (binary mode with a JSON or no
+    content type: what the consumers parse later) nesting deeper than ``max_depth`` is refused."""
     if is_batch(content_type):
-        return parse_json_body(body, batch=True)
+        return parse_json_body(body, batch=True, max_depth=max_depth)
     if is_structured(content_type):
-        return parse_json_body(body, batch=False)
+        return parse_json_body(body, batch=False, max_depth=max_depth)
+    kind = media_type(content_type)
+    if (not kind or "json" in kind) and not nesting_within(body, max_depth):
+        raise MalformedEvent(f"the JSON payload nests arrays or objects more than {max_depth} levels deep")
     return [parse_binary(headers, body, content_type)]

@@ -143,7 +143,7 @@ def _body(batch: IngestBatch) -> bytes:
 
 
 def _process_kubernetes(batch: IngestBatch) -> tuple[int, int, bool]:
-    items = k8s.parse_event_list(_body(batch))
+    items = k8s.parse_event_list(_body(batch), max_depth=settings.AUDIT_INGEST_MAX_JSON_DEPTH)
     normalised = {}
     for item in items:
         event = k8s.normalise(item)
@@ -182,7 +182,8 @@ def _process_kubernetes(batch: IngestBatch) -> tuple[int, int, bool]:
 def _process_kserve(batch: IngestBatch) -> tuple[int, int, bool]:
     project = get_directory().projects_by_id({batch.project_id}).get(batch.project_id) if batch.project_id else None
     keep_body = bool(project and project.keep_payload_bodies)
-    events = cloudevents.parse_delivery(batch.headers or {}, _body(batch), batch.content_type)
+    events = cloudevents.parse_delivery(batch.headers or {}, _body(batch), batch.content_type,
+                                        max_depth=settings.AUDIT_INGEST_MAX_JSON_DEPTH)
     created, duplicates = events_store_and_dispatch(batch.project_id, [(e, batch.received_at) for e in events],
                                                     batch_id=batch.pk)
     return created, duplicates, keep_body

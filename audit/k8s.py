@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from audit.cloudevents import MalformedEvent, parse_time
+from audit.jsonlimits import nesting_within
 
 API_VERSION = "audit.k8s.io/v1"
 STAGES = {"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"}
@@ -43,8 +44,11 @@ class NormalisedEvent:
     details: dict
 
 
-def parse_event_list(body: bytes) -> list[dict]:
-    """The items of an EventList, each checked for what normalising needs."""
+def parse_event_list(body: bytes, *, max_depth: int = 100) -> list[dict]:
+    """The items of an EventList, each checked for what normalising needs. Arrays and objects
+    nested deeper than ``max_depth`` are refused before parsing (no parsing recursion can fail)."""
+    if not nesting_within(body, max_depth):
+        raise MalformedEventList(f"the body nests arrays or objects more than {max_depth} levels deep")
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):

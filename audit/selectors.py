@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from audit.directory import EndpointRef, ProjectIds, get_directory
 from audit.models import AuditEvent, AuditSeal, IngestBatch, IngestBufferEntry, IngestRefusal
+from console.ids import parse_id
 from console.permissions import is_platform_admin, is_signed_in
 
 VIEW_ALL_PERMISSION = "audit.view_auditevent"
@@ -134,8 +135,8 @@ def event_search(*, user, filters: EventFilters):
         qs = qs.filter(target_id=filters.target_id)
     if filters.project:
         condition = Q(project_name=filters.project)
-        if filters.project.isdigit():
-            condition |= Q(project_id=int(filters.project))
+        if parse_id(filters.project) is not None:
+            condition |= Q(project_id=parse_id(filters.project))
         qs = qs.filter(condition)
     if filters.endpoint is not None:
         qs = qs.filter(endpoint_condition(filters.endpoint))

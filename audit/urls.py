@@ -9,13 +9,13 @@ app_name = "audit"
 
 urlpatterns = [
     path("", trail.event_list, name="event-list"),
-    path("events/<int:pk>/", trail.event_detail, name="event-detail"),
+    path("events/<id:pk>/", trail.event_detail, name="event-detail"),
     path("objects/<str:target_type>/<path:target_id>/", trail.object_history, name="object-history"),
     path("export/<str:fmt>/", trail.event_export, name="event-export"),
     path("integrity/", trail.integrity, name="integrity"),
     path("ingest/", trail.batch_list, name="batch-list"),
-    path("ingest/<int:pk>/", trail.batch_detail, name="batch-detail"),
-    path("ingest/<int:pk>/retry/", trail.batch_retry, name="batch-retry"),
+    path("ingest/<id:pk>/", trail.batch_detail, name="batch-detail"),
+    path("ingest/<id:pk>/retry/", trail.batch_retry, name="batch-retry"),
 ]
 
 ingest_urlpatterns = [

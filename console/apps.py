@@ -11,6 +11,12 @@ class ConsoleConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
+        from django.urls import register_converter
+
+        from console.ids import IdConverter
+
+        # <id:pk> in every URLconf: ids in the database's range only (console/ids.py).
+        register_converter(IdConverter, "id")
 
         from console import checks  # noqa: F401  (registers the encryption-key check)
 

@@ -69,7 +69,8 @@ INGEST_LAG = Histogram(
     "console_ingest_lag_seconds", "Time from an ingest batch's receipt to the end of its processing.", ["source"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
 AUTHZ_DECISIONS = Counter("console_authz_decisions_total", "Inference authorization decisions, by outcome "
-                          "(allow, deny: 403, unauthenticated: 401).", ["outcome"])
+                          "(allow, deny: 403, unauthenticated: 401, unavailable: 503 when an allow could not be "
+                          "recorded).", ["outcome"])
 AUTHZ_SECONDS = Histogram("console_authz_decision_seconds", "Time to answer an inference authorization check.",
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 IDENTITY_RECHECKS = Counter("console_identity_rechecks_total", "Re-checks of signed-in people at their identity "

@@ -53,6 +53,29 @@ class EncryptionCheck(models.Model):
         return f"encryption check value of {self.created_at:%Y-%m-%d}"
 
 
+class IdempotencyKey(models.Model):
+    """One ``Idempotency-Key`` a user sent with a write to the API, and the answer it got
+    (``console/api/idempotency.py``). ``status_code`` is null while the first request is still
+    being answered. Kept ``IDEMPOTENCY_KEY_TTL_SECONDS`` (24 h), then pruned."""
+
+    user = models.ForeignKey("console.User", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of method, path, query string and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=7)
+    path = models.CharField(max_length=2048)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    content_type = models.CharField(max_length=255, blank=True)
+    body = models.BinaryField(default=bytes)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="console_idempotency_user_key")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.key})"
+
+
 class Heartbeat(models.Model):
     """The last sign of life of a Celery worker (a heartbeat task its pool ran) or of beat (a
     task it scheduled), by host: ``/readyz``, the admin overview and ``/metrics`` report its age

@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "console.middleware.QueuedWorkMiddleware",
     # Re-checks sessions signed in through OpenID Connect at the provider (console/access/oidc.py).
     "console.access.oidc.OIDCRecheckMiddleware",
+    # Idempotency-Key on API writes: a retry replays the first answer (console/api/idempotency.py).
+    "console.api.idempotency.IdempotencyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Axes must come last: it turns a locked-out login into its own response.
@@ -101,6 +103,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "console.portal.urls"
+# A CSRF failure under /api/ answers the API's JSON error body (console/views).
+CSRF_FAILURE_VIEW = "console.views.csrf_failure"
 WSGI_APPLICATION = "console.wsgi.application"
 ASGI_APPLICATION = "console.asgi.application"
 
@@ -155,14 +159,27 @@ else:
 # working set (invalidation then goes through a version row in the database).
 AUTHZ_CACHE_ALIAS = "authz"
 AUTHZ_DECISION_TTL = env.integer("AUTHZ_DECISION_TTL", 5, minimum=0)
+# Each authorizer process re-reads the access version this often (a thread), so a warm check
+# reads neither the database nor the cache; a change made elsewhere reaches it within this
+# time (a change made in the same process at once). 0: every check reads the version itself.
+AUTHZ_VERSION_POLL_MS = env.integer("AUTHZ_VERSION_POLL_MS", 100, minimum=0)
 # Where Envoy sends checks (the extension provider's pathPrefix) and, for gateways that route
 # by path (KServe's ingress pathTemplate), the prefix naming an endpoint.
 AUTHZ_PATH_PREFIX = env.string("AUTHZ_PATH_PREFIX", "/authz/check")
 AUTHZ_PATH_TEMPLATE = env.string("AUTHZ_PATH_TEMPLATE", "/serving/{namespace}/{name}")
-# Allowed inference calls are audited as one event per principal, endpoint and minute, written
-# by a thread in each web process every AUTHZ_ALLOW_FLUSH_SECONDS (tests flush by hand).
-AUTHZ_ALLOW_FLUSH_SECONDS = env.integer("AUTHZ_ALLOW_FLUSH_SECONDS", 10, minimum=1)
-AUTHZ_FLUSH_THREAD = True
+# Every allowed inference call is committed (a StagedAllow row) before it is answered; the
+# process's group writer lets concurrent checks share one commit (off: one commit per check).
+# A worker drains the rows into infer.allow events (one per principal, endpoint and minute, with
+# the count) every AUTHZ_ALLOW_DRAIN_SECONDS (console/access/authz/allows.py).
+AUTHZ_ALLOW_GROUP_COMMIT = env.boolean("AUTHZ_ALLOW_GROUP_COMMIT", True)
+# Writer threads (each with its own database connection) per authorizer process.
+AUTHZ_ALLOW_WRITERS = env.integer("AUTHZ_ALLOW_WRITERS", 2, minimum=1)
+# Off (default): the allow's commit does not wait for PostgreSQL's WAL flush — it survives a
+# crash of the authorizer, workers and broker and a clean database restart, not a crash of the
+# database server itself (its last ~0.6 s). On: every allow waits for the flush as well
+# (docs/access-control.md, "Durable allow decisions").
+AUTHZ_ALLOW_SYNCHRONOUS_COMMIT = env.boolean("AUTHZ_ALLOW_SYNCHRONOUS_COMMIT", False)
+AUTHZ_ALLOW_DRAIN_SECONDS = env.integer("AUTHZ_ALLOW_DRAIN_SECONDS", 10, minimum=1)
 CACHES[AUTHZ_CACHE_ALIAS] = (
     {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "authz"}
     if REDIS_URL
@@ -500,7 +517,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "console.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "console.api.schema.ConsoleAutoSchema",
     "EXCEPTION_HANDLER": "console.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -508,6 +525,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["console.api.throttling.TokenRateThrottle",
                                  "console.api.throttling.UserRateThrottle"],
 }
+# Idempotency-Key (console/api/idempotency.py): how long a write's answer is kept for retries,
+# and after how long a first request that never finished no longer blocks its retries (409).
+IDEMPOTENCY_KEY_TTL_SECONDS = env.integer("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, minimum=60)
+IDEMPOTENCY_PENDING_SECONDS = env.integer("IDEMPOTENCY_PENDING_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["idempotency-prune"] = {"task": "console.tasks.prune_idempotency_keys_task",
+                                             "schedule": 3600.0}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Inference Console API",
     "DESCRIPTION": "Register models, deploy them to KServe, manage access and review the audit trail.",
@@ -520,6 +543,10 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI otherwise loads a badge from validator.swagger.io on any non-localhost host.
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
+    # Error answers (400/401/403/404/409/422/429 with the one error body) and the Idempotency-Key
+    # header on writes, added to every operation (console/api/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "console.api.schema.add_error_responses"],
     # Several components have a "role" field; the grant roles get a stable name.
     "ENUM_NAME_OVERRIDES": {"GrantRoleEnum": "console.access.models.Grant.Role",
                             "IdentitySourceEnum": "console.access.models.IdentitySource"},
@@ -587,6 +614,13 @@ AUDIT_SEAL_GRACE_SECONDS = env.integer("AUDIT_SEAL_GRACE_SECONDS", 900, minimum=
 AUDIT_K8S_MAX_BODY_BYTES = env.integer("AUDIT_K8S_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
 AUDIT_KSERVE_MAX_BODY_BYTES = env.integer("AUDIT_KSERVE_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 AUDIT_INGEST_MAX_ATTEMPTS = env.integer("AUDIT_INGEST_MAX_ATTEMPTS", 5, minimum=1)
+# Both receivers read a body within a deadline and at a minimum rate (after a short grace):
+# a client that declares a body and trickles it gets 408 instead of holding the receiver.
+AUDIT_INGEST_BODY_TIMEOUT_SECONDS = env.integer("AUDIT_INGEST_BODY_TIMEOUT_SECONDS", 60, minimum=1)
+AUDIT_INGEST_BODY_MIN_BYTES_PER_SECOND = env.integer("AUDIT_INGEST_BODY_MIN_BYTES_PER_SECOND", 16 * 1024, minimum=1)
+AUDIT_INGEST_BODY_GRACE_SECONDS = 2.0
+# JSON nested deeper than this (arrays and objects) is refused with 400 before it is parsed.
+AUDIT_INGEST_MAX_JSON_DEPTH = env.integer("AUDIT_INGEST_MAX_JSON_DEPTH", 100, minimum=8)
 # A request event whose response has not arrived after this long is dispatched as "timeout".
 AUDIT_PAIRING_TIMEOUT_SECONDS = env.integer("AUDIT_PAIRING_TIMEOUT_SECONDS", 300, minimum=1)
 # The payload-logger buffer (audit/buffer.py): beyond this many waiting deliveries the receiver
@@ -597,6 +631,9 @@ AUDIT_INGEST_DRAIN_BATCH = env.integer("AUDIT_INGEST_DRAIN_BATCH", 500, minimum=
 # Receiver threads of a process share commits (one writer thread inserts the rows of every request
 # waiting at that moment): the commit's WAL flush is what a 202 waits for.
 AUDIT_INGEST_GROUP_COMMIT = env.boolean("AUDIT_INGEST_GROUP_COMMIT", True)
+# Writer threads per receiver process: several commits in flight (PostgreSQL flushes concurrent
+# commits together), each taking every row waiting when it starts.
+AUDIT_INGEST_WRITERS = env.integer("AUDIT_INGEST_WRITERS", 4, minimum=1)
 # The integrity page verifies trails of more sealed events than this in a worker, with progress.
 AUDIT_VERIFY_INLINE_EVENTS = env.integer("AUDIT_VERIFY_INLINE_EVENTS", 100_000, minimum=0)
 # How long a receiver process trusts what it read: an ingest key's project (so a rotated key is
@@ -626,6 +663,8 @@ CELERY_BEAT_SCHEDULE.update({
     # A safety net beside the dedicated `manage.py ingest_worker` processes (and the drain under
     # `make run`): drains whatever waits in the payload-logger buffer.
     "audit-ingest-drain": {"task": "audit.tasks.drain_ingest_buffer_task", "schedule": 5.0},
+    "authz-allows-drain": {"task": "console.access.tasks.drain_allows_task",
+                           "schedule": float(AUTHZ_ALLOW_DRAIN_SECONDS)},
     "audit-retention": {"task": "audit.tasks.archive_and_prune_task", "schedule": 3600.0},
 })
 
@@ -648,6 +687,10 @@ CELERY_BEAT_SCHEDULE.update({
                          "schedule": float(MONITORING_DRIFT_INTERVAL_SECONDS)},
     "monitoring-prune": {"task": "monitoring.tasks.prune_monitoring_task", "schedule": 3600.0},
 })
+# Automated canary rollouts are measured and stepped this often (docs/rollouts.md).
+ROLLOUT_EVALUATION_SECONDS = env.integer("ROLLOUT_EVALUATION_SECONDS", 30, minimum=5)
+CELERY_BEAT_SCHEDULE["rollout-evaluation"] = {"task": "monitoring.tasks.evaluate_rollouts_task",
+                                              "schedule": float(ROLLOUT_EVALUATION_SECONDS)}
 # plotly.js is served from the plotly Python package (no copy in static/, no CDN).
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",

@@ -16,3 +16,11 @@ def worker_heartbeat_task(self) -> None:
     from console.models import Heartbeat
 
     record(component=Heartbeat.Component.WORKER, name=self.request.hostname or "unknown")
+
+
+@app.task
+def prune_idempotency_keys_task() -> int:
+    """Hourly (beat): forget the Idempotency-Key answers older than IDEMPOTENCY_KEY_TTL_SECONDS."""
+    from console.api.idempotency import idempotency_keys_prune
+
+    return idempotency_keys_prune()

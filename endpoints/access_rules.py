@@ -88,7 +88,7 @@ def register() -> None:
     register_scope(m.Revision, through("endpoint", m.Endpoint))
     register_scope(m.EndpointStatus, through("endpoint", m.Endpoint))
     register_scope(m.ProjectQuota, through("project", m.Project))
-    for model in (m.Cluster, m.HardwareProfile, m.ServingRuntime):
+    for model in (m.Cluster, m.HardwareProfile, m.ServingRuntime, m.NimCatalogEntry):
         register_scope(model, catalog)
     register_scope(m.ReconcileAlert, platform_admins_only)
     # Channel names are offered to a project's Owners (targets are shown to admins only);

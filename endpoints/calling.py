@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from urllib.parse import urlsplit
 
-from endpoints import selectors
+from endpoints import nim, selectors
 from endpoints.models import Endpoint
 
 _TEXT_TYPES = {"categorical", "string", "str", "object", "category", "bytes", "text", "bool", "boolean"}
@@ -75,14 +76,20 @@ def _openai_request(endpoint: Endpoint, prefix: str) -> tuple[str, dict]:
         "model": endpoint.name, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64}
 
 
-def how_to_call(endpoint: Endpoint, runtime) -> dict:
-    """URL, protocol and an example ``curl`` for the endpoint, built from its protocol, its
-    runtime's routes and its model version's input signature."""
+def example_request(endpoint: Endpoint, runtime) -> dict:
+    """The example request for the endpoint: route, JSON body, protocol label and notes (shared
+    by "How to call it" and "Try it")."""
     status = selectors.endpoint_status(endpoint)
-    url = (status.url if status else "").rstrip("/")
-    base = url or "$ENDPOINT_URL"
+    base = (status.url if status else "").rstrip("/") or "$ENDPOINT_URL"
     signature = [f for f in (endpoint.model_version.input_signature or []) if isinstance(f, dict)]
-    if endpoint.protocol == Endpoint.Protocol.OPENAI:
+    runtime_row = endpoint.runtime if endpoint.runtime_id else None
+    nim_entry = nim.entry_from_json(runtime_row.nim["entry"]) if runtime_row is not None and runtime_row.nim else None
+    if endpoint.protocol == Endpoint.Protocol.OPENAI and nim_entry is not None:
+        # A NIM serves NVIDIA's OpenAI-style API; its "model" is the NIM's own model id.
+        route, body = nim.openai_request(nim_entry)
+        protocol = f"OpenAI-compatible API of NVIDIA NIM {nim_entry.display_name} ({nim_entry.api})"
+        notes = [f"The request's \"model\" field is the NIM's model id, {nim_entry.model_id}."]
+    elif endpoint.protocol == Endpoint.Protocol.OPENAI:
         prefix = (runtime.openai_route_prefix if runtime is not None else "") or ""
         route, body = _openai_request(endpoint, prefix.rstrip("/"))
         protocol = "OpenAI-compatible API" + (f" (routes under {prefix})" if prefix else " (routes at the root)")
@@ -100,22 +107,82 @@ def how_to_call(endpoint: Endpoint, runtime) -> dict:
     elif endpoint.protocol != Endpoint.Protocol.OPENAI:
         notes.insert(0, "The model version has no input signature; replace the example values with your "
                         "model's features.")
-    payload = _json_example(body)
+    return {"route": route, "body": body, "payload": _json_example(body), "protocol": protocol, "notes": notes}
+
+
+def gateway_target(endpoint: Endpoint, url: str) -> tuple[str, str]:
+    """(base URL to send to, Host header) for an endpoint whose status URL is ``url``: through
+    the cluster's ingress gateway when one is set (KServe's ``curl -H "Host: ..."
+    http://$INGRESS_HOST:$INGRESS_PORT/...``), else the URL itself and no Host header."""
+    gateway = endpoint.project.cluster.gateway_url
+    host = urlsplit(url).netloc if url else ""
+    if gateway and host:
+        return gateway, host
+    return url, ""
+
+
+def how_to_call(endpoint: Endpoint, runtime) -> dict:
+    """URL, protocol and an example ``curl`` for the endpoint, built from its protocol, its
+    runtime's routes and its model version's input signature; through the cluster's ingress
+    gateway with the endpoint's host in ``Host`` when the cluster names its gateway."""
+    status = selectors.endpoint_status(endpoint)
+    url = (status.url if status else "").rstrip("/")
+    base = url or "$ENDPOINT_URL"
+    example = example_request(endpoint, runtime)
+    route = example["route"]
+    send_to, host = gateway_target(endpoint, url)
     # A known URL is quoted literally; the placeholder stays in double quotes so the shell expands it.
-    target = shlex.quote(url + route) if url else f'"{base}{route}"'
-    curl = "\n".join([
-        f"curl -sS -X POST {target} \\",
+    target = shlex.quote(send_to + route) if url else f'"{base}{route}"'
+    lines = [f"curl -sS -X POST {target} \\"]
+    if host:
+        lines.append(f"  -H {shlex.quote('Host: ' + host)} \\")
+    lines += [
         '  -H "Authorization: Bearer $TOKEN" \\',
         "  -H 'Content-Type: application/json' \\",
-        f"  -d {shlex.quote(payload)}",
-    ])
+        f"  -d {shlex.quote(example['payload'])}",
+    ]
     return {
         "url": url,
         "address_url": status.address_url if status else "",
-        "protocol": protocol,
+        "gateway_url": send_to if host else "",
+        "host": host,
+        "protocol": example["protocol"],
         "method_path": f"POST {route}",
-        "curl": curl,
-        "notes": notes,
+        "curl": "\n".join(lines),
+        "notes": example["notes"],
         "runtime": runtime,
     }
 
+
+# Formats whose runtime the sandbox really runs (KServe's Python model server on a CPU); the
+# others (LLMs, GPUs, Triton, TensorFlow, ...) answer from a simulation there.
+SANDBOX_SERVED_FORMATS = frozenset({"sklearn", "xgboost", "lightgbm"})
+# The condition the sandbox's data plane sets on an InferenceService whose model does not really
+# serve (status "True", the message says why: no CPU runtime for the format, a storage URI it
+# cannot download).
+SIMULATED_CONDITION = "SandboxSimulated"
+
+
+def serving(endpoint: Endpoint) -> dict:
+    """Whether the endpoint's answers come from its model or from a simulation: {"simulated":
+    bool, "note": str}. A real cluster serves. On the sandbox, the data plane's condition says
+    so when it reports one; without a gateway nothing serves; else the model format decides."""
+    cluster = endpoint.project.cluster
+    if not cluster.is_sandbox:
+        return {"simulated": False, "note": ""}
+    status = selectors.endpoint_status(endpoint)
+    for condition in (status.conditions if status else None) or []:
+        if isinstance(condition, dict) and condition.get("type") == SIMULATED_CONDITION \
+                and str(condition.get("status")) == "True":
+            message = str(condition.get("message") or "").removeprefix("simulated: ")
+            return {"simulated": True, "note": f"The sandbox does not run this model: {message}." if message
+                    else "The sandbox does not run this model."}
+    if not cluster.gateway_address:
+        return {"simulated": True, "note": "This sandbox cluster has no data plane (no gateway address): nothing "
+                                           "really serves on it."}
+    model_format = (endpoint.model_version.model_format or "").lower()
+    if model_format in SANDBOX_SERVED_FORMATS:
+        return {"simulated": False, "note": ""}
+    return {"simulated": True,
+            "note": f"The sandbox cannot run a {model_format or 'model of this'} runtime on this machine: its "
+                    "answers are simulated, not computed by the model."}

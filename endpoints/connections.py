@@ -36,6 +36,10 @@ HTTPS_HOST_KEY = "https-host"
 HTTPS_HEADERS_KEY = "headers"
 AZURE_ACCOUNT_KEY = "AZURE_STORAGE_ACCESS_KEY"
 CA_BUNDLE_FILE = "cabundle.crt"
+NGC_KEY = "NGC_API_KEY"  # noqa: S105 - the Secret key a NIM reads
+NGC_REGISTRY = "nvcr.io"
+NGC_USER = "$oauthtoken"  # NGC's fixed registry user name for API-key logins
+PULL_SUFFIX = "-pull"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,14 @@ KINDS: dict[str, KindSpec] = {
                 Field("username", "User name", required=True)),
         secrets=(Field("password", "Password or token", required=True),),
         example_uri="oci://registry.example.com/models/name:tag",
+    ),
+    "ngc": KindSpec(
+        "ngc", "NVIDIA NGC API key", ("pvc",),
+        config=(),
+        secrets=(Field("api_key", "NGC API key", required=True,
+                       help="Pulls NIM images from nvcr.io and downloads their engines."),
+                 Field("hf_token", "Hugging Face token", help="Optional: for NIMs that download from the Hub.")),
+        example_uri="pvc://nvidia-nim-pvc/",
     ),
     "https": KindSpec(
         "https", "HTTPS with headers", ("https", "http"),
@@ -308,6 +320,11 @@ def secret_data(kind: str, config: dict, secrets: dict, capabilities: Capabiliti
         data[".dockerconfigjson"] = json.dumps(
             {"auths": {registry: {"username": user, "password": password, "auth": auth}}}, sort_keys=True)
         secret_type = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a Secret type
+    elif kind == "ngc":
+        # The names a NIM runtime reads (NVIDIA's nvidia-nim-secrets); the token stays an empty
+        # entry when not given, so the runtime's secretKeyRef resolves either way.
+        data[NGC_KEY] = secrets.get("api_key", "")
+        data[HF_TOKEN_KEY] = secrets.get("hf_token", "")
     elif kind == "https":
         data[HTTPS_HOST_KEY] = config.get("host", "")
         data[HTTPS_HEADERS_KEY] = secrets.get("headers", "")
@@ -342,6 +359,20 @@ def cluster_objects(*, connection_name: str, platform: bool, kind: str, config: 
         # returns, so the console writes base64 ``data`` and compares it on drift checks.
         "data": {key: _b64(value) for key, value in data.items()},
     })
+    if kind == "ngc":
+        # The image pull secret for nvcr.io (user $oauthtoken, the key as password); the NIM
+        # runtime names it in imagePullSecrets. No ServiceAccount: a pvc:// cache needs no
+        # storage initializer.
+        key = secrets.get("api_key", "")
+        config_json = json.dumps({"auths": {NGC_REGISTRY: {"username": NGC_USER, "password": key,
+                                                           "auth": _b64(f"{NGC_USER}:{key}")}}}, sort_keys=True)
+        objects.append({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": name + PULL_SUFFIX, "namespace": namespace, "labels": _labels(connection_name),
+                         "annotations": {ANNOTATION_SECRET_VERSION: str(secret_version)}},
+            "data": {".dockerconfigjson": _b64(config_json)},
+        })
+        return objects
     account: dict = {"apiVersion": "v1", "kind": "ServiceAccount",
                      "metadata": {"name": name, "namespace": namespace, "labels": _labels(connection_name)}}
     if kind == "oci":
@@ -358,7 +389,7 @@ def predictor_fields(connection: dict | None) -> dict:
     storage initializer reads; for OCI, the pull secret (modelcar images are pulled with the
     pod's imagePullSecrets); for Hugging Face, ``HF_TOKEN`` from the Secret for runtimes that
     download from the Hub when they start."""
-    if not connection:
+    if not connection or connection["kind"] == "ngc":  # a NIM's runtime names its secrets itself
         return {}
     name = connection["object_name"]
     if connection["kind"] == "oci":

@@ -16,6 +16,7 @@ from django import forms
 from django.db.models import Q
 from django_filters.filters import QuerySetRequestMixin
 
+from console.ids import ID_MAX, OUT_OF_RANGE, IdField
 from console.permissions import restrict
 from endpoints.models import (
     Endpoint,
@@ -40,7 +41,11 @@ class ProjectField(forms.ModelChoiceField):
         super().__init__(*args, **kwargs)
 
     def to_python(self, value):
-        return "" if value in self.empty_values else str(value).strip()
+        value = "" if value in self.empty_values else str(value).strip()
+        if value.isdecimal() and (not value.isascii() or len(value) > 19 or int(value) > ID_MAX):
+            # Digits only, so an id, but none the database can hold (console/ids.py).
+            raise forms.ValidationError(OUT_OF_RANGE, code="max_value")
+        return value
 
     def validate(self, value):
         """Any name or id: the filter, not the field, decides what it matches."""
@@ -74,7 +79,7 @@ class ProjectFilter(QuerySetRequestMixin, django_filters.Filter):
 class IdFilter(django_filters.Filter):
     """A whole number naming a row (``?model=7``)."""
 
-    field_class = forms.IntegerField
+    field_class = IdField
 
 
 class ListFilterMixin:

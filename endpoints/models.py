@@ -13,7 +13,9 @@ from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from console import crypto
+from endpoints import gateway
 from endpoints.capabilities import Capabilities
+from endpoints.gateway import validate_gateway_address
 
 
 def new_ingest_key() -> str:
@@ -45,6 +47,10 @@ class Cluster(models.Model):
     # forms and serializers never render it back.
     api_token_ciphertext = models.TextField(blank=True, editable=False)
     ingress_domain = models.CharField(max_length=253, default="example.com")
+    # Where callers outside the cluster reach the endpoints (the ingress gateway), sending the
+    # InferenceService's host in the Host header; "How to call it" and "Try it" use it.
+    gateway_address = models.CharField(max_length=300, blank=True, validators=[validate_gateway_address],
+                                       help_text=gateway.HELP)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -53,6 +59,11 @@ class Cluster(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def gateway_url(self) -> str:
+        """``scheme://host[:port]`` of the ingress gateway, or "" when none is set."""
+        return gateway.base_url(self.gateway_address)
 
     @property
     def is_sandbox(self) -> bool:
@@ -68,14 +79,23 @@ class Cluster(models.Model):
         self.api_token_ciphertext = crypto.encrypt(value) if value else ""
 
     def client(self):
-        """A ``ClusterClient`` for this cluster's credentials."""
-        from endpoints.cluster import ClusterClient
+        """A ``ClusterClient`` for this cluster's credentials; ``ClusterError`` when they cannot
+        be used (a kubeconfig that is missing, unreadable, not YAML or without the context; no
+        in-cluster credentials), like any other failure to reach the cluster, so every caller
+        that handles an unreachable cluster handles these too."""
+        from endpoints.cluster import ClusterClient, ClusterError
 
-        if self.connection == self.Connection.IN_CLUSTER:
-            return ClusterClient.in_cluster()
-        if self.connection == self.Connection.KUBECONFIG:
-            return ClusterClient.from_kubeconfig(self.kubeconfig_path, context=self.kubeconfig_context or None)
-        return ClusterClient.for_url(self.api_url, token=self.api_token or None)
+        try:
+            if self.connection == self.Connection.IN_CLUSTER:
+                return ClusterClient.in_cluster()
+            if self.connection == self.Connection.KUBECONFIG:
+                return ClusterClient.from_kubeconfig(self.kubeconfig_path, context=self.kubeconfig_context or None)
+            return ClusterClient.for_url(self.api_url, token=self.api_token or None)
+        except ClusterError:
+            raise
+        except Exception as exc:  # kubernetes' ConfigException, OSError, yaml errors, TypeError on odd YAML
+            raise ClusterError(message=f"the connection settings cannot be used: {exc}",
+                               reason="InvalidConnection") from exc
 
 
 class ClusterCapabilities(models.Model):
@@ -216,6 +236,9 @@ class ServingRuntime(models.Model):
         help_text="Read from this cluster (installed there by someone else); the console never installs it.")
     installed_namespace = models.CharField(
         max_length=63, blank=True, help_text="For a discovered namespace ServingRuntime: its namespace.")
+    # A NIM runtime (docs/nim.md): {"entry": <catalog entry>, "connection_id": <NGC connection>,
+    # "cache": {"name", "size", "storage_class", "create"}}; the console renders the runtime from it.
+    nim = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -232,6 +255,33 @@ class ServingRuntime(models.Model):
     def console_installs(self) -> bool:
         """A custom runtime the console applies as a ServingRuntime in each project namespace."""
         return not self.built_in and not self.discovered
+
+
+class NimCatalogEntry(models.Model):
+    """A NIM an admin added to the catalog (by hand, or imported from a ClusterServingRuntime
+    whose format is ``nvidia-nim-*``); the entries the console ships are data in
+    ``endpoints/nim_catalog.json``. One row per (key, version): a new version is a new row, never
+    an edit, so what a runtime was installed from stays known (docs/nim.md)."""
+
+    class Source(models.TextChoices):
+        CUSTOM = "custom", "Added by an admin"
+        IMPORTED = "imported", "Imported from a cluster"
+
+    key = models.CharField(max_length=40)
+    version = models.CharField(max_length=32)
+    data = models.JSONField()
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CUSTOM)
+    imported_from = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["key", "version"]
+        constraints = [models.UniqueConstraint(fields=["key", "version"], name="nim_entry_key_version")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.version}"
 
 
 class StorageConnection(models.Model):
@@ -253,6 +303,7 @@ class StorageConnection(models.Model):
         HUGGINGFACE = "hf", "Hugging Face token"
         OCI = "oci", "OCI registry"
         HTTPS = "https", "HTTPS with headers"
+        NGC = "ngc", "NVIDIA NGC API key"
 
     name = models.SlugField(max_length=40, help_text="Lowercase letters, digits and hyphens; names the Secret on the cluster.")
     display_name = models.CharField(max_length=100, blank=True)
@@ -671,6 +722,7 @@ class Notification(models.Model):
         ENDPOINT_FAILED = "endpoint_failed", "Endpoint failed"
         DRIFT_ALERT = "drift_alert", "Drift alert"
         GRANT_EXPIRING = "grant_expiring", "Grant about to expire"
+        ROLLOUT = "rollout", "Rollout promoted or rolled back"
 
     key = models.CharField(max_length=200, unique=True)
     event = models.CharField(max_length=32, choices=Event.choices)
@@ -765,3 +817,171 @@ class EndpointGroupObjectPermission(GroupObjectPermissionBase):
 
     class Meta(GroupObjectPermissionBase.Meta):
         indexes = [models.Index(fields=["group", "permission"], name="ep_gperm_group_perm_idx")]
+
+
+# --- progressive delivery (automated canary rollouts) ------------------------------------------
+
+class RolloutPolicy(models.Model):
+    """How an automated canary rollout proceeds: the traffic steps, what each step must show
+    before the next (time, requests, and gates comparing the canary with the primary over the
+    step's window) and what to do on failure and on success. One row per project (its default)
+    or per endpoint (its own); neither: the built-in defaults (``endpoints.rollout_policy``).
+    The rules that refuse nonsense live in ``endpoints.rollout_policy.validate``."""
+
+    class OnFailure(models.TextChoices):
+        ROLLBACK = "rollback", "Roll back to 0% and keep the canary for inspection"
+        REMOVE = "remove", "Roll back and remove the canary"
+
+    class OnSuccess(models.TextChoices):
+        PROMOTE = "promote", "Promote the canary"
+        HOLD = "hold", "Hold at the last step for a person to promote"
+
+    class OnTimeout(models.TextChoices):
+        FAIL = "fail", "Treat as a failure (the failure action)"
+        PAUSE = "pause", "Pause for a person to decide"
+
+    class Baseline(models.TextChoices):
+        PRIMARY = "primary", "The primary's predictions over the same window"
+        REFERENCE = "reference", "The canary version's reference profile"
+
+    project = models.OneToOneField(Project, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="rollout_policy")
+    endpoint = models.OneToOneField("Endpoint", null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="rollout_policy")
+    steps = models.JSONField(default=list, help_text="Canary traffic percentages, increasing (e.g. 10, 25, 50, 100).")
+    min_step_minutes = models.PositiveIntegerField(default=5)
+    min_step_requests = models.PositiveIntegerField(default=200)
+    max_error_rate_increase = models.FloatField(
+        null=True, blank=True, help_text="Percentage points the canary's error rate may exceed the primary's.")
+    max_p95_ratio = models.FloatField(null=True, blank=True, help_text="Canary p95 ÷ primary p95 at most.")
+    max_p99_ratio = models.FloatField(null=True, blank=True, help_text="Canary p99 ÷ primary p99 at most.")
+    max_prediction_psi = models.FloatField(null=True, blank=True,
+                                           help_text="PSI of the canary's predictions against the baseline at most.")
+    max_prediction_js = models.FloatField(null=True, blank=True,
+                                          help_text="Jensen–Shannon distance of the canary's predictions at most.")
+    prediction_baseline = models.CharField(max_length=10, choices=Baseline.choices, default=Baseline.PRIMARY)
+    fail_on_feature_drift_alert = models.BooleanField(default=True)
+    max_wait_minutes = models.PositiveIntegerField(default=60)
+    on_failure = models.CharField(max_length=10, choices=OnFailure.choices, default=OnFailure.ROLLBACK)
+    on_success = models.CharField(max_length=10, choices=OnSuccess.choices, default=OnSuccess.PROMOTE)
+    on_timeout = models.CharField(max_length=10, choices=OnTimeout.choices, default=OnTimeout.FAIL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(project__isnull=False, endpoint__isnull=True)
+                           | models.Q(project__isnull=True, endpoint__isnull=False)),
+                name="rolloutpolicy_project_xor_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout policy of {self.endpoint or self.project}"
+
+
+class Rollout(models.Model):
+    """One automated canary rollout of an endpoint: the policy it runs with (a snapshot taken
+    at the start), the step it is at and since when, and how it ended. Decisions (steps,
+    promotion, rollback, a person's pause or abort) are ``RolloutDecision`` rows; each one
+    that changes traffic is applied as a new generation of the endpoint."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        PROMOTED = "promoted", "Promoted"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        ABORTED = "aborted", "Aborted"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATES = (State.RUNNING, State.PAUSED)
+
+    endpoint = models.ForeignKey("Endpoint", on_delete=models.CASCADE, related_name="rollouts")
+    primary_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    canary_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    primary_label = models.CharField(max_length=200)
+    canary_label = models.CharField(max_length=200)
+    policy = models.JSONField(default=dict)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING, db_index=True)
+    step_index = models.PositiveIntegerField(default=0)
+    step_started_at = models.DateTimeField()
+    paused_reason = models.CharField(max_length=300, blank=True)
+    last_evaluation = models.JSONField(default=dict, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    started_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # One rollout at a time per endpoint (running or paused).
+            models.UniqueConstraint(fields=["endpoint"], condition=models.Q(state__in=["running", "paused"]),
+                                    name="rollout_one_active_per_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout of {self.canary_label} on {self.endpoint_id}"
+
+    @property
+    def steps(self) -> list[int]:
+        return list(self.policy.get("steps") or [])
+
+    @property
+    def current_percent(self) -> int | None:
+        steps = self.steps
+        return steps[self.step_index] if self.step_index < len(steps) else None
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+
+class RolloutDecision(models.Model):
+    """One decision of a rollout and who or what made it, with the gate values that decided it.
+    A decision that changes traffic is written first (``applied_at`` empty) and applied in its
+    own transaction; a worker lost between the two leaves it pending, and the next evaluation
+    applies it instead of deciding again (never skipped, never repeated)."""
+
+    class Kind(models.TextChoices):
+        START = "start", "Started"
+        ADVANCE = "advance", "Next step"
+        PROMOTE = "promote", "Promoted"
+        ROLLBACK = "rollback", "Rolled back"
+        REMOVE = "remove", "Rolled back and removed the canary"
+        PAUSE = "pause", "Paused"
+        RESUME = "resume", "Resumed"
+        ABORT = "abort", "Aborted"
+        SKIP = "skip", "Skipped to promotion"
+        HOLD = "hold", "Holding for a person"
+        CANCEL = "cancel", "Cancelled"
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="decisions")
+    sequence = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    step_index = models.PositiveIntegerField(help_text="The step the rollout was at when this was decided.")
+    traffic_percent = models.PositiveIntegerField(null=True, blank=True,
+                                                  help_text="Canary traffic once applied (None: no canary).")
+    gates = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_name = models.CharField(max_length=150)
+    generation = models.PositiveIntegerField(null=True, blank=True)
+    decided_at = models.DateTimeField()
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["rollout_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "sequence"], name="rolloutdecision_unique_sequence"),
+            models.UniqueConstraint(fields=["rollout"], condition=models.Q(applied_at__isnull=True),
+                                    name="rolloutdecision_one_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} (step {self.step_index + 1})"

@@ -90,3 +90,12 @@ def requeue_lost_notifications_task() -> int:
     from endpoints.services.notifications import deliveries_requeue_lost
 
     return deliveries_requeue_lost()
+
+
+@idempotent_task
+def apply_rollout_decision_task(*, decision_id: int) -> str:
+    """Apply one decision of an automated rollout (a no-op once applied: safe to deliver twice)."""
+    from endpoints.services.rollouts import rollout_apply
+
+    decision = rollout_apply(decision_id=decision_id)
+    return decision.kind if decision is not None else "gone"

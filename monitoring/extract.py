@@ -29,7 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from audit.jsonlimits import nesting_within
 from endpoints.profiles import bin_categorical, bin_numeric
+
+# The receivers refuse deeper bodies (AUDIT_INGEST_MAX_JSON_DEPTH); this guards what reached the
+# buffer another way (a batch stored before the check) from parsing recursion.
+_MAX_DEPTH = 200
 
 # Rows of one request that are binned (a batch request may carry thousands).
 MAX_ROWS = 1000
@@ -48,7 +53,7 @@ class Extracted:
 
 
 def _json(body: bytes | str | None):
-    if not body:
+    if not body or not nesting_within(body, _MAX_DEPTH):
         return None
     try:
         return json.loads(body)

@@ -371,3 +371,75 @@ def overview_figures(overview: Overview) -> dict:
         empty["busiest"] = f"No inference requests were logged in the {overview.window.option.label.lower()}."
     return _result(figures, empty)
 
+
+
+# --- rollout timeline -----------------------------------------------------------------------------
+
+DECISION_COLOURS = {"start": "#1f5fbf", "advance": "#1a7437", "promote": "#1a7437", "skip": "#6b5fb5",
+                    "rollback": "#b42318", "remove": "#b42318", "abort": "#b42318", "pause": "#c98a00",
+                    "resume": "#1f5fbf", "hold": "#c98a00", "cancel": "#7a8494", "wait": "#7a8494"}
+RATIO_GATES = ("error_rate", "p95_ratio", "p99_ratio", "prediction_psi", "prediction_js")
+
+
+def rollout_timeline_figure(rollout, decisions: list, *, now: datetime) -> dict:
+    """Two stacked panels sharing the time axis: the canary's traffic share step by step, with
+    every decision marked (who or what made it, and why, on hover); below, each gate's value at
+    each decision as a share of its threshold (1 = the threshold), failed values in red."""
+    times, percents, last = [], [], None
+    for decision in decisions:
+        if decision.applied_at is not None and decision.kind not in ("pause", "resume", "hold", "cancel"):
+            times.append(_time(decision.applied_at))
+            percents.append(decision.traffic_percent or 0)
+            last = decision.applied_at
+    if times:
+        end = rollout.finished_at or max(now, last)
+        times.append(_time(end))
+        percents.append(percents[-1])
+    traces = [_scatter(x=times, y=percents, mode="lines", line={"shape": "hv", "color": ROLE_COLOURS["canary"],
+                                                                  "width": 2},
+                       name="Canary traffic %", hovertemplate="%{y}%<extra>canary traffic</extra>")]
+    by_kind: dict[str, dict] = {}
+    for decision in decisions:
+        entry = by_kind.setdefault(decision.kind, {"x": [], "y": [], "text": []})
+        entry["x"].append(_time(decision.decided_at))
+        entry["y"].append(decision.traffic_percent if decision.traffic_percent is not None else 0)
+        entry["text"].append(f"{decision.get_kind_display()} by {decision.actor_name}<br>{decision.reason[:120]}")
+    for kind, entry in by_kind.items():
+        traces.append(_scatter(x=entry["x"], y=entry["y"], text=entry["text"], mode="markers",
+                               marker={"size": 11, "color": DECISION_COLOURS.get(kind, TEXT), "symbol": "diamond"},
+                               name=kind.capitalize(), hovertemplate="%{text}<extra></extra>"))
+    gate_points: dict[str, dict] = {}
+    evaluations = [(d.decided_at, d.gates) for d in decisions if d.gates]
+    if rollout.is_active and rollout.last_evaluation.get("gates"):
+        evaluations.append((datetime.fromisoformat(rollout.last_evaluation["at"]), rollout.last_evaluation["gates"]))
+    for moment, gates in evaluations:
+        for gate in gates:
+            threshold = gate.get("threshold")
+            if gate.get("gate") not in RATIO_GATES or gate.get("value") is None or not threshold:
+                continue
+            entry = gate_points.setdefault(gate["gate"], {"x": [], "y": [], "text": [], "colour": [],
+                                                          "label": gate.get("label", gate["gate"])})
+            entry["x"].append(_time(moment))
+            entry["y"].append(round(gate["value"] / threshold, 4))
+            entry["text"].append(f"{gate.get('label')}: {gate['value']:g} (threshold {threshold:g})")
+            entry["colour"].append(STATUS_COLOURS["alert"] if gate.get("passed") is False else STATUS_COLOURS["ok"])
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash")
+    for index, entry in enumerate(gate_points.values()):
+        traces.append(_scatter(x=entry["x"], y=entry["y"], text=entry["text"], mode="lines+markers",
+                               xaxis="x2", yaxis="y2", name=entry["label"],
+                               line={"dash": dashes[index % len(dashes)], "color": "#7a8494", "width": 1},
+                               marker={"size": 9, "color": entry["colour"]},
+                               hovertemplate="%{text}<extra></extra>"))
+    # The threshold as a trace, not a shape: it spans the rollout's time, and it keeps the lower
+    # panel from being empty (plotly draws an empty subplot's axes with NaN coordinates).
+    span = [times[0], times[-1]] if times else [_time(rollout.created_at), _time(now)]
+    traces.append(_scatter(x=span, y=[1, 1], xaxis="x2", yaxis="y2", mode="lines", name="Threshold",
+                           line={"color": STATUS_COLOURS["alert"], "dash": "dash", "width": 1}, hoverinfo="skip"))
+    x_axis = _axis(TIME_TITLE, type="date")
+    layout = {
+        "xaxis": {**x_axis, "domain": [0, 1], "anchor": "y", "showticklabels": False, "title": {"text": ""}},
+        "yaxis": _axis("Canary traffic (%)", range=[-5, 105], domain=[0.55, 1.0], anchor="x"),
+        "xaxis2": {**x_axis, "domain": [0, 1], "anchor": "y2", "matches": "x"},
+        "yaxis2": _axis("Gate value ÷ threshold", domain=[0.0, 0.42], anchor="x2", rangemode="tozero"),
+    }
+    return _plain_figure(traces, height=460, **layout)

@@ -13,6 +13,9 @@ only: the logger logs responses only for HTTP 200.
 Feature values are drawn from the model version's reference profile (a bin by its proportion,
 then uniformly inside it), so undrifted traffic matches the reference; drift shifts numeric
 features by a number of reference standard deviations and reverses categorical proportions.
+A canary (every version after the first) can be made slower (``slower_canary``), more
+error-prone (``canary_error_rate``) or drifting (``canary_drift_shift``) on its own, which the
+automated-rollout demo and tests use (docs/rollouts.md).
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class TrafficProfile:
     rows_per_request: int = 1
     principals: tuple[str, ...] = ("alice",)
     slower_canary: float = 1.3  # latency factor of every version but the first
+    # How the canary (every version but the first) behaves apart from its latency, so a demo or
+    # a test can make it healthy, more error-prone or drifting: its own error rate (None: the
+    # same as the primary's) and a drift shift of its features and predictions.
+    canary_error_rate: float | None = None
+    canary_drift_shift: float = 0.0
 
 
 @dataclass
@@ -180,13 +188,17 @@ def make_call(traffic: TrafficProfile, *, at: datetime, rng: random.Random, drif
     index = rng.choices(range(len(traffic.versions)), weights=weights)[0] if sum(weights) > 0 else 0
     annotation, _, profile, signature = traffic.versions[index]
     shift = traffic.drift_shift if drifted else 0.0
+    if index > 0 and traffic.canary_drift_shift:
+        shift = traffic.canary_drift_shift
     names, rows = feature_rows(profile, signature, traffic.rows_per_request, rng, shift)
     outputs = predictions(profile, traffic.rows_per_request, rng, shift)
     request_body, response_body, content_type = bodies(traffic.protocol, traffic.name, names, rows, outputs, rng)
     latency = rng.lognormvariate(math.log(max(traffic.latency_ms, 0.01)), traffic.latency_sigma)
     if index > 0:
         latency *= traffic.slower_canary
-    failed = rng.random() < traffic.error_rate
+    error_rate = traffic.canary_error_rate if index > 0 and traffic.canary_error_rate is not None \
+        else traffic.error_rate
+    failed = rng.random() < error_rate
     response_time = None if failed else at + timedelta(milliseconds=latency)
     event_id = str(uuid.uuid4())
     principal = rng.choice(traffic.principals) if traffic.principals else ""

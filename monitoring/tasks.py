@@ -30,3 +30,12 @@ def compute_drift_all_task() -> int:
 @idempotent_task
 def prune_monitoring_task() -> dict:
     return services.monitoring_prune()
+
+
+@idempotent_task
+def evaluate_rollouts_task() -> int:
+    """Measure every running automated rollout and decide its next step (periodic). Idempotent:
+    a decision already made and not yet applied is applied instead of deciding again."""
+    from monitoring.rollouts import evaluate_all
+
+    return evaluate_all()

@@ -1,8 +1,10 @@
 """UI routes of the monitoring app (namespace ``monitoring``): the platform overview and the
-endpoint Latency and Drift tabs, each with its JSON for auto-refresh."""
+endpoint Latency, Drift and Rollout tabs, each with its JSON for auto-refresh, and the
+Rollout tab's controls."""
 
+from monitoring.rollout_views import urlpatterns as rollout_urlpatterns
 from monitoring.views import urlpatterns as dashboard_urlpatterns
 
 app_name = "monitoring"
 
-urlpatterns = [*dashboard_urlpatterns]
+urlpatterns = [*dashboard_urlpatterns, *rollout_urlpatterns]

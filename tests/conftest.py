@@ -21,7 +21,7 @@ SHARED_DIR = Path(os.environ.get("CONSOLE_SHARED_DIR", ROOT.parent / "shared"))
 
 pytest_plugins = [
     f"tests.fixtures.{name}"
-    for name in ("kube", "browser", "storage", "emulators", "receivers", "ldap", "oidc")
+    for name in ("kube", "browser", "storage", "emulators", "receivers", "ldap", "oidc", "serving", "gateway")
     if (Path(__file__).parent / "fixtures" / f"{name}.py").exists()
 ]
 

@@ -26,6 +26,12 @@ os.environ.setdefault("CONSOLE_TLS", "false")
 # The receiver's group writer commits from a thread of its own, outside a test's transaction:
 # off in the suite; the crash tests and benchmarks turn it on for their gunicorn processes.
 os.environ.setdefault("AUDIT_INGEST_GROUP_COMMIT", "false")
+# The same for staged allow decisions (console/access/authz/allows.py): each is committed on the
+# check's own connection in the suite; the crash tests turn the group writer on.
+os.environ.setdefault("AUTHZ_ALLOW_GROUP_COMMIT", "false")
+# The access-version poll thread reads outside a test's transaction: off in the suite (each
+# check reads the version itself); the crash tests and benchmarks run it in their processes.
+os.environ.setdefault("AUTHZ_VERSION_POLL_MS", "0")
 
 
 def _redis_url_for_this_worker() -> None:
@@ -53,8 +59,6 @@ from console.settings import *  # noqa: E402, F403
 # Password hashing is deliberately slow; the suite hashes thousands of test passwords.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# Allowed inference calls are flushed to the trail by hand in tests, not by a thread.
-AUTHZ_FLUSH_THREAD = False
 
 # Static files straight from the finders: no collectstatic, no manifest. WhiteNoise looks a
 # file up when it is asked for (as under DEBUG) instead of listing every static file, plotly's

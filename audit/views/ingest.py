@@ -1,146 +1,158 @@
-"""Ingest receivers: the Kubernetes audit webhook and the KServe payload logger.
+"""Ingest receivers as Django views: the Kubernetes audit webhook and the KServe payload logger.
 
-Both check the declared Content-Length against their own limit before reading a byte (413
-above it; Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply here because the body is read
-from the stream, not through ``request.body``), validate the delivery's shape (400 with the
-reason, nothing stored), store it as one ``IngestBatch`` and answer 202. Processing happens
-in a Celery worker (``audit.ingest``).
+What they decide is in ``audit.receiving`` (shared with the dedicated receiver process,
+``audit.receiver``): the declared Content-Length is checked against the receiver's limit before
+a byte is read (413 above it; Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply because the
+body is read from the stream), the body is read within a deadline and at a minimum rate (408
+otherwise), the delivery's shape is validated (400 with the reason, nothing stored), it is
+stored and answered 202. Processing happens in the ingest workers.
+
+Under gunicorn a body must arrive by the time the minimum rate allows for its declared length
+(``_Watchdog``), so a slow client is cut off then; it still holds one worker thread until then. The receiver
+process holds none (docs/audit.md §5, "Serving").
 """
 
 from __future__ import annotations
 
-from functools import wraps
+import contextlib
+import heapq
+import socket
+import threading
+import time
 
 from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from audit import buffer, cloudevents, ingest, k8s
-from audit.models import IngestBatch
-from console import metrics
-from console.auth import authenticate_bearer
+from audit import receiving
+from audit.receiving import Answer, BodyClock
 from console.middleware import client_ip
 
-INGEST_PERMISSION = "console.ingest_logs"
+CHUNK = 64 * 1024
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, detail: str, headers: dict | None = None):
-        super().__init__(detail)
-        self.response = JsonResponse({"detail": detail}, status=status, headers=headers)
+def _response(answer: Answer) -> JsonResponse:
+    return JsonResponse(answer.payload, status=answer.status, headers=answer.headers or None)
 
 
-def _read_body(request, limit: int) -> bytes:
-    declared = request.META.get("CONTENT_LENGTH", "")
-    if not declared:
-        raise _Refused(411, "Content-Length is required.")
+class _Watchdog:
+    """One thread per process that ends the body reads whose time is up. A blocking read under
+    gunicorn returns as soon as any byte arrives, so a per-read socket timeout never fires for a
+    client sending a byte a second; at the deadline the watchdog shuts the socket for reading,
+    the read returns what arrived, and the view answers 408."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, socket.socket]] = []
+        self._ended: set[int] = set()
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket, deadline: float) -> int:
+        with self._cond:
+            self._next += 1
+            token = self._next
+            heapq.heappush(self._due, (deadline, token, sock))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ingest-body-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def release(self, token: int) -> None:
+        with self._cond:
+            self._ended.add(token)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._due and self._due[0][1] in self._ended:
+                    self._ended.discard(heapq.heappop(self._due)[1])
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                deadline, token, sock = self._due[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(min(wait, 1.0))
+                    continue
+                heapq.heappop(self._due)
+                self._ended.discard(token)
+            with contextlib.suppress(OSError):  # the client went away meanwhile
+                sock.shutdown(socket.SHUT_RD)
+
+
+_watchdog = _Watchdog()
+
+
+def _read_body(request, limit: int) -> bytes | Answer:
+    length = receiving.declared_length(request.META.get("CONTENT_LENGTH", ""), limit)
+    if isinstance(length, Answer):
+        return length
+    clock = BodyClock()
+    # Under gunicorn the whole body must arrive by the time the minimum rate allows for its
+    # declared length (at most the deadline); the aiohttp receiver checks the rate as it reads.
+    sock = request.META.get("gunicorn.socket")
+    token = _watchdog.watch(sock, clock.started + clock.allowed(length)) if sock is not None and length else None
+    chunks, received = [], 0
     try:
-        length = int(declared)
-    except ValueError:
-        raise _Refused(400, "Content-Length is not a number.") from None
-    if length < 0:
-        raise _Refused(400, "Content-Length is not a number.")
-    if length > limit:
-        raise _Refused(413, f"The body is {length} bytes; this receiver accepts at most {limit}.")
-    body = request.read(length)
-    if len(body) != length:
-        raise _Refused(400, "The body is shorter than its Content-Length.")
-    return body
-
-
-def _ce_headers(request) -> dict[str, str]:
-    """CloudEvents attributes of a binary-mode event: ``Ce-Foo`` headers as ``foo``."""
-    return {
-        key[len("HTTP_CE_"):].lower().replace("_", "-"): value
-        for key, value in request.META.items()
-        if key.startswith("HTTP_CE_")
-    }
-
-
-def _counted(source: str):
-    """Count the receiver's answers: 202 as received, anything else as refused with its status."""
-
-    def decorate(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            response = view(request, *args, **kwargs)
-            if response.status_code == 202:
-                metrics.INGEST_RECEIVED.labels(source).inc()
-            else:
-                metrics.INGEST_REFUSED.labels(source, str(response.status_code)).inc()
-            return response
-
-        return wrapped
-
-    return decorate
+        while received < length:
+            chunk = request.read(min(CHUNK, length - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+    except OSError:
+        pass
+    finally:
+        if token is not None:
+            _watchdog.release(token)
+    if received != length:
+        if clock.expired(length):
+            return receiving.too_slow()
+        return receiving.refused(400, "The body is shorter than its Content-Length.")
+    return b"".join(chunks)
 
 
 @csrf_exempt
-@_counted("kserve")
 @require_POST
 def kserve_receiver(request, ingest_key: str):
     """Where a project's payload loggers post (the logger cannot authenticate: the project's
     rotatable ingest key in the path identifies it; a wrong key is 404). The least work per
     request: the key from a cache, the size and shape checked, one row appended to the buffer
     (``audit.buffer``), 202. Beyond the buffer's configured depth: 503 with Retry-After."""
-    project = buffer.project_for_ingest_key(ingest_key)
-    if project is None:
-        return JsonResponse({"detail": "Unknown ingest key."}, status=404)
-    if buffer.buffer_full():
-        buffer.refusal_count(project, request.META.get("HTTP_CE_INFERENCESERVICENAME", ""))
-        return JsonResponse(
-            {"detail": "The ingest buffer is full; the workers are behind. Try again later."}, status=503,
-            headers={"Retry-After": str(settings.AUDIT_INGEST_RETRY_AFTER_SECONDS)})
-    try:
-        body = _read_body(request, settings.AUDIT_KSERVE_MAX_BODY_BYTES)
-        content_type = request.META.get("CONTENT_TYPE", "")
-        headers = _ce_headers(request)
-        try:
-            events = cloudevents.parse_delivery(headers, body, content_type)
-        except cloudevents.MalformedEvent as exc:
-            raise _Refused(400, f"Not a KServe payload-logger event: {exc}") from None
-        # A project's key speaks for its own namespace only: the loggers of its endpoints send
-        # their namespace with every event (very old ones sent none).
-        foreign = next((e for e in events if e.namespace and e.namespace != project.namespace), None)
-        if foreign is not None:
-            raise _Refused(400, f"Event {foreign.id!r} comes from namespace {foreign.namespace!r}; this ingest "
-                                f"key belongs to the project in namespace {project.namespace!r}. Nothing was stored.")
-    except _Refused as refused:
-        return refused.response
-    entry = buffer.buffer_append(
-        project=project, content_type=content_type, body=body,
-        headers=headers if not (cloudevents.is_batch(content_type) or cloudevents.is_structured(content_type)) else {},
-    )
-    return JsonResponse({"buffered": entry, "events": len(events)}, status=202)
+    return _response(receiving.count("kserve", _kserve(request, ingest_key)))
+
+
+def _kserve(request, ingest_key: str) -> Answer:
+    project = receiving.kserve_before_body(ingest_key, request.META.get("HTTP_CE_INFERENCESERVICENAME", ""))
+    if isinstance(project, Answer):
+        return project
+    body = _read_body(request, settings.AUDIT_KSERVE_MAX_BODY_BYTES)
+    if isinstance(body, Answer):
+        return body
+    headers = {key[len("HTTP_CE_"):].lower().replace("_", "-"): value
+               for key, value in request.META.items() if key.startswith("HTTP_CE_")}
+    return receiving.kserve_accept(project, content_type=request.META.get("CONTENT_TYPE", ""),
+                                   ce_headers=headers, body=body)
 
 
 @csrf_exempt
-@_counted("kubernetes")
 @require_POST
 def kubernetes_receiver(request):
     """The Kubernetes API server's audit webhook backend (an ``audit.k8s.io/v1`` EventList),
     authenticated with a bearer token of scope ``ingest`` whose user holds the Ingester role.
     ``?cluster=<name>`` tells which cluster's namespaces the events refer to."""
-    auth = authenticate_bearer(request.META.get("HTTP_AUTHORIZATION"))
-    if auth is None:
-        return JsonResponse({"detail": "A valid bearer token is required."}, status=401,
-                            headers={"WWW-Authenticate": 'Bearer realm="ingest"'})
-    user, token = auth
-    if not token.has_scope("ingest") or not user.has_perm(INGEST_PERMISSION):
-        return JsonResponse({"detail": "This token may not post audit logs (needs scope ingest and the "
-                                       "Ingester role)."}, status=403)
-    try:
-        body = _read_body(request, settings.AUDIT_K8S_MAX_BODY_BYTES)
-        try:
-            items = k8s.parse_event_list(body)
-        except k8s.MalformedEventList as exc:
-            raise _Refused(400, f"Not an audit EventList: {exc}") from None
-    except _Refused as refused:
-        return refused.response
-    batch = ingest.batch_receive(
-        kind=IngestBatch.Kind.KUBERNETES, body=body, content_type=request.META.get("CONTENT_TYPE", ""),
-        cluster_name=request.GET.get("cluster", "")[:128], submitted_by=user, source_ip=client_ip(request),
-        item_count=len(items),
-    )
-    return JsonResponse({"batch": batch.pk, "events": len(items)}, status=202)
+    return _response(receiving.count("kubernetes", _kubernetes(request)))
+
+
+def _kubernetes(request) -> Answer:
+    user = receiving.kubernetes_before_body(request.META.get("HTTP_AUTHORIZATION"))
+    if isinstance(user, Answer):
+        return user
+    body = _read_body(request, settings.AUDIT_K8S_MAX_BODY_BYTES)
+    if isinstance(body, Answer):
+        return body
+    return receiving.kubernetes_accept(user, body=body, content_type=request.META.get("CONTENT_TYPE", ""),
+                                       cluster=request.GET.get("cluster", ""), source_ip=client_ip(request))

@@ -20,6 +20,7 @@ from audit import exports, ingest, sealing, selectors, services, verification
 from audit.filters import EventFilterForm
 from audit.models import IngestBatch, VerificationRun
 from audit.verify import verify
+from console.ids import parse_id
 from console.permissions import is_platform_admin
 from console.views.base import platform_admin_required
 
@@ -120,8 +121,8 @@ def object_history(request, target_type: str, target_id: str):
     data = request.GET.copy()
     extra = {}
     endpoint = None
-    if target_type == "endpoint" and target_id.isdigit():
-        endpoint = selectors.endpoint_get(user=request.user, pk=int(target_id))
+    if target_type == "endpoint" and parse_id(target_id) is not None:
+        endpoint = selectors.endpoint_get(user=request.user, pk=parse_id(target_id))
     if endpoint is not None:
         data["endpoint"] = str(endpoint.pk)
         extra["subject"] = f"endpoint {endpoint.label}"

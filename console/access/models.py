@@ -281,3 +281,28 @@ class SyncedMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.group} via {self.source}"
+
+
+class StagedAllow(models.Model):
+    """One allowed inference check, committed before the check was answered (so an allow is
+    never lost to a crash of the process that answered it). Drained into ``infer.allow`` audit
+    events (one per principal, endpoint, minute and drain pass, with the count) and deleted in
+    the same transaction (``console/access/authz/allows.py``). Plain ids and names, no foreign
+    keys: the row must outlive a deleted user or endpoint, as the event will."""
+
+    id = models.BigAutoField(primary_key=True)
+    decided_at = models.DateTimeField()
+    user_id = models.IntegerField()
+    principal = models.CharField(max_length=150)
+    endpoint_id = models.IntegerField()
+    endpoint_repr = models.CharField(max_length=512)
+    project_id = models.IntegerField(null=True)
+    project_name = models.CharField(max_length=200)
+    token_prefix = models.CharField(max_length=32)
+    method = models.CharField(max_length=16)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"allow {self.principal} → {self.endpoint_repr} at {self.decided_at:%Y-%m-%d %H:%M:%S}"

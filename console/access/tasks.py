@@ -20,6 +20,14 @@ def grants_expiring_notify_task() -> int:
 
 
 @idempotent_task
+def drain_allows_task() -> int:
+    """Periodic (beat, every AUTHZ_ALLOW_DRAIN_SECONDS): staged allow decisions into the trail."""
+    from console.access.authz.allows import allows_drain
+
+    return allows_drain(max_seconds=30)
+
+
+@idempotent_task
 def ldap_sync_task() -> dict:
     """Periodic (beat, every LDAP_SYNC_SECONDS): re-read LDAP-linked people (groups, lock, removal)."""
     from console.access.ldap import enabled, ldap_sync

@@ -14,11 +14,16 @@ decisions at once (``console.access.authz.invalidate_decisions``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import secrets
-from datetime import timedelta
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -194,3 +199,93 @@ def touch(token: ApiToken, now=None) -> None:
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION), pk=token.pk
     ).update(last_used_at=now)
     token.last_used_at = now
+
+
+# --- endpoint credentials ("Try it") ---------------------------------------------------------------
+#
+# The console calls an endpoint through the gateway on a signed-in user's behalf with a
+# credential minted for that one request: the user, the one endpoint and an expiry, signed with
+# the console's SECRET_KEY (HMAC-SHA256). Nothing is stored, so nothing can leak from the
+# database; it cannot be revoked either, hence the short life. The ext_authz check accepts it
+# like an infer-scoped API token of that user (``authenticate_inference``), for that endpoint
+# only; the REST API never does (``authenticate_bearer`` reads API tokens only).
+
+ENDPOINT_CREDENTIAL_MARK = "ict_"
+ENDPOINT_CREDENTIAL_SECONDS = 60
+_CREDENTIAL_SALT = "console.access.tokens.endpoint-credential"
+
+
+@dataclass(frozen=True)
+class EndpointCredential:
+    """What a verified endpoint credential says: whose it is, for which endpoint, until when.
+    Answers the few questions the ext_authz decision asks of an ``ApiToken``."""
+
+    user_id: int
+    endpoint_id: int
+    expires_at: datetime
+    nonce: str
+
+    @property
+    def display_prefix(self) -> str:
+        return f"{ENDPOINT_CREDENTIAL_MARK}{self.nonce}"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope == "infer"
+
+
+def _credential_signer() -> signing.Signer:
+    return signing.Signer(salt=_CREDENTIAL_SALT, sep=".", algorithm="sha256")
+
+
+def endpoint_credential_mint(*, user: User, endpoint, seconds: int = ENDPOINT_CREDENTIAL_SECONDS) -> tuple[str, EndpointCredential]:
+    """A credential for ``user`` to call ``endpoint`` in the next ``seconds`` (at most 5
+    minutes), with what it says. The plaintext goes into one request's Authorization header
+    and nowhere else."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        raise PermissionDenied("Sign in to call an endpoint.")
+    seconds = max(1, min(int(seconds), 300))
+    expires = int(time.time()) + seconds
+    nonce = secrets.token_hex(6)
+    payload = json.dumps({"u": user.pk, "e": endpoint.pk, "x": expires, "n": nonce}, separators=(",", ":"))
+    encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    plaintext = ENDPOINT_CREDENTIAL_MARK + _credential_signer().sign(encoded)
+    return plaintext, EndpointCredential(user.pk, endpoint.pk, datetime.fromtimestamp(expires, tz=UTC), nonce)
+
+
+def is_endpoint_credential(plaintext: str) -> bool:
+    """Whether ``plaintext`` has the form of an endpoint credential (not whether it is valid)."""
+    return plaintext.startswith(ENDPOINT_CREDENTIAL_MARK) and len(plaintext) <= 400
+
+
+def authenticate_endpoint_credential(plaintext: str, now: datetime | None = None) -> tuple[User, EndpointCredential] | None:
+    """The user and credential behind a valid, unexpired endpoint credential of an active user;
+    None for anything else (a forged or altered signature, another key, expired)."""
+    if not is_endpoint_credential(plaintext):
+        return None
+    try:
+        encoded = _credential_signer().unsign(plaintext[len(ENDPOINT_CREDENTIAL_MARK):])
+        payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+        user_id, endpoint_id, expires, nonce = (int(payload["u"]), int(payload["e"]), int(payload["x"]),
+                                                str(payload["n"]))
+    except (signing.BadSignature, ValueError, KeyError, TypeError):
+        return None
+    now = now or timezone.now()
+    if expires <= now.timestamp():
+        return None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return None
+    return user, EndpointCredential(user_id, endpoint_id, datetime.fromtimestamp(expires, tz=UTC), nonce)
+
+
+def authenticate_inference(plaintext: str) -> tuple[User, ApiToken | EndpointCredential] | None:
+    """What the ext_authz check authenticates: an API token, or an endpoint credential."""
+    if is_endpoint_credential(plaintext):
+        return authenticate_endpoint_credential(plaintext)
+    return authenticate_token(plaintext)
+
+
+def credential_allows_endpoint(token, endpoint_id: int) -> bool:
+    """An endpoint credential is good for its own endpoint only; an API token for any the
+    user may call."""
+    return not isinstance(token, EndpointCredential) or token.endpoint_id == endpoint_id

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_POST
 
 from console import views as base_views
 from console.access import grants as grant_services
-from console.access import identity, oidc, selectors, services, tokens
+from console.access import identity, oidc, selectors, services, tokens, try_it
 from console.access.forms import (
     CheckAccessForm,
     DeactivateForm,
@@ -48,6 +48,7 @@ from console.access.roles import GLOBAL_ROLES
 from console.auth import LOCAL_PASSWORDS_ADMINS
 from console.permissions import get_visible_or_404, is_platform_admin
 from console.views.base import platform_admin_required
+from endpoints import selectors as endpoint_selectors
 from endpoints.models import Endpoint, Project, RegisteredModel
 
 PAGE_SIZE = 50
@@ -704,3 +705,27 @@ def oidc_callback(request):
         messages.error(request, exc.message)
         return redirect("login")
     return redirect(_safe_next(request, next_url) or settings.LOGIN_REDIRECT_URL)
+
+
+# --- "Try it" (console/access/try_it.py) -------------------------------------------------------------
+
+@login_required
+def endpoint_try(request, project: str, name: str):
+    """An endpoint's "Try it": GET shows the request editor, POST sends it through the gateway
+    as the signed-in user (an htmx fragment, or the whole page without JavaScript). Anyone who
+    can see the endpoint may send: the gateway's access check decides, as for any caller."""
+    endpoint = get_visible_or_404(endpoint_selectors.endpoint_queryset(), request.user,
+                                  project__name=project, name=name)
+    context = {"panel": try_it.overview_panel(request, endpoint), "endpoint": endpoint,
+               "title": f"Try {endpoint.name}"}
+    status = 200
+    if request.method == "POST":
+        try:
+            context["result"] = try_it.endpoint_try(actor=request.user, endpoint=endpoint,
+                                                    body=request.POST.get("body", ""))
+        except ValidationError as exc:
+            context["errors"] = [m for messages_ in exc.message_dict.values() for m in messages_]
+            status = 400
+        if request.headers.get("HX-Request"):
+            return render(request, "console/access/try_it/_result.html", context, status=status)
+    return render(request, "console/access/try_it/page.html", context, status=status)

@@ -8,3 +8,9 @@ class PortalConfig(AppConfig):
     name = "console.portal"
     label = "portal"
     verbose_name = "Portal"
+
+    def ready(self) -> None:
+        # The Django admin: read-only, no page that changes access (console/portal/django_admin.py).
+        from console.portal import django_admin
+
+        django_admin.lock_down()

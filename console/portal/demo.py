@@ -5,7 +5,11 @@ grants, and a sealed audit trail.
 Once the sandbox controller and the worker have run, the endpoints show the states a console
 meets in real life:
 
-- ``fraud-detection/iris``: Ready, with a Knative canary sending 20 % to v2;
+- ``fraud-detection/iris``: Ready, with a Knative canary sending 20 % to v2; with the demo
+  object store both versions are scikit-learn models trained at seed time on the iris data
+  scikit-learn ships (``_iris_models``), kept in the private bucket, which the sandbox's data
+  plane really serves behind its gateway (whose address the sandbox cluster gets from
+  ``SANDBOX_GATEWAY_ADDRESS``);
 - ``fraud-detection/iris-batch``: Ready but scaled to zero (minReplicas 0, no traffic);
 - ``fraud-detection/transaction-amount``: a Ready regressor, version 3 of which is a real
   scikit-learn model trained at seed time and kept in the demo's private bucket (a local S3
@@ -16,7 +20,12 @@ meets in real life:
   that does not exist (``s3://missing-bucket/…``: ModelLoadFailed, see the sandbox controller's
   failure rules);
 - ``llm-apps/assistant``: an LLM on the Hugging Face runtime (OpenAI protocol) on an A100 node,
-  in Standard mode: Knative as it ships refuses the GPU node selector and toleration.
+  in Standard mode: Knative as it ships refuses the GPU node selector and toleration;
+- ``fraud-detection/iris-rollout`` and ``fraud-detection/iris-rollout-bad``: automated canary
+  rollouts of iris v2 (docs/rollouts.md). ``make run``'s rollout traffic keeps the first canary
+  healthy, so it steps 10 → 50 → 100 % and promotes itself within a few minutes, and makes the
+  second one fail a quarter of its calls, so it rolls itself back (removing the canary) at its
+  first step. Each rollout is started once: a re-run leaves the finished ones as they ended.
 
 bob's Caller grant on ``iris`` expires three days after it is first seeded. Everything is
 created through the apps' services, so the demo's audit trail is real; a re-run creates
@@ -33,6 +42,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit import sealing
@@ -76,6 +86,10 @@ EXPIRING_GRANT_DAYS = 3
 # How long the seed waits for the sandbox to report iris v1 Ready before starting its canary
 # (the sandbox takes about 6 s: 2 s until the model loads, 4 s until it is Ready).
 ROLLOUT_WAIT_SECONDS = 20.0
+# The demo's automated rollouts: short steps so they finish while someone watches (the built-in
+# defaults are 10 → 25 → 50 → 100 % with ≥ 5 minutes and ≥ 200 requests per step).
+DEMO_ROLLOUT_POLICY = {"steps": [10, 50, 100], "min_step_minutes": 1, "min_step_requests": 40,
+                       "max_p99_ratio": 1.5, "max_wait_minutes": 20}
 
 
 def _iris_sample(rows: int = 300, seed: int = 7) -> bytes:
@@ -110,6 +124,32 @@ def _amount_sample(rows: int = 400, seed: int = 5) -> bytes:
 
 PRIVATE_BUCKET = "fraud-models-private"
 PRIVATE_MODEL_KEY = "transaction-amount/v3"
+IRIS_MODEL_KEYS = ("iris-classifier/v1", "iris-classifier/v2")
+
+
+def _iris_models() -> list[tuple[bytes, bytes]]:
+    """(joblib model, reference CSV) of iris v1 (logistic regression) and v2 (a random forest),
+    trained at seed time on the iris data scikit-learn ships (no download); each reference sample
+    is the 150 flowers with that model's prediction."""
+    import io
+
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    features, species = load_iris(return_X_y=True)
+    built = []
+    for model in (LogisticRegression(max_iter=1000), RandomForestClassifier(n_estimators=40, max_depth=4,
+                                                                           random_state=7)):
+        model.fit(features, species)
+        lines = [",".join((*IRIS_FEATURES, "prediction"))]
+        lines += [",".join([*(f"{v:.1f}" for v in row), str(int(label))])
+                  for row, label in zip(features, model.predict(features), strict=True)]
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer)
+        built.append((buffer.getvalue(), ("\n".join(lines) + "\n").encode()))
+    return built
 
 
 def _amount_model(sample: bytes) -> bytes:
@@ -163,6 +203,12 @@ def _private_bucket(stdout=None) -> dict | None:
         if not listed.get("KeyCount"):
             client.put_object(Bucket=PRIVATE_BUCKET, Key=f"{PRIVATE_MODEL_KEY}/model.joblib",
                               Body=_amount_model(_amount_sample(seed=13)))
+        missing = [key for key in IRIS_MODEL_KEYS
+                   if not client.list_objects_v2(Bucket=PRIVATE_BUCKET, Prefix=key + "/").get("KeyCount")]
+        if missing:
+            for key, (model, _reference) in zip(IRIS_MODEL_KEYS, _iris_models(), strict=True):
+                if key in missing:
+                    client.put_object(Bucket=PRIVATE_BUCKET, Key=f"{key}/model.joblib", Body=model)
     except (BotoCoreError, ClientError) as exc:
         if stdout is not None:
             stdout.write(f"The demo object store at {endpoint} did not take the model ({exc}); no private bucket.")
@@ -200,18 +246,43 @@ def _ensure_private_version(*, actor, model, connection):
     return version
 
 
+def _iris_versions(connection) -> list[dict]:
+    """iris v1 and v2 as registered: with the demo object store, the models trained at seed time
+    in the private bucket (the sandbox serves them); without it, KServe's public example URIs,
+    which the sandbox cannot download (its answers are then simulated)."""
+    common = {"model_format": "sklearn", "format_version": "1", "prediction_column": "prediction"}
+    if connection is None:
+        return [
+            {**common, "storage_uri": "gs://kfserving-examples/models/sklearn/1.0/model",
+             "reference_file": _iris_sample(), "reference_filename": "iris-reference.csv", "aliases": ["champion"]},
+            {**common, "storage_uri": "gs://kfserving-examples/models/sklearn/1.0/model-2",
+             "reference_file": _iris_sample(seed=11), "reference_filename": "iris-reference-v2.csv",
+             "aliases": ["challenger"]},
+        ]
+    trained = _iris_models()
+    return [{**common, "storage_uri": f"s3://{PRIVATE_BUCKET}/{key}", "connection": connection,
+             "reference_file": reference, "reference_filename": f"iris-reference-v{index}.csv",
+             "aliases": [alias], "description": description}
+            for index, (key, (_model, reference), alias, description) in enumerate(zip(
+                IRIS_MODEL_KEYS, trained, ("champion", "challenger"),
+                ("Logistic regression on scikit-learn's iris data.", "Random forest on scikit-learn's iris data."),
+                strict=True), start=1)]
+
+
 def _sandbox_cluster() -> Cluster:
     url = os.environ.get("SANDBOX_URL", "http://127.0.0.1:8001")
     token_file = os.environ.get("SANDBOX_TOKEN_FILE")
     token = Path(token_file).read_text().strip() if token_file else ""
+    # The sandbox's ingress gateway (its data plane's Envoy), when make run started one.
+    gateway = os.environ.get("SANDBOX_GATEWAY_ADDRESS", "")
     cluster = Cluster.objects.filter(name="sandbox").first()
     if cluster is None:
         return cluster_create(
             actor=None, name="sandbox", description="Simulated cluster with KServe (make run)",
             kind=Cluster.Kind.SANDBOX, connection=Cluster.Connection.URL, api_url=url, api_token=token,
-            ingress_domain="example.com")
-    if cluster.api_url != url or cluster.api_token != token:
-        cluster_update(actor=None, cluster=cluster, api_url=url, api_token=token)
+            ingress_domain="example.com", gateway_address=gateway)
+    if cluster.api_url != url or cluster.api_token != token or cluster.gateway_address != gateway:
+        cluster_update(actor=None, cluster=cluster, api_url=url, api_token=token, gateway_address=gateway)
     return cluster
 
 
@@ -325,6 +396,36 @@ def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> 
     return True
 
 
+def _start_demo_rollout(*, actor, endpoint: Endpoint, canary_version, policy: dict, stdout=None) -> bool:
+    """Start an automated rollout of ``canary_version`` on ``endpoint`` once its primary is Ready
+    (a Knative canary splits against a rolled-out revision). Once only: an endpoint that had a
+    rollout keeps it as it ended."""
+    from endpoints.services.rollouts import rollout_start
+
+    endpoint.refresh_from_db()
+    if endpoint.rollouts.exists() or endpoint.canary_version_id is not None:
+        return False
+
+    def ready() -> bool:
+        try:
+            return endpoint_sync_status(endpoint_id=endpoint.pk) == "Ready"
+        except ClusterError:
+            return False
+
+    if not _wait_for_rollout(ready):
+        if stdout is not None:
+            stdout.write(f"{endpoint.project.name}/{endpoint.name} was not Ready in time; its automated rollout "
+                         "starts on the next seed_demo run.")
+        return False
+    try:
+        rollout_start(actor=actor, endpoint=endpoint, canary_version=canary_version, policy=policy)
+    except ValidationError as exc:
+        if stdout is not None:
+            stdout.write(f"The automated rollout of {endpoint.name} was not started: {' '.join(exc.messages)}")
+        return False
+    return True
+
+
 def _replay_canary_on_empty_sandbox(endpoint: Endpoint, stdout=None) -> None:
     """The sandbox keeps its cluster in memory, so each ``make run`` starts with an empty one
     and the worker re-creates every InferenceService. Re-created with its canary, iris would
@@ -401,17 +502,12 @@ def seed(stdout=None) -> None:
         project_onboard(project=project)
     _seed_access(alice=alice, bob=bob, projects=(fraud, llm))
 
+    bucket = _private_bucket(stdout)
+    connection = _private_connection(actor=alice, project=fraud, bucket=bucket) if bucket is not None else None
     iris = _ensure_model(
         actor=alice, project=fraud, name="iris-classifier", task="classification",
-        description="Species classifier (scikit-learn).",
-        versions=[
-            {"storage_uri": "gs://kfserving-examples/models/sklearn/1.0/model", "model_format": "sklearn",
-             "format_version": "1", "prediction_column": "prediction", "reference_file": _iris_sample(),
-             "reference_filename": "iris-reference.csv", "aliases": ["champion"]},
-            {"storage_uri": "gs://kfserving-examples/models/sklearn/1.0/model-2", "model_format": "sklearn",
-             "format_version": "1", "prediction_column": "prediction", "reference_file": _iris_sample(seed=11),
-             "reference_filename": "iris-reference-v2.csv", "aliases": ["challenger"]},
-        ])
+        description="Species classifier (scikit-learn), trained on scikit-learn's iris data.",
+        versions=_iris_versions(connection))
     amount = _ensure_model(
         actor=alice, project=fraud, name="transaction-amount", task="regression",
         description="Expected amount of a card transaction; large gaps to the real amount flag fraud.",
@@ -438,16 +534,23 @@ def seed(stdout=None) -> None:
         _apply_now(iris_endpoint, stdout)  # rolls out while the rest is seeded; the canary needs it Ready
     else:
         _replay_canary_on_empty_sandbox(iris_endpoint, stdout)
+    rollout_endpoints = []
+    for name, description in (("iris-rollout", "Automated rollout demo: a healthy canary that promotes itself"),
+                              ("iris-rollout-bad", "Automated rollout demo: a failing canary that rolls itself back")):
+        endpoint, created_now = _ensure_endpoint(
+            actor=alice, project=fraud, name=name, model_version=v1, protocol="v1", deployment_mode="Knative",
+            min_replicas=1, max_replicas=1, hardware_profile=cpu, description=description)
+        if created_now:
+            _apply_now(endpoint, stdout)
+        rollout_endpoints.append(endpoint)
     _ensure_endpoint(
         actor=alice, project=fraud, name="iris-batch", model_version=v2, protocol="v2",
         deployment_mode="Knative", min_replicas=0, max_replicas=2, hardware_profile=cpu,
         runtime=ServingRuntime.objects.get(name="kserve-sklearnserver"),
         description="Scales to zero between nightly batches")
     amount_v1, amount_v2 = amount.versions.order_by("version")[:2]
-    bucket = _private_bucket(stdout)
     served_amount = amount_v1
-    if bucket is not None:
-        connection = _private_connection(actor=alice, project=fraud, bucket=bucket)
+    if connection is not None:
         served_amount = _ensure_private_version(actor=alice, model=amount, connection=connection)
     _ensure_endpoint(
         actor=alice, project=fraud, name="transaction-amount", model_version=served_amount, protocol="v1",
@@ -465,6 +568,10 @@ def seed(stdout=None) -> None:
     _seed_temporary_access(bob=bob, iris=iris_endpoint)
     _start_canary(actor=alice, endpoint=iris_endpoint, canary_version=v2, stdout=stdout)
     _read_cluster(cluster, stdout)
+    good, bad = rollout_endpoints
+    _start_demo_rollout(actor=alice, endpoint=good, canary_version=v2, policy=DEMO_ROLLOUT_POLICY, stdout=stdout)
+    _start_demo_rollout(actor=alice, endpoint=bad, canary_version=v2, stdout=stdout,
+                        policy={**DEMO_ROLLOUT_POLICY, "on_failure": "remove"})
     _seal_trail()
     if stdout is not None:
         stdout.write("Demo projects, models, endpoints, grants and sealed audit trail ready.")

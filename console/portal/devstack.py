@@ -30,9 +30,10 @@ BASE_DIR = Path(__file__).resolve().parents[2]  # the repository root (console/p
 STOP_GRACE_SECONDS = 10
 # The worker watchdog: how often the worker's heartbeat files are read (console/liveness.py).
 WATCHDOG_SECONDS = 5.0
+SANDBOX_STOP_GRACE_SECONDS = 90
 
 
-def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
+def _prepare_environment(var_dir: Path, port: int, ingest_port: int | None = None) -> dict[str, str]:
     var_dir.mkdir(parents=True, exist_ok=True)
     secret = var_dir / "secret_key"
     if not secret.exists() or not secret.read_text().strip():
@@ -63,6 +64,9 @@ def _prepare_environment(var_dir: Path, port: int) -> dict[str, str]:
     env.setdefault("CONSOLE_TLS", "false")
     env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1")
     env.setdefault("CONSOLE_BASE_URL", f"http://127.0.0.1:{port}")
+    # The payload loggers post to the ingest receiver process (docs/audit.md §5, "Serving").
+    if ingest_port:
+        env.setdefault("CONSOLE_INGEST_BASE_URL", f"http://127.0.0.1:{ingest_port}")
     env.setdefault("CONSOLE_VAR_DIR", str(var_dir))
     # /metrics (docs/signals.md): gunicorn's workers and the Celery worker write their metric
     # files to one directory (gunicorn's master empties it at start); without METRICS_TOKEN it
@@ -162,13 +166,16 @@ class Stack:
         self.children: dict[str, subprocess.Popen] = {}
         # Children whose exit does not stop the stack (demo helpers such as simulated traffic).
         self.optional: set[str] = set()
+        # Seconds a child may take to stop after SIGTERM (STOP_GRACE_SECONDS unless given).
+        self.grace: dict[str, float] = {}
 
-
-    def start(self, name: str, args: list[str], *, optional: bool = False) -> None:
+    def start(self, name: str, args: list[str], *, optional: bool = False, grace: float | None = None) -> None:
         print(f"==> starting {name}", flush=True)
         self.children[name] = subprocess.Popen(args, cwd=BASE_DIR, env=self.env, start_new_session=True)
         if optional:
             self.optional.add(name)
+        if grace is not None:
+            self.grace[name] = grace
 
     def restart(self, name: str) -> None:
         """SIGKILL a child's process group (a wedged worker does not stop on SIGTERM) and start it again."""
@@ -186,8 +193,9 @@ class Stack:
         for proc in self.children.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for proc in self.children.values():
+        started = time.monotonic()
+        for name, proc in self.children.items():
+            deadline = started + self.grace.get(name, STOP_GRACE_SECONDS)
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -224,16 +232,26 @@ class WorkerWatchdog:
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
+    ingest_port = int(os.environ.get("INGEST_PORT", "8002"))
     var_dir = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var")).resolve()
-    env = _prepare_environment(var_dir, port)
+    env = _prepare_environment(var_dir, port, ingest_port)
     python = sys.executable
     bindir = Path(python).parent
     manage = [python, str(BASE_DIR / "manage.py")]
-
-    _run_step([*manage, "migrate", "--noinput"], env)
-    _run_step([*manage, "collectstatic", "--noinput", "--verbosity", "0"], env)
-
     stack = Stack(env)
+    # The sandbox's model runtimes (kserve, scikit-learn, xgboost, lightgbm in a virtualenv of
+    # their own under var/) take minutes to install on a fresh clone: start now, so it overlaps
+    # the migrations and the seed; the sandbox's data plane waits for it (a file lock), and it
+    # returns at once when the virtualenv is already there.
+    stack.start("model runtimes", [python, "-m", "endpoints.sandbox.serving.runtimes", "ensure"], optional=True)
+
+    try:
+        _run_step([*manage, "migrate", "--noinput"], env)
+        _run_step([*manage, "collectstatic", "--noinput", "--verbosity", "0"], env)
+    except subprocess.CalledProcessError:
+        stack.stop()
+        return 1
+
     stopping = False
 
     def _on_signal(signum, frame):
@@ -247,10 +265,18 @@ def main() -> int:
     # on loopback only and asks for no token: kubectl never sends bearer tokens over plain
     # HTTP, and a simulated cluster holds nothing worth protecting.
     sandbox_port = int(os.environ.get("SANDBOX_PORT", "8001"))
+    # Its data plane: an Envoy ingress gateway on loopback that asks this console's ext_authz
+    # (the web server below) about every request, in front of the models the sandbox serves.
+    gateway_port = int(os.environ.get("SANDBOX_GATEWAY_PORT", "8081"))
     kubeconfig = var_dir / "sandbox.kubeconfig"
     stack.start("sandbox", [python, "-m", "endpoints.sandbox.run", "--port", str(sandbox_port),
-                            "--kubeconfig-out", str(kubeconfig), "--models-dir", str(var_dir / "sandbox-models")])
+                            "--kubeconfig-out", str(kubeconfig), "--models-dir", str(var_dir / "sandbox-models"),
+                            "--gateway-port", str(gateway_port), "--authz-url", f"http://127.0.0.1:{port}"],
+                # Its data plane stops its model servers (each may take seconds to drain) and
+                # Envoy, which run in sessions of their own: a SIGKILL would leave them behind.
+                grace=SANDBOX_STOP_GRACE_SECONDS)
     env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
+    env["SANDBOX_GATEWAY_ADDRESS"] = f"127.0.0.1:{gateway_port}"
     if not _wait_for_port("127.0.0.1", sandbox_port, 30):
         print("The sandbox cluster did not start within 30 s; stopping.", file=sys.stderr)
         stack.stop()
@@ -274,7 +300,9 @@ def main() -> int:
                         "--logger-class", "console.gunicorn_logging.RedactingLogger"])
     stack.start("worker", [str(bindir / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
                            "--concurrency", "2", "--without-gossip", "--without-mingle"])
-    # The payload-logger buffer's worker (docs/audit.md §5): drains what the receiver accepted.
+    # The ingest receivers in their own process (slow clients hold no thread of the web
+    # process) and the payload-logger buffer's worker that drains what they accepted (docs/audit.md §5).
+    stack.start("receiver", [*manage, "ingest_receiver", "--bind", f"127.0.0.1:{ingest_port}"])
     stack.start("ingest", [*manage, "ingest_worker"])
     stack.start("beat", [str(bindir / "celery"), "-A", "console", "beat", "--loglevel", "INFO",
                          "--schedule", str(var_dir / "celerybeat-schedule")])
@@ -284,19 +312,43 @@ def main() -> int:
         print("The web server did not answer /healthz within 60 s; stopping.", file=sys.stderr)
         stack.stop()
         return 1
+    ingest_url = f"http://127.0.0.1:{ingest_port}"
+    if not _wait_for(f"{ingest_url}/healthz", 60):
+        print(f"The ingest receiver did not answer {ingest_url}/healthz within 60 s (is INGEST_PORT {ingest_port} "
+              "free?); stopping.", file=sys.stderr)
+        stack.stop()
+        return 1
 
-    # Demo traffic for the dashboards (monitoring): simulated payload-logger events posted to the
-    # receiver above — two hours of history, then a low steady rate (3 calls of 10 rows a minute
-    # per demo endpoint, buffered and drained by the ingest worker above),
-    # with drift injected on fraud-detection/iris for the last hour. DEMO_TRAFFIC=0 turns it off.
+    # Demo traffic for the dashboards (monitoring). History first: two hours of simulated
+    # payload-logger events posted to the receiver (drift on fraud-detection/iris for the last
+    # hour), recorded with the caller "simulated" so every page can tell them apart. Then real
+    # requests through the sandbox's gateway to the endpoints that serve (demo_traffic: the
+    # service account and alice, drifted inputs for iris), and simulated events only for the LLM
+    # assistant, which cannot run here. DEMO_TRAFFIC=0 turns it all off.
     if os.environ.get("DEMO_TRAFFIC", "1") != "0":
-        stack.start("traffic", [*manage, "simulate_traffic", "--url", url.rstrip("/"), "--rate", "0.05",
-                                "--duration", str(7 * 24 * 3600), "--rows", "10", "--backfill-minutes", "120",
+        stack.start("history", [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "0.05",
+                                "--duration", "0", "--rows", "10", "--backfill-minutes", "120",
                                 "--backfill-calls", "150", "--drift", "fraud-detection/iris", "--drift-minutes", "60",
-                                "--principal", "alice", "--principal", "svc-scoring",
-                                # Only the demo endpoints that serve: not the scaled-to-zero or Failed ones.
+                                "--principal", "simulated",
                                 "--endpoint", "fraud-detection/iris", "--endpoint", "fraud-detection/transaction-amount",
                                 "--endpoint", "llm-apps/assistant"], optional=True)
+        # The automated-rollout demo (docs/rollouts.md): steady traffic for 15 minutes that follows
+        # each rollout's canary share — a healthy canary on iris-rollout (it promotes itself) and
+        # one failing a quarter of its calls on iris-rollout-bad (it rolls itself back).
+        for name, endpoint, canary in (("rollout traffic", "fraud-detection/iris-rollout", []),
+                                       ("failing rollout traffic", "fraud-detection/iris-rollout-bad",
+                                        ["--canary-error-rate", "0.25"])):
+            stack.start(name, [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "4",
+                               "--duration", "900", "--latency-sigma", "0.2", "--error-rate", "0.002",
+                               "--canary-latency-factor", "1.0", *canary, "--endpoint", endpoint], optional=True)
+        stack.start("traffic", [*manage, "demo_traffic", "--rate", "0.2", "--rows", "5",
+                                "--duration", str(7 * 24 * 3600), "--drift", "fraud-detection/iris",
+                                "--principal", "fraud-scorer-client", "--principal", "alice",
+                                "--endpoint", "fraud-detection/iris",
+                                "--endpoint", "fraud-detection/transaction-amount"], optional=True)
+        stack.start("simulated traffic", [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "0.05",
+                                          "--duration", str(7 * 24 * 3600), "--rows", "10", "--principal", "simulated",
+                                          "--endpoint", "llm-apps/assistant"], optional=True)
 
     logins = json.loads((var_dir / "demo-logins.json").read_text())
     print("\n" + "=" * 64)
@@ -308,6 +360,8 @@ def main() -> int:
     if object_store is not None:
         print(f"Demo object store (S3, private bucket fraud-models-private): {object_store}")
         print("  its keys are in var/demo-s3-credentials.json and in the storage connection fraud-models-s3")
+    print(f"Sandbox gateway (Envoy, asks the console about every call): http://{env['SANDBOX_GATEWAY_ADDRESS']}")
+    print("  see README, 'How to call it', for a curl that works")
     print("Sandbox cluster (simulated KServe) for kubectl:")
     print(f"  .venv/bin/kubectl --kubeconfig {shown} get inferenceservices -A")
     print("Press Ctrl-C to stop every process.")

@@ -11,6 +11,12 @@ from console.access import views as access_views
 from console.access.authz import http
 from console.portal import views as portal_views
 
+# Error answers: JSON under /api/, Django's pages elsewhere (console/views).
+handler400 = views.bad_request
+handler403 = views.permission_denied
+handler404 = views.page_not_found
+handler500 = views.server_error
+
 urlpatterns = [
     path("", portal_views.home, name="home"),
     # Sign-in and sign-out pages of the framework, with the identity provider's button and

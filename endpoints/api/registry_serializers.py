@@ -17,7 +17,9 @@ from rest_framework import serializers
 
 from console.permissions import visible
 from console.redaction import redact_ingest_keys
+from endpoints import gateway
 from endpoints.forms.registry import REFERENCE_FILE_LIMIT, cluster_connection_errors, format_megabytes
+from endpoints.gateway import validate_gateway_address
 from endpoints.models import (
     Cluster,
     HardwareProfile,
@@ -101,13 +103,15 @@ class ClusterSerializer(serializers.ModelSerializer):
                                       trim_whitespace=True, style={"input_type": "password"})
     has_token = serializers.SerializerMethodField()
     ingress_domain = serializers.CharField(max_length=253, required=False)
+    gateway_address = serializers.CharField(max_length=300, required=False, allow_blank=True,
+                                            validators=[validate_gateway_address], help_text=gateway.HELP)
     enabled = serializers.BooleanField(required=False)
     project_count = serializers.IntegerField(read_only=True, default=0)
 
     class Meta:
         model = Cluster
         fields = ["id", "name", "description", "kind", "connection", "kubeconfig_path", "kubeconfig_context",
-                  "api_url", "api_token", "has_token", "ingress_domain", "enabled", "project_count", "created_at"]
+                  "api_url", "api_token", "has_token", "ingress_domain", "gateway_address", "enabled", "project_count", "created_at"]
         read_only_fields = ["id", "created_at"]
         validators: list = []
 

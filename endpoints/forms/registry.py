@@ -16,6 +16,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from endpoints import connections as connection_rules
+from endpoints import gateway
+from endpoints.gateway import validate_gateway_address
 from endpoints.models import Cluster, HardwareProfile, RegisteredModel, StorageConnection
 
 REFERENCE_FILE_LIMIT = 50 * 1024 * 1024
@@ -211,6 +213,8 @@ class ClusterForm(forms.Form):
     )
     ingress_domain = forms.CharField(max_length=253, initial="example.com",
                                      help_text="Domain of the endpoints' URLs on this cluster.")
+    gateway_address = forms.CharField(label="Ingress gateway address", max_length=300, required=False,
+                                      validators=[validate_gateway_address], help_text=gateway.HELP)
     enabled = forms.BooleanField(required=False, initial=True, help_text="Disabled clusters take no new projects.")
 
     def __init__(self, *args, editing: bool = False, has_token: bool = False, **kwargs):

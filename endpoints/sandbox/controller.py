@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from endpoints.sandbox import knative, scheduler
+from endpoints.sandbox import images, knative, scheduler
 from endpoints.sandbox import profile as profiles
 from endpoints.sandbox import storage_initializer as initializer
 from endpoints.sandbox.admission import KNATIVE_MODES, WEBHOOK_NAME, KServeWebhooks
@@ -125,6 +125,9 @@ QUEUE_PROXY = "queue-proxy"
 AGENT = "agent"
 SIDECAR_IMAGES = {QUEUE_PROXY: "gcr.io/knative-releases/knative.dev/serving/cmd/queue", AGENT: "kserve/agent"}
 REVISION_LABEL = "serving.knative.dev/revision"
+# With a data plane: on an InferenceService whose model does not really serve here (status True,
+# reason NoCPURuntime or NotDownloadable, message "simulated: no CPU runtime for <format>", …).
+SIMULATED_CONDITION = "SandboxSimulated"
 MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -205,6 +208,9 @@ class SandboxController:
         self._processes: set = set()
         self._storage_off_reason: str | None = None
         self.models_dir = Path(self.settings.models_dir or initializer.DEFAULT_VAR_DIR / "sandbox-models")
+        # The data plane (endpoints.sandbox.serving.dataplane) when one serves this cluster's
+        # models: it answers which model formats really run here, and scales to zero.
+        self.serving = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> SandboxController:
@@ -351,6 +357,17 @@ class SandboxController:
         if status.get("_freed"):
             self._enqueue_others(key)
 
+    def set_idle(self, namespace: str, name: str, idle: bool) -> bool:
+        """Knative's autoscaler for a scale-to-zero InferenceService: ``idle`` removes its pods
+        (the revision stays Ready, requests go to the activator), not idle starts them again (a
+        new pod: the storage initializer downloads again). True if that changed anything."""
+        track = self._tracked.get((namespace, name))
+        if track is None or bool(track.get("idle")) == idle:
+            return False
+        track["idle"] = idle
+        self._enqueue(namespace, name)
+        return True
+
     def _enqueue_others(self, key: tuple[str, str]) -> None:
         """Pods went away: whatever was waiting for room may fit now."""
         for other in self.store.list("inferenceservices"):
@@ -370,7 +387,7 @@ class SandboxController:
                 condition["reason"] = reason
             if message:
                 condition["message"] = message
-            if ctype in ("LatestDeploymentReady", "RoutesReady", "Stopped"):
+            if ctype in ("LatestDeploymentReady", "RoutesReady", "Stopped", SIMULATED_CONDITION):
                 condition["severity"] = "Info"
             out.append(condition)
         return sorted(out, key=lambda c: c["type"])
@@ -409,9 +426,17 @@ class SandboxController:
         runtime = self._runtime_object(namespace, selection)
         min_replicas = predictor.get("minReplicas", 1)
         replicas = max(min_replicas, 1) if min_replicas else 0
+        if not min_replicas and knative_mode and self.serving is not None:
+            # Scale to zero with a data plane: Knative starts one pod (initial scale 1), the
+            # autoscaler removes it once the revision is idle and the activator brings it back.
+            replicas = 0 if track.get("idle") else 1
         next_check = None
         pods: list[dict] = []
-        refusal = knative.refusal(self.store, predictor) if knative_mode and not stopped else None
+        # KServe merges the runtime's volumes and pull secrets into the pod spec Knative checks.
+        refusal = (knative.refusal(self.store, images.pod_fields(predictor, runtime))
+                   if knative_mode and not stopped else None)
+        pull_events = (images.pull_problem(self.store, namespace, self._image(model, runtime), predictor, runtime)
+                       if not stopped and not selection.reason and not refusal else [])
         storage_uri = model.get("storageUri", "")
         storage_failure = None
         if unreachable_storage(storage_uri):
@@ -458,6 +483,14 @@ class SandboxController:
                               "Stopped": ("False", "", "")}
             else:
                 conditions = None  # the release leaves the conditions as they were
+        elif pull_events and not self._place(namespace, name, pods := self._pods(
+                obj, model, runtime, replicas, revision_name, phase="Pending")):
+            # The kubelet cannot pull the image (no pull secret for its registry): the pods wait.
+            images.waiting_for_pull(pods, self._image(model, runtime))
+            conditions = _waiting_conditions(knative_mode)
+            status["modelStatus"] = {"transitionStatus": "InProgress",
+                                     "states": {"activeModelState": "", "targetModelState": "Pending"}}
+            pod_events = [(p["metadata"]["name"], reason, message) for p in pods for reason, message in pull_events]
         elif isinstance(start, CredentialError):
             # KServe's pod mutator refused the pods: none exist, the ReplicaSet keeps retrying.
             message = start.denial
@@ -595,6 +628,11 @@ class SandboxController:
                     "LatestDeploymentReady": conditions["PredictorReady"],
                     "RoutesReady": ("True", "", "") if conditions["Ready"][0] == "True" else conditions["Ready"],
                 })
+            simulated = self._simulated_reason(model, start, stopped or bool(selection.reason) or bool(refusal)
+                                              or bool(track.get("idle")))
+            if simulated:
+                conditions[SIMULATED_CONDITION] = ("True", "NoCPURuntime" if simulated.startswith(
+                    "simulated: no CPU runtime") else "NotDownloadable", simulated)
             status["conditions"] = self._conditions(previous.get("conditions"), conditions)
             ready = conditions["Ready"][0] == "True"
 
@@ -631,6 +669,19 @@ class SandboxController:
         status["_next"] = next_check
         status["_events"] = events
         return status
+
+    def _simulated_reason(self, model: dict, start, not_running: bool) -> str:
+        """With a data plane: why this InferenceService's model does not really serve ("" if it
+        does, or nothing runs anyway)."""
+        if self.serving is None or not_running:
+            return ""
+        model_format = ((model.get("modelFormat") or {}).get("name") or "").lower()
+        if not self.serving.servable(model_format):
+            return f"simulated: no CPU runtime for {model_format or 'this model'}"
+        if not isinstance(start, PodStart) and not isinstance(start, CredentialError):
+            uri = model.get("storageUri") or "(none)"
+            return f"simulated: the sandbox cannot download {uri} (only a loopback S3 endpoint or web server)"
+        return ""
 
     def _unschedulable_conditions(self, message: str, knative_mode: bool) -> dict[str, tuple[str, str, str]]:
         return {"Ready": ("False", "PredictorNotReady", message),
@@ -749,7 +800,7 @@ class SandboxController:
             for key in ("nodeSelector", "tolerations", "affinity", "runtimeClassName"):
                 if predictor.get(key):
                     spec[key] = predictor[key]
-            labels = {ISVC_LABEL: name, "component": "predictor"}
+            labels = {ISVC_LABEL: name, "component": "predictor", **images.simulated_labels(runtime)}
             if knative_mode:
                 labels[REVISION_LABEL] = revision_name
             pods.append({

@@ -1,6 +1,12 @@
 """``python -m endpoints.sandbox.run``: the sandbox cluster of ``make run`` — the fake
 Kubernetes API server plus the simulated KServe controller, in one process until interrupted.
 
+With ``--gateway-port`` (or ``$SANDBOX_GATEWAY_PORT``) it also runs the data plane
+(``endpoints.sandbox.serving``): sklearn, xgboost and lightgbm models really serve, through a
+real Envoy on 127.0.0.1 whose ext_authz filter asks the console at ``--authz-url``
+(``$SANDBOX_AUTHZ_URL``): ``curl -H 'Host: <InferenceService URL host>'
+http://127.0.0.1:<gateway port>/v1/models/<name>:predict``.
+
 It writes a kubeconfig so ``kubectl`` (the one in the project's virtualenv) can look at the
 simulated cluster: ``.venv/bin/kubectl --kubeconfig var/sandbox.kubeconfig get isvc -A``.
 """
@@ -9,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +23,11 @@ from pathlib import Path
 from endpoints.sandbox import profile as profiles
 from endpoints.sandbox.apiserver import FakeApiServer
 from endpoints.sandbox.controller import SandboxController, SandboxSettings
+from endpoints.sandbox.serving.dataplane import DataPlane, DataPlaneSettings
+from endpoints.sandbox.serving.gateway import GatewayError
+
+GATEWAY_PORT_ENV = "SANDBOX_GATEWAY_PORT"
+AUTHZ_URL_ENV = "SANDBOX_AUTHZ_URL"
 
 
 def start_sandbox(*, port: int = 0, token: str | None = None, settings: SandboxSettings | None = None,
@@ -31,6 +43,19 @@ def start_sandbox(*, port: int = 0, token: str | None = None, settings: SandboxS
         server.stop()
         raise
     return server, controller
+
+
+def start_data_plane(controller: SandboxController, settings: DataPlaneSettings) -> DataPlane:
+    """Model servers, agents, activator and the Envoy gateway for ``controller``'s cluster."""
+    return DataPlane(controller, settings).start()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a port number, got {value!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
                              "loopback S3 endpoint or web server; auto: when its virtualenv exists or can be made")
     parser.add_argument("--models-dir", default=None,
                         help="where the real storage initializer downloads to (default: var/sandbox-models)")
+    parser.add_argument("--gateway-port", type=int, default=_env_int(GATEWAY_PORT_ENV, 0),
+                        help="serve the models (sklearn, xgboost, lightgbm) through a real Envoy gateway on "
+                             f"127.0.0.1:PORT; 0: no gateway, nothing serves (default ${GATEWAY_PORT_ENV} or 0)")
+    parser.add_argument("--authz-url", default=os.environ.get(AUTHZ_URL_ENV) or "http://127.0.0.1:8000",
+                        help="the console the gateway's ext_authz filter asks (its /authz/check/...; default "
+                             f"${AUTHZ_URL_ENV} or http://127.0.0.1:8000)")
+    parser.add_argument("--scale-to-zero-seconds", type=float, default=60.0,
+                        help="idle time after which a minReplicas: 0 (Knative) InferenceService scales to zero")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
@@ -67,9 +100,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.kubeconfig_out:
         server.write_kubeconfig(args.kubeconfig_out)
+    plane = None
+    if args.gateway_port:
+        try:
+            plane = start_data_plane(controller, DataPlaneSettings(
+                gateway_port=args.gateway_port, authz_url=args.authz_url,
+                scale_to_zero_seconds=args.scale_to_zero_seconds))
+        except (GatewayError, ValueError) as exc:
+            controller.stop()
+            server.stop()
+            parser.error(str(exc))
     print(f"sandbox cluster (KServe {controller.profile.kserve_version}, profile {controller.profile.name}) "
           f"listening on {server.url}", flush=True)
+    if plane is not None:
+        print(f"sandbox gateway (Envoy) on {plane.gateway.url}, ext_authz at {args.authz_url}", flush=True)
     stop.wait()
+    if plane is not None:
+        plane.stop()
     controller.stop()
     server.stop()
     return 0

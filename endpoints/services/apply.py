@@ -119,7 +119,14 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
 
 
 def serving_runtime_manifest(runtime: ServingRuntime, namespace: str) -> dict:
-    """The namespaced ServingRuntime object of a custom runtime."""
+    """The namespaced ServingRuntime object of a custom runtime (a NIM runtime as NVIDIA's layout
+    writes it, docs/nim.md)."""
+    labels = {"app.kubernetes.io/managed-by": "inference-console",
+              "inference-console.io/instance": settings.CONSOLE_INSTANCE}
+    if runtime.nim:
+        from endpoints.services import nim
+
+        return nim.runtime_manifest(runtime, namespace, labels)
     spec: dict = {
         "supportedModelFormats": runtime.supported_formats,
         "containers": [{"name": "kserve-container", "image": runtime.container_image,

@@ -270,6 +270,12 @@ def preflight(uri: str, connection: StorageConnection | None, *, timeout: float 
     if problem:
         return Preflight(uri=uri, connection_name=connection.name,
                          check=storage_check.StorageCheck(state="invalid", message=problem))
+    if connection.kind == "ngc":
+        # A NIM cache is a PVC in the namespace: nothing to read from the console; the NIM
+        # downloads its engine with the key when it starts.
+        return Preflight(uri=uri, connection_name=connection.name, check=storage_check.StorageCheck(
+            state="not_checked", message="A NIM cache volume is not checked before deploy; the NIM downloads its "
+                                         "engine from NGC when it starts."))
     values = secret_values(connection)
     try:
         check = storage_check.check_storage(connection.kind, connection.config, values, uri, timeout=timeout)

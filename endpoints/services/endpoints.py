@@ -131,6 +131,10 @@ def validate_endpoint(endpoint: Endpoint, *, previous_mode: str | None, capabili
         errors = exc.message_dict
     if missing := runtime_not_installed(endpoint, capabilities):
         errors.setdefault("runtime", []).append(missing)
+    from endpoints.services import nim  # nim builds on this module's services
+
+    for field, messages in nim.endpoint_problems(endpoint, capabilities).items():
+        errors.setdefault(field, []).extend(messages)
     for field, version in (("model_version", endpoint.model_version),
                            ("canary_version", endpoint.canary_version if endpoint.canary_version_id else None)):
         if version is not None and version.model.project_id != endpoint.project_id:
@@ -251,10 +255,17 @@ def _applied_mode(endpoint: Endpoint) -> str | None:
 
 
 def new_generation(endpoint: Endpoint, *, actor, summary: str, action: str | None,
-                   old_spec: dict | None = None, extra: dict | None = None, context=None) -> Revision:
+                   old_spec: dict | None = None, extra: dict | None = None, context=None,
+                   pauses_rollout: bool = True) -> Revision:
     """Bump the endpoint's generation, write its revision, audit ``action`` (with the spec
     diff from ``old_spec``; None: the caller audits its own event) and enqueue the apply.
-    Runs inside the caller's transaction, with the endpoint row locked."""
+    Runs inside the caller's transaction, with the endpoint row locked. A change a person
+    makes while an automated rollout runs pauses the rollout, audited (``pauses_rollout`` False:
+    the rollout's own steps and changes the console makes on its own, such as a key rotation)."""
+    if pauses_rollout:
+        from endpoints.services.rollouts import pause_for_manual_change
+
+        pause_for_manual_change(endpoint=endpoint, actor=actor, summary=summary)
     endpoint.generation += 1
     endpoint.save()
     revision = _write_revision(endpoint, actor=actor, summary=summary, context=context)
@@ -268,9 +279,11 @@ def new_generation(endpoint: Endpoint, *, actor, summary: str, action: str | Non
 
 
 @transaction.atomic
-def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) -> Endpoint:
+def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", by_rollout: bool = False,
+                    audit_extra: dict | None = None, **changes) -> Endpoint:
     """Change the desired state. Nothing changes (no new generation) when the result would
-    render the same spec."""
+    render the same spec. ``by_rollout``: a step of an automated rollout (which must not pause
+    itself); ``audit_extra``: what decided it, added to the audit event."""
     unknown = set(changes) - set(ENDPOINT_FIELDS)
     if unknown:
         raise ValidationError({"__all__": [f"Unknown endpoint fields: {', '.join(sorted(unknown))}."]})
@@ -298,7 +311,8 @@ def endpoint_update(*, actor, endpoint: Endpoint, summary: str = "", **changes) 
                                   "new": {"description": endpoint.description}})
         return endpoint
     new_generation(endpoint, actor=actor, summary=summary or specs.summarize(old_spec, new_spec),
-                    action="endpoint.update", old_spec=old_spec, context=context)
+                    action="endpoint.update", old_spec=old_spec, context=context, extra=audit_extra,
+                    pauses_rollout=not by_rollout)
     return endpoint
 
 
@@ -318,7 +332,7 @@ def restart_for_credentials(*, actor, endpoint: Endpoint, connection) -> Endpoin
     new_generation(endpoint, actor=actor, summary=f"restart: credentials of connection {connection.name} rotated",
                    action="endpoint.update", old_spec=current.spec if current else None,
                    extra={"reason": f"connection {connection.name} rotated to secret version "
-                                    f"{connection.secret_version}"}, context=context)
+                                    f"{connection.secret_version}"}, context=context, pauses_rollout=False)
     return endpoint
 
 
@@ -346,7 +360,10 @@ def endpoint_rollback(*, actor, endpoint: Endpoint, revision: Revision) -> Endpo
 
 
 @transaction.atomic
-def endpoint_promote_canary(*, actor, endpoint: Endpoint) -> Endpoint:
+def endpoint_promote_canary(*, actor, endpoint: Endpoint, by_rollout: bool = False,
+                            audit_extra: dict | None = None) -> Endpoint:
+    """The canary becomes the primary (all traffic); ``by_rollout`` and ``audit_extra`` as for
+    ``endpoint_update``."""
     endpoint = _locked(endpoint)
     if not endpoint.canary_version_id:
         raise ValidationError({"canary_version": ["The endpoint has no canary to promote."]})
@@ -359,7 +376,8 @@ def endpoint_promote_canary(*, actor, endpoint: Endpoint) -> Endpoint:
     validate_endpoint(endpoint, previous_mode=_applied_mode(endpoint), capabilities=context[0],
                       available_runtimes=context[1], zero_accelerators_kept=True)
     new_generation(endpoint, actor=actor, summary=f"promoted canary v{endpoint.model_version.version}",
-                    action="endpoint.promote", old_spec=old_spec, context=context)
+                    action="endpoint.promote", old_spec=old_spec, context=context, extra=audit_extra,
+                    pauses_rollout=not by_rollout)
     return endpoint
 
 

@@ -347,7 +347,7 @@ def cluster_delete(*, actor, cluster: Cluster) -> None:
     counts = cascade_counts(cluster)
     audit.record(action="cluster.delete", actor=actor, target=cluster,
                  details={"old": _snapshot(cluster, ("name", "kind", "connection", "api_url", "ingress_domain",
-                                                     "enabled")),
+                                                     "gateway_address", "enabled")),
                           "discovered_runtimes_removed": discovered, "deleted_with_it": counts})
     _delete(cluster)
 

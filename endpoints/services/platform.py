@@ -53,7 +53,7 @@ def _cluster_create(*, actor, cluster: Cluster) -> Cluster:
     cluster.save()
     audit.record(action="cluster.create", actor=actor, target=cluster,
                  details={"new": _snapshot(cluster, ("name", "kind", "connection", "kubeconfig_context",
-                                                     "api_url", "ingress_domain", "enabled"))})
+                                                     "api_url", "ingress_domain", "gateway_address", "enabled"))})
     return cluster
 
 
@@ -73,7 +73,7 @@ def cluster_update(*, actor, cluster: Cluster, verify: bool = False, **changes) 
 
 def _cluster_update(*, actor, cluster: Cluster, changes: dict) -> Cluster:
     visible = ("description", "kind", "connection", "kubeconfig_path", "kubeconfig_context", "api_url",
-               "ingress_domain", "enabled")
+               "ingress_domain", "gateway_address", "enabled")
     before = _snapshot(cluster, visible)
     token_changed = "api_token" in changes and changes["api_token"] != cluster.api_token
     for name, value in changes.items():

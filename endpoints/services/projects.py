@@ -102,5 +102,6 @@ def project_rotate_ingest_key(*, actor, project: Project) -> Project:
     project.save(update_fields=["ingest_key"])
     audit.record(action="project.rotate_ingest_key", actor=actor, target=project, project=project)
     for endpoint in project.endpoints.exclude(state=Endpoint.State.DELETING).filter(logging_mode__in=["all", "request", "response"]):
-        new_generation(endpoint, actor=actor, summary="payload logger key rotated", action=None)
+        new_generation(endpoint, actor=actor, summary="payload logger key rotated", action=None,
+                       pauses_rollout=False)
     return project

@@ -17,7 +17,7 @@ from console.redaction import redact_ingest_keys
 from endpoints import reconcile
 from endpoints.cluster import ClusterError
 from endpoints.models import Cluster, Endpoint, EndpointStatus, ReconcileAlert, Revision
-from endpoints.services import connections
+from endpoints.services import connections, nim
 from endpoints.services.alerts import alert_clear, alert_raise, isolated
 from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
 from endpoints.services.capabilities import capabilities_for
@@ -65,6 +65,7 @@ def _reconcile_cluster(cluster: Cluster, max_deletions: int | None) -> dict:
     projects = list(cluster.projects.all().order_by("pk"))
     for project in projects:
         connection_orphans += _sync_connections(client, project, reading, report=report)
+        _sync_nim_runtimes(client, project, report=report)
         project_work, project_orphans = _reconcile_namespace(client, project, now=now, report=report)
         to_apply += project_work
         orphans += project_orphans
@@ -113,6 +114,14 @@ def _sync_connections(client, project, reading, *, report: dict) -> list[tuple[o
         report["errors"].append(f"{project.namespace} (connections): {exc}")
         return []
     return [(project, kind, name) for kind, name in stale]
+
+
+def _sync_nim_runtimes(client, project, *, report: dict) -> None:
+    """NIM runtimes the namespace's endpoints use: missing ones applied, edited ones repaired."""
+    try:
+        nim.sync_namespace_runtimes(client, project, report=report)
+    except ClusterError as exc:
+        report["errors"].append(f"{project.namespace} (NIM runtimes): {exc}")
 
 
 def _reconcile_namespace(client, project, *, now, report: dict) -> tuple[list[tuple[int, str]], list[tuple[str, str]]]:

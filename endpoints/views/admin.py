@@ -147,7 +147,7 @@ class ClusterEditView(AdminFormView):
 
     def get_initial(self):
         fields = ("description", "kind", "connection", "kubeconfig_path", "kubeconfig_context", "api_url",
-                  "ingress_domain", "enabled")
+                  "ingress_domain", "gateway_address", "enabled")
         return {name: getattr(self.cluster, name) for name in fields}  # never the token
 
     def call_service(self, form):
@@ -429,7 +429,8 @@ class ServingRuntimeListView(AdminPageMixin, ProtectedListView):
         context.update(title="Runtimes", object_name_plural="runtimes",
                        description="Built-in entries mirror KServe's default ClusterServingRuntimes and can only be "
                                    "disabled; custom runtimes are applied by the console.",
-                       create_url=reverse("endpoints:runtime-create"), create_label="Add a custom runtime")
+                       create_url=reverse("endpoints:runtime-create"), create_label="Add a custom runtime",
+                       nim_catalog_url=reverse("endpoints:nim-catalog"))
         return context
 
 
@@ -497,16 +498,16 @@ class ServingRuntimeEditView(AdminFormView):
 urlpatterns = [
     path("admin/clusters/", ClusterListView.as_view(), name="cluster-list"),
     path("admin/clusters/new/", ClusterCreateView.as_view(), name="cluster-create"),
-    path("admin/clusters/<int:pk>/", ClusterDetailView.as_view(), name="cluster-detail"),
-    path("admin/clusters/<int:pk>/test/", ClusterTestConnectionView.as_view(), name="cluster-test"),
-    path("admin/clusters/<int:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
+    path("admin/clusters/<id:pk>/", ClusterDetailView.as_view(), name="cluster-detail"),
+    path("admin/clusters/<id:pk>/test/", ClusterTestConnectionView.as_view(), name="cluster-test"),
+    path("admin/clusters/<id:pk>/edit/", ClusterEditView.as_view(), name="cluster-edit"),
     path("projects/new/", ProjectCreateView.as_view(), name="project-create"),
     path("projects/<slug:name>/quotas/", ProjectQuotaView.as_view(), name="project-quota"),
     path("projects/<slug:name>/rotate-ingest-key/", ProjectRotateKeyView.as_view(), name="project-rotate-key"),
     path("admin/hardware/", HardwareProfileListView.as_view(), name="hardware-list"),
     path("admin/hardware/new/", HardwareProfileCreateView.as_view(), name="hardware-create"),
-    path("admin/hardware/<int:pk>/edit/", HardwareProfileEditView.as_view(), name="hardware-edit"),
+    path("admin/hardware/<id:pk>/edit/", HardwareProfileEditView.as_view(), name="hardware-edit"),
     path("admin/runtimes/", ServingRuntimeListView.as_view(), name="runtime-list"),
     path("admin/runtimes/new/", ServingRuntimeCreateView.as_view(), name="runtime-create"),
-    path("admin/runtimes/<int:pk>/edit/", ServingRuntimeEditView.as_view(), name="runtime-edit"),
+    path("admin/runtimes/<id:pk>/edit/", ServingRuntimeEditView.as_view(), name="runtime-edit"),
 ]

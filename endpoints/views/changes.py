@@ -24,6 +24,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views import View
 
+from console.ids import parse_id
 from console.permissions import get_visible_or_404
 from console.views.base import ProtectedDetailView
 from endpoints import planning, runtimes, selectors
@@ -103,8 +104,8 @@ class EndpointCreateView(LoginRequiredMixin, View):
         initial = {}
         if data is None:
             for name in ("project", "model_version"):
-                if request.GET.get(name, "").isdigit():
-                    initial[name] = int(request.GET[name])
+                if parse_id(request.GET.get(name, "")) is not None:
+                    initial[name] = parse_id(request.GET[name])
         return EndpointForm(data, user=request.user, initial=initial,
                             profile_choice=request.GET.get("hardware_profile") if data is None else None)
 
@@ -416,11 +417,11 @@ def runtime_preview_context(user, version_id: str, protocol: str, runtime_id: st
     """Which runtime will serve a version with a protocol, following KServe's rules."""
     context: dict = {"version": None}
     version = (selectors.version_choices_for(user=user).filter(pk=version_id).first()
-               if str(version_id).isdigit() else None)
+               if parse_id(version_id) is not None else None)
     if version is None:
         return context
     protocol = protocol if protocol in runtimes.CONSOLE_PROTOCOLS else "v1"
-    runtime = selectors.runtime_choices().filter(pk=runtime_id).first() if str(runtime_id).isdigit() else None
+    runtime = selectors.runtime_choices().filter(pk=runtime_id).first() if parse_id(runtime_id) is not None else None
     available = available_runtime_specs(version.model.project)  # as installed on the project's cluster
     probe = Endpoint(model_version=version, protocol=protocol, runtime=runtime)
     chosen, protocol_version = specs.serving_runtime_and_protocol(probe, available)

@@ -448,10 +448,10 @@ class ConnectionOptInView(LoginRequiredMixin, View):
 urlpatterns = [
     path("connections/", ConnectionListView.as_view(), name="connection-list"),
     path("connections/new/", ConnectionCreateView.as_view(), name="connection-create"),
-    path("connections/<int:pk>/", ConnectionDetailView.as_view(), name="connection-detail"),
-    path("connections/<int:pk>/edit/", ConnectionEditView.as_view(), name="connection-edit"),
-    path("connections/<int:pk>/rotate/", ConnectionRotateView.as_view(), name="connection-rotate"),
-    path("connections/<int:pk>/delete/", ConnectionDeleteView.as_view(), name="connection-delete"),
-    path("connections/<int:pk>/check/", ConnectionCheckView.as_view(), name="connection-check"),
-    path("connections/<int:pk>/opt-in/", ConnectionOptInView.as_view(), name="connection-opt-in"),
+    path("connections/<id:pk>/", ConnectionDetailView.as_view(), name="connection-detail"),
+    path("connections/<id:pk>/edit/", ConnectionEditView.as_view(), name="connection-edit"),
+    path("connections/<id:pk>/rotate/", ConnectionRotateView.as_view(), name="connection-rotate"),
+    path("connections/<id:pk>/delete/", ConnectionDeleteView.as_view(), name="connection-delete"),
+    path("connections/<id:pk>/check/", ConnectionCheckView.as_view(), name="connection-check"),
+    path("connections/<id:pk>/opt-in/", ConnectionOptInView.as_view(), name="connection-opt-in"),
 ]

@@ -15,7 +15,7 @@ from audit.selectors import can_view_all
 from console.permissions import PermissionChecker
 from console.redaction import redact_ingest_keys
 from console.views.base import ProtectedDetailView, ProtectedListView
-from endpoints import cluster_rules, reconcile, selectors
+from endpoints import calling, cluster_rules, reconcile, selectors
 from endpoints import spec as specs
 from endpoints.calling import how_to_call
 from endpoints.filtersets import EndpointFilterSet
@@ -26,6 +26,17 @@ ACTIVE_PHASES = (EndpointStatus.Phase.PENDING, EndpointStatus.Phase.DEPLOYING)
 HTMX_STOP_POLLING = 286
 # An endpoint's pages: its project's name and its own.
 ENDPOINT_ROUTE = "endpoints/<slug:project>/<slug:name>/"
+
+
+# Panels a higher layer adds to the overview below "How to call it" ("Try it", from access
+# control), registered from its AppConfig.ready: callables (request, endpoint) -> a dict with the
+# panel's "template" and its context, or None for no panel.
+_OVERVIEW_PANELS: list = []
+
+
+def register_overview_panel(panel) -> None:
+    if panel not in _OVERVIEW_PANELS:
+        _OVERVIEW_PANELS.append(panel)
 
 
 # --- list -------------------------------------------------------------------------------------------
@@ -103,6 +114,7 @@ def endpoint_frame(request, endpoint: Endpoint, tab: str = "") -> dict:
         "title": endpoint.name,
         "endpoint": endpoint,
         "status": selectors.endpoint_status(endpoint),
+        "serving": calling.serving(endpoint),
         "can_deploy": can_deploy,
         "audit_history_url": reverse("audit:object-history",
                                      kwargs={"target_type": "endpoint", "target_id": endpoint.pk})
@@ -147,7 +159,8 @@ class EndpointDetailView(EndpointTabView):
 
     def tab_context(self, endpoint):
         runtime = specs.effective_runtime(endpoint, available_runtime_specs(endpoint.project))
-        return {"how_to_call": how_to_call(endpoint, runtime), **status_context(endpoint)}
+        panels = [p for p in (panel(self.request, endpoint) for panel in _OVERVIEW_PANELS) if p]
+        return {"how_to_call": how_to_call(endpoint, runtime), "panels": panels, **status_context(endpoint)}
 
 
 class EndpointConfigurationView(EndpointTabView):

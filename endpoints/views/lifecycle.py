@@ -435,16 +435,16 @@ class ServingRuntimeDeleteView(AdminDeleteView):
 
 
 urlpatterns = [
-    path("models/<int:pk>/edit/", ModelEditView.as_view(), name="model-edit"),
-    path("models/<int:pk>/delete/", ModelDeleteView.as_view(), name="model-delete"),
-    path("models/<int:pk>/versions/<int:version>/edit/", VersionEditView.as_view(), name="version-edit"),
-    path("models/<int:pk>/versions/<int:version>/delete/", VersionDeleteView.as_view(), name="version-delete"),
-    path("models/<int:pk>/versions/<int:version>/archive/", VersionArchiveView.as_view(), name="version-archive"),
+    path("models/<id:pk>/edit/", ModelEditView.as_view(), name="model-edit"),
+    path("models/<id:pk>/delete/", ModelDeleteView.as_view(), name="model-delete"),
+    path("models/<id:pk>/versions/<id:version>/edit/", VersionEditView.as_view(), name="version-edit"),
+    path("models/<id:pk>/versions/<id:version>/delete/", VersionDeleteView.as_view(), name="version-delete"),
+    path("models/<id:pk>/versions/<id:version>/archive/", VersionArchiveView.as_view(), name="version-archive"),
     path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/<slug:name>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<slug:name>/edit/", ProjectEditView.as_view(), name="project-edit"),
     path("projects/<slug:name>/delete/", ProjectDeleteView.as_view(), name="project-delete"),
-    path("admin/clusters/<int:pk>/delete/", ClusterDeleteView.as_view(), name="cluster-delete"),
-    path("admin/hardware/<int:pk>/delete/", HardwareProfileDeleteView.as_view(), name="hardware-delete"),
-    path("admin/runtimes/<int:pk>/delete/", ServingRuntimeDeleteView.as_view(), name="runtime-delete"),
+    path("admin/clusters/<id:pk>/delete/", ClusterDeleteView.as_view(), name="cluster-delete"),
+    path("admin/hardware/<id:pk>/delete/", HardwareProfileDeleteView.as_view(), name="hardware-delete"),
+    path("admin/runtimes/<id:pk>/delete/", ServingRuntimeDeleteView.as_view(), name="runtime-delete"),
 ]

@@ -268,7 +268,7 @@ class ModelAliasView(LoginRequiredMixin, ServiceFormView):
 urlpatterns = [
     path("models/", ModelListView.as_view(), name="model-list"),
     path("models/new/", ModelCreateView.as_view(), name="model-create"),
-    path("models/<int:pk>/", RegisteredModelDetailView.as_view(), name="model-detail"),
-    path("models/<int:pk>/versions/new/", ModelVersionCreateView.as_view(), name="version-create"),
-    path("models/<int:pk>/versions/<int:version>/alias/", ModelAliasView.as_view(), name="version-alias"),
+    path("models/<id:pk>/", RegisteredModelDetailView.as_view(), name="model-detail"),
+    path("models/<id:pk>/versions/new/", ModelVersionCreateView.as_view(), name="version-create"),
+    path("models/<id:pk>/versions/<id:version>/alias/", ModelAliasView.as_view(), name="version-alias"),
 ]

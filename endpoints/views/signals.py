@@ -233,13 +233,13 @@ class ProjectUnsubscribeView(ProtectedDetailView):
 
 urlpatterns = [
     path("admin/alerts/", ReconcileAlertListView.as_view(), name="alert-list"),
-    path("admin/alerts/<int:pk>/acknowledge/", ReconcileAlertAcknowledgeView.as_view(), name="alert-acknowledge"),
-    path("admin/alerts/<int:pk>/resolve/", ReconcileAlertResolveView.as_view(), name="alert-resolve"),
+    path("admin/alerts/<id:pk>/acknowledge/", ReconcileAlertAcknowledgeView.as_view(), name="alert-acknowledge"),
+    path("admin/alerts/<id:pk>/resolve/", ReconcileAlertResolveView.as_view(), name="alert-resolve"),
     path("admin/notifications/", NotificationChannelListView.as_view(), name="channel-list"),
     path("admin/notifications/new/", NotificationChannelCreateView.as_view(), name="channel-create"),
-    path("admin/notifications/<int:pk>/delete/", NotificationChannelDeleteView.as_view(), name="channel-delete"),
+    path("admin/notifications/<id:pk>/delete/", NotificationChannelDeleteView.as_view(), name="channel-delete"),
     path("admin/notifications/deliveries/", NotificationDeliveryListView.as_view(), name="delivery-list"),
     path("notifications/<slug:name>/", ProjectNotificationsView.as_view(), name="project-notifications"),
-    path("notifications/<slug:name>/<int:subscription>/unsubscribe/", ProjectUnsubscribeView.as_view(),
+    path("notifications/<slug:name>/<id:subscription>/unsubscribe/", ProjectUnsubscribeView.as_view(),
          name="project-unsubscribe"),
 ]

@@ -4,20 +4,21 @@ only the forwarded ``authorization`` header, no body, no cookies."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core.cache import caches
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from console.access import grants, services, tokens
-from console.access.authz import cache, http, routing
+from console.access.authz import allows, cache, http, routing
 from console.access.authz import decision as authz_decision
+from console.access.authz.decision import clear_cached_decisions
 from tests.console.access_factories import endpoint_in, project_with_model
 from tests.console.matrix_world import build_world
 from tests.console.permission_table import PERSONAS
@@ -30,11 +31,9 @@ PREDICT = "/v1/models/scorer:predict"
 
 @pytest.fixture(autouse=True)
 def _fresh_decision_cache():
-    caches["authz"].clear()
-    authz_decision.allow_tally.flush(everything=True)
+    clear_cached_decisions()
     yield
-    caches["authz"].clear()
-    authz_decision.allow_tally.flush(everything=True)
+    clear_cached_decisions()
 
 
 def envoy_check(host: str, path: str = PREDICT, *, token: str | None = None, method: str = "POST",
@@ -356,14 +355,15 @@ def test_the_raw_path_is_read_from_gunicorn_uwsgi_and_asgi():
 
 # --- caching and invalidation -----------------------------------------------------------------------------
 
-def test_a_warm_decision_costs_at_most_one_query(caller, scorer, django_assert_num_queries):
+def test_a_warm_allow_costs_one_query_to_decide_and_one_insert_to_stage(caller, scorer, django_assert_num_queries):
     token = infer_token(caller)
     envoy_check("scorer.fraud.example.com", token=token)
     # Per-process cache: one query for the access version row; shared (Redis) cache: the
-    # version lives in the cache too, so none.
-    expected = 0 if cache.cache_is_shared() else 1
-    with django_assert_num_queries(expected):
+    # version lives in the cache too, so none. Then the allow's one-row INSERT (staged).
+    expected = (0 if cache.cache_is_shared() else 1) + 1
+    with django_assert_num_queries(expected) as queries:
         assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    assert queries.captured_queries[-1]["sql"].startswith("INSERT INTO")
 
 
 def test_a_cold_decision_costs_a_bounded_number_of_queries(caller, scorer, django_assert_max_num_queries):
@@ -464,25 +464,47 @@ def test_every_denial_is_audited_with_its_reason(bob, scorer):
     assert events[0].request_id == "req-1"
 
 
-def test_allows_are_audited_once_per_principal_endpoint_and_minute(caller, scorer, fraud):
+def test_every_allow_is_staged_before_the_answer_and_drained_once_per_principal_endpoint_and_minute(
+        caller, scorer, fraud):
     other = endpoint_in(fraud, "other")
     token = infer_token(caller)
     minute = timezone.now().replace(second=5, microsecond=0) + timedelta(minutes=1)
     with time_machine.travel(minute, tick=False):
         for _ in range(3):
-            envoy_check("scorer.fraud.example.com", token=token)
+            assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
         envoy_check("other.fraud.example.com", token=token)
     with time_machine.travel(minute + timedelta(seconds=30), tick=False):
-        envoy_check("scorer.fraud.example.com", token=token)
-        assert authz_decision.allow_tally.flush() == 0  # the minute is not over
-    assert not AuditEvent.objects.filter(action="infer.allow").exists()
+        envoy_check("scorer.fraud.example.com", token=token, method="GET")
     with time_machine.travel(minute + timedelta(minutes=1), tick=False):
-        assert authz_decision.allow_tally.flush() == 2
-    events = {e.target_repr: e for e in AuditEvent.objects.filter(source="authz", action="infer.allow")}
-    assert events["fraud/scorer"].details["count"] == 4 and events["fraud/other"].details["count"] == 1
-    assert events["fraud/scorer"].actor_name == "alice" and events["fraud/scorer"].outcome == "success"
-    assert events["fraud/scorer"].occurred_at == minute.replace(second=0)
-    assert other.pk == int(events["fraud/other"].target_id)
+        envoy_check("scorer.fraud.example.com", token=token)
+    # Each allow was a committed row before its 200; the trail has none of them yet.
+    assert allows.staged_count() == 6
+    assert not AuditEvent.objects.filter(action="infer.allow").exists()
+    assert allows.allows_drain() == 6
+    assert allows.staged_count() == 0 and allows.allows_drain() == 0  # taken once, never again
+    events = AuditEvent.objects.filter(source="authz", action="infer.allow").order_by("occurred_at", "target_repr")
+    assert [(e.target_repr, e.occurred_at, e.details["count"]) for e in events] == [
+        ("fraud/other", minute.replace(second=0), 1), ("fraud/scorer", minute.replace(second=0), 4),
+        ("fraud/scorer", minute.replace(second=0) + timedelta(minutes=1), 1)]
+    scorer_event = events[1]
+    assert scorer_event.actor_name == "alice" and scorer_event.outcome == "success"
+    assert scorer_event.actor_id == str(caller.pk) and scorer_event.details["methods"] == ["GET", "POST"]
+    assert scorer_event.details["first"] == minute.isoformat()
+    assert scorer_event.details["last"] == (minute + timedelta(seconds=30)).isoformat()
+    assert other.pk == int(events[0].target_id)
+
+
+def test_an_allow_that_cannot_be_committed_is_answered_503_not_allowed(caller, scorer, monkeypatch):
+    from django.db import OperationalError
+
+    def broken(rows):
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(allows, "_insert", broken)
+    response = envoy_check("scorer.fraud.example.com", token=infer_token(caller))
+    assert response.status_code == 503
+    assert "x-console-principal" not in response
+    assert "could not be recorded" in response.content.decode()
 
 
 # --- the check-access form and the authz endpoint agree -------------------------------------------------------
@@ -534,3 +556,40 @@ def test_the_fast_caller_check_agrees_with_the_chokepoint_for_every_persona_and_
                     assert allowed is can(user, endpoint, "infer"), (user.username, endpoint.name, moment)
                     if user == late and allowed:
                         assert until == expiry
+
+
+def test_the_drain_command_and_task_write_staged_allows_to_the_trail(caller, scorer):
+    from django.core.management import call_command
+
+    from console.access.tasks import drain_allows_task
+
+    token = infer_token(caller)
+    for _ in range(2):
+        assert envoy_check("scorer.fraud.example.com", token=token).status_code == 200
+    out = io.StringIO()
+    call_command("authz_allows_drain", stdout=out)
+    assert out.getvalue().strip() == "drained 2 staged allows"
+    envoy_check("scorer.fraud.example.com", token=token)
+    assert drain_allows_task() == 1
+    assert sorted(e.details["count"] for e in AuditEvent.objects.filter(action="infer.allow")) == [1, 2]
+
+
+def test_metrics_show_the_allows_waiting_to_be_drained_and_the_oldest_ones_age(caller, scorer):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scraped() -> dict:
+        text = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
+        return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+    token = infer_token(caller)
+    started = timezone.now()
+    with time_machine.travel(started, tick=False):
+        envoy_check("scorer.fraud.example.com", token=token)
+        envoy_check("scorer.fraud.example.com", token=token)
+    with time_machine.travel(started + timedelta(seconds=90), tick=False):
+        metrics = scraped()
+    assert metrics["console_authz_staged_allows"] == 2
+    assert metrics["console_authz_staged_allows_oldest_age_seconds"] == 90
+    allows.allows_drain()
+    metrics = scraped()
+    assert metrics["console_authz_staged_allows"] == 0 and metrics["console_authz_staged_allows_oldest_age_seconds"] == 0

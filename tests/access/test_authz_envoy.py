@@ -13,13 +13,12 @@ from wsgiref.simple_server import make_server
 
 import grpc
 import pytest
-from django.core.cache import caches
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2, status_pb2
 
 from console.access import grants
-from console.access.authz import decision as authz_decision
 from console.access.authz import grpc_server
+from console.access.authz.decision import clear_cached_decisions
 from tests.access.test_authz import infer_token
 from tests.access.test_authz_grpc import _QuietHandler, _ThreadedWSGIServer, close_server_connections
 from tests.console.access_factories import endpoint_in, project_with_model
@@ -111,7 +110,7 @@ def console_authz(request):
 @pytest.mark.parametrize("console_authz", PROVIDERS, indirect=True)
 def test_envoy_passes_the_consoles_answers_and_the_real_principal_upstream(console_authz, upstream, alice, bob):
     name, authz_port = console_authz
-    caches["authz"].clear()
+    clear_cached_decisions()
     fraud, _ = project_with_model("fraud")
     endpoint_in(fraud, "scorer")
     grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="test")
@@ -124,7 +123,6 @@ def test_envoy_passes_the_consoles_answers_and_the_real_principal_upstream(conso
         assert status == 401 and headers["www-authenticate"].startswith("Bearer")
         assert call(envoy.filtered_port, token=infer_token(bob))[0] == 403
         assert len(upstream.seen) == 1
-    authz_decision.allow_tally.flush(everything=True)
 
 
 class _SlowAuthorization(external_auth_pb2_grpc.AuthorizationServicer):

@@ -14,7 +14,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import grpc
 import pytest
 import time_machine
-from django.core.cache import caches
 from django.utils import timezone
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
@@ -22,8 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audit.models import AuditEvent
 from console.access import grants, tokens
-from console.access.authz import decision as authz_decision
-from console.access.authz import grpc_server
+from console.access.authz import allows, grpc_server
+from console.access.authz.decision import clear_cached_decisions
 from tests.access.test_authz import PREDICT, _fresh_decision_cache, envoy_check, infer_token  # noqa: F401 - autouse fixture
 from tests.console.access_factories import endpoint_in, project_with_model
 
@@ -139,13 +138,13 @@ def test_grpc_and_lean_http_answer_every_request_as_the_http_check_does(alice, b
     seen = set()
     with time_machine.travel(expiring + timedelta(seconds=1), tick=False):
         for label, host, path, token, extra in cases:
-            caches["authz"].clear()
+            clear_cached_decisions()
             http = envoy_check(host, path, token=token, extra=extra)
             http_reason = last_denial_reason() if http.status_code != 200 else None
-            caches["authz"].clear()
+            clear_cached_decisions()
             outcome = grpc_outcome(grpc_check(host, path, token=token, extra=extra))
             grpc_reason = last_denial_reason() if outcome[0] != 200 else None
-            caches["authz"].clear()
+            clear_cached_decisions()
             lean_status, lean_headers = lean_check(host, path, token=token, extra=extra)
             lean_reason = last_denial_reason() if lean_status != 200 else None
             expected = (http.status_code, http.headers.get("x-console-principal"))
@@ -175,9 +174,27 @@ def test_grpc_allows_are_audited_like_http_allows(alice, fraud, scorer):
     token = infer_token(alice)
     for _ in range(3):
         assert grpc_outcome(grpc_check(HOST, token=token))[0] == 200
-    assert authz_decision.allow_tally.flush(everything=True) == 1
+    assert allows.allows_drain() == 3
     event = AuditEvent.objects.get(source="authz", action="infer.allow")
     assert event.actor_name == "alice" and event.details["count"] == 3 and event.target_repr == "fraud/scorer"
+
+
+def test_an_allow_that_cannot_be_committed_is_unavailable_on_grpc_and_503_on_the_lean_app(
+        alice, fraud, scorer, monkeypatch):
+    from django.db import OperationalError
+
+    grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="test")
+    token = infer_token(alice)
+
+    def broken(rows):
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(allows, "_insert", broken)
+    answer = grpc_check(HOST, token=token)
+    assert answer.status.code == code_pb2.UNAVAILABLE and not answer.HasField("ok_response")
+    assert grpc_outcome(answer) == (503, None)
+    status, headers = lean_check(HOST, token=token)
+    assert status == 503 and "x-console-principal" not in headers
 
 
 def test_the_lean_app_answers_nothing_but_checks_and_healthz(alice, fraud, scorer):
@@ -270,7 +287,6 @@ def test_a_revoked_grant_or_token_is_denied_by_both_servers_within_a_second(serv
         denied["grpc"] = denied["grpc"] or _over_grpc(channel, token) == expected
         denied["http"] = denied["http"] or _over_http(port, token) == expected
     assert denied == {"grpc": True, "http": True}, "not denied by both servers within 1 s"
-    authz_decision.allow_tally.flush(everything=True)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,7 @@ from django.core.cache import caches
 
 from console.access import grants, tokens
 from console.access.authz import cache, decision
+from console.access.authz.decision import clear_cached_decisions
 from tests.console.access_factories import endpoint_in, project_with_model
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -22,9 +23,9 @@ def shared_cache(settings):
     settings.CACHES = {**settings.CACHES, "authz": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ.get("REDIS_URL", ""),
         "KEY_PREFIX": f"authz-test-{os.getpid()}"}}
-    caches["authz"].clear()
+    clear_cached_decisions()
     yield caches["authz"]
-    caches["authz"].clear()
+    clear_cached_decisions()
 
 
 def test_warm_decisions_cost_no_query_and_revocation_reaches_them(shared_cache, alice,

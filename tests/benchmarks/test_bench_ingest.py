@@ -41,6 +41,11 @@ E2E_SECONDS = int(os.environ.get("BENCH_E2E_SECONDS", "120"))
 DRAIN_EVENTS = int(os.environ.get("BENCH_DRAIN_EVENTS", "200000"))
 WORKERS = os.environ.get("BENCH_GUNICORN_WORKERS", "2")
 THREADS = os.environ.get("BENCH_GUNICORN_THREADS", "4")
+RECEIVER_THREADS = os.environ.get("BENCH_RECEIVER_THREADS", "8")
+# The server the end-to-end run posts to: the receiver process (deploy's and make run's) or gunicorn.
+E2E_SERVER = os.environ.get("BENCH_E2E_SERVER", "receiver")
+# Profile the receiver process's event loop (cProfile output written when it stops).
+PROFILE = os.environ.get("BENCH_RECEIVER_PROFILE", "")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -134,6 +139,33 @@ class Gunicorn:
         self.log.close()
 
 
+class ReceiverProcess:
+    """``manage.py ingest_receiver`` (or, for the floor, the bare aiohttp app) on a free port."""
+
+    def __init__(self, log: Path, *, bare: bool = False):
+        self.port = _free_port()
+        self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        command = ([sys.executable, "-m", "tests.benchmarks.bare_aiohttp", str(self.port)] if bare else
+                   [sys.executable, *(["-m", "cProfile", "-o", PROFILE] if PROFILE else []), "manage.py", "ingest_receiver", "--bind", f"127.0.0.1:{self.port}",
+                    "--threads", RECEIVER_THREADS])
+        self.process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the receiver did not start")
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
 def _wrk(url_path: str, port: int, endpoint, seconds: int, connections: int, tmp_path: Path) -> dict:
     wrk = shutil.which("wrk") or "/usr/bin/wrk"
     base = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "http://localhost:9081/",
@@ -201,10 +233,45 @@ def test_receiver_rate_over_keep_alive_connections_vs_a_bare_server(endpoint, re
     assert report["buffered_rows"] >= result["requests"]  # wrk does not count the answers in flight at the end
 
 
+def test_receiver_process_rate_over_keep_alive_connections_vs_a_bare_aiohttp_server(endpoint, report, tmp_path):
+    path = reverse("ingest:kserve", kwargs={"ingest_key": endpoint.project.ingest_key})
+    report["load_average_before"] = _load()
+    bare = ReceiverProcess(tmp_path / "bare.log", bare=True)
+    try:
+        bare_result = _wrk(path, bare.port, endpoint, RECEIVER_SECONDS, 8, tmp_path)
+    finally:
+        bare.stop()
+    floor = json.loads(subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.commit_floor", _database_url(), "8", str(min(RECEIVER_SECONDS, 10))],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120).stdout)
+    receiver = ReceiverProcess(tmp_path / "receiver.log")
+    try:
+        _wrk(path, receiver.port, endpoint, 2, 8, tmp_path)  # warm: connections, key cache, group writer
+        warm = buffer.buffer_depth()
+        result = _wrk(path, receiver.port, endpoint, RECEIVER_SECONDS, 8, tmp_path)
+    finally:
+        receiver.stop()
+    report["server"] = f"manage.py ingest_receiver (aiohttp, one process, {RECEIVER_THREADS} threads)"
+    report["wrk"] = f"wrk -t2 -c8 -d{RECEIVER_SECONDS}s (one CloudEvent per POST)"
+    report["receiver_events_per_second"] = result["rate"]
+    report["receiver_p50_ms"], report["receiver_p99_ms"] = result["p50_ms"], result["p99_ms"]
+    report["receiver_non_2xx"] = result["non_2xx"]
+    report["bare_server_requests_per_second"] = bare_result["rate"]
+    report["receiver_share_of_bare"] = round(result["rate"] / bare_result["rate"], 3)
+    report["storage_floor_8_committers_per_second"] = floor["commits_per_second"]
+    report["receiver_share_of_storage_floor"] = round(result["rate"] / floor["commits_per_second"], 3)
+    report["buffered_rows"] = buffer.buffer_depth() - warm
+    report["load_average_after"] = _load()
+    assert result["non_2xx"] == 0
+    assert report["buffered_rows"] >= result["requests"]
+
+
 def test_end_to_end_receiver_and_one_worker(endpoint, report, tmp_path):
     path = reverse("ingest:kserve", kwargs={"ingest_key": endpoint.project.ingest_key})
     report["load_average_before"] = _load()
-    web = Gunicorn("console.wsgi", tmp_path / "web.log")
+    web = (ReceiverProcess(tmp_path / "receiver.log") if E2E_SERVER == "receiver"
+           else Gunicorn("console.wsgi", tmp_path / "web.log"))
+    report["server"] = E2E_SERVER
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
     worker = subprocess.Popen([sys.executable, "manage.py", "ingest_worker"], cwd=ROOT, env=_env(), stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)

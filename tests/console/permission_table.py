@@ -157,6 +157,15 @@ ROUTES.update({
             idor={"name": "other_project.name"}),
     ],
     "access:model-access": Req(OBJECT_MANAGERS, kwargs={"pk": "model.pk"}, idor={"pk": "other_model.pk"}),
+    # "Try it": anyone who sees the endpoint may open it and send (the gateway's check decides);
+    # a body that is not JSON is refused with a field message before anything is sent.
+    "access:endpoint-try": [
+        Req(expect(302, 404, 200, 200, 200, 200, 404, 200), kwargs={"project": "project.name", "name": "endpoint.name"},
+            idor={"project": "other_project.name", "name": "other_endpoint.name"}),
+        Req(expect(302, 404, 400, 400, 400, 400, 404, 400), method="POST",
+            kwargs={"project": "project.name", "name": "endpoint.name"}, data={"body": "{not json"},
+            idor={"project": "other_project.name", "name": "other_endpoint.name"}),
+    ],
     "access:endpoint-access": [
         Req(OBJECT_MANAGERS, kwargs={"project": "project.name", "name": "endpoint.name"},
             idor={"project": "other_project.name", "name": "other_endpoint.name"}),

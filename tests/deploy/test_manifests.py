@@ -50,7 +50,8 @@ def test_web_worker_beat_and_migration_job_are_all_there(rendered):
                      ("Deployment", "inference-console-beat"), ("Job", "inference-console-migrate"),
                      ("HorizontalPodAutoscaler", "inference-console-web"),
                      ("Deployment", "inference-console-authz-grpc"), ("Deployment", "inference-console-authz-http"),
-                     ("Service", "inference-console-authz-grpc"), ("Service", "inference-console-authz-http")]:
+                     ("Service", "inference-console-authz-grpc"), ("Service", "inference-console-authz-http"),
+                     ("Deployment", "inference-console-receiver"), ("Service", "inference-console-ingest")]:
         assert expected in names
     beat = next(d for d in rendered if d["metadata"]["name"] == "inference-console-beat")
     assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
@@ -152,6 +153,17 @@ def test_only_api_clients_mount_the_service_account_token(rendered):
     assert mounts["inference-console-migrate"] is False
     assert mounts["inference-console-authz-grpc"] is False
     assert mounts["inference-console-authz-http"] is False
+
+
+def test_the_loggers_post_to_the_receiver_process_which_is_probed_on_healthz(rendered):
+    config = next(d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "inference-console")
+    assert config["data"]["CONSOLE_INGEST_BASE_URL"] == "http://inference-console-ingest.inference-console.svc"
+    receiver = next(d for d in rendered if d["metadata"]["name"] == "inference-console-receiver")
+    container = receiver["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["python", "manage.py", "ingest_receiver"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    policy = next(d for d in rendered if d["metadata"]["name"] == "inference-console-ingest-from-projects")
+    assert {"port": 8002, "protocol": "TCP"} in policy["spec"]["ingress"][0]["ports"]
 
 
 def test_network_policies_admit_the_ingest_receivers_and_deny_by_default(rendered):

@@ -93,6 +93,15 @@ def extend_world(world) -> None:
 
     world.spare_model = RegisteredModelFactory(project=world.project, name="spare")
     world.spare_version = ModelVersionFactory(model=world.spare_model, version=1)
+    # NIMs: a platform-wide NGC connection the project opted into and one NIM installed.
+    from endpoints.services.connections import connection_opt_in
+    from endpoints.services.nim import catalog_entry, nim_runtime_install
+
+    world.ngc_connection = connection_create(actor=None, project=None, name="matrix-ngc", kind="ngc",
+                                             secrets={"api_key": "nvapi-matrix"})
+    connection_opt_in(actor=None, connection=world.ngc_connection, project=world.project)
+    world.nim_runtime = nim_runtime_install(actor=None, entry=catalog_entry("llama3-8b-instruct"),
+                                            connection=world.ngc_connection)
 
 
 CONN = {"pk": "connection.pk"}
@@ -320,6 +329,12 @@ ROUTES = {
         Req(UI_ADMIN_FORM, method="POST", kwargs={"pk": "hardware.pk"}),
     ],
     "endpoints:runtime-list": Req(UI_ADMIN),
+    "endpoints:nim-catalog": Req(UI_ADMIN),
+    "endpoints:nim-install": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:nim-entry-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    "endpoints:nim-import": Req(UI_ADMIN_ACTION, method="POST"),  # no cluster chosen: back with a message
+    # Deploying a NIM offers only projects the user may deploy to; an empty form is a 400.
+    "endpoints:nim-deploy": [Req(UI_EVERYONE), Req(expect(302, 400, 400, 400, 400, 400, 400, 400), method="POST")],
     "endpoints:runtime-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
     "endpoints:runtime-edit": [
         Req(UI_ADMIN, kwargs={"pk": "runtime.pk"}),
@@ -386,6 +401,14 @@ ROUTES = {
         Req(API_ADMIN_DELETED, method="DELETE", kwargs={"pk": "hardware.pk"}),  # no endpoint uses it
     ],
     "api-runtime-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
+    # NIMs: everyone signed in reads; platform admins install; deploying needs deploy on the
+    # project named in the body (others get the project field's 400, never an endpoint).
+    "api-nim-runtime-list": [Req(API_EVERYONE), Req(API_ADMIN_WRITE_BAD_BODY, method="POST")],
+    "api-nim-runtime-detail": Req(API_EVERYONE, kwargs={"pk": "nim_runtime.pk"}),
+    "api-nim-runtime-deploy": Req(expect(401, 400, 400, 201, 201, 400, 400, 201), method="POST",
+                                  kwargs={"pk": "nim_runtime.pk"},
+                                  data={"project": "@project.pk", "name": "nim-chat", "hardware_profile": "@hardware.pk",
+                                        "accelerator_count": 1}),
     "api-runtime-detail": [
         Req(API_EVERYONE, kwargs={"pk": "runtime.pk"}),
         Req(API_ADMIN, method="PATCH", kwargs={"pk": "runtime.pk"}, data={"description": "x"}),

@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.models import AuditEvent, AuditSeal
 from console.access.models import Grant
 from console.portal import demo
+from console.portal.devstack import _configure_sandbox_kserve
 from endpoints.models import Endpoint, EndpointStatus, Revision
 from endpoints.sandbox.controller import SandboxSettings
 from endpoints.sandbox.run import start_sandbox
@@ -29,6 +30,7 @@ def demo_sandbox(monkeypatch):
     server, controller = start_sandbox(settings=SandboxSettings())
     monkeypatch.setenv("SANDBOX_URL", server.url)
     monkeypatch.delenv("SANDBOX_TOKEN_FILE", raising=False)
+    _configure_sandbox_kserve(server.url)  # as make run does before seeding
     try:
         yield Sandbox(server, controller)
     finally:
@@ -62,7 +64,7 @@ def test_it_seeds_endpoints_in_ready_canary_scaled_to_zero_and_failed_states(see
     statuses = _run_worker(seeded)
     assert {name: s.phase for name, s in statuses.items()} == {
         "iris": "Ready", "iris-batch": "Ready", "transaction-amount": "Ready",
-        "transaction-amount-next": "Failed", "assistant": "Ready",
+        "transaction-amount-next": "Failed", "assistant": "Ready", "iris-rollout": "Ready", "iris-rollout-bad": "Ready",
     }
     iris = Endpoint.objects.get(name="iris")
     assert iris.canary_version.version == 2 and iris.canary_traffic_percent == 20
@@ -178,3 +180,49 @@ def test_after_a_restart_on_an_empty_sandbox_the_demo_comes_back_with_its_canary
     finally:
         controller.stop()
         server.stop()
+
+
+def test_the_demo_rollouts_promote_one_canary_and_roll_the_other_back(seeded):
+    """What make run's rollout traffic does to the two demo rollouts (a healthy canary, one
+    failing a quarter of its calls), with the clock of each evaluation moved past the step."""
+    import random
+
+    from endpoints.models import Rollout
+    from endpoints.services.rollouts import rollout_apply
+    from monitoring import rollouts as gates
+    from monitoring import simulate
+    from monitoring.services import inference_records_ingest
+    from tests.monitoring.rollout_helpers import pair_of
+
+    _run_worker(seeded)
+    good = Rollout.objects.get(endpoint__name="iris-rollout")
+    bad = Rollout.objects.get(endpoint__name="iris-rollout-bad")
+    assert good.current_percent == bad.current_percent == 10
+    rng = random.Random(5)
+    for _ in range(4):
+        for rollout, canary_errors in ((good, None), (bad, 0.25)):
+            rollout.refresh_from_db()
+            if not rollout.is_active:
+                continue
+            endpoint = rollout.endpoint
+            endpoint.refresh_from_db()
+            versions = [(f"{endpoint.model_version.model.name}:{endpoint.model_version.version}",
+                         100.0 - endpoint.canary_traffic_percent, endpoint.model_version.reference_profile, []),
+                        (f"{endpoint.canary_version.model.name}:{endpoint.canary_version.version}",
+                         float(endpoint.canary_traffic_percent), endpoint.canary_version.reference_profile, [])]
+            traffic = simulate.TrafficProfile(name=endpoint.name, namespace=endpoint.project.namespace, protocol="v1",
+                                              versions=versions, latency_sigma=0.2, error_rate=0.002,
+                                              slower_canary=1.0, canary_error_rate=canary_errors)
+            start = rollout.step_started_at.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1)
+            calls = [simulate.make_call(traffic, at=start + timedelta(seconds=i * 0.3), rng=rng) for i in range(600)]
+            inference_records_ingest([pair_of(c, project_id=endpoint.project_id, endpoint_id=endpoint.pk)
+                                      for c in calls])
+            now = rollout.step_started_at + timedelta(minutes=5)
+            decision = gates.evaluate_rollout(rollout_id=rollout.pk, now=now)
+            if decision is not None:
+                rollout_apply(decision_id=decision.pk, now=now)
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert good.state == Rollout.State.PROMOTED and good.endpoint.model_version.version == 2
+    assert bad.state == Rollout.State.ROLLED_BACK and bad.step_index == 0
+    assert Endpoint.objects.get(name="iris-rollout-bad").canary_version is None  # removed, as the demo's policy says

@@ -16,5 +16,7 @@ def test_the_stack_runs_manage_py_from_the_repository_root():
 
 def test_every_module_the_stack_starts_can_be_found():
     # sandbox, gunicorn's WSGI app and logger class, the Celery app (-A console)
-    for module in ("endpoints.sandbox.run", "console.wsgi", "console.gunicorn_logging", "console.celery"):
+    # and the sandbox's model-runtime installer
+    for module in ("endpoints.sandbox.run", "console.wsgi", "console.gunicorn_logging", "console.celery",
+                   "endpoints.sandbox.serving.runtimes"):
         assert importlib.util.find_spec(module) is not None, module

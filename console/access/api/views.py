@@ -52,6 +52,7 @@ from console.access.models import ApiToken, ExternalIdentity, Grant
 from console.access.roles import GLOBAL_ROLES
 from console.api.permissions import IsPlatformAdmin
 from console.api.viewsets import ProtectedGenericViewSet
+from console.ids import query_id
 from console.permissions import is_platform_admin, visible
 from endpoints.models import Endpoint, Project, RegisteredModel
 
@@ -79,9 +80,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             wanted = self.request.query_params.get("user", "")
             if self.action == "list":
                 if wanted:
-                    if not wanted.isdigit():
-                        raise ValidationError({"user": ["Give the user's id."]})
-                    return qs.filter(user_id=int(wanted)).order_by("-created_at")
+                    return qs.filter(user_id=query_id(self.request.query_params, "user")).order_by("-created_at")
                 return qs.filter(user=user).order_by("-created_at")
             return qs.order_by("-created_at")
         return qs.filter(user=user).order_by("-created_at")
@@ -124,12 +123,8 @@ GRANT_FILTERS = [
 
 
 def _int_param(params, name: str) -> int | None:
-    value = params.get(name, "")
-    if not value:
-        return None
-    if not value.isdigit():
-        raise ValidationError({name: ["Give an id."]})
-    return int(value)
+    """An id in the query string (``console.ids``: 400 on the field when it is not one)."""
+    return query_id(params, name)
 
 
 @extend_schema_view(list=extend_schema(summary="Grants you may manage", parameters=GRANT_FILTERS),
@@ -336,9 +331,7 @@ class ExternalIdentityViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         qs = ExternalIdentity.objects.select_related("user").order_by("user__username", "source", "issuer")
         wanted = self.request.query_params.get("user", "")
         if self.action == "list" and wanted:
-            if not wanted.isdigit():
-                raise ValidationError({"user": ["Give the user's id."]})
-            qs = qs.filter(user_id=int(wanted))
+            qs = qs.filter(user_id=query_id(self.request.query_params, "user"))
         return qs
 
     @extend_schema(summary="Link an identity-provider account", responses={201: ExternalIdentitySerializer})

@@ -1,4 +1,4 @@
-"""Inference authorization (``decision``, ``cache``, ``routing``, ``http``): the HTTP service Envoy's ext_authz filter asks before every
+"""Inference authorization (``decision``, ``cache``, ``routing``, ``allows``, ``http``): the HTTP service Envoy's ext_authz filter asks before every
 inference request (kserve.md §8, architecture.md §4).
 
 Envoy (configured as in ``deploy/istio/``) sends the original method and path, prefixed by
@@ -32,10 +32,12 @@ and as decoded, whatever the mesh's own normalisation (``path_refusal``).
 Decisions are cached for ``AUTHZ_DECISION_TTL`` seconds (never beyond the expiry of the
 grant or token they rest on) under the current *access version*: a counter bumped in the
 same transaction as every grant, token, user or team change, so a revoked token or grant
-denies at once in every process. With Redis the counter is also kept in the shared cache
-(one round trip per decision); with the per-process LocMem cache it is read from its
-database row (one primary-key query).
+denies at once in the process that made the change and within ``AUTHZ_VERSION_POLL_MS`` in
+every other (``cache.VersionWatcher``). With Redis the counter is also kept in the shared
+cache; with the per-process LocMem cache it is read from its database row. Each process keeps
+its own copy of the decisions it used, so a warm check reads neither.
 
-Every denial is audited (source ``authz``); allows are counted in memory and written as one
-``infer.allow`` event per principal, endpoint, minute and web process, with the count.
+Every denial is audited (source ``authz``); every allow is committed as a staged row before it
+is answered and drained later into ``infer.allow`` events per principal, endpoint and minute,
+with the count (``allows``).
 """

@@ -1,7 +1,8 @@
 """One ext_authz check, whatever the transport: the decision, its audit (every denial an
-event, allows tallied) and its metrics. The HTTP check (``http``, ``wsgi``) and the gRPC
-service (``grpc_server``) both answer through ``authorize`` so that they decide, audit and
-count alike; each only translates its protocol's request and response."""
+event, every allow a durably staged row, see ``allows``) and its metrics. The HTTP check
+(``http``, ``wsgi``) and the gRPC service (``grpc_server``) both answer through ``authorize``
+so that they decide, audit and count alike; each only translates its protocol's request and
+response."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import time
 from django.db import connections
 
 from console import metrics
-from console.access.authz.decision import Decision, allow_tally, audit_denial, decide
+from console.access.authz.allows import AllowNotRecorded, stage
+from console.access.authz.decision import Decision, audit_denial, decide
 
 UNAUTHORIZED_BODY = "Unauthorized: send Authorization: Bearer <API token>.\n"
 FORBIDDEN_BODY = "Forbidden: this principal may not call this endpoint.\n"
+UNAVAILABLE_BODY = "Service unavailable: the decision could not be recorded in the audit trail.\n"
+UNAVAILABLE = 503
 WWW_AUTHENTICATE = 'Bearer realm="inference"'
 
 
@@ -22,21 +26,40 @@ def authorize(*, method: str, host: str, path: str, authorization: str | None, q
     """Decide one check and record it.
 
     ``path`` is the original path decoded, without the query; ``raw_path`` the same as Envoy
-    sent it (percent-encoded), when known."""
+    sent it (percent-encoded), when known. An allow is returned only once it is committed
+    (``allows.stage``); when it cannot be, the answer is 503 (never an unrecorded allow)."""
     started = time.perf_counter()
     decision = decide(host=host, path=path, authorization=authorization, raw_path=raw_path)
     if decision.allowed:
-        allow_tally.add(decision, method=method, at=time.time())
+        try:
+            stage(decision, method=method, at=time.time())
+        except AllowNotRecorded:
+            decision = unrecorded(decision)
     else:
         audit_denial(decision, method=method, host=host, path=f"{path}?{query}" if query else path,
                      raw_path=raw_path if raw_path is not None and raw_path != path else None)
-    metrics.AUTHZ_DECISIONS.labels(
-        "allow" if decision.allowed else "unauthenticated" if decision.status == 401 else "deny").inc()
-    metrics.AUTHZ_SECONDS.observe(time.perf_counter() - started)
+    count(decision, started)
     return decision
 
 
+def unrecorded(decision: Decision) -> Decision:
+    """The answer to an allowed check whose allow could not be committed."""
+    return Decision(UNAVAILABLE, "the allow could not be recorded", principal=decision.principal,
+                    user_id=decision.user_id, endpoint_id=decision.endpoint_id,
+                    endpoint_repr=decision.endpoint_repr, project_id=decision.project_id,
+                    project_name=decision.project_name, token_prefix=decision.token_prefix)
+
+
+def count(decision: Decision, started: float) -> None:
+    metrics.AUTHZ_DECISIONS.labels(
+        "allow" if decision.allowed else "unauthenticated" if decision.status == 401
+        else "unavailable" if decision.status == UNAVAILABLE else "deny").inc()
+    metrics.AUTHZ_SECONDS.observe(time.perf_counter() - started)
+
+
 def denial_body(decision: Decision) -> str:
+    if decision.status == UNAVAILABLE:
+        return UNAVAILABLE_BODY
     return UNAUTHORIZED_BODY if decision.status == 401 else FORBIDDEN_BODY
 
 

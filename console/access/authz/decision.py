@@ -1,30 +1,25 @@
 """Decisions: the bearer token, its scope and the caller's ``infer`` permission on the
-endpoint, cached under the access version; every denial audited, allows counted per
-principal, endpoint and minute."""
+endpoint, cached under the access version; every denial audited (allows are staged durably
+by ``allows``)."""
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import logging
-import os
-import threading
-import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit import services as audit
 from audit.models import AuditEvent
 from console.access import tokens
-from console.access.authz.cache import VERSION_KEY, _db_version, cache_is_shared, decision_cache
+from console.access.authz.cache import decision_cache, watcher
 from console.access.authz.routing import normalise_host, path_refusal, path_route, resolve_target
 from console.access.selectors import access_check
 from console.permissions import is_platform_admin, protection_for
@@ -61,6 +56,23 @@ class _Cached:
     version: int
     until: float
     decision: Decision
+    hit: Decision | None = None  # the same decision marked cached, built once (never mutated)
+
+
+# The process's own copy of the decisions it used (key -> _Cached), checked against the access
+# version exactly as the shared cache's entries are: a warm check reads only the version (one
+# Redis GET, or one primary-key query with LocMem) and unpickles nothing. Bounded by
+# AUTHZ_CACHE_ENTRIES (cleared when full; the shared cache refills it).
+_local: dict[str, _Cached] = {}
+
+
+def _remember(key: str, entry: _Cached) -> _Cached:
+    if entry.hit is None:
+        entry.hit = Decision(**{**entry.decision.__dict__, "cached": True})
+    if len(_local) >= getattr(settings, "AUTHZ_CACHE_ENTRIES", 100_000):
+        _local.clear()
+    _local[key] = entry
+    return entry
 
 
 def _cache_key(plaintext: str, host: str, path: str) -> str:
@@ -85,13 +97,13 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
     plaintext = tokens.bearer_value(authorization)
     if plaintext is None:
         return Decision(401, "no bearer token")
-    if tokens.parse_token(plaintext) is None:
+    if tokens.parse_token(plaintext) is None and not tokens.is_endpoint_credential(plaintext):
         return Decision(401, "malformed token")
     refusal = path_refusal(path, raw_path)
     if refusal:
         # Before the cache: its key holds only the endpoint the path names, which is exactly
         # what a dot segment would lie about. Rare and audited: name the principal.
-        result = tokens.authenticate_token(plaintext)
+        result = tokens.authenticate_inference(plaintext)
         if result is None:
             return Decision(401, "unknown, expired or revoked token, or deactivated user")
         user, token = result
@@ -101,20 +113,18 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
     key = _cache_key(plaintext, host, path)
     ttl = _ttl()
     if ttl > 0:
-        if cache_is_shared():
-            values = cache.get_many([VERSION_KEY, key])
-            version = values.get(VERSION_KEY)
-            if version is None:
-                cache.add(VERSION_KEY, time.time_ns(), timeout=None)
-                version = cache.get(VERSION_KEY)
-            entry = values.get(key)
-        else:
-            version = _db_version()
-            entry = cache.get(key)
-        if isinstance(entry, _Cached) and entry.version == version and entry.until > now.timestamp():
-            decision = Decision(**{**entry.decision.__dict__, "cached": True})
-            return decision
-    result = tokens.authenticate_token(plaintext)
+        version = watcher.current()
+        moment = now.timestamp()
+        entry = _local.get(key)
+        if entry is None or entry.version != version or entry.until <= moment:
+            entry = cache.get(key)  # another process may have decided it
+            if isinstance(entry, _Cached) and entry.version == version and entry.until > moment:
+                _remember(key, entry)
+            else:
+                entry = None
+        if entry is not None:
+            return entry.hit
+    result = tokens.authenticate_inference(plaintext)
     if result is None:
         return Decision(401, "unknown, expired or revoked token, or deactivated user")
     user, token = result
@@ -129,6 +139,8 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
         endpoint, why_not = resolve_target(host, path)
         if endpoint is None:
             decision.reason = why_not
+        elif not tokens.credential_allows_endpoint(token, endpoint.pk):
+            decision.reason = "the credential was issued for another endpoint"
         else:
             decision.endpoint_id = endpoint.pk
             decision.endpoint_repr = f"{endpoint.project_name}/{endpoint.name}"
@@ -145,8 +157,17 @@ def decide(*, host: str, path: str, authorization: str | None, now: datetime | N
 
                 decision.reason = access_check(user=user, obj=endpoint.load(), action="infer", now=now).reason
     if ttl > 0:
-        cache.set(key, _Cached(version, until, decision), timeout=max(1, int(ttl) + 1))
+        entry = _Cached(version, until, decision)
+        cache.set(key, entry, timeout=max(1, int(ttl) + 1))
+        _remember(key, entry)
     return decision
+
+
+def clear_cached_decisions() -> None:
+    """Forget every cached decision: the shared cache's and this process's copies (tests; in
+    service, a change bumps the access version instead)."""
+    decision_cache().clear()
+    _local.clear()
 
 
 _caller_sql: str | None = None
@@ -217,95 +238,3 @@ def audit_denial(decision: Decision, *, method: str, host: str, path: str, raw_p
                  "project_id": decision.project_id, "project": decision.project_name,
                  **({"raw_path": raw_path[:1000]} if raw_path is not None else {})},
     )
-
-
-@dataclass
-class _Tally:
-    count: int = 0
-    first: float = 0.0
-    last: float = 0.0
-    decision: Decision | None = None
-    methods: set = field(default_factory=set)
-
-
-class AllowTally:
-    """In-memory counts of allowed requests per (principal, endpoint, minute), written to the
-    audit trail as one event each once the minute is over (by a daemon thread, and at exit)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[int, int, int], _Tally] = {}
-        self._thread: threading.Thread | None = None
-        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-    def add(self, decision: Decision, *, method: str, at: float) -> None:
-        minute = int(at // 60)
-        key = (decision.user_id or 0, decision.endpoint_id or 0, minute)
-        with self._lock:
-            entry = self._counts.get(key)
-            if entry is None:
-                entry = self._counts[key] = _Tally(first=at, decision=decision)
-            entry.count += 1
-            entry.last = at
-            entry.methods.add(method)
-        self._ensure_thread()
-
-    def _ensure_thread(self) -> None:
-        if self._thread is not None or not getattr(settings, "AUTHZ_FLUSH_THREAD", True):
-            return
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="authz-allow-tally", daemon=True)
-                self._thread.start()
-                atexit.register(self.flush, everything=True)
-
-    def _run(self) -> None:  # pragma: no cover - exercised by the benchmark, not unit tests
-
-        interval = float(getattr(settings, "AUTHZ_ALLOW_FLUSH_SECONDS", 10))
-        while True:
-            time.sleep(interval)
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - keep counting; the next pass retries
-                logger.exception("writing aggregated authz allows failed")
-            finally:
-                connections.close_all()
-
-    def pending(self) -> int:
-        with self._lock:
-            return sum(t.count for t in self._counts.values())
-
-    def flush(self, *, now: float | None = None, everything: bool = False) -> int:
-        """Write the events of finished minutes (all minutes with ``everything``)."""
-        now = time.time() if now is None else now
-        current = int(now // 60)
-        with self._lock:
-            done = {k: v for k, v in self._counts.items() if everything or k[2] < current}
-            for key in done:
-                del self._counts[key]
-        written = 0
-        for (user_id, endpoint_id, minute), tally in sorted(done.items(), key=lambda item: item[0][2]):
-            decision = tally.decision
-            start = datetime.fromtimestamp(minute * 60, tz=UTC)
-            try:
-                with transaction.atomic():
-                    audit.record(
-                        action="infer.allow", source=AuditEvent.Source.AUTHZ, outcome=audit.SUCCESS,
-                        actor_name=decision.principal, target_type="endpoint", target_id=str(endpoint_id),
-                        target_repr=decision.endpoint_repr, occurred_at=start,
-                        external_id=f"allow:{user_id}:{endpoint_id}:{minute}:{self.process}",
-                        details={"count": tally.count, "minute": start.isoformat(),
-                                 "first": datetime.fromtimestamp(tally.first, tz=UTC).isoformat(),
-                                 "last": datetime.fromtimestamp(tally.last, tz=UTC).isoformat(),
-                                 "methods": sorted(tally.methods), "user_id": user_id,
-                                 "project_id": decision.project_id, "project": decision.project_name,
-                                 "token": decision.token_prefix, "process": self.process},
-                        request_id="", source_ip=None, user_agent="",
-                    )
-                    written += 1
-            except IntegrityError:  # pragma: no cover - the same minute flushed twice
-                logger.warning("allow tally for %s already written", (user_id, endpoint_id, minute))
-        return written
-
-
-allow_tally = AllowTally()

@@ -43,6 +43,9 @@ HEALTH_INTERVAL_SECONDS = 5
 _OVERWRITE = base_pb2.HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
 
 
+_DENIAL_CODES = {401: code_pb2.UNAUTHENTICATED, 503: code_pb2.UNAVAILABLE}
+
+
 def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
     return base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=key, value=value), append_action=_OVERWRITE)
 
@@ -74,7 +77,7 @@ def check_response(decision) -> external_auth_pb2.CheckResponse:
     if decision.status == 401:
         headers.append(_header("www-authenticate", WWW_AUTHENTICATE))
     return external_auth_pb2.CheckResponse(
-        status=status_pb2.Status(code=code_pb2.UNAUTHENTICATED if decision.status == 401 else code_pb2.PERMISSION_DENIED),
+        status=status_pb2.Status(code=_DENIAL_CODES.get(decision.status, code_pb2.PERMISSION_DENIED)),
         denied_response=external_auth_pb2.DeniedHttpResponse(
             status=http_status_pb2.HttpStatus(code=decision.status), headers=headers, body=denial_body(decision)))
 
@@ -154,9 +157,8 @@ def build_server(bind: str, *, threads: int = 16, reuse_port: bool = True) -> tu
 
 
 def serve(bind: str, *, threads: int) -> None:
-    """Run one server until SIGTERM/SIGINT; then NOT_SERVING, drain, write the allow tally."""
-    from console.access.authz.decision import allow_tally
-
+    """Run one server until SIGTERM/SIGINT; then NOT_SERVING and drain the calls in flight
+    (every allow already answered is committed: ``allows``)."""
     server, port, reporter = build_server(bind, threads=threads)
     server.start()
     reporter.start()
@@ -171,7 +173,6 @@ def serve(bind: str, *, threads: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     done.wait()
-    allow_tally.flush(everything=True)
 
 
 def _supervise(argv: list[str], processes: int) -> int:

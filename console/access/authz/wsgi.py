@@ -36,7 +36,7 @@ from console.access.authz.routing import authz_prefix, origin_form, original_pat
 
 PREFIX = authz_prefix()
 _STATUS = {200: "200 OK", 401: "401 Unauthorized", 403: "403 Forbidden", 404: "404 Not Found",
-           405: "405 Method Not Allowed"}
+           405: "405 Method Not Allowed", 503: "503 Service Unavailable"}
 
 
 def _raw_path(environ) -> str | None:

@@ -37,6 +37,7 @@ from monitoring import simulate
 MAX_DURATION_SECONDS = 7 * 24 * 3600
 MAX_CALLS = 1_000_000
 MAX_RATE = 500.0
+FOLLOW_SPLIT_SECONDS = 5.0  # how often live traffic re-reads the endpoints' canary share
 
 
 def _is_loopback(host: str) -> bool:
@@ -120,6 +121,13 @@ class Command(BaseCommand):
                             help="First post this many minutes of history (events with past timestamps).")
         parser.add_argument("--backfill-calls", type=int, default=600,
                             help="At most this many back-filled calls per endpoint (default 600).")
+        parser.add_argument("--canary-latency-factor", type=float, default=1.3,
+                            help="The canary's latency as a multiple of the primary's (default 1.3).")
+        parser.add_argument("--canary-error-rate", type=float, default=None,
+                            help="The canary's own error rate, 0..1 (default: the same as --error-rate).")
+        parser.add_argument("--canary-drift-shift", type=float, default=0.0,
+                            help="Drift the canary's features and predictions by this many reference standard "
+                                 "deviations (default 0: none).")
         parser.add_argument("--rows", type=int, default=1, help="Rows (instances) per request (default 1).")
         parser.add_argument("--principal", action="append", default=[],
                             help="Caller names carried as X-Console-Principal (repeatable; default demo-client).")
@@ -141,6 +149,10 @@ class Command(BaseCommand):
             raise CommandError("Give --duration or --count (the simulation must be bounded).")
         if not 0 <= options["error_rate"] <= 1:
             raise CommandError("--error-rate must lie between 0 and 1.")
+        if options["canary_error_rate"] is not None and not 0 <= options["canary_error_rate"] <= 1:
+            raise CommandError("--canary-error-rate must lie between 0 and 1.")
+        if not 0 < options["canary_latency_factor"] <= 100:
+            raise CommandError("--canary-latency-factor must be above 0 and at most 100.")
         if not 1 <= options["rows"] <= 1000:
             raise CommandError("--rows must lie between 1 and 1000.")
         if not 0 <= options["backfill_minutes"] <= 30 * 24 * 60:
@@ -189,6 +201,8 @@ class Command(BaseCommand):
             latency_ms=options["latency_ms"], latency_sigma=options["latency_sigma"],
             error_rate=options["error_rate"], rows_per_request=options["rows"],
             principals=tuple(options["principal"] or ["demo-client"]),
+            slower_canary=options["canary_latency_factor"], canary_error_rate=options["canary_error_rate"],
+            canary_drift_shift=options["canary_drift_shift"],
         )
 
     def handle(self, *args, **options):
@@ -218,7 +232,7 @@ class Command(BaseCommand):
         calls = 0
         if options["backfill_minutes"] > 0:
             calls += self._backfill(plans, sender, rng, now, drift_from, options)
-        calls += self._live(plans, sender, rng, options)
+        calls += self._live(plans, sender, rng, options, drifting)
         self.stdout.write(f"Simulated {calls} calls on {len(plans)} endpoint(s): {sender.sent} events accepted, "
                           f"{sender.failed} refused{': ' + sender.last_error if sender.failed else ''}.")
         if sender.failed and not sender.sent:
@@ -243,7 +257,20 @@ class Command(BaseCommand):
             self._send(sender, path, simulate.make_call(traffic, at=at, rng=rng, drifted=drifted, recorded=now))
         return len(queue)
 
-    def _live(self, plans, sender, rng, options) -> int:
+    def _follow_splits(self, plans, options, drifting) -> None:
+        """Re-read each endpoint's versions and canary share: an automated rollout (or a person)
+        moves the split while the traffic runs, and the simulated callers must follow it."""
+        for order, (endpoint, _traffic, path) in enumerate(plans):
+            fresh = (Endpoint.objects.select_related("project", "model_version__model", "canary_version__model")
+                     .filter(pk=endpoint.pk).first())
+            if fresh is None:
+                continue
+            updated = self._traffic(fresh, options)
+            if fresh.pk in drifting:
+                updated = replace(updated, drift_shift=options["drift_shift"])
+            plans[order] = (fresh, updated, path)
+
+    def _live(self, plans, sender, rng, options, drifting=frozenset()) -> int:
         duration = options["duration"] or float("inf")
         limit = options["count"] or MAX_CALLS
         if options["duration"] == 0 and options["count"] == 0:
@@ -252,7 +279,11 @@ class Command(BaseCommand):
         heap = [(started + rng.expovariate(options["rate"]), order) for order in range(len(plans))]
         heapq.heapify(heap)
         sent = [0] * len(plans)
+        followed = started
         while heap:
+            if time.monotonic() - followed >= FOLLOW_SPLIT_SECONDS:
+                self._follow_splits(plans, options, drifting)
+                followed = time.monotonic()
             due, order = heapq.heappop(heap)
             if due - started > duration:
                 continue

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('console', '0002_encryptioncheck'),
+        ('console', '0003_idempotency'),
     ]
 
     operations = [

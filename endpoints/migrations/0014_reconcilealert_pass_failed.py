@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('endpoints', '0012_lifecycle'),
+        ('endpoints', '0013_nim'),
     ]
 
     operations = [

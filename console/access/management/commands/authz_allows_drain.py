@@ -1,0 +1,14 @@
+"""``manage.py authz_allows_drain``: staged allow decisions into the audit trail, now (the
+periodic ``drain_allows_task`` does the same every AUTHZ_ALLOW_DRAIN_SECONDS)."""
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = ("Write the allowed inference checks waiting in staging to the audit trail as infer.allow events "
+            "(one per principal, endpoint and minute, with the count) and remove them from staging.")
+
+    def handle(self, *args, **options):
+        from console.access.authz.allows import allows_drain
+
+        self.stdout.write(f"drained {allows_drain()} staged allows")

@@ -1,0 +1,111 @@
+"""``/api/v1/nim-runtimes/``: NVIDIA NIM runtimes (docs/nim.md). Every signed-in user lists them
+(the catalog entry each was installed from, never a secret); platform admins install one from the
+catalog; anyone who may deploy to a project deploys a NIM there (``POST …/<id>/deploy/``), refused
+with the reason when the GPU profile fits none of the NIM's shapes or Knative lacks the flags."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from console.api.permissions import ChokepointPermission
+from console.api.viewsets import ProtectedGenericViewSet
+from endpoints import selectors
+from endpoints.api.endpoint_serializers import EndpointSerializer, UsableRelatedField
+from endpoints.api.registry import IsPlatformAdminOrReadOnly
+from endpoints.models import Endpoint, HardwareProfile, Project, ServingRuntime, StorageConnection
+from endpoints.services import nim as nim_services
+
+
+class NimRuntimeSerializer(serializers.ModelSerializer):
+    """An installed NIM runtime: its name and the catalog entry, connection and cache it uses."""
+
+    nim = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ServingRuntime
+        fields = ["id", "name", "display_name", "disabled", "nim"]
+        read_only_fields = fields
+
+    def get_nim(self, runtime) -> dict:
+        return {"entry": runtime.nim["entry"], "connection": runtime.nim.get("connection"),
+                "cache": runtime.nim.get("cache", {}).get("name")}
+
+
+class NimInstallSerializer(serializers.Serializer):
+    nim = serializers.CharField(help_text="Catalog key and version, e.g. llama3-8b-instruct@1.0.0.")
+    connection = serializers.PrimaryKeyRelatedField(
+        queryset=StorageConnection.objects.filter(kind=StorageConnection.Kind.NGC, project__isnull=True),
+        help_text="A platform-wide NGC connection.")
+    cache_name = serializers.CharField(required=False, default=nim_services.DEFAULT_CACHE)
+
+    def validate_nim(self, value):
+        key, _, version = value.partition("@")
+        entry = nim_services.catalog_entry(key, version)
+        if entry is None:
+            raise ValidationError("No NIM with that key and version in the catalog.")
+        return entry
+
+
+class NimDeploySerializer(serializers.Serializer):
+    project = UsableRelatedField(queryset=Project.objects.none(), help_text="A project you may deploy to.")
+    name = serializers.CharField(help_text="The endpoint's name.")
+    hardware_profile = UsableRelatedField(queryset=HardwareProfile.objects.none(),
+                                          help_text="A GPU profile that fits one of the NIM's shapes.")
+    accelerator_count = serializers.IntegerField(min_value=1, default=1)
+    deployment_mode = serializers.ChoiceField(choices=Endpoint.DeploymentMode.values,
+                                              default=Endpoint.DeploymentMode.STANDARD)
+    min_replicas = serializers.IntegerField(min_value=0, default=1)
+    max_replicas = serializers.IntegerField(min_value=1, default=1)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        user = getattr(self.context.get("request"), "user", None)
+        self.fields["project"].queryset = selectors.project_list_visible_to(user=user, action="deploy")
+        self.fields["hardware_profile"].queryset = selectors.hardware_choices()
+
+
+class NimRuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProtectedGenericViewSet):
+    """NIM runtimes. Reading and deploying need only a signed-in user (the project field is
+    limited to projects the caller may deploy to); installing needs a platform admin."""
+
+    serializer_class = NimRuntimeSerializer
+    queryset = ServingRuntime.objects.filter(nim__isnull=False).order_by("name")
+    permission_classes = [ChokepointPermission, IsPlatformAdminOrReadOnly]
+    write_action = "change"
+    action_permissions = {"deploy": "view"}
+
+    def get_permissions(self):
+        if self.action == "deploy":
+            return [ChokepointPermission()]  # the project field carries the deploy check
+        return super().get_permissions()
+
+    @extend_schema(summary="Install a NIM runtime (platform admins)", request=NimInstallSerializer,
+                   responses={201: NimRuntimeSerializer})
+    def create(self, request):
+        serializer = NimInstallSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        runtime = nim_services.nim_runtime_install(actor=request.user, entry=data["nim"],
+                                                   connection=data["connection"], cache_name=data["cache_name"])
+        return Response(NimRuntimeSerializer(runtime).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Deploy this NIM as an endpoint", request=NimDeploySerializer,
+                   responses={201: EndpointSerializer})
+    @action(detail=True, methods=["post"], url_path="deploy")
+    def deploy(self, request, pk=None):
+        runtime = self.get_object()
+        serializer = NimDeploySerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        endpoint = nim_services.nim_deploy(actor=request.user, runtime=runtime, **data)
+        fresh = selectors.endpoint_queryset().get(pk=endpoint.pk)
+        return Response(EndpointSerializer(fresh, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+
+def register(router) -> None:
+    router.register("nim-runtimes", NimRuntimeViewSet, basename="api-nim-runtime")

@@ -1,0 +1,203 @@
+"""Durable allow decisions, from the outside: real authorizer processes (the console's gunicorn,
+the lean ext_authz app under gunicorn, the gRPC server), real PostgreSQL, concurrent checks over
+real connections, then SIGKILL of the process right after the last allow was answered. Every
+answered allow must reach the trail after a drain — none lost, none counted twice."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+from django.db import connection
+from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
+
+from audit import sealing
+from audit.models import AuditEvent
+from audit.verify import verify
+from console.access import grants, tokens
+from console.access.authz import allows
+from console.access.models import StagedAllow
+from tests.console.access_factories import endpoint_in, project_with_model
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "scorer.fraud.example.com"
+PREDICT = "/v1/models/scorer:predict"
+CHECKS = 240
+IN_FLIGHT = 8
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def _start(args: list[str], port: int, log: Path, **extra: str) -> subprocess.Popen:
+    # The product's defaults for the authorizers (the suite turns the group writer and the
+    # version poll off for its own process): group commit, asynchronous commits, poll.
+    env = dict(os.environ)
+    env.update({"DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", "AUTHZ_ALLOW_GROUP_COMMIT": "true",
+                "AUTHZ_VERSION_POLL_MS": "100", "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": "false",
+                "DJANGO_SETTINGS_MODULE": "tests.settings", **extra})
+    env.pop("PYTEST_CURRENT_TEST", None)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,  # noqa: S603
+                                   start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not _listening(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _kill(process)
+            raise AssertionError(f"{args[:3]} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+    return process
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def caller_token():
+    alice = UserFactory(username="alice")
+    fraud, _ = project_with_model("fraud")
+    endpoint_in(fraud, "scorer")
+    grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="durability test")
+    _, plaintext = tokens.token_create(actor=alice, user=alice, name="infer", scopes=["infer"])
+    return plaintext
+
+
+def _http_checks(port: int, prefix: str, token: str, calls: int = CHECKS) -> list[int]:
+    """``calls`` checks, IN_FLIGHT at a time, each client on its own keep-alive connection."""
+
+    def client(share: int) -> list[int]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        statuses = []
+        for _ in range(share):
+            conn.request("POST", prefix + PREDICT, headers={"Host": HOST, "Authorization": f"Bearer {token}",
+                                                            "Content-Length": "0"})
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+        return statuses
+
+    with futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
+        return [s for part in pool.map(client, [calls // IN_FLIGHT] * IN_FLIGHT) for s in part]
+
+
+def _grpc_checks(port: int, token: str, calls: int = CHECKS) -> list[int]:
+    http_request = attribute_context_pb2.AttributeContext.HttpRequest(
+        method="POST", host=HOST, path=PREDICT, protocol="HTTP/1.1",
+        headers={":authority": HOST, ":method": "POST", ":path": PREDICT, "authorization": f"Bearer {token}"})
+    request = external_auth_pb2.CheckRequest(attributes=attribute_context_pb2.AttributeContext(
+        request=attribute_context_pb2.AttributeContext.Request(http=http_request)))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = external_auth_pb2_grpc.AuthorizationStub(channel)
+        codes = []
+        for start in range(0, calls, IN_FLIGHT):  # IN_FLIGHT calls multiplexed on one connection
+            futures_ = [stub.Check.future(request, timeout=20) for _ in range(min(IN_FLIGHT, calls - start))]
+            codes += [call.result().status.code for call in futures_]
+        return codes
+
+
+def _assert_every_answered_allow_is_in_the_trail_once() -> None:
+    assert StagedAllow.objects.count() == CHECKS  # committed before each answer, still there
+    assert allows.allows_drain() == CHECKS
+    assert allows.allows_drain() == 0
+    events = list(AuditEvent.objects.filter(source="authz", action="infer.allow"))
+    assert sum(e.details["count"] for e in events) == CHECKS, "allowed checks lost or counted twice"
+    assert len({e.external_id for e in events}) == len(events)
+    assert {(e.actor_name, e.target_repr) for e in events} == {("alice", "fraud/scorer")}
+    sealing.seal_pending()
+    assert verify().ok
+
+
+@pytest.mark.parametrize("app, prefix", [("console.wsgi", "/authz/check"),
+                                         ("console.access.authz.wsgi", "/authz/check")])
+def test_allows_answered_over_http_survive_a_sigkill_of_gunicorn(tmp_path, caller_token, app, prefix):
+    port = _free_port()
+    web = _start([str(Path(sys.executable).parent / "gunicorn"), app, "-c", "python:console.gunicorn_conf",
+                  "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+                  "--keep-alive", "30"], port, tmp_path / "web.log")
+    try:
+        statuses = _http_checks(port, prefix, caller_token)
+        _kill(web)  # right after the last allow was answered: nothing was flushed on the way out
+    finally:
+        _kill(web)
+    assert statuses == [200] * CHECKS
+    _assert_every_answered_allow_is_in_the_trail_once()
+
+
+@pytest.mark.parametrize("synchronous", ["false", "true"])
+def test_allows_answered_over_grpc_survive_a_sigkill_of_the_grpc_server(tmp_path, caller_token, synchronous):
+    port = _free_port()
+    server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
+                     "--processes", "2"], port, tmp_path / "grpc.log", AUTHZ_ALLOW_SYNCHRONOUS_COMMIT=synchronous)
+    try:
+        codes = _grpc_checks(port, caller_token)
+        _kill(server)
+    finally:
+        _kill(server)
+    assert codes == [0] * CHECKS
+    _assert_every_answered_allow_is_in_the_trail_once()
+
+
+def test_a_revocation_reaches_running_authorizer_processes_within_a_second(tmp_path, caller_token):
+    """The version poll (AUTHZ_VERSION_POLL_MS) in real processes: warm decisions in the gRPC
+    server (2 processes) and the lean app (2 workers) die within a second of a revocation
+    committed by another process."""
+    grpc_port, http_port = _free_port(), _free_port()
+    grpc_server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind",
+                          f"127.0.0.1:{grpc_port}", "--processes", "2"], grpc_port, tmp_path / "grpc.log")
+    web = _start([str(Path(sys.executable).parent / "gunicorn"), "console.access.authz.wsgi", "--bind",
+                  f"127.0.0.1:{http_port}", "--worker-class", "gthread", "--workers", "2", "--threads", "4"],
+                 http_port, tmp_path / "web.log")
+    try:
+        assert set(_grpc_checks(grpc_port, caller_token)) == {0}  # warm decisions
+        assert set(_http_checks(http_port, "/authz/check", caller_token)) == {200}
+        grants.grant_revoke(actor=None, grant=grants_of("alice")[0])
+        revoked_at = time.monotonic()
+        denied = {"grpc": False, "http": False}
+        while time.monotonic() - revoked_at < 1 and not all(denied.values()):
+            denied["grpc"] = denied["grpc"] or _grpc_checks(grpc_port, caller_token, calls=IN_FLIGHT) == [7] * IN_FLIGHT
+            denied["http"] = denied["http"] or _http_checks(http_port, "/authz/check", caller_token,
+                                                            calls=IN_FLIGHT) == [403] * IN_FLIGHT
+        assert denied == {"grpc": True, "http": True}, "a warm allow outlived the revocation by a second"
+    finally:
+        _kill(grpc_server)
+        _kill(web)
+    allows.allows_drain()
+
+
+def grants_of(username: str):
+    from console.access.models import Grant
+
+    return list(Grant.objects.filter(user__username=username))
