@@ -37,9 +37,12 @@ model-runtimes: setup
 run: setup
 	$(PY) -m console.portal.devstack
 
-## test: the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite), in parallel
+## test: the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite), in parallel,
+## then the fault suite (tests/faults: its own PostgreSQL and redis-server); with PYTEST_ARGS, only the
+## main suite with those arguments (CI's legs), and `make faults` runs the fault suite alone
 test: setup storage-initializer model-runtimes
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 8 $(PYTEST_ARGS)
+	$(if $(strip $(PYTEST_ARGS)),,$(PY) -m pytest tests/faults -p no:cacheprovider)
 
 ## lint: static checks, the import contract included
 lint: setup layers

@@ -166,6 +166,6 @@ def build_app(*, threads: int = 16) -> web.Application:
     return app
 
 
-def serve(*, host: str, port: int, threads: int) -> None:
-    web.run_app(build_app(threads=threads), host=host, port=port, access_log=None,
+def serve(*, host: str, port: int, threads: int, reuse_port: bool = False) -> None:
+    web.run_app(build_app(threads=threads), host=host, port=port, access_log=None, reuse_port=reuse_port or None,
                 print=lambda message: logger.info("%s", message), keepalive_timeout=75)

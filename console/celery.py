@@ -74,6 +74,9 @@ class ConsoleTask(DjangoTask):
         transaction.on_commit(functools.partial(self._publish_after_commit, args or (), kwargs or {}, options))
 
     def _publish_after_commit(self, args, kwargs, options) -> None:
+        if self.app.conf.task_always_eager:  # runs here and now: its own errors are not the broker's
+            self.apply_async(args, kwargs, **options)
+            return
         try:
             self.apply_async(args, kwargs, **options)
         except Exception:  # noqa: BLE001 - the broker is down or refuses: the periodic pass applies it
@@ -196,9 +199,9 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
         if not self.oldest_pending or liveness.done_at(self.directory) >= self.oldest_pending:
             self.oldest_pending = now
         try:
-            with app.connection_for_write() as connection:
-                worker_heartbeat_task.apply_async(queue=self.queue, connection=connection, retry=False,
-                                                  expires=liveness.default_worker_limit())
+            # Through the app's producer pool: the timer runs in the main thread, the thread
+            # that forks pool processes, so no fork can happen while a pool lock is held.
+            worker_heartbeat_task.apply_async(queue=self.queue, retry=False, expires=liveness.default_worker_limit())
         except Exception:  # noqa: BLE001 - broker down: /readyz names it; nothing is pending here
             logger.warning("could not send the worker heartbeat", exc_info=True)
             self.oldest_pending = 0.0

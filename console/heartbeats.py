@@ -12,17 +12,23 @@ other half: they serve the Kubernetes probes and ``make run``'s watchdog.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from console.models import Heartbeat
 
+# Rows of processes gone this long are removed (Kubernetes names every new pod anew).
+FORGET_AFTER = timedelta(days=7)
+
 
 def record(*, component: str, name: str) -> None:
-    """The process ``name`` of ``component`` is alive now (one row per process, upserted)."""
+    """The process ``name`` of ``component`` is alive now (one row per process, upserted); rows
+    of processes silent for ``FORGET_AFTER`` are removed when a new process first reports."""
     now = timezone.now()
     if not Heartbeat.objects.filter(component=component, name=name[:200]).update(last_seen_at=now):
+        Heartbeat.objects.filter(last_seen_at__lt=now - FORGET_AFTER).delete()
         Heartbeat.objects.update_or_create(component=component, name=name[:200], defaults={"last_seen_at": now})
 
 

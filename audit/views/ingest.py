@@ -45,7 +45,7 @@ class _Watchdog:
     def __init__(self):
         self._cond = threading.Condition()
         self._due: list[tuple[float, int, socket.socket]] = []
-        self._ended: set[int] = set()
+        self._active: set[int] = set()
         self._next = 0
         self._thread: threading.Thread | None = None
 
@@ -53,6 +53,7 @@ class _Watchdog:
         with self._cond:
             self._next += 1
             token = self._next
+            self._active.add(token)
             heapq.heappush(self._due, (deadline, token, sock))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="ingest-body-watchdog", daemon=True)
@@ -62,13 +63,13 @@ class _Watchdog:
 
     def release(self, token: int) -> None:
         with self._cond:
-            self._ended.add(token)
+            self._active.discard(token)
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._due and self._due[0][1] in self._ended:
-                    self._ended.discard(heapq.heappop(self._due)[1])
+                while self._due and self._due[0][1] not in self._active:
+                    heapq.heappop(self._due)  # its body arrived in time
                 if not self._due:
                     self._cond.wait()
                     continue
@@ -78,7 +79,7 @@ class _Watchdog:
                     self._cond.wait(min(wait, 1.0))
                     continue
                 heapq.heappop(self._due)
-                self._ended.discard(token)
+                self._active.discard(token)
             with contextlib.suppress(OSError):  # the client went away meanwhile
                 sock.shutdown(socket.SHUT_RD)
 

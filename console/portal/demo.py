@@ -56,6 +56,7 @@ from endpoints.cluster import ClusterError
 from endpoints.models import (
     Cluster,
     Endpoint,
+    EndpointStatus,
     HardwareProfile,
     Project,
     RegisteredModel,
@@ -396,6 +397,10 @@ def _start_canary(*, actor, endpoint: Endpoint, canary_version, stdout=None) -> 
     return True
 
 
+def _applied(endpoint: Endpoint) -> bool:
+    return EndpointStatus.objects.filter(endpoint=endpoint, applied_generation__gte=1).exists()
+
+
 def _start_demo_rollout(*, actor, endpoint: Endpoint, canary_version, policy: dict, stdout=None) -> bool:
     """Start an automated rollout of ``canary_version`` on ``endpoint`` once its primary is Ready
     (a Knative canary splits against a rolled-out revision). Once only: an endpoint that had a
@@ -404,6 +409,8 @@ def _start_demo_rollout(*, actor, endpoint: Endpoint, canary_version, policy: di
 
     endpoint.refresh_from_db()
     if endpoint.rollouts.exists() or endpoint.canary_version_id is not None:
+        return False
+    if not _applied(endpoint) and not _apply_now(endpoint, stdout):
         return False
 
     def ready() -> bool:
@@ -534,15 +541,6 @@ def seed(stdout=None) -> None:
         _apply_now(iris_endpoint, stdout)  # rolls out while the rest is seeded; the canary needs it Ready
     else:
         _replay_canary_on_empty_sandbox(iris_endpoint, stdout)
-    rollout_endpoints = []
-    for name, description in (("iris-rollout", "Automated rollout demo: a healthy canary that promotes itself"),
-                              ("iris-rollout-bad", "Automated rollout demo: a failing canary that rolls itself back")):
-        endpoint, created_now = _ensure_endpoint(
-            actor=alice, project=fraud, name=name, model_version=v1, protocol="v1", deployment_mode="Knative",
-            min_replicas=1, max_replicas=1, hardware_profile=cpu, description=description)
-        if created_now:
-            _apply_now(endpoint, stdout)
-        rollout_endpoints.append(endpoint)
     _ensure_endpoint(
         actor=alice, project=fraud, name="iris-batch", model_version=v2, protocol="v2",
         deployment_mode="Knative", min_replicas=0, max_replicas=2, hardware_profile=cpu,
@@ -568,7 +566,17 @@ def seed(stdout=None) -> None:
     _seed_temporary_access(bob=bob, iris=iris_endpoint)
     _start_canary(actor=alice, endpoint=iris_endpoint, canary_version=v2, stdout=stdout)
     _read_cluster(cluster, stdout)
+    rollout_endpoints = []
+    for name, description in (("iris-rollout", "Automated rollout demo: a healthy canary that promotes itself"),
+                              ("iris-rollout-bad", "Automated rollout demo: a failing canary that rolls itself back")):
+        endpoint, _ = _ensure_endpoint(
+            actor=alice, project=fraud, name=name, model_version=v1, protocol="v1", deployment_mode="Knative",
+            min_replicas=1, max_replicas=1, hardware_profile=cpu, description=description)
+        rollout_endpoints.append(endpoint)
     good, bad = rollout_endpoints
+    for endpoint in rollout_endpoints:  # applied together, so they become Ready side by side
+        if not _applied(endpoint):
+            _apply_now(endpoint, stdout)
     _start_demo_rollout(actor=alice, endpoint=good, canary_version=v2, policy=DEMO_ROLLOUT_POLICY, stdout=stdout)
     _start_demo_rollout(actor=alice, endpoint=bad, canary_version=v2, stdout=stdout,
                         policy={**DEMO_ROLLOUT_POLICY, "on_failure": "remove"})

@@ -373,6 +373,14 @@ def main() -> int:
     while not stopping:
         watchdog.check()
         dead = stack.exited()
+        if ("worker", stack.children["worker"].returncode) in dead and time.monotonic() - watchdog.started > 30:
+            # A worker that exits after running a while (e.g. on a lost Redis connection,
+            # docs/robustness.md) is started again; one that fails at start-up stops the stack.
+            print(f"The worker exited with status {stack.children['worker'].returncode}; starting it again.",
+                  file=sys.stderr, flush=True)
+            stack.restart("worker")
+            watchdog.started = time.monotonic()
+            dead = stack.exited()
         if dead:
             for name, returncode in dead:
                 print(f"{name} exited with status {returncode}; stopping the stack.", file=sys.stderr)

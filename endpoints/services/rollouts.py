@@ -407,10 +407,12 @@ def _apply(rollout: Rollout, decision: RolloutDecision, *, now: datetime | None 
 
     endpoint = rollout.endpoint
     now = now or timezone.now()
-    if decision.step_index != rollout.step_index or rollout.state not in Rollout.ACTIVE_STATES:
-        # Overtaken (a person acted meanwhile): keep the decision on record, change nothing.
+    automatic = decision.actor_id is None and decision.actor_name == SYSTEM
+    if (decision.step_index != rollout.step_index or rollout.state not in Rollout.ACTIVE_STATES
+            or (automatic and rollout.state != Rollout.State.RUNNING)):
+        # Overtaken (a person paused or acted meanwhile): keep the decision on record, change nothing.
         decision.applied_at = now
-        decision.reason = (decision.reason + " — not applied: the rollout had moved on")[:500]
+        decision.reason = (decision.reason + " — not applied: the rollout was paused or had moved on")[:500]
         decision.save(update_fields=["applied_at", "reason"])
         return decision
     Kind = RolloutDecision.Kind

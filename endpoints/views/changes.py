@@ -18,6 +18,7 @@ import secrets
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -27,9 +28,10 @@ from django.views import View
 from console.ids import parse_id
 from console.permissions import get_visible_or_404
 from console.views.base import ProtectedDetailView
-from endpoints import planning, runtimes, selectors
+from endpoints import planning, rollout_policy, runtimes, selectors
 from endpoints import spec as specs
 from endpoints.forms.endpoint import CanaryForm, EndpointForm, apply_service_errors
+from endpoints.forms.rollouts import RolloutPolicyForm
 from endpoints.models import Endpoint, Project
 from endpoints.services.endpoints import (
     available_runtime_specs,
@@ -40,10 +42,36 @@ from endpoints.services.endpoints import (
     endpoint_set_state,
     endpoint_update,
 )
+from endpoints.services.rollouts import effective_policy, rollout_policy_save
 from endpoints.views.endpoint import ENDPOINT_ROUTE, EndpointPageMixin, detail_url
 
 SESSION_KEY = "endpoint_plans"
 MAX_PENDING_PLANS = 20
+
+
+# --- the wizard's rollout policy section --------------------------------------------------------
+
+def _rollout_base(endpoint: Endpoint | None) -> tuple[dict, str]:
+    if endpoint is None:
+        return dict(rollout_policy.DEFAULTS), "the project's default (or the built-in)"
+    policy, source = effective_policy(endpoint)
+    return policy, {"endpoint": "its own", "project": "the project's default"}.get(source, "the built-in")
+
+
+def _rollout_form(endpoint: Endpoint | None, data=None) -> RolloutPolicyForm:
+    """The section, bound to ``data``; a submission without it (an API-like client, an older
+    page) leaves the policy as it is."""
+    policy = _rollout_base(endpoint)[0]
+    if data is not None and "rollout-steps" not in data:
+        data = {f"rollout-{name}": ("" if value is None else ", ".join(map(str, value)) if name == "steps"
+                                    else value)
+                for name, value in policy.items() if value is not False}
+    return RolloutPolicyForm(data, policy=policy, prefix="rollout")
+
+
+def _rollout_change(form: RolloutPolicyForm, endpoint: Endpoint | None) -> dict | None:
+    """The policy the wizard asks to save, or None when the section was left as it was."""
+    return form.policy if form.policy != _rollout_base(endpoint)[0] else None
 
 
 # --- pending changes in the session -----------------------------------------------------------
@@ -109,7 +137,7 @@ class EndpointCreateView(LoginRequiredMixin, View):
         return EndpointForm(data, user=request.user, initial=initial,
                             profile_choice=request.GET.get("hardware_profile") if data is None else None)
 
-    def _page(self, request, form, status=200):
+    def _page(self, request, form, status=200, rollout_form=None):
         if not form.fields["project"].queryset.exists():
             messages.info(request, "You may not deploy to any project yet. Ask a project owner or a platform "
                                    "admin for the Deployer role on a project.")
@@ -119,6 +147,7 @@ class EndpointCreateView(LoginRequiredMixin, View):
             "description": "Fill in the sections below. Nothing is deployed until you have reviewed the plan.",
             "preview": runtime_preview_context(request.user, _form_value(form, "model_version"),
                                                _form_value(form, "protocol"), _form_value(form, "runtime")),
+            "rollout_form": rollout_form or _rollout_form(None), "rollout_source": _rollout_base(None)[1],
         }, status=status)
 
     def get(self, request):
@@ -126,7 +155,9 @@ class EndpointCreateView(LoginRequiredMixin, View):
 
     def post(self, request):
         form = self._form(request, request.POST)
-        if form.is_valid():
+        rollout_form = _rollout_form(None, request.POST)
+        rollout_valid = rollout_form.is_valid()
+        if form.is_valid() and rollout_valid:
             config = form.config()
             project = form.cleaned_data["project"]
             name = form.cleaned_data["name"]
@@ -134,9 +165,10 @@ class EndpointCreateView(LoginRequiredMixin, View):
             error = planning.validate_proposed(proposed, current=None, user=request.user)
             if error is None:
                 return _plan_redirect(request, {"kind": "create", "project_id": project.pk, "name": name,
-                                                "changes": planning.encode_changes(config), "generation": None})
+                                                "changes": planning.encode_changes(config), "generation": None,
+                                                "rollout_policy": _rollout_change(rollout_form, None)})
             apply_service_errors(form, error)
-        return self._page(request, form, status=400)
+        return self._page(request, form, status=400, rollout_form=rollout_form)
 
 
 class EndpointChangeMixin(EndpointPageMixin):
@@ -158,13 +190,14 @@ class EndpointUpdateView(EndpointChangeMixin, ProtectedDetailView):
 
     template_name = "endpoints/endpoint/form.html"
 
-    def _context(self, request, endpoint, form):
+    def _context(self, request, endpoint, form, rollout_form=None):
         return {
             "title": f"Edit endpoint {endpoint.name}", "form": form, "endpoint": endpoint,
             "submit_label": "Review the plan", "cancel_url": detail_url(endpoint),
             "description": "Change what you need; the plan shows the difference before anything is applied.",
             "preview": runtime_preview_context(request.user, _form_value(form, "model_version"),
                                                _form_value(form, "protocol"), _form_value(form, "runtime")),
+            "rollout_form": rollout_form or _rollout_form(endpoint), "rollout_source": _rollout_base(endpoint)[1],
         }
 
     def get(self, request, project, name):
@@ -178,13 +211,22 @@ class EndpointUpdateView(EndpointChangeMixin, ProtectedDetailView):
         endpoint = self.get_endpoint()
         form = EndpointForm(request.POST, user=request.user, endpoint=endpoint,
                             mode_locked=planning.applied_mode(endpoint) is not None)
-        if form.is_valid():
+        rollout_form = _rollout_form(endpoint, request.POST)
+        rollout_valid = rollout_form.is_valid()
+        if form.is_valid() and rollout_valid:
             changes = form.changes()
+            policy = _rollout_change(rollout_form, endpoint)
+            if not changes and policy is not None:
+                # Only the rollout policy changed: nothing to plan on the cluster.
+                rollout_policy_save(actor=request.user, endpoint=endpoint, **policy)
+                messages.success(request, f"Rollout policy of {endpoint.name} saved; it applies to its next "
+                                          "automated rollouts.")
+                return redirect(detail_url(endpoint))
             if not changes:
                 form.add_error(None, "Nothing changed: edit a field, or cancel.")
             else:
                 entry = {"kind": "update", "endpoint_id": endpoint.pk, "generation": endpoint.generation,
-                         "changes": planning.encode_changes(changes)}
+                         "changes": planning.encode_changes(changes), "rollout_policy": policy}
                 try:
                     proposal = planning.proposal_from_entry(entry, user=request.user)
                     error = planning.validate_proposal(proposal, user=request.user)
@@ -193,7 +235,8 @@ class EndpointUpdateView(EndpointChangeMixin, ProtectedDetailView):
                 if error is None:
                     return _plan_redirect(request, entry)
                 apply_service_errors(form, error)
-        return render(request, self.template_name, self._context(request, endpoint, form), status=400)
+        return render(request, self.template_name, self._context(request, endpoint, form, rollout_form),
+                      status=400)
 
 
 def _form_value(form, name: str) -> str:
@@ -323,7 +366,8 @@ class EndpointPlanView(LoginRequiredMixin, View):
                                         "plan below before confirming.")
                 return redirect(plan_url)
         try:
-            endpoint = self._apply(request, entry)
+            with transaction.atomic():  # the change and the rollout policy saved with it
+                endpoint = self._apply(request, entry)
         except ValidationError as exc:
             for message in _error_messages(exc):
                 messages.error(request, message)
@@ -342,12 +386,18 @@ class EndpointPlanView(LoginRequiredMixin, View):
             model_version = config.pop("model_version", None)
             if model_version is None:
                 raise ValidationError({"model_version": ["Choose a model version."]})
-            return endpoint_create(actor=user, project=project, name=entry["name"],
-                                   model_version=model_version, **config)
+            endpoint = endpoint_create(actor=user, project=project, name=entry["name"],
+                                       model_version=model_version, **config)
+            if entry.get("rollout_policy"):
+                rollout_policy_save(actor=user, endpoint=endpoint, **entry["rollout_policy"])
+            return endpoint
         endpoint = planning.endpoint_by_id(user=user, pk=entry["endpoint_id"], action="deploy")
         if kind == "update":
             changes = planning.decode_changes(entry["changes"], user=user, endpoint=endpoint)
-            return endpoint_update(actor=user, endpoint=endpoint, **changes)
+            endpoint = endpoint_update(actor=user, endpoint=endpoint, **changes)
+            if entry.get("rollout_policy"):
+                rollout_policy_save(actor=user, endpoint=endpoint, **entry["rollout_policy"])
+            return endpoint
         if kind == "rollback":
             revision = endpoint.revisions.filter(generation=entry["revision"]).first()
             if revision is None:

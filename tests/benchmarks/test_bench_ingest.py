@@ -42,6 +42,8 @@ DRAIN_EVENTS = int(os.environ.get("BENCH_DRAIN_EVENTS", "200000"))
 WORKERS = os.environ.get("BENCH_GUNICORN_WORKERS", "2")
 THREADS = os.environ.get("BENCH_GUNICORN_THREADS", "4")
 RECEIVER_THREADS = os.environ.get("BENCH_RECEIVER_THREADS", "8")
+# As many receiver processes as gunicorn workers above (one per core).
+RECEIVER_PROCESSES = os.environ.get("BENCH_RECEIVER_PROCESSES", WORKERS)
 # The server the end-to-end run posts to: the receiver process (deploy's and make run's) or gunicorn.
 E2E_SERVER = os.environ.get("BENCH_E2E_SERVER", "receiver")
 # Profile the receiver process's event loop (cProfile output written when it stops).
@@ -147,7 +149,7 @@ class ReceiverProcess:
         self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         command = ([sys.executable, "-m", "tests.benchmarks.bare_aiohttp", str(self.port)] if bare else
                    [sys.executable, *(["-m", "cProfile", "-o", PROFILE] if PROFILE else []), "manage.py", "ingest_receiver", "--bind", f"127.0.0.1:{self.port}",
-                    "--threads", RECEIVER_THREADS])
+                    "--threads", RECEIVER_THREADS, "--processes", RECEIVER_PROCESSES])
         self.process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         deadline = time.monotonic() + 60
@@ -251,7 +253,8 @@ def test_receiver_process_rate_over_keep_alive_connections_vs_a_bare_aiohttp_ser
         result = _wrk(path, receiver.port, endpoint, RECEIVER_SECONDS, 8, tmp_path)
     finally:
         receiver.stop()
-    report["server"] = f"manage.py ingest_receiver (aiohttp, one process, {RECEIVER_THREADS} threads)"
+    report["server"] = (f"manage.py ingest_receiver (aiohttp, {RECEIVER_PROCESSES} processes with SO_REUSEPORT, "
+                        f"{RECEIVER_THREADS} threads each)")
     report["wrk"] = f"wrk -t2 -c8 -d{RECEIVER_SECONDS}s (one CloudEvent per POST)"
     report["receiver_events_per_second"] = result["rate"]
     report["receiver_p50_ms"], report["receiver_p99_ms"] = result["p50_ms"], result["p99_ms"]

@@ -153,3 +153,10 @@ def test_make_runs_watchdog_restarts_a_worker_whose_heartbeat_stopped(tmp_path, 
         assert stack.children["worker"].poll() is None
     finally:
         stack.stop()
+
+
+def test_rows_of_processes_gone_for_a_week_are_forgotten_when_a_new_one_reports():
+    record(component="worker", name="celery@old-pod")
+    Heartbeat.objects.update(last_seen_at=timezone.now() - timedelta(days=8))
+    record(component="worker", name="celery@new-pod")
+    assert list(Heartbeat.objects.values_list("name", flat=True)) == ["celery@new-pod"]

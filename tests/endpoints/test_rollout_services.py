@@ -231,3 +231,35 @@ def test_the_rollout_tab_costs_the_same_queries_with_more_rollouts(client, alice
     with CaptureQueriesContext(connection) as five:
         assert client.get(url).status_code == 200
     assert len(five) == len(one)
+
+
+def test_the_edit_wizard_saves_the_rollout_policy_and_refuses_nonsense(client, alice, endpoint):
+    from endpoints.forms.endpoint import EndpointForm
+
+    client.force_login(alice)
+    url = reverse("endpoints:endpoint-edit", kwargs={"project": endpoint.project.name, "name": endpoint.name})
+    page = client.get(url)
+    assert page.status_code == 200 and "Automated rollout policy" in page.content.decode()
+    form = EndpointForm(user=alice, endpoint=endpoint)
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = [getattr(v, "pk", v) for v in value] if isinstance(value, list | tuple) else getattr(
+            value, "pk", value)
+    section = {"rollout-steps": "20, 100", "rollout-min_step_minutes": 10, "rollout-min_step_requests": 500,
+               "rollout-max_error_rate_increase": 0.5, "rollout-max_p99_ratio": 1.1,
+               "rollout-max_prediction_psi": 0.1, "rollout-prediction_baseline": "reference",
+               "rollout-max_wait_minutes": 120, "rollout-on_timeout": "pause", "rollout-on_failure": "remove",
+               "rollout-on_success": "promote"}
+    refused = client.post(url, {**data, **section, "rollout-steps": "100, 20"})
+    assert refused.status_code == 400 and "Steps must increase" in refused.content.decode()
+    assert not RolloutPolicy.objects.exists()
+    saved = client.post(url, {**data, **section})
+    assert saved.status_code == 302
+    policy, source = rollouts.effective_policy(endpoint)
+    assert source == "endpoint" and policy["steps"] == [20, 100] and policy["on_failure"] == "remove"
+    assert not policy["fail_on_feature_drift_alert"]  # unchecked box
+    endpoint.refresh_from_db()
+    assert endpoint.generation == 1  # a policy is not a change of the InferenceService

@@ -57,7 +57,10 @@ def stacks(tmp_path_factory, postgres, redis_server, django_db_setup):
             started[broker] = stack
             stack.start_worker(concurrency=2)
             stack.start_beat()
-        return started[broker]
+        stack = started[broker]
+        if stack.workers[-1].process.poll() is not None:  # a case ended with its worker gone
+            stack.start_worker(concurrency=2)
+        return stack
 
     yield get
     for stack in started.values():
@@ -184,13 +187,14 @@ def test_a_whole_worker_killed_mid_change_is_replaced_and_the_change_converges(
     endpoint_update(actor=alice, endpoint=endpoint, max_replicas=3)
     ids = _ingest(20)
     time.sleep(2)
+    killed = time.monotonic()
     first.kill()
     sandbox_cluster.server.faults.resume()
     stack.start_worker()  # what Kubernetes (or make run's watchdog) does
 
-    seconds = _wait(lambda: _applied(endpoint.pk, 2)
-                    and AuditEvent.objects.filter(external_id__in=ids).count() >= len(ids),
-                    CONVERGE_SECONDS, "the change applied by the new worker", stack=stack)
+    _wait(lambda: _applied(endpoint.pk, 2) and AuditEvent.objects.filter(external_id__in=ids).count() >= len(ids),
+          CONVERGE_SECONDS, "the change applied by the new worker", stack=stack)
+    seconds = time.monotonic() - killed  # the new worker's start-up included
     lost, duplicated = _lost_and_duplicated(ids)
     duplicates = duplicated + _change_once(endpoint, 2)
     audit_ok = _audit_clean()
@@ -220,12 +224,22 @@ def test_broker_down_during_a_change_answers_queued_and_the_periodic_pass_applie
     # A client that retries after the "queued" answer changes nothing: the change is there once.
     redis_server.start()
 
-    seconds = _wait(lambda: _applied(endpoint.pk, 2), CONVERGE_SECONDS, "the periodic pass applied the change",
-                    stack=stack)
+    back = time.monotonic()
+    # Known upstream issue (docs/robustness.md): a worker holding unacknowledged messages when
+    # Redis goes away may exit ("Unrecoverable error: AttributeError ... 'hostname'" in kombu's
+    # restore_unacked). It exits non-zero, and its supervisor starts it again — as here.
+    time.sleep(3)
+    restarted = stack.workers[-1].process.poll() is not None
+    if restarted:
+        stack.start_worker()
+    _wait(lambda: _applied(endpoint.pk, 2), CONVERGE_SECONDS, "the periodic pass applied the change", stack=stack)
+    seconds = time.monotonic() - back
+    assert stack.beat.process.poll() is None, stack.beat.tail()  # beat rides it out
     duplicates = _change_once(endpoint, 2)
     audit_ok = _audit_clean()
-    record_result("broker (redis-server) killed during a change", seconds, lost=0, duplicates=duplicates,
-                  audit_ok=audit_ok)
+    record_result("broker (redis-server) killed during a change" + (" (worker exited, restarted)" if restarted
+                                                                    else ""), seconds, lost=0,
+                  duplicates=duplicates, audit_ok=audit_ok)
     assert (duplicates, audit_ok) == (0, True)
 
 

@@ -6,7 +6,9 @@ traffic waits, then times out into the configured action."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -157,3 +159,49 @@ def test_a_pending_decision_is_applied_once_never_decided_again(alice, endpoint)
     rollout.refresh_from_db()
     assert endpoint.generation == generation + 1 and rollout.step_index == 1
     assert endpoint.canary_traffic_percent == 25
+
+
+def test_a_decision_pending_when_a_person_changes_the_endpoint_is_not_applied(alice, endpoint):
+    from endpoints.services.endpoints import endpoint_update
+
+    rollout = _start(alice, endpoint)
+    rollout.refresh_from_db()
+    start = rollout.step_started_at.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1)
+    send(endpoint, start=start, minutes=5.5, calls=1000, seed=61)
+    decision = gates.evaluate_rollout(rollout_id=rollout.pk, now=rollout.step_started_at + timedelta(minutes=7))
+    assert decision.kind == "advance" and decision.applied_at is None
+    endpoint_update(actor=alice, endpoint=endpoint, max_replicas=2)  # pauses the rollout
+    rollouts.rollout_apply(decision_id=decision.pk)
+    endpoint.refresh_from_db()
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.PAUSED and rollout.step_index == 0
+    assert endpoint.canary_traffic_percent == 10
+    decision.refresh_from_db()
+    assert decision.applied_at is not None and "not applied" in decision.reason
+
+
+def test_simulated_canaries_can_be_slower_error_prone_or_drifting():
+    import random
+
+    from monitoring import simulate
+    from tests.monitoring.helpers import FEATURES, reference_profile
+
+    profile, signature = reference_profile(), [{"name": n, "type": "numeric"} for n in FEATURES]
+    base = simulate.TrafficProfile(name="s", namespace="n", protocol="v1", slower_canary=1.0, error_rate=0.0,
+                                   latency_sigma=0.01, versions=[("m:1", 0.0, profile, signature),
+                                                                 ("m:2", 100.0, profile, signature)])
+    at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+    def calls(traffic):
+        rng = random.Random(1)
+        return [simulate.make_call(traffic, at=at, rng=rng) for _ in range(200)]
+
+    healthy = calls(base)
+    assert all(c.response_time is not None for c in healthy)
+    failing = calls(replace(base, canary_error_rate=0.5))
+    assert 60 < sum(c.response_time is None for c in failing) < 140
+    slower = calls(replace(base, slower_canary=3.0))
+    assert min(c.response_time - at for c in slower) > 2 * max(c.response_time - at for c in healthy)
+    drifting = calls(replace(base, canary_drift_shift=3.0))
+    mean = lambda cs: sum(json.loads(c.events[0][1])["instances"][0][0] for c in cs) / len(cs)  # noqa: E731
+    assert mean(drifting) > mean(healthy) + 1.5, FEATURES[0]
