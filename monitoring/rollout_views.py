@@ -140,50 +140,50 @@ class RolloutStartView(_RolloutControl):
         return self.tab(project, name)
 
 
-class RolloutPauseView(_RolloutControl):
+class _SimpleControl(_RolloutControl):
+    """Pause, resume or abort the endpoint's active rollout: ``act`` calls the service with the
+    rollout and the optional reason the form carried."""
+
+    missing = "No rollout is running."
+    done = ""
+
+    def act(self, *, actor, rollout, reason: str) -> None:
+        raise NotImplementedError
+
     def post(self, request, project, name):
         endpoint = self.get_object()
         rollout = self.active(endpoint)
         if rollout is None:
-            return self.refused(request, ValidationError("No rollout is running."), project, name)
+            return self.refused(request, ValidationError(self.missing), project, name)
         form = RolloutReasonForm(request.POST)
         try:
-            services.rollout_pause(actor=request.user, rollout=rollout,
-                                   reason=form.cleaned_data["reason"] if form.is_valid() else "")
+            self.act(actor=request.user, rollout=rollout, reason=form.cleaned_data["reason"] if form.is_valid() else "")
         except ValidationError as error:
             return self.refused(request, error, project, name)
-        messages.success(request, "Rollout paused: traffic stays where it is.")
+        messages.success(request, self.done)
         return self.tab(project, name)
 
 
-class RolloutResumeView(_RolloutControl):
-    def post(self, request, project, name):
-        endpoint = self.get_object()
-        rollout = self.active(endpoint)
-        if rollout is None:
-            return self.refused(request, ValidationError("No rollout is paused."), project, name)
-        try:
-            services.rollout_resume(actor=request.user, rollout=rollout)
-        except ValidationError as error:
-            return self.refused(request, error, project, name)
-        messages.success(request, "Rollout resumed: the current step starts over.")
-        return self.tab(project, name)
+class RolloutPauseView(_SimpleControl):
+    done = "Rollout paused: traffic stays where it is."
+
+    def act(self, *, actor, rollout, reason):
+        services.rollout_pause(actor=actor, rollout=rollout, reason=reason)
 
 
-class RolloutAbortView(_RolloutControl):
-    def post(self, request, project, name):
-        endpoint = self.get_object()
-        rollout = self.active(endpoint)
-        if rollout is None:
-            return self.refused(request, ValidationError("No rollout is running."), project, name)
-        form = RolloutReasonForm(request.POST)
-        try:
-            services.rollout_abort(actor=request.user, rollout=rollout,
-                                   reason=form.cleaned_data["reason"] if form.is_valid() else "")
-        except ValidationError as error:
-            return self.refused(request, error, project, name)
-        messages.success(request, "Rollout aborted: the canary is rolled back.")
-        return self.tab(project, name)
+class RolloutResumeView(_SimpleControl):
+    missing = "No rollout is paused."
+    done = "Rollout resumed: the current step starts over."
+
+    def act(self, *, actor, rollout, reason):
+        services.rollout_resume(actor=actor, rollout=rollout)
+
+
+class RolloutAbortView(_SimpleControl):
+    done = "Rollout aborted: the canary is rolled back."
+
+    def act(self, *, actor, rollout, reason):
+        services.rollout_abort(actor=actor, rollout=rollout, reason=reason)
 
 
 @post_csp

@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import http.client
-import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# One installer at a time, as for the storage initializer's virtualenv.
+from endpoints.sandbox.storage_initializer import _venv_lock
 
 REQUIREMENTS = ("kserve>=0.21,<0.22", "scikit-learn>=1.4,<2", "xgboost-cpu>=3,<4", "lightgbm>=4,<5")
 VENV_ENV = "SANDBOX_MODEL_RUNTIMES_VENV"
@@ -75,28 +75,6 @@ def installed_versions(venv: Path) -> str | None:
     if requirement != _requirement_line() or not venv_python(venv).exists():
         return None
     return versions or None
-
-
-def creatable() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("venv", "ensurepip"))
-
-
-_locks: dict[Path, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def _venv_lock(venv: Path):
-    with _locks_guard:
-        lock = _locks.setdefault(venv, threading.Lock())
-    with lock:
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        with open(venv.parent / f".{venv.name}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_venv(venv: str | Path | None = None, *, python: str | None = None, timeout: float = 1200.0) -> Path:
