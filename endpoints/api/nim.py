@@ -32,7 +32,7 @@ class NimRuntimeSerializer(serializers.ModelSerializer):
 
     def get_nim(self, runtime) -> dict:
         return {"entry": runtime.nim["entry"], "connection": runtime.nim.get("connection"),
-                "cache": runtime.nim.get("cache", {}).get("name")}
+                "cache": nim_services.cache_of(runtime)}
 
 
 class NimInstallSerializer(serializers.Serializer):
@@ -41,6 +41,12 @@ class NimInstallSerializer(serializers.Serializer):
         queryset=StorageConnection.objects.filter(kind=StorageConnection.Kind.NGC, project__isnull=True),
         help_text="A platform-wide NGC connection.")
     cache_name = serializers.CharField(required=False, default=nim_services.DEFAULT_CACHE)
+    cache_create = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Create the model-cache PersistentVolumeClaim in each namespace that deploys the NIM.")
+    cache_size = serializers.CharField(required=False, default=nim_services.DEFAULT_CACHE_SIZE)
+    cache_storage_class = serializers.CharField(required=False, default="", allow_blank=True)
+    cache_access_mode = serializers.CharField(required=False, default="ReadWriteMany")
 
     def validate_nim(self, value):
         key, _, version = value.partition("@")
@@ -90,7 +96,10 @@ class NimRuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Protec
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         runtime = nim_services.nim_runtime_install(actor=request.user, entry=data["nim"],
-                                                   connection=data["connection"], cache_name=data["cache_name"])
+                                                   connection=data["connection"], cache_name=data["cache_name"],
+                                                   cache_create=data["cache_create"], cache_size=data["cache_size"],
+                                                   cache_storage_class=data["cache_storage_class"],
+                                                   cache_access_mode=data["cache_access_mode"])
         return Response(NimRuntimeSerializer(runtime).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Deploy this NIM as an endpoint", request=NimDeploySerializer,

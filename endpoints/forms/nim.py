@@ -29,6 +29,18 @@ class NimInstallForm(forms.Form):
         help_text="The PersistentVolumeClaim (in each project namespace) the NIM keeps its engine in; endpoints "
                   "serve from pvc://<name>/.")
 
+    cache_create = forms.BooleanField(
+        label="Create the model cache", required=False,
+        help_text="The console creates the PersistentVolumeClaim in each namespace that deploys the NIM, and "
+                  "recreates it if it is deleted. Leave unticked when a cluster admin provides the claim.")
+    cache_size = forms.CharField(label="Cache size", initial=nim_services.DEFAULT_CACHE_SIZE, max_length=20,
+                                 required=False, help_text="NVIDIA's layout asks for 300Gi.")
+    cache_storage_class = forms.CharField(label="Storage class", max_length=253, required=False,
+                                          help_text="Empty: the cluster's default storage class.")
+    cache_access_mode = forms.ChoiceField(
+        label="Access mode", choices=[(m, m) for m in nim_services.CACHE_ACCESS_MODES], initial="ReadWriteMany",
+        help_text="ReadWriteMany (NVIDIA's layout) lets replicas on several nodes share one engine download.")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         installed = set(ServingRuntime.objects.filter(nim__isnull=False).values_list("name", flat=True))

@@ -49,7 +49,9 @@ class NimInstallView(AdminFormView):
     submit_label = "Install"
     admin_section = "Runtimes"
     list_url_name = "endpoints:nim-catalog"
-    service_field_map = {"nim": "nim", "connection": "connection", "cache_name": "cache_name"}
+    service_field_map = {"nim": "nim", "connection": "connection", "cache_name": "cache_name",
+                         "cache_size": "cache_size", "cache_storage_class": "cache_storage_class",
+                         "cache_access_mode": "cache_access_mode"}
 
     def get_initial(self):
         initial = super().get_initial()
@@ -60,7 +62,11 @@ class NimInstallView(AdminFormView):
     def call_service(self, form):
         return nim_services.nim_runtime_install(actor=self.request.user, entry=form.entry(),
                                                 connection=form.cleaned_data["connection"],
-                                                cache_name=form.cleaned_data["cache_name"])
+                                                cache_name=form.cleaned_data["cache_name"],
+                                                cache_create=form.cleaned_data["cache_create"],
+                                                cache_size=form.cleaned_data["cache_size"] or "",
+                                                cache_storage_class=form.cleaned_data["cache_storage_class"],
+                                                cache_access_mode=form.cleaned_data["cache_access_mode"])
 
     def success_message(self, runtime):
         return f"NIM runtime {runtime.name} installed."
