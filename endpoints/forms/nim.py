@@ -39,6 +39,7 @@ class NimInstallForm(forms.Form):
                                           help_text="Empty: the cluster's default storage class.")
     cache_access_mode = forms.ChoiceField(
         label="Access mode", choices=[(m, m) for m in nim_services.CACHE_ACCESS_MODES], initial="ReadWriteMany",
+        required=False,
         help_text="ReadWriteMany (NVIDIA's layout) lets replicas on several nodes share one engine download.")
 
     def __init__(self, *args, **kwargs):

@@ -1082,7 +1082,7 @@ class SandboxController:
                 unscheduled = next((c for c in pod["status"].get("conditions") or []
                                     if c.get("type") == "PodScheduled" and c.get("status") == "False"), None)
                 if unscheduled and (current is None or _hash(current.get("status")) != _hash(pod["status"])):
-                    self.store.add_event(pod, "FailedScheduling", unscheduled["message"], type="Warning",
+                    self.store.add_event(stored, "FailedScheduling", unscheduled["message"], type="Warning",
                                          component="default-scheduler")
         return freed
 

@@ -66,7 +66,7 @@ class NimInstallView(AdminFormView):
                                                 cache_create=form.cleaned_data["cache_create"],
                                                 cache_size=form.cleaned_data["cache_size"] or "",
                                                 cache_storage_class=form.cleaned_data["cache_storage_class"],
-                                                cache_access_mode=form.cleaned_data["cache_access_mode"])
+                                                cache_access_mode=form.cleaned_data["cache_access_mode"] or "ReadWriteMany")
 
     def success_message(self, runtime):
         return f"NIM runtime {runtime.name} installed."
