@@ -56,6 +56,25 @@ class NimInstallForm(forms.Form):
         return self.entries[self.cleaned_data["nim"]]
 
 
+class ProjectNimInstallForm(NimInstallForm):
+    """An Owner installs a NIM for their project only, with an NGC connection available to it (the
+    project's own, or a platform-wide one it opted into)."""
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+        installed = set(ServingRuntime.objects.filter(project=project).values_list("name", flat=True))
+        self.fields["nim"].choices = [
+            (value, label) for value, label in self.fields["nim"].choices
+            if nim_services.project_runtime_name(self.entries[value], project) not in installed]
+        self.fields["connection"].queryset = nim_services.ngc_connections_for(project)
+        self.fields["connection"].help_text = (
+            f"An NGC API key connection of {project.name}, or a platform-wide one it opted into: its key becomes "
+            "the Secret the NIM reads and the nvcr.io pull secret in the project's namespace.")
+        self.fields["cache_name"].help_text = ("The PersistentVolumeClaim in the project's namespace the NIM keeps "
+                                               "its engine in; endpoints serve from pvc://<name>/.")
+
+
 class NimChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, runtime) -> str:
         return runtime.display_name or runtime.name
@@ -63,7 +82,7 @@ class NimChoiceField(forms.ModelChoiceField):
 
 class NimDeployForm(forms.Form):
     project = forms.ModelChoiceField(queryset=None, label="Project")
-    runtime = NimChoiceField(queryset=None, label="NIM", help_text="NIMs a platform admin installed.")
+    runtime = NimChoiceField(queryset=None, label="NIM", help_text="NIMs a platform admin installed, and those installed for your projects.")
     name = forms.SlugField(max_length=45, label="Endpoint name")
     hardware_profile = forms.ModelChoiceField(
         queryset=HardwareProfile.objects.none(), label="GPU profile",
@@ -81,7 +100,7 @@ class NimDeployForm(forms.Form):
         only = list(projects[:2])
         if len(only) == 1:
             self.initial.setdefault("project", only[0].pk)  # nothing to choose
-        runtimes = ServingRuntime.objects.filter(nim__isnull=False, disabled=False).order_by("name")
+        runtimes = selectors.nim_runtimes_visible_to(user=user).filter(disabled=False)
         self.fields["runtime"].queryset = runtimes
         # Choosing the NIM asks the page again for the profiles that fit it (htmx); without
         # JavaScript the submitted NIM scopes them.

@@ -136,11 +136,16 @@ def runtime_manifest(runtime: ServingRuntime, namespace: str, labels: dict) -> d
                                 namespace=namespace, labels=labels)
 
 
-def _ngc_connection_problem(connection: StorageConnection | None) -> str | None:
+def _ngc_connection_problem(connection: StorageConnection | None, project: Project | None = None) -> str | None:
     if connection is None:
         return "Choose the NGC connection whose API key the NIM downloads with."
     if connection.kind != StorageConnection.Kind.NGC:
         return f"Connection {connection.name} is a {connection.get_kind_display()} connection, not an NGC API key."
+    if project is not None:
+        if not connection_services.usable_in(project).filter(pk=connection.pk).exists():
+            return (f"Connection {connection.name} is not available to project {project.name}: use one of the "
+                    "project's NGC connections, or opt the project into a platform-wide one first.")
+        return None
     if not connection.is_platform:
         return ("A NIM runtime serves every project: choose a platform-wide NGC connection (projects opt into it "
                 "before they deploy).")
@@ -190,41 +195,61 @@ def cache_manifest(runtime: ServingRuntime, namespace: str) -> dict | None:
 def nim_runtime_install(*, actor, entry: nim.NimEntry, connection: StorageConnection,
                         cache_name: str = DEFAULT_CACHE, cache_create: bool = False,
                         cache_size: str = DEFAULT_CACHE_SIZE, cache_storage_class: str = "",
-                        cache_access_mode: str = "ReadWriteMany") -> ServingRuntime:
+                        cache_access_mode: str = "ReadWriteMany", project: Project | None = None) -> ServingRuntime:
     """Install a NIM as a runtime (platform admins): the ServingRuntime is applied in each project
     namespace that deploys it, with the model-cache PersistentVolumeClaim when ``cache_create``
     (NVIDIA's ``nvidia-nim-pvc``: ReadWriteMany, 300Gi). Audited as ``runtime.create`` with the
-    NIM, the cache and the connection's name (never a value)."""
+    NIM, the cache and the connection's name (never a value).
+
+    With ``project`` (an Owner installing for their project; the caller checks ``manage``), the
+    runtime serves that project only and may use any NGC connection available to it."""
     errors: dict[str, list[str]] = {}
-    if problem := _ngc_connection_problem(connection):
+    name = project_runtime_name(entry, project) if project is not None else entry.runtime_name
+    if problem := _ngc_connection_problem(connection, project):
         errors["connection"] = [problem]
     cache_size, cache_storage_class = (cache_size or "").strip(), (cache_storage_class or "").strip()
     errors.update(_cache_problems(name=cache_name, create=cache_create, size=cache_size,
                                   storage_class=cache_storage_class, access_mode=cache_access_mode))
-    if ServingRuntime.objects.filter(name=entry.runtime_name).exists():
-        errors["nim"] = [f"A runtime named {entry.runtime_name} exists already (NIM {entry.key} {entry.version} is "
-                         "installed)."]
+    if ServingRuntime.objects.filter(name=name).exists():
+        errors["nim"] = [f"A runtime named {name} exists already (NIM {entry.key} {entry.version} is "
+                         f"installed{' for ' + project.name if project is not None else ''})."]
     if errors:
         raise ValidationError(errors)
     cache = ({"name": cache_name, "create": True, "size": cache_size, "storage_class": cache_storage_class,
               "access_mode": cache_access_mode} if cache_create else {"name": cache_name, "create": False})
     runtime = ServingRuntime.objects.create(
-        name=entry.runtime_name, display_name=f"NIM {entry.display_name} {entry.version}",
+        name=name, project=project,
+        display_name=f"NIM {entry.display_name} {entry.version}" + (f" ({project.name})" if project else ""),
         description=f"NVIDIA NIM {entry.model_id} ({entry.api} API), image {entry.image}",
         supported_formats=[{"name": entry.model_format, "version": entry.version, "autoSelect": True, "priority": 1}],
         protocols=["v2", "grpc-v2"], openai_compatible=True, container_image=entry.image,
         nim={"entry": entry.to_json(), "connection_id": connection.pk, "connection": connection.name,
              "cache": cache},
     )
-    audit.record(action="runtime.create", actor=actor, target=runtime,
-                 details={"new": {"name": runtime.name, "nim": f"{entry.key} {entry.version}", "image": entry.image,
+    audit.record(action="runtime.create", actor=actor, target=runtime, project=project,
+                 details={"new": {"name": runtime.name, **({"project": project.name} if project else {}), "nim": f"{entry.key} {entry.version}", "image": entry.image,
                                   "model_format": entry.model_format, "connection": connection.name,
                                   "cache": cache}})
     return runtime
 
 
+def ngc_connections_for(project: Project):
+    """The NGC connections a NIM installed for ``project`` may use."""
+    return connection_services.usable_in(project).filter(kind=StorageConnection.Kind.NGC)
+
+
+def project_runtime_name(entry: nim.NimEntry, project: Project) -> str:
+    """The name of a NIM runtime installed for one project (unique in the console; a Kubernetes
+    name of at most 63 characters)."""
+    suffix = f"-{project.name}"
+    return entry.runtime_name[:63 - len(suffix)].rstrip("-.") + suffix
+
+
 def nim_version(*, actor, project: Project, runtime: ServingRuntime, entry: nim.NimEntry) -> ModelVersion:
     """The project's model version of the NIM (registered on first deploy, reused after)."""
+    if runtime.project_id is not None and runtime.project_id != project.pk:
+        raise ValidationError({"runtime": [f"NIM runtime {runtime.name} was installed for project "
+                                           f"{runtime.project.name} only."]})
     connection = StorageConnection.objects.filter(pk=runtime.nim.get("connection_id")).first()
     if connection is None or not connection_services.usable_in(project).filter(pk=connection.pk).exists():
         raise ValidationError({"runtime": [
@@ -297,6 +322,8 @@ def endpoint_problems(endpoint: Endpoint, capabilities) -> dict[str, list[str]]:
     if entry is None:
         return {}
     errors: dict[str, list[str]] = {}
+    if runtime.project_id is not None and runtime.project_id != endpoint.project_id:
+        errors["runtime"] = [f"NIM runtime {runtime.name} was installed for another project only."]
     profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
     if problem := nim.fit_problem(entry, hardware_of(profile) if profile else None, endpoint.accelerator_count):
         errors["hardware_profile"] = [problem]
