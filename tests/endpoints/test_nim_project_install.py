@@ -56,8 +56,15 @@ def test_an_owner_installs_a_nim_for_the_project_from_the_page_with_the_cache(cl
     event = AuditEvent.objects.get(action="runtime.create")
     assert str(event.actor_id) == str(w.owner.pk) and str(event.project_id) == str(w.project.pk)
     assert event.details["new"]["project"] == "fraud" and MARKER not in json.dumps(event.details)
-    # The Deployer deploys it in the project.
+    # The Deployer deploys it in the project; the plan names the claim the console applies.
     client.force_login(w.deployer)
+    planned = client.post(reverse("endpoints:nim-deploy"), {
+        "project": w.project.pk, "runtime": runtime.pk, "name": "planned", "hardware_profile": w.a100.pk,
+        "accelerator_count": 1, "deployment_mode": "Standard", "min_replicas": 1, "max_replicas": 1})
+    assert planned.status_code == 302 and "/plan/" in planned["Location"]
+    plan = client.get(planned["Location"]).content.decode()
+    assert "the console applies PersistentVolumeClaim nvidia-nim-pvc (300Gi, ReadWriteMany" in plan
+    assert MARKER not in plan
     response = client.post(reverse("api-nim-runtime-deploy", kwargs={"pk": runtime.pk}),
                            json.dumps({"project": w.project.pk, "name": "chat", "hardware_profile": w.a100.pk}),
                            content_type="application/json")
