@@ -18,8 +18,8 @@ from endpoints.services.capabilities import cluster_discover
 from endpoints.services.connections import connection_create, connection_opt_in
 from endpoints.services.nim import catalog_entry, nim_deploy, nim_runtime_install
 from endpoints.services.projects import project_create
-from tests.endpoints.endpoint_factories import ClusterFactory
 from tests.conftest import shared_path
+from tests.endpoints.endpoint_factories import ClusterFactory
 from tests.factories import UserFactory
 from tests.fixtures.kube import make_kubectl
 
