@@ -119,6 +119,7 @@ KINDS = [
     Kind("Event", "", "v1", "events", True, "event", ("ev",)),
     Kind("Namespace", "", "v1", "namespaces", False, "namespace", ("ns",)),
     Kind("ConfigMap", "", "v1", "configmaps", True, "config_map", ("cm",)),
+    Kind("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims", True, "persistent_volume_claim", ("pvc",)),
     Kind("Node", "", "v1", "nodes", False, "node", ("no",)),
     Kind("CustomResourceDefinition", "apiextensions.k8s.io", "v1", "customresourcedefinitions", False,
          short_names=("crd",)),

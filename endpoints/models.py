@@ -239,6 +239,10 @@ class ServingRuntime(models.Model):
     # A NIM runtime (docs/nim.md): {"entry": <catalog entry>, "connection_id": <NGC connection>,
     # "cache": {"name", "size", "storage_class", "create"}}; the console renders the runtime from it.
     nim = models.JSONField(null=True, blank=True, editable=False)
+    # A NIM runtime an Owner installed for one project (docs/nim.md): only that project's endpoints
+    # use it; null for platform-wide runtimes.
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="own_runtimes", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

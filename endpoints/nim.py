@@ -299,6 +299,11 @@ def cache_pvc_manifest(*, name: str, namespace: str, size: str, storage_class: s
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})}, "spec": spec}
 
 
+def quantity_is_zero(value: str) -> bool:
+    """Whether a quantity that matches ``_QUANTITY`` is zero (a claim of size 0 is refused)."""
+    return float(re.match(r"^[0-9]+(\.[0-9]+)?", value).group(0)) == 0
+
+
 def storage_uri(cache_pvc: str) -> str:
     return f"pvc://{cache_pvc}/"
 

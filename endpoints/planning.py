@@ -226,7 +226,30 @@ def plan_for(proposed: Endpoint, *, current: Endpoint | None):
         if client is not None:
             client.close()
     _storage_preflight(plan, proposed, current)
+    _nim_cache_note(plan, proposed)
     return plan, reason
+
+
+def _nim_cache_note(plan, proposed: Endpoint) -> None:
+    """Name the model-cache claim a NIM runtime installed with "create the cache" applies (docs/nim.md)."""
+    from endpoints.services import nim as nim_services
+
+    runtime = proposed.runtime if proposed.runtime_id else None
+    if runtime is None or not runtime.nim:
+        return
+    manifest = nim_services.cache_manifest(runtime, proposed.project.namespace)
+    if manifest is None:
+        plan.connection_objects.append(
+            f"NIM runtime {runtime.name} serves from PersistentVolumeClaim {nim_services.cache_of(runtime)['name']}, "
+            f"which the cluster admin provides in namespace {proposed.project.namespace}: the pods wait until it "
+            "exists.")
+        return
+    spec = manifest["spec"]
+    plan.connection_objects.append(
+        f"NIM runtime {runtime.name}: the console applies PersistentVolumeClaim {manifest['metadata']['name']} "
+        f"({spec['resources']['requests']['storage']}, {', '.join(spec['accessModes'])}, storage class "
+        f"{spec.get('storageClassName') or 'the default'}) in namespace {proposed.project.namespace}, before the "
+        "runtime; the NIM keeps its downloaded engine there and the console never deletes it.")
 
 
 def _storage_preflight(plan, proposed: Endpoint, current: Endpoint | None) -> None:

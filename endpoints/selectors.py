@@ -135,6 +135,14 @@ def runtime_choices(endpoint: Endpoint | None = None):
     return qs.select_related("installed_on").order_by("name")
 
 
+def nim_runtimes_visible_to(*, user):
+    """NIM runtimes a user sees: the platform-wide ones, and those installed for a project the
+    user sees (docs/nim.md)."""
+    projects = restrict(Project.objects.all(), user, "view").values("pk")
+    return ServingRuntime.objects.filter(Q(project__isnull=True) | Q(project__in=projects),
+                                         nim__isnull=False).select_related("project").order_by("name")
+
+
 def hardware_choices(endpoint: Endpoint | None = None):
     """Hardware profiles an endpoint may choose: enabled ones, plus the edited endpoint's own (so an edit does not silently drop a
     profile an admin disabled meanwhile)."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from console.api.permissions import ChokepointPermission
 from console.api.viewsets import ProtectedGenericViewSet
+from console.ids import parse_id
+from console.permissions import get_visible_or_404, is_platform_admin
 from endpoints import selectors
 from endpoints.api.endpoint_serializers import EndpointSerializer, UsableRelatedField
 from endpoints.api.registry import IsPlatformAdminOrReadOnly
@@ -27,20 +29,34 @@ class NimRuntimeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ServingRuntime
-        fields = ["id", "name", "display_name", "disabled", "nim"]
+        fields = ["id", "name", "display_name", "disabled", "project", "nim"]
         read_only_fields = fields
 
     def get_nim(self, runtime) -> dict:
         return {"entry": runtime.nim["entry"], "connection": runtime.nim.get("connection"),
-                "cache": runtime.nim.get("cache", {}).get("name")}
+                "cache": nim_services.cache_of(runtime)}
 
 
 class NimInstallSerializer(serializers.Serializer):
     nim = serializers.CharField(help_text="Catalog key and version, e.g. llama3-8b-instruct@1.0.0.")
+    project = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="Install for this project only (its Owners may); omitted: platform-wide (platform admins).")
     connection = serializers.PrimaryKeyRelatedField(
         queryset=StorageConnection.objects.filter(kind=StorageConnection.Kind.NGC, project__isnull=True),
-        help_text="A platform-wide NGC connection.")
+        help_text="A platform-wide NGC connection; for a project, an NGC connection available to it.")
     cache_name = serializers.CharField(required=False, default=nim_services.DEFAULT_CACHE)
+    cache_create = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Create the model-cache PersistentVolumeClaim in each namespace that deploys the NIM.")
+    cache_size = serializers.CharField(required=False, default=nim_services.DEFAULT_CACHE_SIZE)
+    cache_storage_class = serializers.CharField(required=False, default="", allow_blank=True)
+    cache_access_mode = serializers.CharField(required=False, default="ReadWriteMany")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if (project := self.context.get("project")) is not None:
+            self.fields["connection"].queryset = nim_services.ngc_connections_for(project)
 
     def validate_nim(self, value):
         key, _, version = value.partition("@")
@@ -73,24 +89,48 @@ class NimRuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Protec
     limited to projects the caller may deploy to); installing needs a platform admin."""
 
     serializer_class = NimRuntimeSerializer
-    queryset = ServingRuntime.objects.filter(nim__isnull=False).order_by("name")
+    queryset = ServingRuntime.objects.filter(nim__isnull=False).order_by("name")  # narrowed in get_queryset
     permission_classes = [ChokepointPermission, IsPlatformAdminOrReadOnly]
     write_action = "change"
     action_permissions = {"deploy": "view"}
 
     def get_permissions(self):
-        if self.action == "deploy":
-            return [ChokepointPermission()]  # the project field carries the deploy check
+        if self.action in ("deploy", "create"):
+            # deploy: the project field carries the deploy check; create: platform admins, or the
+            # Owner of the project named in the body (checked in create()).
+            return [ChokepointPermission()]
         return super().get_permissions()
 
-    @extend_schema(summary="Install a NIM runtime (platform admins)", request=NimInstallSerializer,
-                   responses={201: NimRuntimeSerializer})
+    def get_base_queryset(self):
+        return selectors.nim_runtimes_visible_to(user=self.request.user)
+
+    def _install_project(self, request) -> Project | None:
+        """The project of a project install (manage needed: 404 invisible, 403 only visible), None
+        for a platform-wide install (platform admins only)."""
+        raw = request.data.get("project") if hasattr(request.data, "get") else None
+        if raw in (None, ""):
+            if not is_platform_admin(request.user):
+                raise PermissionDenied("Only platform admins install a NIM for every project; an Owner names "
+                                       "the project.")
+            return None
+        pk = parse_id(raw)
+        if pk is None:
+            raise ValidationError({"project": ["A project id."]})
+        return get_visible_or_404(Project.objects.all(), request.user, "manage", pk=pk)
+
+    @extend_schema(summary="Install a NIM runtime (platform admins; Owners for their project)",
+                   request=NimInstallSerializer, responses={201: NimRuntimeSerializer})
     def create(self, request):
-        serializer = NimInstallSerializer(data=request.data, context=self.get_serializer_context())
+        project = self._install_project(request)
+        serializer = NimInstallSerializer(data=request.data, context={**self.get_serializer_context(),
+                                                                      "project": project})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        runtime = nim_services.nim_runtime_install(actor=request.user, entry=data["nim"],
-                                                   connection=data["connection"], cache_name=data["cache_name"])
+        runtime = nim_services.nim_runtime_install(actor=request.user, entry=data["nim"], project=project,
+                                                   connection=data["connection"], cache_name=data["cache_name"],
+                                                   cache_create=data["cache_create"], cache_size=data["cache_size"],
+                                                   cache_storage_class=data["cache_storage_class"],
+                                                   cache_access_mode=data["cache_access_mode"])
         return Response(NimRuntimeSerializer(runtime).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Deploy this NIM as an endpoint", request=NimDeploySerializer,

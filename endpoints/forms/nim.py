@@ -29,6 +29,19 @@ class NimInstallForm(forms.Form):
         help_text="The PersistentVolumeClaim (in each project namespace) the NIM keeps its engine in; endpoints "
                   "serve from pvc://<name>/.")
 
+    cache_create = forms.BooleanField(
+        label="Create the model cache", required=False,
+        help_text="The console creates the PersistentVolumeClaim in each namespace that deploys the NIM, and "
+                  "recreates it if it is deleted. Leave unticked when a cluster admin provides the claim.")
+    cache_size = forms.CharField(label="Cache size", initial=nim_services.DEFAULT_CACHE_SIZE, max_length=20,
+                                 required=False, help_text="NVIDIA's layout asks for 300Gi.")
+    cache_storage_class = forms.CharField(label="Storage class", max_length=253, required=False,
+                                          help_text="Empty: the cluster's default storage class.")
+    cache_access_mode = forms.ChoiceField(
+        label="Access mode", choices=[(m, m) for m in nim_services.CACHE_ACCESS_MODES], initial="ReadWriteMany",
+        required=False,
+        help_text="ReadWriteMany (NVIDIA's layout) lets replicas on several nodes share one engine download.")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         installed = set(ServingRuntime.objects.filter(nim__isnull=False).values_list("name", flat=True))
@@ -43,6 +56,25 @@ class NimInstallForm(forms.Form):
         return self.entries[self.cleaned_data["nim"]]
 
 
+class ProjectNimInstallForm(NimInstallForm):
+    """An Owner installs a NIM for their project only, with an NGC connection available to it (the
+    project's own, or a platform-wide one it opted into)."""
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+        installed = set(ServingRuntime.objects.filter(project=project).values_list("name", flat=True))
+        self.fields["nim"].choices = [
+            (value, label) for value, label in self.fields["nim"].choices
+            if nim_services.project_runtime_name(self.entries[value], project) not in installed]
+        self.fields["connection"].queryset = nim_services.ngc_connections_for(project)
+        self.fields["connection"].help_text = (
+            f"An NGC API key connection of {project.name}, or a platform-wide one it opted into: its key becomes "
+            "the Secret the NIM reads and the nvcr.io pull secret in the project's namespace.")
+        self.fields["cache_name"].help_text = ("The PersistentVolumeClaim in the project's namespace the NIM keeps "
+                                               "its engine in; endpoints serve from pvc://<name>/.")
+
+
 class NimChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, runtime) -> str:
         return runtime.display_name or runtime.name
@@ -50,7 +82,7 @@ class NimChoiceField(forms.ModelChoiceField):
 
 class NimDeployForm(forms.Form):
     project = forms.ModelChoiceField(queryset=None, label="Project")
-    runtime = NimChoiceField(queryset=None, label="NIM", help_text="NIMs a platform admin installed.")
+    runtime = NimChoiceField(queryset=None, label="NIM", help_text="NIMs a platform admin installed, and those installed for your projects.")
     name = forms.SlugField(max_length=45, label="Endpoint name")
     hardware_profile = forms.ModelChoiceField(
         queryset=HardwareProfile.objects.none(), label="GPU profile",
@@ -68,7 +100,7 @@ class NimDeployForm(forms.Form):
         only = list(projects[:2])
         if len(only) == 1:
             self.initial.setdefault("project", only[0].pk)  # nothing to choose
-        runtimes = ServingRuntime.objects.filter(nim__isnull=False, disabled=False).order_by("name")
+        runtimes = selectors.nim_runtimes_visible_to(user=user).filter(disabled=False)
         self.fields["runtime"].queryset = runtimes
         # Choosing the NIM asks the page again for the profiles that fit it (htmx); without
         # JavaScript the submitted NIM scopes them.

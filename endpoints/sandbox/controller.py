@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from endpoints.sandbox import images, knative, scheduler
+from endpoints.sandbox import images, knative, scheduler, volumes
 from endpoints.sandbox import profile as profiles
 from endpoints.sandbox import storage_initializer as initializer
 from endpoints.sandbox.admission import KNATIVE_MODES, WEBHOOK_NAME, KServeWebhooks
@@ -245,6 +245,12 @@ class SandboxController:
             self._enqueue(event.namespace, event.name)
         elif event.resource == "configmaps" and (event.namespace, event.name) in WATCHED_CONFIG:
             self._enqueue_all()  # KServe and Knative re-read their config on change
+        elif event.resource == "persistentvolumeclaims" and not event.group:
+            if event.type != "DELETED" and event.object is not None:
+                volumes.bind(self.store, event.object)
+            # A pod that waits for its claim is scheduled once the claim exists.
+            for obj in self.store.list("inferenceservices", event.namespace):
+                self._enqueue(event.namespace, obj["metadata"]["name"])
         elif event.resource in ("secrets", "serviceaccounts") and not event.group:
             # A refused pod is retried by its ReplicaSet, a CreateContainerConfigError by the
             # kubelet: both may get through once the secret or account is there.
@@ -435,6 +441,9 @@ class SandboxController:
         # KServe merges the runtime's volumes and pull secrets into the pod spec Knative checks.
         refusal = (knative.refusal(self.store, images.pod_fields(predictor, runtime))
                    if knative_mode and not stopped else None)
+        claim = volumes.claim_of(model.get("storageUri", ""))
+        missing_claim = (claim if claim and not stopped and not selection.reason and not refusal
+                         and self.store.get("persistentvolumeclaims", namespace, claim) is None else None)
         pull_events = (images.pull_problem(self.store, namespace, self._image(model, runtime), predictor, runtime)
                        if not stopped and not selection.reason and not refusal else [])
         storage_uri = model.get("storageUri", "")
@@ -483,6 +492,16 @@ class SandboxController:
                               "Stopped": ("False", "", "")}
             else:
                 conditions = None  # the release leaves the conditions as they were
+        elif missing_claim:
+            # The scheduler does not place a pod whose PersistentVolumeClaim does not exist.
+            message = volumes.missing_claim_message(missing_claim, len(self.store.list("nodes")))
+            pods = self._pods(obj, model, runtime, replicas, revision_name, phase="Pending")
+            for pod in pods:
+                pod["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                                     "reason": "Unschedulable", "message": message}]}
+            conditions = self._unschedulable_conditions(message, knative_mode)
+            status["modelStatus"] = {"transitionStatus": "InProgress",
+                                     "states": {"activeModelState": "", "targetModelState": "Pending"}}
         elif pull_events and not self._place(namespace, name, pods := self._pods(
                 obj, model, runtime, replicas, revision_name, phase="Pending")):
             # The kubelet cannot pull the image (no pull secret for its registry): the pods wait.
@@ -800,6 +819,10 @@ class SandboxController:
             for key in ("nodeSelector", "tolerations", "affinity", "runtimeClassName"):
                 if predictor.get(key):
                     spec[key] = predictor[key]
+            if claim := volumes.claim_of(model.get("storageUri", "")):  # KServe mounts the claim read-only
+                spec["volumes"] = [volumes.pod_volume(claim)]
+                spec["containers"][0]["volumeMounts"] = [{"name": volumes.PVC_VOLUME, "mountPath": volumes.PVC_MOUNT,
+                                                          "readOnly": True}]
             labels = {ISVC_LABEL: name, "component": "predictor", **images.simulated_labels(runtime)}
             if knative_mode:
                 labels[REVISION_LABEL] = revision_name
@@ -1059,7 +1082,7 @@ class SandboxController:
                 unscheduled = next((c for c in pod["status"].get("conditions") or []
                                     if c.get("type") == "PodScheduled" and c.get("status") == "False"), None)
                 if unscheduled and (current is None or _hash(current.get("status")) != _hash(pod["status"])):
-                    self.store.add_event(pod, "FailedScheduling", unscheduled["message"], type="Warning",
+                    self.store.add_event(stored, "FailedScheduling", unscheduled["message"], type="Warning",
                                          component="default-scheduler")
         return freed
 

@@ -243,6 +243,15 @@ def _node_roles(o: dict) -> str:
     return ",".join(roles) or "<none>"
 
 
+_ACCESS_MODE_SHORT = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+                      "ReadWriteOncePod": "RWOP"}
+
+
+def _access_modes(o: dict) -> str:
+    modes = (o.get("status") or {}).get("accessModes") or []
+    return ",".join(_ACCESS_MODE_SHORT.get(m, m) for m in modes)
+
+
 def _event_object(o: dict) -> str:
     inv = o.get("involvedObject") or {}
     return f"{(inv.get('kind') or '').lower()}/{inv.get('name', '')}"
@@ -286,6 +295,20 @@ def builtin_types() -> list[ResourceType]:
             strategic_merge=True,
             selectable_fields={"spec.unschedulable": lambda o: str(bool((o.get("spec") or {}).get("unschedulable")))
                                .lower()},
+        ),
+        ResourceType(
+            "", ["v1"], "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", True, ["pvc"],
+            schemas={"v1": Schema.for_object(core["PersistentVolumeClaim"])}, status_subresource=True,
+            columns={"v1": [Column("Status", func=lambda o: (o.get("status") or {}).get("phase", "")),
+                            Column("Volume", func=lambda o: (o.get("spec") or {}).get("volumeName", "")),
+                            Column("Capacity", func=lambda o: ((o.get("status") or {}).get("capacity") or {})
+                                   .get("storage", "")),
+                            Column("Access Modes", func=_access_modes),
+                            Column("StorageClass", func=lambda o: (o.get("spec") or {}).get("storageClassName")
+                                   or "<unset>"),
+                            Column("Age", func=_age)]},
+            strategic_merge=True,
+            selectable_fields={"status.phase": lambda o: (o.get("status") or {}).get("phase")},
         ),
         ResourceType(
             "", ["v1"], "serviceaccounts", "serviceaccount", "ServiceAccount", True, ["sa"],

@@ -72,6 +72,8 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
         used_connections = connections.apply_for_endpoint(client, endpoint, cluster_reading(endpoint.project))
         runtime = endpoint.runtime
         if runtime is not None and runtime.console_installs:
+            if runtime.nim and (cache := _nim_cache_manifest(runtime, endpoint.project.namespace)):
+                client.apply(cache)  # the NIM's model cache, when its install asked for it (docs/nim.md)
             client.apply_serving_runtime(serving_runtime_manifest(runtime, endpoint.project.namespace))
         live = client.apply(revision.manifest)
     except PermanentClusterError as exc:
@@ -116,6 +118,12 @@ def endpoint_apply(*, endpoint_id: int, claimant: str = "", force: bool = False,
                               **({"connections": used_connections} if used_connections else {})})
     metrics.RECONCILE_APPLIES.labels(endpoint.project.cluster.name, "applied").inc()
     return "applied"
+
+
+def _nim_cache_manifest(runtime: ServingRuntime, namespace: str) -> dict | None:
+    from endpoints.services import nim
+
+    return nim.cache_manifest(runtime, namespace)
 
 
 def serving_runtime_manifest(runtime: ServingRuntime, namespace: str) -> dict:

@@ -11,6 +11,7 @@ connection) makes the worker write the NGC Secret and pull secret into the names
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -33,6 +34,10 @@ from endpoints.services import endpoints as endpoint_services
 from endpoints.services import registry
 
 DEFAULT_CACHE = "nvidia-nim-pvc"
+DEFAULT_CACHE_SIZE = "300Gi"  # NVIDIA's nvidia-nim-cache.yaml asks for 300G
+# The NIM writes its downloaded engine to the cache: modes that allow writing. ReadWriteMany (NVIDIA's
+# layout) lets every replica, on any node, share one download.
+CACHE_ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 
 
 def entry_of(runtime: ServingRuntime) -> nim.NimEntry | None:
@@ -131,50 +136,120 @@ def runtime_manifest(runtime: ServingRuntime, namespace: str, labels: dict) -> d
                                 namespace=namespace, labels=labels)
 
 
-def _ngc_connection_problem(connection: StorageConnection | None) -> str | None:
+def _ngc_connection_problem(connection: StorageConnection | None, project: Project | None = None) -> str | None:
     if connection is None:
         return "Choose the NGC connection whose API key the NIM downloads with."
     if connection.kind != StorageConnection.Kind.NGC:
         return f"Connection {connection.name} is a {connection.get_kind_display()} connection, not an NGC API key."
+    if project is not None:
+        if not connection_services.usable_in(project).filter(pk=connection.pk).exists():
+            return (f"Connection {connection.name} is not available to project {project.name}: use one of the "
+                    "project's NGC connections, or opt the project into a platform-wide one first.")
+        return None
     if not connection.is_platform:
         return ("A NIM runtime serves every project: choose a platform-wide NGC connection (projects opt into it "
                 "before they deploy).")
     return None
 
 
+def _cache_problems(*, name: str, create: bool, size: str, storage_class: str, access_mode: str) -> dict:
+    errors: dict[str, list[str]] = {}
+    if not nim._NAME.match(name or "") or len(name) > 63:
+        errors["cache_name"] = ["The cache is a PersistentVolumeClaim name (lowercase letters, digits, '-', '.')."]
+    if not create:
+        return errors
+    if not nim._QUANTITY.match(size or "") or nim.quantity_is_zero(size):
+        errors["cache_size"] = [f"{size!r} is not a storage size (a Kubernetes quantity such as 300Gi)."]
+    if storage_class and (not nim._NAME.match(storage_class) or len(storage_class) > 253):
+        errors["cache_storage_class"] = ["A storage class name: lowercase letters, digits, '-' and '.' (leave it "
+                                         "empty for the cluster's default class)."]
+    if access_mode not in CACHE_ACCESS_MODES:
+        errors["cache_access_mode"] = [f"Choose one of {', '.join(CACHE_ACCESS_MODES)} (the NIM writes its "
+                                       "engine to the cache)."]
+    return errors
+
+
+def cache_of(runtime: ServingRuntime) -> dict:
+    """The model cache a NIM runtime serves from: {"name", "create", "size", "storage_class",
+    "access_mode"} (``create`` false: the claim is the cluster admin's, the console only names it)."""
+    cache = dict((runtime.nim or {}).get("cache") or {})
+    cache.setdefault("create", False)
+    return cache
+
+
+def cache_manifest(runtime: ServingRuntime, namespace: str) -> dict | None:
+    """The PersistentVolumeClaim the console applies for a NIM runtime installed with "create the
+    cache" (None otherwise)."""
+    cache = cache_of(runtime)
+    if not runtime.nim or not cache["create"]:
+        return None
+    labels = {"app.kubernetes.io/managed-by": "inference-console",
+              "inference-console.io/instance": settings.CONSOLE_INSTANCE,
+              "inference-console.io/nim-runtime": runtime.name}
+    return nim.cache_pvc_manifest(name=cache["name"], namespace=namespace, size=cache["size"],
+                                  storage_class=cache.get("storage_class", ""),
+                                  access_mode=cache.get("access_mode", "ReadWriteMany"), labels=labels)
+
+
 @transaction.atomic
 def nim_runtime_install(*, actor, entry: nim.NimEntry, connection: StorageConnection,
-                        cache_name: str = DEFAULT_CACHE) -> ServingRuntime:
+                        cache_name: str = DEFAULT_CACHE, cache_create: bool = False,
+                        cache_size: str = DEFAULT_CACHE_SIZE, cache_storage_class: str = "",
+                        cache_access_mode: str = "ReadWriteMany", project: Project | None = None) -> ServingRuntime:
     """Install a NIM as a runtime (platform admins): the ServingRuntime is applied in each project
-    namespace that deploys it. Audited as ``runtime.create`` with the NIM and the connection's
-    name (never a value)."""
+    namespace that deploys it, with the model-cache PersistentVolumeClaim when ``cache_create``
+    (NVIDIA's ``nvidia-nim-pvc``: ReadWriteMany, 300Gi). Audited as ``runtime.create`` with the
+    NIM, the cache and the connection's name (never a value).
+
+    With ``project`` (an Owner installing for their project; the caller checks ``manage``), the
+    runtime serves that project only and may use any NGC connection available to it."""
     errors: dict[str, list[str]] = {}
-    if problem := _ngc_connection_problem(connection):
+    name = project_runtime_name(entry, project) if project is not None else entry.runtime_name
+    if problem := _ngc_connection_problem(connection, project):
         errors["connection"] = [problem]
-    if not nim._NAME.match(cache_name or "") or len(cache_name) > 63:
-        errors["cache_name"] = ["The cache is a PersistentVolumeClaim name (lowercase letters, digits, '-', '.')."]
-    if ServingRuntime.objects.filter(name=entry.runtime_name).exists():
-        errors["nim"] = [f"A runtime named {entry.runtime_name} exists already (NIM {entry.key} {entry.version} is "
-                         "installed)."]
+    cache_size, cache_storage_class = (cache_size or "").strip(), (cache_storage_class or "").strip()
+    errors.update(_cache_problems(name=cache_name, create=cache_create, size=cache_size,
+                                  storage_class=cache_storage_class, access_mode=cache_access_mode))
+    if ServingRuntime.objects.filter(name=name).exists():
+        errors["nim"] = [f"A runtime named {name} exists already (NIM {entry.key} {entry.version} is "
+                         f"installed{' for ' + project.name if project is not None else ''})."]
     if errors:
         raise ValidationError(errors)
+    cache = ({"name": cache_name, "create": True, "size": cache_size, "storage_class": cache_storage_class,
+              "access_mode": cache_access_mode} if cache_create else {"name": cache_name, "create": False})
     runtime = ServingRuntime.objects.create(
-        name=entry.runtime_name, display_name=f"NIM {entry.display_name} {entry.version}",
+        name=name, project=project,
+        display_name=f"NIM {entry.display_name} {entry.version}" + (f" ({project.name})" if project else ""),
         description=f"NVIDIA NIM {entry.model_id} ({entry.api} API), image {entry.image}",
         supported_formats=[{"name": entry.model_format, "version": entry.version, "autoSelect": True, "priority": 1}],
         protocols=["v2", "grpc-v2"], openai_compatible=True, container_image=entry.image,
         nim={"entry": entry.to_json(), "connection_id": connection.pk, "connection": connection.name,
-             "cache": {"name": cache_name}},
+             "cache": cache},
     )
-    audit.record(action="runtime.create", actor=actor, target=runtime,
-                 details={"new": {"name": runtime.name, "nim": f"{entry.key} {entry.version}", "image": entry.image,
+    audit.record(action="runtime.create", actor=actor, target=runtime, project=project,
+                 details={"new": {"name": runtime.name, **({"project": project.name} if project else {}), "nim": f"{entry.key} {entry.version}", "image": entry.image,
                                   "model_format": entry.model_format, "connection": connection.name,
-                                  "cache": cache_name}})
+                                  "cache": cache}})
     return runtime
+
+
+def ngc_connections_for(project: Project):
+    """The NGC connections a NIM installed for ``project`` may use."""
+    return connection_services.usable_in(project).filter(kind=StorageConnection.Kind.NGC)
+
+
+def project_runtime_name(entry: nim.NimEntry, project: Project) -> str:
+    """The name of a NIM runtime installed for one project (unique in the console; a Kubernetes
+    name of at most 63 characters)."""
+    suffix = f"-{project.name}"
+    return entry.runtime_name[:63 - len(suffix)].rstrip("-.") + suffix
 
 
 def nim_version(*, actor, project: Project, runtime: ServingRuntime, entry: nim.NimEntry) -> ModelVersion:
     """The project's model version of the NIM (registered on first deploy, reused after)."""
+    if runtime.project_id is not None and runtime.project_id != project.pk:
+        raise ValidationError({"runtime": [f"NIM runtime {runtime.name} was installed for project "
+                                           f"{runtime.project.name} only."]})
     connection = StorageConnection.objects.filter(pk=runtime.nim.get("connection_id")).first()
     if connection is None or not connection_services.usable_in(project).filter(pk=connection.pk).exists():
         raise ValidationError({"runtime": [
@@ -247,6 +322,8 @@ def endpoint_problems(endpoint: Endpoint, capabilities) -> dict[str, list[str]]:
     if entry is None:
         return {}
     errors: dict[str, list[str]] = {}
+    if runtime.project_id is not None and runtime.project_id != endpoint.project_id:
+        errors["runtime"] = [f"NIM runtime {runtime.name} was installed for another project only."]
     profile = endpoint.hardware_profile if endpoint.hardware_profile_id else None
     if problem := nim.fit_problem(entry, hardware_of(profile) if profile else None, endpoint.accelerator_count):
         errors["hardware_profile"] = [problem]
@@ -268,6 +345,7 @@ def sync_namespace_runtimes(client, project: Project, *, report: dict) -> None:
     runtimes = ServingRuntime.objects.filter(
         nim__isnull=False, pk__in=project.endpoints.exclude(state=Endpoint.State.DELETING).values("runtime"))
     for runtime in runtimes:
+        _sync_cache(client, project, runtime, report=report)
         manifest = serving_runtime_manifest(runtime, project.namespace)
         live = client.get("ServingRuntime", project.namespace, runtime.name)
         if live is not None and reconcile.desired_subset(live, manifest).get("spec") == manifest["spec"]:
@@ -281,3 +359,18 @@ def sync_namespace_runtimes(client, project: Project, *, report: dict) -> None:
         audit.record(action="runtime.drift_corrected", actor=None, actor_name="reconciler", target=runtime,
                      project=project, details={"namespace": project.namespace, "changed": changed,
                                                "reason": "the ServingRuntime was changed outside the console"})
+
+
+def _sync_cache(client, project: Project, runtime: ServingRuntime, *, report: dict) -> None:
+    """Recreate the model-cache claim of a runtime installed with "create the cache" when it is gone
+    from the namespace (audited ``runtime.cache_recreated``). An existing claim is left as it is:
+    a bound claim's spec is immutable, and the console never deletes a claim holding a cache."""
+    manifest = cache_manifest(runtime, project.namespace)
+    if manifest is None or client.get("PersistentVolumeClaim", project.namespace, manifest["metadata"]["name"]):
+        return
+    client.apply(manifest)
+    report["nim_caches_recreated"] = report.get("nim_caches_recreated", 0) + 1
+    audit.record(action="runtime.cache_recreated", actor=None, actor_name="reconciler", target=runtime,
+                 project=project, details={"namespace": project.namespace, "claim": manifest["metadata"]["name"],
+                                           "size": manifest["spec"]["resources"]["requests"]["storage"],
+                                           "reason": "the model-cache PersistentVolumeClaim was missing"})

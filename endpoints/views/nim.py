@@ -12,15 +12,22 @@ from django.urls import path, reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from console.permissions import get_visible_or_404
 from endpoints import planning
 from endpoints.cluster import ClusterError
 from endpoints.forms.endpoint import apply_service_errors
-from endpoints.forms.nim import NimDeployForm, NimEntryForm, NimImportForm, NimInstallForm
-from endpoints.models import ServingRuntime
+from endpoints.forms.nim import (
+    NimDeployForm,
+    NimEntryForm,
+    NimImportForm,
+    NimInstallForm,
+    ProjectNimInstallForm,
+)
+from endpoints.models import Project, ServingRuntime
 from endpoints.services import nim as nim_services
 from endpoints.views.admin import AdminFormView, AdminPageMixin
 from endpoints.views.changes import _plan_redirect
-from endpoints.views.common import crumbs
+from endpoints.views.common import ServiceFormView, crumbs
 
 
 class NimCatalogView(AdminPageMixin, TemplateView):
@@ -49,7 +56,9 @@ class NimInstallView(AdminFormView):
     submit_label = "Install"
     admin_section = "Runtimes"
     list_url_name = "endpoints:nim-catalog"
-    service_field_map = {"nim": "nim", "connection": "connection", "cache_name": "cache_name"}
+    service_field_map = {"nim": "nim", "connection": "connection", "cache_name": "cache_name",
+                         "cache_size": "cache_size", "cache_storage_class": "cache_storage_class",
+                         "cache_access_mode": "cache_access_mode"}
 
     def get_initial(self):
         initial = super().get_initial()
@@ -60,13 +69,62 @@ class NimInstallView(AdminFormView):
     def call_service(self, form):
         return nim_services.nim_runtime_install(actor=self.request.user, entry=form.entry(),
                                                 connection=form.cleaned_data["connection"],
-                                                cache_name=form.cleaned_data["cache_name"])
+                                                cache_name=form.cleaned_data["cache_name"],
+                                                cache_create=form.cleaned_data["cache_create"],
+                                                cache_size=form.cleaned_data["cache_size"] or "",
+                                                cache_storage_class=form.cleaned_data["cache_storage_class"],
+                                                cache_access_mode=form.cleaned_data["cache_access_mode"] or "ReadWriteMany")
 
     def success_message(self, runtime):
         return f"NIM runtime {runtime.name} installed."
 
     def get_success_url_for(self, runtime):
         return reverse("endpoints:nim-catalog")
+
+
+class ProjectNimInstallView(LoginRequiredMixin, ServiceFormView):
+    """An Owner installs a NIM runtime for their project (``manage`` on the project: 404 when
+    invisible, 403 when only visible)."""
+
+    title = "Install a NIM runtime for this project"
+    submit_label = "Install"
+    service_field_map = NimInstallView.service_field_map
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            self.project = get_visible_or_404(Project.objects.select_related("cluster"), request.user, "manage",
+                                              name=kwargs["name"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form(self, form_class=None):
+        return ProjectNimInstallForm(**self.get_form_kwargs(), project=self.project)
+
+    def get_initial(self):
+        initial = super().get_initial()
+        if self.request.GET.get("nim"):
+            initial["nim"] = self.request.GET["nim"]
+        return initial
+
+    def call_service(self, form):
+        data = form.cleaned_data
+        return nim_services.nim_runtime_install(
+            actor=self.request.user, entry=form.entry(), connection=data["connection"], project=self.project,
+            cache_name=data["cache_name"], cache_create=data["cache_create"], cache_size=data["cache_size"] or "",
+            cache_storage_class=data["cache_storage_class"], cache_access_mode=data["cache_access_mode"] or "ReadWriteMany")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["breadcrumbs"] = crumbs(("Projects", reverse("endpoints:project-list")),
+                                        (self.project.name, reverse("endpoints:project-detail",
+                                                                    kwargs={"name": self.project.name})),
+                                        ("Install a NIM", None))
+        return context
+
+    def success_message(self, runtime):
+        return f"NIM runtime {runtime.name} installed for {self.project.name}: deploy it from Deploy an NVIDIA NIM."
+
+    def get_success_url_for(self, runtime):
+        return reverse("endpoints:nim-deploy") + f"?project={self.project.pk}&runtime={runtime.pk}"
 
 
 class NimEntryCreateView(AdminFormView):
@@ -162,6 +220,7 @@ class NimDeployView(LoginRequiredMixin, View):
 urlpatterns = [
     path("admin/nims/", NimCatalogView.as_view(), name="nim-catalog"),
     path("admin/nims/install/", NimInstallView.as_view(), name="nim-install"),
+    path("projects/<slug:name>/nims/install/", ProjectNimInstallView.as_view(), name="project-nim-install"),
     path("admin/nims/new/", NimEntryCreateView.as_view(), name="nim-entry-create"),
     path("admin/nims/import/", NimImportView.as_view(), name="nim-import"),
     path("endpoints/-/nim/", NimDeployView.as_view(), name="nim-deploy"),

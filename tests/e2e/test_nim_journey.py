@@ -69,6 +69,7 @@ def test_admin_installs_a_nim_and_a_data_scientist_deploys_it_on_a_fitting_gpu(
     expect(page.get_by_role("heading", name="NVIDIA NIM catalog")).to_be_visible()
     page.get_by_role("link", name="Install Llama 3 8B Instruct 1.0.0").click()
     page.get_by_label("NGC connection").select_option(label="ngc")
+    page.get_by_label("Create the model cache").check()  # the console creates nvidia-nim-pvc, 300Gi, RWX
     steps.step("install nim")
     page.get_by_role("button", name="Install").click()
     expect(page.get_by_text("NIM runtime nvidia-nim-llama3-8b-instruct-1.0.0 installed.")).to_be_visible()

@@ -331,6 +331,9 @@ ROUTES = {
     "endpoints:runtime-list": Req(UI_ADMIN),
     "endpoints:nim-catalog": Req(UI_ADMIN),
     "endpoints:nim-install": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
+    # An Owner installs a NIM for their project (manage); an empty form is refused with form errors.
+    "endpoints:project-nim-install": [Req(UI_MANAGE, kwargs=PROJECT, idor=PROJECT_IDOR),
+                                      Req(UI_MANAGE, method="POST", kwargs=PROJECT, idor=PROJECT_IDOR)],
     "endpoints:nim-entry-create": [Req(UI_ADMIN), Req(UI_ADMIN_FORM, method="POST")],
     "endpoints:nim-import": Req(UI_ADMIN_ACTION, method="POST"),  # no cluster chosen: back with a message
     # Deploying a NIM offers only projects the user may deploy to; an empty form is a 400.

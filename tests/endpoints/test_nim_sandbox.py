@@ -18,6 +18,7 @@ from endpoints.services.capabilities import cluster_discover
 from endpoints.services.connections import connection_create, connection_opt_in
 from endpoints.services.nim import catalog_entry, nim_deploy, nim_runtime_install
 from endpoints.services.projects import project_create
+from tests.conftest import shared_path
 from tests.endpoints.endpoint_factories import ClusterFactory
 from tests.factories import UserFactory
 from tests.fixtures.kube import make_kubectl
@@ -33,7 +34,8 @@ def nim_world(sandbox):
     project = project_create(actor=admin, name="llm", cluster=cluster, onboard=True)
     ngc = connection_create(actor=admin, project=None, name="ngc", kind="ngc", secrets={"api_key": NGC_KEY})
     connection_opt_in(actor=admin, connection=ngc, project=project)
-    runtime = nim_runtime_install(actor=admin, entry=catalog_entry("llama3-8b-instruct"), connection=ngc)
+    runtime = nim_runtime_install(actor=admin, entry=catalog_entry("llama3-8b-instruct"), connection=ngc,
+                                  cache_create=True)
     # The sandbox's GPU nodes: NVIDIA-A100-SXM4-80GB, tainted nvidia.com/gpu=present:NoSchedule.
     profile = HardwareProfile.objects.create(
         name="a100", display_name="A100 80 GB", accelerator_resource="nvidia.com/gpu",
@@ -95,7 +97,9 @@ def test_without_a_pull_secret_the_pod_waits_with_an_image_pull_error_until_the_
                 "storageUri": "pvc://nvidia-nim-pvc/",
                 "resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}},
                 "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}}
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all([runtime, isvc]))
+    cache = next(d for d in yaml.safe_load_all(shared_path("kserve", "nim", "nvidia-nim-cache.yaml").read_text())
+                 if d["kind"] == "PersistentVolumeClaim")  # NVIDIA's cache claim (the scheduler wants it first)
+    kubectl("apply", "-n", "nim", "-f", "-", input=yaml.safe_dump_all([cache, runtime, isvc]))
 
     def pull_events():
         out = kubectl("get", "events", "-n", "nim", "-o", "json").stdout

@@ -85,6 +85,10 @@ def live(sandbox, alice, bob, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         endpoint = endpoint_create(actor=alice, project=setup.project, name="scorer", model_version=version,
                                    deployment_mode="Knative", logging_mode="all")
+    # The claim pvc://models/ serves from (a cluster admin's; the pods wait for it like on a cluster).
+    sandbox.store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                          "metadata": {"name": "models", "namespace": NS},
+                          "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     sandbox.wait_ready(NS, "scorer")
     sandbox.wait_for(lambda: any(p["status"]["phase"] == "Running" for p in sandbox.store.list("pods", NS)),
                      message="a running pod")
