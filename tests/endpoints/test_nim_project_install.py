@@ -129,3 +129,14 @@ def test_a_project_runtime_serves_that_project_only_and_is_hidden_from_others(cl
 
     with pytest.raises(Exception, match="installed for project fraud only"):
         nim_version(actor=w.other_owner, project=w.other_project, runtime=runtime, entry=entry_of(runtime))
+
+
+def test_the_project_page_offers_owners_the_nim_install_and_no_one_else(client, w):
+    install = reverse("endpoints:project-nim-install", kwargs={"name": w.project.name})
+    page = reverse("endpoints:project-detail", kwargs={"name": w.project.name})
+    client.force_login(w.owner)
+    assert install in client.get(page).content.decode()
+    for user in (w.viewer, w.deployer):
+        client.force_login(user)
+        response = client.get(page)
+        assert response.status_code == 200 and install not in response.content.decode()
