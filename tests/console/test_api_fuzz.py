@@ -45,6 +45,22 @@ def fuzz_world(django_db_setup, django_db_blocker):
     """The permission matrix's world (two projects, models, versions, endpoints, personas,
     grants), built once and rolled back at the end; a read and deploy API token for the admin and
     for the project's Viewer."""
+    # Django's handler closes the database connection when a request ends; in a test that is
+    # the test's own transaction (on PostgreSQL). Django's test client turns that off around
+    # each request; schemathesis calls the WSGI app directly, so it is off for the module.
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield from _world(django_db_blocker)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def _world(django_db_blocker):
     with django_db_blocker.unblock(), transaction.atomic():
         world = build_world()
         world.authorization = {}
