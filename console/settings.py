@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "console.middleware.RequestContextMiddleware",
+    # Any error under /api/ that is not JSON leaves as the API's error body (console/api/errors.py).
+    "console.api.errors.ApiErrorBodyMiddleware",
     # Envoy ext_authz checks are answered here, before sessions, CSRF and host validation
     # (they carry the inference host, not the console's): console/access/authz/.
     "console.access.authz.http.AuthzMiddleware",

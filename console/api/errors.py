@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -51,3 +51,26 @@ def exception_handler(exc, context):
         detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
         response.data = {"detail": str(detail), "errors": {}}
     return response
+
+
+class ApiErrorBodyMiddleware:
+    """The last word on error bodies under ``/api/``: whatever answered (a DRF view with another
+    renderer — the schema's YAML —, a plain Django view such as the API docs pages, Django's own
+    405), an error that is not JSON leaves as the one error body, with its status and its
+    ``Allow``/``Retry-After``/``WWW-Authenticate`` headers. Pages outside /api/ are untouched."""
+
+    KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code < 400 or not request.path.startswith("/api/") or response.streaming
+                or response.get("Content-Type", "").startswith("application/json")):
+            return response
+        body = JsonResponse({"detail": f"{response.reason_phrase}.", "errors": {}}, status=response.status_code)
+        for header in self.KEPT_HEADERS:
+            if header in response:
+                body[header] = response[header]
+        return body

@@ -12,7 +12,7 @@ finds every status the API really sends:
 401    no credentials, or an unknown, expired or revoked API token
 403    signed in, but the role, the token's scopes or the CSRF check do not allow it
 404    an id in the path that does not exist, is out of range or is not visible to the caller;
-       a ``page`` past the last one
+       a ``page`` past the last one, a ``cursor`` that is not one
 409    (writes) the object is in use or in a state that refuses the change, or a request with the
        same ``Idempotency-Key`` is still being answered
 422    (writes) an ``Idempotency-Key`` already used with another request body
@@ -97,8 +97,9 @@ def _statuses(method: str, operation: dict, path: str) -> list[str]:
         statuses.append("400")
     if operation.get("security") != [{}]:
         statuses += ["401", "403"]
-    paginated = any(p.get("in") == "query" and p.get("name") == "page" for p in operation.get("parameters", []))
-    if "{" in path or paginated:  # a page past the last one is a 404 too
+    paginated = any(p.get("in") == "query" and p.get("name") in ("page", "cursor")
+                    for p in operation.get("parameters", []))
+    if "{" in path or paginated:  # a page past the last one, or a cursor that is none, is a 404 too
         statuses.append("404")
     if mutating:
         statuses += ["409", "422"]

@@ -163,3 +163,12 @@ def _request(path):
     from django.test import RequestFactory
 
     return RequestFactory().get(path)
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/redoc/"])
+def test_a_wrong_method_on_the_api_docs_and_schema_is_a_json_405_with_allow(alice, path):
+    client = Client()
+    client.force_login(alice)
+    response = client.post(path)
+    assert response.status_code == 405 and response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"detail", "errors"} and "GET" in response["Allow"]

@@ -20,7 +20,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -358,7 +358,9 @@ class AccessCheckView(APIView):
 
     permission_classes = [IsAuthenticated, IsPlatformAdmin]
 
-    @extend_schema(summary="Check access", responses=AccessCheckSerializer, parameters=[
+    @extend_schema(summary="Check access", responses={
+        200: AccessCheckSerializer, 404: OpenApiResponse(description="No user or no endpoint with that id.")},
+        parameters=[
         OpenApiParameter("user", OpenApiTypes.INT, required=True, description="The principal's id."),
         OpenApiParameter("endpoint", OpenApiTypes.INT, required=True, description="The endpoint's id."),
         OpenApiParameter("action", OpenApiTypes.STR, description="view, deploy, infer (default) or manage."),
