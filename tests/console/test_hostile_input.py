@@ -172,3 +172,24 @@ def test_a_wrong_method_on_the_api_docs_and_schema_is_a_json_405_with_allow(alic
     response = client.post(path)
     assert response.status_code == 405 and response["Content-Type"] == "application/json"
     assert set(response.json()) == {"detail", "errors"} and "GET" in response["Allow"]
+
+
+def test_no_route_takes_an_id_with_djangos_unbounded_int_converter():
+    """Every id in a path goes through the one bounded converter (``<id:…>``): a new route
+    written with ``<int:…>`` would let a number past the database's range reach a query."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from django.urls.converters import IntConverter
+
+    def walk(patterns, prefix=""):
+        for entry in patterns:
+            converters = getattr(entry.pattern, "converters", {})
+            for name, converter in converters.items():
+                yield f"{prefix}{entry.pattern}", name, converter
+            if isinstance(entry, URLResolver):
+                yield from walk(entry.url_patterns, f"{prefix}{entry.pattern}")
+            else:
+                assert isinstance(entry, URLPattern)
+
+    unbounded = [(route, name) for route, name, converter in walk(get_resolver().url_patterns)
+                 if type(converter) is IntConverter]
+    assert unbounded == []
