@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from endpoints.models import Notification, NotificationChannel, Rollout, RolloutDecision
@@ -111,7 +113,7 @@ def test_remove_on_failure_takes_the_canary_away(alice, endpoint):
     assert endpoint.canary_version_id is None and endpoint.canary_traffic_percent is None
 
 
-def test_too_little_traffic_waits_and_says_how_much(alice, endpoint):
+def test_too_little_traffic_waits_and_says_how_much(alice, endpoint, admin_user):
     rollout = _start(alice, endpoint)
     decision = _step(rollout, endpoint, calls=100, seed=31)  # ~10 canary requests of 60
     assert decision is None
@@ -122,6 +124,15 @@ def test_too_little_traffic_waits_and_says_how_much(alice, endpoint):
     assert evaluation["message"].startswith("waiting: ") and " of 60 requests" in evaluation["message"]
     requests = next(g for g in evaluation["gates"] if g["gate"] == "requests")
     assert requests["passed"] is False and 0 < requests["value"] < 60
+    # The tab calls a minimum not yet reached "waiting", never "failed".
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get(reverse("monitoring:endpoint-rollout", kwargs={"project": endpoint.project.name,
+                                                                      "name": endpoint.name}))
+    assert page.status_code == 200, page.status_code
+    gates_table = page.content.decode().split("Gates over the current step", 1)[1].split("</table>", 1)[0]
+    requests_row = gates_table.split("<td>Canary requests</td>", 1)[1].split("</tr>", 1)[0]
+    assert "waiting" in requests_row and "failed" not in requests_row
 
 
 def test_waiting_past_the_maximum_wait_takes_the_failure_action(alice, endpoint):
