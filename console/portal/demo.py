@@ -24,8 +24,8 @@ meets in real life:
 - ``fraud-detection/iris-rollout`` and ``fraud-detection/iris-rollout-bad``: automated canary
   rollouts of iris v2 (docs/rollouts.md). ``make run``'s rollout traffic keeps the first canary
   healthy, so it steps 10 → 50 → 100 % and promotes itself within a few minutes, and makes the
-  second one fail a quarter of its calls, so it rolls itself back (removing the canary) at its
-  first step. Each rollout is started once: a re-run leaves the finished ones as they ended.
+  second one three times slower than its primary, so it rolls itself back on p99 latency
+  (removing the canary) at its first step. Each rollout is started once: a re-run leaves the finished ones as they ended.
 
 bob's Caller grant on ``iris`` expires three days after it is first seeded. Everything is
 created through the apps' services, so the demo's audit trail is real; a re-run creates

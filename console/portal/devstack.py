@@ -334,10 +334,11 @@ def main() -> int:
                                 "--endpoint", "llm-apps/assistant"], optional=True)
         # The automated-rollout demo (docs/rollouts.md): steady traffic for 15 minutes that follows
         # each rollout's canary share — a healthy canary on iris-rollout (it promotes itself) and
-        # one failing a quarter of its calls on iris-rollout-bad (it rolls itself back).
+        # one three times slower on iris-rollout-bad (it rolls itself back on p99 latency: a failed call
+        # only counts once its pairing times out, five minutes on, after the step was decided).
         for name, endpoint, canary in (("rollout traffic", "fraud-detection/iris-rollout", []),
                                        ("failing rollout traffic", "fraud-detection/iris-rollout-bad",
-                                        ["--canary-error-rate", "0.25"])):
+                                        ["--canary-latency-factor", "3.0"])):
             stack.start(name, [*manage, "simulate_traffic", "--url", ingest_url, "--rate", "4",
                                "--duration", "900", "--latency-sigma", "0.2", "--error-rate", "0.002",
                                "--canary-latency-factor", "1.0", *canary, "--endpoint", endpoint], optional=True)

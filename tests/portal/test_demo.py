@@ -183,8 +183,8 @@ def test_after_a_restart_on_an_empty_sandbox_the_demo_comes_back_with_its_canary
 
 
 def test_the_demo_rollouts_promote_one_canary_and_roll_the_other_back(seeded):
-    """What make run's rollout traffic does to the two demo rollouts (a healthy canary, one
-    failing a quarter of its calls), with the clock of each evaluation moved past the step."""
+    """What make run's rollout traffic does to the two demo rollouts (a healthy canary, one three
+    times slower), with the clock of each evaluation moved past the step."""
     import random
 
     from endpoints.models import Rollout
@@ -200,7 +200,7 @@ def test_the_demo_rollouts_promote_one_canary_and_roll_the_other_back(seeded):
     assert good.current_percent == bad.current_percent == 10
     rng = random.Random(5)
     for _ in range(4):
-        for rollout, canary_errors in ((good, None), (bad, 0.25)):
+        for rollout, slower in ((good, 1.0), (bad, 3.0)):
             rollout.refresh_from_db()
             if not rollout.is_active:
                 continue
@@ -212,7 +212,7 @@ def test_the_demo_rollouts_promote_one_canary_and_roll_the_other_back(seeded):
                          float(endpoint.canary_traffic_percent), endpoint.canary_version.reference_profile, [])]
             traffic = simulate.TrafficProfile(name=endpoint.name, namespace=endpoint.project.namespace, protocol="v1",
                                               versions=versions, latency_sigma=0.2, error_rate=0.002,
-                                              slower_canary=1.0, canary_error_rate=canary_errors)
+                                              slower_canary=slower)
             start = rollout.step_started_at.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1)
             calls = [simulate.make_call(traffic, at=start + timedelta(seconds=i * 0.3), rng=rng) for i in range(600)]
             inference_records_ingest([pair_of(c, project_id=endpoint.project_id, endpoint_id=endpoint.pk)
