@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -268,13 +269,25 @@ def verify(*, progress=None, processes: int | None = None) -> Report:
         # The children must not share the parent's connections: close them before forking (the
         # parent opens new ones as it needs them; no transaction is open, checked above).
         connections.close_all()
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_child_start)
     try:
-        return _verify(progress=progress, pool=pool, retention=retention)
-    finally:
+        report = _verify(progress=progress, pool=pool, retention=retention)
+    except BaseException:
         if pool is not None:
             pool.terminate()
             pool.join()
+        raise
+    if pool is not None:
+        pool.close()  # the children exit once their queue is empty
+        pool.join()
+    return report
+
+
+def _child_start() -> None:
+    # A child must stop when the pool stops it, whatever handlers its parent installed (the
+    # ingest worker's SIGTERM handler only sets a flag).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _verify(*, progress, pool, retention) -> Report:

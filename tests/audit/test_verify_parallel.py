@@ -111,3 +111,17 @@ def test_the_command_reports_the_same_verdict_in_parallel(settings):
                                             if k not in ("seconds", "events_per_second")}))
     assert verdicts[0] == verdicts[1]
     assert verdicts[1][0] == 1 and verdicts[1][1]["first_problem"]["kind"] == "modified"
+
+
+def test_parallel_verification_ends_even_where_sigterm_is_handled():
+    import signal
+
+    # The ingest worker's handler only sets a flag: the children must not inherit it.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        make_events(30)
+        sealing.seal_pending()
+        one, many = both_ways()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert one == many and many["ok"]
