@@ -5,7 +5,9 @@ database access tampered with in every way the single-process tests cover, all a
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
@@ -28,6 +30,10 @@ def _small_groups(settings, monkeypatch):
     settings.AUDIT_SEAL_MAX_EVENTS = 5
     # Several groups of seals, so several children each verify a part of the trail.
     monkeypatch.setattr(verify_module, "GROUP_EVENTS", 10)
+    # Earlier tests in this process may leave idle threads (the Iceberg tests' pools), which make
+    # verification decline to fork (test_a_process_with_other_threads_verifies_alone): these tests
+    # exercise the parallel path itself.
+    monkeypatch.setattr(verify_module, "threading", SimpleNamespace(active_count=lambda: 1))
 
 
 def make_events(n: int) -> list[AuditEvent]:
@@ -125,3 +131,30 @@ def test_parallel_verification_ends_even_where_sigterm_is_handled():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert one == many and many["ok"]
+
+
+def test_the_database_lists_uncovered_events_as_the_python_pass_does(monkeypatch):
+    events = make_events(40)
+    seals = sealing.seal_pending()
+    sql("DELETE FROM audit_auditseal WHERE id IN (%s, %s)", [seals[1].pk, seals[4].pk])  # gaps: inserted
+    make_events(3)  # unsealed
+    by_database = verify(processes=1)
+    monkeypatch.setattr(verify_module, "UNCOVERED_SQL_RANGES", 0)
+    by_python = verify(processes=1)
+    assert by_database.summary() == by_python.summary()
+    assert [p.as_dict() for p in by_database.problems] == [p.as_dict() for p in by_python.problems]
+    inserted = [p.event_id for p in by_database.problems if p.kind == "inserted"]
+    assert inserted == sorted(e.pk for e in events[5:10] + events[20:25])
+    assert by_database.unsealed == 3
+
+
+def test_a_process_with_other_threads_verifies_alone(monkeypatch):
+    monkeypatch.setattr(verify_module, "threading", threading)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        assert verify_module._processes(3) == 1  # forking beside a running thread is not safe
+    finally:
+        stop.set()
+        thread.join()
