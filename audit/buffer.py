@@ -368,6 +368,9 @@ def _claim(limit: int) -> list[tuple]:
 def _delete(ids: list[int]) -> None:
     table = IngestBufferEntry._meta.db_table
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one array parameter, not one per id
+            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s::bigint[])", [ids])  # noqa: S608
+            return
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
             cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)  # noqa: S608
@@ -381,12 +384,39 @@ def _process(rows: list[tuple]) -> tuple[int, int]:
         for event in cloudevents.parse_delivery(headers, body, content_type,
                                                 max_depth=settings.AUDIT_INGEST_MAX_JSON_DEPTH):
             by_project[project_id].append((event, received_at))
+    _lock_lone_halves(by_project)
     created = duplicates = 0
     for project_id, events in by_project.items():
         c, d = events_store_and_dispatch(project_id, events)
         created += c
         duplicates += d
     return created, duplicates
+
+
+def _lone_key(project_id: int, event_id: str) -> int:
+    digest = hashlib.blake2b(f"{project_id}:{event_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_lone_halves(by_project: dict[int, list]) -> None:
+    """Several workers drain at once (SKIP LOCKED), so a request and its response may be taken
+    by two workers whose transactions overlap: neither would see the other's half and the pair
+    would wait for the sweep. Before writing anything, a batch takes a transaction lock on each
+    event whose partner is not in the batch, in one sorted order (no deadlock between batches):
+    the second worker waits for the first one's commit, then finds its half and pairs them."""
+    if connection.vendor != "postgresql":
+        return  # SQLite runs one write transaction at a time
+    keys = set()
+    for project_id, events in by_project.items():
+        kinds: dict[str, set[str]] = defaultdict(set)
+        for event, _received in events:
+            kinds[event.id].add(event.kind)
+        keys.update(_lone_key(project_id, event_id) for event_id, found in kinds.items()
+                    if not {"request", "response"} <= found)
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM "
+                           "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS sorted", [sorted(keys)])
 
 
 def _move_to_failed(row: tuple, exc: Exception) -> None:

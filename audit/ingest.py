@@ -34,7 +34,7 @@ from audit import services as audit
 from audit.directory import get_directory
 from audit.inference import OK, RESPONSE_ONLY, TIMEOUT, InferencePair, dispatch
 from audit.models import AuditEvent, InferenceEventPart, IngestBatch
-from console import metrics
+from console import bulk, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -216,11 +216,20 @@ _PART_COLUMNS = ("project_id", "event_id", "event_type", "time", "received_at", 
 
 def _insert_parts(rows: list[tuple]) -> set[tuple[str, str]]:
     """Insert part rows (values in ``_PART_COLUMNS`` order), skipping those already stored, in
-    one multi-row statement per 500 rows; returns the (event id, type) of the rows inserted.
+    one statement (PostgreSQL: arrays per column; elsewhere one multi-row statement per 500 rows); returns the (event id, type) of the rows inserted.
     ``ON CONFLICT DO NOTHING`` on the unique (project, id, type) index: a concurrent worker
     inserting the same event makes this one wait for its commit, then skip it."""
+    if not rows:
+        return set()
+    if connection.vendor == "postgresql":  # one array per column: a statement of fixed text
+        with connection.cursor() as cursor:
+            cursor.execute(bulk.unnest_insert_sql(
+                InferenceEventPart, [c if c != "batch_id" else "batch" for c in _PART_COLUMNS],
+                suffix="ON CONFLICT (project_id, event_id, event_type) DO NOTHING RETURNING event_id, event_type"),
+                bulk.columns_of(rows, len(_PART_COLUMNS)))
+            return set(cursor.fetchall())
     table = InferenceEventPart._meta.db_table
-    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    json_param = "%s"
     row_sql = "(" + ", ".join(json_param if c in ("metadata", "annotations") else "%s" for c in _PART_COLUMNS) + ")"
     inserted: set[tuple[str, str]] = set()
     with connection.cursor() as cursor:

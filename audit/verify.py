@@ -15,15 +15,26 @@ reports, in trail order, every
 
 Events above the low-water mark that no seal covers yet are counted as ``unsealed``: they are
 waiting for the next sealer run, not a failure.
+
+On PostgreSQL the events of each group of seals (``GROUP_EVENTS``) are read and checked in
+``AUDIT_VERIFY_PROCESSES`` forked processes, each on its own connection, and so is the pass for
+uncovered events; their findings are merged in trail order, so the report is the one a single
+process gives (tested). A process that cannot fork safely (threads running, a daemon such as a
+Celery worker child, a transaction open: children would not see its rows) verifies alone.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC
 from types import SimpleNamespace
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import connection, connections, transaction
 from django.utils.dateparse import parse_datetime
 
 from audit import digests, sealing
@@ -194,10 +205,92 @@ def _verify_group(report: Report, group: list[AuditSeal]) -> None:
         _check_events(report, seal, found, source="database")
 
 
-def verify(*, progress=None) -> Report:
-    """Verify the whole trail. ``progress(done_seals)`` is called now and then."""
+def _processes(requested: int | None) -> int:
+    wanted = settings.AUDIT_VERIFY_PROCESSES if requested is None else requested
+    wanted = wanted or os.cpu_count() or 1
+    if (wanted <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block
+            or multiprocessing.current_process().daemon or threading.active_count() > 1
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        return 1
+    return wanted
+
+
+class _Done:
+    """A step whose findings are already known (same interface as an ``AsyncResult``)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+def _findings(report: Report) -> tuple:
+    return report.events, report.archived_events, report.unsealed, report.problems, report.truncated
+
+
+def _group_in_child(group: list[AuditSeal]) -> tuple:
+    part = Report()
+    try:
+        _verify_group(part, group)
+    finally:
+        connection.close()
+    return _findings(part)
+
+
+def _uncovered_in_child(covered: list[list[int]], floor: int) -> tuple:
+    part = Report()
+    try:
+        _check_uncovered(part, covered, floor)
+    finally:
+        connection.close()
+    return _findings(part)
+
+
+def _merge(report: Report, findings: tuple) -> None:
+    events, archived, unsealed, problems, truncated = findings
+    report.events += events
+    report.archived_events += archived
+    report.unsealed += unsealed
+    for problem in problems:
+        report.add(problem)
+    report.truncated = report.truncated or truncated
+
+
+def verify(*, progress=None, processes: int | None = None) -> Report:
+    """Verify the whole trail. ``progress(done_seals)`` is called now and then. ``processes``
+    (default ``AUDIT_VERIFY_PROCESSES``) verifies the events in that many forked processes where
+    that is safe (see the module's docstring); the report is the same either way."""
     from audit import retention
 
+    workers = _processes(processes)
+    pool = None
+    if workers > 1:
+        # The children must not share the parent's connections: close them before forking (the
+        # parent opens new ones as it needs them; no transaction is open, checked above).
+        connections.close_all()
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_child_start)
+    try:
+        report = _verify(progress=progress, pool=pool, retention=retention)
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        raise
+    if pool is not None:
+        pool.close()  # the children exit once their queue is empty
+        pool.join()
+    return report
+
+
+def _child_start() -> None:
+    # A child must stop when the pool stops it, whatever handlers its parent installed (the
+    # ingest worker's SIGTERM handler only sets a flag).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _verify(*, progress, pool, retention) -> Report:
     report = Report()
     previous: AuditSeal | None = None
     expected_sequence = 1
@@ -205,28 +298,48 @@ def verify(*, progress=None) -> Report:
     floor = 0
     pruned = set(AuditSealArchive.objects.filter(pruned_at__isnull=False).values_list("seal_id", flat=True))
     archive_queue: list[AuditSeal] = []
+    # The event checks in trail order, merged at the end (a child's, or one done here), so the
+    # problems are listed (and truncated) as one process lists them.
+    steps: list = []
+    seal_checks = Report()  # the seals' own problems since the last step, in their place
+
+    def push_seal_checks():
+        nonlocal seal_checks
+        if seal_checks.problems:
+            steps.append(_Done(_findings(seal_checks)))
+            seal_checks = Report()
 
     def flush_archive():
         if not archive_queue:
             return
+        push_seal_checks()
+        part = Report()
         rows_by_seal = retention.archived_rows([s.sequence for s in archive_queue])
         for queued in archive_queue:
             rows = rows_by_seal.get(queued.sequence, {})
             found = {event_id: (_content_digest({k: values[k] for k in digests.CANONICAL_FIELDS}), values["digest"])
                      for event_id, values in rows.items()}
-            _check_events(report, queued, found, source="archive")
+            _check_events(part, queued, found, source="archive")
         archive_queue.clear()
+        steps.append(_Done(_findings(part)))
 
     group: list[AuditSeal] = []
 
     def flush_group():
-        if group:
-            _verify_group(report, group)
-            group.clear()
+        if not group:
+            return
+        push_seal_checks()
+        if pool is not None:
+            steps.append(pool.apply_async(_group_in_child, (list(group),)))
+        else:
+            part = Report()
+            _verify_group(part, group)
+            steps.append(_Done(_findings(part)))
+        group.clear()
 
     for seal in AuditSeal.objects.order_by("sequence").iterator(chunk_size=200):
         report.seals += 1
-        _check_seal(report, seal, previous, expected_sequence)
+        _check_seal(seal_checks, seal, previous, expected_sequence)
         if seal.pk in pruned:
             archive_queue.append(seal)
             if len(archive_queue) >= 100:
@@ -243,15 +356,42 @@ def verify(*, progress=None) -> Report:
             progress(report.seals)
     flush_group()
     flush_archive()
-    _check_uncovered(report, sealing.merge_ranges(all_ranges), floor)
+    push_seal_checks()
+    covered = sealing.merge_ranges(all_ranges)
+    if pool is not None:
+        steps.append(pool.apply_async(_uncovered_in_child, (covered, floor)))
+    else:
+        part = Report()
+        _check_uncovered(part, covered, floor)
+        steps.append(_Done(_findings(part)))
+    for step in steps:
+        _merge(report, step.get())
     return report
 
 
-def _check_uncovered(report: Report, covered: list[list[int]], floor: int) -> None:
+UNCOVERED_SQL_RANGES = 200  # up to this many covered ranges, PostgreSQL lists the uncovered ids
+
+
+def _uncovered_ids(covered: list[list[int]]):
+    """The ids of events outside ``covered`` (sorted, merged, inclusive ranges), ascending. On
+    PostgreSQL with few ranges (a trail without retention gaps has one) the database filters
+    them, rather than sending every id to Python to be checked."""
+    if connection.vendor == "postgresql" and len(covered) <= UNCOVERED_SQL_RANGES:
+        where = " AND ".join(["NOT (id BETWEEN %s AND %s)"] * len(covered)) or "TRUE"
+        with transaction.atomic(), connection.chunked_cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {AuditEvent._meta.db_table} WHERE {where} ORDER BY id",  # noqa: S608
+                           [bound for first_last in covered for bound in first_last])
+            while rows := cursor.fetchmany(20000):
+                yield from (event_id for (event_id,) in rows)
+        return
     coverage = sealing._Coverage(covered)
     for event_id in AuditEvent.objects.order_by("id").values_list("id", flat=True).iterator(chunk_size=20000):
-        if coverage.covers(event_id):
-            continue
+        if not coverage.covers(event_id):
+            yield event_id
+
+
+def _check_uncovered(report: Report, covered: list[list[int]], floor: int) -> None:
+    for event_id in _uncovered_ids(covered):
         if event_id <= floor:
             report.add(Problem("inserted", f"event {event_id} is covered by no seal although every event up to "
                                f"{floor} was sealed: it was inserted", event_id=event_id, position=event_id))

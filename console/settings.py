@@ -638,6 +638,9 @@ AUDIT_INGEST_GROUP_COMMIT = env.boolean("AUDIT_INGEST_GROUP_COMMIT", True)
 AUDIT_INGEST_WRITERS = env.integer("AUDIT_INGEST_WRITERS", 4, minimum=1)
 # The integrity page verifies trails of more sealed events than this in a worker, with progress.
 AUDIT_VERIFY_INLINE_EVENTS = env.integer("AUDIT_VERIFY_INLINE_EVENTS", 100_000, minimum=0)
+# Processes that verify the seals' events in parallel on PostgreSQL (0: one per CPU; 1: none).
+# Used where the verifying process may fork (one thread, not a daemon such as a Celery worker child).
+AUDIT_VERIFY_PROCESSES = env.integer("AUDIT_VERIFY_PROCESSES", 0, minimum=0)
 # How long a receiver process trusts what it read: an ingest key's project (so a rotated key is
 # refused within this time; at most 1 s) and the buffer depth.
 AUDIT_INGEST_KEY_CACHE_SECONDS = 1.0

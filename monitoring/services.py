@@ -28,6 +28,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from audit import services as audit
+from console import bulk
 from endpoints.models import Endpoint, ModelVersion
 from endpoints.services import notifications
 from monitoring import drift, extract, metrics
@@ -76,6 +77,13 @@ def upsert_add(model: type[models.Model], keys: Sequence[str], adds: Sequence[st
     ordered = sorted(rows, key=lambda row: tuple(str(v) for v in row[: len(keys)]))
     if not ordered:
         return 0
+    conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {', '.join(updates)}"
+    if connection.vendor == "postgresql":  # one array per column: a statement of fixed text
+        with connection.cursor() as cursor:
+            cursor.execute(bulk.unnest_insert_sql(model, [*keys, *adds, *replace], suffix=conflict),
+                           bulk.columns_of(([_adapt(f, v) for f, v in zip(fields, row, strict=True)]
+                                            for row in ordered), len(fields)))
+        return len(ordered)
     placeholder = f"({', '.join(['%s'] * len(columns))})"
     per_statement = max(1, MAX_SQL_PARAMETERS // len(columns))
     with connection.cursor() as cursor:
@@ -287,10 +295,33 @@ def _build_record(pair, endpoint: Endpoint, resolver: _Resolver) -> tuple[Infere
     return record, {"bins": bins, "prediction_bins": prediction_bins, "prediction_name": prediction_name}
 
 
+_RECORD_FIELDS = [f for f in InferenceRecord._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_new_postgresql(records: list[InferenceRecord]) -> list[InferenceRecord]:
+    """One statement (arrays per column) that skips the events already recorded, by this batch's
+    predecessors or by a concurrent worker (ON CONFLICT waits for its commit): no prior query."""
+    rows = []
+    for record in records:
+        rows.append([bulk.json_text(getattr(record, f.attname)) if isinstance(f, models.JSONField)
+                     else getattr(record, f.attname) for f in _RECORD_FIELDS])
+    by_key = {(r.endpoint_id, r.component, r.event_id): r for r in records}
+    with connection.cursor() as cursor:
+        cursor.execute(bulk.unnest_insert_sql(
+            InferenceRecord, [f.name for f in _RECORD_FIELDS],
+            suffix="ON CONFLICT (endpoint_id, component, event_id) DO NOTHING "
+                   "RETURNING id, endpoint_id, component, event_id"), bulk.columns_of(rows, len(_RECORD_FIELDS)))
+        for pk, endpoint_id, component, event_id in cursor.fetchall():
+            by_key[(endpoint_id, component, event_id)].pk = pk
+    return [record for record in records if record.pk is not None]
+
+
 def _insert_new(records: list[InferenceRecord]) -> list[InferenceRecord]:
     """Insert records; those whose event a concurrent delivery inserted first are skipped."""
     if not records:
         return []
+    if connection.vendor == "postgresql":
+        return _insert_new_postgresql(records)
     try:
         with transaction.atomic():
             InferenceRecord.objects.bulk_create(records)
@@ -425,7 +456,8 @@ def inference_records_ingest(pairs: Sequence) -> list[InferenceRecord]:
     if not seen:
         return []
     with transaction.atomic():
-        existing = _already_recorded(seen)
+        # PostgreSQL skips recorded events in the insert itself (ON CONFLICT DO NOTHING).
+        existing = set() if connection.vendor == "postgresql" else _already_recorded(seen)
         fresh = [built for key, built in seen.items() if key not in existing]
         inserted = _insert_new([record for record, _ in fresh])
         binned = {id(record): found for record, found in fresh}
