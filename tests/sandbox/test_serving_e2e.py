@@ -163,10 +163,13 @@ def settled(quiet: float = 3.0, timeout: float = 120) -> None:
     raise AssertionError("the agent's events kept coming")
 
 
-def latency_tab(user, endpoint: Endpoint) -> tuple[dict, str]:
-    """The endpoint's latency as its API answers it, and its latency tab's page, for ``user``."""
+def latency_tab(endpoint: Endpoint) -> tuple[dict, str]:
+    """The endpoint's latency as its API answers it, and its latency tab's page, for a Viewer
+    of its project."""
+    viewer = UserFactory(username="watcher")
+    grants.grant_create(actor=None, role="viewer", target=endpoint.project, user=viewer, reason="test")
     client = Client()
-    client.force_login(user)
+    client.force_login(viewer)
     api = client.get(reverse("api-endpoint-latency", kwargs={"pk": endpoint.pk}), {"range": "1h"})
     assert api.status_code == 200, api.content
     page = client.get(reverse("monitoring:endpoint-latency", kwargs={"project": endpoint.project.name,
@@ -295,7 +298,7 @@ def test_a_canary_at_20_percent_takes_20_percent_of_the_requests_at_the_gateway(
     else:
         assert set(logged) == {primary.pk, canary.pk}
         assert logged[primary.pk] <= seen[0] and logged[canary.pk] <= seen[2]
-    latency, page = latency_tab(deployment.owner, endpoint)
+    latency, page = latency_tab(endpoint)
     versions = {v["model_version"]: v for v in latency["versions"]}
     assert set(versions) == {primary.pk, canary.pk}
     assert (versions[primary.pk]["role"], versions[canary.pk]["role"]) == ("primary", "canary")
@@ -327,6 +330,9 @@ def test_the_first_request_after_idle_cold_starts_the_runtime(deployment, django
 
     # Idle for the scale-to-zero window: the pods go, the endpoint stays Ready.
     wait_for(lambda: not pods(), SCALE_TO_ZERO_SECONDS + 30, "the idle revision to scale to zero", interval=0.2)
+    gateway, activator = deployment.cluster.plane.gateway, f"{deployment.name}.{endpoint.name}.iris-predictor-00001.activator"
+    wait_for(lambda: activator in (gateway._written or ("", ""))[1], 30, "Envoy to route to the activator",
+             interval=0.1)
     deployment.ready(endpoint)
     cold_id = str(uuid.uuid4())
     status, cold_headers, body = deployment.call(host, "/v1/models/iris:predict", {"instances": [VIRGINICA]},
@@ -346,7 +352,7 @@ def test_the_first_request_after_idle_cold_starts_the_runtime(deployment, django
     # marker on the chart); the logged latency of the cold request, like KServe's agent's,
     # starts when the pod got it, after the activator held it.
     drain_logged(2 * 3)
-    latency, page = latency_tab(deployment.owner, endpoint)
+    latency, page = latency_tab(endpoint)
     assert latency["cold_start_error"] == ""
     (cold,) = latency["cold_starts"]
     assert cold["revision"] == f"{endpoint.name}-predictor-00001"
