@@ -4,6 +4,7 @@ so kubectl's way of summarising a pod can be tested on hand-written objects."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,6 +16,10 @@ LIMIT_BYTES = 1_000_000
 # The containers KServe puts in a predictor or transformer pod, in the order the chooser offers them.
 KNOWN_CONTAINERS = ("kserve-container", "storage-initializer", "queue-proxy", "agent")
 REVISION_LABEL = "serving.knative.dev/revision"
+# The event a scale from zero leaves on the InferenceService (the sandbox's activator records
+# it; see docs/serving.md): "Revision <name> scaled from zero: the first request waited 6.97 s …".
+COLD_START_REASON = "ColdStart"
+_COLD_START = re.compile(r"Revision (?P<revision>\S+) scaled from zero\b.*?waited (?P<seconds>\d+(?:\.\d+)?) s")
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -239,3 +244,28 @@ def _name_stamp(event: dict) -> int:
         return int(name.rsplit(".", 1)[-1], 16)
     except ValueError:
         return 0
+
+
+@dataclass
+class ColdStart:
+    """A scale from zero: when the first request was answered, which revision woke, and how
+    long that request waited for it (None when the event does not say)."""
+
+    time: datetime | None
+    revision: str
+    seconds: float | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"time": self.time.isoformat() if self.time else None, "revision": self.revision,
+                "seconds": self.seconds, "message": self.message}
+
+
+def cold_starts(events: list[dict]) -> list[ColdStart]:
+    """The ``ColdStart`` events among ``events`` (the InferenceService's), oldest first."""
+    found = []
+    for row in event_rows([e for e in events if e.get("reason") == COLD_START_REASON]):
+        match = _COLD_START.search(row.message)
+        found.append(ColdStart(time=row.last_seen, revision=match["revision"] if match else "",
+                               seconds=float(match["seconds"]) if match else None, message=row.message))
+    return found[::-1]

@@ -30,6 +30,7 @@ QUANTILE_NAMES = ("p50", "p95", "p99")
 STATUS_COLOURS = {"ok": "#1a7437", "warning": "#c98a00", "alert": "#b42318", "insufficient": "#7a8494"}
 PHASE_COLOURS = {"Ready": "#1a7437", "Deploying": "#1f5fbf", "Pending": "#6b5fb5", "Degraded": "#c98a00",
                  "Failed": "#b42318", "Stopped": "#7a8494", "Unknown": "#9aa4b2"}
+COLD_START_COLOUR = "#6b5fb5"
 TIME_TITLE = "Time (UTC)"
 
 
@@ -152,6 +153,24 @@ def _error_rate(version) -> np.ndarray:
         return np.where(version.requests > 0, version.errors / np.maximum(version.requests, 1) * 100, np.nan)
 
 
+def _cold_start_markers(cold_starts, columns: int, annotations: list) -> dict:
+    """A dotted vertical line on every column at each scale from zero, labelled with the wait
+    once (on the first column): the first request's wait is not in the logged latencies."""
+    shapes = []
+    annotations = list(annotations)
+    for start in cold_starts:
+        moment = _time(start.time)
+        wait = f"{start.seconds:.1f} s" if start.seconds is not None else "cold start"
+        for column in range(1, columns + 1):
+            suffix = "" if column == 1 else str(column)
+            shapes.append({"type": "line", "xref": f"x{suffix}", "x0": moment, "x1": moment, "yref": "paper",
+                           "y0": 0, "y1": 1, "line": {"color": COLD_START_COLOUR, "dash": "dot", "width": 1.5}})
+        annotations.append({"text": f"cold start {wait}", "xref": "x", "x": moment, "yref": "paper", "y": 1,
+                            "xanchor": "left", "yanchor": "top", "showarrow": False,
+                            "hovertext": start.message, "font": {"size": 11, "color": COLD_START_COLOUR}})
+    return {"shapes": shapes, "annotations": annotations} if shapes else {}
+
+
 def latency_figures(dashboard: LatencyDashboard) -> dict:
     times = [_time(t) for t in dashboard.window.times]
     span = [_time(dashboard.window.start), _time(dashboard.window.end)]
@@ -176,6 +195,7 @@ def latency_figures(dashboard: LatencyDashboard) -> dict:
                     hovertemplate=f"{name} %{{y:.1f}} ms<extra>{version.label}</extra>",
                 ))
         layout = _columns([v.label for v in shown], time_axis, _axis("Latency (ms)", rangemode="tozero"))
+        layout.update(_cold_start_markers(dashboard.cold_starts, len(shown), layout["annotations"]))
         figures["latency"] = _plain_figure(traces, height=360, **top_legend, **layout)
     else:
         figures["latency"] = None

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit import selectors as audit_selectors
 from console.permissions import is_platform_admin
+from endpoints import operations as endpoint_operations
 from endpoints import selectors as endpoint_selectors
 from endpoints.models import Endpoint, EndpointStatus, HardwareProfile, ModelVersion
 from monitoring import drift, extract, metrics, prometheus
@@ -146,6 +147,10 @@ class LatencyDashboard:
     prometheus_error: str = ""
     prometheus_configured: bool = False
     refused: int = 0  # logger deliveries refused in the range because the ingest buffer was full
+    # Scales from zero in the range (the InferenceService's ColdStart events), oldest first, and
+    # why they could not be read; only for an endpoint that may scale to zero (minReplicas 0).
+    cold_starts: list[endpoint_operations.ColdStart] = field(default_factory=list)
+    cold_start_error: str = ""
 
     @property
     def has_latency(self) -> bool:
@@ -230,6 +235,11 @@ def latency_dashboard(*, endpoint: Endpoint, range_key: str | None = None,
     dashboard = LatencyDashboard(endpoint=endpoint, window=window, versions=versions, note=note, empty_reason=empty)
     dashboard.refused = audit_selectors.ingest_refusals_for(
         project_id=endpoint.project_id, inference_service=endpoint.name, since=window.start)
+    if endpoint.min_replicas == 0:
+        from endpoints.services.operations import endpoint_cold_starts
+
+        starts, dashboard.cold_start_error = endpoint_cold_starts(endpoint=endpoint)
+        dashboard.cold_starts = [c for c in starts if c.time is not None and c.time >= window.start]
     if settings.PROMETHEUS_URL:
         dashboard.prometheus_configured = True
         try:

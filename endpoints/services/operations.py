@@ -102,6 +102,13 @@ def endpoint_operations(*, endpoint: Endpoint) -> OperationsReading:
     return OperationsReading(pods=ops.pod_rows(pods, _traffic(endpoint)), events=ops.event_rows(events), error=error)
 
 
+def endpoint_cold_starts(*, endpoint: Endpoint) -> tuple[list[ops.ColdStart], str]:
+    """The endpoint's scales from zero the cluster still has events of (oldest first), and the
+    message when the cluster could not be read."""
+    events, error = _read(endpoint, lambda c: c.events_for(endpoint.project.namespace, endpoint.name))
+    return ops.cold_starts(events or []), error
+
+
 def _traffic(endpoint: Endpoint) -> list:
     status = getattr(endpoint, "status", None)
     return (status.traffic if status is not None else None) or []

@@ -37,6 +37,13 @@ class VersionLatencySerializer(serializers.Serializer):
     series = LatencyPointSerializer(many=True)
 
 
+class ColdStartSerializer(serializers.Serializer):
+    time = serializers.DateTimeField(help_text="When the first request after the scale from zero was answered.")
+    revision = serializers.CharField(help_text="The revision that scaled from zero.")
+    seconds = serializers.FloatField(allow_null=True, help_text="How long that request waited for it.")
+    message = serializers.CharField(help_text="The ColdStart event's message.")
+
+
 class LatencySerializer(serializers.Serializer):
     endpoint = serializers.IntegerField()
     range = serializers.CharField()
@@ -46,6 +53,10 @@ class LatencySerializer(serializers.Serializer):
     logger_note = serializers.CharField(allow_null=True,
                                         help_text="Why the endpoint's logger mode cannot feed latency (null if it can).")
     versions = VersionLatencySerializer(many=True)
+    cold_starts = ColdStartSerializer(many=True, help_text=(
+        "Scales from zero in the range (ColdStart events of the InferenceService; only for an endpoint with "
+        "minReplicas 0). Their wait is not in the logged latencies."))
+    cold_start_error = serializers.CharField(help_text="Why cold starts could not be read (empty if they could).")
 
 
 class FeatureDriftSerializer(serializers.Serializer):

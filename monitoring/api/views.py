@@ -64,7 +64,10 @@ class EndpointLatencyView(EndpointMonitoringView):
                 ],
             })
         data = {"endpoint": dashboard.endpoint.pk, "range": range_key, "start": window.start, "end": window.end,
-                "step_seconds": window.step, "logger_note": dashboard.note, "versions": versions}
+                "step_seconds": window.step, "logger_note": dashboard.note, "versions": versions,
+                "cold_starts": [{"time": c.time, "revision": c.revision, "seconds": c.seconds, "message": c.message}
+                                for c in dashboard.cold_starts],
+                "cold_start_error": dashboard.cold_start_error}
         return Response(LatencySerializer(data).data)
 
 

@@ -73,6 +73,28 @@ def test_the_number_of_lines_is_bounded(asked, used):
     assert ops.clamp_tail(asked) == used
 
 
+def test_cold_starts_are_read_from_the_coldstart_events_oldest_first():
+    def event(name, reason, message, stamp):
+        return {"metadata": {"name": name}, "reason": reason, "message": message, "lastTimestamp": stamp,
+                "involvedObject": {"kind": "InferenceService", "name": "scorer"}}
+
+    events = [
+        event("scorer.2", "ColdStart", "Revision scorer-predictor-00002 scaled from zero: the first request waited "
+              "6.97 s (pod, storage initializer, model server)", "2026-12-05T09:10:00Z"),
+        event("scorer.1", "ScaledToZero", "No request for 60 s: scaled to zero", "2026-12-05T09:05:00Z"),
+        event("scorer.0", "ColdStart", "Revision scorer-predictor-00001 scaled from zero: the first request waited "
+              "12 s (pod, storage initializer, model server)", "2026-12-05T08:00:00Z"),
+        event("scorer.3", "ColdStart", "woke up", "2026-12-05T09:20:00Z"),  # a message in another form
+    ]
+    starts = ops.cold_starts(events)
+    assert [(c.revision, c.seconds, c.time.isoformat()) for c in starts] == [
+        ("scorer-predictor-00001", 12.0, "2026-12-05T08:00:00+00:00"),
+        ("scorer-predictor-00002", 6.97, "2026-12-05T09:10:00+00:00"),
+        ("", None, "2026-12-05T09:20:00+00:00"),
+    ]
+    assert starts[2].as_dict()["message"] == "woke up"
+
+
 # --- pages and API against the sandbox ----------------------------------------------------------------
 
 @pytest.fixture

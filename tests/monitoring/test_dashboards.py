@@ -107,6 +107,23 @@ def test_latency_json_returns_the_same_figures_and_the_summary(client, alice, en
     assert len(body["figures"]["throughput"]["data"][0]["x"]) == 72  # 6 h in 5-minute steps
 
 
+def test_a_scale_to_zero_endpoint_whose_cluster_cannot_be_read_still_shows_its_latency(client, alice):
+    """Cold starts come from the cluster's events, only for minReplicas 0; a cluster nothing
+    listens on is a line in the tab and a field of the API, never a 500."""
+    endpoint = monitored_endpoint(min_replicas=0)
+    grant(alice, endpoint.project, "view")
+    traffic(endpoint, minutes=5)
+    client.force_login(alice)
+    response = client.get(url("endpoint-latency", endpoint))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Cold starts could not be read" in html and "could not be reached" in html
+    assert figures_of(response)["figures"]["latency"] is not None
+    api = client.get(reverse("api-endpoint-latency", kwargs={"pk": endpoint.pk})).json()
+    assert api["cold_starts"] == [] and "could not be reached" in api["cold_start_error"]
+    assert api["versions"][0]["totals"]["requests"] > 0
+
+
 def test_longer_ranges_read_hour_rollups(client, alice, endpoint):
     traffic(endpoint, minutes=180)
     client.force_login(alice)

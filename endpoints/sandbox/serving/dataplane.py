@@ -217,7 +217,7 @@ class DataPlane:
 
     def sync(self) -> None:
         desired: dict[tuple[str, str, str], tuple[dict, str, Path]] = {}
-        services: list[gw.Service] = []
+        seen: list[tuple[dict, str, set[str]]] = []
         for isvc in self.store.list("inferenceservices"):
             meta = isvc["metadata"]
             if meta.get("deletionTimestamp"):
@@ -235,12 +235,19 @@ class DataPlane:
                 model_dir = self.controller.model_dir(namespace, name, revision)
                 if self.servable(model_format) and model_dir.is_dir() and any(model_dir.iterdir()):
                     desired[key] = (isvc, model_format, model_dir)
-            service = self._service(isvc, model_format, running, desired)
-            if service is not None:
-                services.append(service)
-        self._reconcile_processes(desired)
+            seen.append((isvc, model_format, running))
+        stopped = self._reconcile_processes(desired)
+        # Routes first, then the processes of revisions that went: Envoy never sends a request
+        # to an agent already stopped (a scale to zero routes to the activator before the
+        # revision's processes stop, as Knative puts the activator in the path before it scales
+        # a revision down).
+        services = [service for isvc, model_format, running in seen
+                    if (service := self._service(isvc, model_format, running, desired)) is not None]
         if self.gateway is not None:
             self.gateway.apply(gw.GatewayConfig(services))
+        for entry in stopped:
+            logger.info("sandbox data plane: stopping %s/%s %s", *entry.key)
+            self._executor.submit(entry.stop)
 
     def _logged_annotations(self, isvc: dict) -> dict[str, str]:
         """The annotations the logger's ``metadataAnnotations`` names, as this revision's pods carry them."""
@@ -293,7 +300,9 @@ class DataPlane:
                               ((gw.ACTIVATOR_HEADER, "/".join(key)),))
         return None
 
-    def _reconcile_processes(self, desired: dict) -> None:
+    def _reconcile_processes(self, desired: dict) -> list[RevisionProcesses]:
+        """Start the revisions newly desired; take those no longer desired out of the table
+        and return them (the caller stops them once the gateway no longer routes to them)."""
         with self._lock:
             gone = [key for key in self._processes if key not in desired]
             stopped = [self._processes.pop(key) for key in gone]
@@ -307,11 +316,9 @@ class DataPlane:
                     entry = RevisionProcesses(key=key, model_format=model_format, model_dir=model_dir)
                     self._processes[key] = entry
                     starting.append((entry, isvc))
-        for entry in stopped:
-            logger.info("sandbox data plane: stopping %s/%s %s", *entry.key)
-            self._executor.submit(entry.stop)
         for entry, isvc in starting:
             self._executor.submit(self._start_revision, entry, isvc)
+        return stopped
 
     def _start_revision(self, entry: RevisionProcesses, isvc: dict) -> None:
         namespace, name, revision = entry.key
