@@ -262,6 +262,11 @@ def run_matrix(release: str, combos: list[dict], *, knative_flags: bool = False)
     started = time.monotonic()
     with release_sandbox(release) as sandbox:
         _enlarge(sandbox)
+        # The claim the pvc:// storage combinations serve from, as a cluster admin provides it: pods
+        # wait for a missing claim, as on a cluster.
+        sandbox.store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                              "metadata": {"name": "models", "namespace": NS},
+                              "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}}})
         if knative_flags:
             sandbox.store.patch("configmaps", "knative-serving", "config-features",
                                 {"data": dict.fromkeys(KNATIVE_FLAGS, "enabled")})
