@@ -21,6 +21,15 @@ from tests.fixtures.browser import login
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+
+def _htmx_processed(page, selector: str) -> None:
+    """Wait until htmx has taken up the element a swap just put in (it does so as the swap
+    settles): a change before that sends no request, which a person could never be quick enough
+    to do, but a browser driven by a test can."""
+    page.wait_for_function(
+        "selector => { const el = document.querySelector(selector); return !!(el && el['htmx-internal-data']); }",
+        arg=selector)
+
 def test_project_narrows_the_versions_and_the_profile_prefills_the_hardware(console_page, live_server, alice):
     setup = deploy_setup(actor=alice)
     grant(alice, setup.project, "view", "deploy")
@@ -49,10 +58,12 @@ def test_project_narrows_the_versions_and_the_profile_prefills_the_hardware(cons
     expect(page.locator("#id_memory_request")).to_have_value("2Gi")
 
     # The swapped section keeps working: another profile, then none.
+    _htmx_processed(page, "#id_hardware_profile")
     page.locator("#id_hardware_profile").select_option(str(cpu.pk))
     expect(page.locator("#id_cpu_request")).to_have_value("500m")
     expect(page.locator("#id_cpu_limit")).to_have_value("500m")
     expect(count).to_have_value("0")
+    _htmx_processed(page, "#id_hardware_profile")
     page.locator("#id_hardware_profile").select_option("")
     expect(page.locator("#id_cpu_request")).to_have_value("")
     expect(page.get_by_label("Name", exact=True)).to_be_visible()
