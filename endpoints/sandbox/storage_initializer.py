@@ -103,6 +103,40 @@ def _venv_lock(venv: Path):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def build_venv(venv: Path, *, requirements: list[str], requirement_line: str, marker: str, partial: str,
+               probe: str, action: str, foreign: str, error: type[Exception], python: str | None,
+               timeout: float) -> None:
+    """Make ``venv`` with ``requirements`` pip-installed, under the caller's ``_venv_lock``: a
+    leftover of an interrupted or older build is removed first, anything else already there is
+    refused with ``foreign``; failures raise ``error`` ("cannot <action>…", with pip's last lines).
+    The marker file records ``requirement_line``, what ``probe`` (Python code run in the venv)
+    prints, and the time it took. The storage initializer's and the model runtimes' virtualenvs."""
+    if venv.exists() and any(venv.iterdir()):
+        if not ((venv / marker).exists() or (venv / partial).exists()):
+            # Never delete what the sandbox did not make (the variable may point anywhere).
+            raise error(foreign)
+        shutil.rmtree(venv)  # half made (interrupted) or for another requirement
+    started = time.monotonic()
+    steps = [[python or sys.executable, "-m", "venv", str(venv)],
+             [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+              *requirements]]
+    venv.mkdir(parents=True, exist_ok=True)
+    (venv / partial).write_text(requirement_line + "\n")
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise error(f"cannot {action}: {' '.join(step[1:4])}: {exc}") from None
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            raise error(f"cannot {action} ({' '.join(step[1:4])} exited with {done.returncode}):\n{tail}")
+    found = subprocess.run([str(venv_python(venv)), "-c", probe], capture_output=True, text=True,
+                           check=False).stdout.strip()
+    (venv / marker).write_text(f"{requirement_line}\n{found}\n{time.monotonic() - started:.1f}s\n")
+    (venv / partial).unlink(missing_ok=True)
+
+
 def ensure_venv(venv: str | Path | None = None, *, python: str | None = None, timeout: float = 900.0) -> Path:
     """The interpreter of a virtualenv with kserve-storage, creating it if needed;
     ``StorageInitializerUnavailable`` when venv or pip fails (with pip's last lines)."""
@@ -112,36 +146,12 @@ def ensure_venv(venv: str | Path | None = None, *, python: str | None = None, ti
     with _venv_lock(venv):
         if installed_version(venv):  # another worker made it while we waited
             return venv_python(venv)
-        if venv.exists() and any(venv.iterdir()):
-            if not ((venv / MARKER).exists() or (venv / PARTIAL).exists()):
-                # Never delete what the sandbox did not make (the variable may point anywhere).
-                raise StorageInitializerUnavailable(
-                    f"{venv} exists and is not a virtualenv the sandbox made for {REQUIREMENT}; remove it "
-                    f"or point {VENV_ENV} elsewhere")
-            shutil.rmtree(venv)  # half made (interrupted) or for another requirement
-        started = time.monotonic()
-        steps = [[python or sys.executable, "-m", "venv", str(venv)],
-                 [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                  REQUIREMENT]]
-        venv.mkdir(parents=True, exist_ok=True)
-        (venv / PARTIAL).write_text(REQUIREMENT + "\n")
-        for step in steps:
-            try:
-                done = subprocess.run(step, capture_output=True, text=True, timeout=timeout,
-                                      stdin=subprocess.DEVNULL, check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise StorageInitializerUnavailable(
-                    f"cannot install {REQUIREMENT} into {venv}: {' '.join(step[1:4])}: {exc}") from None
-            if done.returncode != 0:
-                tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-                raise StorageInitializerUnavailable(
-                    f"cannot install {REQUIREMENT} into {venv} ({' '.join(step[1:4])} exited with "
-                    f"{done.returncode}):\n{tail}")
-        version = subprocess.run([str(venv_python(venv)), "-c",
-                                  "from importlib.metadata import version; print(version('kserve-storage'))"],
-                                 capture_output=True, text=True, check=False).stdout.strip()
-        (venv / MARKER).write_text(f"{REQUIREMENT}\n{version}\n{time.monotonic() - started:.1f}s\n")
-        (venv / PARTIAL).unlink(missing_ok=True)
+        build_venv(venv, requirements=[REQUIREMENT], requirement_line=REQUIREMENT, marker=MARKER, partial=PARTIAL,
+                   probe="from importlib.metadata import version; print(version('kserve-storage'))",
+                   action=f"install {REQUIREMENT} into {venv}",
+                   foreign=(f"{venv} exists and is not a virtualenv the sandbox made for {REQUIREMENT}; remove it "
+                            f"or point {VENV_ENV} elsewhere"),
+                   error=StorageInitializerUnavailable, python=python, timeout=timeout)
         return venv_python(venv)
 
 

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import http.client
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# One installer at a time, as for the storage initializer's virtualenv.
-from endpoints.sandbox.storage_initializer import _venv_lock
+# Made, locked and checked like the storage initializer's virtualenv.
+from endpoints.sandbox.storage_initializer import _venv_lock, build_venv
 
 REQUIREMENTS = ("kserve>=0.21,<0.22", "scikit-learn>=1.4,<2", "xgboost-cpu>=3,<4", "lightgbm>=4,<5")
 VENV_ENV = "SANDBOX_MODEL_RUNTIMES_VENV"
@@ -86,34 +85,14 @@ def ensure_venv(venv: str | Path | None = None, *, python: str | None = None, ti
     with _venv_lock(venv):
         if installed_versions(venv):
             return venv_python(venv)
-        if venv.exists() and any(venv.iterdir()):
-            if not ((venv / MARKER).exists() or (venv / PARTIAL).exists()):
-                raise RuntimesUnavailable(f"{venv} exists and is not a virtualenv the sandbox made for its model "
-                                          f"runtimes; remove it or point {VENV_ENV} elsewhere")
-            shutil.rmtree(venv)
-        started = time.monotonic()
-        steps = [[python or sys.executable, "-m", "venv", str(venv)],
-                 [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                  *REQUIREMENTS]]
-        venv.mkdir(parents=True, exist_ok=True)
-        (venv / PARTIAL).write_text(_requirement_line() + "\n")
-        for step in steps:
-            try:
-                done = subprocess.run(step, capture_output=True, text=True, timeout=timeout,
-                                      stdin=subprocess.DEVNULL, check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise RuntimesUnavailable(f"cannot make the model runtimes in {venv}: {' '.join(step[1:4])}: "
-                                          f"{exc}") from None
-            if done.returncode != 0:
-                tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-                raise RuntimesUnavailable(f"cannot make the model runtimes in {venv} ({' '.join(step[1:4])} "
-                                          f"exited with {done.returncode}):\n{tail}")
-        probe = ("from importlib.metadata import version; print(' '.join(f'{n}=={version(n)}' for n in "
-                 "('kserve', 'scikit-learn', 'xgboost-cpu', 'lightgbm')))")
-        versions = subprocess.run([str(venv_python(venv)), "-c", probe], capture_output=True, text=True,
-                                  check=False).stdout.strip()
-        (venv / MARKER).write_text(f"{_requirement_line()}\n{versions}\n{time.monotonic() - started:.1f}s\n")
-        (venv / PARTIAL).unlink(missing_ok=True)
+        build_venv(venv, requirements=list(REQUIREMENTS), requirement_line=_requirement_line(), marker=MARKER,
+                   partial=PARTIAL,
+                   probe=("from importlib.metadata import version; print(' '.join(f'{n}=={version(n)}' for n in "
+                          "('kserve', 'scikit-learn', 'xgboost-cpu', 'lightgbm')))"),
+                   action=f"make the model runtimes in {venv}",
+                   foreign=(f"{venv} exists and is not a virtualenv the sandbox made for its model runtimes; "
+                            f"remove it or point {VENV_ENV} elsewhere"),
+                   error=RuntimesUnavailable, python=python, timeout=timeout)
         return venv_python(venv)
 
 
