@@ -5,8 +5,6 @@ one that receives the redelivered message and converges."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from endpoints.models import EndpointStatus
 from endpoints.services.endpoints import endpoint_create
 from tests.endpoints.endpoint_factories import deploy_setup
 from tests.fixtures.kube import wait_for
+from tests.fixtures.servers import Process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,12 +37,11 @@ def _database_url() -> str:
     return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-class Worker:
+class Worker(Process):
     """A `celery worker` subprocess against the test database and Redis (this xdist worker's
     database, tests/settings.py), with the console's production settings."""
 
     def __init__(self, log: Path):
-        self.log = log
         env = dict(os.environ)
         env.update({
             "DJANGO_SETTINGS_MODULE": "console.settings",
@@ -55,13 +53,10 @@ class Worker:
             "PYTHONUNBUFFERED": "1",
         })
         env.pop("PYTEST_CURRENT_TEST", None)
-        self.handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"],
-            cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        super().__init__("worker", [
+            str(Path(sys.executable).parent / "celery"), "-A", "console", "worker", "--loglevel", "INFO",
+            "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"], env, log)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -72,21 +67,6 @@ class Worker:
                 raise AssertionError(f"worker exited:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.2)
         raise AssertionError(f"worker not ready:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (no chance to ack or requeue anything)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.handle.close()
 
 
 @pytest.fixture

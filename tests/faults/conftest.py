@@ -13,15 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.servers import PostgresServer, RedisServer
+from tests.fixtures.servers import PostgresServer, Process, RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS: list[dict] = []
@@ -88,49 +86,6 @@ def django_db_modify_db_settings(postgres):
 
 def database_url(postgres) -> str:
     return postgres.url("test_faults")
-
-
-class Process:
-    """A `celery` process in its own process group, logging to a file."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path):
-        self.name, self.args, self.env, self.log = name, args, env, log
-        self.start()
-
-    def start(self) -> None:
-        self.handle = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self.handle,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def children(self) -> list[int]:
-        try:
-            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
-        except FileNotFoundError:
-            return []
-        return [int(pid) for pid in text.split()]
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (no chance to ack or requeue anything)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.handle.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.handle.close()
-
-    def tail(self, size: int = 4000) -> str:
-        return self.log.read_bytes()[-size:].decode(errors="replace")
 
 
 class Stack:
