@@ -103,12 +103,15 @@ def test_latency_and_drift_tabs_render_live_traffic_and_show_the_drift_alert(con
 
         # The range picker redraws in place from the JSON (no navigation).
         page.evaluate("window.__samePage = true")
-        with page.expect_response(lambda r: "/latency/data/" in r.url and r.status == 200):
+        # (An auto-refresh of the old range may be answered meanwhile: wait for the 1h answer.)
+        with page.expect_response(lambda r: "/latency/data/" in r.url and "range=1h" in r.url
+                                  and r.status == 200):
             page.get_by_label("Time range", exact=True).select_option("1h")
         expect(page.get_by_text("Updated")).to_be_visible()
+        page.wait_for_function(
+            "document.querySelector('[data-figure=\"throughput\"]').data[0].x.length === 60")
         assert page.evaluate("window.__samePage") is True
         assert page.url.endswith("?range=1h")
-        assert page.evaluate("document.querySelector('[data-figure=\"throughput\"]').data[0].x.length") == 60
 
         # Drift tab: alert, heatmap, top features, distributions, prediction drift.
         page.get_by_role("link", name="Drift").click()
