@@ -38,3 +38,31 @@ def test_row_digest_is_the_event_digest(details, project_id, source_ip, occurred
     as_text = {**values, "details": json.dumps(details),
                "source_ip": ip_address(source_ip) if source_ip else None}
     assert digests.row_digest([as_text[name] for name in digests.CANONICAL_FIELDS]) == expected
+
+
+@pytest.mark.parametrize("occurred_at", [datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC),
+                                         datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                                         datetime(2026, 3, 1, 1, 0, tzinfo=timezone(timedelta(hours=2)))])
+def test_canonical_time_given_as_text_gives_the_same_digest(occurred_at):
+    values = {name: None for name in digests.CANONICAL_FIELDS}
+    values.update(occurred_at=occurred_at, source="console", action="x", details={"a": 1}, external_id="")
+    expected = digests.event_digest(SimpleNamespace(**values))
+    as_text = [digests._timestamp(occurred_at) if name == "occurred_at" else values[name]
+               for name in digests.CANONICAL_FIELDS]
+    assert digests.row_digest(as_text, canonical_time=True) == expected
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("occurred_at", [datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC),
+                                         datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                                         datetime(2026, 3, 1, 1, 0, tzinfo=timezone(timedelta(hours=2))),
+                                         datetime(2026, 6, 1, 0, 0, 0, 120000, tzinfo=timezone(timedelta(hours=-5)))])
+def test_postgresql_writes_the_canonical_time_verification_reads(occurred_at):
+    from django.db import connection
+
+    from audit.verify import _CANONICAL_TIME_SQL
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_CANONICAL_TIME_SQL} FROM (SELECT %s::timestamptz AS occurred_at) t", [occurred_at])
+        assert cursor.fetchone()[0] == digests._timestamp(occurred_at)
