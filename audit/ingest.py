@@ -222,12 +222,10 @@ def _insert_parts(rows: list[tuple]) -> set[tuple[str, str]]:
     if not rows:
         return set()
     if connection.vendor == "postgresql":  # one array per column: a statement of fixed text
-        with connection.cursor() as cursor:
-            cursor.execute(bulk.unnest_insert_sql(
-                InferenceEventPart, [c if c != "batch_id" else "batch" for c in _PART_COLUMNS],
-                suffix="ON CONFLICT (project_id, event_id, event_type) DO NOTHING RETURNING event_id, event_type"),
-                bulk.columns_of(rows, len(_PART_COLUMNS)))
-            return set(cursor.fetchall())
+        return set(bulk.execute_arrays(bulk.unnest_insert_sql(
+            InferenceEventPart, [c if c != "batch_id" else "batch" for c in _PART_COLUMNS],
+            suffix="ON CONFLICT (project_id, event_id, event_type) DO NOTHING RETURNING event_id, event_type"),
+            bulk.columns_of(rows, len(_PART_COLUMNS))))
     table = InferenceEventPart._meta.db_table
     json_param = "%s"
     row_sql = "(" + ", ".join(json_param if c in ("metadata", "annotations") else "%s" for c in _PART_COLUMNS) + ")"

@@ -54,3 +54,24 @@ def columns_of(rows: Iterable[Sequence], width: int) -> list[list]:
 
 def json_text(value) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def execute_arrays(sql: str, columns: list[list]) -> list[tuple]:
+    """Run an ``unnest_insert_sql`` statement on the current connection, in its transaction,
+    with the arrays bound by the server (psycopg's own cursor, binary dumpers in C) instead of
+    Django's client-side cursor, which quotes every array element into the SQL text in Python
+    (measured: 2.5 s of a 22 s payload-logger drain). Returns the rows of a RETURNING clause
+    (empty without one). Errors are Django's, as from ``connection.cursor()``.
+
+    A bound array has one element type (so it was through Django's cursor): a column mixing
+    ints and floats is sent as floats."""
+    import psycopg
+
+    for column in columns:
+        types = set(map(type, column))
+        if float in types and int in types:
+            column[:] = [float(v) if type(v) is int else v for v in column]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, columns)
+        return cursor.fetchall() if cursor.description else []

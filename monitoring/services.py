@@ -79,10 +79,9 @@ def upsert_add(model: type[models.Model], keys: Sequence[str], adds: Sequence[st
         return 0
     conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {', '.join(updates)}"
     if connection.vendor == "postgresql":  # one array per column: a statement of fixed text
-        with connection.cursor() as cursor:
-            cursor.execute(bulk.unnest_insert_sql(model, [*keys, *adds, *replace], suffix=conflict),
-                           bulk.columns_of(([_adapt(f, v) for f, v in zip(fields, row, strict=True)]
-                                            for row in ordered), len(fields)))
+        bulk.execute_arrays(bulk.unnest_insert_sql(model, [*keys, *adds, *replace], suffix=conflict),
+                            bulk.columns_of(([_adapt(f, v) for f, v in zip(fields, row, strict=True)]
+                                             for row in ordered), len(fields)))
         return len(ordered)
     placeholder = f"({', '.join(['%s'] * len(columns))})"
     per_statement = max(1, MAX_SQL_PARAMETERS // len(columns))
@@ -306,13 +305,11 @@ def _insert_new_postgresql(records: list[InferenceRecord]) -> list[InferenceReco
         rows.append([bulk.json_text(getattr(record, f.attname)) if isinstance(f, models.JSONField)
                      else getattr(record, f.attname) for f in _RECORD_FIELDS])
     by_key = {(r.endpoint_id, r.component, r.event_id): r for r in records}
-    with connection.cursor() as cursor:
-        cursor.execute(bulk.unnest_insert_sql(
+    for pk, endpoint_id, component, event_id in bulk.execute_arrays(bulk.unnest_insert_sql(
             InferenceRecord, [f.name for f in _RECORD_FIELDS],
             suffix="ON CONFLICT (endpoint_id, component, event_id) DO NOTHING "
-                   "RETURNING id, endpoint_id, component, event_id"), bulk.columns_of(rows, len(_RECORD_FIELDS)))
-        for pk, endpoint_id, component, event_id in cursor.fetchall():
-            by_key[(endpoint_id, component, event_id)].pk = pk
+                   "RETURNING id, endpoint_id, component, event_id"), bulk.columns_of(rows, len(_RECORD_FIELDS))):
+        by_key[(endpoint_id, component, event_id)].pk = pk
     return [record for record in records if record.pk is not None]
 
 
