@@ -3,10 +3,12 @@
 1. the receiver over HTTP on loopback — gunicorn gthread, one event per POST as KServe's agent
    sends them, 8 keep-alive connections from wrk (its own process) — against a bare WSGI app on
    the same gunicorn settings in the same run;
-2. end to end: the receiver and one `ingest_worker` process for BENCH_E2E_SECONDS, the buffer
-   depth sampled every 5 s;
-3. a pre-filled buffer of BENCH_DRAIN_EVENTS events drained by one worker into records, rollups,
-   bins and I/O audit events.
+2. end to end: the receiver and one `ingest_worker` process for BENCH_E2E_SECONDS, wrk paced to
+   BENCH_E2E_RATE events/s over BENCH_E2E_CONNECTIONS keep-alive connections, the buffer depth
+   sampled every 5 s;
+3. a pre-filled buffer of BENCH_DRAIN_EVENTS events drained into records, rollups, bins and I/O
+   audit events by BENCH_DRAIN_WORKERS `ingest_worker --once` processes (default one per core;
+   0: in the benchmark's process).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> make bench PYTEST_ARGS="-k ingest"
 
@@ -38,8 +40,12 @@ from tests.monitoring.helpers import label, monitored_endpoint
 ROOT = Path(__file__).resolve().parents[2]
 RECEIVER_SECONDS = int(os.environ.get("BENCH_RECEIVER_SECONDS", "20"))
 E2E_SECONDS = int(os.environ.get("BENCH_E2E_SECONDS", "120"))
+# Events/s offered end to end (2,200 = 1,100 pairs/s; 0: as fast as the receiver answers).
+E2E_RATE = float(os.environ.get("BENCH_E2E_RATE", "2200"))
 DRAIN_EVENTS = int(os.environ.get("BENCH_DRAIN_EVENTS", "200000"))
 DRAIN_PROFILE = os.environ.get("BENCH_DRAIN_PROFILE", "")
+# ingest_worker processes draining the pre-filled buffer (one per core by default; 0: this process).
+DRAIN_WORKERS = int(os.environ.get("BENCH_DRAIN_WORKERS", str(os.cpu_count() or 1)))
 WORKERS = os.environ.get("BENCH_GUNICORN_WORKERS", "2")
 THREADS = os.environ.get("BENCH_GUNICORN_THREADS", "4")
 RECEIVER_THREADS = os.environ.get("BENCH_RECEIVER_THREADS", "8")
@@ -169,7 +175,20 @@ class ReceiverProcess:
         self.log.close()
 
 
-def _wrk(url_path: str, port: int, endpoint, seconds: int, connections: int, tmp_path: Path) -> dict:
+PACING = """
+function delay()
+  local base = math.floor(DELAY)
+  if math.random() < DELAY - base then return base + 1 end
+  return base
+end
+"""
+
+
+def _wrk(url_path: str, port: int, endpoint, seconds: int, connections: int, tmp_path: Path,
+         delay_ms: float | None = None) -> dict:
+    """wrk posting logger events as fast as answered, or with ``delay_ms`` (on average: wrk's
+    delay is whole milliseconds, so each request waits the floor or the ceiling at random)
+    between a connection's answer and its next request."""
     wrk = shutil.which("wrk") or "/usr/bin/wrk"
     base = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "http://localhost:9081/",
             "Ce-Time": "2026-11-28T10:00:00.123456Z", "Ce-Inferenceservicename": endpoint.name,
@@ -185,7 +204,8 @@ def _wrk(url_path: str, port: int, endpoint, seconds: int, connections: int, tmp
         "BASE = {" + ", ".join(f"[ {lua(k)} ] = {lua(v)}" for k, v in base.items()) + "}\n"
         f"PATH = {lua(url_path)}\n"
         f"REQUEST = {lua(json.dumps({'instances': [[5.1, 3.5, 1.4, 0.2]]}))}\n"
-        f"RESPONSE = {lua(json.dumps({'predictions': [0]}))}\n" + WRK_SCRIPT)
+        f"RESPONSE = {lua(json.dumps({'predictions': [0]}))}\n" + WRK_SCRIPT
+        + (f"DELAY = {delay_ms:.4f}\n" + PACING if delay_ms is not None else ""))
     run = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(script),
                           f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60)
     out = run.stdout
@@ -290,10 +310,24 @@ def test_end_to_end_receiver_and_one_worker(endpoint, report, tmp_path):
                 depths.append(buffer.buffer_depth())
             connection.close()
 
+        connections = int(os.environ.get("BENCH_E2E_CONNECTIONS", "8"))
+        delay = None
+        if E2E_RATE > 0:
+            # Pace the connections to E2E_RATE events/s: a 5 s calibration run at the plain
+            # interval measures what each cycle adds (the answer's latency), then the delay is
+            # the interval less that.
+            interval = connections * 1000 / E2E_RATE
+            calibration = _wrk(path, web.port, endpoint, 5, connections, tmp_path, delay_ms=interval)
+            added = connections * 1000 / max(1.0, calibration["rate"]) - interval
+            delay = max(0.0, interval - added)
+            report["calibration_events_per_second"] = calibration["rate"]
+            report["delay_ms"] = round(delay, 3)
+            while buffer.buffer_depth():
+                time.sleep(0.2)
+        before = InferenceRecord.objects.filter(endpoint=endpoint).count()
         sampler = threading.Thread(target=sample)
         sampler.start()
-        result = _wrk(path, web.port, endpoint, E2E_SECONDS, int(os.environ.get("BENCH_E2E_CONNECTIONS", "4")),
-                      tmp_path)
+        result = _wrk(path, web.port, endpoint, E2E_SECONDS, connections, tmp_path, delay_ms=delay)
         done.set()
         sampler.join()
         drain_start = time.monotonic()
@@ -305,8 +339,9 @@ def test_end_to_end_receiver_and_one_worker(endpoint, report, tmp_path):
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
         log.close()
-    pairs = InferenceRecord.objects.filter(endpoint=endpoint).count()
+    pairs = InferenceRecord.objects.filter(endpoint=endpoint).count() - before
     report["seconds"] = E2E_SECONDS
+    report["target_events_per_second"] = E2E_RATE or "as fast as answered"
     report["accepted_events"] = result["requests"] - result["non_2xx"]
     report["receiver_events_per_second"] = result["rate"]
     report["pairs_per_second_offered"] = round(result["rate"] / 2, 1)
@@ -315,7 +350,7 @@ def test_end_to_end_receiver_and_one_worker(endpoint, report, tmp_path):
     report["records"] = pairs
     report["pairs_per_second_end_to_end"] = round(pairs / (E2E_SECONDS + catch_up), 1)
     report["load_average_after"] = _load()
-    assert AuditEvent.objects.filter(source="inference").count() == pairs
+    assert AuditEvent.objects.filter(source="inference").count() == InferenceRecord.objects.count()
 
 
 def test_prefilled_buffer_drains_into_records_rollups_bins_and_audit(endpoint, report):
@@ -337,14 +372,25 @@ def test_prefilled_buffer_drains_into_records_rollups_bins_and_audit(endpoint, r
     assert buffer.buffer_depth() == deliveries
     report["load_average_before"] = _load()
     start = time.perf_counter()
-    if DRAIN_PROFILE:  # a cProfile of the drain (slower than the figure measured without it)
+    if DRAIN_PROFILE:  # a cProfile of the drain in this process (slower than without it)
         import cProfile
 
         profile = cProfile.Profile()
         totals = profile.runcall(buffer.buffer_drain)
         profile.dump_stats(DRAIN_PROFILE)
-    else:
+        report["workers"] = "this process, profiled"
+    elif DRAIN_WORKERS == 0:
         totals = buffer.buffer_drain()
+        report["workers"] = "this process"
+    else:  # `manage.py ingest_worker --once` processes, as deployed (one per core by default)
+        workers = [subprocess.Popen([sys.executable, "manage.py", "ingest_worker", "--once"], cwd=ROOT, env=_env(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                   for _ in range(DRAIN_WORKERS)]
+        for worker in workers:
+            _, errors = worker.communicate(timeout=1800)
+            assert worker.returncode == 0, errors.decode()[-2000:]
+        totals = {"events": deliveries - buffer.buffer_depth()}
+        report["workers"] = f"{DRAIN_WORKERS} ingest_worker processes"
     seconds = time.perf_counter() - start
     report["buffered_events"] = deliveries
     report["drain_seconds"] = round(seconds, 1)
