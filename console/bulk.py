@@ -5,7 +5,8 @@ more in the driver than in the database: psycopg splits the statement at every p
 a statement of each new length misses its cache (measured: a third of the payload-logger drain's
 time). On PostgreSQL ``unnest_insert_sql`` writes the rows as one array per column instead —
 ``INSERT INTO t (a, b) SELECT * FROM unnest(%s::bigint[], %s::text[])`` — so the statement has
-one parameter per column, is the same for any number of rows, and is parsed once.
+one parameter per column, is the same for any number of rows, and is parsed once; the arrays
+go in the binary format, bound by the server (``execute_arrays``).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ def _array_type(field: models.Field) -> str:
 def unnest_insert_sql(model: type[models.Model], names: Sequence[str], *, suffix: str = "") -> str:
     """PostgreSQL: the statement inserting rows of ``model``'s fields ``names`` given as one list
     per column (``columns_of``); JSON fields take JSON text. ``suffix`` follows (ON CONFLICT,
-    RETURNING)."""
+    RETURNING). Run it with ``execute_arrays`` (binary parameters need the server's binding)."""
     fields = [model._meta.get_field(name) for name in names]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
-    arrays = ", ".join(f"%s::{_array_type(field)}" for field in fields)
+    # %b: the arrays go in PostgreSQL's binary format (run through ``execute_arrays``): psycopg
+    # writes the text format element by element with a regular expression, ~9× slower.
+    arrays = ", ".join(f"%b::{_array_type(field)}" for field in fields)
     # Identifiers come from model metadata (quoted); values are parameters.
     return (f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "  # noqa: S608
             f"SELECT * FROM unnest({arrays}) {suffix}").strip()
