@@ -1,5 +1,6 @@
-"""The allow group commit (leader and followers, ``console/access/authz/allows.py``) on a real
-PostgreSQL: many threads staging at once get every row committed exactly once, sharing commits;
+"""The allow group commit (leader and followers, ``console/access/authz/allows.py``): many
+threads staging at once get every row committed exactly once, sharing commits (PostgreSQL, and
+SQLite as ``make run`` uses it); on PostgreSQL
 a committer whose connection broke reconnects; when the database refuses, every waiting check
 is refused (never answered as allowed) and nothing is left queued."""
 
@@ -17,7 +18,7 @@ from console.access.authz import allows
 from console.access.authz.decision import Decision
 from console.access.models import StagedAllow
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _decision(n: int) -> Decision:
@@ -69,6 +70,7 @@ def test_concurrent_checks_share_commits_and_every_row_is_committed_once(group):
     assert StagedAllow.objects.filter(method="POST", project_name="fraud").count() == 640
 
 
+@pytest.mark.postgres
 def test_a_committer_whose_connection_broke_reconnects(group):
     group.commit(allows._row(_decision(1), method="POST", at=1_700_000_000))
     committers = [group._free.get_nowait() for _ in range(2)]
@@ -80,6 +82,7 @@ def test_a_committer_whose_connection_broke_reconnects(group):
     assert StagedAllow.objects.count() == 2
 
 
+@pytest.mark.postgres
 def test_when_the_database_refuses_every_waiting_check_is_refused(group, monkeypatch):
     def refuse(self):
         raise psycopg.OperationalError("connection refused")
