@@ -66,3 +66,35 @@ def test_postgresql_writes_the_canonical_time_verification_reads(occurred_at):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {_CANONICAL_TIME_SQL} FROM (SELECT %s::timestamptz AS occurred_at) t", [occurred_at])
         assert cursor.fetchone()[0] == digests._timestamp(occurred_at)
+
+
+# Digests written by main before verification's fast path changed (commit 0bc6b4e): the
+# canonical bytes must never change, or every trail sealed before would fail to verify.
+GOLDEN = [
+    ({"occurred_at": datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC), "source": "kubernetes", "actor_id": "",
+      "actor_name": "system:serviceaccount:kserve:controller", "action": "k8s.patch",
+      "target_type": "k8s:inferenceservices", "target_id": "fraud/scorer", "target_repr": "inferenceservices fraud/scorer",
+      "project_id": 4, "project_name": "fraud", "outcome": "success", "source_ip": "10.0.0.7",
+      "user_agent": "kubectl/v1.31", "request_id": "a1b2",
+      "details": {"verb": "patch", "user": {"username": "x", "groups": ["a", "b"]}, "latency": 0.25, "n": 3,
+                  "ok": True, "none": None, "text": "é \"q\" \n"},
+      "external_id": "a1b2:ResponseComplete"},
+     "e609c25dd54e70412136edfa26da5645edbfa0d079088b81a5d71d5bf95f6323"),
+    ({"occurred_at": datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))), "source": "console",
+      "actor_id": "3", "actor_name": "renée", "action": "endpoint.update", "target_type": "endpoint", "target_id": "12",
+      "target_repr": "fraud/iris", "project_id": None, "project_name": "", "outcome": "success", "source_ip": None,
+      "user_agent": "Mozilla/5.0", "request_id": "r-1", "details": {}, "external_id": ""},
+     "349d34b540547aca9f135db9823532e9bdb60256d2eead4c268cacbcbb5ad69d"),
+]
+
+
+@pytest.mark.parametrize(("values", "digest"), GOLDEN)
+def test_digests_of_trails_sealed_by_earlier_versions_are_unchanged(values, digest):
+    assert digests.event_digest(SimpleNamespace(**values)) == digest
+    as_stored = [values[name] for name in digests.CANONICAL_FIELDS]
+    assert digests.row_digest(as_stored) == digest
+    as_read = [digests._timestamp(values["occurred_at"]) if name == "occurred_at"
+               else json.dumps(values["details"]) if name == "details"
+               else ip_address(values["source_ip"]) if name == "source_ip" and values["source_ip"] else values[name]
+               for name in digests.CANONICAL_FIELDS]
+    assert digests.row_digest(as_read, canonical_time=True) == digest
