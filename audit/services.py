@@ -108,7 +108,8 @@ def _copy(events: list[AuditEvent]) -> None:
     """PostgreSQL COPY of new events (the bulk path's fast lane; the caller has checked their
     external ids). Raises IntegrityError if a concurrent worker stored one meanwhile."""
     now = timezone.now()
-    with connection.cursor() as cursor, cursor.cursor.copy(
+    # The driver's own COPY: its errors made Django's (a duplicate is an IntegrityError).
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(
             f"COPY {AuditEvent._meta.db_table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
         for e in events:
             copy.write_row((e.occurred_at, e.received_at or now, e.source, e.actor_id, e.actor_name, e.action,
@@ -121,9 +122,10 @@ def record_many(events: list[AuditEvent], *, json_native: bool = False) -> int:
     """Bulk-append events built by ingest (unsaved ``AuditEvent`` instances), skipping those
     whose (source, external_id) is already stored. Computes each digest first, exactly as
     ``AuditEvent.save`` does (``json_native``: the details are already plain JSON values, as
-    parsed from a request body, so the round trip that normalises them is skipped). One
-    existence query per 100 ids, then COPY on PostgreSQL (multi-row INSERT elsewhere).
-    Returns how many were new."""
+    parsed from a request body, so the round trip that normalises them is skipped). On
+    PostgreSQL one COPY of them all; only when the unique (source, external id) index refuses
+    one, one existence query per 100 ids and a COPY of the new ones. Elsewhere the existence
+    queries and a multi-row INSERT. Returns how many were new."""
     if not events:
         return 0
     fields = digests.CANONICAL_FIELDS
@@ -133,6 +135,15 @@ def record_many(events: list[AuditEvent], *, json_native: bool = False) -> int:
         # The same bytes as AuditEvent.compute_digest (tests/audit/test_digests.py), written
         # field by field: the bulk path's share of the per-event cost.
         event.digest = digests.row_digest([getattr(event, name) for name in fields])
+    if connection.vendor == "postgresql":
+        # New events are the rule (a redelivered CloudEvent or Kubernetes event is rare): COPY
+        # them all at once, and only when the unique index refuses one, find which are stored.
+        try:
+            with transaction.atomic():
+                _copy(events)
+            return len(events)
+        except IntegrityError:
+            pass
     existing = _existing_external_ids(events)
     new = [e for e in events if not e.external_id or (e.source, e.external_id) not in existing]
     if connection.vendor == "postgresql" and new:
