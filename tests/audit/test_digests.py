@@ -44,7 +44,7 @@ def test_row_digest_is_the_event_digest(details, project_id, source_ip, occurred
                                          datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
                                          datetime(2026, 3, 1, 1, 0, tzinfo=timezone(timedelta(hours=2)))])
 def test_canonical_time_given_as_text_gives_the_same_digest(occurred_at):
-    values = {name: None for name in digests.CANONICAL_FIELDS}
+    values = dict.fromkeys(digests.CANONICAL_FIELDS)
     values.update(occurred_at=occurred_at, source="console", action="x", details={"a": 1}, external_id="")
     expected = digests.event_digest(SimpleNamespace(**values))
     as_text = [digests._timestamp(occurred_at) if name == "occurred_at" else values[name]
@@ -64,7 +64,8 @@ def test_postgresql_writes_the_canonical_time_verification_reads(occurred_at):
     from audit.verify import _CANONICAL_TIME_SQL
 
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_CANONICAL_TIME_SQL} FROM (SELECT %s::timestamptz AS occurred_at) t", [occurred_at])
+        cursor.execute(f"SELECT {_CANONICAL_TIME_SQL} FROM (SELECT %s::timestamptz AS occurred_at) t",  # noqa: S608
+                       [occurred_at])
         assert cursor.fetchone()[0] == digests._timestamp(occurred_at)
 
 

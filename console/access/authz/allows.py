@@ -34,6 +34,7 @@ its first staged row, so the trail refuses a second copy of it as well.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -98,10 +99,8 @@ class _Slot:
         self.wake.acquire()
 
     def release(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # already released: the check will not block
             self.wake.release()
-        except RuntimeError:  # already released: the check is running or will not block
-            pass
 
 
 class _Committer:
