@@ -189,6 +189,10 @@ def test_a_caller_gets_predictions_in_both_protocols_and_others_are_denied_by_th
     grants.grant_create(actor=None, role="caller", target=deployment.project, user=caller, reason="test")
     grants.grant_create(actor=None, role="viewer", target=deployment.project, user=viewer, reason="test")
     token = infer_token(caller)
+    # Written before any traffic: with SQLite the test and the live server share one in-memory
+    # connection, and a commit here while the server thread still has a statement open fails
+    # ("cannot commit transaction - SQL statements in progress", seen once in CI).
+    viewer_token = infer_token(viewer)
 
     request_id = str(uuid.uuid4())
     status, _, body = deployment.call(host, "/v1/models/iris:predict", {"instances": [SETOSA, VIRGINICA]},
@@ -208,7 +212,7 @@ def test_a_caller_gets_predictions_in_both_protocols_and_others_are_denied_by_th
     status, headers, _ = deployment.call(host, "/v1/models/iris:predict", {"instances": [SETOSA]})
     assert status == 401 and headers["www-authenticate"].startswith("Bearer")
     assert deployment.call(host, "/v1/models/iris:predict", {"instances": [SETOSA]},
-                           token=infer_token(viewer))[0] == 403
+                           token=viewer_token)[0] == 403
     expiry = timezone.now() + timedelta(seconds=2)
     grants.grant_create(actor=None, role="caller", target=deployment.project, user=lapsed, reason="short",
                         expires_at=expiry)
