@@ -50,54 +50,16 @@ class NimCatalogView(AdminPageMixin, TemplateView):
         return context
 
 
-class NimInstallView(AdminFormView):
-    form_class = NimInstallForm
-    title = "Install a NIM runtime"
-    submit_label = "Install"
-    admin_section = "Runtimes"
-    list_url_name = "endpoints:nim-catalog"
+class _NimInstall:
+    """What both install views do: the catalog's "Install" link preselects the NIM, and the form
+    goes to ``nim_runtime_install`` (for ``install_project``: None is platform-wide)."""
+
     service_field_map = {"nim": "nim", "connection": "connection", "cache_name": "cache_name",
                          "cache_size": "cache_size", "cache_storage_class": "cache_storage_class",
                          "cache_access_mode": "cache_access_mode"}
 
-    def get_initial(self):
-        initial = super().get_initial()
-        if self.request.GET.get("nim"):
-            initial["nim"] = self.request.GET["nim"]
-        return initial
-
-    def call_service(self, form):
-        return nim_services.nim_runtime_install(actor=self.request.user, entry=form.entry(),
-                                                connection=form.cleaned_data["connection"],
-                                                cache_name=form.cleaned_data["cache_name"],
-                                                cache_create=form.cleaned_data["cache_create"],
-                                                cache_size=form.cleaned_data["cache_size"] or "",
-                                                cache_storage_class=form.cleaned_data["cache_storage_class"],
-                                                cache_access_mode=form.cleaned_data["cache_access_mode"] or "ReadWriteMany")
-
-    def success_message(self, runtime):
-        return f"NIM runtime {runtime.name} installed."
-
-    def get_success_url_for(self, runtime):
-        return reverse("endpoints:nim-catalog")
-
-
-class ProjectNimInstallView(LoginRequiredMixin, ServiceFormView):
-    """An Owner installs a NIM runtime for their project (``manage`` on the project: 404 when
-    invisible, 403 when only visible)."""
-
-    title = "Install a NIM runtime for this project"
-    submit_label = "Install"
-    service_field_map = NimInstallView.service_field_map
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated:
-            self.project = get_visible_or_404(Project.objects.select_related("cluster"), request.user, "manage",
-                                              name=kwargs["name"])
-        return super().dispatch(request, *args, **kwargs)
-
-    def get_form(self, form_class=None):
-        return ProjectNimInstallForm(**self.get_form_kwargs(), project=self.project)
+    def install_project(self):
+        return None
 
     def get_initial(self):
         initial = super().get_initial()
@@ -108,9 +70,44 @@ class ProjectNimInstallView(LoginRequiredMixin, ServiceFormView):
     def call_service(self, form):
         data = form.cleaned_data
         return nim_services.nim_runtime_install(
-            actor=self.request.user, entry=form.entry(), connection=data["connection"], project=self.project,
-            cache_name=data["cache_name"], cache_create=data["cache_create"], cache_size=data["cache_size"] or "",
-            cache_storage_class=data["cache_storage_class"], cache_access_mode=data["cache_access_mode"] or "ReadWriteMany")
+            actor=self.request.user, entry=form.entry(), connection=data["connection"],
+            project=self.install_project(), cache_name=data["cache_name"], cache_create=data["cache_create"],
+            cache_size=data["cache_size"] or "", cache_storage_class=data["cache_storage_class"],
+            cache_access_mode=data["cache_access_mode"] or "ReadWriteMany")
+
+
+class NimInstallView(_NimInstall, AdminFormView):
+    form_class = NimInstallForm
+    title = "Install a NIM runtime"
+    submit_label = "Install"
+    admin_section = "Runtimes"
+    list_url_name = "endpoints:nim-catalog"
+
+    def success_message(self, runtime):
+        return f"NIM runtime {runtime.name} installed."
+
+    def get_success_url_for(self, runtime):
+        return reverse("endpoints:nim-catalog")
+
+
+class ProjectNimInstallView(_NimInstall, LoginRequiredMixin, ServiceFormView):
+    """An Owner installs a NIM runtime for their project (``manage`` on the project: 404 when
+    invisible, 403 when only visible)."""
+
+    title = "Install a NIM runtime for this project"
+    submit_label = "Install"
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            self.project = get_visible_or_404(Project.objects.select_related("cluster"), request.user, "manage",
+                                              name=kwargs["name"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form(self, form_class=None):
+        return ProjectNimInstallForm(**self.get_form_kwargs(), project=self.project)
+
+    def install_project(self):
+        return self.project
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
