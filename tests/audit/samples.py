@@ -136,3 +136,14 @@ def k8s_event(*, verb: str = "patch", stage: str = "ResponseComplete", namespace
 def event_list(items: list[dict]) -> bytes:
     return json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {},
                        "items": items}).encode()
+
+
+def logger_call(endpoint, n: int) -> list:
+    """The request and response deliveries of call ``n`` to ``endpoint``, as KServe's agent posts
+    them (binary mode, the endpoint's model version annotated)."""
+    from tests.monitoring.helpers import label
+
+    common = {"isvc": endpoint.name, "namespace": endpoint.project.namespace, "model_version": label(endpoint)}
+    return [binary_event(event_id=f"call-{n}", kind="request", **common),
+            binary_event(event_id=f"call-{n}", kind="response", body=b'{"predictions": [1]}',
+                         time="2026-11-28T10:00:00.200000Z", **common)]

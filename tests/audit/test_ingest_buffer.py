@@ -25,16 +25,9 @@ from audit.models import AuditEvent, InferenceEventPart, IngestRefusal
 from audit.verify import verify
 from monitoring.models import InferenceRecord
 from tests.audit import samples
-from tests.monitoring.helpers import label, monitored_endpoint
+from tests.monitoring.helpers import monitored_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _pair(endpoint, n: int):
-    common = {"isvc": endpoint.name, "namespace": endpoint.project.namespace, "model_version": label(endpoint)}
-    return [samples.binary_event(event_id=f"call-{n}", kind="request", **common),
-            samples.binary_event(event_id=f"call-{n}", kind="response", body=b'{"predictions": [1]}',
-                                 time="2026-11-28T10:00:00.200000Z", **common)]
 
 
 def _assert_exactly_once(endpoint, calls: int) -> None:
@@ -54,7 +47,7 @@ def test_a_full_buffer_answers_503_with_retry_after_counts_refusals_and_drains_t
                                                                                         admin_user):
     cache.clear()  # the "audited for this interval" marks of earlier tests
     endpoint = monitored_endpoint()
-    deliveries = [d for n in range(4) for d in _pair(endpoint, n)]
+    deliveries = [d for n in range(4) for d in samples.logger_call(endpoint, n)]
     for delivery in deliveries[:4]:
         assert post_kserve(endpoint.project, delivery, drain=False).status_code == 202
     assert buffer.buffer_depth() == 4
@@ -92,7 +85,7 @@ def test_a_rotated_key_is_refused_within_a_second_by_the_caching_receiver(client
     endpoint = monitored_endpoint()
     project = endpoint.project
     old_url = reverse("ingest:kserve", kwargs={"ingest_key": project.ingest_key})
-    delivery = _pair(endpoint, 1)[0]
+    delivery = samples.logger_call(endpoint, 1)[0]
 
     def post(url):
         return client.post(url, data=delivery.body, content_type=delivery.content_type, **delivery.headers)
@@ -112,7 +105,7 @@ def test_a_rotated_key_is_refused_within_a_second_by_the_caching_receiver(client
 def test_the_ingest_worker_command_drains_the_buffer_into_records_and_the_io_audit(post_kserve):
     endpoint = monitored_endpoint()
     for n in range(5):
-        for delivery in _pair(endpoint, n):
+        for delivery in samples.logger_call(endpoint, n):
             post_kserve(endpoint.project, delivery, drain=False)
     assert buffer.buffer_depth() == 10 and not InferenceRecord.objects.exists()
     call_command("ingest_worker", "--once", "--batch", "3")
@@ -157,7 +150,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path
     endpoint = monitored_endpoint()
     calls = 300
     for n in range(calls):
-        for delivery in _pair(endpoint, n):
+        for delivery in samples.logger_call(endpoint, n):
             buffer.buffer_append(project=endpoint.project, content_type=delivery.content_type, body=delivery.body,
                                  headers={k[len("HTTP_CE_"):].lower(): v for k, v in delivery.headers.items()})
     marker = tmp_path / "stalled"
@@ -211,7 +204,7 @@ def test_the_web_process_killed_right_after_a_202_loses_nothing_acknowledged(tmp
         env=_env(DJANGO_SETTINGS_MODULE="tests.settings"))
     acknowledged = []
     path = reverse("ingest:kserve", kwargs={"ingest_key": endpoint.project.ingest_key})
-    deliveries = [(n, d) for n in range(120) for d in _pair(endpoint, n)]
+    deliveries = [(n, d) for n in range(120) for d in samples.logger_call(endpoint, n)]
     try:
         def answering():
             try:
@@ -255,7 +248,7 @@ def test_the_receiver_process_killed_right_after_a_202_loses_nothing_acknowledge
     endpoint = monitored_endpoint()
     receiver, port = rp.start_receiver(tmp_path, threads=4)
     path = reverse("ingest:kserve", kwargs={"ingest_key": endpoint.project.ingest_key})
-    deliveries = [(n, d) for n in range(120) for d in _pair(endpoint, n)]
+    deliveries = [(n, d) for n in range(120) for d in samples.logger_call(endpoint, n)]
     acknowledged = 0
     try:
         connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # one keep-alive connection

@@ -14,16 +14,9 @@ from audit import buffer
 from audit.models import AuditEvent, InferenceEventPart
 from monitoring.models import InferenceRecord
 from tests.audit import samples
-from tests.monitoring.helpers import label, monitored_endpoint
+from tests.monitoring.helpers import monitored_endpoint
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _pair(endpoint, n: int):
-    common = {"isvc": endpoint.name, "namespace": endpoint.project.namespace, "model_version": label(endpoint)}
-    return [samples.binary_event(event_id=f"call-{n}", kind="request", **common),
-            samples.binary_event(event_id=f"call-{n}", kind="response", body=b'{"predictions": [1]}',
-                                 time="2026-11-28T10:00:00.200000Z", **common)]
 
 
 def _assert_paired_exactly_once(endpoint, calls: int) -> None:
@@ -61,7 +54,7 @@ def _waiting_for_an_event_lock() -> bool:
 
 def test_halves_taken_by_two_overlapping_workers_are_paired_at_once(post_kserve, monkeypatch):
     endpoint = monitored_endpoint()
-    for delivery in _pair(endpoint, 0):
+    for delivery in samples.logger_call(endpoint, 0):
         assert post_kserve(endpoint.project, delivery, drain=False).status_code == 202
     # Worker A takes the request and holds its transaction open, uncommitted, until released.
     holding, release = threading.Event(), threading.Event()
@@ -95,7 +88,7 @@ def test_concurrent_workers_record_every_pair_once_and_redelivery_adds_nothing(p
     settings.AUDIT_INGEST_DRAIN_BATCH = 15
     endpoint = monitored_endpoint()
     calls = 60
-    pairs = [_pair(endpoint, n) for n in range(calls)]
+    pairs = [samples.logger_call(endpoint, n) for n in range(calls)]
     # Every request first, then every response: halves land in batches of different workers.
     deliveries = [p[0] for p in pairs] + [p[1] for p in pairs]
     for _round in range(2):  # the second round redelivers the same CloudEvents (same ids)
