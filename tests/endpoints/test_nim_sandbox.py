@@ -13,13 +13,12 @@ from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
 from endpoints import nim
-from endpoints.models import HardwareProfile
 from endpoints.services.capabilities import cluster_discover
 from endpoints.services.connections import connection_create, connection_opt_in
 from endpoints.services.nim import catalog_entry, nim_deploy, nim_runtime_install
 from endpoints.services.projects import project_create
 from tests.conftest import shared_path
-from tests.endpoints.endpoint_factories import ClusterFactory
+from tests.endpoints.endpoint_factories import ClusterFactory, HardwareProfileFactory
 from tests.factories import UserFactory
 from tests.fixtures.kube import make_kubectl
 
@@ -37,11 +36,7 @@ def nim_world(sandbox):
     runtime = nim_runtime_install(actor=admin, entry=catalog_entry("llama3-8b-instruct"), connection=ngc,
                                   cache_create=True)
     # The sandbox's GPU nodes: NVIDIA-A100-SXM4-80GB, tainted nvidia.com/gpu=present:NoSchedule.
-    profile = HardwareProfile.objects.create(
-        name="a100", display_name="A100 80 GB", accelerator_resource="nvidia.com/gpu",
-        accelerator_product="NVIDIA-A100-SXM4-80GB", node_selector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
-        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        max_accelerators_per_replica=4, max_cpu="16", max_memory="64Gi")
+    profile = HardwareProfileFactory(display_name="A100 80 GB", capacity=0)  # A100, GPU taint tolerated
     return admin, cluster, project, runtime, profile
 
 
