@@ -96,7 +96,7 @@ def row_digest(values, *, canonical_time: bool = False) -> str:
             moment = moment.astimezone(UTC)
         values[_OCCURRED] = moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     details = values[_DETAILS]
-    if details.__class__ is str or isinstance(details, str | bytes):
+    if isinstance(details, str | bytes):
         details = json.loads(details)
     values[_DETAILS] = _details_json(details)
     project_id = values[_PROJECT_ID]

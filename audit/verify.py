@@ -190,9 +190,8 @@ def _stream_digests(first: int, last: int) -> dict[int, tuple[str, str]]:
     conversions beyond what the digest needs)."""
     found: dict[int, tuple[str, str]] = {}
     sqlite = connection.vendor == "sqlite"
-    columns = [_CANONICAL_TIME_SQL if name == "occurred_at" and connection.vendor == "postgresql" else name
-               for name in _COLUMNS]
     canonical_time = connection.vendor == "postgresql"
+    columns = [_CANONICAL_TIME_SQL if name == "occurred_at" and canonical_time else name for name in _COLUMNS]
     sql = (f"SELECT {', '.join(columns)} FROM {AuditEvent._meta.db_table} "  # noqa: S608 - fixed identifiers
            "WHERE id >= %s AND id <= %s ORDER BY id")
     row_digest = digests.row_digest
