@@ -75,6 +75,9 @@ HTTP_WORKERS, HTTP_THREADS = 2, 8
 PREDICT = "/v1/models/model:predict"
 GATES = {"grpc": 0.5, "http": 0.4}
 P99_BUDGET_MS = 3.0
+PACED_RATES = tuple(int(r) for r in os.environ.get("BENCH_PACED_RATES", "1000").split(",") if r)
+PACED_RUNS = int(os.environ.get("BENCH_PACED_RUNS", "3"))
+HTTP_GOAL_RPS = 2000
 
 
 def _env(folder: Path, database_url: str | None) -> dict:
@@ -171,12 +174,51 @@ def _with_cpu(process: subprocess.Popen, measure, answered: list | None = None):
     return run
 
 
-def _grpc_load(port: int, checks: Path, duration: float = DURATION) -> dict:
-    out = subprocess.run([PYTHON, "-m", "tests.benchmarks.grpc_load", "--target", f"127.0.0.1:{port}",
-                          "--checks", str(checks), "--streams", str(STREAMS), "--duration", str(duration),
-                          "--channels", str(GRPC_PROCESSES), "--path", PREDICT],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+def _check_load(protocol: str, port: int, checks: Path, duration: float = DURATION, *, rate: float | None = None,
+                prefix: str = "") -> dict:
+    args = [PYTHON, "-m", "tests.benchmarks.check_load", protocol, "--target", f"127.0.0.1:{port}",
+            "--checks", str(checks), "--streams", str(STREAMS), "--duration", str(duration),
+            "--channels", str(GRPC_PROCESSES), "--path", PREDICT, "--prefix", prefix]
+    if rate:
+        args += ["--rate", str(rate)]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def _grpc_load(port: int, checks: Path, duration: float = DURATION) -> dict:
+    return _check_load("grpc", port, checks, duration)
+
+
+class _Commits:
+    """Database transactions committed per answered check, from PostgreSQL's own counter for
+    the benchmark's database (``pg_stat_database.xact_commit``): how well the group commit
+    shares commits between concurrent checks (1.0: one commit each). Backends publish their
+    counts when idle for a second, hence the pause before each reading. None on SQLite."""
+
+    def __init__(self, database_url: str | None):
+        self.url = database_url
+
+    def count(self) -> int | None:
+        if not self.url:
+            return None
+        import psycopg
+
+        time.sleep(1.2)
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            return connection.execute("SELECT xact_commit FROM pg_stat_database "
+                                      "WHERE datname = current_database()").fetchone()[0]
+
+    def around(self, measure):
+        def run() -> dict:
+            before = self.count()
+            result = measure()
+            after = self.count()
+            if before is not None:
+                # This reader's own transactions (one per reading) are not the server's.
+                result["commits_per_check"] = round((after - before - 1) / max(1, result["calls"]), 3)
+            return result
+
+        return run
 
 
 def _wrk_script(folder: Path, pairs: list, prefix: str) -> Path:
@@ -225,6 +267,22 @@ def _median(runs: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 3)
 
 
+def _paced(report: dict, kind: str, rate: float, measure_console, measure_floor, runs: int) -> None:
+    """p50/p90/p99 at a fixed offered rate (console and floor interleaved, medians): the
+    latency a client sending ``rate`` checks per second sees, where the closed loop's only
+    tells how long 8 queued calls wait for each other."""
+    console, floor = [], []
+    for run in range(runs):
+        order = [(measure_console, console), (measure_floor, floor)]
+        for measure, results in order if run % 2 == 0 else reversed(order):
+            results.append(measure())
+    figures = {"offered_rps": rate, "console_rps": _median(console, "rps"), "floor_rps": _median(floor, "rps")}
+    for q in ("p50_ms", "p90_ms", "p99_ms"):
+        figures[f"console_{q}"], figures[f"floor_{q}"] = _median(console, q), _median(floor, q)
+    report[f"{kind}_paced_{int(rate)}"] = figures
+    report[f"{kind}_paced_{int(rate)}_runs"] = {"console": console, "floor": floor}
+
+
 def _compare(report: dict, kind: str, measure_console, measure_floor) -> None:
     console, floor = [], []
     for run in range(RUNS):
@@ -239,6 +297,8 @@ def _compare(report: dict, kind: str, measure_console, measure_floor) -> None:
     summary["console_cpu_us_per_check"] = _median(console, "cpu_us_per_check")
     summary["floor_cpu_us_per_check"] = _median(floor, "cpu_us_per_check")
     summary["cpu_ratio"] = round(summary["floor_cpu_us_per_check"] / summary["console_cpu_us_per_check"], 3)
+    if all("commits_per_check" in run for run in console):
+        summary["console_commits_per_check"] = _median(console, "commits_per_check")
     report[kind] = summary
     report[f"load_average_after_{kind}"] = [round(x, 2) for x in os.getloadavg()]
 
@@ -254,7 +314,7 @@ def world():
         started = time.perf_counter()
         pairs = seed_world(folder, env)
         (folder / "checks.json").write_text(json.dumps(pairs))
-        yield {"folder": folder, "env": env, "pairs": pairs, "labels": labels(url),
+        yield {"folder": folder, "env": env, "pairs": pairs, "labels": labels(url), "database_url": url,
                "setup_seconds": round(time.perf_counter() - started, 1)}
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -307,10 +367,26 @@ def test_authz_protocols_against_their_floors(report, world):
         report["http_warmup_rps"] = _warm_up(
             lambda: _with_cpu(http_console, lambda: _wrk(ports["http"], script, STREAMS, 3), answered)()["rps"])
 
-        _compare(report, "grpc", _with_cpu(grpc_console, lambda: _grpc_load(ports["grpc"], checks), answered),
+        commits = _Commits(world["database_url"])
+        _compare(report, "grpc",
+                 commits.around(_with_cpu(grpc_console, lambda: _grpc_load(ports["grpc"], checks), answered)),
                  _with_cpu(grpc_floor, lambda: _grpc_load(ports["grpc_floor"], checks)))
-        _compare(report, "http", _with_cpu(http_console, lambda: _wrk(ports["http"], script, STREAMS), answered),
+        _compare(report, "http",
+                 commits.around(_with_cpu(http_console, lambda: _wrk(ports["http"], script, STREAMS), answered)),
                  _with_cpu(http_floor, lambda: _wrk(ports["http_floor"], floor_script, STREAMS)))
+        # Latency at fixed rates: gRPC and HTTP at PACED_RATES, HTTP also at its goal rate.
+        for kind, rates in (("grpc", PACED_RATES), ("http", sorted({*PACED_RATES, HTTP_GOAL_RPS}))):
+            console_port, floor_port = ports[kind], ports[f"{kind}_floor"]
+            prefix = "/authz/check" if kind == "http" else ""
+            for rate in rates:
+                def measure_console(port=console_port, rate=rate, prefix=prefix, kind=kind):
+                    result = _check_load(kind, port, checks, rate=rate, prefix=prefix)
+                    answered.append(result["calls"])
+                    return result
+
+                _paced(report, kind, rate, measure_console,
+                       lambda port=floor_port, rate=rate, kind=kind: _check_load(kind, port, checks, rate=rate),
+                       PACED_RUNS)
     # The same gRPC server with every allow's commit waiting for the WAL flush (recorded only).
     sync_env = {**env, "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": "true"}
     with _process(_grpc_server(ports["grpc_sync"]), sync_env, _grpc_ready(ports["grpc_sync"])) as sync:
@@ -328,6 +404,10 @@ def test_authz_protocols_against_their_floors(report, world):
         assert set(run["codes"]) == {"0"}, run  # every check an allowed caller
     for run in report["http_console_runs"]:
         assert run["non_2xx"] == 0, run
+    for key, runs in report.items():
+        if key.endswith("_runs") and "_paced_" in key:
+            for run in runs["console"]:
+                assert set(run["codes"]) <= {"0", "200"}, (key, run)
     # Durable allow audit on: a committed row for every answered allow (a few more: the checks
     # in flight when a load generator stopped were committed but not counted).
     assert report["staged_allows"] >= report["answered_allows"], "answered allows without a staged row"

@@ -50,10 +50,18 @@ def unrecorded(decision: Decision) -> Decision:
                     project_name=decision.project_name, token_prefix=decision.token_prefix)
 
 
+# The counter's child for each outcome, looked up once (``labels()`` on every check was a sixth
+# of the lean HTTP path's own Python time, profiled).
+_OUTCOMES = {200: "allow", 401: "unauthenticated", UNAVAILABLE: "unavailable"}
+_counters: dict[str, object] = {}
+
+
 def count(decision: Decision, started: float) -> None:
-    metrics.AUTHZ_DECISIONS.labels(
-        "allow" if decision.allowed else "unauthenticated" if decision.status == 401
-        else "unavailable" if decision.status == UNAVAILABLE else "deny").inc()
+    outcome = _OUTCOMES.get(decision.status, "deny")
+    counter = _counters.get(outcome)
+    if counter is None:
+        counter = _counters[outcome] = metrics.AUTHZ_DECISIONS.labels(outcome)
+    counter.inc()
     metrics.AUTHZ_SECONDS.observe(time.perf_counter() - started)
 
 

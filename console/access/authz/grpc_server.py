@@ -65,14 +65,31 @@ def request_fields(request: external_auth_pb2.CheckRequest) -> dict:
             "query": query, "authorization": authorization}
 
 
-def check_response(decision) -> external_auth_pb2.CheckResponse:
-    from console.access.authz.check import WWW_AUTHENTICATE, denial_body
+# The OK answer for each principal, built once: it depends on nothing else, and building the
+# nested messages was a tenth of a warm check's Python time (profiled). Never mutated (grpcio
+# only serialises it); bounded like the decision cache, cleared when full.
+_allowed: dict[str, external_auth_pb2.CheckResponse] = {}
+_ALLOWED_MAX = 100_000
+
+
+def _allowed_response(principal: str) -> external_auth_pb2.CheckResponse:
     from console.access.authz.decision import PRINCIPAL_HEADER
 
-    if decision.allowed:
-        return external_auth_pb2.CheckResponse(
+    response = _allowed.get(principal)
+    if response is None:
+        if len(_allowed) >= _ALLOWED_MAX:
+            _allowed.clear()
+        response = _allowed[principal] = external_auth_pb2.CheckResponse(
             status=status_pb2.Status(code=code_pb2.OK),
-            ok_response=external_auth_pb2.OkHttpResponse(headers=[_header(PRINCIPAL_HEADER, decision.principal)]))
+            ok_response=external_auth_pb2.OkHttpResponse(headers=[_header(PRINCIPAL_HEADER, principal)]))
+    return response
+
+
+def check_response(decision) -> external_auth_pb2.CheckResponse:
+    from console.access.authz.check import WWW_AUTHENTICATE, denial_body
+
+    if decision.allowed:
+        return _allowed_response(decision.principal)
     headers = [_header("content-type", "text/plain")]
     if decision.status == 401:
         headers.append(_header("www-authenticate", WWW_AUTHENTICATE))
