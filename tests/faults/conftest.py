@@ -54,6 +54,35 @@ def pytest_sessionfinish(session):
     print("\n".join(lines), file=sys.stderr)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_deadlocks():
+    """Each test ends with pytest-django's flush (one TRUNCATE of every table), while the
+    module's worker and beat, shared by its tests, go on running their periodic tasks. Their
+    queries take the same tables' locks in another order, and PostgreSQL may then break the
+    deadlock by aborting the TRUNCATE (CI saw it once). A deadlock is transient: the flush is
+    tried again. Session-scoped, so it is in place when each test's database is torn down."""
+    from django.core.management.base import CommandError
+    from django.core.management.commands import flush
+    from django.db import OperationalError
+
+    original = flush.Command.handle
+
+    def handle(self, **options):
+        for attempt in range(1, 6):
+            try:
+                return original(self, **options)
+            except CommandError as exc:
+                cause = exc.__cause__
+                if attempt == 5 or not (isinstance(cause, OperationalError) and "deadlock" in str(cause)):
+                    raise
+                time.sleep(0.5 * attempt)
+        return None
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flush.Command, "handle", handle)
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     server = PostgresServer(tmp_path_factory.mktemp("postgres"))
