@@ -3,7 +3,7 @@
 
 **Staging (the check's path).** ``stage`` commits the row by *group commit*, leader and
 followers: the check's own thread takes one of the process's committers (``AUTHZ_ALLOW_WRITERS``,
-2, each a connection of its own) and commits every row waiting, its own among them, in one
+1 by default, each a connection of its own) and commits every row waiting, its own among them, in one
 INSERT; a check that finds every committer busy waits, and its row goes into the next commit
 (the committer that finishes wakes it to lead). What a check waits for is one INSERT round trip
 (and the WAL flush with synchronous commits), shared by the checks that arrived meanwhile; no
@@ -170,7 +170,7 @@ class _Committer:
 
 class GroupCommit:
     """Leader/follower group commit (see the module docstring). A check queues its row and,
-    if one of the process's committers (``AUTHZ_ALLOW_WRITERS``, 2; 1 on SQLite) is free,
+    if one of the process's committers (``AUTHZ_ALLOW_WRITERS``, 1 by default; 1 on SQLite) is free,
     takes it and commits every row waiting, its own among them, on the committer's connection,
     then answers. Otherwise it waits: its row goes in a commit already being prepared, or the
     next committer to finish wakes it to lead. No thread is handed the work, so a lone check
@@ -179,7 +179,7 @@ class GroupCommit:
     def __init__(self):
         self._pending: collections.deque[_Slot] = collections.deque()
         self._free: queue.SimpleQueue[_Committer] = queue.SimpleQueue()
-        count = max(1, getattr(settings, "AUTHZ_ALLOW_WRITERS", 2)) if connection.vendor == "postgresql" else 1
+        count = max(1, getattr(settings, "AUTHZ_ALLOW_WRITERS", 1)) if connection.vendor == "postgresql" else 1
         for _ in range(count):
             self._free.put(_Committer())
         self.commits = 0
