@@ -169,6 +169,22 @@ def test_grpc_denials_carry_the_http_checks_headers_and_body(alice, fraud, score
     assert "www-authenticate" not in {h.header.key for h in forbidden.denied_response.headers}
 
 
+def test_each_principal_gets_an_ok_answer_naming_itself_even_once_the_built_answers_are_recycled(monkeypatch):
+    from console.access.authz.decision import Decision
+
+    monkeypatch.setattr(grpc_server, "_allowed", {})
+    monkeypatch.setattr(grpc_server, "_ALLOWED_MAX", 2)
+
+    def principal_of(name: str) -> str:
+        answer = grpc_server.check_response(Decision(200, "allowed", principal=name))
+        assert answer.status.code == code_pb2.OK
+        return {h.header.key: h.header.value for h in answer.ok_response.headers}["x-console-principal"]
+
+    for name in ["alice", "bob", "alice", "carol", "dave", "bob", "alice"]:  # past the bound twice
+        assert principal_of(name) == name
+    assert len(grpc_server._allowed) <= 2
+
+
 def test_grpc_allows_are_audited_like_http_allows(alice, fraud, scorer):
     grants.grant_create(actor=None, role="caller", target=fraud, user=alice, reason="test")
     token = infer_token(alice)
