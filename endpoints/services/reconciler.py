@@ -4,10 +4,13 @@ deletion of managed objects without an endpoint — within a safety cap (``docs/
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,6 +25,8 @@ from endpoints.services.alerts import alert_clear, alert_raise, isolated
 from endpoints.services.apply import endpoint_apply, endpoint_remove, is_managed_by_this_console
 from endpoints.services.capabilities import capabilities_for
 from endpoints.services.observation import STATUS_COLUMNS, observation_fields, phase_changed
+
+logger = logging.getLogger(__name__)
 
 
 def managed_selector() -> str:
@@ -272,10 +277,50 @@ def _path_value(obj: dict, path: str):
     return node
 
 
+# The advisory-lock namespace of reconcile passes (the second key is the cluster's id).
+PASS_LOCK_NAMESPACE = 0x1C0_0001
+
+
+@contextlib.contextmanager
+def cluster_pass(cluster: Cluster) -> Iterator[bool]:
+    """Whether this pass may reconcile ``cluster`` now: False while another pass over it runs.
+
+    Beat sends a pass every ``RECONCILE_INTERVAL_SECONDS`` and the workers run several tasks at
+    once, so a slow cluster would otherwise be reconciled by two passes at the same time — each
+    correcting the same drift (two ``endpoint.drift_corrected`` events for one change) and
+    raising the same alert. On PostgreSQL a session advisory lock per cluster says which pass
+    has it (released at the end, or by the database when the worker holding it dies); SQLite
+    serialises writers anyway and runs only the demo's single worker."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = [PASS_LOCK_NAMESPACE, cluster.pk]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+            except DatabaseError:  # the connection is gone, and the lock with it
+                logger.warning("could not release the reconcile lock of cluster %s", cluster.name, exc_info=True)
+
+
+def _reconcile_one(cluster: Cluster) -> dict | None:
+    with cluster_pass(cluster) as mine:
+        if not mine:
+            logger.info("reconcile pass skipped on cluster %s: another pass is running", cluster.name)
+            return {"skipped": "another reconcile pass over this cluster is running"}
+        return isolated(cluster, kind=ReconcileAlert.Kind.RECONCILE_FAILED, what="reconcile pass",
+                        work=lambda: reconcile_cluster(cluster=cluster))
+
+
 def reconcile_all() -> dict[str, dict | None]:
     """Reconcile every enabled cluster. A cluster whose pass fails (an error that is not the
     cluster answering badly, which ``reconcile_cluster`` already records and goes on from) gets a
-    ``reconcile_failed`` alert and None in the report; the pass goes on with the next cluster."""
-    return {cluster.name: isolated(cluster, kind=ReconcileAlert.Kind.RECONCILE_FAILED, what="reconcile pass",
-                                   work=lambda cluster=cluster: reconcile_cluster(cluster=cluster))
-            for cluster in Cluster.objects.filter(enabled=True)}
+    ``reconcile_failed`` alert and None in the report; the pass goes on with the next cluster. A
+    cluster another pass is still reconciling is skipped (``cluster_pass``)."""
+    return {cluster.name: _reconcile_one(cluster) for cluster in Cluster.objects.filter(enabled=True)}

@@ -105,3 +105,36 @@ def test_the_cluster_page_shows_the_open_alert(client, admin_user, fleet):
 
     healthy = client.get(reverse("endpoints:cluster-detail", kwargs={"pk": setup.cluster.pk})).content.decode()
     assert "Reconcile pass failed" not in healthy
+
+
+@pytest.mark.postgres
+def test_a_cluster_another_pass_is_reconciling_is_skipped_and_its_drift_corrected_once(sandbox, fleet):
+    """Beat sends a pass every few seconds and workers run several at once: while one pass holds
+    a cluster, another skips it (no second drift event, no second alert), and the cluster is
+    reconciled again as soon as the first lets go."""
+    import psycopg
+    from django.db import connection
+
+    from endpoints.services.reconciler import PASS_LOCK_NAMESPACE
+
+    broken, setup = fleet
+    sandbox.store.patch("inferenceservices", "fraud", "scorer", {"spec": {"predictor": {"maxReplicas": 9}}},
+                        manager="kubectl-edit")
+    params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
+    with psycopg.connect(autocommit=True, **params) as other_pass:
+        other_pass.execute("SELECT pg_advisory_lock(%s, %s)", [PASS_LOCK_NAMESPACE, setup.cluster.pk])
+        other_pass.execute("SELECT pg_advisory_lock(%s, %s)", [PASS_LOCK_NAMESPACE, broken.pk])
+
+        report = reconcile_all()
+
+        assert set(report[setup.cluster.name]) == {"skipped"}
+        assert set(report["a-broken"]) == {"skipped"}
+        assert sandbox.isvc("fraud", "scorer")["spec"]["predictor"]["maxReplicas"] == 9
+        assert not AuditEvent.objects.filter(action="endpoint.drift_corrected").exists()
+        assert not ReconcileAlert.objects.filter(cluster=broken).exists()
+
+    report = reconcile_all()  # the other pass's connection is gone, and its locks with it
+    assert report[setup.cluster.name]["drift_corrected"] == 1
+    assert sandbox.isvc("fraud", "scorer")["spec"]["predictor"]["maxReplicas"] == 1
+    assert AuditEvent.objects.filter(action="endpoint.drift_corrected").count() == 1
+    assert ReconcileAlert.objects.filter(cluster=broken).count() == 1
