@@ -115,10 +115,11 @@ async def _run(make_client, requests: list[bytes], streams: int, duration: float
         stop = started + duration
 
         async def stream(offset: int) -> None:
-            i, sent = offset, 0
+            sent = 0
             while True:
+                i = offset + sent * streams  # this stream's calls: every streams-th of the sequence
                 if rate:
-                    due = started + (offset + sent * streams) / rate
+                    due = started + i / rate
                     if due >= stop:
                         return
                     delay = due - time.perf_counter()
@@ -130,7 +131,6 @@ async def _run(make_client, requests: list[bytes], streams: int, duration: float
                         return
                 codes[await client.call(offset, requests[i % len(requests)])] += 1
                 latencies.append(time.perf_counter() - due)
-                i += streams
                 sent += 1
 
         await asyncio.gather(*(stream(n) for n in range(streams)))

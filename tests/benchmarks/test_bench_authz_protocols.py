@@ -275,15 +275,21 @@ def _median(runs: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 3)
 
 
-def _paced(report: dict, kind: str, rate: float, measure_console, measure_floor, runs: int) -> None:
-    """p50/p90/p99 at a fixed offered rate (console and floor interleaved, medians): the
-    latency a client sending ``rate`` checks per second sees, where the closed loop's only
-    tells how long 8 queued calls wait for each other."""
+def _interleaved(measure_console, measure_floor, runs: int) -> tuple[list[dict], list[dict]]:
+    """``runs`` measurements of each, console and floor alternating which goes first."""
     console, floor = [], []
     for run in range(runs):
         order = [(measure_console, console), (measure_floor, floor)]
         for measure, results in order if run % 2 == 0 else reversed(order):
             results.append(measure())
+    return console, floor
+
+
+def _paced(report: dict, kind: str, rate: float, measure_console, measure_floor, runs: int) -> None:
+    """p50/p90/p99 at a fixed offered rate (console and floor interleaved, medians): the
+    latency a client sending ``rate`` checks per second sees, where the closed loop's only
+    tells how long 8 queued calls wait for each other."""
+    console, floor = _interleaved(measure_console, measure_floor, runs)
     figures = {"offered_rps": rate, "console_rps": _median(console, "rps"), "floor_rps": _median(floor, "rps")}
     for q in ("p50_ms", "p90_ms", "p99_ms"):
         figures[f"console_{q}"], figures[f"floor_{q}"] = _median(console, q), _median(floor, q)
@@ -292,11 +298,7 @@ def _paced(report: dict, kind: str, rate: float, measure_console, measure_floor,
 
 
 def _compare(report: dict, kind: str, measure_console, measure_floor) -> None:
-    console, floor = [], []
-    for run in range(RUNS):
-        order = [("console", measure_console, console), ("floor", measure_floor, floor)]
-        for _label, measure, results in order if run % 2 == 0 else reversed(order):
-            results.append(measure())
+    console, floor = _interleaved(measure_console, measure_floor, RUNS)
     report[f"{kind}_console_runs"], report[f"{kind}_floor_runs"] = console, floor
     summary = {"console_rps": _median(console, "rps"), "floor_rps": _median(floor, "rps"),
                "console_p50_ms": _median(console, "p50_ms"), "console_p90_ms": _median(console, "p90_ms"),

@@ -76,7 +76,6 @@ def _flush_retries_deadlocks():
                 if attempt == 5 or not (isinstance(cause, OperationalError) and "deadlock" in str(cause)):
                     raise
                 time.sleep(0.5 * attempt)
-        return None
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(flush.Command, "handle", handle)
