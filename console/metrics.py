@@ -73,6 +73,11 @@ AUTHZ_DECISIONS = Counter("console_authz_decisions_total", "Inference authorizat
                           "recorded).", ["outcome"])
 AUTHZ_SECONDS = Histogram("console_authz_decision_seconds", "Time to answer an inference authorization check.",
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+AUTHZ_ALLOWS_SHIPPED = Counter("console_authz_allows_shipped_total", "Allowed checks shipped from the authorizers' "
+                               "allow journals into the database.")
+AUTHZ_ALLOW_JOURNAL_BACKLOG = Gauge("console_authz_allow_journal_backlog_bytes", "Allow journal bytes written and "
+                                    "not yet shipped into the database (a shipper that cannot reach the database "
+                                    "shows here).", multiprocess_mode="livesum")
 IDENTITY_RECHECKS = Counter("console_identity_rechecks_total", "Re-checks of signed-in people at their identity "
                             "provider, by source and outcome (ok, refused, unreachable).", ["source", "outcome"])
 TASK_ENQUEUE_FAILURES = Counter(

@@ -29,6 +29,9 @@ os.environ.setdefault("AUDIT_INGEST_GROUP_COMMIT", "false")
 # The same for staged allow decisions (console/access/authz/allows.py): each is committed on the
 # check's own connection in the suite; the crash tests turn the group writer on.
 os.environ.setdefault("AUTHZ_ALLOW_GROUP_COMMIT", "false")
+# The allow journal's shipper thread writes outside a test's transaction: off in the suite (each
+# allow is committed on the check's connection); its tests and the crash tests turn it on.
+os.environ.setdefault("AUTHZ_ALLOW_JOURNAL_DIR", "")
 # The access-version poll thread reads outside a test's transaction: off in the suite (each
 # check reads the version itself); the crash tests and benchmarks run it in their processes.
 os.environ.setdefault("AUTHZ_VERSION_POLL_MS", "0")

@@ -25,6 +25,12 @@ class AccessConfig(AppConfig):
 
         # Allows committed but not yet in the trail: a stopped drain shows on /metrics.
         register_collector(staged_allow_families)
+        # A web process answers /authz/check: its allow journal's shipper starts with it and
+        # takes over the journals of killed workers (console/access/authz/journal.py).
+        from console.access.authz import journal
+        from console.serving import on_serving
+
+        on_serving(journal.start)
         # "Try it" on the endpoint page (the endpoints app shows panels registered here).
         from console.access import try_it
         from endpoints.views.endpoint import register_overview_panel

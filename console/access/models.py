@@ -306,3 +306,21 @@ class StagedAllow(models.Model):
 
     def __str__(self) -> str:
         return f"allow {self.principal} → {self.endpoint_repr} at {self.decided_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AllowJournalProgress(models.Model):
+    """How far one authorizer process's allow journal (``console/access/authz/journal.py``) has
+    been shipped into ``StagedAllow``: the byte offset moves in the same transaction as the rows
+    it covers, so a journal taken over after its process died is shipped from exactly there —
+    no allow lost, none staged twice. The row goes when the journal file goes."""
+
+    name = models.CharField(max_length=200, unique=True)
+    shipped_bytes = models.BigIntegerField(default=0)
+    shipped_rows = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"journal {self.name}: {self.shipped_rows} allows shipped ({self.shipped_bytes} bytes)"

@@ -21,9 +21,13 @@ def grants_expiring_notify_task() -> int:
 
 @idempotent_task
 def drain_allows_task() -> int:
-    """Periodic (beat, every AUTHZ_ALLOW_DRAIN_SECONDS): staged allow decisions into the trail."""
+    """Periodic (beat, every AUTHZ_ALLOW_DRAIN_SECONDS): staged allow decisions into the trail,
+    after shipping the allow journals stopped processes left on this host (``make run``'s web
+    process and worker share one; in Kubernetes each authorizer pod's own processes do it)."""
     from console.access.authz.allows import allows_drain
+    from console.access.authz.journal import adopt_orphans
 
+    adopt_orphans()
     return allows_drain(max_seconds=30)
 
 

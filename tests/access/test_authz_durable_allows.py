@@ -1,7 +1,9 @@
 """Durable allow decisions, from the outside: real authorizer processes (the console's gunicorn,
 the lean ext_authz app under gunicorn, the gRPC server), real PostgreSQL, concurrent checks over
 real connections, then SIGKILL of the process right after the last allow was answered. Every
-answered allow must reach the trail after a drain — none lost, none counted twice."""
+answered allow must reach the trail after a drain — none lost, none counted twice — whether each
+allow was committed before its answer or written to the process's allow journal (then the
+restarted process, as a restarted container would, ships what the killed one left)."""
 
 from __future__ import annotations
 
@@ -128,8 +130,30 @@ def _grpc_checks(port: int, token: str, calls: int = CHECKS) -> list[int]:
         return codes
 
 
+def _journal_env(mode: str, tmp_path: Path) -> dict[str, str]:
+    return {"AUTHZ_ALLOW_JOURNAL_DIR": str(tmp_path / "journal") if mode == "journal" else ""}
+
+
+def _recovered_by_a_restart(mode: str, args: list[str], port: int, tmp_path: Path) -> None:
+    """Journal mode: the killed processes' journals hold allows not yet shipped; a process
+    started on the same directory (the container's restart) ships them within seconds."""
+    if mode != "journal":
+        return
+    assert list((tmp_path / "journal").glob("*.allows")), "the killed processes left no journal"
+    restarted = _start(args, port, tmp_path / "restarted.log", **_journal_env(mode, tmp_path))
+    try:
+        deadline = time.monotonic() + 20
+        while StagedAllow.objects.count() < CHECKS and time.monotonic() < deadline:
+            time.sleep(0.1)
+        while list((tmp_path / "journal").glob("*.allows")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # shipped, then removed
+        assert not list((tmp_path / "journal").glob("*.allows"))
+    finally:
+        _kill(restarted)
+
+
 def _assert_every_answered_allow_is_in_the_trail_once() -> None:
-    assert StagedAllow.objects.count() == CHECKS  # committed before each answer, still there
+    assert StagedAllow.objects.count() == CHECKS  # durable before each answer, all staged now
     assert allows.allows_drain() == CHECKS
     assert allows.allows_drain() == 0
     events = list(AuditEvent.objects.filter(source="authz", action="infer.allow"))
@@ -140,33 +164,60 @@ def _assert_every_answered_allow_is_in_the_trail_once() -> None:
     assert verify().ok
 
 
+@pytest.mark.parametrize("mode", ["commit", "journal"])
 @pytest.mark.parametrize("app, prefix", [("console.wsgi", "/authz/check"),
                                          ("console.access.authz.wsgi", "/authz/check")])
-def test_allows_answered_over_http_survive_a_sigkill_of_gunicorn(tmp_path, caller_token, app, prefix):
+def test_allows_answered_over_http_survive_a_sigkill_of_gunicorn(tmp_path, caller_token, app, prefix, mode):
     port = _free_port()
-    web = _start([str(Path(sys.executable).parent / "gunicorn"), app, "-c", "python:console.gunicorn_conf",
-                  "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-                  "--keep-alive", "30"], port, tmp_path / "web.log")
+    args = [str(Path(sys.executable).parent / "gunicorn"), app, "-c", "python:console.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+            "--keep-alive", "30"]
+    web = _start(args, port, tmp_path / "web.log", **_journal_env(mode, tmp_path))
     try:
         statuses = _http_checks(port, prefix, caller_token)
         _kill(web)  # right after the last allow was answered: nothing was flushed on the way out
     finally:
         _kill(web)
     assert statuses == [200] * CHECKS
+    _recovered_by_a_restart(mode, args, port, tmp_path)
     _assert_every_answered_allow_is_in_the_trail_once()
 
 
-@pytest.mark.parametrize("synchronous", ["false", "true"])
-def test_allows_answered_over_grpc_survive_a_sigkill_of_the_grpc_server(tmp_path, caller_token, synchronous):
+@pytest.mark.parametrize("synchronous, mode", [("false", "commit"), ("true", "commit"), ("false", "journal")])
+def test_allows_answered_over_grpc_survive_a_sigkill_of_the_grpc_server(tmp_path, caller_token, synchronous, mode):
     port = _free_port()
-    server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
-                     "--processes", "2"], port, tmp_path / "grpc.log", AUTHZ_ALLOW_SYNCHRONOUS_COMMIT=synchronous)
+    args = [sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
+            "--processes", "2"]
+    server = _start(args, port, tmp_path / "grpc.log", AUTHZ_ALLOW_SYNCHRONOUS_COMMIT=synchronous,
+                    **_journal_env(mode, tmp_path))
     try:
         codes = _grpc_checks(port, caller_token)
         _kill(server)
     finally:
         _kill(server)
     assert codes == [0] * CHECKS
+    _recovered_by_a_restart(mode, args, port, tmp_path)
+    _assert_every_answered_allow_is_in_the_trail_once()
+
+
+def test_a_killed_grpc_process_journal_is_shipped_by_its_sibling_and_a_clean_stop_leaves_none(tmp_path, caller_token):
+    """Journal mode, the gRPC server's 2 processes: one is SIGKILLed right after the answers; the
+    supervisor stops the other (SIGTERM), which ships its own journal and the dead sibling's
+    on its way out — every allow staged once, no file left."""
+    port = _free_port()
+    server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
+                     "--processes", "2"], port, tmp_path / "grpc.log", **_journal_env("journal", tmp_path))
+    try:
+        codes = _grpc_checks(port, caller_token)
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True,  # noqa: S607
+                                  check=True).stdout.split()
+        assert len(children) == 2
+        os.kill(int(children[0]), signal.SIGKILL)
+        server.wait(timeout=30)  # the supervisor ends the other process and exits
+    finally:
+        _kill(server)
+    assert codes == [0] * CHECKS
+    assert not list((tmp_path / "journal").glob("*.allows")), (tmp_path / "grpc.log").read_text()[-3000:]
     _assert_every_answered_allow_is_in_the_trail_once()
 
 
@@ -176,10 +227,11 @@ def test_a_revocation_reaches_running_authorizer_processes_within_a_second(tmp_p
     committed by another process."""
     grpc_port, http_port = _free_port(), _free_port()
     grpc_server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind",
-                          f"127.0.0.1:{grpc_port}", "--processes", "2"], grpc_port, tmp_path / "grpc.log")
+                          f"127.0.0.1:{grpc_port}", "--processes", "2"], grpc_port, tmp_path / "grpc.log",
+                         **_journal_env("journal", tmp_path))
     web = _start([str(Path(sys.executable).parent / "gunicorn"), "console.access.authz.wsgi", "--bind",
                   f"127.0.0.1:{http_port}", "--worker-class", "gthread", "--workers", "2", "--threads", "4"],
-                 http_port, tmp_path / "web.log")
+                 http_port, tmp_path / "web.log", **_journal_env("journal", tmp_path))
     try:
         assert set(_grpc_checks(grpc_port, caller_token)) == {0}  # warm decisions
         assert set(_http_checks(http_port, "/authz/check", caller_token)) == {200}
@@ -201,3 +253,28 @@ def grants_of(username: str):
     from console.access.models import Grant
 
     return list(Grant.objects.filter(user__username=username))
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "grpc"])
+def test_a_clean_stop_ships_every_journaled_allow_and_leaves_no_journal(tmp_path, caller_token, server):
+    port = _free_port()
+    if server == "gunicorn":
+        args = [str(Path(sys.executable).parent / "gunicorn"), "console.access.authz.wsgi", "-c",
+                "python:console.gunicorn_conf", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+                "--workers", "2", "--threads", "8", "--keep-alive", "30"]
+    else:
+        args = [sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
+                "--processes", "2"]
+    process = _start(args, port, tmp_path / "server.log", AUTHZ_ALLOW_SHIP_MS="600000",  # only the stop ships
+                     **_journal_env("journal", tmp_path))
+    try:
+        if server == "gunicorn":
+            assert _http_checks(port, "/authz/check", caller_token) == [200] * CHECKS
+        else:
+            assert _grpc_checks(port, caller_token) == [0] * CHECKS
+        os.killpg(process.pid, signal.SIGTERM)  # as Kubernetes stops a container: every process
+        process.wait(timeout=60)
+    finally:
+        _kill(process)
+    assert not list((tmp_path / "journal").glob("*.allows")), (tmp_path / "server.log").read_text()[-3000:]
+    _assert_every_answered_allow_is_in_the_trail_once()

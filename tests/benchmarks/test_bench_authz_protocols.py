@@ -79,6 +79,7 @@ STREAMS = 8
 GRPC_THREADS = int(os.environ.get("BENCH_GRPC_THREADS", "16"))
 GRPC_PROCESSES = int(os.environ.get("BENCH_GRPC_PROCESSES", "2"))
 SYNCHRONOUS_COMMIT = os.environ.get("BENCH_ALLOW_SYNCHRONOUS_COMMIT", "false")
+JOURNAL = os.environ.get("BENCH_ALLOW_JOURNAL", "true") == "true"
 HTTP_WORKERS, HTTP_THREADS = 2, 8
 PREDICT = "/v1/models/model:predict"
 GATES = {"grpc": 0.5, "http": 0.4}
@@ -100,6 +101,7 @@ def _env(folder: Path, database_url: str | None) -> dict:
         # The product's defaults, which the test settings turn off for the suite's own process.
         "AUTHZ_ALLOW_GROUP_COMMIT": "true", "AUTHZ_VERSION_POLL_MS": "100",
         "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": SYNCHRONOUS_COMMIT,
+        "AUTHZ_ALLOW_JOURNAL_DIR": str(folder / "authz-journal") if JOURNAL else "",
     })
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -346,11 +348,13 @@ def test_authz_protocols_against_their_floors(report, world):
     report.update(world["labels"])
     report.update(setup_seconds=world["setup_seconds"], distinct_checks=len(pairs), streams=STREAMS,
                   grpc_processes=GRPC_PROCESSES, grpc_channels=GRPC_PROCESSES, runs=RUNS, seconds_each=DURATION,
-                  allow_audit="durable: staged and committed before the answer (group commit, "
-                              f"synchronous_commit={'on' if SYNCHRONOUS_COMMIT == 'true' else 'off'})",
+                  allow_audit=("durable: journaled before the answer (one write per allow), shipped every "
+                               f"{env.get('AUTHZ_ALLOW_SHIP_MS', '200')} ms" if JOURNAL else
+                               "durable: committed before the answer (group commit)")
+                  + f", synchronous_commit={'on' if SYNCHRONOUS_COMMIT == 'true' else 'off'}",
                   load_average_before=[round(x, 2) for x in os.getloadavg()])
     checks = folder / "checks.json"
-    ports = {name: free_port() for name in ("grpc", "grpc_floor", "grpc_sync", "http", "http_floor")}
+    ports = {name: free_port() for name in ("grpc", "grpc_floor", "grpc_commit", "grpc_sync", "http", "http_floor")}
     gunicorn = ["--worker-class", "gthread", "--workers", str(HTTP_WORKERS), "--threads", str(HTTP_THREADS),
                 "--keep-alive", "75", "--log-level", "warning"]
     answered: list[int] = []  # allowed checks the console answered (warm-up included)
@@ -397,16 +401,22 @@ def test_authz_protocols_against_their_floors(report, world):
                 _paced(report, kind, rate, measure_console,
                        lambda port=floor_port, rate=rate, kind=kind: _check_load(kind, port, checks, rate=rate),
                        PACED_RUNS)
-    # The same gRPC server with every allow's commit waiting for the WAL flush (recorded only).
-    sync_env = {**env, "AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": "true"}
-    with _process(_grpc_server(ports["grpc_sync"]), sync_env, _grpc_ready(ports["grpc_sync"])) as sync:
-        # Short (2 runs of 3 s after a 2 s warm-up): a reference, kept within the time budget.
-        measure = _with_cpu(sync, lambda: _grpc_load(ports["grpc_sync"], checks, 3), answered)
-        _with_cpu(sync, lambda: _grpc_load(ports["grpc_sync"], checks, 2), answered)()  # warm
-        runs = [measure() for _ in range(2)]
-    report["grpc_synchronous_commit_runs"] = runs
-    report["grpc_synchronous_commit"] = {q: _median(runs, q) for q in ("rps", "p50_ms", "p90_ms", "p99_ms",
-                                                                       "cpu_us_per_check")}
+    # Stopped (SIGTERM): every process shipped its journal and removed it on the way out.
+    left = sorted(p.name for p in (folder / "authz-journal").glob("*.allows"))
+    assert not left, f"journals left behind by a clean stop: {left}"
+    # References (recorded only): the same gRPC server committing every allow before answering
+    # (the journal off), with asynchronous and with synchronous commits.
+    for name, extra in (("grpc_commit_each_allow", {}),
+                        ("grpc_commit_each_allow_synchronous", {"AUTHZ_ALLOW_SYNCHRONOUS_COMMIT": "true"})):
+        port = ports["grpc_commit" if not extra else "grpc_sync"]
+        reference_env = {**env, "AUTHZ_ALLOW_JOURNAL_DIR": "", **extra}
+        with _process(_grpc_server(port), reference_env, _grpc_ready(port)) as reference:
+            # Short (2 runs of 3 s after a 2 s warm-up), kept within the time budget.
+            measure = _with_cpu(reference, lambda port=port: _grpc_load(port, checks, 3), answered)
+            _with_cpu(reference, lambda port=port: _grpc_load(port, checks, 2), answered)()  # warm
+            runs = [measure() for _ in range(2)]
+        report[f"{name}_runs"] = runs
+        report[name] = {q: _median(runs, q) for q in ("rps", "p50_ms", "p90_ms", "p99_ms", "cpu_us_per_check")}
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["answered_allows"] = sum(answered)
     report["staged_allows"] = _staged_allows(env) - staged_before

@@ -49,6 +49,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.models import AuditEvent
+from console.access.authz.journal import journal, line
 from console.access.models import StagedAllow
 
 logger = logging.getLogger(__name__)
@@ -138,12 +139,16 @@ class _Committer:
         if connection.vendor != "postgresql":
             _insert(rows)
             return
+        payload = json.dumps([[row[0].isoformat(), *row[1:]] for row in rows], ensure_ascii=False)
+        self.writer().execute(self.sql(), [payload], prepare=self.prepare)
+
+    def writer(self):
+        """The cursor of this committer's own connection (PostgreSQL), opened when needed."""
         if self.raw is None or self.raw.closed or self.raw.broken:
             self.close()
             self.raw = self._connect()
             self.cursor = self.raw.cursor()
-        payload = json.dumps([[row[0].isoformat(), *row[1:]] for row in rows], ensure_ascii=False)
-        self.cursor.execute(self.sql(), [payload], prepare=self.prepare)
+        return self.cursor
 
     def _connect(self):
         import psycopg
@@ -251,10 +256,15 @@ def _group_commit() -> bool:
 
 
 def stage(decision, *, method: str, at: float | None = None) -> None:
-    """Commit one allowed check; returns once it is committed (raises ``AllowNotRecorded``)."""
+    """Make one allowed check durable; returns once it is (raises ``AllowNotRecorded``): written
+    to this process's allow journal (``journal``) when ``AUTHZ_ALLOW_JOURNAL_DIR`` is set, else
+    committed. Inside a transaction (a test's, a caller's) the row is written on the caller's
+    connection and commits with it."""
     row = _row(decision, method=method, at=time.time() if at is None else at)
     try:
-        if _group_commit():
+        if not connection.in_atomic_block and (own := journal()) is not None:
+            own.append(line(row))
+        elif _group_commit():
             group().commit(row)
         else:
             _insert([row])

@@ -173,23 +173,36 @@ def build_server(bind: str, *, threads: int = 16, reuse_port: bool = True) -> tu
     return server, port, HealthReporter(health_servicer)
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def block_stop_signals() -> None:
+    """The stop signals are taken by the main thread with ``sigwait``, never by a handler: a
+    handler that stops the server can be entered again by a second signal (a process group's
+    SIGTERM plus the supervisor's forwarded one) and deadlock on a lock it already holds. They
+    must be blocked before any thread starts (threads inherit the mask): a thread that does not
+    block SIGTERM receives it with its default action, which ends the process on the spot —
+    no drain, no journal shipped."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 def serve(bind: str, *, threads: int) -> None:
     """Run one server until SIGTERM/SIGINT; then NOT_SERVING and drain the calls in flight
-    (every allow already answered is committed: ``allows``)."""
+    (every allow already answered is durable: ``allows``), then ship the allow journal."""
+    from console.access.authz.journal import close_journal
+    from console.access.authz.journal import start as start_allow_journal
+
+    block_stop_signals()  # main() did it before Django started its threads; a direct caller too
     server, port, reporter = build_server(bind, threads=threads)
+    start_allow_journal()
     server.start()
     reporter.start()
     logger.warning("ext_authz gRPC server listening on %s (port %s, %s threads)", bind, port, threads)
-    done = threading.Event()
-
-    def stop(signum, frame):
-        reporter.stop()
-        server.stop(grace=5).wait()
-        done.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    done.wait()
+    signal.sigwait(STOP_SIGNALS)
+    reporter.stop()
+    server.stop(grace=5).wait()
+    # Every allow answered is in the journal: ship it and remove it on the way out.
+    close_journal()
 
 
 def _supervise(argv: list[str], processes: int) -> int:
@@ -228,6 +241,7 @@ def main(args: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     import django
 
+    block_stop_signals()  # before django.setup(), which starts a thread
     django.setup()
     serve(options.bind, threads=options.threads)
     return 0

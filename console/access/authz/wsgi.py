@@ -32,9 +32,12 @@ from console.access.authz.check import (  # noqa: E402
     recycle_connections,
 )
 from console.access.authz.decision import PRINCIPAL_HEADER  # noqa: E402
+from console.access.authz.journal import start as start_allow_journal  # noqa: E402
 from console.access.authz.routing import authz_prefix, origin_form, original_path  # noqa: E402
 
 PREFIX = authz_prefix()
+# This process's allow journal shipper, now: it also takes over journals that killed workers left.
+start_allow_journal()
 _STATUS = {200: "200 OK", 401: "401 Unauthorized", 403: "403 Forbidden", 404: "404 Not Found",
            405: "405 Method Not Allowed", 503: "503 Service Unavailable"}
 

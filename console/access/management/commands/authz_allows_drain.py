@@ -10,5 +10,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from console.access.authz.allows import allows_drain
+        from console.access.authz.journal import adopt_orphans
 
+        # Journals left in this host's AUTHZ_ALLOW_JOURNAL_DIR by stopped authorizer processes.
+        self.stdout.write(f"shipped {adopt_orphans()} allows from stopped processes' journals")
         self.stdout.write(f"drained {allows_drain()} staged allows")
