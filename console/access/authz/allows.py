@@ -1,5 +1,7 @@
-"""Durable allow decisions: an allowed check is answered only once a row saying so is committed
-(``StagedAllow``), and the rows become ``infer.allow`` audit events later, when they are drained.
+"""Durable allow decisions: an allowed check is answered only once it is durable — written to
+its process's allow journal (``journal``, the default: shipped into ``StagedAllow`` rows in
+batches) or a row saying so committed (``StagedAllow``, the journal off) — and the rows become
+``infer.allow`` audit events later, when they are drained. What follows is the committed path.
 
 **Staging (the check's path).** ``stage`` commits the row by *group commit*, leader and
 followers: the check's own thread takes one of the process's committers (``AUTHZ_ALLOW_WRITERS``,

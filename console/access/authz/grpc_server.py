@@ -20,6 +20,7 @@ the kernel spreads connections) for N cores.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -195,6 +196,10 @@ def serve(bind: str, *, threads: int) -> None:
     block_stop_signals()  # main() did it before Django started its threads; a direct caller too
     server, port, reporter = build_server(bind, threads=threads)
     start_allow_journal()
+    # Everything loaded so far lives as long as the process: out of the collector's sight, so a
+    # full collection no longer walks ~140,000 objects (25–45 ms with the GIL held, measured —
+    # a pause every check in flight waits through).
+    gc.freeze()
     server.start()
     reporter.start()
     logger.warning("ext_authz gRPC server listening on %s (port %s, %s threads)", bind, port, threads)
