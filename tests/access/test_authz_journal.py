@@ -211,3 +211,25 @@ def test_allows_wait_in_the_journal_while_the_database_refuses(journal_dir, monk
     refusing["on"] = False
     assert _wait_for_rows(50) == 50
     assert own.backlog() == 0
+
+
+def test_a_batch_committed_whose_answer_was_lost_is_not_shipped_again(journal_dir, monkeypatch):
+    """The connection drops after the database committed a batch: the shipper cannot know, so it
+    resumes from the offset the database recorded with the rows — never from its own count."""
+    real_insert = journal.Shipper._insert
+    lost = []
+
+    def insert(self, name, lines, offset):
+        shipped = real_insert(self, name, lines, offset)
+        if not lost:
+            lost.append(offset)
+            raise OperationalError("server closed the connection unexpectedly (test)")
+        return shipped
+
+    monkeypatch.setattr(journal.Shipper, "_insert", insert)
+    for n in range(40):
+        allows.stage(_decision(n), method="POST")
+    assert _wait_for_rows(40) == 40
+    time.sleep(0.3)  # the next cycles, had they shipped the lost batch again
+    journal.close_journal()
+    assert lost and StagedAllow.objects.count() == 40

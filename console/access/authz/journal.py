@@ -315,6 +315,7 @@ class Journal:
         self._thread: threading.Thread | None = None
         self.appended = 0
         self.shipped = 0
+        self._uncertain = False
         self.last_error: str | None = None
 
     @staticmethod
@@ -391,6 +392,9 @@ class Journal:
                     self.ship_once(shipper, adopt=cycle % ADOPT_EVERY == 0)
                     failures, self.last_error = 0, None
                 except Exception as exc:  # noqa: BLE001 - retried; the journal keeps every allow meanwhile
+                    # A commit whose answer was lost may have happened: the next cycle starts from
+                    # the offsets the database recorded, not from this process's own count.
+                    self._uncertain = True
                     failures = min(failures + 1, 5)
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     logger.warning("shipping allows failed (%d bytes waiting): %s", self.backlog(), exc)
@@ -404,6 +408,10 @@ class Journal:
         """Ship what this process has journaled (and, with ``adopt``, dead processes' journals)."""
         with self._lock:
             files = [(f, f.written) for f in [*self.retired, *([self.current] if self.current else [])]]
+        if self._uncertain:
+            for file, _ in files:
+                file.shipped = shipper.recorded_offset(file.name)
+            self._uncertain = False
         rows = 0
         for file, end in files:
             if file.shipped < end:
