@@ -188,7 +188,8 @@ AUTHZ_ALLOW_DRAIN_SECONDS = env.integer("AUTHZ_ALLOW_DRAIN_SECONDS", 10, minimum
 # The allow journal (console/access/authz/journal.py): each authorizer process makes an allow
 # durable with one write() to a file of its own in this directory and ships the file into the
 # database every AUTHZ_ALLOW_SHIP_MS, instead of committing every allow before answering
-# (measured on 2 cores: the gRPC check 51 % → ~70 % of a bare server's rate). A volume of the
+# (measured on 2 cores: the gRPC check 51 % → 64 % of a bare server's rate, the lean HTTP app
+# 37 % → 67 %; docs/performance.md). A volume of the
 # pod in Kubernetes (deploy/): it must outlive a container restart. Empty: commit every allow.
 AUTHZ_ALLOW_JOURNAL_DIR = env.string("AUTHZ_ALLOW_JOURNAL_DIR", str(VAR_DIR / "authz-journal"))
 AUTHZ_ALLOW_SHIP_MS = env.integer("AUTHZ_ALLOW_SHIP_MS", 200, minimum=1)
