@@ -51,6 +51,10 @@ pytestmark = pytest.mark.slow
 def _env(folder: Path, ttl: int | None = None) -> dict:
     env = dict(os.environ)
     env.pop("DATABASE_URL", None)
+    # The product's defaults for allows and the version poll (the suite's settings turn the
+    # journal, group commit and poll off for its own process, and its children inherit that).
+    for name in ("AUTHZ_ALLOW_JOURNAL_DIR", "AUTHZ_ALLOW_GROUP_COMMIT", "AUTHZ_VERSION_POLL_MS"):
+        env.pop(name, None)
     env.update({
         "CONSOLE_VAR_DIR": str(folder), "SECRET_KEY": "bench-" + "k" * 40, "CONSOLE_TLS": "0", "DEBUG": "0",
         "AUDIT_SIGNING_KEY": "bench-audit-" + "k" * 40,
