@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from console.access import tokens
+from console.access.authz import journal
 from console.access.authz.decision import clear_cached_decisions
 from console.portal import demo
 from endpoints.services.reconciler import reconcile_all
@@ -51,8 +52,19 @@ def _answers(port: int, token: str) -> bool:
         connection.close()
 
 
+@pytest.fixture
+def allow_journal(settings, tmp_path):
+    """Allows journaled as ``make run`` journals them (the suite commits each one for its own
+    process): a commit into the suite's in-memory SQLite can wait on a lock past the gateway's
+    0.5 s ext_authz timeout under load, and Envoy then answers 503 with an empty body."""
+    settings.AUTHZ_ALLOW_JOURNAL_DIR = str(tmp_path / "authz-journal")
+    journal.close_journal()
+    yield
+    journal.close_journal()
+
+
 def test_the_readmes_how_to_call_it_works_against_the_demo(
-        serving_cluster, demo_bucket, live_server, alice, bob, settings, monkeypatch):  # noqa: F811
+        serving_cluster, demo_bucket, live_server, alice, bob, settings, monkeypatch, allow_journal):  # noqa: F811
     settings.CONSOLE_INGEST_BASE_URL = live_server.url
     clear_cached_decisions()
     gateway = f"127.0.0.1:{serving_cluster.gateway_port}"
@@ -75,7 +87,9 @@ def test_the_readmes_how_to_call_it_works_against_the_demo(
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", pasted], capture_output=True, text=True, timeout=300,  # noqa: S603, S607
                          env={"PATH": "/usr/bin:/bin", "GATEWAY": gateway, "TOKEN": plaintext})
     assert run.returncode == 0, run.stderr
-    v1, v2, unauthenticated = run.stdout.strip().splitlines()
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 3, f"expected the v1 answer, the v2 answer and 401; got:\n{run.stdout}\n{run.stderr}"
+    v1, v2, unauthenticated = lines
     assert json.loads(v1) == {"predictions": [0, 2]}
     assert v1 == '{"predictions":[0,2]}'  # as the README shows it
     answer = json.loads(v2)
