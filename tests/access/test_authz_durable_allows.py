@@ -130,6 +130,17 @@ def _grpc_checks(port: int, token: str, calls: int = CHECKS) -> list[int]:
         return codes
 
 
+def _gunicorn(app: str, port: int) -> list[str]:
+    return [str(Path(sys.executable).parent / "gunicorn"), app, "-c", "python:console.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+            "--keep-alive", "30"]
+
+
+def _grpc_server(port: int) -> list[str]:
+    return [sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
+            "--processes", "2"]
+
+
 def _journal_env(mode: str, tmp_path: Path) -> dict[str, str]:
     return {"AUTHZ_ALLOW_JOURNAL_DIR": str(tmp_path / "journal") if mode == "journal" else ""}
 
@@ -169,9 +180,7 @@ def _assert_every_answered_allow_is_in_the_trail_once() -> None:
                                          ("console.access.authz.wsgi", "/authz/check")])
 def test_allows_answered_over_http_survive_a_sigkill_of_gunicorn(tmp_path, caller_token, app, prefix, mode):
     port = _free_port()
-    args = [str(Path(sys.executable).parent / "gunicorn"), app, "-c", "python:console.gunicorn_conf",
-            "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-            "--keep-alive", "30"]
+    args = _gunicorn(app, port)
     web = _start(args, port, tmp_path / "web.log", **_journal_env(mode, tmp_path))
     try:
         statuses = _http_checks(port, prefix, caller_token)
@@ -186,8 +195,7 @@ def test_allows_answered_over_http_survive_a_sigkill_of_gunicorn(tmp_path, calle
 @pytest.mark.parametrize("synchronous, mode", [("false", "commit"), ("true", "commit"), ("false", "journal")])
 def test_allows_answered_over_grpc_survive_a_sigkill_of_the_grpc_server(tmp_path, caller_token, synchronous, mode):
     port = _free_port()
-    args = [sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
-            "--processes", "2"]
+    args = _grpc_server(port)
     server = _start(args, port, tmp_path / "grpc.log", AUTHZ_ALLOW_SYNCHRONOUS_COMMIT=synchronous,
                     **_journal_env(mode, tmp_path))
     try:
@@ -205,8 +213,7 @@ def test_a_killed_grpc_process_journal_is_shipped_by_its_sibling_and_a_clean_sto
     supervisor stops the other (SIGTERM), which ships its own journal and the dead sibling's
     on its way out — every allow staged once, no file left."""
     port = _free_port()
-    server = _start([sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
-                     "--processes", "2"], port, tmp_path / "grpc.log", **_journal_env("journal", tmp_path))
+    server = _start(_grpc_server(port), port, tmp_path / "grpc.log", **_journal_env("journal", tmp_path))
     try:
         codes = _grpc_checks(port, caller_token)
         children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True,  # noqa: S607
@@ -258,13 +265,7 @@ def grants_of(username: str):
 @pytest.mark.parametrize("server", ["gunicorn", "grpc"])
 def test_a_clean_stop_ships_every_journaled_allow_and_leaves_no_journal(tmp_path, caller_token, server):
     port = _free_port()
-    if server == "gunicorn":
-        args = [str(Path(sys.executable).parent / "gunicorn"), "console.access.authz.wsgi", "-c",
-                "python:console.gunicorn_conf", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-                "--workers", "2", "--threads", "8", "--keep-alive", "30"]
-    else:
-        args = [sys.executable, "-m", "console.access.authz.grpc_server", "--bind", f"127.0.0.1:{port}",
-                "--processes", "2"]
+    args = _gunicorn("console.access.authz.wsgi", port) if server == "gunicorn" else _grpc_server(port)
     process = _start(args, port, tmp_path / "server.log", AUTHZ_ALLOW_SHIP_MS="600000",  # only the stop ships
                      **_journal_env("journal", tmp_path))
     try:

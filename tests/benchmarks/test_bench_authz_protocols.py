@@ -9,18 +9,21 @@ seeded into SQLite, or into a fresh database on the PostgreSQL server of ``DATAB
 (decision cache in ``REDIS_URL``'s Redis when set); the report says which.
 
 Every console authorizer runs with the durable allow audit on, as in production: each allowed
-check is committed (``StagedAllow``, group commit, ``AUTHZ_ALLOW_SYNCHRONOUS_COMMIT`` as
-configured: off by default, ``BENCH_ALLOW_SYNCHRONOUS_COMMIT=true`` to gate with it on) before it
-is answered, and the access version is polled (``AUTHZ_VERSION_POLL_MS`` = 100). At the end the
-staged rows are counted: at least one per answered allow, or the test fails.
+check is journaled (the allow journal, shipped into ``StagedAllow`` every 200 ms;
+``BENCH_ALLOW_JOURNAL=false`` commits each one instead, ``AUTHZ_ALLOW_SYNCHRONOUS_COMMIT`` as
+configured: off by default, ``BENCH_ALLOW_SYNCHRONOUS_COMMIT=true`` for on) before it is
+answered, and the access version is polled (``AUTHZ_VERSION_POLL_MS`` = 100). At the end the
+staged rows are counted: at least one per answered allow, or the test fails; the servers' clean
+stop must leave no journal behind. Two references are recorded after them: the gRPC server
+committing each allow, with asynchronous and with synchronous commits.
 
 - **gRPC**: ``python -m console.access.authz.grpc_server`` (``BENCH_GRPC_PROCESSES`` processes,
   default 2, on one port with SO_REUSEPORT, 16 threads each) against ``tests.benchmarks.floors``
   (the same grpcio server and process count, Check returns OK); the load generator
   (``tests.benchmarks.check_load grpc``, grpc.aio) runs in its own process with 8 calls in flight over
   as many HTTP/2 connections as there are server processes (as Envoy opens one per worker
-  thread), cycling through the 1,000 allowed (token, endpoint) checks, warm. A third server with
-  synchronous commits is measured after them (2 runs of 3 s, recorded, not gated).
+  thread), cycling through the 1,000 allowed (token, endpoint) checks, warm. The commit-each-allow
+  references are measured after them (2 runs of 3 s each, recorded, not gated).
 - **HTTP**: ``console.access.authz.wsgi`` against ``tests.benchmarks.floors:application``, both
   on gunicorn (2 gthread workers × 8 threads, keep-alive), driven by ``wrk`` with 8 keep-alive
   connections through the same checks.
@@ -348,7 +351,7 @@ def test_authz_protocols_against_their_floors(report, world):
     report.update(world["labels"])
     report.update(setup_seconds=world["setup_seconds"], distinct_checks=len(pairs), streams=STREAMS,
                   grpc_processes=GRPC_PROCESSES, grpc_channels=GRPC_PROCESSES, runs=RUNS, seconds_each=DURATION,
-                  allow_audit=("durable: journaled before the answer (one write per allow), shipped every "
+                  allow_audit=("durable: journaled before the answer (a line copied into a mapped file), shipped every "
                                f"{env.get('AUTHZ_ALLOW_SHIP_MS', '200')} ms" if JOURNAL else
                                "durable: committed before the answer (group commit)")
                   + f", synchronous_commit={'on' if SYNCHRONOUS_COMMIT == 'true' else 'off'}",

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -51,7 +50,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.models import AuditEvent
-from console.access.authz.journal import journal, line
+from console.access.authz.journal import journal, line, row_json
 from console.access.models import StagedAllow
 
 logger = logging.getLogger(__name__)
@@ -141,7 +140,7 @@ class _Committer:
         if connection.vendor != "postgresql":
             _insert(rows)
             return
-        payload = json.dumps([[row[0].isoformat(), *row[1:]] for row in rows], ensure_ascii=False)
+        payload = "[" + ",".join(row_json(row) for row in rows) + "]"
         self.writer().execute(self.sql(), [payload], prepare=self.prepare)
 
     def writer(self):

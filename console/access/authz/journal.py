@@ -54,7 +54,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
@@ -62,6 +62,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+
+from console import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +82,15 @@ def journal_dir() -> Path | None:
     return Path(value) if value else None
 
 
+def row_json(row: tuple) -> str:
+    """``row`` (``allows._row``'s tuple) as a JSON array in ``StagedAllow``'s column order, time in
+    ISO 8601: a journal line, and an element of the committers' one-parameter INSERT."""
+    return json.dumps([row[0].isoformat(), *row[1:]], ensure_ascii=False)
+
+
 def line(row: tuple) -> bytes:
-    """One journal line: ``row`` (``allows._row``'s tuple) as a JSON array, time in ISO 8601."""
-    return (json.dumps([row[0].isoformat(), *row[1:]], ensure_ascii=False) + "\n").encode()
+    """One journal line."""
+    return (row_json(row) + "\n").encode()
 
 
 @dataclass(eq=False)
@@ -91,22 +99,16 @@ class _File:
     name: str
     fd: int  # read and write, locked
     size: int  # allocated: lines go in [0, size)
-    map: mmap.mmap | None = None
+    map: mmap.mmap
     written: int = 0
     shipped: int = 0
-    rows: int = 0
-    closed: bool = field(default=False)
-
-    @property
-    def read_fd(self) -> int:
-        return self.fd
+    closed: bool = False
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.map is not None:
-                with contextlib.suppress(BufferError, ValueError):
-                    self.map.close()
+            with contextlib.suppress(BufferError, ValueError):
+                self.map.close()
             with contextlib.suppress(OSError):
                 os.close(self.fd)
 
@@ -192,9 +194,13 @@ class Shipper:
         found = AllowJournalProgress.objects.filter(name=name).values_list("shipped_bytes", flat=True).first()
         return found or 0
 
-    def forget(self, name: str) -> None:
+    def remove(self, path: Path, name: str) -> None:
+        """A journal fully shipped: the file, then its progress row (this order: see the module
+        docstring)."""
         from console.access.models import AllowJournalProgress
 
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         AllowJournalProgress.objects.filter(name=name).delete()
 
     def ship(self, name: str, fd: int, start: int, end: int) -> tuple[int, int]:
@@ -292,8 +298,7 @@ class Shipper:
             if cut_short:
                 logger.warning("allow journal %s: %d bytes after its last complete line dropped (a line its "
                                "process never finished, so never answered)", name, len(cut_short))
-            os.unlink(path)
-            self.forget(name)
+            self.remove(path, name)
             if rows:
                 logger.warning("allow journal %s of a stopped process: %d allows shipped", name, rows)
             return rows
@@ -333,7 +338,6 @@ class Journal:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.appended = 0
-        self.shipped = 0
         self._uncertain = False
         self.last_error: str | None = None
 
@@ -349,10 +353,12 @@ class Journal:
     def _interval() -> float:
         return max(getattr(settings, "AUTHZ_ALLOW_SHIP_MS", 200), 1) / 1000
 
+    def _files(self) -> list[_File]:
+        return [*self.retired, *([self.current] if self.current else [])]
+
     def backlog(self) -> int:
         """Bytes journaled and not yet shipped."""
-        files = [*self.retired, *([self.current] if self.current else [])]
-        return sum(f.written - f.shipped for f in files)
+        return sum(f.written - f.shipped for f in self._files())
 
     def append(self, data: bytes) -> None:
         """Returns once ``data`` (one line) is in the journal; raises ``OSError`` otherwise."""
@@ -366,7 +372,6 @@ class Journal:
             end = file.written + len(data)
             file.map[file.written:end] = data
             file.written = end
-            file.rows += 1
             self.appended += 1
         if self._thread is None:
             self._start()
@@ -381,7 +386,7 @@ class Journal:
 
     def own_names(self) -> frozenset[str]:
         with self._lock:
-            return frozenset(f.name for f in [*self.retired, *([self.current] if self.current else [])])
+            return frozenset(f.name for f in self._files())
 
     # The shipper thread.
 
@@ -420,7 +425,7 @@ class Journal:
     def ship_once(self, shipper: Shipper, *, adopt: bool = False) -> int:
         """Ship what this process has journaled (and, with ``adopt``, dead processes' journals)."""
         with self._lock:
-            files = [(f, f.written) for f in [*self.retired, *([self.current] if self.current else [])]]
+            files = [(f, f.written) for f in self._files()]
         if self._uncertain:
             for file, _ in files:
                 file.shipped = shipper.recorded_offset(file.name)
@@ -428,15 +433,12 @@ class Journal:
         rows = 0
         for file, end in files:
             if file.shipped < end:
-                offset, count = shipper.ship(file.name, file.read_fd, file.shipped, end)
+                offset, count = shipper.ship(file.name, file.fd, file.shipped, end)
                 file.shipped = offset
                 rows += count
         for file, _ in files:
             if file is not self.current and file.shipped >= file.written:
                 self._finish(shipper, file)
-        self.shipped += rows
-        from console import metrics
-
         metrics.AUTHZ_ALLOWS_SHIPPED.inc(rows)
         metrics.AUTHZ_ALLOW_JOURNAL_BACKLOG.set(self.backlog())
         if adopt:
@@ -444,9 +446,7 @@ class Journal:
         return rows
 
     def _finish(self, shipper: Shipper, file: _File) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(file.path)
-        shipper.forget(file.name)
+        shipper.remove(file.path, file.name)
         with self._lock:
             if file in self.retired:
                 self.retired.remove(file)
